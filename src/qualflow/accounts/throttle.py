@@ -1,0 +1,63 @@
+"""Slow down password guessing: too many failed sign-ins from one address for one account.
+
+In-process and in-memory (a restart forgets): enough for one hub process, and argon2 already
+makes each guess cost a fifth of a second. Keyed by (email, client address), so an attacker
+elsewhere cannot lock a person out of their own browser.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+
+__all__ = ["SignInThrottle", "sign_in_throttle"]
+
+
+class SignInThrottle:
+    """At most ``max_failures`` failed sign-ins per key within ``window`` seconds."""
+
+    def __init__(
+        self,
+        max_failures: int = 10,
+        window: float = 15 * 60,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.max_failures = max_failures
+        self.window = window
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._failures: dict[tuple[str, str], deque[float]] = {}
+
+    def _recent(self, key: tuple[str, str], now: float) -> deque[float]:
+        failures = self._failures.setdefault(key, deque())
+        while failures and now - failures[0] >= self.window:
+            failures.popleft()
+        return failures
+
+    def retry_after(self, email: str, address: str) -> float | None:
+        """Seconds to wait before trying again, or None when a sign-in may be attempted."""
+        key = (email.strip().lower(), address)
+        with self._lock:
+            now = self._clock()
+            failures = self._recent(key, now)
+            if len(failures) < self.max_failures:
+                if not failures:
+                    self._failures.pop(key, None)
+                return None
+            return max(1.0, self.window - (now - failures[0]))
+
+    def failed(self, email: str, address: str) -> None:
+        key = (email.strip().lower(), address)
+        with self._lock:
+            self._recent(key, self._clock()).append(self._clock())
+
+    def succeeded(self, email: str, address: str) -> None:
+        with self._lock:
+            self._failures.pop((email.strip().lower(), address), None)
+
+
+#: The process-wide throttle the sign-in routes share.
+sign_in_throttle = SignInThrottle()

@@ -1,0 +1,364 @@
+"""Engine commands: ``serve``, ``worker``, ``runs``, ``automations``.
+
+``serve`` runs the web app with the engine inside (the embedded default) or web-only
+(``--no-worker``, for scale-out with ``qualflow worker`` processes on PostgreSQL). The other
+commands work on the database the settings point at, without a running server. Bad input ends
+with a one-line ``error: …`` on stderr and exit code 1.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.table import Table
+
+from qualflow.engine.automations import AutomationOut, Automations
+from qualflow.engine.config import EngineConfig, default_executor_id
+from qualflow.engine.control import Control
+from qualflow.engine.errors import EngineError
+from qualflow.engine.runs import RunDetail, Runs
+from qualflow.engine.services import EngineServices
+from qualflow.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True)
+runs_app = typer.Typer(
+    no_args_is_help=True, help="Run history: list, show, replay, cancel, recover."
+)
+automations_app = typer.Typer(
+    no_args_is_help=True, help="Automations: list, show, enable, disable."
+)
+app.add_typer(runs_app, name="runs")
+app.add_typer(automations_app, name="automations")
+
+_out = Console()
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            for error in exc.errors()
+        )
+        _fail(f"invalid settings: {problems}")
+
+
+@contextmanager
+def _services() -> Iterator[EngineServices]:
+    """Engine services over the configured database (no engine is started)."""
+    from qualflow.connections.clients import client_factory
+    from qualflow.store.runtime import open_store
+
+    settings = _settings()
+    try:
+        store = open_store(settings, run_migrations=False)
+    except Exception as exc:
+        _fail(f"cannot open the database: {exc}")
+    try:
+        config = EngineConfig(
+            database_url=settings.database_url,
+            public_base_url=settings.public_base_url,
+            worker=False,
+        )
+        yield EngineServices(
+            config=config,
+            sessionmaker=store.sessionmaker,
+            client_factory=client_factory(store.sessionmaker),
+        )
+    finally:
+        store.close()
+
+
+@contextmanager
+def _engine_errors() -> Iterator[None]:
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except (EngineError, ValueError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        errors = getattr(exc, "errors", None)
+        if errors:
+            message += ": " + "; ".join(
+                f"{'.'.join(str(p) for p in e.get('loc', []))}: {e['msg']}" for e in errors
+            )
+        _fail(message)
+    except Exception as exc:
+        # Database or system-database trouble: one line, not a traceback.
+        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+
+
+def _json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+# -- serve / worker ---------------------------------------------------------------------------
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Interface (default QUALFLOW_HOST).")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default QUALFLOW_PORT).")] = None,
+    worker: Annotated[
+        bool, typer.Option("--worker/--no-worker", help="Also execute runs in this process.")
+    ] = True,
+    executor_id: Annotated[
+        str | None, typer.Option(help="Stable id of this process's engine (for recovery).")
+    ] = None,
+) -> None:
+    """Serve the web app (UI, REST API, webhook edge) with the engine."""
+    import uvicorn
+
+    from qualflow.web.app import add_lifespan, create_app
+    from qualflow.web.edge import engine_lifespan
+
+    settings = _settings()
+    app_ = create_app(settings)
+    add_lifespan(
+        app_, engine_lifespan(executor_id=executor_id or _stable_id("serve"), worker=worker)
+    )
+    uvicorn.run(app_, host=host or settings.host, port=port if port is not None else settings.port)
+
+
+def _stable_id(role: str) -> str:
+    import socket
+
+    return f"{socket.gethostname()}-{role}"
+
+
+@app.command()
+def worker(
+    executor_id: Annotated[
+        str | None,
+        typer.Option(
+            help="Stable id of this worker: on restart it resumes its unfinished runs. Give each "
+            "worker on a host its own (default: <hostname>-worker)."
+        ),
+    ] = None,
+    concurrency: Annotated[
+        int, typer.Option(min=1, max=1000, help="Runs executed at once by this worker.")
+    ] = 64,
+) -> None:
+    """Execute queued runs until stopped (SIGTERM/Ctrl-C finish cleanly)."""
+    from qualflow.engine.runtime import engine_for
+    from qualflow.engine.worker import run_worker
+    from qualflow.store.runtime import open_store
+
+    settings = _settings()
+    try:
+        store = open_store(settings, run_migrations=False)
+    except Exception as exc:
+        _fail(f"cannot open the database: {exc}")
+    name = executor_id or _stable_id("worker")
+    engine = engine_for(
+        settings,
+        store=store,
+        executor_id=name,
+        worker=True,
+        edge=False,
+        worker_concurrency=concurrency,
+    )
+    try:
+        run_worker(engine, ready=lambda: typer.echo(f"worker {name} ready", err=True))
+    finally:
+        store.close()
+
+
+# -- runs ------------------------------------------------------------------------------------
+
+
+@runs_app.command("ls")
+def runs_ls(
+    automation: Annotated[int | None, typer.Option(help="Only this automation's runs.")] = None,
+    status: Annotated[list[str] | None, typer.Option(help="Only runs with this status.")] = None,
+    since: Annotated[datetime | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List runs, newest first."""
+    with _services() as services, _engine_errors():
+        page = Runs(services).query(
+            automation_id=automation, status=status, since=since, limit=limit
+        )
+    if as_json:
+        _json(page.model_dump(mode="json"))
+        return
+    table = Table(title=f"runs ({len(page.items)} of {page.total})")
+    for column in ("run", "automation", "status", "trigger", "created", "duration", "error"):
+        table.add_column(column)
+    for run in page.items:
+        table.add_row(
+            run.id,
+            f"{run.automation_id} v{run.automation_version}",
+            run.status,
+            run.trigger_summary,
+            run.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+            f"{run.duration_ms} ms" if run.duration_ms is not None else "",
+            (run.error or "")[:60],
+        )
+    _out.print(table)
+
+
+@runs_app.command("show")
+def runs_show(
+    run_id: str,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show a run with its steps."""
+    with _services() as services, _engine_errors():
+        run = Runs(services).get(run_id)
+    if as_json:
+        _json(run.model_dump(mode="json"))
+        return
+    _print_run(run)
+
+
+def _print_run(run: RunDetail) -> None:
+    _out.print(
+        f"[bold]{run.id}[/bold]  {run.status}  (automation {run.automation_id} "
+        f"v{run.automation_version}, attempt {run.attempt})"
+    )
+    _out.print(f"trigger: {run.trigger_summary}")
+    if run.error:
+        _out.print(f"[red]error: {run.error}[/red]")
+    table = Table()
+    for column in ("#", "step", "action", "status", "attempts", "duration", "error / output"):
+        table.add_column(column)
+    for step in run.steps:
+        detail = step.error or json.dumps(step.output, default=str)
+        table.add_row(
+            str(step.position),
+            step.key,
+            step.action,
+            step.status,
+            str(step.attempts),
+            f"{step.duration_ms} ms" if step.duration_ms is not None else "",
+            detail[:80],
+        )
+    _out.print(table)
+
+
+@runs_app.command("replay")
+def runs_replay(run_id: str) -> None:
+    """Run a failed or cancelled run again from the step that did not finish."""
+    with _services() as services, _engine_errors(), Control(services.config) as control:
+        run = Runs(services, control).replay(run_id, actor="cli")
+    typer.echo(f"run {run.id} replaying (attempt {run.attempt})")
+
+
+@runs_app.command("cancel")
+def runs_cancel(run_id: str) -> None:
+    """Cancel a queued or running run."""
+    with _services() as services, _engine_errors(), Control(services.config) as control:
+        run = Runs(services, control).cancel(run_id, actor="cli")
+    typer.echo(f"run {run.id} {run.status}")
+
+
+@runs_app.command("recover")
+def runs_recover(
+    executor_id: Annotated[
+        str, typer.Option(help="The dead executor (worker) whose unfinished runs to hand over.")
+    ],
+) -> None:
+    """Hand a dead worker's unfinished runs to the live workers.
+
+    Only for an executor that is really gone: a live one would find its runs taken over.
+    """
+    if executor_id == default_executor_id():
+        _fail("refusing to recover this very process's executor id")
+    with _services() as services, _engine_errors(), Control(services.config) as control:
+        pending = control.pending_of(executor_id)
+        for workflow_id in pending:
+            control.resume(workflow_id)
+    typer.echo(f"{len(pending)} run(s) of {executor_id} handed to the live workers")
+
+
+# -- automations -----------------------------------------------------------------------------
+
+
+@automations_app.command("ls")
+def automations_ls(
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List automations."""
+    with _services() as services, _engine_errors():
+        items = Automations(services).query(limit=500)
+    if as_json:
+        _json([a.model_dump(mode="json") for a in items])
+        return
+    table = Table(title="automations")
+    for column in ("id", "name", "trigger", "steps", "enabled", "version"):
+        table.add_column(column)
+    for a in items:
+        table.add_row(
+            str(a.id),
+            a.name,
+            _trigger_text(a),
+            ", ".join(s["action"] for s in a.steps),
+            "yes" if a.enabled else "no",
+            str(a.version),
+        )
+    _out.print(table)
+
+
+def _trigger_text(automation: AutomationOut) -> str:
+    trigger = automation.trigger
+    kind = str(trigger.get("type"))
+    if kind == "survey_response":
+        return f"responses to {trigger.get('survey_id')}"
+    if kind == "schedule":
+        return f"cron {trigger.get('cron')}"
+    return "JSON events"
+
+
+@automations_app.command("show")
+def automations_show(
+    automation_id: int,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Show an automation's current definition."""
+    with _services() as services, _engine_errors():
+        automation = Automations(services).get(automation_id)
+    if as_json:
+        _json(automation.model_dump(mode="json"))
+        return
+    _out.print(
+        f"[bold]{automation.name}[/bold] (#{automation.id}, version {automation.version}, "
+        f"{'enabled' if automation.enabled else 'disabled'})"
+    )
+    _out.print(f"trigger: {_trigger_text(automation)}")
+    if automation.endpoint is not None:
+        _out.print(f"inbound URL: {automation.endpoint.url}")
+    for position, step in enumerate(automation.steps):
+        _out.print(f"  {position}. {step['action']} {json.dumps(step.get('config') or {})}")
+
+
+@automations_app.command("enable")
+def automations_enable(automation_id: int) -> None:
+    """Enable (creates the Qualtrics subscription or the schedule)."""
+    with _services() as services, _engine_errors(), Control(services.config) as control:
+        automation = Automations(services, control).set_enabled(automation_id, True)
+    typer.echo(f"automation {automation.id} enabled")
+
+
+@automations_app.command("disable")
+def automations_disable(automation_id: int) -> None:
+    """Disable (deletes the Qualtrics subscription or the schedule)."""
+    with _services() as services, _engine_errors(), Control(services.config) as control:
+        automation = Automations(services, control).set_enabled(automation_id, False)
+    typer.echo(f"automation {automation.id} disabled")

@@ -1,0 +1,573 @@
+"""``qualflow incentives``: incentives, the review queue, gift-code pools, Tango accounts, keys.
+
+Every command works on the configured database (``QUALFLOW_*``), prints a table (or ``--json``)
+and fails with exit code 1 and a one-line reason. Actions are recorded as done by the operating
+system user (``cli:<user>``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+from sqlalchemy import select
+
+# Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
+import qualflow.incentives  # noqa: F401
+from qualflow.settings import Settings
+
+__all__ = ["app"]
+
+app = typer.Typer(no_args_is_help=True, help="Incentives: reward respondents.")
+rewards_app = typer.Typer(no_args_is_help=True, help="Rewards and the review queue.")
+pools_app = typer.Typer(no_args_is_help=True, help="Gift-code pools.")
+tango_app = typer.Typer(no_args_is_help=True, help="Tango RaaS accounts.")
+keys_app = typer.Typer(no_args_is_help=True, help="Platform API keys (HTTP Basic for callers).")
+app.add_typer(rewards_app, name="rewards")
+app.add_typer(pools_app, name="pools")
+app.add_typer(tango_app, name="tango")
+app.add_typer(keys_app, name="keys")
+
+_out = Console()
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _actor() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:
+        return "cli"
+
+
+def _json(value: Any) -> None:
+    typer.echo(json.dumps(value, indent=2, default=str))
+
+
+@contextmanager
+def _runtime() -> Iterator[Any]:
+    """The incentives runtime over the configured database; one-line errors on failure."""
+    from qualflow.incentives.runtime import IncentiveOptions, build_runtime
+    from qualflow.store.runtime import open_store
+
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        _fail("invalid settings: " + "; ".join(str(e["msg"]) for e in exc.errors()))
+    try:
+        store = open_store(settings, run_migrations=False)
+    except Exception as exc:
+        _fail(f"cannot open the database: {exc}")
+    try:
+        yield build_runtime(store.sessionmaker, settings, IncentiveOptions())
+    except typer.Exit:
+        raise
+    except (LookupError, ValueError) as exc:
+        _fail(str(exc).strip("'\""))
+    except Exception as exc:
+        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+    finally:
+        store.close()
+
+
+def _load_json(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        _fail(f"cannot read {path}: {exc.strerror}")
+    except ValueError as exc:
+        _fail(f"{path} is not JSON: {exc}")
+    if not isinstance(data, dict):
+        _fail(f"{path} must hold a JSON object")
+    return data
+
+
+def _validation(exc: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
+    )
+
+
+# -- incentives -----------------------------------------------------------------------------------
+
+
+@app.command("ls")
+def incentives_ls(
+    as_json: JsonOption = False,
+    active: Annotated[bool | None, typer.Option("--active/--paused")] = None,
+) -> None:
+    """List incentives with their reward counts."""
+    from qualflow.incentives.api import IncentiveOut
+
+    with _runtime() as runtime:
+        incentives = runtime.manager.list_incentives(active=active)
+        counts = runtime.manager.counts([i.id for i in incentives])
+        rows = [IncentiveOut.of(i, counts[i.id]) for i in incentives]
+    if as_json:
+        _json([row.model_dump(mode="json") for row in rows])
+        return
+    table = Table("Reference", "Name", "Provider", "Value", "State", "Held", "Sent", "Total")
+    for row in rows:
+        counted = row.counts
+        table.add_row(
+            row.reference_id, row.name, row.provider, f"{row.amount} {row.currency}", row.state,
+            str(counted.held if counted else 0), str(counted.sent if counted else 0),
+            str(counted.total if counted else 0),
+        )  # fmt: skip
+    _out.print(table)
+
+
+@app.command("show")
+def incentives_show(reference: str, as_json: JsonOption = False) -> None:
+    """Show one incentive."""
+    from qualflow.incentives.api import IncentiveOut
+
+    with _runtime() as runtime:
+        incentive = runtime.manager.get(reference)
+        out = IncentiveOut.of(incentive, runtime.manager.counts([incentive.id])[incentive.id])
+    if as_json:
+        _json(out.model_dump(mode="json"))
+        return
+    for key, value in out.model_dump(mode="json", exclude={"email_body", "fraud_rules"}).items():
+        _out.print(f"[bold]{key}[/bold]: {value}")
+
+
+@app.command("create")
+def incentives_create(
+    spec_file: Annotated[
+        Path | None, typer.Option("--file", "-f", help="JSON incentive spec (see the API).")
+    ] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    provider: Annotated[str | None, typer.Option(help="tango, gift_codes or manual")] = None,
+    amount: Annotated[str | None, typer.Option()] = None,
+    currency: Annotated[str | None, typer.Option()] = None,
+    pool: Annotated[int | None, typer.Option(help="Gift-code pool id.")] = None,
+    tango_account: Annotated[int | None, typer.Option(help="Tango account id.")] = None,
+    utid: Annotated[str | None, typer.Option(help="Tango catalog item.")] = None,
+    approval_mode: Annotated[str | None, typer.Option()] = None,
+    max_rewards: Annotated[int | None, typer.Option()] = None,
+    budget: Annotated[str | None, typer.Option()] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Create an incentive from a JSON spec and/or options; prints its reference id."""
+    from qualflow.incentives.api import IncentiveOut
+    from qualflow.incentives.manage import IncentiveError
+    from qualflow.incentives.schemas import IncentiveSpec
+
+    data = _load_json(spec_file) if spec_file else {}
+    options = {
+        "name": name, "provider": provider, "amount": amount, "currency": currency,
+        "gift_code_pool_id": pool, "tango_account_id": tango_account, "utid": utid,
+        "approval_mode": approval_mode, "max_rewards": max_rewards, "budget": budget,
+    }  # fmt: skip
+    data.update({k: v for k, v in options.items() if v is not None})
+    try:
+        spec = IncentiveSpec.model_validate(data)
+    except ValidationError as exc:
+        _fail(_validation(exc))
+    with _runtime() as runtime:
+        try:
+            incentive = asyncio.run(runtime.manager.create(spec, actor=_actor()))
+        except IncentiveError as exc:
+            _fail(str(exc))
+    if as_json:
+        _json(IncentiveOut.of(incentive).model_dump(mode="json"))
+    else:
+        typer.echo(incentive.reference_id)
+
+
+@app.command("update")
+def incentives_update(
+    reference: str,
+    patch_file: Annotated[
+        Path, typer.Option("--file", "-f", help="JSON with the fields to change.")
+    ],
+) -> None:
+    """Change an incentive (validated again with its provider)."""
+    from qualflow.incentives.manage import IncentiveError
+    from qualflow.incentives.schemas import IncentivePatch
+
+    try:
+        patch = IncentivePatch.model_validate(_load_json(patch_file))
+    except ValidationError as exc:
+        _fail(_validation(exc))
+    with _runtime() as runtime:
+        try:
+            incentive = asyncio.run(runtime.manager.update(reference, patch, actor=_actor()))
+        except IncentiveError as exc:
+            _fail(str(exc))
+    typer.echo(f"updated {incentive.reference_id}")
+
+
+@app.command("delete")
+def incentives_delete(reference: str) -> None:
+    """Delete an incentive that has no rewards."""
+    with _runtime() as runtime:
+        runtime.manager.delete(reference)
+    typer.echo(f"deleted {reference.upper()}")
+
+
+@app.command("review")
+def incentives_review(reference: str, as_json: JsonOption = False) -> None:
+    """Configuration review: survey, email source, provider health, limits, fraud rules."""
+    from qualflow.incentives.api import build_review
+
+    with _runtime() as runtime:
+        review = asyncio.run(build_review(runtime, reference))
+    if as_json:
+        _json(review.model_dump(mode="json"))
+        return
+    health = review.provider
+    _out.print(f"[bold]{review.incentive.reference_id}[/bold] {review.incentive.name}")
+    _out.print(f"provider: {'OK' if health.ok else 'PROBLEM'} — {health.summary}")
+    for automation in review.automations:
+        _out.print(
+            f"automation {automation.name}: survey "
+            f"{automation.survey_name or automation.survey_id}, "
+            f"email from {automation.email_source} {automation.email_field or ''}"
+        )
+    for rule in review.fraud_rules:
+        _out.print(f"rule: {rule}")
+    for warning in review.warnings:
+        _out.print(f"[yellow]warning[/yellow]: {warning}")
+    if not review.warnings:
+        _out.print("[green]no warnings[/green]")
+
+
+@app.command("fulfil")
+def incentives_fulfil() -> None:
+    """Pay every reward that is due now (approved, retries), then exit."""
+    with _runtime() as runtime:
+        handled = asyncio.run(runtime.fulfiller.drain())
+    typer.echo(f"handled {handled} reward(s)")
+
+
+# -- rewards --------------------------------------------------------------------------------------
+
+
+@rewards_app.command("ls")
+def rewards_ls(
+    incentive: Annotated[str | None, typer.Option()] = None,
+    status: Annotated[list[str] | None, typer.Option(help="Repeat for several.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List rewards (the review queue: --status held)."""
+    from qualflow.incentives.api import RewardOut
+    from qualflow.incentives.models import REWARD_STATUSES, Incentive, Reward
+    from qualflow.incentives.service import get_incentive
+
+    unknown = [s for s in status or [] if s not in REWARD_STATUSES]
+    if unknown:
+        _fail(f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})")
+    with _runtime() as runtime, runtime.factory() as session:
+        query = (
+            select(Reward, Incentive.reference_id)
+            .join(Incentive, Incentive.id == Reward.incentive_id)
+            .order_by(Reward.created_at.desc(), Reward.id.desc())
+            .limit(limit)
+        )
+        if incentive:
+            query = query.where(Reward.incentive_id == get_incentive(session, incentive).id)
+        if status:
+            query = query.where(Reward.status.in_(status))
+        rows = [RewardOut.of(reward, ref) for reward, ref in session.execute(query).all()]
+    if as_json:
+        _json([row.model_dump(mode="json") for row in rows])
+        return
+    table = Table("Reward", "Incentive", "Status", "Email", "Value", "Reasons", "Created")
+    for row in rows:
+        table.add_row(
+            row.reference_id, row.incentive, row.status, row.email,
+            f"{row.amount} {row.currency}", "; ".join(row.reasons)[:80],
+            row.created_at.strftime("%Y-%m-%d %H:%M"),
+        )  # fmt: skip
+    _out.print(table)
+
+
+@rewards_app.command("show")
+def rewards_show(reference: str, as_json: JsonOption = False) -> None:
+    """Show a reward and its transitions (who, why, when)."""
+    from qualflow.incentives.api import _reward_detail
+
+    with _runtime() as runtime, runtime.factory() as session:
+        try:
+            detail = _reward_detail(session, reference)
+        except Exception as exc:
+            _fail(getattr(exc, "message", str(exc)))
+    if as_json:
+        _json(detail.model_dump(mode="json"))
+        return
+    _out.print(f"[bold]{detail.reference_id}[/bold] {detail.status} — {detail.email}")
+    for reason in detail.reasons:
+        _out.print(f"  reason: {reason}")
+    for t in detail.transitions:
+        _out.print(
+            f"  {t.at:%Y-%m-%d %H:%M:%S} {t.from_status or '∅'} → {t.to_status} by {t.actor}"
+            + (f": {t.reason}" if t.reason else "")
+        )
+
+
+def _report(results: list[Any]) -> None:
+    failed = 0
+    for result in results:
+        mark = "ok" if result.ok else "refused"
+        typer.echo(f"{result.reference_id}: {mark} ({result.status}) {result.message}".rstrip())
+        failed += not result.ok
+    if failed:
+        raise typer.Exit(1)
+
+
+@rewards_app.command("release")
+def rewards_release(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
+    """Release held rewards: they are approved and paid."""
+    with _runtime() as runtime:
+        results = runtime.service.release(references, actor=_actor(), note=reason)
+        asyncio.run(runtime.fulfiller.drain())
+    _report(results)
+
+
+@rewards_app.command("block")
+def rewards_block(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
+    """Block held rewards: those respondents are not paid."""
+    with _runtime() as runtime:
+        _report(runtime.service.block(references, actor=_actor(), reason=reason))
+
+
+@rewards_app.command("cancel")
+def rewards_cancel(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
+    """Cancel rewards nobody was paid for yet."""
+    with _runtime() as runtime:
+        _report(runtime.service.cancel(references, actor=_actor(), reason=reason))
+
+
+@rewards_app.command("retry")
+def rewards_retry(references: list[str]) -> None:
+    """Try paying failed rewards again."""
+    with _runtime() as runtime:
+        results = runtime.service.retry(references, actor=_actor())
+        asyncio.run(runtime.fulfiller.drain())
+    _report(results)
+
+
+@rewards_app.command("mark-paid")
+def rewards_mark_paid(references: list[str]) -> None:
+    """Record manual rewards as paid by hand; their emails go out."""
+    with _runtime() as runtime:
+        results = runtime.service.mark_paid(references, actor=_actor())
+        asyncio.run(runtime.fulfiller.drain())
+    _report(results)
+
+
+@rewards_app.command("resend")
+def rewards_resend(
+    reference: str,
+    email: Annotated[str | None, typer.Option(help="Send to a corrected address.")] = None,
+) -> None:
+    """Email a paid reward again."""
+    from qualflow.incentives.service import RewardFailed
+
+    with _runtime() as runtime:
+        try:
+            reward = asyncio.run(runtime.service.resend(reference, actor=_actor(), new_email=email))
+        except RewardFailed as exc:
+            _fail(exc.reason)
+    typer.echo(f"resent {reward.reference_id} to {email or reward.email}")
+
+
+@rewards_app.command("export")
+def rewards_export(
+    incentive: str,
+    output: Annotated[Path, typer.Option("--output", "-o")],
+    status: Annotated[list[str] | None, typer.Option()] = None,
+) -> None:
+    """Write an incentive's rewards to CSV (e.g. manual rewards to pay by hand)."""
+    from qualflow.incentives.export import rewards_csv
+    from qualflow.incentives.service import get_incentive
+
+    with _runtime() as runtime, runtime.factory() as session:
+        text, count = rewards_csv(session, get_incentive(session, incentive), status)
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot write {output}: {exc.strerror}")
+    typer.echo(f"wrote {count} reward(s) to {output}")
+
+
+# -- pools ----------------------------------------------------------------------------------------
+
+
+@pools_app.command("ls")
+def pools_ls(as_json: JsonOption = False) -> None:
+    """List gift-code pools and their stock."""
+    with _runtime() as runtime:
+        pools = [(p, runtime.manager.pool_stock(p.id)) for p in runtime.manager.pools()]
+    if as_json:
+        _json([{"id": p.id, "name": p.name, "stock": stock} for p, stock in pools])
+        return
+    table = Table("Id", "Name", "Value", "Unused", "Used", "Expired")
+    for pool, stock in pools:
+        for entry in stock or [
+            {"value": "—", "currency": "", "unused": 0, "used": 0, "expired": 0}
+        ]:
+            table.add_row(
+                str(pool.id), pool.name, f"{entry['value']} {entry['currency']}".strip(),
+                str(entry["unused"]), str(entry["used"]), str(entry["expired"]),
+            )  # fmt: skip
+    _out.print(table)
+
+
+@pools_app.command("create")
+def pools_create(name: str, description: Annotated[str, typer.Option()] = "") -> None:
+    """Create a gift-code pool; prints its id."""
+    with _runtime() as runtime:
+        typer.echo(str(runtime.manager.create_pool(name, description).id))
+
+
+@pools_app.command("import")
+def pools_import(pool_id: int, csv_file: Path) -> None:
+    """Import codes from a CSV file (code,value,currency,expiry)."""
+    try:
+        text = csv_file.read_text(encoding="utf-8")
+    except OSError as exc:
+        _fail(f"cannot read {csv_file}: {exc.strerror}")
+    except UnicodeDecodeError:
+        _fail(f"{csv_file} is not UTF-8 text")
+    with _runtime() as runtime, Progress(transient=True) as progress:
+        progress.add_task(f"importing {csv_file.name}", total=None)
+        report = runtime.manager.import_codes(pool_id, text)
+    typer.echo(f"imported {report.imported}, skipped {report.duplicates} duplicate(s)")
+    for error in report.errors:
+        typer.echo(f"rejected {error}", err=True)
+    if report.errors and not report.imported:
+        raise typer.Exit(1)
+
+
+# -- Tango accounts -------------------------------------------------------------------------------
+
+
+@tango_app.command("ls")
+def tango_ls(as_json: JsonOption = False) -> None:
+    """List Tango accounts (keys masked)."""
+    from qualflow.incentives.api import TangoAccountOut
+
+    with _runtime() as runtime:
+        rows = [TangoAccountOut.of(a) for a in runtime.manager.tango_accounts()]
+    if as_json:
+        _json([row.model_dump(mode="json") for row in rows])
+        return
+    table = Table("Id", "Name", "Base URL", "Platform", "Key", "Customer", "Account")
+    for r in rows:
+        table.add_row(
+            str(r.id), r.name, r.base_url, r.platform_name, r.platform_key, r.customer_id,
+            r.account_id,
+        )  # fmt: skip
+    _out.print(table)
+
+
+@tango_app.command("add")
+def tango_add(
+    name: Annotated[str, typer.Option()],
+    platform_name: Annotated[str, typer.Option()],
+    customer_id: Annotated[str, typer.Option()],
+    account_id: Annotated[str, typer.Option()],
+    base_url: Annotated[str, typer.Option()] = "https://integration-api.tangocard.com",
+    platform_key: Annotated[
+        str, typer.Option(prompt=True, hide_input=True, envvar="TANGO_PLATFORM_KEY")
+    ] = "",
+) -> None:
+    """Add a Tango account (the key is prompted for, or read from TANGO_PLATFORM_KEY)."""
+    with _runtime() as runtime:
+        account = runtime.manager.create_tango_account(
+            name=name, base_url=base_url, platform_name=platform_name,
+            platform_key=platform_key, customer_id=customer_id, account_id=account_id,
+        )  # fmt: skip
+    typer.echo(str(account.id))
+
+
+# -- platform API keys ----------------------------------------------------------------------------
+
+
+@keys_app.command("ls")
+def keys_ls(as_json: JsonOption = False) -> None:
+    """List platform API keys (masked) and their last use."""
+    from qualflow.incentives import api_keys
+    from qualflow.incentives.api import ApiKeyOut
+
+    with _runtime() as runtime, runtime.factory() as session:
+        rows = [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(session)]
+    if as_json:
+        _json([row.model_dump(mode="json") for row in rows])
+        return
+    table = Table("Id", "Platform", "Name", "Key", "Status", "Last used")
+    for r in rows:
+        used = r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never"
+        table.add_row(str(r.id), r.platform, r.display_name, r.key, r.status, used)
+    _out.print(table)
+
+
+@keys_app.command("create")
+def keys_create(
+    platform: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()]
+) -> None:
+    """Create a key (at most two active per platform); prints its id."""
+    from qualflow.incentives import api_keys
+
+    with _runtime() as runtime, runtime.factory() as session:
+        key, _raw = api_keys.create_key(
+            session, platform=platform, display_name=name, actor=_actor()
+        )
+        session.commit()
+        typer.echo(str(key.id))
+
+
+@keys_app.command("rename")
+def keys_rename(key_id: int, name: str) -> None:
+    """Change a key's display name."""
+    from qualflow.incentives import api_keys
+
+    with _runtime() as runtime, runtime.factory() as session:
+        api_keys.rename_key(session, key_id, name, actor=_actor())
+        session.commit()
+    typer.echo(f"renamed key {key_id}")
+
+
+@keys_app.command("deactivate")
+def keys_deactivate(
+    key_id: int,
+    yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
+) -> None:
+    """Deactivate a key for good (callers using it are refused from now on)."""
+    from qualflow.incentives import api_keys
+
+    if not yes:
+        _fail("deactivation cannot be undone; repeat with --yes")
+    with _runtime() as runtime, runtime.factory() as session:
+        api_keys.deactivate_key(session, key_id, actor=_actor())
+        session.commit()
+    typer.echo(f"deactivated key {key_id}")
+
+
+@keys_app.command("reveal")
+def keys_reveal(key_id: int) -> None:
+    """Print ``platform:key`` for copying (the reveal is audited)."""
+    from qualflow.incentives import api_keys
+
+    with _runtime() as runtime, runtime.factory() as session:
+        platform, key = api_keys.reveal_key(session, key_id, actor=_actor())
+        session.commit()
+    typer.echo(f"{platform}:{key}")

@@ -1,0 +1,508 @@
+"""`qualflow qualtrics …` (alias `qualflow q …`): the client library from the shell.
+
+Credentials come from flags or the environment: ``QUALTRICS_API_TOKEN`` (or
+``QUALTRICS_CLIENT_ID`` + ``QUALTRICS_CLIENT_SECRET``) and ``QUALTRICS_DATACENTER`` or
+``QUALTRICS_BASE_URL``. Every command prints a table, or JSON with ``--json``. Failures print a
+one-line reason on stderr and exit non-zero (2 for bad input, 1 for API/network failures).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn, TypeVar
+
+import pydantic
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    DownloadColumn,
+    Progress,
+    SpinnerColumn,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from qualflow.qualtrics import (
+    Client,
+    ConfigurationError,
+    ExportEvent,
+    ExportFileError,
+    ExportOptions,
+    OAuthCredentials,
+    QualtricsError,
+)
+from qualflow.qualtrics.models import Survey
+
+app = typer.Typer(
+    no_args_is_help=True,
+    help="Talk to the Qualtrics API v3 (or the qualflow sandbox).",
+    pretty_exceptions_enable=False,
+)
+
+T = TypeVar("T")
+
+EXIT_API = 1
+EXIT_USAGE = 2
+
+_out = Console()
+_err = Console(stderr=True)
+
+
+@dataclass
+class Connection:
+    """Where and how to connect, gathered from the common options."""
+
+    datacenter: str | None
+    base_url: str | None
+    api_token: str | None
+    client_id: str | None
+    client_secret: str | None
+    scope: str | None
+    as_json: bool
+
+    def client(self) -> Client:
+        oauth = None
+        if self.client_id or self.client_secret:
+            oauth = OAuthCredentials(self.client_id or "", self.client_secret or "", self.scope)
+        token = self.api_token if oauth is None else None
+        if oauth is None and not token:
+            raise ConfigurationError(
+                "no credentials: set QUALTRICS_API_TOKEN (or --token), or "
+                "QUALTRICS_CLIENT_ID and QUALTRICS_CLIENT_SECRET"
+            )
+        return Client(
+            datacenter=self.datacenter,
+            base_url=self.base_url,
+            api_token=token,
+            oauth=oauth,
+        )
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def _reported() -> Iterator[None]:
+    """Turn every expected failure into a one-line reason and an exit code."""
+    try:
+        yield
+    except ConfigurationError as exc:
+        _fail(str(exc), EXIT_USAGE)
+    except QualtricsError as exc:
+        _fail(str(exc), EXIT_API)
+    except ExportFileError as exc:
+        _fail(f"cannot read the export: {exc}", EXIT_API)
+    except pydantic.ValidationError as exc:
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first.get("loc", ())) or "input"
+        _fail(f"invalid {where}: {first.get('msg')}", EXIT_USAGE)
+    except (ValueError, OSError) as exc:
+        _fail(str(exc), EXIT_USAGE)
+
+
+def _with_client(connection: Connection, work: Callable[[Client], T]) -> T:
+    with _reported(), connection.client() as client:
+        return work(client)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+
+
+_CONNECTION = "Connection"
+
+Datacenter = Annotated[
+    str | None,
+    typer.Option(
+        "--datacenter",
+        "-d",
+        envvar="QUALTRICS_DATACENTER",
+        help="Datacenter id, e.g. iad1.",
+        rich_help_panel=_CONNECTION,
+    ),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="QUALTRICS_BASE_URL",
+        help="Brand host or sandbox URL, e.g. https://acme.qualtrics.com.",
+        rich_help_panel=_CONNECTION,
+    ),
+]
+Token = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="QUALTRICS_API_TOKEN",
+        help="API token (prefer the environment variable: flags show up in process lists).",
+        show_default=False,
+        show_envvar=True,
+        rich_help_panel=_CONNECTION,
+    ),
+]
+ClientId = Annotated[
+    str | None,
+    typer.Option(
+        "--client-id",
+        envvar="QUALTRICS_CLIENT_ID",
+        help="OAuth client id.",
+        rich_help_panel=_CONNECTION,
+    ),
+]
+ClientSecret = Annotated[
+    str | None,
+    typer.Option(
+        "--client-secret",
+        envvar="QUALTRICS_CLIENT_SECRET",
+        help="OAuth client secret.",
+        show_default=False,
+        rich_help_panel=_CONNECTION,
+    ),
+]
+Scope = Annotated[
+    str | None,
+    typer.Option(
+        "--scope", envvar="QUALTRICS_SCOPE", help="OAuth scopes.", rich_help_panel=_CONNECTION
+    ),
+]
+Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")]
+
+
+@app.command()
+def whoami(
+    datacenter: Datacenter = None,
+    base_url: BaseUrl = None,
+    token: Token = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+    scope: Scope = None,
+    as_json: Json = False,
+) -> None:
+    """Show the user, brand and datacenter behind the credentials."""
+    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
+    me = _with_client(connection, lambda client: client.whoami())
+    if as_json:
+        _print_json(me.model_dump(mode="json", by_alias=True))
+        return
+    table = Table(show_header=False, box=None)
+    for label, value in [
+        ("user", f"{me.first_name or ''} {me.last_name or ''}".strip() or "-"),
+        ("user id", me.user_id),
+        ("username", me.user_name),
+        ("email", me.email),
+        ("brand", me.brand_id),
+        ("account type", me.account_type),
+        ("datacenter", me.datacenter),
+    ]:
+        table.add_row(f"[bold]{label}[/]", value or "-")
+    _out.print(table)
+
+
+@app.command()
+def surveys(
+    limit: Annotated[
+        int | None, typer.Option("--limit", "-n", min=1, help="Show at most N surveys.")
+    ] = None,
+    active_only: Annotated[bool, typer.Option("--active", help="Only active surveys.")] = False,
+    datacenter: Datacenter = None,
+    base_url: BaseUrl = None,
+    token: Token = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+    scope: Scope = None,
+    as_json: Json = False,
+) -> None:
+    """List the surveys the credentials can see."""
+    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
+
+    def fetch(client: Client) -> list[Any]:
+        found = []
+        for survey in client.surveys.iter():
+            if active_only and not survey.is_active:
+                continue
+            found.append(survey)
+            if limit is not None and len(found) >= limit:
+                break
+        return found
+
+    found = _with_client(connection, fetch)
+    if as_json:
+        _print_json([s.model_dump(mode="json", by_alias=True) for s in found])
+        return
+    table = Table("name", "active", "last modified", "created")
+    table.add_column("id", no_wrap=True)
+    for survey in found:
+        table.add_row(
+            survey.name,
+            "yes" if survey.is_active else "no",
+            f"{survey.last_modified:%Y-%m-%d %H:%M}" if survey.last_modified else "-",
+            f"{survey.creation_date:%Y-%m-%d}" if survey.creation_date else "-",
+            survey.id,
+        )
+    _out.print(table)
+    _err.print(f"{len(found)} survey(s)", style="dim")
+
+
+@app.command()
+def survey(
+    survey_id: Annotated[str, typer.Argument(help="The survey id, SV_…")],
+    datacenter: Datacenter = None,
+    base_url: BaseUrl = None,
+    token: Token = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+    scope: Scope = None,
+    as_json: Json = False,
+) -> None:
+    """Show one survey: status, response counts, availability window and questions."""
+    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
+    if not survey_id.startswith("SV_"):
+        _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
+    found: Survey = _with_client(connection, lambda client: client.surveys.get(survey_id))
+    if as_json:
+        _print_json(found.model_dump(mode="json", by_alias=True))
+        return
+    counts = found.response_counts
+    window = found.expiration
+    summary = Table(show_header=False, box=None)
+    for label, value in [
+        ("survey", f"{found.name} ({found.id})"),
+        ("active", "yes" if found.is_active else "no"),
+        ("owner", found.owner_id or "-"),
+        ("created", f"{found.creation_date:%Y-%m-%d %H:%M}" if found.creation_date else "-"),
+        (
+            "modified",
+            f"{found.last_modified_date:%Y-%m-%d %H:%M}" if found.last_modified_date else "-",
+        ),
+        (
+            "responses",
+            f"{counts.auditable} recorded, {counts.generated} generated, {counts.deleted} deleted",
+        ),
+        ("open from", f"{window.start_date:%Y-%m-%d %H:%M}" if window.start_date else "-"),
+        ("open until", f"{window.end_date:%Y-%m-%d %H:%M}" if window.end_date else "-"),
+    ]:
+        summary.add_row(f"[bold]{label}[/]", value)
+    _out.print(summary)
+    tags = {qid: tag for tag, qid in found.export_tags().items()}
+    questions = Table("export tag", "type", "text", "choices")
+    questions.add_column("question", no_wrap=True)
+    for qid, question in found.questions.items():
+        kind = question.question_type
+        questions.add_row(
+            question.question_name or tags.get(qid, "-"),
+            "/".join(p for p in (kind.type, kind.selector) if p),
+            question.text[:70] + ("…" if len(question.text) > 70 else ""),
+            str(len(question.choices or {})) if question.choices else "-",
+            qid,
+        )
+    _out.print(questions)
+
+
+class OutputFormat(StrEnum):
+    parquet = "parquet"
+    csv = "csv"
+    ndjson = "ndjson"
+
+
+class SourceFormat(StrEnum):
+    csv = "csv"
+    tsv = "tsv"
+    json = "json"
+    ndjson = "ndjson"
+
+
+OutputName = Literal["parquet", "csv", "ndjson"]
+_SUFFIXES: dict[str, OutputName] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
+
+
+def _moment(value: str | None, option: str) -> datetime | None:
+    """An ISO date or datetime from the command line; without a zone it is UTC."""
+    if value is None:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            _fail(f"{option} must be an ISO date or datetime, e.g. 2025-01-31, not {value!r}", 2)
+        parsed = datetime(day.year, day.month, day.day)
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+class _ExportProgress:
+    """One rich progress display across the export's start, polling, download and conversion."""
+
+    def __init__(self, progress: Progress) -> None:
+        self.progress = progress
+        self.job = progress.add_task("Qualtrics prepares the export", total=100)
+        self.download = progress.add_task("Download", total=None, visible=False)
+
+    def __call__(self, event: ExportEvent) -> None:
+        if event.stage in ("started", "polling"):
+            self.progress.update(self.job, completed=event.percent_complete)
+        elif event.stage == "downloading":
+            self.progress.update(self.job, completed=100)
+            self.progress.update(
+                self.download,
+                visible=True,
+                completed=event.bytes_downloaded,
+                total=event.total_bytes,
+            )
+        elif event.stage == "downloaded":
+            self.progress.update(
+                self.download,
+                visible=True,
+                completed=event.bytes_downloaded,
+                total=event.bytes_downloaded,
+            )
+
+
+@app.command()
+def export(
+    survey_id: Annotated[str, typer.Argument(help="The survey id, SV_…")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="File to write (parent folder must exist).")
+    ],
+    output_format: Annotated[
+        OutputFormat | None,
+        typer.Option(
+            "--format",
+            "-f",
+            help="parquet, csv or ndjson (default: from the output's extension, else parquet).",
+        ),
+    ] = None,
+    source: Annotated[
+        SourceFormat,
+        typer.Option("--qualtrics-format", help="Format Qualtrics exports in before conversion."),
+    ] = SourceFormat.csv,
+    labels: Annotated[
+        bool, typer.Option("--labels", help="Add <column>_label columns beside choice codes.")
+    ] = False,
+    start_date: Annotated[
+        str | None,
+        typer.Option("--start-date", help="Only responses recorded at or after (ISO; UTC)."),
+    ] = None,
+    end_date: Annotated[
+        str | None,
+        typer.Option("--end-date", help="Only responses recorded before (ISO; UTC)."),
+    ] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", min=1, help="At most N responses.")
+    ] = None,
+    in_progress: Annotated[
+        bool,
+        typer.Option("--in-progress", help="Export responses still in progress instead."),
+    ] = False,
+    continuation_token: Annotated[
+        str | None,
+        typer.Option(
+            "--continuation-token", help="Only responses since the export that gave this token."
+        ),
+    ] = None,
+    incremental: Annotated[
+        bool,
+        typer.Option(
+            "--incremental",
+            help="Ask for a continuation token for the next incremental export (printed).",
+        ),
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option("--timeout", min=1, help="Give up after this many seconds.")
+    ] = 3600,
+    datacenter: Datacenter = None,
+    base_url: BaseUrl = None,
+    token: Token = None,
+    client_id: ClientId = None,
+    client_secret: ClientSecret = None,
+    scope: Scope = None,
+    as_json: Json = False,
+) -> None:
+    """Export a survey's responses to Parquet, CSV or NDJSON with typed columns.
+
+    The export is streamed: Qualtrics' file goes to a temporary file and is converted batch by
+    batch, so memory stays flat however many responses there are.
+    """
+    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
+    if not survey_id.startswith("SV_"):
+        _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
+    fmt: OutputName = (
+        output_format.value if output_format else _SUFFIXES.get(output.suffix.lower(), "parquet")
+    )
+    if output.is_dir():
+        _fail(f"--output {output} is a folder; give a file name", EXIT_USAGE)
+    if not output.parent.is_dir():
+        _fail(f"the folder of --output ({output.parent}) does not exist", EXIT_USAGE)
+    with _reported():
+        options = ExportOptions(
+            format=source.value,
+            start_date=_moment(start_date, "--start-date"),
+            end_date=_moment(end_date, "--end-date"),
+            limit=limit,
+            export_responses_in_progress=in_progress or None,
+            continuation_token=continuation_token,
+            allow_continuation=(incremental or continuation_token is not None) or None,
+        )
+    progress = Progress(
+        SpinnerColumn(),
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        DownloadColumn(),
+        TimeElapsedColumn(),
+        console=_err,
+        transient=as_json,
+    )
+    with _reported(), tempfile.TemporaryDirectory(prefix="qualflow-export-") as scratch:
+        with progress, connection.client() as client:
+            tracker = _ExportProgress(progress)
+            result = client.export_responses(
+                survey_id,
+                options=options,
+                dest=Path(scratch),
+                timeout=timeout,
+                on_progress=tracker,
+                labels=labels,
+            )
+            convert = progress.add_task(f"Convert to {fmt}", total=None)
+            rows = result.write(output, fmt, labels=labels)
+            progress.update(convert, total=rows, completed=rows)
+        summary = {
+            "surveyId": survey_id,
+            "output": str(output),
+            "format": fmt,
+            "rows": rows,
+            "bytes": output.stat().st_size,
+            "downloadedBytes": result.size,
+            "continuationToken": result.continuation_token,
+        }
+    if as_json:
+        _print_json(summary)
+        return
+    _out.print(
+        f"{rows} response(s) → [bold]{output}[/] ({summary['bytes']:,} bytes, {fmt})",
+        highlight=False,
+    )
+    if result.continuation_token:
+        _out.print(f"continuation token for the next export: {result.continuation_token}")

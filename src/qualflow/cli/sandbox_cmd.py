@@ -1,0 +1,319 @@
+"""`qualflow sandbox …`: serve, seed and drive the Qualtrics-compatible sandbox."""
+
+from __future__ import annotations
+
+import socket
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+app = typer.Typer(
+    no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
+)
+err = Console(stderr=True)
+
+StateFile = Annotated[
+    Path | None,
+    typer.Option(
+        "--state-file", "-f", help="JSON file the sandbox state is loaded from / saved to."
+    ),
+]
+Url = Annotated[
+    str | None,
+    typer.Option("--url", help="Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."),
+]
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print a one-line reason and exit non-zero."""
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,  # an error then stays the only line; a summary line follows success
+    )
+
+
+def _load_state(path: Path | None) -> Any:
+    from qualflow.sandbox import SandboxState
+
+    if path is None:
+        return SandboxState()
+    if path.exists() and path.is_dir():
+        fail(f"{path} is a directory, not a state file")
+    try:
+        return SandboxState.load(path)
+    except (ValueError, KeyError, TypeError) as exc:
+        fail(f"cannot load sandbox state from {path}: {exc}")
+    except OSError as exc:
+        fail(f"cannot read {path}: {exc.strerror}")
+
+
+def _save(state: Any) -> None:
+    try:
+        state.save()
+    except OSError as exc:
+        fail(f"cannot write {state.path}: {exc.strerror}")
+
+
+@app.command()
+def serve(
+    port: Annotated[
+        int, typer.Option(help="TCP port (0 = any free port).", min=0, max=65535)
+    ] = 8765,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    state_file: StateFile = None,
+    seed: Annotated[
+        bool, typer.Option("--seed/--no-seed", help="Add the built-in surveys to an empty sandbox.")
+    ] = True,
+    responses: Annotated[
+        int, typer.Option(help="Simulated responses per seeded survey.", min=0)
+    ] = 25,
+    token: Annotated[
+        str | None, typer.Option(help="Use this API token for the default user (40 chars).")
+    ] = None,
+    export_duration: Annotated[
+        float, typer.Option(help="Seconds an export stays inProgress.", min=0)
+    ] = 0.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Serve the sandbox; prints the base URL and an API token to use."""
+    import uvicorn
+
+    from qualflow.sandbox import create_app
+    from qualflow.sandbox.respondents import Simulator
+    from qualflow.sandbox.seed import seed_builtin
+
+    if token is not None and (len(token) != 40 or not token.isalnum()):
+        fail("--token must be 40 letters and digits")
+    state = _load_state(state_file)
+    state.config.export_duration = export_duration
+    if token is not None:
+        owner = state.user_for_token(token)
+        api_token = (
+            token if owner else state.create_user("sandbox.cli@example.com", api_token=token)[1]
+        )
+    else:
+        api_token = state.default_user()[1]
+    if seed and not state.surveys:
+        for i, survey in enumerate(seed_builtin(state)):
+            if responses:
+                Simulator(state, survey.id, seed=i).run(responses)
+    try:
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        fail(f"cannot listen on {host}:{port}: {exc.strerror}")
+    bound = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    url = f"http://{shown}:{bound}"
+    typer.echo(f"qualflow sandbox listening on {url}")
+    typer.echo(f"  API token (X-API-TOKEN): {api_token}")
+    typer.echo(f"  brand: {state.config.brand_id}  datacenter: {state.config.datacenter}")
+    typer.echo(f"  surveys: {len(state.surveys)}  state file: {state_file or '(memory only)'}")
+    typer.echo(f"  try: curl -H 'X-API-TOKEN: {api_token}' {url}/API/v3/surveys", nl=True)
+    config = uvicorn.Config(create_app(state), log_level=log_level, lifespan="on")
+    server = uvicorn.Server(config)
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        if state.path is not None and state.dirty:
+            _save(state)
+
+
+@contextmanager
+def _remote(url: str) -> Any:
+    if not url.startswith(("http://", "https://")):
+        fail(f"--url must be an http(s) URL, got {url!r}")
+    with httpx.Client(base_url=url.rstrip("/"), timeout=60.0) as client:
+        try:
+            yield client
+        except httpx.TransportError as exc:
+            fail(f"cannot reach the sandbox at {url}: {exc}")
+
+
+def _control(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    resp = client.post(f"/_sandbox/{path}", json=body)
+    try:
+        payload = resp.json()
+    except ValueError:
+        fail(f"{client.base_url} did not answer like a qualflow sandbox (HTTP {resp.status_code})")
+    if resp.status_code != 200:
+        message = payload.get("meta", {}).get("error", {}).get("errorMessage", resp.text)
+        fail(str(message))
+    result: dict[str, Any] = payload["result"]
+    return result
+
+
+def _one_target(state_file: Path | None, url: str | None) -> None:
+    if state_file is not None and url is not None:
+        fail("give either --state-file or --url, not both", 2)
+    if state_file is None and url is None:
+        fail("give --state-file PATH (offline) or --url URL (a running sandbox)", 2)
+
+
+@app.command("seed")
+def seed_cmd(
+    surveys: Annotated[int, typer.Option("--surveys", help="Generated surveys to add.", min=0)] = 0,
+    responses: Annotated[
+        int, typer.Option("--responses", help="Simulated responses per survey.", min=0)
+    ] = 0,
+    builtin: Annotated[
+        bool, typer.Option("--builtin/--no-builtin", help="Also add the four built-in surveys.")
+    ] = True,
+    rng_seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0)] = 0,
+    state_file: StateFile = None,
+    url: Url = None,
+) -> None:
+    """Add realistic surveys and simulated responses (to a state file or a running sandbox)."""
+    _one_target(state_file, url)
+    if not builtin and surveys == 0:
+        fail("nothing to seed: use --surveys N and/or --builtin", 2)
+    if url is not None:
+        with _remote(url) as client, _progress() as progress:
+            ids: list[str] = []
+            task = progress.add_task("surveys", total=surveys + (4 if builtin else 0))
+            if builtin:
+                ids += _control(client, "seed", {"builtin": True})["surveyIds"]
+                progress.advance(task, 4)
+            for i in range(surveys):
+                made = _control(
+                    client, "seed", {"builtin": False, "surveys": 1, "seed": rng_seed + i}
+                )
+                ids += made["surveyIds"]
+                progress.advance(task)
+            total = 0
+            if responses:
+                rtask = progress.add_task("responses", total=responses * len(ids))
+                for n, sid in enumerate(ids):
+                    left = responses
+                    while left:
+                        chunk = min(left, 200)
+                        body = {
+                            "surveyId": sid,
+                            "count": chunk,
+                            "seed": rng_seed * 7919 + n * 104729 + left,
+                        }
+                        _control(client, "respond", body)
+                        left -= chunk
+                        total += chunk
+                        progress.advance(rtask, chunk)
+        typer.echo(f"seeded {len(ids)} surveys and {total} responses at {url}")
+        return
+    from qualflow.sandbox.respondents import Simulator
+    from qualflow.sandbox.seed import BUILTIN_SURVEYS, seed_generated
+
+    state = _load_state(state_file)
+    state.default_user()
+    made_surveys = []
+    with _progress() as progress:
+        task = progress.add_task(
+            "surveys", total=surveys + (len(BUILTIN_SURVEYS) if builtin else 0)
+        )
+        if builtin:
+            for make in BUILTIN_SURVEYS:
+                made_surveys.append(make(state))
+                progress.advance(task)
+        for survey in seed_generated(state, surveys, seed=rng_seed):
+            made_surveys.append(survey)
+            progress.advance(task)
+        if responses:
+            rtask = progress.add_task("responses", total=responses * len(made_surveys))
+            for n, survey in enumerate(made_surveys):
+                sim = Simulator(state, survey.id, seed=rng_seed + n)
+                for _ in range(responses):
+                    sim.run(1)
+                    progress.advance(rtask)
+    _save(state)
+    typer.echo(
+        f"seeded {len(made_surveys)} surveys and {responses * len(made_surveys)} responses "
+        f"into {state_file}"
+    )
+
+
+@app.command()
+def respond(
+    survey_id: Annotated[str, typer.Argument(help="Survey id (SV_…).")],
+    count: Annotated[
+        int, typer.Option("--count", "-n", help="Respondents to simulate.", min=1)
+    ] = 10,
+    rate: Annotated[
+        float,
+        typer.Option("--rate", "-r", help="Responses per second (0 = as fast as possible).", min=0),
+    ] = 0.0,
+    rng_seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    abandon_rate: Annotated[
+        float, typer.Option(help="Share who abandon part-way.", min=0, max=1)
+    ] = 0.15,
+    bot_rate: Annotated[float, typer.Option(help="Share of bots.", min=0, max=1)] = 0.05,
+    duplicate_rate: Annotated[
+        float, typer.Option(help="Share reusing an email.", min=0, max=1)
+    ] = 0.05,
+    state_file: StateFile = None,
+    url: Url = None,
+) -> None:
+    """Simulate respondents completing or abandoning SURVEY_ID (webhooks fire on a live sandbox)."""
+    _one_target(state_file, url)
+    if not (survey_id.startswith("SV_") and len(survey_id) > 3):
+        fail(f"{survey_id!r} is not a survey id (expected SV_…)", 2)
+    profile = {"abandonRate": abandon_rate, "botRate": bot_rate, "duplicateRate": duplicate_rate}
+    # Paced in batches: one batch per tick keeps the achieved rate close to the asked one.
+    batch = max(1, min(200, int(rate) or 200))
+    interval = batch / rate if rate else 0.0
+    completed = partial = 0
+    started = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task(f"responding to {survey_id}", total=count)
+        if url is not None:
+            with _remote(url) as client:
+                done = 0
+                while done < count:
+                    chunk = min(batch, count - done)
+                    body: dict[str, Any] = {"surveyId": survey_id, "count": chunk, **profile}
+                    if rng_seed is not None:
+                        body["seed"] = rng_seed + done
+                    result = _control(client, "respond", body)
+                    completed += result["completed"]
+                    partial += result["partial"]
+                    done += chunk
+                    progress.advance(task, chunk)
+                    _pace(started, done / batch * interval if rate else 0.0)
+        else:
+            from qualflow.sandbox.errors import ApiError
+            from qualflow.sandbox.respondents import Profile, Simulator
+
+            state = _load_state(state_file)
+            try:
+                sim = Simulator(state, survey_id, seed=rng_seed, profile=Profile.from_json(profile))
+            except ApiError as exc:
+                fail(exc.message)
+            for done in range(1, count + 1):
+                (response,) = sim.run(1)
+                completed += response.finished
+                partial += not response.finished
+                progress.advance(task)
+                if rate:
+                    _pace(started, done / rate)
+            _save(state)
+    typer.echo(f"{completed} completed and {partial} partial responses recorded for {survey_id}")
+
+
+def _pace(started: float, due: float) -> None:
+    delay = started + due - time.monotonic()
+    if delay > 0:
+        time.sleep(delay)

@@ -1,0 +1,1 @@
+"""Named Qualtrics connections: credentials, validation, service users, shared clients."""

@@ -1,0 +1,235 @@
+"""Qualtrics clients for connections: one shared rate limiter per connection in this process.
+
+Qualtrics limits a brand to 3,000 requests per minute across every caller, so every client made
+for one connection draws from one :class:`~qualflow.qualtrics.RateLimiter`
+(``connection.requests_per_minute``). Two ways to get a client:
+
+* :func:`client_for` — a new :class:`~qualflow.qualtrics.AsyncClient`; use it as
+  ``async with client_for(connection) as qualtrics: …`` (it is closed on exit);
+* :func:`client_factory` — for the engine: an ``await factory(connection_id)`` that reuses one
+  client per connection and event loop (do not close those; ``factory.aclose_loop()`` does).
+
+:func:`configure_clients` sets the transport every client of this process uses (the demo and the
+tests route Qualtrics calls to the sandbox app in-process with ``httpx.ASGITransport``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+import weakref
+from dataclasses import dataclass
+
+import anyio
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from qualflow.connections.errors import ConnectionNotFound, InvalidConnection
+from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
+from qualflow.qualtrics import AsyncClient, OAuthCredentials, RateLimiter, RetryPolicy
+
+__all__ = [
+    "ConnectionClientFactory",
+    "Credentials",
+    "client_factory",
+    "client_for",
+    "client_for_credentials",
+    "configure_clients",
+    "invalidate_clients",
+    "limiter_for",
+]
+
+
+@dataclass(frozen=True)
+class Credentials:
+    """Where a Qualtrics account lives and how to authenticate (not stored as such)."""
+
+    datacenter: str | None = None
+    base_url: str | None = None
+    api_token: str | None = None
+    oauth_client_id: str | None = None
+    oauth_client_secret: str | None = None
+    oauth_scope: str | None = None
+
+    @classmethod
+    def of(cls, connection: Connection) -> Credentials:
+        return cls(
+            datacenter=connection.datacenter,
+            base_url=connection.base_url,
+            api_token=connection.api_token,
+            oauth_client_id=connection.oauth_client_id,
+            oauth_client_secret=connection.oauth_client_secret,
+            oauth_scope=connection.oauth_scope,
+        )
+
+    def fingerprint(self) -> str:
+        """A digest that changes whenever any field changes (for cache keys, never shown)."""
+        material = "\x00".join(str(value) for value in vars(self).values())
+        return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+    def client_kwargs(self) -> dict[str, object]:
+        oauth = None
+        if self.oauth_client_id or self.oauth_client_secret:
+            if not (self.oauth_client_id and self.oauth_client_secret):
+                raise InvalidConnection("OAuth needs both a client id and a client secret")
+            oauth = OAuthCredentials(
+                client_id=self.oauth_client_id,
+                client_secret=self.oauth_client_secret,
+                scope=self.oauth_scope or None,
+            )
+        if oauth is not None and self.api_token:
+            raise InvalidConnection("give an API token or OAuth client credentials, not both")
+        if oauth is None and not self.api_token:
+            raise InvalidConnection("an API token or OAuth client credentials are required")
+        return {
+            "datacenter": self.datacenter or None,
+            "base_url": self.base_url or None,
+            "api_token": self.api_token or None,
+            "oauth": oauth,
+        }
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.transport: httpx.AsyncBaseTransport | None = None
+        self.timeout: float = 30.0
+        self.limiters: dict[int, RateLimiter] = {}
+        #: Bumped when a connection's credentials change, so cached clients are rebuilt.
+        self.generations: dict[int, int] = {}
+
+
+_registry = _Registry()
+
+
+def configure_clients(
+    *, transport: httpx.AsyncBaseTransport | None = None, timeout: float | None = None
+) -> None:
+    """Set the transport (and timeout) of every Qualtrics client made from now on."""
+    with _registry.lock:
+        _registry.transport = transport
+        if timeout is not None:
+            _registry.timeout = timeout
+
+
+def limiter_for(
+    connection_id: int, requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+) -> RateLimiter:
+    """The one limiter of this connection in this process (replaced if its rate changed)."""
+    with _registry.lock:
+        limiter = _registry.limiters.get(connection_id)
+        if limiter is None or limiter.requests_per_minute != float(requests_per_minute):
+            limiter = RateLimiter(requests_per_minute)
+            _registry.limiters[connection_id] = limiter
+        return limiter
+
+
+def client_for_credentials(
+    credentials: Credentials,
+    *,
+    rate_limiter: RateLimiter | None = None,
+    retry: RetryPolicy | None = None,
+) -> AsyncClient:
+    """A client for credentials that may not be saved yet (validation, provisioning)."""
+    return AsyncClient(
+        **credentials.client_kwargs(),  # type: ignore[arg-type]
+        rate_limiter=rate_limiter,
+        retry=retry,
+        timeout=_registry.timeout,
+        transport=_registry.transport,
+        user_agent="qualflow-hub",
+    )
+
+
+def client_for(connection: Connection, *, retry: RetryPolicy | None = None) -> AsyncClient:
+    """A new client for a saved connection, sharing the connection's rate limiter.
+
+    The caller owns it: ``async with client_for(connection) as qualtrics: …``.
+    """
+    return client_for_credentials(
+        Credentials.of(connection),
+        rate_limiter=limiter_for(connection.id, connection.requests_per_minute),
+        retry=retry,
+    )
+
+
+#: How long a cached client is trusted before its connection is re-read from the database.
+#: Edits made through this process invalidate at once (:func:`invalidate_clients`).
+RECHECK_SECONDS = 30.0
+
+
+def invalidate_clients(connection_id: int) -> None:
+    """Make every factory rebuild its client for this connection (credentials changed)."""
+    with _registry.lock:
+        _registry.generations[connection_id] = _registry.generations.get(connection_id, 0) + 1
+
+
+@dataclass
+class _Cached:
+    fingerprint: str
+    generation: int
+    checked_at: float
+    client: AsyncClient
+
+
+class ConnectionClientFactory:
+    """``await factory(connection_id) -> AsyncClient``: one cached client per connection and loop.
+
+    Usable as the engine's ``client_factory``. Do not close the clients it hands out;
+    :meth:`aclose_loop` closes the running loop's clients (call it before that loop ends).
+    """
+
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
+        self._sessions = sessions
+        self._lock = threading.Lock()
+        self._cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Cached]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def _load(self, connection_id: int) -> tuple[Credentials, int]:
+        with self._sessions() as session:
+            connection = session.get(Connection, connection_id)
+            if connection is None:
+                raise ConnectionNotFound(f"connection {connection_id} does not exist")
+            return Credentials.of(connection), connection.requests_per_minute
+
+    async def __call__(self, connection_id: int) -> AsyncClient:
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        with _registry.lock:
+            generation = _registry.generations.get(connection_id, 0)
+        with self._lock:
+            cached = self._cache.get(loop, {}).get(connection_id)
+        if (
+            cached is not None
+            and cached.generation == generation
+            and now - cached.checked_at < RECHECK_SECONDS
+        ):
+            return cached.client
+        credentials, rate = await anyio.to_thread.run_sync(self._load, connection_id)
+        fingerprint = f"{credentials.fingerprint()}:{rate}"
+        if cached is not None and cached.fingerprint == fingerprint:
+            cached.checked_at, cached.generation = now, generation
+            return cached.client
+        client = client_for_credentials(credentials, rate_limiter=limiter_for(connection_id, rate))
+        with self._lock:
+            self._cache.setdefault(loop, {})[connection_id] = _Cached(
+                fingerprint, generation, now, client
+            )
+        if cached is not None:
+            await cached.client.aclose()
+        return client
+
+    async def aclose_loop(self) -> None:
+        """Close the clients made on the running event loop."""
+        with self._lock:
+            mine = self._cache.pop(asyncio.get_running_loop(), {})
+        for cached in mine.values():
+            await cached.client.aclose()
+
+
+def client_factory(sessions: sessionmaker[Session]) -> ConnectionClientFactory:
+    """The engine's ``client_factory``: see :class:`ConnectionClientFactory`."""
+    return ConnectionClientFactory(sessions)

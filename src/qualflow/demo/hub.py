@@ -1,0 +1,497 @@
+"""The whole product in one process, on the embedded default, with nothing to set up.
+
+:class:`DemoHub` starts, on loopback ports:
+
+- the hub web app (UI + REST API + webhook edge) with the engine running in-process on SQLite in
+  the data dir (``./.qualflow`` by default);
+- the sandbox as the Qualtrics the demo connection points to (its state is kept in the data dir,
+  so surveys and responses survive a restart);
+- an SMTP sink that receives every email the automations send;
+
+and seeds an admin (a fresh password on every start), a connection to the sandbox, and an
+example automation: a completed response to the customer-satisfaction survey → fetch it →
+continue unless the customer is a promoter → email the CX team. Simulated respondents then
+complete the survey at a steady rate, so runs and emails appear in the UI.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import func, select
+
+from qualflow.accounts.users import create_user, get_user_by_email, update_user
+from qualflow.connections.clients import client_factory
+from qualflow.connections.models import Connection
+from qualflow.connections.service import (
+    ConnectionChanges,
+    ConnectionSpec,
+    create_connection,
+    update_connection,
+)
+from qualflow.demo.servers import RunningServer, bind_socket, start_server
+from qualflow.engine.automations import Automations
+from qualflow.engine.config import EngineConfig
+from qualflow.engine.errors import RetriableError
+from qualflow.engine.models import Automation, Run
+from qualflow.engine.runtime import Engine, running_engine
+from qualflow.notify.email import SmtpSettings
+from qualflow.notify.models import OutboxEmail
+from qualflow.sandbox import SandboxState, create_app
+from qualflow.sandbox.respondents import Profile, Simulator
+from qualflow.sandbox.seed import seed_builtin
+from qualflow.sandbox.smtp_sink import SmtpSink
+from qualflow.settings import Settings
+from qualflow.store.base import utcnow
+from qualflow.store.runtime import Store, open_store
+from qualflow.web.app import create_app as create_hub_app
+
+__all__ = ["DEMO_ADMIN_EMAIL", "DemoHub", "DemoStatus", "demo_automation"]
+
+log = logging.getLogger(__name__)
+
+DEMO_ADMIN_EMAIL = "admin@qualflow.demo"
+DEMO_CONNECTION = "Demo sandbox"
+DEMO_AUTOMATION = "NPS follow-up: unhappy customers"
+DEMO_SURVEY = "Customer Satisfaction & NPS"
+DEMO_QUALTRICS_USER = "demo.admin@example.com"
+CX_TEAM = "cx-team@example.org"
+SANDBOX_FILE = "demo-sandbox.json"
+
+
+@dataclass
+class DemoStatus:
+    responses: int
+    runs: dict[str, int]
+    emails_sent: int
+    emails_received: int
+
+    @property
+    def runs_total(self) -> int:
+        return sum(self.runs.values())
+
+
+def _question_ids(state: SandboxState, survey_id: str) -> dict[str, str]:
+    """The QIDs the example automation refers to, looked up instead of assumed."""
+    survey = state.get_survey(survey_id)
+    found: dict[str, str] = {}
+    for qid in survey.ordered_question_ids():
+        question = survey.questions[qid]
+        if question.is_nps:
+            found.setdefault("nps", qid)
+        elif question.type == "MC" and not question.is_multi:
+            found.setdefault("satisfaction", qid)
+        elif question.type == "TE":
+            found.setdefault("comment", qid)
+    missing = {"nps", "satisfaction", "comment"} - found.keys()
+    if missing:
+        raise RuntimeError(f"the demo survey lacks questions: {', '.join(sorted(missing))}")
+    return found
+
+
+def demo_automation(
+    connection_id: int, survey_id: str, qids: dict[str, str], *, to: str = CX_TEAM
+) -> dict[str, Any]:
+    """The example automation's definition (the same JSON the REST API and UI take)."""
+    nps, satisfaction, comment = qids["nps"], qids["satisfaction"], qids["comment"]
+    return {
+        "name": DEMO_AUTOMATION,
+        "description": "Every completed CSAT response is fetched; unless the customer is a "
+        "promoter (NPS 9–10), the CX team gets an email to follow up.",
+        "connection_id": connection_id,
+        "trigger": {"type": "survey_response", "survey_id": survey_id},
+        "steps": [
+            {"action": "qualtrics.get_response", "key": "response"},
+            {
+                "action": "condition",
+                "key": "unhappy",
+                "config": {
+                    "expression": f"values.{nps} <= 8",
+                    "reason": "promoter (NPS 9–10): no follow-up needed",
+                },
+            },
+            {
+                "action": "notify.email",
+                "key": "email",
+                "config": {
+                    "to": [to],
+                    "subject": f"Follow up: NPS {{{{ values.{nps} }}}} from "
+                    "{{ values.recipientEmail or 'an anonymous customer' }}",
+                    "body": (
+                        "A customer answered the satisfaction survey.\n\n"
+                        f"NPS: {{{{ values.{nps} }}}} ({{{{ labels.{nps}_NPS_GROUP }}}})\n"
+                        f"Satisfaction: {{{{ labels.{satisfaction} }}}}\n"
+                        f"Comment: {{{{ values.{comment}_TEXT or '(none)' }}}}\n"
+                        "Email: {{ values.recipientEmail or '(anonymous)' }}\n"
+                        "Response: {{ response.responseId }}, recorded "
+                        "{{ values.recordedDate }}\n\n"
+                        "— qualflow run {{ run.id }}\n"
+                    ),
+                },
+            },
+        ],
+    }
+
+
+class _LoopClosingClients:
+    """The connections' client factory, able to close its clients on every loop it served.
+
+    Runs execute on the engine's own event loop; the Qualtrics clients they got (open sockets
+    to the sandbox) must be closed on that loop before the engine stops it. Every client handed
+    out is remembered, so one the factory's cache lost track of is closed too.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self._handed: dict[asyncio.AbstractEventLoop, dict[int, Any]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    async def __call__(self, connection_id: int) -> Any:
+        with self._lock:
+            if self._closed:
+                # A run that starts while the demo stops: it resumes on the next start.
+                raise RetriableError("qualflow is stopping; the run resumes on the next start")
+        client = await self.inner(connection_id)
+        with self._lock:
+            self._handed.setdefault(asyncio.get_running_loop(), {})[id(client)] = client
+        return client
+
+    async def aclose_loop(self) -> None:
+        with self._lock:
+            handed = self._handed.pop(asyncio.get_running_loop(), {})
+        closer = getattr(self.inner, "aclose_loop", None)
+        if closer is not None:
+            await closer()
+        for client in handed.values():
+            await client.aclose()
+
+    def close_everywhere(self, timeout: float = 5.0) -> None:
+        """Close the clients of every still-running loop (from outside those loops)."""
+        with self._lock:
+            self._closed = True
+            loops = list(self._handed)
+        for loop in loops:
+            if loop.is_running() and not loop.is_closed():
+                future = asyncio.run_coroutine_threadsafe(self.aclose_loop(), loop)
+                try:
+                    future.result(timeout)
+                except Exception:  # a stuck loop must not keep the demo from stopping
+                    log.warning("could not close the Qualtrics clients of a loop", exc_info=True)
+
+
+def _new_password() -> str:
+    # Readable, typed by hand from the terminal: four groups of lowercase letters and digits.
+    alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
+    return "-".join("".join(secrets.choice(alphabet) for _ in range(4)) for _ in range(4))
+
+
+@dataclass
+class DemoHub:
+    """Start with :meth:`start`, stop with :meth:`stop` (or use it as a context manager)."""
+
+    data_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8000
+    sandbox_port: int = 0
+    #: Seconds between simulated respondents (0 or less: none).
+    respondent_interval: float = 3.0
+    seed: int = 7
+    #: Seed the example connection and automation (tests that build their own turn it off).
+    examples: bool = True
+
+    admin_email: str = DEMO_ADMIN_EMAIL
+    admin_password: str = field(default="", repr=False)
+    survey_id: str = ""
+    qualtrics_token: str = field(default="", repr=False)
+    connection_id: int = 0
+    automation_id: int = 0
+    settings: Settings | None = None
+    sandbox: SandboxState | None = None
+    smtp: SmtpSink | None = None
+    sandbox_server: RunningServer | None = None
+    hub_server: RunningServer | None = None
+    engine: Engine | None = None
+    store: Store | None = None
+    _own_engine: bool = False
+    _clients: _LoopClosingClients | None = None
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _respondents: threading.Thread | None = None
+    _responses: int = 0
+    _started_at: datetime | None = None
+    #: What happened, counted once everything stopped (set by :meth:`stop`).
+    final_status: DemoStatus | None = None
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        return self.hub_server.url if self.hub_server else f"http://{self.host}:{self.port}"
+
+    def start(self) -> DemoHub:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._started_at = utcnow()
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        self.smtp = SmtpSink(self.host, 0, directory=self.data_dir / "demo-mail").start()
+        self.sandbox, qualtrics_token = self._sandbox_state()
+        self.sandbox_server = start_server(
+            create_app(self.sandbox), host=self.host, port=self.sandbox_port, name="sandbox"
+        )
+        # The hub's public URL must be known before the app exists (webhook URLs use it), so
+        # its port is taken first.
+        hub_socket = bind_socket(self.host, self.port)
+        hub_port = hub_socket.getsockname()[1]
+        self.settings = Settings(
+            data_dir=self.data_dir,
+            public_base_url=f"http://{self.host}:{hub_port}",
+            smtp_host=self.host,
+            smtp_port=self.smtp.port,
+            smtp_from="qualflow-demo@example.org",
+        )
+        self.store = open_store(self.settings)
+        self.admin_password = self._seed_admin()
+        app = create_hub_app(self.settings)
+        self._ensure_edge(app)
+        self.hub_server = start_server(app, sock=hub_socket, name="hub")
+        self.engine = self._engine(app)
+        self.qualtrics_token = qualtrics_token
+        if self.examples:
+            self.connection_id = asyncio.run(self._seed_connection(qualtrics_token))
+            self.automation_id = self._seed_automation()
+        if self.respondent_interval > 0:
+            self._respondents = threading.Thread(
+                target=self._simulate, name="qualflow-demo-respondents", daemon=True
+            )
+            self._respondents.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._respondents is not None:
+            self._respondents.join(10)
+        if self.hub_server is not None:
+            self.hub_server.stop()
+        if self.engine is not None and self._own_engine:
+            self._drain()
+        if self._clients is not None:
+            self._clients.close_everywhere()
+        if self.engine is not None and self._own_engine:
+            self.engine.stop()
+        if self.sandbox_server is not None:
+            self.sandbox_server.stop()
+        if self.sandbox is not None and self.sandbox.path is not None:
+            self.sandbox.save()
+        if self.smtp is not None:
+            self.smtp.stop()
+        if self.store is not None and self.smtp is not None:
+            self.final_status = self.status()
+        if self.store is not None:
+            self.store.close()
+
+    def _drain(self, timeout: float = 10.0) -> None:
+        """Let runs in flight finish (nothing new arrives once the servers stopped)."""
+        if self.store is None:
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self.store.sessionmaker() as db:
+                busy = db.scalar(
+                    select(func.count())
+                    .select_from(Run)
+                    .where(Run.status.in_(("queued", "running")))
+                )
+            if not busy:
+                return
+            time.sleep(0.05)
+        log.warning("stopping with runs in flight; they resume on the next start")
+
+    def __enter__(self) -> DemoHub:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- pieces ------------------------------------------------------------------------------
+
+    def _sandbox_state(self) -> tuple[SandboxState, str]:
+        path = self.data_dir / SANDBOX_FILE
+        state = SandboxState.load(path) if path.exists() else SandboxState(path=path)
+        user = next((u for u in state.users.values() if u.username == DEMO_QUALTRICS_USER), None)
+        if user is None or not user.api_token:
+            user, token = state.create_user(
+                DEMO_QUALTRICS_USER, first_name="Demo", last_name="Admin"
+            )
+        else:
+            token = user.api_token
+        survey = next((s for s in state.surveys.values() if s.name == DEMO_SURVEY), None)
+        if survey is None:
+            surveys = seed_builtin(state)
+            survey = next(s for s in surveys if s.name == DEMO_SURVEY)
+        self.survey_id = survey.id
+        state.save()
+        return state, token
+
+    def _seed_admin(self) -> str:
+        assert self.store is not None
+        password = _new_password()
+        with self.store.sessionmaker() as db:
+            user = get_user_by_email(db, self.admin_email)
+            if user is None:
+                create_user(
+                    db, email=self.admin_email, name="Demo Admin", role="admin", password=password
+                )
+            else:
+                update_user(db, user, password=password, active=True, role="admin")
+            db.commit()
+        return password
+
+    @staticmethod
+    def _ensure_edge(app: Any) -> None:
+        """Mount the webhook edge when the app factory does not (yet) do it itself."""
+        from qualflow.web import edge
+        from qualflow.web.ui.rendering import iter_routes
+
+        paths = {getattr(route, "path", "") for route in iter_routes(app.routes)}
+        if not any(path.startswith("/hooks/qualtrics") for path in paths):
+            app.include_router(edge.router)
+
+    def _engine(self, app: Any) -> Engine:
+        existing = running_engine()
+        if existing is not None:
+            engine = existing
+        else:
+            assert self.settings is not None
+            assert self.store is not None
+            assert self.smtp is not None
+            self._clients = _LoopClosingClients(client_factory(self.store.sessionmaker))
+            engine = Engine(
+                EngineConfig(
+                    database_url=self.settings.database_url,
+                    public_base_url=self.settings.public_base_url,
+                    executor_id="demo",
+                ),
+                session_factory=self.store.sessionmaker,
+                client_factory=self._clients,
+                secret_box=self.store.secret_box,
+                extras={
+                    "smtp": SmtpSettings(
+                        host=self.smtp.host,
+                        port=self.smtp.port,
+                        sender=self.settings.smtp_from,
+                    )
+                },
+            )
+            engine.start()
+            self._own_engine = True
+        app.state.qualflow_engine = engine
+        return engine
+
+    async def _seed_connection(self, token: str) -> int:
+        assert self.store is not None
+        assert self.sandbox_server is not None
+        base_url = self.sandbox_server.url
+        with self.store.sessionmaker() as db:
+            admin = get_user_by_email(db, self.admin_email)
+            assert admin is not None
+            connection = db.scalar(select(Connection).where(Connection.name == DEMO_CONNECTION))
+            if connection is None:
+                spec = ConnectionSpec(
+                    name=DEMO_CONNECTION, base_url=base_url, api_token=token, shared=True
+                )
+                connection, _identity = await create_connection(db, spec, owner_id=admin.id)
+            elif connection.base_url != base_url or connection.api_token != token:
+                # The sandbox listens on a new port each start: point the connection at it.
+                from qualflow.accounts.dependencies import principal_for_user
+
+                principal = principal_for_user(admin, via="session")
+                changes = ConnectionChanges(base_url=base_url, api_token=token)
+                await update_connection(db, principal, connection, changes)
+            db.commit()
+            return connection.id
+
+    def _seed_automation(self) -> int:
+        assert self.engine is not None
+        assert self.sandbox is not None
+        assert self.store is not None
+        automations = Automations(self.engine.services)
+        definition = demo_automation(
+            self.connection_id, self.survey_id, _question_ids(self.sandbox, self.survey_id)
+        )
+        with self.store.sessionmaker() as db:
+            existing = db.scalar(select(Automation.id).where(Automation.name == DEMO_AUTOMATION))
+        if existing is None:
+            automation_id = automations.create(definition, actor="demo").id
+        else:
+            automation_id = existing
+            # Re-enabling re-creates the survey subscription for this start's URLs.
+            automations.set_enabled(automation_id, False)
+        automations.set_enabled(automation_id, True)
+        return automation_id
+
+    # -- respondents -------------------------------------------------------------------------
+
+    def respond(self, count: int = 1, *, complete: bool = False) -> list[str]:
+        """Simulate ``count`` respondents taking the demo survey now; their response ids.
+
+        Like real people some abandon it halfway, unless ``complete``.
+        """
+        assert self.sandbox is not None
+        profile = Profile(abandon_rate=0.0) if complete else Profile()
+        simulator = Simulator(
+            self.sandbox, self.survey_id, seed=self.seed + self._responses, profile=profile
+        )
+        made = simulator.run(count)
+        self._responses += count
+        return [response.id for response in made]
+
+    def _simulate(self) -> None:
+        while not self._stop.wait(self.respondent_interval):
+            try:
+                self.respond(1)
+            except Exception:  # keep the demo going; the log says what happened
+                log.exception("simulated respondent failed")
+
+    # -- status ------------------------------------------------------------------------------
+
+    def status(self) -> DemoStatus:
+        """What happened since this start (earlier starts' runs stay in the database)."""
+        since = self._started_at or utcnow()
+        assert self.store is not None
+        assert self.smtp is not None
+        with self.store.sessionmaker() as db:
+            runs = {
+                status: count
+                for status, count in db.execute(
+                    select(Run.status, func.count())
+                    .where(Run.created_at >= since)
+                    .group_by(Run.status)
+                )
+            }
+            sent = (
+                db.scalar(
+                    select(func.count())
+                    .select_from(OutboxEmail)
+                    .where(OutboxEmail.status == "sent")
+                )
+                or 0
+            )
+        return DemoStatus(
+            responses=self._responses,
+            runs=runs,
+            emails_sent=sent,
+            emails_received=self.smtp.count,
+        )

@@ -1,0 +1,143 @@
+"""``http.request``: call another system, signed with Standard Webhooks headers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import httpx
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from qualflow.engine.actions import ActionContext, action
+from qualflow.engine.errors import FatalError, RetriableError
+from qualflow.engine.templates import check_structure, check_template, render, render_structure
+from qualflow.notify.webhooks import signature_headers
+
+MAX_RESPONSE_KEPT = 8 * 1024
+
+
+class HttpRequestConfig(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    url: str = Field(
+        description="Target URL (may use templates).", examples=["https://example.org/hook"]
+    )
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[str, str] = Field(default_factory=dict)
+    json_body: Any = Field(
+        default=None,
+        alias="json",
+        description="JSON body; string values may use templates. Default: the run's data.",
+    )
+    body: str | None = Field(default=None, description="Raw body template (instead of json).")
+    signing_secret: SecretStr | None = Field(
+        default=None, description="Standard Webhooks secret (whsec_…) used to sign the request."
+    )
+    timeout_seconds: float = Field(default=15.0, gt=0, le=120)
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        check_template(url)
+        if "{{" not in url and not url.startswith(("http://", "https://")):
+            raise ValueError("url must start with http:// or https://")
+        return url
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for value in headers.values():
+            check_template(value)
+        return headers
+
+    @field_validator("json_body")
+    @classmethod
+    def _check_json(cls, value: Any) -> Any:
+        return check_structure(value)
+
+    @field_validator("body")
+    @classmethod
+    def _check_body(cls, value: str | None) -> str | None:
+        return None if value is None else check_template(value)
+
+
+def _default_document(ctx: ActionContext) -> dict[str, Any]:
+    ns = ctx.namespace()
+    return {
+        "run": ns["run"],
+        "trigger": ctx.trigger,
+        "response": ctx.response,
+        "steps": ctx.outputs,
+    }
+
+
+@action("http.request", config=HttpRequestConfig)
+async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[str, Any]:
+    """Send an HTTP request; 5xx/429/timeouts are retried, other 4xx fail the run."""
+    ns = ctx.namespace()
+    url = render(config.url, ns)
+    if not url.startswith(("http://", "https://")):
+        raise FatalError(f"rendered url {url!r} is not an http(s) URL")
+    headers = {k: render(v, ns) for k, v in config.headers.items()}
+    if config.body is not None:
+        content = render(config.body, ns)
+        headers.setdefault("content-type", "text/plain; charset=utf-8")
+    elif config.method in ("GET", "DELETE") and config.json_body is None:
+        content = ""
+    else:
+        document = (
+            render_structure(config.json_body, ns)
+            if config.json_body is not None
+            else _default_document(ctx)
+        )
+        content = json.dumps(document, separators=(",", ":"), default=str)
+        headers.setdefault("content-type", "application/json")
+    if config.signing_secret is not None:
+        headers.update(
+            signature_headers(
+                config.signing_secret.get_secret_value(),
+                message_id=ctx.idempotency_key,
+                body=content,
+            )
+        )
+    else:
+        headers.setdefault("webhook-id", ctx.idempotency_key)
+    headers.setdefault("idempotency-key", ctx.idempotency_key)
+    client: httpx.AsyncClient | None = ctx.services.extras.get("http_client")
+    owned = client is None
+    if client is None:
+        client = httpx.AsyncClient(timeout=config.timeout_seconds)
+    try:
+        response = await client.request(
+            config.method,
+            url,
+            content=content.encode() if content else None,
+            headers=headers,
+            timeout=config.timeout_seconds,
+        )
+    except httpx.TimeoutException as exc:
+        raise RetriableError(f"{config.method} {url} timed out: {exc}") from None
+    except httpx.TransportError as exc:
+        raise RetriableError(f"{config.method} {url} failed: {exc}") from None
+    finally:
+        if owned:
+            await client.aclose()
+    text = response.text[:MAX_RESPONSE_KEPT]
+    if response.status_code in (408, 425, 429) or response.status_code >= 500:
+        retry_after = response.headers.get("retry-after")
+        delay = float(retry_after) if retry_after and retry_after.isdigit() else None
+        raise RetriableError(
+            f"{config.method} {url} answered {response.status_code}: {text[:300]}",
+            retry_after=delay,
+        )
+    if response.status_code >= 400:
+        raise FatalError(f"{config.method} {url} answered {response.status_code}: {text[:300]}")
+    body: Any = text
+    if "json" in response.headers.get("content-type", ""):
+        try:
+            body = response.json()
+        except ValueError:
+            body = text
+        if len(json.dumps(body, default=str)) > MAX_RESPONSE_KEPT:
+            body = text
+    return {"status": response.status_code, "body": body}

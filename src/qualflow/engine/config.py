@@ -1,0 +1,74 @@
+"""How the engine is configured: databases, executor identity, queue and retry tuning."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy.engine import make_url
+
+from qualflow import __version__
+
+RUN_QUEUE = "qualflow-runs"
+
+
+def default_executor_id() -> str:
+    """A readable executor id: host name plus process id (use a stable one for workers)."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def system_database_url_for(database_url: str) -> str:
+    """Where DBOS keeps its checkpoints, next to our own tables.
+
+    SQLite: a sibling file (``qualflow.db`` → ``qualflow-dbos.db``), so DBOS's writes and ours
+    never wait on one file lock. PostgreSQL: the same database; DBOS uses its own ``dbos`` schema.
+    """
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        database = url.database or ""
+        if database in ("", ":memory:") or database.startswith("file:"):
+            raise ValueError("the engine needs a file-backed SQLite database, not an in-memory one")
+        path = Path(database)
+        sibling = path.with_name(f"{path.stem}-dbos{path.suffix or '.db'}")
+        return f"sqlite:///{sibling}"
+    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Engine settings; :meth:`from_settings` reads them from the hub's Settings."""
+
+    database_url: str
+    system_database_url: str | None = None
+    executor_id: str = "local"
+    application_version: str = f"qualflow-{__version__}"
+    public_base_url: str = "http://127.0.0.1:8000"
+    #: Process runs in this process (False for a web-only process in a scale-out deployment).
+    worker: bool = True
+    #: Turn recorded inbound events into runs as they arrive (processes serving the HTTP edge).
+    #: Without it (``qualflow worker``) the process only picks up events left undispatched.
+    edge: bool = True
+    #: Runs executing at once in this process.
+    worker_concurrency: int = 64
+    #: How often an idle worker looks for queued runs (seconds).
+    queue_polling_interval: float = 0.05
+    #: How often new or changed schedules are noticed (seconds).
+    scheduler_polling_interval: float = 10.0
+    #: Attempts per step before a retriable error fails the run, and the backoff between them.
+    step_max_attempts: int = 5
+    retry_initial_delay: float = 1.0
+    retry_max_delay: float = 60.0
+    #: Name DBOS gives this application in its system database.
+    app_name: str = "qualflow"
+    log_level: str = "WARNING"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_system_database_url(self) -> str:
+        return self.system_database_url or system_database_url_for(self.database_url)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return make_url(self.database_url).get_backend_name() == "sqlite"

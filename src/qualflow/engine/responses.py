@@ -1,0 +1,240 @@
+"""Fetching survey responses within the brand's API budget.
+
+Qualtrics webhooks carry only ids, so each run needs one GET for its response — at 3,000
+requests per minute that caps a brand at 50 runs/s. :class:`ResponseFetcher` serves responses
+from the ``response_cache`` table when they are there, with single GETs while demand is low, and,
+when more runs are waiting than the budget can serve one by one, with ONE export per survey over
+the recordedDate window of the waiting responses: every response in the export is cached and
+the waiting runs are served from it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import tempfile
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, select
+
+from qualflow.engine.dispatch_sql import insert_ignoring_duplicates
+from qualflow.engine.errors import RetriableError
+from qualflow.engine.models import CachedResponse
+from qualflow.engine.services import EngineServices
+from qualflow.qualtrics import AsyncClient, ExportOptions
+from qualflow.store.base import utcnow
+from qualflow.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+#: Slack around the recordedDate window: webhook dates have one-second precision.
+WINDOW_SLACK = timedelta(seconds=2)
+
+
+def parse_recorded(value: Any) -> datetime | None:
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00").replace(" ", "T"))
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return None
+
+
+@dataclass
+class _Batch:
+    waiting: dict[str, list[asyncio.Future[dict[str, Any]]]] = field(default_factory=dict)
+    earliest: datetime | None = None
+    latest: datetime | None = None
+    task: asyncio.Task[None] | None = None
+
+    def add(
+        self, response_id: str, recorded: datetime, future: asyncio.Future[dict[str, Any]]
+    ) -> None:
+        self.waiting.setdefault(response_id, []).append(future)
+        self.earliest = recorded if self.earliest is None else min(self.earliest, recorded)
+        self.latest = recorded if self.latest is None else max(self.latest, recorded)
+
+
+class ResponseFetcher:
+    """Response fetching for one process (one event loop), shared by every run."""
+
+    def __init__(
+        self,
+        services: EngineServices,
+        *,
+        single_limit: int = 8,
+        batch_window: float = 0.5,
+        max_batch: int = 5000,
+    ) -> None:
+        self.services = services
+        #: Concurrent single GETs per connection before new requests wait for a bulk export.
+        self.single_limit = single_limit
+        self.batch_window = batch_window
+        self.max_batch = max_batch
+        self._singles: dict[int, int] = defaultdict(int)
+        self._batches: dict[tuple[int, str], _Batch] = {}
+        self.stats = {"cache_hits": 0, "single_gets": 0, "exports": 0, "exported_responses": 0}
+
+    async def get(
+        self,
+        client: AsyncClient,
+        connection_id: int,
+        survey_id: str,
+        response_id: str,
+        recorded_at: datetime | None,
+    ) -> dict[str, Any]:
+        """The response as Qualtrics returns it (``responseId``, ``values``, ``labels``…)."""
+        cached = await asyncio.to_thread(self._cached, response_id)
+        if cached is not None:
+            self.stats["cache_hits"] += 1
+            return cached
+        if recorded_at is None or self._singles[connection_id] < self.single_limit:
+            return await self._single(client, connection_id, survey_id, response_id)
+        return await self._batched(client, connection_id, survey_id, response_id, recorded_at)
+
+    # -- cache ------------------------------------------------------------------------------
+
+    def _cached(self, response_id: str) -> dict[str, Any] | None:
+        with self.services.sessionmaker() as session:
+            payload = session.scalar(
+                select(CachedResponse.payload).where(CachedResponse.response_id == response_id)
+            )
+            return dict(payload) if payload is not None else None
+
+    def store(
+        self, connection_id: int | None, survey_id: str, responses: list[dict[str, Any]]
+    ) -> None:
+        """Cache responses (e.g. from an export); existing entries are kept."""
+        now = utcnow()
+        rows = [
+            {
+                "response_id": r["responseId"],
+                "survey_id": survey_id,
+                "connection_id": connection_id,
+                "payload": r,
+                "recorded_at": parse_recorded((r.get("values") or {}).get("recordedDate")),
+                "fetched_at": now,
+            }
+            for r in responses
+            if r.get("responseId")
+        ]
+        for start in range(0, len(rows), 500):
+            with session_scope(self.services.sessionmaker) as session:
+                insert_ignoring_duplicates(
+                    session,
+                    CachedResponse.__table__,  # type: ignore[arg-type]
+                    rows[start : start + 500],
+                )
+
+    def prune(self, older_than: timedelta = timedelta(days=1)) -> int:
+        """Forget cached responses fetched before ``older_than`` ago."""
+        with session_scope(self.services.sessionmaker) as session:
+            result = session.execute(
+                delete(CachedResponse).where(CachedResponse.fetched_at < utcnow() - older_than)
+            )
+            return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+    # -- single GET -------------------------------------------------------------------------
+
+    async def _single(
+        self, client: AsyncClient, connection_id: int, survey_id: str, response_id: str
+    ) -> dict[str, Any]:
+        self._singles[connection_id] += 1
+        try:
+            response = await client.responses.get(survey_id, response_id)
+        finally:
+            self._singles[connection_id] -= 1
+        self.stats["single_gets"] += 1
+        payload = response.model_dump(mode="json", exclude_none=True)
+        payload.setdefault("responseId", response_id)
+        return payload
+
+    # -- bulk export ------------------------------------------------------------------------
+
+    async def _batched(
+        self,
+        client: AsyncClient,
+        connection_id: int,
+        survey_id: str,
+        response_id: str,
+        recorded_at: datetime,
+    ) -> dict[str, Any]:
+        key = (connection_id, survey_id)
+        batch = self._batches.get(key)
+        if batch is None or len(batch.waiting) >= self.max_batch:
+            batch = _Batch()
+            self._batches[key] = batch
+            batch.task = asyncio.get_running_loop().create_task(
+                self._run_batch(client, connection_id, survey_id, batch)
+            )
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        batch.add(response_id, recorded_at, future)
+        return await future
+
+    async def _run_batch(
+        self, client: AsyncClient, connection_id: int, survey_id: str, batch: _Batch
+    ) -> None:
+        await asyncio.sleep(self.batch_window)
+        key = (connection_id, survey_id)
+        if self._batches.get(key) is batch:
+            del self._batches[key]
+        try:
+            assert batch.earliest is not None
+            assert batch.latest is not None
+            responses = await self.export_window(
+                client, survey_id, batch.earliest - WINDOW_SLACK, batch.latest + WINDOW_SLACK
+            )
+            await asyncio.to_thread(self.store, connection_id, survey_id, responses)
+        except Exception as exc:
+            for futures in batch.waiting.values():
+                for future in futures:
+                    if not future.done():
+                        future.set_exception(exc)
+            return
+        by_id = {r.get("responseId"): r for r in responses}
+        for response_id, futures in batch.waiting.items():
+            found = by_id.get(response_id)
+            for future in futures:
+                if future.done():
+                    continue
+                if found is not None:
+                    future.set_result(found)
+                else:
+                    future.set_exception(
+                        RetriableError(f"response {response_id} was not in the export yet")
+                    )
+
+    async def export_window(
+        self, client: AsyncClient, survey_id: str, start: datetime, end: datetime
+    ) -> list[dict[str, Any]]:
+        """Every response recorded in [start, end), via one JSON export."""
+        options = ExportOptions(format="json", compress=False, start_date=start, end_date=end)
+        with tempfile.TemporaryDirectory(prefix="qualflow-export-") as tmp:
+            done = await client.exports.run(
+                survey_id,
+                options,
+                dest=Path(tmp) / "export.json",
+                poll_interval=0.2,
+                max_poll_interval=2.0,
+            )
+            responses = _read_json_export(done.path)
+        self.stats["exports"] += 1
+        self.stats["exported_responses"] += len(responses)
+        return responses
+
+
+def _read_json_export(path: Path) -> list[dict[str, Any]]:
+    with path.open("rb") as handle:
+        document = json.load(handle)
+    responses = document.get("responses") if isinstance(document, dict) else None
+    if not isinstance(responses, list):
+        raise RetriableError("the export file has no 'responses' list")
+    return [r for r in responses if isinstance(r, dict)]

@@ -1,0 +1,1406 @@
+"""REST: ``/api/v1/incentives/...`` — incentives, rewards and the review queue, providers'
+accounts and pools, platform API keys, and the platform endpoint that requests rewards.
+
+Permissions: the Incentives area (View to read, Manage to change) and the API keys area (View
+to list and reveal keys — each reveal audited —, Manage to create, rename and deactivate). The
+platform endpoint ``POST /incentives/{reference_id}/rewards`` authenticates with HTTP Basic:
+platform name and API key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from decimal import Decimal
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import Session
+
+from qualflow.accounts.dependencies import require
+from qualflow.accounts.permissions import Area, Level
+from qualflow.accounts.principal import Principal
+from qualflow.incentives import api_keys
+from qualflow.incentives.action import (
+    SendRewardConfig,
+    extract_email,
+    extract_first_name,
+)
+from qualflow.incentives.emails import NO_EMAIL_MESSAGE
+from qualflow.incentives.export import rewards_csv
+from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
+from qualflow.incentives.lifecycle import TransitionError
+from qualflow.incentives.manage import IncentiveError, InUse, window_state
+from qualflow.incentives.models import (
+    REWARD_STATUSES,
+    Incentive,
+    PlatformApiKey,
+    Reward,
+    RewardTransition,
+    TangoAccount,
+)
+from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.review import automations_using, review_incentive
+from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
+from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
+from qualflow.incentives.service import (
+    ActionResult,
+    IncentiveNotFound,
+    RewardFailed,
+    RewardNotFound,
+    RewardRequestIn,
+    RewardRetry,
+    get_incentive,
+    get_reward,
+)
+from qualflow.store.secrets import mask
+from qualflow.web.deps import ApiError, DbSession, error_responses
+
+router = APIRouter(prefix="/incentives")
+
+Runtime = Annotated[IncentivesRuntime, Depends(get_runtime)]
+Viewer = Annotated[Principal, Depends(require(Area.INCENTIVES, Level.VIEW))]
+Manager = Annotated[Principal, Depends(require(Area.INCENTIVES, Level.MANAGE))]
+KeyViewer = Annotated[Principal, Depends(require(Area.API_KEYS, Level.VIEW))]
+KeyManager = Annotated[Principal, Depends(require(Area.API_KEYS, Level.MANAGE))]
+
+_ERRORS = error_responses(401, 403, 404, 409, 422)
+TAG_INCENTIVES = "incentives"
+TAG_REWARDS = "rewards"
+TAG_PROVIDERS = "reward providers"
+TAG_KEYS = "platform API keys"
+TAG_PLATFORM = "platform"
+
+platform_auth = HTTPBasic(
+    auto_error=False,
+    scheme_name="PlatformKey",
+    realm="qualflow incentives",
+    description="HTTP Basic with the platform name as user name and a platform API key as "
+    "password (created under /api/v1/incentives/api-keys).",
+)
+
+
+def _not_found(message: str) -> ApiError:
+    return ApiError(404, "not_found", message)
+
+
+def _reference(reference_id: str) -> str:
+    value = normalize_reference(reference_id)
+    if not INCENTIVE_ID_PATTERN.match(value):
+        raise _not_found(f"{reference_id!r} is not an incentive reference id (like INC-7F3K2Q)")
+    return value
+
+
+# --- bodies --------------------------------------------------------------------------------------
+
+
+class RewardCounts(BaseModel):
+    total: int
+    held: int
+    sent: int
+    awaiting: int = Field(description="Approved or ordered, not yet sent.")
+
+
+class IncentiveOut(BaseModel):
+    reference_id: str = Field(examples=["INC-7F3K2Q"])
+    name: str
+    description: str
+    active: bool
+    state: str = Field(description="open, paused, not yet open or closed")
+    provider: str
+    tango_account_id: int | None
+    utid: str | None
+    gift_code_pool_id: int | None
+    amount: Decimal
+    currency: str
+    reward_name: str
+    email_subject: str
+    email_body: str
+    redemption_instructions: str
+    max_rewards: int | None
+    budget: Decimal | None
+    opens_at: datetime | None
+    closes_at: datetime | None
+    approval_mode: str
+    fraud_rules: FraudRules
+    low_stock_threshold: int
+    committed_rewards: int
+    committed_amount: Decimal
+    counts: RewardCounts | None = None
+    created_at: datetime
+    updated_at: datetime
+    created_by: str | None
+
+    @classmethod
+    def of(cls, incentive: Incentive, counts: Any = None) -> IncentiveOut:
+        return cls(
+            reference_id=incentive.reference_id,
+            name=incentive.name,
+            description=incentive.description,
+            active=incentive.active,
+            state=window_state(incentive),
+            provider=incentive.provider,
+            tango_account_id=incentive.tango_account_id,
+            utid=incentive.utid,
+            gift_code_pool_id=incentive.gift_code_pool_id,
+            amount=from_minor(incentive.amount_minor, incentive.currency),
+            currency=incentive.currency,
+            reward_name=incentive.reward_name,
+            email_subject=incentive.email_subject,
+            email_body=incentive.email_body,
+            redemption_instructions=incentive.redemption_instructions,
+            max_rewards=incentive.max_rewards,
+            budget=(
+                from_minor(incentive.budget_minor, incentive.currency)
+                if incentive.budget_minor is not None
+                else None
+            ),
+            opens_at=incentive.opens_at,
+            closes_at=incentive.closes_at,
+            approval_mode=incentive.approval_mode,
+            fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
+            low_stock_threshold=incentive.low_stock_threshold,
+            committed_rewards=incentive.committed_count,
+            committed_amount=from_minor(incentive.committed_minor, incentive.currency),
+            counts=RewardCounts(**vars(counts)) if counts is not None else None,
+            created_at=incentive.created_at,
+            updated_at=incentive.updated_at,
+            created_by=incentive.created_by,
+        )
+
+
+class RewardOut(BaseModel):
+    reference_id: str = Field(examples=["RW-7F3K2QMX"])
+    incentive: str
+    status: str
+    email: str
+    first_name: str | None
+    response_id: str | None
+    survey_id: str | None
+    participant_id: str | None
+    source: str
+    requested_by: str
+    amount: Decimal
+    currency: str
+    provider: str
+    reasons: list[str]
+    warnings: list[str]
+    provider_order_id: str | None
+    delivery: str | None = Field(description="What was delivered, masked (never the code).")
+    resend_count: int
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    updated_at: datetime
+    ordered_at: datetime | None
+    sent_at: datetime | None
+    paid_at: datetime | None
+
+    @classmethod
+    def of(cls, reward: Reward, incentive_reference: str) -> RewardOut:
+        return cls(
+            reference_id=reward.reference_id,
+            incentive=incentive_reference,
+            status=reward.status,
+            email=reward.email,
+            first_name=reward.first_name,
+            response_id=reward.response_id,
+            survey_id=reward.survey_id,
+            participant_id=reward.participant_id,
+            source=reward.source,
+            requested_by=reward.requested_by,
+            amount=from_minor(reward.amount_minor, reward.currency),
+            currency=reward.currency,
+            provider=reward.provider,
+            reasons=list(reward.reasons or []),
+            warnings=list(reward.warnings or []),
+            provider_order_id=reward.provider_order_id,
+            delivery=reward.delivery_hint,
+            resend_count=reward.resend_count,
+            attempts=reward.attempts,
+            last_error=reward.last_error,
+            created_at=reward.created_at,
+            updated_at=reward.updated_at,
+            ordered_at=reward.ordered_at,
+            sent_at=reward.sent_at,
+            paid_at=reward.paid_at,
+        )
+
+
+class TransitionOut(BaseModel):
+    from_status: str | None
+    to_status: str
+    actor: str
+    reason: str
+    at: datetime
+
+
+class RewardDetail(RewardOut):
+    transitions: list[TransitionOut]
+
+
+class RewardPage(BaseModel):
+    items: list[RewardOut]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field(default="", max_length=1000)
+
+
+class BulkBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    action: Literal["release", "block", "cancel", "retry", "mark_paid"]
+    rewards: list[str] = Field(min_length=1, max_length=1000, examples=[["RW-7F3K2QMX"]])
+    reason: str = Field(default="", max_length=1000)
+
+
+class ActionResultOut(BaseModel):
+    reference_id: str
+    ok: bool
+    status: str
+    message: str
+
+
+class BulkOut(BaseModel):
+    succeeded: int
+    failed: int
+    results: list[ActionResultOut]
+
+
+class ResendBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    email: str | None = Field(default=None, description="Send to a corrected address instead.")
+
+
+class PlatformRewardIn(BaseModel):
+    """What a Qualtrics Web Service task (or any system) sends."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    email: str | None = Field(default=None, max_length=320, examples=["pat@example.org"])
+    first_name: str | None = Field(default=None, alias="firstName", max_length=100)
+    response_id: str | None = Field(default=None, alias="responseId", max_length=64)
+    survey_id: str | None = Field(default=None, alias="surveyId", max_length=64)
+
+
+class PlatformRewardOut(BaseModel):
+    reference_id: str = Field(description="The reward's id (RW-…).")
+    status: str
+    reasons: list[str]
+    message: str
+
+
+class TestRewardIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    automation_id: int | None = Field(
+        default=None, description="Read the email as this automation's reward step does."
+    )
+    response_id: str | None = Field(
+        default=None, description="A response of the automation's survey (fetched from Qualtrics)."
+    )
+    values: dict[str, Any] | None = Field(
+        default=None, description="Response values to test with instead of fetching a response."
+    )
+    email: str | None = Field(default=None, description="Test with this email directly.")
+    first_name: str | None = None
+    send_to: str | None = Field(
+        default=None, description="Where the test email goes (default: you)."
+    )
+
+
+class TestStepOut(BaseModel):
+    name: str
+    ok: bool
+    detail: str
+
+
+class TestRewardOut(BaseModel):
+    ok: bool
+    paid: bool = Field(default=False, description="Always false: a test pays nobody.")
+    steps: list[TestStepOut]
+
+
+class ProviderHealthOut(BaseModel):
+    ok: bool
+    summary: str
+    balance: Decimal | None
+    currency: str | None
+    stock: int | None
+    key_status: str | None
+    warnings: list[str]
+    details: dict[str, Any]
+
+
+class AutomationReviewOut(BaseModel):
+    automation_id: int
+    name: str
+    enabled: bool
+    survey_id: str | None
+    survey_name: str | None
+    email_source: str
+    email_field: str | None
+    email_question: str | None
+    email_required: bool | None
+    fraud_detection: dict[str, bool]
+    anonymous_link: bool | None
+    warnings: list[str]
+
+
+class ReviewOut(BaseModel):
+    incentive: IncentiveOut
+    provider: ProviderHealthOut
+    automations: list[AutomationReviewOut]
+    limits: dict[str, Any]
+    fraud_rules: list[str]
+    warnings: list[str]
+
+
+class TangoAccountIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    base_url: str = Field(
+        default="https://integration-api.tangocard.com",
+        description="https://api.tangocard.com for production; /raas/v2 is appended.",
+    )
+    platform_name: str = Field(min_length=1, max_length=200)
+    platform_key: str = Field(min_length=1, description="Stored encrypted, never returned.")
+    customer_id: str = Field(min_length=1, max_length=100)
+    account_id: str = Field(min_length=1, max_length=100)
+
+
+class TangoAccountPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = None
+    base_url: str | None = None
+    platform_name: str | None = None
+    platform_key: str | None = None
+    customer_id: str | None = None
+    account_id: str | None = None
+
+
+class TangoAccountOut(BaseModel):
+    id: int
+    name: str
+    base_url: str
+    platform_name: str
+    platform_key: str = Field(description="Masked: the last 4 characters at most.")
+    customer_id: str
+    account_id: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, account: TangoAccount) -> TangoAccountOut:
+        return cls(
+            id=account.id,
+            name=account.name,
+            base_url=account.base_url,
+            platform_name=account.platform_name,
+            platform_key=mask(account.platform_key),
+            customer_id=account.customer_id,
+            account_id=account.account_id,
+            created_at=account.created_at,
+        )
+
+
+class PoolIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: str = Field(min_length=1, max_length=200)
+    description: str = ""
+
+
+class PoolStockOut(BaseModel):
+    value: str
+    currency: str
+    unused: int
+    used: int
+    expired: int
+
+
+class PoolOut(BaseModel):
+    id: int
+    name: str
+    description: str
+    created_at: datetime
+    stock: list[PoolStockOut]
+
+
+class ImportOut(BaseModel):
+    imported: int
+    duplicates: int
+    errors: list[str]
+
+
+class ApiKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    platform: str = Field(examples=["acme-research"], description="The HTTP Basic user name.")
+    display_name: str = Field(min_length=1, max_length=100, examples=["Qualtrics workflow"])
+
+
+class ApiKeyPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    display_name: str = Field(min_length=1, max_length=100)
+
+
+class ApiKeyOut(BaseModel):
+    id: int
+    platform: str
+    display_name: str
+    key: str = Field(description="Masked; reveal it with POST …/reveal.")
+    status: Literal["active", "deactivated"]
+    created_at: datetime
+    created_by: str | None
+    deactivated_at: datetime | None
+    deactivated_by: str | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, key: PlatformApiKey, platform: str) -> ApiKeyOut:
+        return cls(
+            id=key.id,
+            platform=platform,
+            display_name=key.display_name,
+            key=f"{api_keys.KEY_PREFIX}••••{key.last4}",
+            status="active" if key.active_slot is not None else "deactivated",
+            created_at=key.created_at,
+            created_by=key.created_by,
+            deactivated_at=key.deactivated_at,
+            deactivated_by=key.deactivated_by,
+            last_used_at=key.last_used_at,
+        )
+
+
+class RevealedKey(BaseModel):
+    platform: str
+    key: str
+
+
+class AuditOut(BaseModel):
+    action: str
+    actor: str
+    detail: str
+    at: datetime
+
+
+# --- incentives ----------------------------------------------------------------------------------
+
+
+def _load_incentive(db: Session, reference_id: str) -> Incentive:
+    try:
+        return get_incentive(db, _reference(reference_id))
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+
+
+@router.get(
+    "",
+    tags=[TAG_INCENTIVES],
+    response_model=list[IncentiveOut],
+    responses=_ERRORS,
+    summary="List incentives",
+)
+def list_incentives(
+    runtime: Runtime,
+    _viewer: Viewer,
+    active: bool | None = None,
+    q: Annotated[str | None, Query(max_length=200, description="Name or reference")] = None,
+) -> list[IncentiveOut]:
+    incentives = runtime.manager.list_incentives(active=active, q=q)
+    counts = runtime.manager.counts([i.id for i in incentives])
+    return [IncentiveOut.of(i, counts[i.id]) for i in incentives]
+
+
+@router.post(
+    "",
+    tags=[TAG_INCENTIVES],
+    response_model=IncentiveOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    summary="Create an incentive (its value is checked with the provider)",
+)
+async def create_incentive(spec: IncentiveSpec, runtime: Runtime, manager: Manager) -> IncentiveOut:
+    try:
+        incentive = await runtime.manager.create(spec, actor=manager.email)
+    except IncentiveError as exc:
+        raise ApiError(422, "invalid_incentive", str(exc)) from None
+    return IncentiveOut.of(incentive)
+
+
+@router.get(
+    "/rewards",
+    tags=[TAG_REWARDS],
+    response_model=RewardPage,
+    responses=_ERRORS,
+    summary="List and filter rewards (the review queue is status=held)",
+)
+def list_rewards(
+    db: DbSession,
+    _viewer: Viewer,
+    incentive: str | None = None,
+    reward_status: Annotated[
+        list[str] | None, Query(alias="status", description="One or more statuses.")
+    ] = None,
+    q: Annotated[str | None, Query(max_length=320, description="Email or RW- reference")] = None,
+    source: Literal["automation", "api", "manual"] | None = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RewardPage:
+    conditions: list[Any] = []
+    if incentive:
+        conditions.append(Reward.incentive_id == _load_incentive(db, incentive).id)
+    if reward_status:
+        unknown = [s for s in reward_status if s not in REWARD_STATUSES]
+        if unknown:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})",
+            )
+        conditions.append(Reward.status.in_(reward_status))
+    if q:
+        needle = q.strip().lower()
+        conditions.append(
+            or_(
+                Reward.email_normalized.contains(needle, autoescape=True),
+                func.lower(Reward.reference_id) == needle,
+                Reward.response_id == q.strip(),
+            )
+        )
+    if source:
+        conditions.append(Reward.source == source)
+    total = db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0
+    rows = db.execute(
+        select(Reward, Incentive.reference_id)
+        .join(Incentive, Incentive.id == Reward.incentive_id)
+        .where(*conditions)
+        .order_by(Reward.created_at.desc(), Reward.id.desc())
+        .limit(limit)
+        .offset(offset)
+    ).all()
+    return RewardPage(
+        items=[RewardOut.of(reward, ref) for reward, ref in rows],
+        total=total,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def _results(results: list[ActionResult]) -> BulkOut:
+    return BulkOut(
+        succeeded=sum(1 for r in results if r.ok),
+        failed=sum(1 for r in results if not r.ok),
+        results=[ActionResultOut(**vars(r)) for r in results],
+    )
+
+
+@router.post(
+    "/rewards/bulk",
+    tags=[TAG_REWARDS],
+    response_model=BulkOut,
+    responses=_ERRORS,
+    summary="Release, block, cancel, retry or mark paid many rewards at once",
+)
+def bulk_rewards(body: BulkBody, runtime: Runtime, manager: Manager) -> BulkOut:
+    service = runtime.service
+    actor = manager.email
+    if body.action == "release":
+        results = service.release(body.rewards, actor=actor, note=body.reason)
+    elif body.action == "block":
+        results = service.block(body.rewards, actor=actor, reason=body.reason)
+    elif body.action == "cancel":
+        results = service.cancel(body.rewards, actor=actor, reason=body.reason)
+    elif body.action == "retry":
+        results = service.retry(body.rewards, actor=actor)
+    else:
+        results = service.mark_paid(body.rewards, actor=actor)
+    runtime.fulfiller.wake()
+    return _results(results)
+
+
+def _reward_detail(db: Session, reference: str) -> RewardDetail:
+    try:
+        reward = get_reward(db, reference)
+    except RewardNotFound as exc:
+        raise _not_found(str(exc)) from None
+    incentive = db.get(Incentive, reward.incentive_id)
+    assert incentive is not None
+    transitions = db.scalars(
+        select(RewardTransition)
+        .where(RewardTransition.reward_id == reward.id)
+        .order_by(RewardTransition.id)
+    ).all()
+    base = RewardOut.of(reward, incentive.reference_id)
+    return RewardDetail(
+        **base.model_dump(),
+        transitions=[
+            TransitionOut(
+                from_status=t.from_status,
+                to_status=t.to_status,
+                actor=t.actor,
+                reason=t.reason,
+                at=t.at,
+            )
+            for t in transitions
+        ],
+    )
+
+
+@router.get(
+    "/rewards/{reward_id}",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="A reward with every transition (who, why, when)",
+)
+def get_reward_detail(reward_id: str, db: DbSession, _viewer: Viewer) -> RewardDetail:
+    return _reward_detail(db, reward_id)
+
+
+@router.get(
+    "/rewards/{reward_id}/transitions",
+    tags=[TAG_REWARDS],
+    response_model=list[TransitionOut],
+    responses=_ERRORS,
+    summary="A reward's lifecycle transitions",
+)
+def get_transitions(reward_id: str, db: DbSession, _viewer: Viewer) -> list[TransitionOut]:
+    return _reward_detail(db, reward_id).transitions
+
+
+def _single(results: list[ActionResult], db: Session) -> RewardDetail:
+    result = results[0]
+    if not result.ok:
+        code = 404 if result.message.endswith("does not exist") else 409
+        raise ApiError(code, "not_found" if code == 404 else "conflict", result.message)
+    return _reward_detail(db, result.reference_id)
+
+
+@router.post(
+    "/rewards/{reward_id}/release",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Release a held reward: it is approved and paid",
+)
+def release_reward(
+    reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
+    body: Annotated[ReasonBody | None, Body()] = None,
+) -> RewardDetail:  # fmt: skip
+    results = runtime.service.release(
+        [reward_id], actor=manager.email, note=body.reason if body else ""
+    )
+    runtime.fulfiller.wake()
+    return _single(results, db)
+
+
+@router.post(
+    "/rewards/{reward_id}/block",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Block a held reward: the respondent is not paid",
+)
+def block_reward(
+    reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
+    body: Annotated[ReasonBody | None, Body()] = None,
+) -> RewardDetail:  # fmt: skip
+    results = runtime.service.block(
+        [reward_id], actor=manager.email, reason=body.reason if body else ""
+    )
+    return _single(results, db)
+
+
+@router.post(
+    "/rewards/{reward_id}/cancel",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Cancel a reward nobody was paid for yet",
+)
+def cancel_reward(
+    reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
+    body: Annotated[ReasonBody | None, Body()] = None,
+) -> RewardDetail:  # fmt: skip
+    results = runtime.service.cancel(
+        [reward_id], actor=manager.email, reason=body.reason if body else ""
+    )
+    return _single(results, db)
+
+
+@router.post(
+    "/rewards/{reward_id}/retry",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Try paying a failed reward again",
+)
+def retry_reward(reward_id: str, runtime: Runtime, db: DbSession, manager: Manager) -> RewardDetail:
+    results = runtime.service.retry([reward_id], actor=manager.email)
+    runtime.fulfiller.wake()
+    return _single(results, db)
+
+
+@router.post(
+    "/rewards/{reward_id}/mark-paid",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Record that a manual reward was paid by hand (the email goes out next)",
+)
+async def mark_paid(
+    reward_id: str, runtime: Runtime, db: DbSession, manager: Manager
+) -> RewardDetail:
+    results = await asyncio.to_thread(
+        runtime.service.mark_paid,
+        [reward_id],
+        actor=manager.email,
+        lease_owner=f"api:{normalize_reference(reward_id)}",
+    )
+    if results[0].ok:
+        await _fulfil_now(runtime, results[0].reference_id, f"api:{normalize_reference(reward_id)}")
+    return _single(results, db)
+
+
+async def _fulfil_now(runtime: IncentivesRuntime, reference: str, owner: str) -> None:
+    """Pay/email right away when quick; the fulfiller finishes anything slower."""
+
+    def reward_id() -> int:
+        with runtime.factory() as session:
+            return get_reward(session, reference).id
+
+    try:
+        await asyncio.wait_for(
+            runtime.service.fulfil(await asyncio.to_thread(reward_id), owner=owner),
+            timeout=8.0,
+        )
+    except (RewardRetry, RewardFailed, TimeoutError):
+        runtime.fulfiller.wake()
+
+
+@router.post(
+    "/rewards/{reward_id}/resend",
+    tags=[TAG_REWARDS],
+    response_model=RewardDetail,
+    responses=_ERRORS,
+    summary="Email a paid reward again (optionally to a corrected address)",
+)
+async def resend_reward(
+    reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
+    body: Annotated[ResendBody | None, Body()] = None,
+) -> RewardDetail:  # fmt: skip
+    try:
+        await runtime.service.resend(
+            reward_id, actor=manager.email, new_email=body.email if body else None
+        )
+    except RewardNotFound as exc:
+        raise _not_found(str(exc)) from None
+    except TransitionError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
+    except RewardFailed as exc:
+        raise ApiError(502, "email_failed", exc.reason) from None
+    db.expire_all()
+    return _reward_detail(db, reward_id)
+
+
+# --- providers: Tango accounts and gift-code pools -----------------------------------------------
+
+
+@router.get(
+    "/providers/tango-accounts",
+    tags=[TAG_PROVIDERS],
+    response_model=list[TangoAccountOut],
+    responses=_ERRORS,
+    summary="List Tango accounts (keys masked)",
+)
+def list_tango_accounts(runtime: Runtime, _viewer: Viewer) -> list[TangoAccountOut]:
+    return [TangoAccountOut.of(a) for a in runtime.manager.tango_accounts()]
+
+
+@router.post(
+    "/providers/tango-accounts",
+    tags=[TAG_PROVIDERS],
+    response_model=TangoAccountOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    summary="Add a Tango account (platform name + key, customer and account ids)",
+)
+def create_tango_account(
+    body: TangoAccountIn, runtime: Runtime, _manager: Manager
+) -> TangoAccountOut:
+    try:
+        return TangoAccountOut.of(runtime.manager.create_tango_account(**body.model_dump()))
+    except IncentiveError as exc:
+        raise ApiError(422, "invalid_account", str(exc)) from None
+
+
+@router.patch(
+    "/providers/tango-accounts/{account_id}",
+    tags=[TAG_PROVIDERS],
+    response_model=TangoAccountOut,
+    responses=_ERRORS,
+    summary="Change a Tango account",
+)
+def update_tango_account(
+    account_id: int, body: TangoAccountPatch, runtime: Runtime, _manager: Manager
+) -> TangoAccountOut:
+    try:
+        account = runtime.manager.update_tango_account(
+            account_id, **body.model_dump(exclude_unset=True)
+        )
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except IncentiveError as exc:
+        raise ApiError(422, "invalid_account", str(exc)) from None
+    return TangoAccountOut.of(account)
+
+
+@router.delete(
+    "/providers/tango-accounts/{account_id}",
+    tags=[TAG_PROVIDERS],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    summary="Delete a Tango account no incentive uses",
+)
+def delete_tango_account(account_id: int, runtime: Runtime, _manager: Manager) -> Response:
+    try:
+        runtime.manager.delete_tango_account(account_id)
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except InUse as exc:
+        raise ApiError(409, "in_use", str(exc)) from None
+    return Response(status_code=204)
+
+
+def _pool_out(runtime: IncentivesRuntime, pool_id: int) -> PoolOut:
+    try:
+        pool = runtime.manager.pool(pool_id)
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    return PoolOut(
+        id=pool.id,
+        name=pool.name,
+        description=pool.description,
+        created_at=pool.created_at,
+        stock=[PoolStockOut(**entry) for entry in runtime.manager.pool_stock(pool.id)],
+    )
+
+
+@router.get(
+    "/providers/gift-code-pools",
+    tags=[TAG_PROVIDERS],
+    response_model=list[PoolOut],
+    responses=_ERRORS,
+    summary="List gift-code pools with their stock",
+)
+def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
+    return [_pool_out(runtime, pool.id) for pool in runtime.manager.pools()]
+
+
+@router.post(
+    "/providers/gift-code-pools",
+    tags=[TAG_PROVIDERS],
+    response_model=PoolOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    summary="Create a gift-code pool",
+)
+def create_pool(body: PoolIn, runtime: Runtime, _manager: Manager) -> PoolOut:
+    try:
+        pool = runtime.manager.create_pool(body.name, body.description)
+    except IncentiveError as exc:
+        raise ApiError(409, "conflict", str(exc)) from None
+    return _pool_out(runtime, pool.id)
+
+
+@router.get(
+    "/providers/gift-code-pools/{pool_id}",
+    tags=[TAG_PROVIDERS],
+    response_model=PoolOut,
+    responses=_ERRORS,
+    summary="A gift-code pool and its stock per value",
+)
+def get_pool(pool_id: int, runtime: Runtime, _viewer: Viewer) -> PoolOut:
+    return _pool_out(runtime, pool_id)
+
+
+@router.post(
+    "/providers/gift-code-pools/{pool_id}/codes",
+    tags=[TAG_PROVIDERS],
+    response_model=ImportOut,
+    responses=_ERRORS,
+    summary="Import codes from CSV (code,value,currency,expiry)",
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"text/csv": {"schema": {"type": "string"}}},
+        }
+    },
+)
+async def import_pool_codes(
+    pool_id: int, request: Request, runtime: Runtime, _manager: Manager
+) -> ImportOut:
+    raw = await request.body()
+    if len(raw) > 20 * 1024 * 1024:
+        raise ApiError(413, "payload_too_large", "the CSV is larger than 20 MB; split it")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(422, "validation_error", "the CSV must be UTF-8 text") from None
+    try:
+        report = await asyncio.to_thread(runtime.manager.import_codes, pool_id, text)
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except IncentiveError as exc:
+        raise ApiError(422, "invalid_csv", str(exc)) from None
+    return ImportOut(imported=report.imported, duplicates=report.duplicates, errors=report.errors)
+
+
+@router.delete(
+    "/providers/gift-code-pools/{pool_id}",
+    tags=[TAG_PROVIDERS],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    summary="Delete a pool no incentive uses and whose codes were never given out",
+)
+def delete_pool(pool_id: int, runtime: Runtime, _manager: Manager) -> Response:
+    try:
+        runtime.manager.delete_pool(pool_id)
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except InUse as exc:
+        raise ApiError(409, "in_use", str(exc)) from None
+    return Response(status_code=204)
+
+
+# --- platform API keys ---------------------------------------------------------------------------
+
+
+@router.get(
+    "/api-keys",
+    tags=[TAG_KEYS],
+    response_model=list[ApiKeyOut],
+    responses=_ERRORS,
+    summary="List platform API keys (masked) with their last use",
+)
+def list_api_keys(
+    db: DbSession, _viewer: KeyViewer, platform: str | None = None
+) -> list[ApiKeyOut]:
+    return [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(db, platform=platform)]
+
+
+def _key_error(exc: Exception) -> ApiError:
+    if isinstance(exc, api_keys.KeyNotFound):
+        return _not_found(str(exc))
+    if isinstance(exc, api_keys.TooManyKeys):
+        return ApiError(409, "too_many_keys", str(exc))
+    if isinstance(exc, api_keys.ApiKeyError):
+        return ApiError(422 if "display name" in str(exc) or "platform name" in str(exc) else 409,
+                        "api_key_error", str(exc))  # fmt: skip
+    raise exc
+
+
+@router.post(
+    "/api-keys",
+    tags=[TAG_KEYS],
+    response_model=ApiKeyOut,
+    status_code=status.HTTP_201_CREATED,
+    responses=_ERRORS,
+    summary="Create a platform API key (at most two active per platform)",
+)
+def create_api_key(body: ApiKeyIn, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+    try:
+        key, _raw = api_keys.create_key(
+            db, platform=body.platform, display_name=body.display_name, actor=manager.email
+        )
+        db.commit()
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        db.rollback()
+        raise _key_error(exc) from None
+    return ApiKeyOut.of(key, api_keys.check_platform_name(body.platform))
+
+
+def _key_out(db: Session, key: PlatformApiKey) -> ApiKeyOut:
+    platform = next(name for k, name in api_keys.list_keys(db) if k.id == key.id)
+    return ApiKeyOut.of(key, platform)
+
+
+@router.patch(
+    "/api-keys/{key_id}",
+    tags=[TAG_KEYS],
+    response_model=ApiKeyOut,
+    responses=_ERRORS,
+    summary="Rename a key (its display name)",
+)
+def rename_api_key(key_id: int, body: ApiKeyPatch, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+    try:
+        key = api_keys.rename_key(db, key_id, body.display_name, actor=manager.email)
+        db.commit()
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        raise _key_error(exc) from None
+    return _key_out(db, key)
+
+
+@router.post(
+    "/api-keys/{key_id}/deactivate",
+    tags=[TAG_KEYS],
+    response_model=ApiKeyOut,
+    responses=_ERRORS,
+    summary="Deactivate a key — irreversibly: callers using it are refused from now on",
+)
+def deactivate_api_key(key_id: int, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+    try:
+        key = api_keys.deactivate_key(db, key_id, actor=manager.email)
+        db.commit()
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        raise _key_error(exc) from None
+    return _key_out(db, key)
+
+
+@router.post(
+    "/api-keys/{key_id}/reveal",
+    tags=[TAG_KEYS],
+    response_model=RevealedKey,
+    responses=_ERRORS,
+    summary="Reveal a key to copy it (View permission on API keys; every reveal is audited)",
+)
+def reveal_api_key(
+    key_id: int, db: DbSession, viewer: KeyViewer, response: Response
+) -> RevealedKey:
+    try:
+        platform, key = api_keys.reveal_key(db, key_id, actor=viewer.email)
+        db.commit()
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        raise _key_error(exc) from None
+    response.headers["Cache-Control"] = "no-store"
+    return RevealedKey(platform=platform, key=key)
+
+
+@router.get(
+    "/api-keys/{key_id}/audit",
+    tags=[TAG_KEYS],
+    response_model=list[AuditOut],
+    responses=_ERRORS,
+    summary="Who created, renamed, revealed or deactivated the key",
+)
+def api_key_audit(key_id: int, db: DbSession, _viewer: KeyViewer) -> list[AuditOut]:
+    try:
+        rows = api_keys.audit_log(db, key_id)
+    except api_keys.KeyNotFound as exc:
+        raise _not_found(str(exc)) from None
+    return [AuditOut(action=r.action, actor=r.actor, detail=r.detail, at=r.at) for r in rows]
+
+
+# --- one incentive -------------------------------------------------------------------------------
+
+
+@router.get(
+    "/{reference_id}",
+    tags=[TAG_INCENTIVES],
+    response_model=IncentiveOut,
+    responses=_ERRORS,
+    summary="An incentive",
+)
+def get_incentive_detail(
+    reference_id: str, db: DbSession, runtime: Runtime, _viewer: Viewer
+) -> IncentiveOut:
+    incentive = _load_incentive(db, reference_id)
+    return IncentiveOut.of(incentive, runtime.manager.counts([incentive.id])[incentive.id])
+
+
+@router.patch(
+    "/{reference_id}",
+    tags=[TAG_INCENTIVES],
+    response_model=IncentiveOut,
+    responses=_ERRORS,
+    summary="Change an incentive (validated again with the provider)",
+)
+async def update_incentive(
+    reference_id: str, patch: IncentivePatch, runtime: Runtime, manager: Manager
+) -> IncentiveOut:
+    try:
+        incentive = await runtime.manager.update(
+            _reference(reference_id), patch, actor=manager.email
+        )
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+    except IncentiveError as exc:
+        raise ApiError(422, "invalid_incentive", str(exc)) from None
+    return IncentiveOut.of(incentive)
+
+
+@router.delete(
+    "/{reference_id}",
+    tags=[TAG_INCENTIVES],
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_ERRORS,
+    summary="Delete an incentive without rewards (pause it otherwise)",
+)
+def delete_incentive(reference_id: str, runtime: Runtime, _manager: Manager) -> Response:
+    try:
+        runtime.manager.delete(_reference(reference_id))
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+    except InUse as exc:
+        raise ApiError(409, "in_use", str(exc)) from None
+    return Response(status_code=204)
+
+
+@router.get(
+    "/{reference_id}/review",
+    tags=[TAG_INCENTIVES],
+    response_model=ReviewOut,
+    responses=_ERRORS,
+    summary="Configuration review: survey, email source, provider health, limits, fraud rules",
+)
+async def review(reference_id: str, runtime: Runtime, _viewer: Viewer) -> ReviewOut:
+    return await build_review(runtime, reference_id)
+
+
+async def build_review(runtime: IncentivesRuntime, reference_id: str) -> ReviewOut:
+    try:
+        incentive = await asyncio.to_thread(runtime.manager.get, _reference(reference_id))
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+    health = await runtime.manager.health(incentive)
+    result = await review_incentive(
+        incentive, factory=runtime.factory, health=health, client_for_connection=runtime.open_client
+    )
+    return ReviewOut(
+        incentive=IncentiveOut.of(incentive),
+        provider=ProviderHealthOut(**vars(health)),
+        automations=[
+            AutomationReviewOut(
+                **{k: v for k, v in vars(a).items() if k in AutomationReviewOut.model_fields}
+            )
+            for a in result.automations
+        ],
+        limits=result.limits,
+        fraud_rules=result.fraud_rules,
+        warnings=result.warnings,
+    )
+
+
+@router.post(
+    "/{reference_id}/test-reward",
+    tags=[TAG_INCENTIVES],
+    response_model=TestRewardOut,
+    responses=_ERRORS,
+    summary="Run the whole chain for one response without paying anyone",
+)
+async def test_reward(
+    reference_id: str, body: TestRewardIn, runtime: Runtime, manager: Manager
+) -> TestRewardOut:
+    reference = _reference(reference_id)
+    try:
+        report = await run_test_reward(runtime, reference, body, default_send_to=manager.email)
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+    return TestRewardOut(
+        ok=report["ok"],
+        steps=[TestStepOut(**step) for step in report["steps"]],
+    )
+
+
+async def run_test_reward(
+    runtime: IncentivesRuntime, reference: str, body: TestRewardIn, *, default_send_to: str
+) -> dict[str, Any]:
+    """Resolve the test's response (given values, or fetched by id), then test the chain."""
+    steps: list[dict[str, Any]] = []
+    values = body.values
+    config: SendRewardConfig | None = None
+    automations = await asyncio.to_thread(automations_using, runtime.factory, reference)
+    chosen = None
+    if body.automation_id is not None:
+        chosen = next((a for a in automations if a.automation_id == body.automation_id), None)
+        if chosen is None:
+            raise ApiError(
+                422,
+                "validation_error",
+                f"automation {body.automation_id} has no reward step for {reference}",
+            )
+    elif automations:
+        chosen = automations[0]
+    if chosen is not None:
+        config = SendRewardConfig(
+            incentive=reference,
+            email_source=chosen.email_source,
+            email_field=chosen.email_field,
+        )
+    if values is None and body.response_id:
+        if chosen is None or chosen.connection_id is None or not chosen.survey_id:
+            raise ApiError(
+                422,
+                "validation_error",
+                "fetching a response needs an automation of this incentive with a survey "
+                "trigger and a connection; give automation_id, or values",
+            )
+        try:
+            async with runtime.open_client(chosen.connection_id) as client:
+                response = await client.responses.get(chosen.survey_id, body.response_id)
+            values = dict(response.values)
+            steps.append(
+                {"name": "survey response", "ok": True,
+                 "detail": f"fetched {body.response_id} from {chosen.survey_id}"}
+            )  # fmt: skip
+        except Exception as exc:
+            steps.append({"name": "survey response", "ok": False, "detail": str(exc)})
+            return {"ok": False, "steps": steps}
+    email, first_name = body.email, body.first_name
+    if email is None and values is not None and config is not None:
+        found = extract_email(values, config)
+        email = str(found) if found not in (None, "") else None
+        first_name = first_name or extract_first_name(values, config)
+    report = await runtime.service.test_reward(
+        reference,
+        email=email,
+        first_name=first_name,
+        response_id=body.response_id,
+        response_values=values,
+        send_to=body.send_to or default_send_to,
+    )
+    steps.extend(vars(step) for step in report.steps)
+    return {"ok": all(step["ok"] for step in steps), "steps": steps}
+
+
+@router.get(
+    "/{reference_id}/rewards.csv",
+    tags=[TAG_REWARDS],
+    responses={200: {"content": {"text/csv": {}}}, **_ERRORS},
+    summary="Export an incentive's rewards as CSV (e.g. manual rewards to pay by hand)",
+)
+def export_rewards(
+    reference_id: str,
+    db: DbSession,
+    _viewer: Viewer,
+    reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
+) -> Response:
+    incentive = _load_incentive(db, reference_id)
+    text, _count = rewards_csv(db, incentive, reward_status)
+    filename = f"{incentive.reference_id}-rewards.csv"
+    return Response(
+        text,
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
+@router.get(
+    "/{reference_id}/rewards",
+    tags=[TAG_REWARDS],
+    response_model=RewardPage,
+    responses=_ERRORS,
+    summary="An incentive's rewards",
+)
+def incentive_rewards(
+    reference_id: str,
+    db: DbSession,
+    viewer: Viewer,
+    reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
+    q: Annotated[str | None, Query(max_length=320)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> RewardPage:
+    return list_rewards(
+        db, viewer, incentive=reference_id, reward_status=reward_status, q=q, source=None,
+        limit=limit, offset=offset,
+    )  # fmt: skip
+
+
+# --- the platform endpoint -----------------------------------------------------------------------
+
+
+def _platform_unauthorized(message: str) -> ApiError:
+    return ApiError(
+        401, "unauthorized", message,
+        headers={"WWW-Authenticate": 'Basic realm="qualflow incentives"'},
+    )  # fmt: skip
+
+
+@router.post(
+    "/{reference_id}/rewards",
+    tags=[TAG_PLATFORM],
+    response_model=PlatformRewardOut,
+    status_code=status.HTTP_201_CREATED,
+    responses={
+        200: {"model": PlatformRewardOut, "description": "The same request again: its reward"},
+        **error_responses(401, 404, 409, 422),
+    },
+    summary="Request a reward (HTTP Basic: platform name + API key)",
+)
+async def platform_reward(
+    reference_id: str,
+    body: PlatformRewardIn,
+    runtime: Runtime,
+    response: Response,
+    credentials: Annotated[HTTPBasicCredentials | None, Depends(platform_auth)],
+) -> PlatformRewardOut:
+    if credentials is None:
+        raise _platform_unauthorized(
+            "authentication required: HTTP Basic with your platform name and API key"
+        )
+
+    def authenticate() -> api_keys.AuthenticatedKey | None:
+        with runtime.factory() as session:
+            key = api_keys.authenticate(session, credentials.username, credentials.password)
+            session.commit()
+            return key
+
+    key = await asyncio.to_thread(authenticate)
+    if key is None:
+        raise _platform_unauthorized(
+            "unknown platform name or API key (or the key was deactivated)"
+        )
+    reference = _reference(reference_id)
+    email_key = (body.email or "").strip().lower()
+    request_key = (
+        f"api:response:{body.response_id}" if body.response_id else f"api:email:{email_key}"
+    )
+    submission_request = RewardRequestIn(
+        incentive_reference=reference,
+        email=body.email,
+        first_name=body.first_name,
+        source="api",
+        requested_by=key.actor,
+        request_key=request_key,
+        response_id=body.response_id,
+        survey_id=body.survey_id,
+    )
+    try:
+        submission = await asyncio.to_thread(
+            runtime.service.submit, submission_request, lease_owner=f"api:{request_key}"
+        )
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
+    if submission.outcome == "rejected":
+        raise ApiError(422, "no_respondent_email", NO_EMAIL_MESSAGE)
+    if submission.outcome == "duplicate":
+        raise ApiError(409, "already_rewarded", submission.message)
+    assert submission.reward is not None
+    reward_reference = submission.reward.reference_id
+    if submission.reward.status == "approved":
+        await _fulfil_now(runtime, reward_reference, f"api:{request_key}")
+
+    def current() -> Reward:
+        with runtime.factory() as session:
+            return get_reward(session, reward_reference)
+
+    reward = await asyncio.to_thread(current)
+    if submission.outcome == "existing":
+        response.status_code = 200
+    message = {
+        "held": "held for review: " + "; ".join(reward.reasons),
+        "sent": f"sent: {format_money(reward.amount_minor, reward.currency)} to {reward.email}",
+    }.get(reward.status, reward.status)
+    return PlatformRewardOut(
+        reference_id=reward.reference_id,
+        status=reward.status,
+        reasons=list(reward.reasons or []),
+        message=message,
+    )

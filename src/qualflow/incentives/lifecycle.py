@@ -1,0 +1,150 @@
+"""The reward lifecycle: which moves are allowed, and recording each one with who and why.
+
+::
+
+    pending ──► held ──► approved ──► ordered ──► sent
+       │          │  ▲       │  │         │
+       │          ▼  └───────┘  ▼         ▼
+       └──► blocked / cancelled   failed ──► approved (retry)
+
+Every move is a conditional UPDATE on the current status, so two processes racing on one
+reward cannot both move it; the loser sees ``False`` and re-reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import or_, update
+from sqlalchemy.orm import Session
+
+from qualflow.incentives.models import Incentive, Reward, RewardTransition
+from qualflow.incentives.money import format_money
+from qualflow.store.base import utcnow
+
+ALLOWED: dict[str, frozenset[str]] = {
+    "pending": frozenset({"held", "approved", "blocked", "cancelled"}),
+    "held": frozenset({"approved", "blocked", "cancelled"}),
+    "approved": frozenset({"ordered", "held", "failed", "cancelled"}),
+    "ordered": frozenset({"sent", "cancelled", "failed"}),
+    "failed": frozenset({"approved", "cancelled"}),
+    "sent": frozenset(),
+    "blocked": frozenset(),
+    "cancelled": frozenset(),
+}
+
+SYSTEM = "qualflow"
+
+
+class TransitionError(Exception):
+    """A move the lifecycle does not allow (e.g. releasing a reward that was already sent)."""
+
+
+def check_move(from_status: str, to_status: str) -> None:
+    if to_status not in ALLOWED.get(from_status, frozenset()):
+        raise TransitionError(f"a reward that is {from_status} cannot become {to_status}")
+
+
+def move(
+    session: Session,
+    reward: Reward,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str = "",
+    **values: Any,
+) -> bool:
+    """Move ``reward`` from its current status to ``to_status`` inside the caller's transaction.
+
+    Returns False (and changes nothing) when another process moved it first. ``values`` are
+    further columns to set in the same UPDATE.
+    """
+    from_status = reward.status
+    check_move(from_status, to_status)
+    now = utcnow()
+    result = session.execute(
+        update(Reward)
+        .where(Reward.id == reward.id, Reward.status == from_status)
+        .values(status=to_status, updated_at=now, **values)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) != 1:
+        return False
+    session.add(
+        RewardTransition(
+            reward_id=reward.id,
+            from_status=from_status,
+            to_status=to_status,
+            actor=actor[:320],
+            reason=reason,
+            at=now,
+        )
+    )
+    reward.status = to_status
+    for key, value in values.items():
+        setattr(reward, key, value)
+    return True
+
+
+def record_creation(session: Session, reward: Reward, *, actor: str, reason: str = "") -> None:
+    session.add(
+        RewardTransition(
+            reward_id=reward.id, from_status=None, to_status=reward.status, actor=actor[:320],
+            reason=reason, at=utcnow(),
+        )
+    )  # fmt: skip
+
+
+# --- limits -------------------------------------------------------------------------------------
+
+
+def reserve(session: Session, incentive: Incentive, amount_minor: int) -> str | None:
+    """Count one reward of ``amount_minor`` against the incentive's max rewards and budget.
+
+    Atomic (a conditional UPDATE of the incentive row), so concurrent rewards can never
+    overshoot a limit. Returns None when reserved, else the reason it could not be.
+    """
+    result = session.execute(
+        update(Incentive)
+        .where(
+            Incentive.id == incentive.id,
+            or_(Incentive.max_rewards.is_(None), Incentive.committed_count < Incentive.max_rewards),
+            or_(
+                Incentive.budget_minor.is_(None),
+                Incentive.committed_minor + amount_minor <= Incentive.budget_minor,
+            ),
+        )
+        .values(
+            committed_count=Incentive.committed_count + 1,
+            committed_minor=Incentive.committed_minor + amount_minor,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(result, "rowcount", 0) == 1:
+        return None
+    session.refresh(incentive)
+    if incentive.max_rewards is not None and incentive.committed_count >= incentive.max_rewards:
+        return (
+            f"limit reached: {incentive.committed_count} of {incentive.max_rewards} rewards "
+            "already committed"
+        )
+    if incentive.budget_minor is not None:
+        return (
+            f"budget exhausted: {format_money(incentive.committed_minor, incentive.currency)} of "
+            f"{format_money(incentive.budget_minor, incentive.currency)} committed, this reward "
+            f"needs {format_money(amount_minor, incentive.currency)}"
+        )
+    return "limit reached"
+
+
+def unreserve(session: Session, incentive_id: int, amount_minor: int) -> None:
+    """Give a reward's place back (it was held, blocked, failed or cancelled after counting)."""
+    session.execute(
+        update(Incentive)
+        .where(Incentive.id == incentive_id)
+        .values(
+            committed_count=Incentive.committed_count - 1,
+            committed_minor=Incentive.committed_minor - amount_minor,
+        )
+        .execution_options(synchronize_session=False)
+    )

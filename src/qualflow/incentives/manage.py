@@ -1,0 +1,439 @@
+"""Managing incentives, Tango accounts and gift-code pools (what REST, CLI and UI call).
+
+Saving an incentive resolves its value with its provider: a Tango item's face value or range is
+checked against the live catalog, so a misconfigured incentive is refused on save rather than
+failing on the first respondent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qualflow.incentives.ids import new_incentive_reference
+from qualflow.incentives.models import (
+    GiftCode,
+    GiftCodePool,
+    Incentive,
+    Reward,
+    TangoAccount,
+)
+from qualflow.incentives.money import from_minor, to_minor
+from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
+from qualflow.incentives.providers.gift_codes import ImportReport, import_codes
+from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
+from qualflow.incentives.service import get_incentive
+from qualflow.store.base import utcnow
+from qualflow.store.db import session_scope
+
+
+class IncentiveError(ValueError):
+    """An incentive (or account, pool) cannot be saved as given; the message says why."""
+
+
+class InUse(IncentiveError):
+    """Deleting something still used (an incentive with rewards, a pool with incentives)."""
+
+
+@dataclass
+class IncentiveCounts:
+    total: int = 0
+    held: int = 0
+    sent: int = 0
+    awaiting: int = 0
+
+
+def spec_of(incentive: Incentive) -> IncentiveSpec:
+    """The stored incentive as the spec people edit."""
+    return IncentiveSpec(
+        name=incentive.name,
+        description=incentive.description,
+        active=incentive.active,
+        provider=incentive.provider,
+        tango_account_id=incentive.tango_account_id,
+        utid=incentive.utid,
+        gift_code_pool_id=incentive.gift_code_pool_id,
+        amount=from_minor(incentive.amount_minor, incentive.currency),
+        currency=incentive.currency,
+        reward_name=incentive.reward_name or None,
+        email_subject=incentive.email_subject,
+        email_body=incentive.email_body,
+        redemption_instructions=incentive.redemption_instructions,
+        max_rewards=incentive.max_rewards,
+        budget=(
+            from_minor(incentive.budget_minor, incentive.currency)
+            if incentive.budget_minor is not None
+            else None
+        ),
+        opens_at=incentive.opens_at,
+        closes_at=incentive.closes_at,
+        approval_mode=incentive.approval_mode,
+        fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
+        low_stock_threshold=incentive.low_stock_threshold,
+    )
+
+
+class IncentiveManager:
+    """CRUD for incentives and their providers' accounts and pools."""
+
+    def __init__(self, factory: sessionmaker[Session], providers: ProviderContext | None = None):
+        self.factory = factory
+        self.providers = providers or ProviderContext(sessionmaker=factory)
+
+    # -- incentives ------------------------------------------------------------------------------
+
+    async def _resolve(self, spec: IncentiveSpec) -> dict[str, Any]:
+        provider = provider_named(spec.provider, self.providers)
+        try:
+            value = await provider.resolve_value(
+                amount=spec.amount,
+                currency=spec.currency,
+                utid=spec.utid,
+                tango_account_id=spec.tango_account_id,
+                gift_code_pool_id=spec.gift_code_pool_id,
+            )
+        except ValueError as exc:
+            raise IncentiveError(str(exc)) from None
+        budget_minor = None
+        if spec.budget is not None:
+            try:
+                budget_minor = to_minor(spec.budget, value.currency)
+            except ValueError as exc:
+                raise IncentiveError(f"budget: {exc}") from None
+            if budget_minor < value.amount_minor:
+                raise IncentiveError("the budget does not cover a single reward")
+        return {
+            "name": spec.name,
+            "description": spec.description,
+            "active": spec.active,
+            "provider": spec.provider,
+            "tango_account_id": spec.tango_account_id if spec.provider == "tango" else None,
+            "utid": spec.utid if spec.provider == "tango" else None,
+            "gift_code_pool_id": spec.gift_code_pool_id if spec.provider == "gift_codes" else None,
+            "amount_minor": value.amount_minor,
+            "currency": value.currency,
+            "reward_name": spec.reward_name or value.reward_name,
+            "email_subject": spec.email_subject,
+            "email_body": spec.email_body,
+            "redemption_instructions": spec.redemption_instructions
+            or value.redemption_instructions,
+            "max_rewards": spec.max_rewards,
+            "budget_minor": budget_minor,
+            "opens_at": spec.opens_at,
+            "closes_at": spec.closes_at,
+            "approval_mode": spec.approval_mode,
+            "fraud_rules": spec.fraud_rules.model_dump(mode="json"),
+            "low_stock_threshold": spec.low_stock_threshold,
+        }
+
+    async def create(self, spec: IncentiveSpec, *, actor: str) -> Incentive:
+        """Validate against the provider and store; the reference id is generated."""
+        values = await self._resolve(spec)
+
+        def store() -> Incentive:
+            for _ in range(10):
+                try:
+                    with session_scope(self.factory) as session:
+                        incentive = Incentive(
+                            reference_id=new_incentive_reference(),
+                            created_by=actor,
+                            committed_count=0,
+                            committed_minor=0,
+                            **values,
+                        )
+                        session.add(incentive)
+                        session.flush()
+                        return incentive
+                except IntegrityError as exc:
+                    if "reference_id" not in str(exc.orig):
+                        raise IncentiveError(f"cannot save the incentive: {exc.orig}") from None
+            raise IncentiveError("could not draw a unique reference id; try again")
+
+        return await asyncio.to_thread(store)
+
+    async def update(self, reference: str, patch: IncentivePatch, *, actor: str) -> Incentive:
+        """Change the fields given; the result is validated like a new incentive."""
+
+        def load() -> Incentive:
+            with self.factory() as session:
+                return get_incentive(session, reference)
+
+        current = await asyncio.to_thread(load)
+        merged = spec_of(current).model_dump()
+        changes = patch.model_dump(exclude_unset=True)
+        if "fraud_rules" in changes and changes["fraud_rules"] is None:
+            changes["fraud_rules"] = FraudRules().model_dump()
+        merged.update(changes)
+        if (
+            "amount" not in changes
+            and current.provider == "tango"
+            and ("utid" in changes or "tango_account_id" in changes)
+        ):
+            merged["amount"] = None  # a new item decides its own value unless one is given
+        try:
+            spec = IncentiveSpec.model_validate(merged)
+        except ValueError as exc:
+            raise IncentiveError(str(exc)) from None
+        values = await self._resolve(spec)
+
+        def store() -> Incentive:
+            with session_scope(self.factory) as session:
+                incentive = get_incentive(session, reference)
+                # Rewards keep the amount they were created with; limits count those amounts.
+                for key, value in values.items():
+                    setattr(incentive, key, value)
+                incentive.updated_at = utcnow()
+                return incentive
+
+        return await asyncio.to_thread(store)
+
+    def get(self, reference: str) -> Incentive:
+        with self.factory() as session:
+            return get_incentive(session, reference)
+
+    def list_incentives(
+        self, *, active: bool | None = None, q: str | None = None
+    ) -> list[Incentive]:
+        with self.factory() as session:
+            query = select(Incentive).order_by(Incentive.created_at.desc(), Incentive.id.desc())
+            if active is not None:
+                query = query.where(Incentive.active == active)
+            if q:
+                pattern = f"%{q.strip().lower()}%"
+                query = query.where(
+                    func.lower(Incentive.name).like(pattern)
+                    | func.lower(Incentive.reference_id).like(pattern)
+                )
+            return list(session.scalars(query))
+
+    def counts(self, incentive_ids: list[int]) -> dict[int, IncentiveCounts]:
+        result = {incentive_id: IncentiveCounts() for incentive_id in incentive_ids}
+        if not incentive_ids:
+            return result
+        with self.factory() as session:
+            rows = session.execute(
+                select(Reward.incentive_id, Reward.status, func.count())
+                .where(Reward.incentive_id.in_(incentive_ids))
+                .group_by(Reward.incentive_id, Reward.status)
+            ).all()
+        for incentive_id, status, count in rows:
+            counts = result[int(incentive_id)]
+            counts.total += int(count)
+            if status == "held":
+                counts.held += int(count)
+            elif status == "sent":
+                counts.sent += int(count)
+            elif status in ("approved", "ordered"):
+                counts.awaiting += int(count)
+        return result
+
+    def delete(self, reference: str) -> None:
+        """Delete an incentive that has no rewards (pause it otherwise)."""
+        with session_scope(self.factory) as session:
+            incentive = get_incentive(session, reference)
+            rewards = session.scalar(
+                select(func.count()).select_from(Reward).where(Reward.incentive_id == incentive.id)
+            )
+            if rewards:
+                raise InUse(
+                    f"{incentive.reference_id} has {rewards} reward(s) and cannot be deleted; "
+                    "pause it instead (active: false)"
+                )
+            session.delete(incentive)
+
+    async def health(self, incentive: Incentive) -> ProviderHealth:
+        provider = provider_named(incentive.provider, self.providers)
+        return await provider.health(
+            amount_minor=incentive.amount_minor,
+            currency=incentive.currency,
+            utid=incentive.utid,
+            tango_account_id=incentive.tango_account_id,
+            gift_code_pool_id=incentive.gift_code_pool_id,
+            low_stock_threshold=incentive.low_stock_threshold,
+        )
+
+    # -- Tango accounts --------------------------------------------------------------------------
+
+    def create_tango_account(
+        self,
+        *,
+        name: str,
+        base_url: str,
+        platform_name: str,
+        platform_key: str,
+        customer_id: str,
+        account_id: str,
+    ) -> TangoAccount:
+        if not base_url.startswith(("http://", "https://")):
+            raise IncentiveError("base_url must start with http:// or https://")
+        for label, value in (
+            ("name", name),
+            ("platform_name", platform_name),
+            ("platform_key", platform_key),
+            ("customer_id", customer_id),
+            ("account_id", account_id),
+        ):
+            if not value.strip():
+                raise IncentiveError(f"{label} must not be empty")
+        try:
+            with session_scope(self.factory) as session:
+                account = TangoAccount(
+                    name=name.strip(),
+                    base_url=base_url.rstrip("/"),
+                    platform_name=platform_name.strip(),
+                    platform_key=platform_key.strip(),
+                    customer_id=customer_id.strip(),
+                    account_id=account_id.strip().lower(),
+                )
+                session.add(account)
+                session.flush()
+                return account
+        except IntegrityError:
+            raise IncentiveError(f"a Tango account named {name!r} exists already") from None
+
+    def update_tango_account(self, account_id: int, **changes: str | None) -> TangoAccount:
+        with session_scope(self.factory) as session:
+            account = session.get(TangoAccount, account_id)
+            if account is None:
+                raise LookupError(f"Tango account {account_id} does not exist")
+            for key, value in changes.items():
+                if value is None:
+                    continue
+                if not value.strip():
+                    raise IncentiveError(f"{key} must not be empty")
+                setattr(
+                    account, key, value.strip().rstrip("/") if key == "base_url" else value.strip()
+                )
+            return account
+
+    def tango_accounts(self) -> list[TangoAccount]:
+        with self.factory() as session:
+            return list(session.scalars(select(TangoAccount).order_by(TangoAccount.name)))
+
+    def delete_tango_account(self, account_id: int) -> None:
+        with session_scope(self.factory) as session:
+            account = session.get(TangoAccount, account_id)
+            if account is None:
+                raise LookupError(f"Tango account {account_id} does not exist")
+            users = session.scalar(
+                select(func.count())
+                .select_from(Incentive)
+                .where(Incentive.tango_account_id == account_id)
+            )
+            if users:
+                raise InUse(f"{users} incentive(s) use the Tango account {account.name!r}")
+            session.delete(account)
+
+    # -- gift-code pools -------------------------------------------------------------------------
+
+    def create_pool(self, name: str, description: str = "") -> GiftCodePool:
+        if not name.strip():
+            raise IncentiveError("the pool needs a name")
+        try:
+            with session_scope(self.factory) as session:
+                pool = GiftCodePool(name=name.strip(), description=description)
+                session.add(pool)
+                session.flush()
+                return pool
+        except IntegrityError:
+            raise IncentiveError(f"a gift-code pool named {name!r} exists already") from None
+
+    def pools(self) -> list[GiftCodePool]:
+        with self.factory() as session:
+            return list(session.scalars(select(GiftCodePool).order_by(GiftCodePool.name)))
+
+    def pool(self, pool_id: int) -> GiftCodePool:
+        with self.factory() as session:
+            pool = session.get(GiftCodePool, pool_id)
+            if pool is None:
+                raise LookupError(f"gift-code pool {pool_id} does not exist")
+            return pool
+
+    def pool_stock(self, pool_id: int) -> list[dict[str, Any]]:
+        """Per value and currency: unused, used and expired codes."""
+        today = utcnow().date()
+        with self.factory() as session:
+            unused_column = GiftCode.reward_id.is_(None)
+            rows = session.execute(
+                select(
+                    GiftCode.value_minor,
+                    GiftCode.currency,
+                    unused_column,
+                    GiftCode.expires_on,
+                    func.count(),
+                )
+                .where(GiftCode.pool_id == pool_id)
+                .group_by(
+                    GiftCode.value_minor, GiftCode.currency, unused_column, GiftCode.expires_on
+                )
+            ).all()
+        summary: dict[tuple[int, str], dict[str, Any]] = {}
+        for value_minor, currency, unused, expires_on, count in rows:
+            expired = expires_on is not None and expires_on < today
+            entry = summary.setdefault(
+                (int(value_minor), str(currency)),
+                {
+                    "value": str(from_minor(int(value_minor), str(currency))),
+                    "currency": currency,
+                    "unused": 0,
+                    "used": 0,
+                    "expired": 0,
+                },
+            )
+            if not unused:
+                entry["used"] += int(count)
+            elif expired:
+                entry["expired"] += int(count)
+            else:
+                entry["unused"] += int(count)
+        return sorted(summary.values(), key=lambda e: (e["currency"], Decimal(e["value"])))
+
+    def import_codes(self, pool_id: int, csv_text: str) -> ImportReport:
+        with session_scope(self.factory) as session:
+            pool = session.get(GiftCodePool, pool_id)
+            if pool is None:
+                raise LookupError(f"gift-code pool {pool_id} does not exist")
+            try:
+                return import_codes(session, pool, csv_text)
+            except ValueError as exc:
+                raise IncentiveError(str(exc)) from None
+
+    def delete_pool(self, pool_id: int) -> None:
+        with session_scope(self.factory) as session:
+            pool = session.get(GiftCodePool, pool_id)
+            if pool is None:
+                raise LookupError(f"gift-code pool {pool_id} does not exist")
+            users = session.scalar(
+                select(func.count())
+                .select_from(Incentive)
+                .where(Incentive.gift_code_pool_id == pool_id)
+            )
+            if users:
+                raise InUse(f"{users} incentive(s) use the pool {pool.name!r}")
+            used = session.scalar(
+                select(func.count())
+                .select_from(GiftCode)
+                .where(GiftCode.pool_id == pool_id, GiftCode.reward_id.is_not(None))
+            )
+            if used:
+                raise InUse(f"{used} code(s) of {pool.name!r} were given to respondents")
+            session.delete(pool)
+
+
+def window_state(incentive: Incentive, now: datetime | None = None) -> str:
+    """``open``, ``not yet open``, ``closed`` or ``paused``."""
+    now = now or utcnow()
+    if not incentive.active:
+        return "paused"
+    if incentive.opens_at is not None and now < incentive.opens_at:
+        return "not yet open"
+    if incentive.closes_at is not None and now >= incentive.closes_at:
+        return "closed"
+    return "open"

@@ -1,0 +1,61 @@
+"""Amounts in minor units (cents) with ISO 4217 currency codes.
+
+Stored as integers so sums and limits are exact on every database; converted from and to
+:class:`~decimal.Decimal` at the edges (APIs, CSV files, Tango's JSON numbers).
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+# ISO 4217 currencies whose minor unit is not 1/100.
+_EXPONENTS = {
+    "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
+    "RWF": 0, "UGX": 0, "VND": 0, "VUV": 0, "XAF": 0, "XOF": 0, "XPF": 0,
+    "BHD": 3, "IQD": 3, "JOD": 3, "KWD": 3, "LYD": 3, "OMR": 3, "TND": 3,
+}  # fmt: skip
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+
+
+class MoneyError(ValueError):
+    """An amount or currency that cannot be used."""
+
+
+def check_currency(currency: str) -> str:
+    """Return the upper-cased ISO 4217 code, or raise :class:`MoneyError`."""
+    code = currency.strip().upper()
+    if not _CURRENCY.match(code):
+        raise MoneyError(f"{currency!r} is not a three-letter ISO 4217 currency code")
+    return code
+
+
+def exponent(currency: str) -> int:
+    return _EXPONENTS.get(currency.upper(), 2)
+
+
+def to_minor(amount: Decimal | str | int | float, currency: str) -> int:
+    """``Decimal("10.50"), "USD"`` → ``1050``. Refuses fractions of the minor unit."""
+    try:
+        value = Decimal(str(amount).strip())
+    except InvalidOperation:
+        raise MoneyError(f"{amount!r} is not an amount") from None
+    if not value.is_finite():
+        raise MoneyError(f"{amount!r} is not an amount")
+    scaled = value.scaleb(exponent(currency))
+    if scaled != scaled.to_integral_value():
+        places = exponent(currency)
+        raise MoneyError(f"{amount} {currency} has more than {places} decimal places")
+    return int(scaled)
+
+
+def from_minor(minor: int, currency: str) -> Decimal:
+    """``1050, "USD"`` → ``Decimal("10.50")``."""
+    places = exponent(currency)
+    quantum = Decimal(1).scaleb(-places)
+    return (Decimal(minor).scaleb(-places)).quantize(quantum, rounding=ROUND_HALF_UP)
+
+
+def format_money(minor: int, currency: str) -> str:
+    """``1050, "USD"`` → ``"10.50 USD"``."""
+    return f"{from_minor(minor, currency)} {currency}"

@@ -1,0 +1,363 @@
+"""Gift codes: pools of pre-bought codes imported from CSV, each claimed by exactly one reward.
+
+A claim is one statement: ``UPDATE gift_codes SET reward_id = … WHERE id = (SELECT … LIMIT 1
+FOR UPDATE SKIP LOCKED) RETURNING …``. On PostgreSQL, workers claiming at once skip each
+other's locked rows instead of queueing behind them; SQLite runs writers one at a time, so the
+same statement (without the lock clause, which it does not support) is atomic there too. The
+unique ``reward_id`` column makes a second claim by the same reward impossible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import io
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from decimal import Decimal
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from qualflow.incentives.models import GiftCode, GiftCodePool
+from qualflow.incentives.money import MoneyError, check_currency, format_money, to_minor
+from qualflow.incentives.providers.base import (
+    Credential,
+    Delivery,
+    OrderRequest,
+    ProviderError,
+    ProviderHealth,
+    ProviderHold,
+    ResolvedValue,
+    RewardProvider,
+)
+from qualflow.store.base import utcnow
+from qualflow.store.secrets import mask
+
+CSV_COLUMNS = ("code", "value", "currency", "expiry")
+MAX_CODE_LENGTH = 500
+
+
+def code_hash(pool_id: int, code: str) -> str:
+    return hashlib.sha256(f"{pool_id}:{code}".encode()).hexdigest()
+
+
+# --- import ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ImportReport:
+    """What an import did: codes added, duplicates skipped, and every rejected line with why."""
+
+    imported: int = 0
+    duplicates: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Row:
+    line: int
+    code: str
+    value_minor: int
+    currency: str
+    expires_on: date | None
+
+
+def parse_codes_csv(text: str) -> tuple[list[_Row], list[str]]:
+    """Parse ``code,value,currency,expiry`` (header required; expiry optional, YYYY-MM-DD)."""
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    header = [name.strip().lower() for name in reader.fieldnames or []]
+    missing = [name for name in ("code", "value", "currency") if name not in header]
+    if missing:
+        raise ValueError(
+            "the CSV needs a header row with code,value,currency[,expiry]; missing: "
+            + ", ".join(missing)
+        )
+    reader.fieldnames = header
+    rows: list[_Row] = []
+    errors: list[str] = []
+    for number, record in enumerate(reader, start=2):
+        code = (record.get("code") or "").strip()
+        if not code and not any((value or "").strip() for value in record.values()):
+            continue  # blank line
+        try:
+            if not code:
+                raise ValueError("the code is empty")
+            if len(code) > MAX_CODE_LENGTH:
+                raise ValueError(f"the code is longer than {MAX_CODE_LENGTH} characters")
+            currency = check_currency(record.get("currency") or "")
+            value_minor = to_minor((record.get("value") or "").strip(), currency)
+            if value_minor <= 0:
+                raise ValueError("the value must be positive")
+            expiry_text = (record.get("expiry") or "").strip()
+            expires_on = date.fromisoformat(expiry_text) if expiry_text else None
+        except (ValueError, MoneyError) as exc:
+            errors.append(f"line {number}: {exc}")
+            continue
+        rows.append(_Row(number, code, value_minor, currency, expires_on))
+    return rows, errors
+
+
+def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportReport:
+    """Add the codes of a CSV to ``pool`` (caller commits). Codes already in it are skipped."""
+    rows, errors = parse_codes_csv(text)
+    report = ImportReport(errors=errors)
+    known = set(session.scalars(select(GiftCode.code_hash).where(GiftCode.pool_id == pool.id)))
+    now = utcnow()
+    for row in rows:
+        digest = code_hash(pool.id, row.code)
+        if digest in known:
+            report.duplicates += 1
+            continue
+        known.add(digest)
+        session.add(
+            GiftCode(
+                pool_id=pool.id,
+                code=row.code,
+                code_hash=digest,
+                last4=row.code[-4:],
+                value_minor=row.value_minor,
+                currency=row.currency,
+                expires_on=row.expires_on,
+                imported_at=now,
+            )
+        )
+        report.imported += 1
+    return report
+
+
+# --- stock and claims -----------------------------------------------------------------------------
+
+
+def _available(pool_id: int, value_minor: int, currency: str, today: date) -> list[object]:
+    return [
+        GiftCode.pool_id == pool_id,
+        GiftCode.currency == currency,
+        GiftCode.value_minor == value_minor,
+        GiftCode.reward_id.is_(None),
+        (GiftCode.expires_on.is_(None)) | (GiftCode.expires_on >= today),
+    ]
+
+
+def stock(session: Session, pool_id: int, value_minor: int, currency: str) -> int:
+    """Unused, unexpired codes of this value in the pool."""
+    today = utcnow().date()
+    count = session.scalar(
+        select(func.count())
+        .select_from(GiftCode)
+        .where(*_available(pool_id, value_minor, currency, today))  # type: ignore[arg-type]
+    )
+    return int(count or 0)
+
+
+def claim_code(
+    session: Session, pool_id: int, value_minor: int, currency: str, reward_id: int
+) -> GiftCode | None:
+    """Give ``reward_id`` one unused code (its own if it already has one); caller commits."""
+    own = session.scalar(select(GiftCode).where(GiftCode.reward_id == reward_id))
+    if own is not None:
+        return own
+    today = utcnow().date()
+    candidate = (
+        select(GiftCode.id)
+        .where(*_available(pool_id, value_minor, currency, today))  # type: ignore[arg-type]
+        # Use the codes that expire first before they do.
+        .order_by(GiftCode.expires_on.asc().nulls_last(), GiftCode.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    claimed = session.execute(
+        update(GiftCode)
+        .where(GiftCode.id == candidate, GiftCode.reward_id.is_(None))
+        .values(reward_id=reward_id, claimed_at=utcnow())
+        .returning(GiftCode.id)
+        .execution_options(synchronize_session=False)
+    ).scalar_one_or_none()
+    if claimed is None:
+        return None
+    return session.get(GiftCode, claimed, populate_existing=True)
+
+
+def _delivery(code: GiftCode, pool_name: str, instructions: str) -> Delivery:
+    credentials = [Credential("Gift code", code.code)]
+    if code.expires_on is not None:
+        credentials.append(Credential("Expires", code.expires_on.isoformat(), "date"))
+    return Delivery(
+        credentials=tuple(credentials),
+        redemption_instructions=instructions,
+        reward_name=pool_name,
+        provider_order_id=f"code-{code.id}",
+        hint=f"code {mask(code.code) if len(code.code) >= 8 else '••••'}",
+    )
+
+
+class GiftCodeProvider(RewardProvider):
+    """Rewards paid with codes from a pool, matched on value and currency."""
+
+    name = "gift_codes"
+
+    async def resolve_value(
+        self,
+        *,
+        amount: Decimal | None,
+        currency: str | None,
+        utid: str | None,
+        tango_account_id: int | None,
+        gift_code_pool_id: int | None,
+    ) -> ResolvedValue:
+        if gift_code_pool_id is None:
+            raise ValueError("a gift-code incentive needs gift_code_pool_id")
+        if amount is None or currency is None:
+            raise ValueError("a gift-code incentive needs amount and currency")
+
+        def load() -> GiftCodePool | None:
+            with self.context.sessionmaker() as session:
+                return session.get(GiftCodePool, gift_code_pool_id)
+
+        pool = await asyncio.to_thread(load)
+        if pool is None:
+            raise ValueError(f"gift-code pool {gift_code_pool_id} does not exist")
+        try:
+            code = check_currency(currency)
+            return ResolvedValue(to_minor(amount, code), code, "gift code")
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+
+    async def health(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        utid: str | None,
+        tango_account_id: int | None,
+        gift_code_pool_id: int | None,
+        low_stock_threshold: int,
+    ) -> ProviderHealth:
+        def measure() -> tuple[str | None, int, int]:
+            with self.context.sessionmaker() as session:
+                pool = session.get(GiftCodePool, gift_code_pool_id)
+                if pool is None:
+                    return None, 0, 0
+                left = stock(session, pool.id, amount_minor, currency)
+                soon = utcnow().date() + timedelta(days=30)
+                expiring = session.scalar(
+                    select(func.count())
+                    .select_from(GiftCode)
+                    .where(
+                        GiftCode.pool_id == pool.id,
+                        GiftCode.reward_id.is_(None),
+                        GiftCode.expires_on.is_not(None),
+                        GiftCode.expires_on >= utcnow().date(),
+                        GiftCode.expires_on <= soon,
+                    )
+                )
+                return pool.name, left, int(expiring or 0)
+
+        name, left, expiring = await asyncio.to_thread(measure)
+        if name is None:
+            return ProviderHealth(ok=False, summary=f"gift-code pool {gift_code_pool_id} is gone")
+        value = format_money(amount_minor, currency)
+        health = ProviderHealth(
+            ok=left > 0,
+            summary=f"{left} unused {value} code(s) in pool {name!r}",
+            stock=left,
+            details={"pool": name, "expiring_within_30_days": expiring},
+        )
+        if left == 0:
+            health.warnings.append(
+                f"out of codes: pool {name!r} has no unused {value} code; rewards will be held"
+            )
+        elif left < low_stock_threshold:
+            health.warnings.append(
+                f"low stock: only {left} unused {value} code(s) left in pool {name!r} "
+                f"(warning below {low_stock_threshold})"
+            )
+        if expiring:
+            health.warnings.append(f"{expiring} unused code(s) expire within 30 days")
+        return health
+
+    def _claim(self, request: OrderRequest) -> tuple[GiftCode | None, str]:
+        assert request.gift_code_pool_id is not None
+        for _ in range(3):
+            try:
+                with self.context.sessionmaker() as session:
+                    pool = session.get(GiftCodePool, request.gift_code_pool_id)
+                    if pool is None:
+                        raise ProviderError(
+                            f"gift-code pool {request.gift_code_pool_id} no longer exists",
+                            retriable=False,
+                        )
+                    code = claim_code(
+                        session, pool.id, request.amount_minor, request.currency, request.reward_id
+                    )
+                    session.commit()
+                    return code, pool.name
+            except IntegrityError:
+                # The same reward claimed concurrently elsewhere: read the code it got.
+                continue
+        raise ProviderError("could not claim a gift code (concurrent claims)", retriable=True)
+
+    orders_in_session = True
+
+    def order_in_session(self, session: Session, request: OrderRequest) -> Delivery:
+        assert request.gift_code_pool_id is not None
+        pool = session.get(GiftCodePool, request.gift_code_pool_id)
+        if pool is None:
+            raise ProviderError(
+                f"gift-code pool {request.gift_code_pool_id} no longer exists", retriable=False
+            )
+        code = claim_code(
+            session, pool.id, request.amount_minor, request.currency, request.reward_id
+        )
+        if code is None:
+            raise ProviderHold(
+                f"out of codes: pool {pool.name!r} has no unused "
+                f"{format_money(request.amount_minor, request.currency)} code left"
+            )
+        return _delivery(code, pool.name, "")
+
+    async def order(self, request: OrderRequest) -> Delivery:
+        code, pool_name = await asyncio.to_thread(self._claim, request)
+        if code is None:
+            raise ProviderHold(
+                f"out of codes: pool {pool_name!r} has no unused "
+                f"{format_money(request.amount_minor, request.currency)} code left"
+            )
+        return _delivery(code, pool_name, "")
+
+    async def preview(self, request: OrderRequest) -> Delivery:
+        def left() -> int:
+            with self.context.sessionmaker() as session:
+                assert request.gift_code_pool_id is not None
+                return stock(
+                    session, request.gift_code_pool_id, request.amount_minor, request.currency
+                )
+
+        if await asyncio.to_thread(left) == 0:
+            raise ProviderHold(
+                f"out of codes: no unused {format_money(request.amount_minor, request.currency)}"
+                " code left"
+            )
+        return Delivery(
+            credentials=(Credential("Gift code", "TEST-CODE-NOT-CLAIMED"),),
+            hint="test reward: no code was claimed",
+        )
+
+
+def pools_with_stock(session: Session, pool_ids: Iterable[int]) -> dict[int, int]:
+    """Unused, unexpired codes per pool (any value)."""
+    today = utcnow().date()
+    rows = session.execute(
+        select(GiftCode.pool_id, func.count())
+        .where(
+            GiftCode.pool_id.in_(list(pool_ids)),
+            GiftCode.reward_id.is_(None),
+            (GiftCode.expires_on.is_(None)) | (GiftCode.expires_on >= today),
+        )
+        .group_by(GiftCode.pool_id)
+    ).all()
+    return {int(pool_id): int(count) for pool_id, count in rows}

@@ -1,0 +1,398 @@
+"""Tango RaaS v2: rewards ordered from a catalog item and paid from an account balance.
+
+* The value is checked against the catalog item on save and before ordering: a fixed-value
+  item needs exactly its face value, a variable one a value within ``[minValue, maxValue]``
+  (whole if the item requires it).
+* The account balance is read before ordering; a reward it cannot cover is held with
+  "insufficient balance", never failed.
+* ``externalRefID`` is derived from the incentive and the normalized email, so a retried or
+  recovered order returns Tango's original order instead of paying twice.
+* Requests share one rate limit per platform across every process (:mod:`..throttle`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import threading
+import time
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from qualflow.incentives.models import TangoAccount
+from qualflow.incentives.money import exponent, format_money, from_minor, to_minor
+from qualflow.incentives.providers.base import (
+    Credential,
+    Delivery,
+    OrderRequest,
+    ProviderError,
+    ProviderHealth,
+    ProviderHold,
+    ResolvedValue,
+    RewardProvider,
+)
+from qualflow.incentives.providers.tango_client import TangoClient, TangoError
+from qualflow.incentives.throttle import wait_for_slot
+
+CATALOG_TTL = 300.0
+BALANCE_TTL = 10.0
+_INSUFFICIENT = ("insufficient", "funds", "balance")
+
+
+def external_ref_id(incentive_reference: str, email_normalized: str) -> str:
+    """Tango's idempotency key for one respondent's reward: 64 hex characters (≤ 100, alnum)."""
+    return hashlib.sha256(f"{incentive_reference}|{email_normalized}".encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class AccountSnapshot:
+    id: int
+    name: str
+    base_url: str
+    platform_name: str
+    platform_key: str
+    customer_id: str
+    account_id: str
+
+
+# Per-process caches: the catalog changes rarely; the balance is re-read often and tracked
+# locally between reads (Tango still refuses an order it cannot cover, which we also hold).
+_cache_lock = threading.Lock()
+_catalogs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+_balances: dict[tuple[str, str, str], tuple[float, int]] = {}
+
+
+def clear_caches() -> None:
+    with _cache_lock:
+        _catalogs.clear()
+        _balances.clear()
+
+
+def find_item(catalog: dict[str, Any], utid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    for brand in catalog.get("brands") or []:
+        for item in brand.get("items") or []:
+            if str(item.get("utid")) == utid:
+                return brand, item
+    return None
+
+
+def _decimal(value: Any) -> Decimal | None:
+    if value is None:
+        return None
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        return None
+
+
+def _show(value: Decimal | None, currency: str) -> str:
+    if value is None:
+        return "?"
+    return str(value.quantize(Decimal(1).scaleb(-exponent(currency or "USD"))))
+
+
+def check_amount(item: dict[str, Any], amount: Decimal | None) -> Decimal:
+    """The amount to order for ``item``; ``ValueError`` explains a mismatch."""
+    value_type = str(item.get("valueType") or "").upper()
+    face = _decimal(item.get("faceValue"))
+    low, high = _decimal(item.get("minValue")), _decimal(item.get("maxValue"))
+    currency = item.get("currencyCode", "")
+    name = item.get("rewardName") or item.get("utid")
+    if value_type.startswith("FIXED") or (face is not None and low is None and high is None):
+        if face is None:
+            raise ValueError(f"catalog item {name} has no face value")
+        if amount is None:
+            return face
+        if amount != face:
+            raise ValueError(
+                f"{name} is a fixed-value item: the amount must be {_show(face, currency)} "
+                f"{currency}, not {amount}"
+            )
+        return face
+    if amount is None:
+        raise ValueError(f"{name} is a variable-value item: give an amount")
+    if (low is not None and amount < low) or (high is not None and amount > high):
+        raise ValueError(
+            f"{name} accepts amounts from {_show(low, currency)} to {_show(high, currency)} "
+            f"{currency}; {amount} is outside"
+        )
+    if item.get("isWholeAmountValueRequired") and amount != amount.to_integral_value():
+        raise ValueError(f"{name} requires a whole amount; {amount} is not")
+    return amount
+
+
+def _credentials(order: dict[str, Any]) -> tuple[Credential, ...]:
+    reward = order.get("reward") or {}
+    listed = reward.get("credentialList") or []
+    if listed:
+        return tuple(
+            Credential(
+                str(item.get("label") or "Code"),
+                str(item.get("value") or ""),
+                str(item.get("credentialType") or item.get("type") or "text"),
+            )
+            for item in listed
+            if isinstance(item, dict)
+        )
+    plain = reward.get("credentials") or {}
+    return tuple(Credential(str(label), str(value)) for label, value in plain.items())
+
+
+def _is_insufficient_funds(error: TangoError) -> bool:
+    text = " ".join([*error.messages, *error.constraints]).lower()
+    return error.status_code in (400, 402, 409, 422) and any(w in text for w in _INSUFFICIENT)
+
+
+class TangoProvider(RewardProvider):
+    """Orders catalog items from one Tango account per incentive."""
+
+    name = "tango"
+
+    def _account(self, account_id: int | None) -> AccountSnapshot:
+        if account_id is None:
+            raise ValueError("a Tango incentive needs tango_account_id")
+        with self.context.sessionmaker() as session:
+            row = session.get(TangoAccount, account_id)
+            if row is None:
+                raise ValueError(f"Tango account {account_id} does not exist")
+            return AccountSnapshot(
+                id=row.id,
+                name=row.name,
+                base_url=row.base_url,
+                platform_name=row.platform_name,
+                platform_key=row.platform_key,
+                customer_id=row.customer_id,
+                account_id=row.account_id,
+            )
+
+    def client(self, account: AccountSnapshot) -> TangoClient:
+        key = f"tango:{account.base_url}:{account.platform_name}"
+        interval = self.context.tango_interval
+
+        async def throttle() -> None:
+            if interval > 0:
+                await wait_for_slot(self.context.sessionmaker, key, interval)
+
+        return TangoClient(
+            account.base_url,
+            account.platform_name,
+            account.platform_key,
+            transport=self.context.tango_transport,
+            throttle=throttle,
+            backoff=self.context.tango_backoff,
+        )
+
+    async def _catalog(self, account: AccountSnapshot, client: TangoClient) -> dict[str, Any]:
+        key = (account.base_url, account.platform_name)
+        with _cache_lock:
+            cached = _catalogs.get(key)
+        if cached and time.monotonic() - cached[0] < CATALOG_TTL:
+            return cached[1]
+        catalog = await client.get_catalog()
+        with _cache_lock:
+            _catalogs[key] = (time.monotonic(), catalog)
+        return catalog
+
+    async def _item(
+        self, account: AccountSnapshot, client: TangoClient, utid: str | None
+    ) -> dict[str, Any]:
+        if not utid:
+            raise ValueError("a Tango incentive needs a catalog item (utid)")
+        found = find_item(await self._catalog(account, client), utid)
+        if found is None:
+            raise ValueError(f"catalog item {utid} is not in the catalog of {account.name}")
+        brand, item = found
+        status = str(item.get("status") or "active").lower()
+        if status != "active":
+            raise ValueError(f"catalog item {utid} is {status}")
+        return {**item, "_brand": brand}
+
+    async def _balance(
+        self, account: AccountSnapshot, client: TangoClient, currency: str, *, fresh: bool
+    ) -> int:
+        key = (account.base_url, account.platform_name, account.account_id)
+        with _cache_lock:
+            cached = _balances.get(key)
+        if not fresh and cached and time.monotonic() - cached[0] < BALANCE_TTL:
+            return cached[1]
+        data = await client.get_account(account.account_id)
+        balance = to_minor(Decimal(str(data.get("currentBalance", 0))), currency)
+        with _cache_lock:
+            _balances[key] = (time.monotonic(), balance)
+        return balance
+
+    def _forget_balance(self, account: AccountSnapshot) -> None:
+        with _cache_lock:
+            _balances.pop((account.base_url, account.platform_name, account.account_id), None)
+
+    def _spend(self, account: AccountSnapshot, amount_minor: int) -> None:
+        key = (account.base_url, account.platform_name, account.account_id)
+        with _cache_lock:
+            cached = _balances.get(key)
+            if cached:
+                _balances[key] = (cached[0], cached[1] - amount_minor)
+
+    async def resolve_value(
+        self,
+        *,
+        amount: Decimal | None,
+        currency: str | None,
+        utid: str | None,
+        tango_account_id: int | None,
+        gift_code_pool_id: int | None,
+    ) -> ResolvedValue:
+        account = await asyncio.to_thread(self._account, tango_account_id)
+        async with self.client(account) as client:
+            try:
+                item = await self._item(account, client, utid)
+            except TangoError as exc:
+                raise ValueError(f"could not read the Tango catalog: {exc}") from None
+        item_currency = str(item.get("currencyCode") or "USD").upper()
+        if currency is not None and currency.upper() != item_currency:
+            raise ValueError(f"catalog item {utid} is in {item_currency}, not {currency}")
+        value = check_amount(item, amount)
+        return ResolvedValue(
+            amount_minor=to_minor(value, item_currency),
+            currency=item_currency,
+            reward_name=str(item.get("rewardName") or item["_brand"].get("brandName") or ""),
+            redemption_instructions=str(item.get("redemptionInstructions") or ""),
+        )
+
+    async def health(
+        self,
+        *,
+        amount_minor: int,
+        currency: str,
+        utid: str | None,
+        tango_account_id: int | None,
+        gift_code_pool_id: int | None,
+        low_stock_threshold: int,
+    ) -> ProviderHealth:
+        try:
+            account = await asyncio.to_thread(self._account, tango_account_id)
+        except ValueError as exc:
+            return ProviderHealth(ok=False, summary=str(exc), key_status="unknown")
+        health = ProviderHealth(ok=True, summary="", key_status="accepted")
+        async with self.client(account) as client:
+            try:
+                data = await client.get_account(account.account_id)
+            except TangoError as exc:
+                health.ok = False
+                health.key_status = "refused" if exc.status_code in (401, 403) else "unknown"
+                health.summary = f"account {account.account_id}: {exc}"
+                return health
+            balance = Decimal(str(data.get("currentBalance", 0)))
+            health.balance = balance
+            health.currency = str(data.get("currencyCode") or currency)
+            health.details["account_status"] = data.get("status")
+            health.summary = (
+                f"Tango account {account.account_id}: balance {balance} {health.currency}"
+            )
+            if str(data.get("status") or "active").lower() != "active":
+                health.ok = False
+                health.warnings.append(f"the Tango account is {data.get('status')}")
+            if to_minor(balance, health.currency) < amount_minor:
+                health.ok = False
+                health.warnings.append(
+                    f"insufficient balance: {balance} {health.currency} does not cover one "
+                    f"reward of {format_money(amount_minor, currency)}; rewards will be held"
+                )
+            else:
+                health.details["rewards_covered"] = int(
+                    to_minor(balance, health.currency) // amount_minor
+                )
+            try:
+                item = await self._item(account, client, utid)
+                check_amount(item, from_minor(amount_minor, currency))
+                health.details["item"] = item.get("rewardName")
+            except (ValueError, TangoError) as exc:
+                health.ok = False
+                health.warnings.append(f"catalog: {exc}")
+        return health
+
+    def _order_body(self, request: OrderRequest, account: AccountSnapshot) -> dict[str, Any]:
+        return {
+            "customerIdentifier": account.customer_id,
+            "accountIdentifier": account.account_id,
+            "amount": float(from_minor(request.amount_minor, request.currency)),
+            "utid": request.utid,
+            # qualflow emails the reward itself, with the incentive's template.
+            "sendEmail": False,
+            "recipient": {
+                "email": request.email,
+                "firstName": (request.first_name or "")[:100],
+                "lastName": "",
+            },
+            "externalRefID": request.external_ref_id
+            or external_ref_id(request.incentive_reference, request.email_normalized),
+            "notes": f"qualflow {request.reward_reference} ({request.incentive_reference})"[:150],
+        }
+
+    async def order(self, request: OrderRequest) -> Delivery:
+        try:
+            account = await asyncio.to_thread(self._account, request.tango_account_id)
+        except ValueError as exc:
+            raise ProviderError(str(exc), retriable=False) from None
+        needed = format_money(request.amount_minor, request.currency)
+        async with self.client(account) as client:
+            try:
+                item = await self._item(account, client, request.utid)
+                check_amount(item, from_minor(request.amount_minor, request.currency))
+                balance = await self._balance(account, client, request.currency, fresh=False)
+                if balance < request.amount_minor:
+                    balance = await self._balance(account, client, request.currency, fresh=True)
+                if balance < request.amount_minor:
+                    raise ProviderHold(
+                        f"insufficient balance: Tango account {account.account_id} has "
+                        f"{format_money(balance, request.currency)}, this reward needs {needed}"
+                    )
+                order, _created = await client.create_order(self._order_body(request, account))
+            except TangoError as exc:
+                if _is_insufficient_funds(exc):
+                    self._forget_balance(account)
+                    raise ProviderHold(f"insufficient balance: {exc}") from None
+                raise ProviderError(
+                    str(exc), retriable=exc.retriable, retry_after=exc.retry_after
+                ) from None
+            except ValueError as exc:
+                raise ProviderError(f"catalog: {exc}", retriable=False) from None
+        self._spend(account, request.amount_minor)
+        reference = str(order.get("referenceOrderID") or "")
+        reward = order.get("reward") or {}
+        return Delivery(
+            credentials=_credentials(order),
+            redemption_instructions=str(
+                reward.get("redemptionInstructions") or item.get("redemptionInstructions") or ""
+            ),
+            reward_name=str(order.get("rewardName") or item.get("rewardName") or ""),
+            provider_order_id=reference or None,
+            hint=f"Tango order {reference}" if reference else "Tango order",
+        )
+
+    async def preview(self, request: OrderRequest) -> Delivery:
+        try:
+            account = await asyncio.to_thread(self._account, request.tango_account_id)
+        except ValueError as exc:
+            raise ProviderError(str(exc), retriable=False) from None
+        async with self.client(account) as client:
+            try:
+                item = await self._item(account, client, request.utid)
+                check_amount(item, from_minor(request.amount_minor, request.currency))
+                balance = await self._balance(account, client, request.currency, fresh=True)
+            except TangoError as exc:
+                raise ProviderError(str(exc), retriable=exc.retriable) from None
+            except ValueError as exc:
+                raise ProviderError(f"catalog: {exc}", retriable=False) from None
+        if balance < request.amount_minor:
+            raise ProviderHold(
+                f"insufficient balance: Tango account {account.account_id} has "
+                f"{format_money(balance, request.currency)}, this reward needs "
+                f"{format_money(request.amount_minor, request.currency)}"
+            )
+        return Delivery(
+            credentials=(Credential("Code", "TEST-NO-ORDER-PLACED"),),
+            redemption_instructions=str(item.get("redemptionInstructions") or ""),
+            reward_name=str(item.get("rewardName") or ""),
+            hint="test reward: no Tango order was placed",
+        )

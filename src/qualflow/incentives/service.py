@@ -1,0 +1,1193 @@
+"""Rewards from request to inbox: one lifecycle for automations, the platform API and reviewers.
+
+:meth:`RewardService.submit` records a request and, in the same transaction, creates the reward
+(or finds why it must not: no email, a duplicate) and decides its fate: held for review with the
+reasons, or approved with its place counted against the incentive's limits.
+:meth:`RewardService.fulfil` pays an approved reward through its provider and emails it.
+
+Fulfilment is at-least-once and therefore idempotent: a reward is fulfilled under a lease
+(``lease_owner``/``lease_until``), each provider keys its side effect on the reward, and the
+email is keyed in the outbox. A process dying mid-way leaves a lease that expires; whoever
+claims the reward next (the same run recovered, or the :class:`Fulfiller`) resumes where it
+stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal, TypeVar
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from qualflow.incentives.delivery import (
+    EmailTemplate,
+    render_email,
+    send_email,
+    template_namespace,
+)
+from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
+from qualflow.incentives.fraud import cross_request_findings, response_findings
+from qualflow.incentives.ids import new_reward_reference, normalize_reference
+from qualflow.incentives.lifecycle import (
+    SYSTEM,
+    TransitionError,
+    check_move,
+    move,
+    record_creation,
+    reserve,
+    unreserve,
+)
+from qualflow.incentives.models import (
+    Incentive,
+    Reward,
+    RewardRequest,
+    RewardTransition,
+)
+from qualflow.incentives.money import format_money
+from qualflow.incentives.providers import (
+    Delivery,
+    OrderRequest,
+    ProviderContext,
+    ProviderError,
+    ProviderHold,
+    RewardProvider,
+    provider_named,
+)
+from qualflow.incentives.providers.tango import external_ref_id
+from qualflow.incentives.schemas import FraudRules
+from qualflow.notify.email import EmailError, SmtpSettings, message_id_for, send_queued
+from qualflow.notify.models import OutboxEmail
+from qualflow.store.base import utcnow
+from qualflow.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+RULES_TTL = 5.0
+_SQLITE_WRITES = threading.Lock()
+T = TypeVar("T")
+
+# Reward work is short blocking database calls; asyncio's default pool (cores + 4 threads) is
+# shared with everything else on the loop and would queue them behind each other.
+_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="qualflow-rewards")
+
+
+async def in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking database call on the rewards' thread pool."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_EXECUTOR, functools.partial(function, *args, **kwargs))
+
+
+Outcome = Literal["created", "existing", "duplicate", "rejected"]
+
+
+class IncentiveNotFound(LookupError):
+    """No incentive has this reference id."""
+
+
+class RewardNotFound(LookupError):
+    """No reward has this reference id."""
+
+
+class RewardRetry(Exception):
+    """Fulfilment hit a transient problem; the same attempt may succeed later."""
+
+    def __init__(self, reason: str, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class RewardFailed(Exception):
+    """Fulfilment failed for good (the reward is ``failed``, or its email was refused)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass
+class RewardRequestIn:
+    """A request for a reward, from an automation run or a platform API call."""
+
+    incentive_reference: str
+    email: str | None
+    source: Literal["automation", "api", "manual"]
+    requested_by: str
+    #: Stable per request, so retries of the same request resume instead of duplicating.
+    request_key: str
+    first_name: str | None = None
+    response_id: str | None = None
+    survey_id: str | None = None
+    participant_id: str | None = None
+    ip_address: str | None = None
+    run_id: str | None = None
+    #: The response's values (fraud fields); None when the request carries no response.
+    response_values: dict[str, Any] | None = None
+
+
+@dataclass
+class Submission:
+    outcome: Outcome
+    message: str
+    reward: Reward | None = None
+    #: Set with a newly created reward (saves the fulfilment a read).
+    incentive: Incentive | None = None
+
+
+@dataclass
+class ActionResult:
+    """What one reward-changing operation did, per reward (bulk operations return many)."""
+
+    reference_id: str
+    ok: bool
+    status: str
+    message: str = ""
+
+
+def default_worker_id() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def _fmt(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def get_incentive(session: Session, reference: str) -> Incentive:
+    incentive = session.scalar(
+        select(Incentive).where(Incentive.reference_id == normalize_reference(reference))
+    )
+    if incentive is None:
+        raise IncentiveNotFound(f"incentive {normalize_reference(reference)} does not exist")
+    return incentive
+
+
+def get_reward(session: Session, reference: str) -> Reward:
+    reward = session.scalar(
+        select(Reward).where(Reward.reference_id == normalize_reference(reference))
+    )
+    if reward is None:
+        raise RewardNotFound(f"reward {normalize_reference(reference)} does not exist")
+    return reward
+
+
+def _order_request(reward: Reward, incentive: Incentive) -> OrderRequest:
+    return OrderRequest(
+        reward_id=reward.id,
+        reward_reference=reward.reference_id,
+        incentive_id=incentive.id,
+        incentive_reference=incentive.reference_id,
+        incentive_name=incentive.name,
+        email=reward.email,
+        email_normalized=reward.email_normalized,
+        first_name=reward.first_name,
+        amount_minor=reward.amount_minor,
+        currency=reward.currency,
+        utid=incentive.utid,
+        tango_account_id=incentive.tango_account_id,
+        gift_code_pool_id=incentive.gift_code_pool_id,
+        external_ref_id=reward.external_ref_id,
+    )
+
+
+def _template(incentive: Incentive) -> EmailTemplate:
+    return EmailTemplate(
+        subject=incentive.email_subject,
+        body=incentive.email_body,
+        redemption_instructions=incentive.redemption_instructions,
+        incentive_name=incentive.name,
+        incentive_reference=incentive.reference_id,
+        reward_name=incentive.reward_name,
+    )
+
+
+@dataclass
+class _Claim:
+    reward: Reward
+    incentive: Incentive
+    owner: str = ""
+    #: Whether the lease was already given back (with the last write).
+    released: bool = False
+
+
+@dataclass
+class TestStep:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class TestReport:
+    """The outcome of a test reward: every step of the chain, and whether it would pay."""
+
+    steps: list[TestStep] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(step.ok for step in self.steps)
+
+    def add(self, name: str, ok: bool, detail: str) -> None:
+        self.steps.append(TestStep(name, ok, detail))
+
+
+class RewardService:
+    """Creates, decides, pays and emails rewards. Thread-safe; one per process is enough."""
+
+    def __init__(
+        self,
+        factory: sessionmaker[Session],
+        *,
+        providers: ProviderContext | None = None,
+        smtp: SmtpSettings | None = None,
+        lease_seconds: float = 120.0,
+    ) -> None:
+        self.factory = factory
+        self.providers = providers or ProviderContext(sessionmaker=factory)
+        self.smtp = smtp
+        self.lease = timedelta(seconds=lease_seconds)
+        self._rules: dict[str, tuple[float, FraudRules]] = {}
+        bind = factory.kw.get("bind")
+        self._sqlite = bind is not None and bind.dialect.name == "sqlite"
+
+    @contextmanager
+    def _writing(self) -> Iterator[Session]:
+        """A write transaction. On SQLite, this process's reward writes queue on a lock first:
+        SQLite lets one writer in at a time, and its busy handler (sleeping in growing steps)
+        serves dozens of concurrent writers far worse than a queue does."""
+        if self._sqlite:
+            with _SQLITE_WRITES, session_scope(self.factory) as session:
+                yield session
+        else:
+            with session_scope(self.factory) as session:
+                yield session
+
+    # -- requests ---------------------------------------------------------------------------
+
+    def fraud_rules(self, reference: str) -> FraudRules:
+        """An incentive's fraud rules (cached for a few seconds: read on every request)."""
+        key = normalize_reference(reference)
+        now = time.monotonic()
+        cached = self._rules.get(key)
+        if cached is not None and now - cached[0] < RULES_TTL:
+            return cached[1]
+        with self.factory() as session:
+            rules = FraudRules.model_validate(get_incentive(session, key).fraud_rules or {})
+        self._rules[key] = (now, rules)
+        return rules
+
+    def submit(self, request: RewardRequestIn, *, lease_owner: str | None = None) -> Submission:
+        """Record a request and create (and decide) its reward, or say why there is none.
+
+        Idempotent per ``request.request_key``: the same request again returns the reward it
+        created (outcome ``existing``). ``lease_owner`` claims an approved reward for the
+        caller's immediate :meth:`fulfil`, so the background fulfiller leaves it alone.
+        """
+        email = normalize_email(request.email)
+        if email is None:
+            with self.factory() as session:
+                incentive_id = get_incentive(session, request.incentive_reference).id
+            self._record_request(incentive_id, request, "rejected", None, NO_EMAIL_MESSAGE)
+            return Submission("rejected", NO_EMAIL_MESSAGE)
+        try:
+            return self._create(request, email, lease_owner)
+        except IntegrityError:
+            pass
+        # A unique constraint refused the reward: the same request again (its request key) or
+        # another request for the same email or response (a duplicate).
+        with self._writing() as session:
+            incentive_id = get_incentive(session, request.incentive_reference).id
+            previous = self._previous(session, incentive_id, request.request_key)
+            if previous is not None:
+                return previous
+            existing = session.scalar(
+                select(Reward).where(
+                    Reward.incentive_id == incentive_id,
+                    or_(
+                        Reward.email_normalized == email,
+                        Reward.response_id == request.response_id
+                        if request.response_id
+                        else Reward.id.is_(None),
+                    ),
+                )
+            )
+            if existing is None:
+                raise RuntimeError("a reward insert conflicted but no conflicting row exists")
+        message = f"already rewarded as {existing.reference_id}"
+        self._record_request(incentive_id, request, "duplicate", existing, message)
+        return Submission("duplicate", message, existing)
+
+    def _previous(self, session: Session, incentive_id: int, key: str) -> Submission | None:
+        row = session.scalar(
+            select(RewardRequest).where(
+                RewardRequest.incentive_id == incentive_id, RewardRequest.request_key == key
+            )
+        )
+        if row is None:
+            return None
+        reward = session.get(Reward, row.reward_id) if row.reward_id is not None else None
+        if row.outcome == "created":
+            return Submission(
+                "existing",
+                f"this request created {reward.reference_id if reward else 'a reward'}",
+                reward,
+            )
+        return Submission(row.outcome, row.message, reward)  # type: ignore[arg-type]
+
+    def _record_request(
+        self,
+        incentive_id: int,
+        request: RewardRequestIn,
+        outcome: str,
+        reward: Reward | None,
+        message: str,
+    ) -> None:
+        """Record a request that created no reward (in its own transaction)."""
+        try:
+            with self._writing() as session:
+                session.add(
+                    RewardRequest(
+                        incentive_id=incentive_id,
+                        request_key=request.request_key[:300],
+                        outcome=outcome,
+                        reward_id=reward.id if reward is not None else None,
+                        message=message,
+                        email_normalized=normalize_email(request.email),
+                        response_id=request.response_id,
+                        participant_id=request.participant_id,
+                        ip_address=request.ip_address,
+                        source=request.source,
+                    )
+                )
+        except IntegrityError:
+            # Recorded already by a concurrent delivery of the same request.
+            pass
+
+    def _create(self, request: RewardRequestIn, email: str, lease_owner: str | None) -> Submission:
+        for _ in range(5):
+            try:
+                with self._writing() as session:
+                    incentive = get_incentive(session, request.incentive_reference)
+                    reward = Reward(
+                        reference_id=new_reward_reference(),
+                        incentive_id=incentive.id,
+                        status="pending",
+                        email=(request.email or "").strip()[:320],
+                        email_normalized=email,
+                        first_name=(request.first_name or "").strip()[:100] or None,
+                        response_id=request.response_id,
+                        survey_id=request.survey_id,
+                        participant_id=(request.participant_id or None),
+                        ip_address=request.ip_address,
+                        source=request.source,
+                        requested_by=request.requested_by[:300],
+                        run_id=request.run_id,
+                        amount_minor=incentive.amount_minor,
+                        currency=incentive.currency,
+                        provider=incentive.provider,
+                        reasons=[],
+                        warnings=[],
+                        counted=False,
+                        external_ref_id=(
+                            external_ref_id(incentive.reference_id, email)
+                            if incentive.provider == "tango"
+                            else None
+                        ),
+                    )
+                    session.add(reward)
+                    session.flush()
+                    session.add(
+                        RewardRequest(
+                            incentive_id=incentive.id,
+                            request_key=request.request_key[:300],
+                            outcome="created",
+                            reward_id=reward.id,
+                            email_normalized=email,
+                            response_id=request.response_id,
+                            participant_id=request.participant_id,
+                            ip_address=request.ip_address,
+                            source=request.source,
+                        )
+                    )
+                    session.flush()
+                    record_creation(session, reward, actor=request.requested_by)
+                    self._decide(session, reward, incentive, request.response_values, lease_owner)
+                    return Submission(
+                        "created", f"created {reward.reference_id}", reward, incentive
+                    )
+            except IntegrityError as exc:
+                if "reference_id" in str(exc.orig) and "rewards" in str(exc.orig):
+                    continue  # a reference id collision: draw another
+                raise
+        raise RuntimeError("could not draw a unique reward reference id")
+
+    def _decide(
+        self,
+        session: Session,
+        reward: Reward,
+        incentive: Incentive,
+        values: dict[str, Any] | None,
+        lease_owner: str | None,
+    ) -> None:
+        """pending → held (with the reasons) or approved (counted against the limits)."""
+        reasons: list[str] = []
+        warnings: list[str] = []
+        now = utcnow()
+        if not incentive.active:
+            reasons.append(f"incentive {incentive.reference_id} is paused")
+        if incentive.opens_at is not None and now < incentive.opens_at:
+            reasons.append(
+                f"incentive {incentive.reference_id} opens at {_fmt(incentive.opens_at)}"
+            )
+        if incentive.closes_at is not None and now >= incentive.closes_at:
+            reasons.append(
+                f"incentive {incentive.reference_id} closed at {_fmt(incentive.closes_at)}"
+            )
+        rules = FraudRules.model_validate(incentive.fraud_rules or {})
+        if values is not None:
+            reasons.extend(response_findings(values, rules))
+        else:
+            warnings.append("fraud-detection fields not checked: no survey response came with it")
+        signals = cross_request_findings(
+            session, rules, email_normalized=reward.email_normalized, ip_address=reward.ip_address
+        )
+        if incentive.approval_mode == "automatic":
+            warnings.extend(signals)
+        else:
+            reasons.extend(f"suspicious: {signal}" for signal in signals)
+        if incentive.approval_mode == "review_all" and not reasons:
+            reasons.append("this incentive reviews every reward before paying it")
+        counted = False
+        if not reasons:
+            limit = reserve(session, incentive, reward.amount_minor)
+            if limit is not None:
+                reasons.append(limit)
+            else:
+                counted = True
+        if reasons:
+            move(
+                session, reward, "held", actor=SYSTEM, reason="; ".join(reasons),
+                reasons=reasons, warnings=warnings, counted=False,
+            )  # fmt: skip
+            return
+        move(
+            session,
+            reward,
+            "approved",
+            actor=SYSTEM,
+            reason="approved automatically",
+            reasons=[],
+            warnings=warnings,
+            counted=counted,
+            next_attempt_at=now,
+            lease_owner=lease_owner,
+            lease_until=(now + self.lease) if lease_owner else None,
+        )
+
+    # -- fulfilment ------------------------------------------------------------------------
+
+    def _claim(self, reward_id: int, owner: str) -> _Claim | None:
+        now = utcnow()
+        with self._writing() as session:
+            result = session.execute(
+                update(Reward)
+                .where(
+                    Reward.id == reward_id,
+                    Reward.status.in_(("approved", "ordered")),
+                    or_(
+                        Reward.lease_owner.is_(None),
+                        Reward.lease_until < now,
+                        Reward.lease_owner == owner,
+                    ),
+                )
+                .values(lease_owner=owner, lease_until=now + self.lease)
+                .execution_options(synchronize_session=False)
+            )
+            if getattr(result, "rowcount", 0) != 1:
+                return None
+            reward = session.get(Reward, reward_id)
+            assert reward is not None
+            incentive = session.get(Incentive, reward.incentive_id)
+            assert incentive is not None
+            return _Claim(reward, incentive, owner)
+
+    def _unlease(self, reward_id: int, owner: str) -> None:
+        with self._writing() as session:
+            session.execute(
+                update(Reward)
+                .where(Reward.id == reward_id, Reward.lease_owner == owner)
+                .values(lease_owner=None, lease_until=None)
+                .execution_options(synchronize_session=False)
+            )
+
+    def _outbox_row(self, reward: Reward, incentive: Incentive, delivery: Delivery) -> OutboxEmail:
+        """The reward email as an outbox row (added in the caller's transaction)."""
+        assert self.smtp is not None
+        template = _template(incentive)
+        namespace = template_namespace(
+            template,
+            reward_reference=reward.reference_id,
+            email=reward.email,
+            first_name=reward.first_name,
+            amount_minor=reward.amount_minor,
+            currency=reward.currency,
+            delivery=delivery,
+        )
+        email = render_email(template, reward.email, namespace)
+        key = f"reward:{reward.reference_id}"
+        return OutboxEmail(
+            idempotency_key=key,
+            run_id=reward.run_id,
+            sender=self.smtp.sender,
+            recipients=[reward.email],
+            subject=email.subject,
+            body_text=email.text,
+            body_html=None,
+            status="pending",
+            attempts=0,
+            message_id=message_id_for(key, self.smtp.sender),
+            headers={"to": [reward.email], "cc": [], "reply_to": None},
+        )
+
+    def _after_order(
+        self,
+        claim: _Claim,
+        delivery: Delivery | None,
+        provider: RewardProvider | None = None,
+    ) -> tuple[Reward, int | None]:
+        """ordered (and the email queued) in one transaction; with ``provider``, its
+        :meth:`~RewardProvider.order_in_session` pays in that same transaction."""
+        now = utcnow()
+        with self._writing() as session:
+            reward = session.get(Reward, claim.reward.id)
+            assert reward is not None
+            if reward.status in ("ordered", "sent"):
+                return reward, None  # a concurrent attempt of the same claim recorded it first
+            if provider is not None:
+                delivery = provider.order_in_session(
+                    session, _order_request(reward, claim.incentive)
+                )
+            assert delivery is not None
+            awaiting = not delivery.complete
+            moved = move(
+                session,
+                reward,
+                "ordered",
+                actor=SYSTEM,
+                reason="to be paid by hand" if awaiting else (delivery.hint or "ordered"),
+                provider_order_id=delivery.provider_order_id,
+                delivery=json.dumps(delivery.as_dict()),
+                delivery_hint=delivery.hint[:200] or None,
+                ordered_at=now,
+                next_attempt_at=None if awaiting else now,
+                last_error=None,
+            )
+            if not moved:
+                raise RewardFailed(
+                    f"{reward.reference_id} changed to {reward.status} while it was being ordered"
+                )
+            outbox_id = None
+            if not awaiting and self.smtp is not None:
+                row = self._outbox_row(reward, claim.incentive, delivery)
+                session.add(row)
+                session.flush()
+                outbox_id = row.id
+            return reward, outbox_id
+
+    def _hold(self, claim: _Claim, reason: str) -> Reward:
+        with self._writing() as session:
+            reward = session.get(Reward, claim.reward.id)
+            assert reward is not None
+            counted = reward.counted
+            if move(
+                session, reward, "held", actor=SYSTEM, reason=reason,
+                reasons=[reason], counted=False, next_attempt_at=None, last_error=None,
+            ) and counted:  # fmt: skip
+                unreserve(session, reward.incentive_id, reward.amount_minor)
+            return reward
+
+    def _fail(self, claim: _Claim, reason: str) -> Reward:
+        with self._writing() as session:
+            reward = session.get(Reward, claim.reward.id)
+            assert reward is not None
+            counted = reward.counted
+            if move(
+                session, reward, "failed", actor=SYSTEM, reason=reason,
+                reasons=[reason], counted=False, next_attempt_at=None, last_error=reason,
+            ) and counted:  # fmt: skip
+                unreserve(session, reward.incentive_id, reward.amount_minor)
+            return reward
+
+    def _retry_later(self, reward_id: int, reason: str, *, final: bool = False) -> None:
+        with self._writing() as session:
+            reward = session.get(Reward, reward_id)
+            assert reward is not None
+            reward.attempts += 1
+            reward.last_error = reason[:4000]
+            delay = min(30 * 2 ** min(reward.attempts, 7), 3600)
+            reward.next_attempt_at = None if final else utcnow() + timedelta(seconds=delay)
+
+    def _after_email(
+        self, reward_id: int, outbox_id: int, *, paid: bool, owner: str | None = None
+    ) -> Reward:
+        now = utcnow()
+        with self._writing() as session:
+            reward = session.get(Reward, reward_id)
+            assert reward is not None
+            mine = owner is not None and reward.lease_owner == owner
+            if reward.status == "sent":
+                # A concurrent attempt of the same claim recorded it first.
+                if mine:
+                    reward.lease_owner = reward.lease_until = None
+                return reward
+            release: dict[str, Any] = {"lease_owner": None, "lease_until": None} if mine else {}
+            move(
+                session,
+                reward,
+                "sent",
+                actor=SYSTEM,
+                reason="reward emailed" + (" after payment by hand" if paid else ""),
+                email_outbox_id=outbox_id,
+                sent_at=now,
+                next_attempt_at=None,
+                last_error=None,
+                **release,
+            )
+            return reward
+
+    async def fulfil(
+        self, reward_id: int, *, owner: str, submitted: Submission | None = None
+    ) -> Reward | None:
+        """Pay and email an approved (or ordered) reward; returns it as it ends up.
+
+        Returns None when someone else holds it right now (it is theirs to finish). Raises
+        :class:`RewardRetry` for transient problems (the reward is scheduled for a retry) and
+        :class:`RewardFailed` when the respondent cannot be paid or mailed. ``submitted`` is
+        the :meth:`submit` that just approved it under ``owner``'s lease (no claim needed).
+        """
+        claim: _Claim | None = None
+        if (
+            submitted is not None
+            and submitted.reward is not None
+            and submitted.incentive is not None
+            and submitted.reward.id == reward_id
+            and submitted.reward.status == "approved"
+            and submitted.reward.lease_owner == owner
+        ):
+            claim = _Claim(submitted.reward, submitted.incentive, owner)
+        else:
+            claim = await in_db_thread(self._claim, reward_id, owner)
+        if claim is None:
+            return None
+        try:
+            return await self._fulfil_claimed(claim)
+        finally:
+            if not claim.released:
+                await in_db_thread(self._unlease, reward_id, owner)
+
+    async def _fulfil_claimed(self, claim: _Claim) -> Reward:
+        reward, incentive = claim.reward, claim.incentive
+        outbox_id: int | None = None
+        if reward.status == "approved":
+            provider = provider_named(reward.provider, self.providers)
+            try:
+                if provider.orders_in_session:
+                    reward, outbox_id = await in_db_thread(self._after_order, claim, None, provider)
+                else:
+                    delivery = await provider.order(_order_request(reward, incentive))
+                    reward, outbox_id = await in_db_thread(self._after_order, claim, delivery)
+            except IntegrityError:
+                # Another attempt of this very claim took the gift code at the same moment.
+                raise RewardRetry("a concurrent attempt is paying this reward") from None
+            except ProviderHold as hold:
+                return await in_db_thread(self._hold, claim, hold.reason)
+            except ProviderError as exc:
+                if exc.retriable:
+                    await in_db_thread(self._retry_later, reward.id, exc.reason)
+                    raise RewardRetry(exc.reason, exc.retry_after) from None
+                failed = await in_db_thread(self._fail, claim, exc.reason)
+                raise RewardFailed(f"{failed.reference_id} failed: {exc.reason}") from None
+        if reward.status != "ordered":
+            return reward
+        if reward.provider == "manual" and reward.paid_at is None:
+            return reward  # waits for a person to pay it and mark it paid
+        return await self._email(reward, incentive, claim=claim, outbox_id=outbox_id)
+
+    async def _email(
+        self,
+        reward: Reward,
+        incentive: Incentive,
+        *,
+        claim: _Claim | None = None,
+        outbox_id: int | None = None,
+    ) -> Reward:
+        if self.smtp is None:
+            reason = "email is not configured (set QUALFLOW_SMTP_HOST)"
+            await in_db_thread(self._retry_later, reward.id, reason, final=True)
+            raise RewardFailed(f"{reward.reference_id} was ordered but not emailed: {reason}")
+        try:
+            if outbox_id is not None:
+                sent = await send_queued(self.factory, self.smtp, outbox_id)
+            else:
+                delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
+                namespace = template_namespace(
+                    _template(incentive),
+                    reward_reference=reward.reference_id,
+                    email=reward.email,
+                    first_name=reward.first_name,
+                    amount_minor=reward.amount_minor,
+                    currency=reward.currency,
+                    delivery=delivery,
+                )
+                email = render_email(_template(incentive), reward.email, namespace)
+                key = f"reward:{reward.reference_id}"
+                sent = await send_email(self.factory, self.smtp, key, email)
+        except EmailError as exc:
+            reason = f"email to {reward.email} failed: {exc}"
+            await in_db_thread(self._retry_later, reward.id, reason, final=not exc.retriable)
+            if exc.retriable:
+                raise RewardRetry(reason) from None
+            raise RewardFailed(f"{reward.reference_id} was ordered but {reason}") from None
+        owner = claim.owner if claim is not None else None
+        done = await in_db_thread(
+            self._after_email, reward.id, sent.id, paid=reward.paid_at is not None, owner=owner
+        )
+        if claim is not None:
+            claim.released = True
+        return done
+
+    # -- reviewers' operations ---------------------------------------------------------------
+
+    def _each(
+        self,
+        references: Sequence[str],
+        operation: Any,
+    ) -> list[ActionResult]:
+        results: list[ActionResult] = []
+        for reference in references:
+            try:
+                with self._writing() as session:
+                    reward = get_reward(session, reference)
+                    message = operation(session, reward)
+                    results.append(ActionResult(reward.reference_id, True, reward.status, message))
+            except (RewardNotFound, TransitionError, ValueError) as exc:
+                status = ""
+                with self.factory() as session:
+                    found = session.scalar(
+                        select(Reward.status).where(
+                            Reward.reference_id == normalize_reference(reference)
+                        )
+                    )
+                    status = found or ""
+                results.append(
+                    ActionResult(normalize_reference(reference), False, status, str(exc))
+                )
+        return results
+
+    def release(
+        self, references: Sequence[str], *, actor: str, note: str = ""
+    ) -> list[ActionResult]:
+        """Held → approved (counted against the limits; refused if a limit is reached)."""
+
+        def operation(session: Session, reward: Reward) -> str:
+            if reward.status != "held":
+                raise TransitionError(
+                    f"only held rewards can be released; this one is {reward.status}"
+                )
+            incentive = session.get(Incentive, reward.incentive_id)
+            assert incentive is not None
+            limit = reserve(session, incentive, reward.amount_minor)
+            if limit is not None:
+                raise ValueError(f"cannot release {reward.reference_id}: {limit}")
+            reason = f"released by {actor}" + (f": {note}" if note else "")
+            if not move(
+                session, reward, "approved", actor=actor, reason=reason, counted=True,
+                next_attempt_at=utcnow(), lease_owner=None, lease_until=None, attempts=0,
+            ):  # fmt: skip
+                raise TransitionError(f"{reward.reference_id} changed meanwhile; reload it")
+            return reason
+
+        return self._each(references, operation)
+
+    def block(
+        self, references: Sequence[str], *, actor: str, reason: str = ""
+    ) -> list[ActionResult]:
+        """Held (or pending) → blocked: this respondent is not paid."""
+
+        def operation(session: Session, reward: Reward) -> str:
+            check_move(reward.status, "blocked")
+            why = f"blocked by {actor}" + (f": {reason}" if reason else "")
+            counted = reward.counted
+            if not move(session, reward, "blocked", actor=actor, reason=why, counted=False):
+                raise TransitionError(f"{reward.reference_id} changed meanwhile; reload it")
+            if counted:
+                unreserve(session, reward.incentive_id, reward.amount_minor)
+            return why
+
+        return self._each(references, operation)
+
+    def cancel(
+        self, references: Sequence[str], *, actor: str, reason: str = ""
+    ) -> list[ActionResult]:
+        """Cancel a reward nobody was paid for yet (a manual one not yet paid included)."""
+
+        def operation(session: Session, reward: Reward) -> str:
+            check_move(reward.status, "cancelled")
+            if reward.status == "ordered" and (reward.provider != "manual" or reward.paid_at):
+                raise TransitionError(
+                    f"{reward.reference_id} was already paid through {reward.provider}; "
+                    "it cannot be cancelled"
+                )
+            now = utcnow()
+            if reward.status == "approved" and reward.lease_until and reward.lease_until > now:
+                raise TransitionError(
+                    f"{reward.reference_id} is being paid right now; look again in a minute"
+                )
+            why = f"cancelled by {actor}" + (f": {reason}" if reason else "")
+            counted = reward.counted
+            if not move(
+                session, reward, "cancelled", actor=actor, reason=why, counted=False,
+                next_attempt_at=None,
+            ):  # fmt: skip
+                raise TransitionError(f"{reward.reference_id} changed meanwhile; reload it")
+            if counted:
+                unreserve(session, reward.incentive_id, reward.amount_minor)
+            return why
+
+        return self._each(references, operation)
+
+    def retry(self, references: Sequence[str], *, actor: str) -> list[ActionResult]:
+        """Failed → approved: try paying again (counted against the limits again)."""
+
+        def operation(session: Session, reward: Reward) -> str:
+            if reward.status != "failed":
+                raise TransitionError(
+                    f"only failed rewards can be retried; this one is {reward.status}"
+                )
+            incentive = session.get(Incentive, reward.incentive_id)
+            assert incentive is not None
+            limit = reserve(session, incentive, reward.amount_minor)
+            if limit is not None:
+                raise ValueError(f"cannot retry {reward.reference_id}: {limit}")
+            why = f"retried by {actor}"
+            if not move(
+                session, reward, "approved", actor=actor, reason=why, counted=True,
+                next_attempt_at=utcnow(), attempts=0, last_error=None,
+            ):  # fmt: skip
+                raise TransitionError(f"{reward.reference_id} changed meanwhile; reload it")
+            return why
+
+        return self._each(references, operation)
+
+    def mark_paid(
+        self, references: Sequence[str], *, actor: str, lease_owner: str | None = None
+    ) -> list[ActionResult]:
+        """Manual rewards paid by hand: record the payment; the email goes out next.
+
+        ``lease_owner`` reserves the email for the caller's immediate :meth:`fulfil`.
+        """
+
+        def operation(session: Session, reward: Reward) -> str:
+            if reward.provider != "manual" or reward.status != "ordered" or reward.paid_at:
+                raise TransitionError(
+                    f"only manual rewards awaiting payment can be marked paid; "
+                    f"{reward.reference_id} is a {reward.provider} reward that is {reward.status}"
+                )
+            reward.paid_at = utcnow()
+            reward.next_attempt_at = utcnow()
+            if lease_owner is not None:
+                reward.lease_owner = lease_owner
+                reward.lease_until = utcnow() + self.lease
+            session.add(
+                RewardTransition(
+                    reward_id=reward.id, from_status="ordered", to_status="ordered",
+                    actor=actor[:320], reason=f"marked paid by {actor}",
+                )
+            )  # fmt: skip
+            return f"marked paid by {actor}"
+
+        return self._each(references, operation)
+
+    async def resend(self, reference: str, *, actor: str, new_email: str | None = None) -> Reward:
+        """Email a sent reward again (optionally to a corrected address)."""
+        target: str | None = None
+        if new_email is not None:
+            target = normalize_email(new_email)
+            if target is None:
+                raise ValueError(f"{new_email!r} is not an email address")
+
+        def prepare() -> tuple[Reward, Incentive, int]:
+            with self._writing() as session:
+                reward = get_reward(session, reference)
+                emailable_order = (
+                    reward.status == "ordered"
+                    and reward.delivery is not None
+                    and reward.next_attempt_at is None
+                    and (reward.provider != "manual" or reward.paid_at is not None)
+                )
+                if reward.status != "sent" and not emailable_order:
+                    raise TransitionError(
+                        f"only rewards that were paid can be resent; {reward.reference_id} is "
+                        f"{reward.status}"
+                    )
+                incentive = session.get(Incentive, reward.incentive_id)
+                assert incentive is not None
+                reward.resend_count += 1
+                session.add(
+                    RewardTransition(
+                        reward_id=reward.id, from_status=reward.status, to_status=reward.status,
+                        actor=actor[:320],
+                        reason=f"email resent to {target or reward.email} by {actor}",
+                    )
+                )  # fmt: skip
+                return reward, incentive, reward.resend_count
+
+        reward, incentive, count = await in_db_thread(prepare)
+        if self.smtp is None:
+            raise RewardFailed("email is not configured (set QUALFLOW_SMTP_HOST)")
+        delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
+        namespace = template_namespace(
+            _template(incentive),
+            reward_reference=reward.reference_id,
+            email=target or reward.email,
+            first_name=reward.first_name,
+            amount_minor=reward.amount_minor,
+            currency=reward.currency,
+            delivery=delivery,
+        )
+        email = render_email(_template(incentive), target or reward.email, namespace)
+        try:
+            await send_email(
+                self.factory, self.smtp, f"reward:{reward.reference_id}:resend:{count}", email
+            )
+        except EmailError as exc:
+            raise RewardFailed(f"resending {reward.reference_id} failed: {exc}") from None
+        if reward.status == "ordered":
+            # The first email had failed; the resend delivered it.
+            with self._writing() as session:
+                fresh = session.get(Reward, reward.id)
+                assert fresh is not None
+                move(session, fresh, "sent", actor=actor, reason="emailed by a resend",
+                     sent_at=utcnow(), last_error=None)  # fmt: skip
+                return fresh
+        return reward
+
+    # -- test rewards ------------------------------------------------------------------------
+
+    async def test_reward(
+        self,
+        incentive_reference: str,
+        *,
+        email: str | None,
+        first_name: str | None,
+        response_id: str | None,
+        response_values: dict[str, Any] | None,
+        send_to: str | None,
+    ) -> TestReport:
+        """Run the whole chain for one response without creating a reward or paying anyone.
+
+        The email is rendered as the respondent would get it and sent to ``send_to`` (the
+        person testing), marked as a test.
+        """
+        report = TestReport()
+
+        def inspect() -> tuple[Incentive, str | None, list[str]]:
+            with self.factory() as session:
+                incentive = get_incentive(session, incentive_reference)
+                normalized = normalize_email(email)
+                notes: list[str] = []
+                if normalized:
+                    existing = session.scalar(
+                        select(Reward.reference_id).where(
+                            Reward.incentive_id == incentive.id,
+                            or_(
+                                Reward.email_normalized == normalized,
+                                Reward.response_id == response_id
+                                if response_id
+                                else Reward.id.is_(None),
+                            ),
+                        )
+                    )
+                    if existing:
+                        notes.append(
+                            f"a real request would be skipped: already rewarded as {existing}"
+                        )
+                    rules = FraudRules.model_validate(incentive.fraud_rules or {})
+                    findings = (
+                        response_findings(response_values or {}, rules)
+                        if response_values is not None
+                        else []
+                    )
+                    notes.extend(f"would hold: {finding}" for finding in findings)
+                return incentive, normalized, notes
+
+        incentive, normalized, notes = await in_db_thread(inspect)
+        if normalized is None:
+            report.add("respondent email", False, NO_EMAIL_MESSAGE)
+            return report
+        report.add("respondent email", True, f"found {normalized}")
+        duplicate = [n for n in notes if n.startswith("a real request")]
+        report.add(
+            "one reward per respondent",
+            not duplicate,
+            duplicate[0] if duplicate else "no earlier reward for this email or response",
+        )
+        holds = [n for n in notes if n.startswith("would hold")]
+        if response_values is None:
+            report.add("fraud rules", True, "no response values given: fraud fields not checked")
+        else:
+            report.add(
+                "fraud rules",
+                not holds,
+                "; ".join(holds) if holds else "no fraud rule would hold it",
+            )
+        now = utcnow()
+        window: list[str] = []
+        if not incentive.active:
+            window.append("the incentive is paused")
+        if incentive.opens_at and now < incentive.opens_at:
+            window.append(f"opens at {_fmt(incentive.opens_at)}")
+        if incentive.closes_at and now >= incentive.closes_at:
+            window.append(f"closed at {_fmt(incentive.closes_at)}")
+        if incentive.max_rewards is not None and incentive.committed_count >= incentive.max_rewards:
+            window.append(f"limit reached ({incentive.committed_count} of {incentive.max_rewards})")
+        if incentive.budget_minor is not None and (
+            incentive.committed_minor + incentive.amount_minor > incentive.budget_minor
+        ):
+            window.append(
+                "budget exhausted ("
+                f"{format_money(incentive.committed_minor, incentive.currency)} of "
+                f"{format_money(incentive.budget_minor, incentive.currency)})"
+            )
+        report.add("limits and dates", not window, "; ".join(window) or "within limits and open")
+        fake = Reward(
+            id=0, reference_id="RW-TEST0000", incentive_id=incentive.id, email=email or "",
+            email_normalized=normalized, first_name=first_name, amount_minor=incentive.amount_minor,
+            currency=incentive.currency, provider=incentive.provider,
+            external_ref_id=external_ref_id(incentive.reference_id, normalized),
+        )  # fmt: skip
+        provider = provider_named(incentive.provider, self.providers)
+        try:
+            delivery = await provider.preview(_order_request(fake, incentive))
+            report.add(f"provider ({incentive.provider})", True, delivery.hint or "ready")
+        except ProviderHold as hold:
+            report.add(f"provider ({incentive.provider})", False, hold.reason)
+            delivery = Delivery()
+        except ProviderError as exc:
+            report.add(f"provider ({incentive.provider})", False, exc.reason)
+            delivery = Delivery()
+        namespace = template_namespace(
+            _template(incentive),
+            reward_reference=fake.reference_id,
+            email=normalized,
+            first_name=first_name,
+            amount_minor=incentive.amount_minor,
+            currency=incentive.currency,
+            delivery=delivery,
+        )
+        try:
+            rendered = render_email(_template(incentive), send_to or normalized, namespace)
+        except Exception as exc:  # template errors are the incentive's, show them
+            report.add("email template", False, str(exc))
+            return report
+        report.add("email template", True, f"subject: {rendered.subject}")
+        if send_to is None:
+            report.add("test email", True, "not sent (no address to send the test to)")
+        elif self.smtp is None:
+            report.add("test email", False, "email is not configured (set QUALFLOW_SMTP_HOST)")
+        else:
+            test_email = type(rendered)(
+                to=[send_to], subject=f"[TEST] {rendered.subject}",
+                text="This is a test of a qualflow incentive; nobody was paid.\n"
+                f"The respondent ({normalized}) would receive:\n\n{rendered.text}",
+            )  # fmt: skip
+            try:
+                await send_email(
+                    self.factory, self.smtp, f"reward-test:{uuid.uuid4().hex}", test_email
+                )
+                report.add("test email", True, f"sent to {send_to}")
+            except EmailError as exc:
+                report.add("test email", False, str(exc))
+        return report
+
+
+class Fulfiller:
+    """Pays approved rewards nobody is working on: released ones, retries, orphans.
+
+    Runs in the web process (and may run in several: claims are leased). ``drain`` handles what
+    is due now; ``run`` loops until stopped.
+    """
+
+    def __init__(self, service: RewardService, *, owner: str | None = None, batch: int = 50):
+        self.service = service
+        # Unique per instance: a lease is re-entrant for its owner, so two fulfillers must
+        # never share one.
+        self.owner = owner or f"fulfiller:{default_worker_id()}:{uuid.uuid4().hex[:8]}"
+        self.batch = batch
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def due(self) -> list[int]:
+        now = utcnow()
+        with self.service.factory() as session:
+            return list(
+                session.scalars(
+                    select(Reward.id)
+                    .where(
+                        Reward.status.in_(("approved", "ordered")),
+                        Reward.next_attempt_at.is_not(None),
+                        Reward.next_attempt_at <= now,
+                        or_(Reward.lease_until.is_(None), Reward.lease_until < now),
+                    )
+                    .order_by(Reward.next_attempt_at)
+                    .limit(self.batch)
+                )
+            )
+
+    async def drain(self) -> int:
+        """Fulfil every reward due now; returns how many were handled."""
+        handled = 0
+        while True:
+            due = await in_db_thread(self.due)
+            if not due:
+                return handled
+            for reward_id in due:
+                try:
+                    await self.service.fulfil(reward_id, owner=self.owner)
+                except (RewardRetry, RewardFailed) as exc:
+                    log.warning("reward %s: %s", reward_id, exc)
+                handled += 1
+            if len(due) < self.batch:
+                return handled
+
+    async def run(self, stop: asyncio.Event, *, interval: float = 5.0) -> None:
+        """Drain whenever woken, and every ``interval`` seconds (first after one interval, so
+        a process that starts and stops at once never touches the database from here)."""
+        while not stop.is_set():
+            waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+            await asyncio.wait(waiters, timeout=interval, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+            self._wake.clear()
+            if stop.is_set():
+                return
+            try:
+                await self.drain()
+            except Exception:
+                log.exception("fulfilling rewards failed; trying again shortly")

@@ -1,0 +1,806 @@
+"""Incentive pages: incentives (list, detail with review and test reward, create/edit), the review
+queue (release/block, one or many), a reward's history, providers (Tango accounts, gift-code
+pools) and platform API keys.
+
+Pages use the web UI's layout, permissions (``ui_require``) and CSRF-checked forms; templates
+live in this package (``templates/incentives/``) and extend the shared ``layout.html``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from jinja2 import ChoiceLoader, FileSystemLoader
+from pydantic import ValidationError
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+from starlette.datastructures import FormData
+from starlette.responses import RedirectResponse, Response
+
+from qualflow.accounts.permissions import Area, Level
+from qualflow.accounts.principal import Principal
+from qualflow.incentives import api_keys
+from qualflow.incentives.api import TestRewardIn, build_review, run_test_reward
+from qualflow.incentives.lifecycle import TransitionError
+from qualflow.incentives.manage import IncentiveError, InUse, spec_of, window_state
+from qualflow.incentives.models import (
+    REWARD_STATUSES,
+    ApiKeyAudit,
+    Incentive,
+    Reward,
+    RewardTransition,
+)
+from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
+from qualflow.incentives.schemas import (
+    DEFAULT_BODY,
+    DEFAULT_SUBJECT,
+    TEMPLATE_VARIABLES,
+    FraudRules,
+    IncentivePatch,
+    IncentiveSpec,
+)
+from qualflow.incentives.service import (
+    ActionResult,
+    IncentiveNotFound,
+    RewardFailed,
+    RewardNotFound,
+    get_incentive,
+    get_reward,
+)
+from qualflow.store.secrets import mask
+from qualflow.web.deps import get_db
+from qualflow.web.ui import flash
+from qualflow.web.ui.access import UiNotFound, ui_require
+from qualflow.web.ui.csrf import check_csrf
+from qualflow.web.ui.rendering import NavItem, env, render, render_fragment
+
+TEMPLATES = Path(__file__).parent / "templates"
+
+router = APIRouter(include_in_schema=False)
+Viewer = Annotated[Principal, Depends(ui_require(Area.INCENTIVES, Level.VIEW))]
+Manager = Annotated[Principal, Depends(ui_require(Area.INCENTIVES, Level.MANAGE))]
+KeyViewer = Annotated[Principal, Depends(ui_require(Area.API_KEYS, Level.VIEW))]
+KeyManager = Annotated[Principal, Depends(ui_require(Area.API_KEYS, Level.MANAGE))]
+Db = Annotated[Session, Depends(get_db)]
+Runtime = Annotated[IncentivesRuntime, Depends(get_runtime)]
+CsrfChecked = Depends(check_csrf)
+PAGE_SIZE = 50
+
+
+def install_pages(app: FastAPI) -> None:
+    """Add the pages, this package's templates to the UI's loader, and the navigation items."""
+    from qualflow.web.ui import rendering
+
+    loader = env.loader
+    if not (
+        isinstance(loader, ChoiceLoader)
+        and any(
+            isinstance(item, FileSystemLoader) and str(TEMPLATES) in item.searchpath
+            for item in loader.loaders
+        )
+    ):
+        env.loader = ChoiceLoader([loader, FileSystemLoader(str(TEMPLATES))]) if loader else (
+            FileSystemLoader(str(TEMPLATES))
+        )  # fmt: skip
+    # The sidebar lists what the web UI's NAV names; incentives add theirs once.
+    if not any(item.key == "incentives" for item in rendering.NAV):
+        nav: Any = (
+            *rendering.NAV,
+            NavItem("incentives", "Incentives", "★", "ui_incentives", Area.INCENTIVES),
+            NavItem("reward_queue", "Review queue", "⚑", "ui_reward_queue", Area.INCENTIVES),
+            NavItem("api_keys", "API keys", "⚿", "ui_api_keys", Area.API_KEYS),
+        )
+        rendering.NAV = nav
+    app.include_router(router)
+
+
+def _redirect(request: Request, route: str, **params: Any) -> RedirectResponse:
+    return RedirectResponse(request.url_for(route, **params).path, status_code=303)
+
+
+def _flash_results(
+    request: Request, response: Response, results: list[ActionResult], verb: str
+) -> None:
+    done = [r for r in results if r.ok]
+    refused = [r for r in results if not r.ok]
+    if done:
+        names = ", ".join(r.reference_id for r in done[:5]) + ("…" if len(done) > 5 else "")
+        flash.add(request, response, "success", f"{verb} {len(done)} reward(s): {names}.")
+    for result in refused[:4]:
+        flash.add(request, response, "error", f"{result.reference_id}: {result.message}")
+
+
+def _incentive_or_404(request: Request, db: Session, reference: str) -> Incentive:
+    try:
+        return get_incentive(db, reference)
+    except IncentiveNotFound:
+        raise UiNotFound(
+            f"Incentive {reference}", request.url_for("ui_incentives").path, "Back to incentives"
+        ) from None
+
+
+def _value(incentive: Incentive) -> str:
+    return format_money(incentive.amount_minor, incentive.currency)
+
+
+env.globals["incentive_value"] = _value
+env.globals["incentive_state"] = window_state
+env.filters["money"] = lambda minor, currency: format_money(int(minor), str(currency))
+
+
+# -- incentives ---------------------------------------------------------------------------------
+
+
+@router.get("/incentives", name="ui_incentives")
+def incentives_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
+    incentives = runtime.manager.list_incentives()
+    counts = runtime.manager.counts([i.id for i in incentives])
+    return render(
+        request, "incentives/list.html", principal=principal, nav="incentives",
+        incentives=incentives, counts=counts,
+    )  # fmt: skip
+
+
+class IncentiveForm:
+    """The incentive form: raw strings in, an :class:`IncentiveSpec` (or errors) out."""
+
+    TEXT = (
+        "name", "description", "provider", "gift_code_pool_id", "tango_account_id", "utid",
+        "amount", "currency", "reward_name", "approval_mode", "max_rewards", "budget",
+        "opens_at", "closes_at", "email_subject", "email_body", "redemption_instructions",
+        "low_stock_threshold", "participant_id_field",
+        "recaptcha_threshold", "duplicate_threshold", "fraud_threshold", "shared_email_threshold",
+        "shared_ip_threshold",
+    )  # fmt: skip
+    FLAGS = (
+        "active", "recaptcha_enabled", "duplicate_enabled", "fraud_enabled", "ballot_enabled",
+        "hold_missing", "shared_email_enabled", "shared_ip_enabled",
+    )  # fmt: skip
+
+    def __init__(self, values: dict[str, Any]) -> None:
+        self.values = values
+        self.errors: dict[str, str] = {}
+
+    @classmethod
+    def blank(cls) -> IncentiveForm:
+        return cls.of_spec(
+            IncentiveSpec(
+                name="x", provider="manual", amount=Decimal(10), currency="USD",
+                email_subject=DEFAULT_SUBJECT, email_body=DEFAULT_BODY,
+            ),
+            name="",
+        )  # fmt: skip
+
+    @classmethod
+    def of_spec(cls, spec: IncentiveSpec, **overrides: Any) -> IncentiveForm:
+        rules = spec.fraud_rules
+
+        def stamp(value: datetime | None) -> str:
+            return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if value else ""
+
+        values: dict[str, Any] = {
+            "name": spec.name, "description": spec.description, "provider": spec.provider,
+            "gift_code_pool_id": spec.gift_code_pool_id or "",
+            "tango_account_id": spec.tango_account_id or "", "utid": spec.utid or "",
+            "amount": spec.amount or "", "currency": spec.currency or "",
+            "reward_name": spec.reward_name or "", "approval_mode": spec.approval_mode,
+            "max_rewards": spec.max_rewards or "", "budget": spec.budget or "",
+            "opens_at": stamp(spec.opens_at), "closes_at": stamp(spec.closes_at),
+            "email_subject": spec.email_subject, "email_body": spec.email_body,
+            "redemption_instructions": spec.redemption_instructions,
+            "low_stock_threshold": spec.low_stock_threshold,
+            "participant_id_field": rules.participant_id_field or "",
+            "active": spec.active,
+            "recaptcha_enabled": rules.recaptcha.enabled,
+            "recaptcha_threshold": rules.recaptcha.threshold,
+            "duplicate_enabled": rules.relevant_id_duplicate.enabled,
+            "duplicate_threshold": rules.relevant_id_duplicate.threshold,
+            "fraud_enabled": rules.relevant_id_fraud.enabled,
+            "fraud_threshold": rules.relevant_id_fraud.threshold,
+            "ballot_enabled": rules.ballot_box_stuffing.enabled,
+            "hold_missing": rules.hold_when_fields_missing,
+            "shared_email_enabled": rules.shared_email.enabled,
+            "shared_email_threshold": rules.shared_email.threshold,
+            "shared_ip_enabled": rules.shared_ip.enabled,
+            "shared_ip_threshold": rules.shared_ip.threshold,
+        }  # fmt: skip
+        values.update(overrides)
+        return cls(values)
+
+    @classmethod
+    def parse(cls, form: FormData) -> IncentiveForm:
+        values: dict[str, Any] = {}
+        for name in cls.TEXT:
+            raw = form.get(name)
+            values[name] = raw.strip() if isinstance(raw, str) else ""
+        for name in cls.FLAGS:
+            values[name] = form.get(name) in ("on", "true", "1")
+        return cls(values)
+
+    def _number(self, name: str, kind: type = Decimal) -> Any:
+        raw = self.values.get(name) or ""
+        if raw == "":
+            return None
+        try:
+            return kind(str(raw))
+        except (InvalidOperation, ValueError):
+            self.errors[name] = "Enter a number."
+            return None
+
+    def _when(self, name: str) -> datetime | None:
+        raw = self.values.get(name) or ""
+        if not raw:
+            return None
+        try:
+            parsed = datetime.fromisoformat(raw)
+        except ValueError:
+            self.errors[name] = "Enter a date and time."
+            return None
+        return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+    def data(self) -> dict[str, Any]:
+        v = self.values
+        rules = {
+            "recaptcha": {
+                "enabled": v["recaptcha_enabled"],
+                "threshold": self._number("recaptcha_threshold", float) or 0.5,
+            },
+            "relevant_id_duplicate": {
+                "enabled": v["duplicate_enabled"],
+                "threshold": self._number("duplicate_threshold", float) or 75,
+            },
+            "relevant_id_fraud": {
+                "enabled": v["fraud_enabled"],
+                "threshold": self._number("fraud_threshold", float) or 30,
+            },
+            "ballot_box_stuffing": {"enabled": v["ballot_enabled"]},
+            "hold_when_fields_missing": v["hold_missing"],
+            "shared_email": {
+                "enabled": v["shared_email_enabled"],
+                "threshold": self._number("shared_email_threshold", int) or 3,
+            },
+            "shared_ip": {
+                "enabled": v["shared_ip_enabled"],
+                "threshold": self._number("shared_ip_threshold", int) or 3,
+            },
+            "participant_id_field": v["participant_id_field"] or None,
+        }
+        provider = v["provider"] or "manual"
+        return {
+            "name": v["name"],
+            "description": v["description"],
+            "active": v["active"],
+            "provider": provider,
+            "gift_code_pool_id": (
+                self._number("gift_code_pool_id", int) if provider == "gift_codes" else None
+            ),
+            "tango_account_id": (
+                self._number("tango_account_id", int) if provider == "tango" else None
+            ),
+            "utid": (v["utid"] or None) if provider == "tango" else None,
+            "amount": self._number("amount"),
+            "currency": v["currency"] or None,
+            "reward_name": v["reward_name"] or None,
+            "approval_mode": v["approval_mode"] or "review_suspicious",
+            "max_rewards": self._number("max_rewards", int),
+            "budget": self._number("budget"),
+            "opens_at": self._when("opens_at"),
+            "closes_at": self._when("closes_at"),
+            "email_subject": v["email_subject"] or DEFAULT_SUBJECT,
+            "email_body": v["email_body"] or DEFAULT_BODY,
+            "redemption_instructions": v["redemption_instructions"],
+            "low_stock_threshold": self._number("low_stock_threshold", int) or 0,
+            "fraud_rules": rules,
+        }
+
+    def spec(self) -> IncentiveSpec | None:
+        data = self.data()
+        if self.errors:
+            return None
+        try:
+            return IncentiveSpec.model_validate(data)
+        except ValidationError as exc:
+            for error in exc.errors():
+                location = [str(p) for p in error["loc"]]
+                field = location[0] if location else "__all__"
+                if field == "fraud_rules" and len(location) > 1:
+                    field = {
+                        "recaptcha": "recaptcha_threshold",
+                        "relevant_id_duplicate": "duplicate_threshold",
+                        "relevant_id_fraud": "fraud_threshold",
+                        "shared_email": "shared_email_threshold",
+                        "shared_ip": "shared_ip_threshold",
+                    }.get(location[1], "__all__")
+                if field not in self.values:
+                    field = "__all__"
+                message = str(error["msg"]).removeprefix("Value error, ")
+                self.errors.setdefault(field, message)
+            return None
+
+
+def _form_page(
+    request: Request,
+    principal: Principal,
+    runtime: IncentivesRuntime,
+    form: IncentiveForm,
+    *,
+    incentive: Incentive | None = None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        request, "incentives/edit.html", principal=principal, nav="incentives", form=form,
+        values=form.values, errors=form.errors, incentive=incentive,
+        pools=runtime.manager.pools(), tango_accounts=runtime.manager.tango_accounts(),
+        variables=TEMPLATE_VARIABLES, status_code=status_code,
+    )  # fmt: skip
+
+
+@router.get("/incentives/new", name="ui_incentive_new")
+def new_incentive(request: Request, principal: Manager, runtime: Runtime) -> Response:
+    return _form_page(request, principal, runtime, IncentiveForm.blank())
+
+
+@router.post("/incentives/new", name="ui_incentive_create", dependencies=[CsrfChecked])
+async def create_incentive(request: Request, principal: Manager, runtime: Runtime) -> Response:
+    form = IncentiveForm.parse(await request.form())
+    spec = form.spec()
+    if spec is None:
+        return _form_page(request, principal, runtime, form, status_code=400)
+    try:
+        incentive = await runtime.manager.create(spec, actor=principal.email)
+    except IncentiveError as exc:
+        form.errors["__all__"] = str(exc)
+        return _form_page(request, principal, runtime, form, status_code=400)
+    response = _redirect(request, "ui_incentive", reference=incentive.reference_id)
+    flash.add(request, response, "success", f"Incentive {incentive.reference_id} created.")
+    return response
+
+
+@router.get("/incentives/review-queue", name="ui_reward_queue")
+def reward_queue(
+    request: Request, principal: Viewer, db: Db, incentive: str | None = None
+) -> Response:
+    query = (
+        select(Reward, Incentive)
+        .join(Incentive, Incentive.id == Reward.incentive_id)
+        .where(Reward.status == "held")
+        .order_by(Reward.created_at, Reward.id)
+        .limit(500)
+    )
+    chosen = None
+    if incentive:
+        chosen = _incentive_or_404(request, db, incentive)
+        query = query.where(Reward.incentive_id == chosen.id)
+    rows = db.execute(query).all()
+    total = db.scalar(select(func.count()).select_from(Reward).where(Reward.status == "held")) or 0
+    return render(
+        request, "incentives/queue.html", principal=principal, nav="reward_queue", rows=rows,
+        total=total, chosen=chosen,
+    )  # fmt: skip
+
+
+@router.post("/incentives/review-queue", name="ui_reward_queue_act", dependencies=[CsrfChecked])
+async def reward_queue_act(request: Request, principal: Manager, runtime: Runtime) -> Response:
+    form = await request.form()
+    action = str(form.get("action") or "")
+    references = [str(value) for value in form.getlist("reward") if str(value).strip()]
+    reason = str(form.get("reason") or "").strip()
+    back = str(form.get("back") or "") or request.url_for("ui_reward_queue").path
+    if not back.startswith("/"):
+        back = request.url_for("ui_reward_queue").path
+    response = RedirectResponse(back, status_code=303)
+    if not references:
+        flash.add(request, response, "warning", "Select at least one reward first.")
+        return response
+    service = runtime.service
+    if action == "release":
+        results = await asyncio.to_thread(
+            service.release, references, actor=principal.email, note=reason
+        )
+        runtime.fulfiller.wake()
+        _flash_results(request, response, results, "Released")
+    elif action == "block":
+        results = await asyncio.to_thread(
+            service.block, references, actor=principal.email, reason=reason
+        )
+        _flash_results(request, response, results, "Blocked")
+    else:
+        flash.add(request, response, "error", f"Unknown action {action!r}.")
+    return response
+
+
+@router.get("/incentives/providers", name="ui_incentive_providers")
+def providers_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
+    pools = [(pool, runtime.manager.pool_stock(pool.id)) for pool in runtime.manager.pools()]
+    accounts = [(a, mask(a.platform_key)) for a in runtime.manager.tango_accounts()]
+    return render(
+        request, "incentives/providers.html", principal=principal, nav="incentives",
+        pools=pools, accounts=accounts,
+    )  # fmt: skip
+
+
+@router.post("/incentives/providers/pools", name="ui_pool_create", dependencies=[CsrfChecked])
+async def create_pool(request: Request, principal: Manager, runtime: Runtime) -> Response:
+    form = await request.form()
+    response = _redirect(request, "ui_incentive_providers")
+    try:
+        pool = runtime.manager.create_pool(
+            str(form.get("name") or ""), str(form.get("description") or "")
+        )
+        flash.add(request, response, "success", f"Pool “{pool.name}” created (id {pool.id}).")
+    except IncentiveError as exc:
+        flash.add(request, response, "error", str(exc))
+    return response
+
+
+@router.post(
+    "/incentives/providers/pools/{pool_id}/codes", name="ui_pool_import", dependencies=[CsrfChecked]
+)
+async def import_codes(
+    request: Request, principal: Manager, runtime: Runtime, pool_id: int
+) -> Response:
+    form = await request.form()
+    upload = form.get("file")
+    response = _redirect(request, "ui_incentive_providers")
+    if upload is None or isinstance(upload, str):
+        flash.add(request, response, "error", "Choose a CSV file (code,value,currency,expiry).")
+        return response
+    raw = await upload.read()
+    await form.close()  # the upload's temporary file
+    try:
+        report = await asyncio.to_thread(runtime.manager.import_codes, pool_id, raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        flash.add(request, response, "error", "The file is not UTF-8 text.")
+        return response
+    except (IncentiveError, LookupError) as exc:
+        flash.add(request, response, "error", str(exc))
+        return response
+    flash.add(
+        request, response, "success",
+        f"Imported {report.imported} code(s); {report.duplicates} duplicate(s) skipped.",
+    )  # fmt: skip
+    for error in report.errors[:4]:
+        flash.add(request, response, "error", f"Rejected {error}")
+    return response
+
+
+@router.post("/incentives/providers/tango", name="ui_tango_create", dependencies=[CsrfChecked])
+async def create_tango(request: Request, principal: Manager, runtime: Runtime) -> Response:
+    form = await request.form()
+    response = _redirect(request, "ui_incentive_providers")
+    try:
+        account = runtime.manager.create_tango_account(
+            **{
+                name: str(form.get(name) or "")
+                for name in (
+                    "name",
+                    "base_url",
+                    "platform_name",
+                    "platform_key",
+                    "customer_id",
+                    "account_id",
+                )
+            }
+        )
+        flash.add(request, response, "success", f"Tango account “{account.name}” added.")
+    except IncentiveError as exc:
+        flash.add(request, response, "error", str(exc))
+    return response
+
+
+# -- platform API keys ---------------------------------------------------------------------------
+
+
+@router.get("/incentives/api-keys", name="ui_api_keys")
+def api_keys_page(request: Request, principal: KeyViewer, db: Db) -> Response:
+    keys = api_keys.list_keys(db)
+    platforms: dict[str, list[Any]] = {}
+    for key, platform in keys:
+        platforms.setdefault(platform, []).append(key)
+    audit = {
+        key.id: db.scalars(
+            select(ApiKeyAudit)
+            .where(ApiKeyAudit.key_id == key.id)
+            .order_by(ApiKeyAudit.id.desc())
+            .limit(5)
+        ).all()
+        for key, _platform in keys
+    }
+    return render(
+        request, "incentives/api_keys.html", principal=principal, nav="api_keys",
+        platforms=platforms, audit=audit, max_active=api_keys.MAX_ACTIVE_KEYS,
+    )  # fmt: skip
+
+
+@router.post("/incentives/api-keys", name="ui_api_key_create", dependencies=[CsrfChecked])
+async def create_api_key(request: Request, principal: KeyManager, db: Db) -> Response:
+    form = await request.form()
+    response = _redirect(request, "ui_api_keys")
+    try:
+        key, _raw = api_keys.create_key(
+            db, platform=str(form.get("platform") or ""),
+            display_name=str(form.get("display_name") or ""), actor=principal.email,
+        )  # fmt: skip
+        db.commit()
+        flash.add(
+            request, response, "success",
+            f"Key “{key.display_name}” created. Reveal it to copy it into your workflow.",
+        )  # fmt: skip
+    except api_keys.ApiKeyError as exc:
+        db.rollback()
+        flash.add(request, response, "error", str(exc))
+    return response
+
+
+@router.post(
+    "/incentives/api-keys/{key_id}/rename", name="ui_api_key_rename", dependencies=[CsrfChecked]
+)
+async def rename_api_key(request: Request, principal: KeyManager, db: Db, key_id: int) -> Response:
+    form = await request.form()
+    response = _redirect(request, "ui_api_keys")
+    try:
+        api_keys.rename_key(db, key_id, str(form.get("display_name") or ""), actor=principal.email)
+        db.commit()
+        flash.add(request, response, "success", "Key renamed.")
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        flash.add(request, response, "error", str(exc))
+    return response
+
+
+@router.post(
+    "/incentives/api-keys/{key_id}/deactivate",
+    name="ui_api_key_deactivate",
+    dependencies=[CsrfChecked],
+)
+def deactivate_api_key(request: Request, principal: KeyManager, db: Db, key_id: int) -> Response:
+    response = _redirect(request, "ui_api_keys")
+    try:
+        key = api_keys.deactivate_key(db, key_id, actor=principal.email)
+        db.commit()
+        flash.add(request, response, "success", f"Key “{key.display_name}” deactivated for good.")
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        flash.add(request, response, "error", str(exc))
+    return response
+
+
+@router.post(
+    "/incentives/api-keys/{key_id}/reveal", name="ui_api_key_reveal", dependencies=[CsrfChecked]
+)
+def reveal_api_key(request: Request, principal: KeyViewer, db: Db, key_id: int) -> Response:
+    try:
+        platform, key = api_keys.reveal_key(db, key_id, actor=principal.email)
+        db.commit()
+    except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
+        return render_fragment(
+            request, "incentives/_revealed.html", principal=principal, error=str(exc)
+        )
+    response = render_fragment(
+        request, "incentives/_revealed.html", principal=principal, platform=platform, key=key,
+        key_id=key_id,
+    )  # fmt: skip
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# -- rewards -----------------------------------------------------------------------------------
+
+
+@router.get("/incentives/rewards/{reference}", name="ui_reward")
+def reward_page(request: Request, principal: Viewer, db: Db, reference: str) -> Response:
+    try:
+        reward = get_reward(db, reference)
+    except RewardNotFound:
+        raise UiNotFound(
+            f"Reward {reference}", request.url_for("ui_reward_queue").path, "Back to the queue"
+        ) from None
+    incentive = db.get(Incentive, reward.incentive_id)
+    transitions = db.scalars(
+        select(RewardTransition)
+        .where(RewardTransition.reward_id == reward.id)
+        .order_by(RewardTransition.id)
+    ).all()
+    return render(
+        request, "incentives/reward.html", principal=principal, nav="incentives", reward=reward,
+        incentive=incentive, transitions=transitions,
+        amount=from_minor(reward.amount_minor, reward.currency),
+    )  # fmt: skip
+
+
+@router.post(
+    "/incentives/rewards/{reference}/{action}", name="ui_reward_act", dependencies=[CsrfChecked]
+)
+async def reward_act(
+    request: Request, principal: Manager, runtime: Runtime, reference: str, action: str
+) -> Response:
+    form = await request.form()
+    reason = str(form.get("reason") or "").strip()
+    response = _redirect(request, "ui_reward", reference=reference)
+    service = runtime.service
+    actor = principal.email
+    try:
+        if action == "release":
+            results = await asyncio.to_thread(
+                service.release, [reference], actor=actor, note=reason
+            )
+        elif action == "block":
+            results = await asyncio.to_thread(
+                service.block, [reference], actor=actor, reason=reason
+            )
+        elif action == "cancel":
+            results = await asyncio.to_thread(
+                service.cancel, [reference], actor=actor, reason=reason
+            )
+        elif action == "retry":
+            results = await asyncio.to_thread(service.retry, [reference], actor=actor)
+        elif action == "mark-paid":
+            results = await asyncio.to_thread(service.mark_paid, [reference], actor=actor)
+        elif action == "resend":
+            email = str(form.get("email") or "").strip() or None
+            await service.resend(reference, actor=actor, new_email=email)
+            flash.add(request, response, "success", f"Email resent to {email or 'the respondent'}.")
+            return response
+        else:
+            flash.add(request, response, "error", f"Unknown action {action!r}.")
+            return response
+    except (RewardNotFound, TransitionError, ValueError, RewardFailed) as exc:
+        flash.add(request, response, "error", getattr(exc, "reason", None) or str(exc))
+        return response
+    runtime.fulfiller.wake()
+    verbs = {"release": "Released", "block": "Blocked", "cancel": "Cancelled", "retry": "Retrying",
+             "mark-paid": "Marked paid"}  # fmt: skip
+    _flash_results(request, response, results, verbs[action])
+    return response
+
+
+# -- one incentive (after the fixed paths above) ------------------------------------------------
+
+
+@router.get("/incentives/{reference}", name="ui_incentive")
+def incentive_page(
+    request: Request,
+    principal: Viewer,
+    db: Db,
+    runtime: Runtime,
+    reference: str,
+    status: str | None = None,
+    page: str | None = None,
+) -> Response:
+    incentive = _incentive_or_404(request, db, reference)
+    chosen = status if status in REWARD_STATUSES else None
+    number = max(int(page), 1) if page and page.isdigit() else 1
+    conditions: list[Any] = [Reward.incentive_id == incentive.id]
+    if chosen:
+        conditions.append(Reward.status == chosen)
+    rewards = db.scalars(
+        select(Reward)
+        .where(*conditions)
+        .order_by(Reward.created_at.desc(), Reward.id.desc())
+        .limit(PAGE_SIZE)
+        .offset((number - 1) * PAGE_SIZE)
+    ).all()
+    total = db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0
+    by_status = dict(
+        db.execute(
+            select(Reward.status, func.count())
+            .where(Reward.incentive_id == incentive.id)
+            .group_by(Reward.status)
+        ).all()
+    )
+
+    def query(**overrides: object) -> str:
+        values = {"status": chosen, "page": number if number > 1 else None, **overrides}
+        return urlencode({k: v for k, v in values.items() if v not in (None, "")})
+
+    budget = (
+        format_money(incentive.budget_minor, incentive.currency)
+        if incentive.budget_minor is not None
+        else None
+    )
+    return render(
+        request, "incentives/detail.html", principal=principal, nav="incentives",
+        incentive=incentive, rewards=rewards, total=total, by_status=by_status, status=chosen,
+        statuses=REWARD_STATUSES, page=number, has_next=number * PAGE_SIZE < total, query=query,
+        rules=FraudRules.model_validate(incentive.fraud_rules or {}),
+        budget=budget,
+        committed=format_money(incentive.committed_minor, incentive.currency),
+    )  # fmt: skip
+
+
+@router.get("/incentives/{reference}/review", name="ui_incentive_review")
+async def incentive_review(
+    request: Request, principal: Viewer, runtime: Runtime, reference: str
+) -> Response:
+    """The configuration review (an htmx fragment: it calls Qualtrics and the provider)."""
+    try:
+        review = await build_review(runtime, reference)
+    except Exception as exc:  # shown in place of the panel
+        return render_fragment(
+            request,
+            "incentives/_review.html",
+            principal=principal,
+            error=getattr(exc, "message", str(exc)),
+        )
+    return render_fragment(request, "incentives/_review.html", principal=principal, review=review)
+
+
+@router.post("/incentives/{reference}/test", name="ui_incentive_test", dependencies=[CsrfChecked])
+async def incentive_test(
+    request: Request, principal: Manager, runtime: Runtime, reference: str
+) -> Response:
+    """Send a test reward (an htmx fragment with each step's outcome; nobody is paid)."""
+    form = await request.form()
+    body = TestRewardIn(
+        response_id=str(form.get("response_id") or "").strip() or None,
+        email=str(form.get("email") or "").strip() or None,
+        first_name=str(form.get("first_name") or "").strip() or None,
+    )
+    try:
+        report = await run_test_reward(
+            runtime, reference.upper(), body, default_send_to=principal.email
+        )
+    except Exception as exc:
+        return render_fragment(
+            request,
+            "incentives/_test.html",
+            principal=principal,
+            error=getattr(exc, "message", str(exc)),
+        )
+    return render_fragment(request, "incentives/_test.html", principal=principal, report=report)
+
+
+@router.get("/incentives/{reference}/edit", name="ui_incentive_edit")
+def edit_incentive(
+    request: Request, principal: Manager, db: Db, runtime: Runtime, reference: str
+) -> Response:
+    incentive = _incentive_or_404(request, db, reference)
+    form = IncentiveForm.of_spec(spec_of(incentive))
+    return _form_page(request, principal, runtime, form, incentive=incentive)
+
+
+@router.post("/incentives/{reference}/edit", name="ui_incentive_update", dependencies=[CsrfChecked])
+async def update_incentive(
+    request: Request, principal: Manager, db: Db, runtime: Runtime, reference: str
+) -> Response:
+    incentive = _incentive_or_404(request, db, reference)
+    form = IncentiveForm.parse(await request.form())
+    form.values["provider"] = incentive.provider  # the provider of an incentive is fixed
+    spec = form.spec()
+    if spec is None:
+        return _form_page(request, principal, runtime, form, incentive=incentive, status_code=400)
+    patch = IncentivePatch.model_validate(spec.model_dump(exclude={"provider"}))
+    try:
+        await runtime.manager.update(incentive.reference_id, patch, actor=principal.email)
+    except IncentiveError as exc:
+        form.errors["__all__"] = str(exc)
+        return _form_page(request, principal, runtime, form, incentive=incentive, status_code=400)
+    response = _redirect(request, "ui_incentive", reference=incentive.reference_id)
+    flash.add(request, response, "success", "Incentive saved.")
+    return response
+
+
+@router.post(
+    "/incentives/{reference}/delete", name="ui_incentive_delete", dependencies=[CsrfChecked]
+)
+def delete_incentive(
+    request: Request, principal: Manager, runtime: Runtime, reference: str
+) -> Response:
+    try:
+        runtime.manager.delete(reference)
+    except InUse as exc:
+        response = _redirect(request, "ui_incentive", reference=reference.upper())
+        flash.add(request, response, "error", str(exc))
+        return response
+    except IncentiveNotFound as exc:
+        response = _redirect(request, "ui_incentives")
+        flash.add(request, response, "error", str(exc))
+        return response
+    response = _redirect(request, "ui_incentives")
+    flash.add(request, response, "success", f"Incentive {reference.upper()} deleted.")
+    return response

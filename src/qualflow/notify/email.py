@@ -1,0 +1,314 @@
+"""Email: an outbox table every message is written to first, and an SMTP sender.
+
+Writing first makes sending idempotent: the row is keyed by the caller's idempotency key (for a
+run step: run id + step), so a retried or recovered step finds the message it already queued and
+does not send it twice once it is marked sent. The stable ``Message-ID`` derived from that key
+lets receivers drop the rare duplicate of a crash between "sent" and "marked sent".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import re
+import smtplib
+import ssl
+import threading
+from dataclasses import dataclass
+from datetime import timedelta
+from email.message import EmailMessage
+from email.utils import formatdate, parseaddr
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session, sessionmaker
+
+from qualflow.notify.models import OutboxEmail
+from qualflow.store.base import utcnow
+from qualflow.store.db import session_scope
+
+log = logging.getLogger(__name__)
+
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+class EmailError(Exception):
+    """Sending failed. ``retriable`` says whether trying again later may succeed."""
+
+    def __init__(self, message: str, *, retriable: bool) -> None:
+        super().__init__(message)
+        self.retriable = retriable
+
+
+def check_address(address: str) -> str:
+    """Return the bare address, or raise ``ValueError`` naming what is wrong with it."""
+    _, bare = parseaddr(address.strip())
+    if not bare or not _ADDRESS.match(bare):
+        raise ValueError(f"{address!r} is not an email address")
+    return bare
+
+
+@dataclass(frozen=True)
+class SmtpSettings:
+    """Where and how to send (from ``QUALFLOW_SMTP_*``)."""
+
+    host: str
+    port: int = 25
+    username: str | None = None
+    password: str | None = None
+    starttls: bool = False
+    sender: str = "qualflow@localhost"
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Email:
+    to: list[str]
+    subject: str
+    text: str
+    html: str | None = None
+    cc: tuple[str, ...] = ()
+    bcc: tuple[str, ...] = ()
+    reply_to: str | None = None
+
+
+def message_id_for(key: str, sender: str) -> str:
+    domain = sender.rsplit("@", 1)[-1] or "qualflow.local"
+    return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
+
+
+def queue_email(
+    factory: sessionmaker[Session],
+    key: str,
+    email: Email,
+    *,
+    sender: str,
+    run_id: str | None = None,
+) -> OutboxEmail:
+    """Write the message to the outbox (or return the one already there under ``key``)."""
+    recipients = [check_address(a) for a in (*email.to, *email.cc, *email.bcc)]
+    if not email.to:
+        raise ValueError("an email needs at least one recipient")
+    values = {
+        "idempotency_key": key,
+        "run_id": run_id,
+        "sender": sender,
+        "recipients": recipients,
+        "subject": email.subject,
+        "body_text": email.text,
+        "body_html": email.html,
+        "status": "pending",
+        "attempts": 0,
+        "message_id": message_id_for(key, sender),
+        "headers": {"to": list(email.to), "cc": list(email.cc), "reply_to": email.reply_to},
+        "created_at": utcnow(),
+        "next_attempt_at": utcnow(),
+    }
+    with session_scope(factory) as session:
+        # One round trip whether or not a retried step queued it already.
+        dialect = session.get_bind().dialect.name
+        insert = (postgresql if dialect == "postgresql" else sqlite).insert(OutboxEmail)
+        session.execute(insert.values(**values).on_conflict_do_nothing())
+        row = session.scalar(select(OutboxEmail).where(OutboxEmail.idempotency_key == key))
+        assert row is not None
+        session.expunge(row)
+        return row
+
+
+def build_message(row: OutboxEmail) -> EmailMessage:
+    message = EmailMessage()
+    headers = row.headers or {}
+    message["From"] = row.sender
+    message["To"] = ", ".join(headers.get("to") or row.recipients)
+    if headers.get("cc"):
+        message["Cc"] = ", ".join(headers["cc"])
+    if headers.get("reply_to"):
+        message["Reply-To"] = headers["reply_to"]
+    message["Subject"] = row.subject
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = row.message_id or message_id_for(row.idempotency_key, row.sender)
+    message.set_content(row.body_text)
+    if row.body_html:
+        message.add_alternative(row.body_html, subtype="html")
+    return message
+
+
+class SmtpPool:
+    """Open SMTP connections reused across messages (connect + EHLO + login cost more than a
+    message). A connection that fails is discarded; the message is retried on a fresh one."""
+
+    def __init__(self, settings: SmtpSettings, *, size: int = 4) -> None:
+        self.settings = settings
+        self.size = size
+        self._idle: list[smtplib.SMTP] = []
+        self._lock = threading.Lock()
+
+    def _open(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.settings.host, self.settings.port, timeout=self.settings.timeout)
+        try:
+            if self.settings.starttls:
+                smtp.starttls(context=ssl.create_default_context())
+            if self.settings.username:
+                smtp.login(self.settings.username, self.settings.password or "")
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+        with self._lock:
+            smtp = self._idle.pop() if self._idle else None
+        fresh = smtp is None
+        if smtp is None:
+            smtp = self._open()
+        try:
+            smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+        except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
+            smtp.close()
+            if fresh:
+                raise
+            # The server closed an idle connection: one more try on a new one.
+            log.debug("pooled SMTP connection was dropped (%s); reconnecting", exc)
+            smtp = self._open()
+            try:
+                smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            except BaseException:
+                smtp.close()
+                raise
+        except smtplib.SMTPResponseException:
+            # The transaction failed but the connection is usable once reset.
+            try:
+                smtp.rset()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+                raise
+            self._release(smtp)
+            raise
+        except BaseException:
+            smtp.close()
+            raise
+        self._release(smtp)
+
+    def _release(self, smtp: smtplib.SMTP) -> None:
+        with self._lock:
+            if len(self._idle) < self.size:
+                self._idle.append(smtp)
+                return
+        smtp.close()
+
+    def close(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for smtp in idle:
+            try:
+                smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                smtp.close()
+
+
+_pools: dict[SmtpSettings, SmtpPool] = {}
+_pools_lock = threading.Lock()
+
+
+def pool_for(settings: SmtpSettings) -> SmtpPool:
+    with _pools_lock:
+        pool = _pools.get(settings)
+        if pool is None:
+            pool = _pools[settings] = SmtpPool(settings)
+        return pool
+
+
+def _send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
+    message = build_message(row)
+    try:
+        pool_for(settings).send(message, row.sender, list(row.recipients))
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise EmailError(
+            f"every recipient was refused: {exc.recipients}", retriable=False
+        ) from None
+    except smtplib.SMTPAuthenticationError as exc:
+        raise EmailError(f"SMTP authentication failed ({exc.smtp_code})", retriable=False) from None
+    except smtplib.SMTPResponseException as exc:
+        # 4xx replies are transient by definition; 5xx are permanent.
+        text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
+        raise EmailError(
+            f"SMTP server answered {exc.smtp_code} {text}".strip(),
+            retriable=400 <= exc.smtp_code < 500,
+        ) from None
+    except (OSError, smtplib.SMTPException) as exc:
+        raise EmailError(
+            f"SMTP delivery failed: {type(exc).__name__}: {exc}", retriable=True
+        ) from None
+
+
+async def send_queued(
+    factory: sessionmaker[Session], settings: SmtpSettings, email: OutboxEmail | int
+) -> OutboxEmail:
+    """Send one outbox message unless it was sent already; records the attempt either way."""
+    if isinstance(email, int):
+        with factory() as session:
+            found = session.get(OutboxEmail, email)
+            if found is None:
+                raise EmailError(f"outbox email {email} does not exist", retriable=False)
+            session.expunge(found)
+        email = found
+    row = email
+    email_id = row.id
+    if row.status == "sent":
+        return row
+    try:
+        await asyncio.to_thread(_send_blocking, settings, row)
+    except EmailError as exc:
+        _record_attempt(factory, email_id, error=str(exc), retriable=exc.retriable)
+        raise
+    return _record_attempt(factory, email_id, error=None, retriable=False)
+
+
+def _record_attempt(
+    factory: sessionmaker[Session], email_id: int, *, error: str | None, retriable: bool
+) -> OutboxEmail:
+    with session_scope(factory) as session:
+        row = session.get(OutboxEmail, email_id)
+        assert row is not None
+        row.attempts += 1
+        now = utcnow()
+        if error is None:
+            row.status, row.sent_at, row.last_error = "sent", now, None
+        else:
+            row.status = "pending" if retriable else "failed"
+            row.last_error = error[:2000]
+            row.next_attempt_at = now + timedelta(seconds=min(30 * 2**row.attempts, 3600))
+        return row
+
+
+async def drain_outbox(
+    factory: sessionmaker[Session], settings: SmtpSettings, *, limit: int = 100
+) -> int:
+    """Send due pending messages (e.g. queued outside a run); returns how many were sent."""
+    with factory() as session:
+        due = list(
+            session.scalars(
+                select(OutboxEmail.id)
+                .where(OutboxEmail.status == "pending", OutboxEmail.next_attempt_at <= utcnow())
+                .order_by(OutboxEmail.id)
+                .limit(limit)
+            )
+        )
+    sent = 0
+    for email_id in due:
+        try:
+            await send_queued(factory, settings, email_id)
+            sent += 1
+        except EmailError:
+            continue
+    return sent
+
+
+def close_pools() -> None:
+    """Close every pooled SMTP connection (at engine shutdown)."""
+    with _pools_lock:
+        pools = list(_pools.values())
+        _pools.clear()
+    for pool in pools:
+        pool.close()

@@ -1,0 +1,152 @@
+"""Configuration and request building shared by ``Client`` and ``AsyncClient``."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+
+from qualflow.qualtrics._core import ApiCall, query_params
+from qualflow.qualtrics.auth import AccessToken, OAuthCredentials, OAuthSession
+from qualflow.qualtrics.datacenters import ApiLocation, resolve_location
+from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLimited
+from qualflow.qualtrics.ratelimit import Limiter, RateLimiter, Unlimited
+from qualflow.qualtrics.retry import RetryPolicy
+
+__all__ = ["ClientBase", "env_settings"]
+
+log = logging.getLogger("qualflow.qualtrics")
+
+DEFAULT_TIMEOUT = httpx.Timeout(30.0, connect=10.0)
+
+
+def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Client keyword arguments from ``QUALTRICS_*`` environment variables.
+
+    ``QUALTRICS_API_TOKEN``, ``QUALTRICS_DATACENTER``, ``QUALTRICS_BASE_URL``,
+    ``QUALTRICS_CLIENT_ID`` + ``QUALTRICS_CLIENT_SECRET`` (+ ``QUALTRICS_SCOPE``).
+    """
+    env = os.environ if environ is None else environ
+    settings: dict[str, Any] = {}
+    if env.get("QUALTRICS_DATACENTER"):
+        settings["datacenter"] = env["QUALTRICS_DATACENTER"]
+    if env.get("QUALTRICS_BASE_URL"):
+        settings["base_url"] = env["QUALTRICS_BASE_URL"]
+    if env.get("QUALTRICS_API_TOKEN"):
+        settings["api_token"] = env["QUALTRICS_API_TOKEN"]
+    if env.get("QUALTRICS_CLIENT_ID") or env.get("QUALTRICS_CLIENT_SECRET"):
+        settings["oauth"] = OAuthCredentials(
+            env.get("QUALTRICS_CLIENT_ID", ""),
+            env.get("QUALTRICS_CLIENT_SECRET", ""),
+            scope=env.get("QUALTRICS_SCOPE") or None,
+        )
+    return settings
+
+
+class ClientBase:
+    """Everything about a client that is not I/O."""
+
+    def __init__(
+        self,
+        *,
+        datacenter: str | None,
+        base_url: str | None,
+        api_token: str | None,
+        oauth: OAuthCredentials | None,
+        retry: RetryPolicy | None,
+        rate_limiter: Limiter | None,
+        requests_per_minute: float | None,
+        user_agent: str | None,
+    ) -> None:
+        self.location: ApiLocation = resolve_location(datacenter=datacenter, base_url=base_url)
+        if api_token is not None and oauth is not None:
+            raise ConfigurationError("give either api_token or oauth credentials, not both")
+        if api_token is None and oauth is None:
+            raise ConfigurationError(
+                "no Qualtrics credentials: pass api_token (Account settings → Qualtrics IDs) "
+                "or oauth=OAuthCredentials(client_id, client_secret)"
+            )
+        if api_token is not None:
+            api_token = api_token.strip()
+            if not api_token or not api_token.isprintable() or any(c.isspace() for c in api_token):
+                raise ConfigurationError("api_token is empty or contains whitespace")
+        self._api_token = api_token
+        self._oauth = OAuthSession(oauth, self.location.token_url) if oauth else None
+        self.retry_policy = retry or RetryPolicy()
+        if rate_limiter is not None:
+            self.rate_limiter: Limiter = rate_limiter
+        elif requests_per_minute is None or requests_per_minute == float("inf"):
+            self.rate_limiter = Unlimited()
+        else:
+            self.rate_limiter = RateLimiter(requests_per_minute)
+        self._user_agent = user_agent or f"qualflow/{_package_version()} (+httpx)"
+
+    def __repr__(self) -> str:
+        auth = "oauth" if self._oauth else "api_token"
+        return f"{type(self).__name__}(base_url={self.location.root!r}, auth={auth})"
+
+    @property
+    def api_base(self) -> str:
+        """``https://{host}/API/v3``."""
+        return self.location.api_base
+
+    @property
+    def datacenter(self) -> str | None:
+        return self.location.datacenter
+
+    def _default_headers(self) -> dict[str, str]:
+        return {"Accept": "application/json", "User-Agent": self._user_agent}
+
+    def _auth_headers(self, token: AccessToken | None) -> dict[str, str]:
+        if token is not None:
+            return {"Authorization": f"Bearer {token.value}"}
+        assert self._api_token is not None
+        return {"X-API-TOKEN": self._api_token}
+
+    def _url(self, call: ApiCall[Any]) -> str:
+        return call.path if call.absolute else self.location.api_base + call.path
+
+    def _request_kwargs(self, call: ApiCall[Any], token: AccessToken | None) -> dict[str, Any]:
+        headers = dict(call.headers)
+        if call.authenticated:
+            headers.update(self._auth_headers(token))
+        kwargs: dict[str, Any] = {
+            "method": call.method,
+            "url": self._url(call),
+            "params": query_params(call.params) if call.params else None,
+            "headers": headers,
+        }
+        if call.json is not None:
+            kwargs["json"] = call.json
+        if call.form is not None:
+            kwargs["data"] = dict(call.form)
+        if call.files is not None:
+            kwargs["files"] = dict(call.files)
+        return kwargs
+
+    def _before_retry(
+        self, call: ApiCall[Any], error: QualtricsError, delay: float, attempt: int
+    ) -> None:
+        if isinstance(error, RateLimited) and error.retry_after:
+            # Everyone sharing the limiter backs off, not only this request.
+            self.rate_limiter.pause(error.retry_after)
+        log.warning(
+            "qualtrics %s failed (%s); retry %d in %.2fs",
+            call.describe(),
+            error,
+            attempt,
+            delay,
+        )
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("qualflow")
+    except Exception:  # pragma: no cover - only when run from an uninstalled tree
+        return "0"
+

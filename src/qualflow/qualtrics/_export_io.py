@@ -1,0 +1,325 @@
+"""Byte streams over a downloaded export: ZIP members or raw files, always forward-only UTF-8."""
+
+from __future__ import annotations
+
+import codecs
+import collections
+import contextlib
+import io
+import os
+import queue
+import threading
+import zipfile
+import zlib
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import IO, TypeVar
+
+StrPath = str | os.PathLike[str]
+T = TypeVar("T")
+
+_READ_SIZE = 1 << 20
+
+
+class ExportFileError(ValueError):
+    """A response export file cannot be read: corrupt, truncated, not the declared format, or a
+    value that does not fit its column's type (``row`` and ``column`` say where)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        row: int | None = None,
+        column: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.row = row
+        self.column = column
+
+
+ExportFileError.__module__ = "qualflow.qualtrics.export_file"
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """One data file of an export: a ZIP member, or the raw file itself (``name`` None)."""
+
+    path: str
+    name: str | None
+
+    @property
+    def label(self) -> str:
+        return self.path if self.name is None else f"{self.path}!{self.name}"
+
+
+def list_members(path: StrPath, *, compressed: bool) -> list[Member]:
+    """The data files of an export, in archive order.
+
+    Qualtrics puts one data file in the ZIP (splitting very large exports over several files of
+    the same layout); folders and macOS resource forks are skipped.
+    """
+    text_path = os.fspath(path)
+    if not os.path.isfile(text_path):
+        raise ExportFileError(f"export file not found: {text_path}", path=text_path)
+    if not compressed:
+        return [Member(text_path, None)]
+    try:
+        with zipfile.ZipFile(text_path) as archive:
+            names = [
+                info.filename
+                for info in archive.infolist()
+                if not info.is_dir()
+                and not info.filename.startswith("__MACOSX/")
+                and not os.path.basename(info.filename).startswith(".")
+            ]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError) as exc:
+        raise ExportFileError(
+            f"not a readable ZIP export: {text_path}: {exc}", path=text_path
+        ) from exc
+    if not names:
+        raise ExportFileError(f"ZIP export holds no data file: {text_path}", path=text_path)
+    return [Member(text_path, name) for name in names]
+
+
+class Utf8Stream:
+    """A forward-only UTF-8 byte stream: ``readline`` for header rows, then ``read``.
+
+    Bytes already buffered (BOM sniffing, header lines) are served first; after that ``read``
+    hands the underlying stream's result through without another copy.
+    """
+
+    def __init__(self, source: IO[bytes], pending: bytes = b"") -> None:
+        self._source = source
+        self._pending = pending
+
+    def readline(self, limit: int = -1) -> bytes:
+        while True:
+            end = self._pending.find(b"\n")
+            if end >= 0 or (0 <= limit <= len(self._pending)):
+                cut = end + 1 if end >= 0 else limit
+                if 0 <= limit < cut:
+                    cut = limit
+                line, self._pending = self._pending[:cut], self._pending[cut:]
+                return line
+            more = self._source.read(64 * 1024)
+            if not more:
+                line, self._pending = self._pending, b""
+                return line
+            self._pending += more
+
+    def read(self, size: int = -1) -> bytes:
+        if not self._pending:
+            return self._source.read(size)
+        if size < 0:
+            data, self._pending = self._pending + self._source.read(), b""
+            return data
+        if len(self._pending) >= size:
+            data, self._pending = self._pending[:size], self._pending[size:]
+            return data
+        data, self._pending = self._pending, b""
+        return data + self._source.read(size - len(data))
+
+
+class _Utf16ToUtf8(io.RawIOBase):
+    """Transcodes a UTF-16 stream (with BOM) to UTF-8 on the fly."""
+
+    def __init__(self, source: Utf8Stream) -> None:
+        super().__init__()
+        self._source = source
+        self._decoder = codecs.getincrementaldecoder("utf-16")(errors="strict")
+        self._pending = b""
+        self._eof = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        while not self._pending and not self._eof:
+            raw = self._source.read(_READ_SIZE)
+            self._eof = not raw
+            self._pending = self._decoder.decode(raw, final=self._eof).encode("utf-8")
+        count = min(len(view), len(self._pending))
+        view[:count] = self._pending[:count]
+        self._pending = self._pending[count:]
+        return count
+
+
+@contextmanager
+def open_utf8(member: Member) -> Iterator[Utf8Stream]:
+    """Open a member as a forward-only UTF-8 byte stream (BOM removed).
+
+    UTF-16 files (Excel-style TSV) are transcoded; anything else is passed through as UTF-8.
+    """
+    try:
+        with _open_raw(member) as raw:
+            head = raw.read(4)
+            if head.startswith(codecs.BOM_UTF8):
+                yield Utf8Stream(raw, head[3:])
+            elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+                transcoded = _Utf16ToUtf8(Utf8Stream(raw, head))
+                with io.BufferedReader(transcoded, buffer_size=_READ_SIZE) as stream:
+                    yield Utf8Stream(stream)
+            else:
+                yield Utf8Stream(raw, head)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise ExportFileError(f"corrupt export {member.label}: {exc}", path=member.path) from exc
+
+
+@contextmanager
+def _open_raw(member: Member) -> Iterator[IO[bytes]]:
+    if member.name is None:
+        with open(member.path, "rb") as raw_file:
+            yield raw_file
+        return
+    try:
+        archive = zipfile.ZipFile(member.path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise ExportFileError(
+            f"not a readable ZIP export: {member.path}: {exc}", path=member.path
+        ) from exc
+    with archive, archive.open(member.name) as zipped:
+        yield zipped
+
+
+# --- chunking ---------------------------------------------------------------------------------
+#
+# pyarrow is never handed a Python file object: its read-ahead threads would call back into
+# Python, and after a parse error they outlive the reader (the interpreter then hangs or aborts
+# at exit). Instead the stream is cut here into chunks of whole records, each parsed in memory.
+
+
+def _last_record_end(data: bytes, quote: bytes) -> int:
+    """Offset just past the last newline that ends a record (outside quotes), or 0.
+
+    With RFC 4180 quoting a newline ends a record iff an even number of quote characters
+    precede it (escaped quotes come in pairs).
+    """
+    total = data.count(quote) if quote else 0
+    position = data.rfind(b"\n")
+    while position >= 0:
+        if not quote or (total - data.count(quote, position)) % 2 == 0:
+            return position + 1
+        position = data.rfind(b"\n", 0, position)
+    return 0
+
+
+MAX_RECORD_BYTES = 64 << 20
+
+
+def record_chunks(stream: Utf8Stream, size: int, *, quote: bytes = b'"') -> Iterator[bytes]:
+    """Chunks of about ``size`` bytes holding whole records (lines, for ``quote=b""``).
+
+    A record may not exceed ``MAX_RECORD_BYTES``: past that the input has an unbalanced quote
+    (or is not a record file) and is refused rather than buffered to the end.
+    """
+    carry = b""
+    while True:
+        data = stream.read(size)
+        if not data:
+            if carry.strip():
+                yield carry if carry.endswith(b"\n") else carry + b"\n"
+            return
+        buffer = carry + data if carry else data
+        cut = _last_record_end(buffer, quote)
+        if cut == 0:
+            if len(buffer) > MAX_RECORD_BYTES:
+                raise ExportFileError(
+                    f"a single record exceeds {MAX_RECORD_BYTES >> 20} MB: unbalanced quote, "
+                    "or not a response export"
+                )
+            carry = buffer  # one record longer than a chunk: keep reading
+            continue
+        yield buffer[:cut]
+        carry = buffer[cut:]
+
+
+class Prefetch:
+    """Runs a chunk generator on a helper thread, ``depth`` chunks ahead of the consumer.
+
+    Decompression (zlib drops the GIL) then overlaps with parsing. Use as a context manager:
+    leaving it stops and joins the thread before the underlying stream is closed.
+    """
+
+    _DONE = object()
+
+    def __init__(self, source: Iterator[bytes], depth: int = 2) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="qualflow-export-read", daemon=True)
+
+    def __enter__(self) -> Iterator[bytes]:
+        self._thread.start()
+        return self._iterate()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            with contextlib.suppress(queue.Empty):
+                self._queue.get(timeout=0.05)  # unblock a producer waiting on a full queue
+        self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            for chunk in self._source:
+                if not self._put(chunk):
+                    return
+        except BaseException as exc:  # handed to the consumer, re-raised there
+            self._put(exc)
+            return
+        self._put(self._DONE)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.05)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _iterate(self) -> Iterator[bytes]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            assert isinstance(item, bytes)
+            yield item
+
+
+def parse_workers() -> int:
+    """Threads that parse chunks at once (pyarrow drops the GIL while parsing)."""
+    return max(2, min(4, os.cpu_count() or 2))
+
+
+@contextmanager
+def ordered_map(
+    function: Callable[[bytes], T], chunks: Iterator[bytes], workers: int
+) -> Iterator[Iterator[T]]:
+    """``map(function, chunks)`` on a thread pool, results in input order, a few chunks ahead.
+
+    Leaving the context cancels queued work and waits for running work, so no thread outlives
+    the streams it reads from.
+    """
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="qualflow-export-parse")
+
+    def results() -> Iterator[T]:
+        pending: collections.deque[Future[T]] = collections.deque()
+        for chunk in chunks:
+            pending.append(pool.submit(function, chunk))
+            if len(pending) > 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+    try:
+        yield results()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -1,0 +1,694 @@
+"""JSON and NDJSON response exports.
+
+Each response is ``{"responseId", "values": {ImportId: value}, "labels": {ImportId: label},
+"displayedFields", "displayedValues"}``; NDJSON has one per line, JSON wraps them in
+``{"responses": [...]}``. A JSON export is turned into NDJSON on the fly (one response decoded
+at a time, never the whole document), so both share one reader.
+
+JSON carries no header, and a response omits the questions it did not answer, so the columns
+are the union of the ``values`` keys over the whole file: a first pass finds them (and what
+kinds of values each holds), a second pass reads the data with that fixed schema. When every
+key holds one JSON type, the second pass is pyarrow's JSON reader; a key mixing numbers and
+text (which pyarrow cannot read) switches the file to a slower Python decoder.
+"""
+
+from __future__ import annotations
+
+import codecs
+import io
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.json as pajson
+
+from qualflow.qualtrics._export_columns import (
+    ARROW_TYPES,
+    ColumnKind,
+    ExportColumn,
+    kind_for_import_id,
+    unique_names,
+)
+from qualflow.qualtrics._export_convert import CellTyping, convert_checked, first_invalid
+from qualflow.qualtrics._export_io import (
+    ExportFileError,
+    Member,
+    Prefetch,
+    Utf8Stream,
+    open_utf8,
+    record_chunks,
+)
+
+Errors = Literal["raise", "null"]
+JsonClass = Literal["int", "float", "string", "list", "bool", "object"]
+
+_CHUNK_BYTES = 4 << 20
+_MAX_RESPONSE_CHARS = 64 << 20
+RESPONSE_ID = "responseId"
+
+
+# --- JSON → NDJSON ----------------------------------------------------------------------------
+
+
+class _JsonToNdjson(io.RawIOBase):
+    """Reads ``{"responses": [ {...}, ... ]}`` and yields the responses as NDJSON bytes.
+
+    Only one response (plus a read-ahead chunk) is held in memory at a time; each is decoded with
+    ``json.JSONDecoder.raw_decode`` and re-emitted compactly on one line.
+    """
+
+    def __init__(self, source: Utf8Stream, label: str) -> None:
+        super().__init__()
+        self._source = source
+        self._label = label
+        self._decoder = json.JSONDecoder()
+        self._utf8 = codecs.getincrementaldecoder("utf-8")(errors="strict")
+        self._text = ""
+        self._pos = 0
+        self._eof = False
+        self._out = bytearray()
+        self._parts = self._responses()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: memoryview | bytearray) -> int:  # type: ignore[override]
+        view = memoryview(buffer).cast("B")
+        while len(self._out) < len(view):
+            piece = next(self._parts, None)
+            if piece is None:
+                break
+            self._out += piece
+        count = min(len(view), len(self._out))
+        view[:count] = self._out[:count]
+        del self._out[:count]
+        return count
+
+    def _fill(self) -> bool:
+        """Read more text; False at end of input."""
+        if self._eof:
+            return False
+        raw = self._source.read(1 << 20)
+        try:
+            decoded = self._utf8.decode(raw, final=not raw)
+        except UnicodeDecodeError as exc:
+            raise ExportFileError(f"{self._label}: not UTF-8 text: {exc}") from None
+        self._eof = not raw
+        if self._pos > (1 << 20):
+            self._text = self._text[self._pos :]
+            self._pos = 0
+        self._text += decoded
+        return True
+
+    def _skip_space(self) -> str:
+        """Next non-whitespace character (not consumed); '' at end of input."""
+        while True:
+            while self._pos < len(self._text) and self._text[self._pos] in " \t\r\n":
+                self._pos += 1
+            if self._pos < len(self._text):
+                return self._text[self._pos]
+            if not self._fill():
+                return ""
+
+    def _expect(self, chars: str) -> str:
+        char = self._skip_space()
+        if not char or char not in chars:
+            found = repr(char) if char else "end of file"
+            raise ExportFileError(
+                f"{self._label}: not a Qualtrics JSON export: expected one of {chars!r}, "
+                f"found {found}"
+            )
+        self._pos += 1
+        return char
+
+    def _value(self) -> tuple[Any, str]:
+        """Decode the next JSON value; returns it and its exact source text."""
+        self._skip_space()
+        while True:
+            try:
+                value, end = self._decoder.raw_decode(self._text, self._pos)
+            except json.JSONDecodeError as exc:
+                if len(self._text) - self._pos > _MAX_RESPONSE_CHARS or not self._fill():
+                    raise ExportFileError(f"{self._label}: malformed JSON: {exc}") from None
+                continue
+            if end == len(self._text) and not self._eof:
+                # A number at the buffer's edge may continue in the next read.
+                self._fill()
+                continue
+            source = self._text[self._pos : end]
+            self._pos = end
+            return value, source
+
+    def _responses(self) -> Iterator[bytes]:
+        self._expect("{")
+        found = False
+        if self._skip_space() == "}":
+            self._pos += 1
+        else:
+            while True:
+                key, _ = self._value()
+                self._expect(":")
+                if key == "responses":
+                    found = True
+                    yield from self._array()
+                else:
+                    self._value()
+                if self._expect(",}") == "}":
+                    break
+        if not found:
+            raise ExportFileError(f'{self._label}: JSON export has no "responses" array')
+        if self._skip_space():
+            raise ExportFileError(f"{self._label}: unexpected data after the JSON document")
+
+    def _array(self) -> Iterator[bytes]:
+        self._expect("[")
+        if self._skip_space() == "]":
+            self._pos += 1
+            return
+        pending: list[str] = []
+        size = 0
+        while True:
+            value, source = self._value()
+            if not isinstance(value, dict):
+                raise ExportFileError(f"{self._label}: a response is not a JSON object")
+            if "\n" in source or "\r" in source:
+                source = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+            pending.append(source)
+            size += len(source)
+            if size >= 1 << 20:
+                yield ("\n".join(pending) + "\n").encode("utf-8")
+                pending, size = [], 0
+            if self._expect(",]") == "]":
+                break
+        if pending:
+            yield ("\n".join(pending) + "\n").encode("utf-8")
+
+
+@contextmanager
+def open_ndjson(member: Member, format: Literal["json", "ndjson"]) -> Iterator[Utf8Stream]:
+    """The member's responses as an NDJSON byte stream."""
+    with open_utf8(member) as stream:
+        if format == "ndjson":
+            yield stream
+        else:
+            with io.BufferedReader(_JsonToNdjson(stream, member.label), 1 << 20) as converted:
+                yield Utf8Stream(converted)
+
+
+# --- pass 1: discover the columns -------------------------------------------------------------
+
+
+@dataclass
+class _KeyStats:
+    classes: set[JsonClass] = field(default_factory=set)
+    items: set[JsonClass] = field(default_factory=set)  # classes inside list values
+    # Kinds the key's text values failed to convert to, anywhere in the file.
+    unfit: set[ColumnKind] = field(default_factory=set)
+
+    def add(self, json_class: JsonClass | None, items: Sequence[JsonClass | None] = ()) -> None:
+        if json_class is not None:
+            self.classes.add(json_class)
+        self.items.update(item for item in items if item is not None)
+
+    @property
+    def arrow_readable(self) -> bool:
+        """pyarrow reads a key only if its values share one JSON type (ints and floats mix)."""
+        scalars = self.classes - {"list"}
+        if "object" in self.classes or ("list" in self.classes and scalars):
+            return False
+        if len(scalars) > 1 and scalars != {"int", "float"}:
+            return False
+        if self.items & {"object", "list"}:
+            return False
+        return len(self.items) <= 1 or self.items == {"int", "float"}
+
+
+@dataclass
+class JsonLayout:
+    """What the first pass learned: keys in order of first appearance and their kinds."""
+
+    values: dict[str, _KeyStats]
+    labels: dict[str, _KeyStats]
+    rows: int
+    arrow_readable: bool = True
+    kinds: dict[str, ColumnKind] = field(default_factory=dict)
+
+
+def _class_of_type(data_type: pa.DataType) -> JsonClass | None:
+    if pa.types.is_null(data_type):
+        return None
+    if pa.types.is_integer(data_type):
+        return "int"
+    if pa.types.is_floating(data_type):
+        return "float"
+    if pa.types.is_string(data_type) or pa.types.is_timestamp(data_type):
+        return "string"
+    if pa.types.is_boolean(data_type):
+        return "bool"
+    if pa.types.is_list(data_type):
+        return "list"
+    return "object"
+
+
+def _class_of_value(value: object) -> JsonClass | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, float):
+        return "float"
+    if isinstance(value, str):
+        return "string"
+    if isinstance(value, list):
+        return "list"
+    return "object"
+
+
+def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLayout:
+    """First pass over every member: keys, their JSON classes and which kinds their text fits.
+
+    pyarrow infers the first chunk's schema; later chunks are parsed against the schema known
+    so far (about twice as fast as inferring) with unexpected fields an error, so a chunk that
+    brings a new key or a wider type is inferred again and its schema merged in. A chunk
+    pyarrow cannot infer (a key mixing numbers and text) is scanned with the json module.
+    """
+    layout = JsonLayout(values={}, labels={}, rows=0)
+    known: pa.Schema | None = None
+    read_options = pajson.ReadOptions(use_threads=True, block_size=1 << 20)
+    for member in members:
+        with (
+            open_ndjson(member, format) as stream,
+            Prefetch(record_chunks(stream, _CHUNK_BYTES, quote=b"")) as chunks,
+        ):
+            line_base = 0
+            for chunk in chunks:
+                table = None
+                if known is not None:
+                    try:
+                        table = pajson.read_json(
+                            pa.BufferReader(chunk),
+                            read_options=read_options,
+                            parse_options=pajson.ParseOptions(
+                                explicit_schema=known, unexpected_field_behavior="error"
+                            ),
+                        )
+                    except pa.ArrowInvalid:
+                        table = None
+                if table is None:
+                    try:
+                        table = pajson.read_json(pa.BufferReader(chunk), read_options=read_options)
+                    except pa.ArrowInvalid as exc:
+                        if "Empty JSON" in str(exc):
+                            continue
+                        known = None  # mixed types: pyarrow cannot hold this file's schema
+                        rows = _scan_python(chunk, layout, member, line_base)
+                    else:
+                        known = _merge_schema(known, table.schema)
+                        rows = _scan_arrow(table, layout, member)
+                else:
+                    rows = _scan_arrow(table, layout, member)
+                layout.rows += rows
+                line_base += chunk.count(b"\n")
+    layout.arrow_readable = all(
+        stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
+    )
+    layout.kinds = {key: _decide_kind(key, stats) for key, stats in layout.values.items()}
+    return layout
+
+
+def _as_text_timestamps(data_type: pa.DataType) -> pa.DataType:
+    """Inferred timestamps back to strings (kinds are decided from the text, later)."""
+    if pa.types.is_timestamp(data_type):
+        return pa.string()
+    if pa.types.is_struct(data_type):
+        return pa.struct([pa.field(f.name, _as_text_timestamps(f.type)) for f in data_type])
+    if pa.types.is_list(data_type):
+        return pa.list_(_as_text_timestamps(data_type.value_type))
+    return data_type
+
+
+def _merge_schema(known: pa.Schema | None, found: pa.Schema) -> pa.Schema | None:
+    """The union of two inferred schemas, or None when they disagree on a type."""
+    found = pa.schema([pa.field(f.name, _as_text_timestamps(f.type)) for f in found])
+    if known is None:
+        return found
+    try:
+        return pa.unify_schemas([known, found], promote_options="permissive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+        return None
+
+
+def _struct_fields(table: pa.Table, name: str) -> dict[str, pa.ChunkedArray]:
+    if name not in table.column_names:
+        return {}
+    column = table.column(name)
+    if not pa.types.is_struct(column.type):
+        return {}
+    flattened = pa.Table.from_arrays([column], names=[name]).flatten()
+    return {child.name: flattened.column(index) for index, child in enumerate(column.type)}
+
+
+def _scan_arrow(table: pa.Table, layout: JsonLayout, member: Member) -> int:
+    if "values" in table.column_names and not pa.types.is_struct(table.column("values").type):
+        raise ExportFileError(f"{member.label}: 'values' is not an object", path=member.path)
+    for target, name in ((layout.values, "values"), (layout.labels, "labels")):
+        for key, column in _struct_fields(table, name).items():
+            stats = target.setdefault(key, _KeyStats())
+            json_class = _class_of_type(column.type)
+            item_type = column.type.value_type if pa.types.is_list(column.type) else None
+            stats.add(json_class, [_class_of_type(item_type)] if item_type is not None else [])
+            if name == "values" and json_class == "string":
+                # pyarrow infers ISO-looking text as timestamps; check the text itself.
+                _check_fit(key, column.combine_chunks().cast(pa.string()), stats)
+    return int(table.num_rows)
+
+
+def _scan_python(chunk: bytes, layout: JsonLayout, member: Member, line_base: int) -> int:
+    rows = 0
+    texts: dict[str, list[str | None]] = {}
+    for number, line in enumerate(chunk.split(b"\n"), start=line_base + 1):
+        if not line.strip():
+            continue
+        try:
+            response = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise ExportFileError(
+                f"{member.label}: response {number} is not valid JSON: {exc}", path=member.path
+            ) from None
+        if not isinstance(response, dict):
+            raise ExportFileError(
+                f"{member.label}: response {number} is not a JSON object", path=member.path
+            )
+        rows += 1
+        for target, name in ((layout.values, "values"), (layout.labels, "labels")):
+            mapping = response.get(name) or {}
+            if not isinstance(mapping, dict):
+                raise ExportFileError(
+                    f"{member.label}: response {number}: {name!r} is not an object",
+                    path=member.path,
+                )
+            for key, value in mapping.items():
+                stats = target.setdefault(key, _KeyStats())
+                json_class = _class_of_value(value)
+                items = [_class_of_value(item) for item in value] if isinstance(value, list) else []
+                stats.add(json_class, items)
+                if name == "values" and json_class in ("string", "int", "float"):
+                    texts.setdefault(key, []).append(render(value))
+    for key, values in texts.items():
+        _check_fit(key, pa.array(values, pa.string()), layout.values[key])
+    return rows
+
+
+def _check_fit(key: str, texts: pa.Array, stats: _KeyStats) -> None:
+    """Record which of the kinds this key could take its text values do not fit."""
+    rule = kind_for_import_id(key)
+    if rule == "string":
+        return
+    candidates: tuple[ColumnKind, ...] = (rule, "float") if rule == "integer" else (rule,)
+    for kind in candidates:
+        if kind in stats.unfit:
+            continue
+        _, invalid = convert_checked(texts, CellTyping(kind))
+        if invalid is not None and first_invalid(invalid) is not None:
+            stats.unfit.add(kind)
+
+
+def _decide_kind(key: str, stats: _KeyStats) -> ColumnKind:
+    """A key's kind: its ImportId's, unless the JSON values say otherwise.
+
+    Lists (multi-select), booleans and objects become text; numbers stay numbers (integers when
+    all are); text keeps the ImportId's kind only if every value in the file fits it.
+    """
+    rule = kind_for_import_id(key)
+    classes = stats.classes
+    if not classes:
+        return rule
+    if classes & {"list", "bool", "object"}:
+        return "string"
+    numbers = classes & {"int", "float"}
+    if "string" not in classes:
+        if rule == "timestamp":
+            return "string"
+        if numbers == {"int"} and rule in ("integer", "string"):
+            return "integer"
+        return "float"
+    if rule == "string":
+        return "string"
+    if rule == "integer" and "float" in numbers:
+        rule = "float"
+    if rule not in stats.unfit:
+        return rule
+    if rule == "integer" and "float" not in stats.unfit:
+        return "float"
+    return "string"
+
+
+def build_columns(layout: JsonLayout) -> list[ExportColumn]:
+    """``responseId``, the ``values`` keys, then one label column per ``labels`` key."""
+    columns = [
+        ExportColumn(
+            name=RESPONSE_ID,
+            export_tag=RESPONSE_ID,
+            question_text=None,
+            import_id=RESPONSE_ID,
+            time_zone=None,
+            kind="string",
+        )
+    ]
+    for key, kind in layout.kinds.items():
+        if key != RESPONSE_ID:
+            columns.append(ExportColumn(key, key, None, key, None, kind))
+    taken = {c.name for c in columns}
+    for key in layout.labels:
+        name = unique_names([*taken, f"{key}_label"])[-1]
+        taken.add(name)
+        owner = key if key in layout.kinds and key != RESPONSE_ID else None
+        columns.append(ExportColumn(name, key, None, key, None, "string", True, owner))
+    return columns
+
+
+# --- pass 2: read -----------------------------------------------------------------------------
+
+
+def render(value: object) -> str | None:
+    """A JSON value as the text a CSV export would hold (lists comma-joined)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return json.dumps(value)
+    if isinstance(value, list):
+        return ",".join(text for text in map(render, value) if text is not None)
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@dataclass(frozen=True, slots=True)
+class JsonRead:
+    """What to read: value columns (kinds decided) and label columns, in output order."""
+
+    columns: Sequence[ExportColumn]
+    errors: Errors
+    time_zone: str
+
+    @property
+    def value_keys(self) -> list[str]:
+        return [c.import_id for c in self.columns if not c.is_label and c.name != RESPONSE_ID]
+
+    @property
+    def label_keys(self) -> list[str]:
+        return [c.import_id for c in self.columns if c.is_label]
+
+
+def _source_name(column: ExportColumn) -> str:
+    """Name of a column in the raw batches: the key, or NUL + key for a label."""
+    if column.is_label:
+        return "\x00" + column.import_id
+    return column.import_id
+
+
+def iter_json_batches(
+    members: Sequence[Member],
+    format: Literal["json", "ndjson"],
+    layout: JsonLayout,
+    read: JsonRead,
+    *,
+    block_size: int,
+    invalid_counts: dict[str, int],
+) -> Iterator[pa.RecordBatch]:
+    """Batches with the value columns (names = ImportIds) then ``<key>_label`` text columns."""
+    for member in members:
+        if layout.arrow_readable:
+            batches = _arrow_batches(member, format, layout, read, block_size)
+        else:
+            batches = _python_batches(member, format, read)
+        row = 0
+        for raw in batches:
+            yield _finish(raw, read, member, row, invalid_counts)
+            row += raw.num_rows
+
+
+def _read_type(stats: _KeyStats) -> pa.DataType:
+    classes = stats.classes
+    if "list" in classes:
+        items = stats.items
+        item = pa.string() if "string" in items or not items else pa.float64()
+        if items == {"int"}:
+            item = pa.int64()
+        elif items == {"bool"}:
+            item = pa.bool_()
+        return pa.list_(item)
+    if "bool" in classes:
+        return pa.bool_()
+    if "string" in classes:
+        return pa.string()
+    if "float" in classes:
+        return pa.float64()
+    if "int" in classes:
+        return pa.int64()
+    return pa.string()
+
+
+def _arrow_batches(
+    member: Member,
+    format: Literal["json", "ndjson"],
+    layout: JsonLayout,
+    read: JsonRead,
+    block_size: int,
+) -> Iterator[pa.RecordBatch]:
+    keys = read.value_keys
+    label_keys = read.label_keys
+    value_fields = [pa.field(key, _read_type(layout.values[key])) for key in keys]
+    label_fields = [pa.field(key, _read_type(layout.labels[key])) for key in label_keys]
+    fields = [pa.field(RESPONSE_ID, pa.string()), pa.field("values", pa.struct(value_fields))]
+    if label_fields:
+        fields.append(pa.field("labels", pa.struct(label_fields)))
+    schema = pa.schema(fields)
+    options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+    with (
+        open_ndjson(member, format) as stream,
+        Prefetch(record_chunks(stream, _CHUNK_BYTES, quote=b"")) as chunks,
+    ):
+        for chunk in chunks:
+            try:
+                table = pajson.read_json(
+                    pa.BufferReader(chunk),
+                    read_options=pajson.ReadOptions(use_threads=True, block_size=block_size),
+                    parse_options=options,
+                )
+            except pa.ArrowInvalid as exc:
+                if "Empty JSON" in str(exc):
+                    continue
+                raise ExportFileError(
+                    f"{member.label}: unreadable JSON (did the file change?): {exc}",
+                    path=member.path,
+                ) from None
+            for batch in table.to_batches():
+                arrays = [batch.column(RESPONSE_ID)]
+                names = [RESPONSE_ID]
+                arrays.extend(batch.column("values").flatten())
+                names.extend(keys)
+                if label_fields:
+                    arrays.extend(batch.column("labels").flatten())
+                    names.extend("\x00" + key for key in label_keys)
+                yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _python_batches(
+    member: Member, format: Literal["json", "ndjson"], read: JsonRead
+) -> Iterator[pa.RecordBatch]:
+    keys = read.value_keys
+    label_keys = read.label_keys
+    names = [RESPONSE_ID, *keys, *("\x00" + key for key in label_keys)]
+    with (
+        open_ndjson(member, format) as stream,
+        Prefetch(record_chunks(stream, 1 << 20, quote=b"")) as chunks,
+    ):
+        for chunk in chunks:
+            rows: list[list[str | None]] = [[] for _ in names]
+            for line in chunk.split(b"\n"):
+                if not line.strip():
+                    continue
+                try:
+                    response: dict[str, Any] = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    raise ExportFileError(
+                        f"{member.label}: invalid JSON response: {exc}", path=member.path
+                    ) from None
+                values: Mapping[str, Any] = response.get("values") or {}
+                labels: Mapping[str, Any] = response.get("labels") or {}
+                rows[0].append(render(response.get(RESPONSE_ID)))
+                for index, key in enumerate(keys, start=1):
+                    rows[index].append(render(values.get(key)))
+                for index, key in enumerate(label_keys, start=1 + len(keys)):
+                    rows[index].append(render(labels.get(key)))
+            yield pa.RecordBatch.from_arrays(
+                [pa.array(column, pa.string()) for column in rows], names=names
+            )
+
+
+def _finish(
+    batch: pa.RecordBatch,
+    read: JsonRead,
+    member: Member,
+    first_row: int,
+    invalid_counts: dict[str, int],
+) -> pa.RecordBatch:
+    arrays = [
+        _to_kind(
+            batch.column(_source_name(column)), column, read, member, first_row, invalid_counts
+        )
+        for column in read.columns
+    ]
+    return pa.RecordBatch.from_arrays(arrays, names=[c.name for c in read.columns])
+
+
+def _to_text(values: pa.Array) -> pa.Array:
+    if pa.types.is_list(values.type):
+        return pc.binary_join(values, ",")
+    if not pa.types.is_string(values.type):
+        return values.cast(pa.string())
+    return values
+
+
+def _to_kind(
+    values: pa.Array,
+    column: ExportColumn,
+    read: JsonRead,
+    member: Member,
+    first_row: int,
+    invalid_counts: dict[str, int],
+) -> pa.Array:
+    target = ARROW_TYPES[column.kind]
+    if values.type == target:
+        return values
+    if pa.types.is_list(values.type) or column.kind == "string":
+        return _to_text(values)
+    if pa.types.is_integer(values.type) and column.kind == "float":
+        return values.cast(target)
+    if not pa.types.is_string(values.type):
+        values = _to_text(values)  # e.g. a float column overridden to integer: check each cell
+    typed, invalid = convert_checked(values, CellTyping(column.kind, read.time_zone))
+    index = first_invalid(invalid) if invalid is not None else None
+    if index is not None and invalid is not None:
+        if read.errors == "raise":
+            raise ExportFileError(
+                f"{member.label}: response {first_row + index + 1}, value {column.import_id!r}: "
+                f"{values[index].as_py()!r} is not a valid {column.kind}. Pass column_types="
+                f"{{{column.import_id!r}: 'string'}} to keep it as text, or errors='null'.",
+                path=member.path,
+                row=first_row + index + 1,
+                column=column.name,
+            )
+        invalid_counts[column.name] = invalid_counts.get(column.name, 0) + int(
+            pc.sum(invalid).as_py() or 0
+        )
+    return typed

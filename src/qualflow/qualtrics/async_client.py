@@ -1,0 +1,302 @@
+"""The asynchronous Qualtrics client (asyncio or trio, through anyio)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
+
+import anyio
+import httpx
+
+from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings
+from qualflow.qualtrics._core import (
+    ApiCall,
+    decode_response,
+    error_from_response,
+    result_as,
+    transport_error,
+)
+from qualflow.qualtrics.auth import AccessToken, OAuthCredentials
+from qualflow.qualtrics.errors import AuthError, QualtricsError, UnexpectedResponse
+from qualflow.qualtrics.models import ExportFormat, ExportOptions, WhoAmI
+from qualflow.qualtrics.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, Limiter
+from qualflow.qualtrics.resources.definitions import AsyncSurveyDefinitions
+from qualflow.qualtrics.resources.directory import (
+    AsyncContacts,
+    AsyncDirectories,
+    AsyncMailingLists,
+)
+from qualflow.qualtrics.resources.distributions import AsyncDistributions
+from qualflow.qualtrics.resources.exports import DEFAULT_TIMEOUT as EXPORT_TIMEOUT
+from qualflow.qualtrics.resources.exports import (
+    AsyncExports,
+    ExportOptionFields,
+    ProgressCallback,
+    build_options,
+)
+from qualflow.qualtrics.resources.responses import AsyncResponses
+from qualflow.qualtrics.resources.subscriptions import AsyncEventSubscriptions
+from qualflow.qualtrics.resources.surveys import AsyncSurveys
+from qualflow.qualtrics.resources.users import AsyncGroups, AsyncUsers
+from qualflow.qualtrics.retry import RetryPolicy, RetryState
+
+if TYPE_CHECKING:
+    from qualflow.qualtrics.export_result import ExportResult
+
+__all__ = ["AsyncClient"]
+
+T = TypeVar("T")
+
+
+class AsyncClient(ClientBase):
+    """The async twin of :class:`~qualflow.qualtrics.Client`: same arguments, same resources,
+    every call awaited and every list an ``async for``.
+
+    >>> async with AsyncClient(datacenter="iad1", api_token=token) as qualtrics:
+    ...     async for survey in qualtrics.surveys.iter():
+    ...         print(survey.id, survey.name)
+
+    Say where the account lives with ``datacenter`` (``"iad1"``, ``"fra1"``…) or ``base_url``
+    (a brand host like ``https://acme.qualtrics.com``, or the qualflow sandbox), and how to
+    authenticate with ``api_token`` or ``oauth=OAuthCredentials(...)``.
+
+    Failed requests are retried per ``retry`` (429/5xx/timeouts, honouring ``Retry-After``);
+    requests wait for ``rate_limiter`` (by default a private bucket of
+    ``requests_per_minute``; pass one :class:`RateLimiter` to several clients of the same brand
+    so together they stay under its limit). ``transport`` is any async httpx transport, e.g.
+    ``httpx.ASGITransport(app=sandbox_app)`` to talk to the sandbox in-process.
+
+    Task-safe: one client may serve many concurrent tasks of one event loop.
+    """
+
+    def __init__(
+        self,
+        *,
+        datacenter: str | None = None,
+        base_url: str | None = None,
+        api_token: str | None = None,
+        oauth: OAuthCredentials | None = None,
+        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        retry: RetryPolicy | None = None,
+        rate_limiter: Limiter | None = None,
+        requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
+        transport: httpx.AsyncBaseTransport | None = None,
+        user_agent: str | None = None,
+    ) -> None:
+        super().__init__(
+            datacenter=datacenter,
+            base_url=base_url,
+            api_token=api_token,
+            oauth=oauth,
+            retry=retry,
+            rate_limiter=rate_limiter,
+            requests_per_minute=requests_per_minute,
+            user_agent=user_agent,
+        )
+        self._http = httpx.AsyncClient(
+            timeout=timeout,
+            transport=transport,
+            headers=self._default_headers(),
+            follow_redirects=False,
+        )
+        #: How the client waits (retries, polls); replaceable, e.g. to record waits in tests.
+        self._sleep: Callable[[float], Awaitable[None]] = anyio.sleep
+        self.surveys = AsyncSurveys(self)
+        self.survey_definitions = AsyncSurveyDefinitions(self)
+        self.responses = AsyncResponses(self)
+        self.exports = AsyncExports(self)
+        self.event_subscriptions = AsyncEventSubscriptions(self)
+        self.directories = AsyncDirectories(self)
+        self.contacts = AsyncContacts(self)
+        self.mailing_lists = AsyncMailingLists(self)
+        self.users = AsyncUsers(self)
+        self.groups = AsyncGroups(self)
+        self.distributions = AsyncDistributions(self)
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Self:
+        """A client configured from ``QUALTRICS_*`` environment variables (see
+        :func:`~qualflow.qualtrics._base.env_settings`); keyword arguments take precedence."""
+        settings = env_settings()
+        settings.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**settings)
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    # -- API ---------------------------------------------------------------------------------
+
+    async def whoami(self) -> WhoAmI:
+        """The user, brand and datacenter behind the credentials."""
+        return await self._execute(ApiCall("GET", "/whoami", result_as(WhoAmI)))
+
+    async def export_responses(
+        self,
+        survey_id: str,
+        *,
+        format: ExportFormat | None = None,
+        options: ExportOptions | None = None,
+        dest: str | os.PathLike[str] | None = None,
+        poll_interval: float = 1.0,
+        timeout: float | None = EXPORT_TIMEOUT,  # noqa: ASYNC109 - a polling deadline
+        on_progress: ProgressCallback | None = None,
+        labels: bool = False,
+        **fields: Unpack[ExportOptionFields],
+    ) -> ExportResult:
+        """Export a survey's responses: start, poll, stream the file to disk, and return it as
+        an :class:`~qualflow.qualtrics.export_file.ExportFile` (an :class:`ExportResult`, which
+        also carries ``continuation_token``) to read as typed rows or write as Parquet.
+
+        ``format`` (csv, tsv, json, ndjson) defaults to the format of ``options``, else ``csv``.
+        Options are an :class:`ExportOptions` and/or its fields as keywords (keywords win), e.g.
+        ``start_date=…, end_date=…`` for a recordedDate window, or ``allow_continuation=True``
+        then ``continuation_token=previous.continuation_token`` for incremental exports.
+
+        ``labels=True`` also fetches the survey's choice texts so that
+        ``iter_rows(labels=True)`` / ``write(…, labels=True)`` put labels beside the codes of
+        CSV/TSV exports (JSON exports carry their own labels). The file lands at ``dest`` (a
+        path or a directory) or in a temporary file the caller then owns. For SPSS/XML, which
+        cannot be read as rows, use ``client.exports.run(...)`` to download the raw file.
+        """
+        from qualflow.qualtrics.export_result import READABLE_FORMATS, ExportResult
+
+        opts = build_options(options, format, fields)
+        if opts.format not in READABLE_FORMATS:
+            raise ValueError(
+                f"export_responses reads {', '.join(READABLE_FORMATS)} exports; "
+                f"download {opts.format} with client.exports.run(...) instead"
+            )
+        label_map = None
+        if (
+            labels
+            and opts.format in ("csv", "tsv")
+            and not (opts.use_labels or opts.include_label_columns)
+        ):
+            label_map = await self.surveys.label_map(survey_id)
+        completed = await self.exports.run(
+            survey_id,
+            opts,
+            dest=dest,
+            poll_interval=poll_interval,
+            timeout=timeout,
+            on_progress=on_progress,
+        )
+        return ExportResult(
+            completed,
+            label_map=label_map,
+            time_zone=opts.time_zone or "UTC",
+            decimal_comma=bool(opts.format_decimal_as_comma),
+        )
+
+    # -- I/O ---------------------------------------------------------------------------------
+
+    async def _bearer(self) -> AccessToken:
+        session = self._oauth
+        assert session is not None
+        token = session.current()
+        if token is not None:
+            return token
+        async with session.async_lock:
+            token = session.current()
+            if token is None:
+                token = await self._execute(session.token_call())
+                session.store(token)
+            return token
+
+    async def _attempts(
+        self, call: ApiCall[Any], attempt: Callable[[AccessToken | None], Awaitable[T]]
+    ) -> T:
+        """Run ``attempt`` until it succeeds or the retry policy gives up."""
+        state = RetryState(self.retry_policy, idempotent=call.idempotent)
+        renewed = False
+        while True:
+            state.start_attempt()
+            token: AccessToken | None = None
+            try:
+                if call.authenticated and self._oauth is not None:
+                    token = await self._bearer()
+                return await attempt(token)
+            except AuthError:
+                if token is None or renewed or self._oauth is None:
+                    raise
+                # The token was revoked or expired early: get a new one, once.
+                self._oauth.invalidate(token)
+                renewed = True
+            except QualtricsError as error:
+                delay = state.next_delay(error)
+                if delay is None:
+                    raise
+                self._before_retry(call, error, delay, state.attempts)
+                await self._sleep(delay)
+
+    async def _execute(self, call: ApiCall[T]) -> T:
+        async def attempt(token: AccessToken | None) -> T:
+            request = self._http.build_request(**self._request_kwargs(call, token))
+            if call.authenticated:
+                await self.rate_limiter.acquire_async()
+            try:
+                response = await self._http.send(request)
+            except httpx.TransportError as exc:
+                raise transport_error(exc, call) from exc
+            except httpx.DecodingError as exc:
+                raise UnexpectedResponse(f"{call.describe()}: {exc}") from exc
+            return call.parse(decode_response(response, call))
+
+        return await self._attempts(call, attempt)
+
+    async def _download(
+        self,
+        call: ApiCall[None],
+        sink: BinaryIO,
+        on_chunk: Callable[[int, int | None], None] | None = None,
+    ) -> int:
+        """Stream the answer of ``call`` into ``sink`` (rewound on each retry); returns bytes."""
+
+        async def attempt(token: AccessToken | None) -> int:
+            request = self._http.build_request(**self._request_kwargs(call, token))
+            await self.rate_limiter.acquire_async()
+            try:
+                response = await self._http.send(request, stream=True)
+                try:
+                    if response.status_code >= 400:
+                        await response.aread()
+                        raise error_from_response(response)
+                    if response.status_code != 200:
+                        await response.aread()
+                        decode_response(response, call)
+                        raise UnexpectedResponse(
+                            f"{call.describe()}: HTTP {response.status_code} instead of the file"
+                        )
+                    sink.seek(0)
+                    sink.truncate()
+                    length = response.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    written = 0
+                    async for chunk in response.aiter_bytes(chunk_size=1 << 20):
+                        written += sink.write(chunk)
+                        if on_chunk is not None:
+                            # Compare wire bytes with Content-Length (also wire bytes).
+                            on_chunk(response.num_bytes_downloaded, total)
+                    sink.flush()
+                    return written
+                finally:
+                    await response.aclose()
+            except httpx.TransportError as exc:
+                raise transport_error(exc, call) from exc
+
+        return await self._attempts(call, attempt)

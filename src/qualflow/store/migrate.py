@@ -1,0 +1,144 @@
+"""Schema migrations: one Alembic history shipped inside the package, on SQLite and PostgreSQL.
+
+Revision ids are fixed slots so parallel work never forks the history: ``0001`` store, accounts
+and connections; ``0002`` engine; ``0003`` incentives; later features continue the chain.
+Write a new revision from the models with :func:`autogenerate_revision`, then review it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.autogenerate import compare_metadata
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.pool import NullPool
+
+from qualflow.store.db import make_engine, normalize_url
+
+__all__ = [
+    "MIGRATIONS_DIR",
+    "alembic_config",
+    "autogenerate_revision",
+    "current_revision",
+    "downgrade",
+    "head_revision",
+    "migrate",
+    "schema_diff",
+]
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+def alembic_config(url: str) -> Config:
+    """An Alembic config pointing at the packaged migrations and ``url``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    # ConfigParser interpolation would choke on '%' in passwords.
+    config.set_main_option("sqlalchemy.url", normalize_url(url).replace("%", "%%"))
+    return config
+
+
+def _engine_for(url: str) -> Engine:
+    return make_engine(url, poolclass=NullPool)
+
+
+def migrate(url: str, revision: str = "head", *, engine: Engine | None = None) -> None:
+    """Upgrade the database at ``url`` to ``revision`` (default: the newest)."""
+    owned = engine is None
+    engine = engine or _engine_for(url)
+    try:
+        with engine.connect() as connection:
+            _upgrade_or_downgrade(connection, url, revision, command.upgrade)
+    finally:
+        if owned:
+            engine.dispose()
+
+
+def downgrade(url: str, revision: str) -> None:
+    """Downgrade the database at ``url`` to ``revision`` (``"base"`` removes every table)."""
+    engine = _engine_for(url)
+    try:
+        with engine.connect() as connection:
+            _upgrade_or_downgrade(connection, url, revision, command.downgrade)
+    finally:
+        engine.dispose()
+
+
+def _upgrade_or_downgrade(
+    connection: Connection, url: str, revision: str, step: Callable[[Config, str], None]
+) -> None:
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        # SQLite batch mode recreates tables; enforcing foreign keys meanwhile would cascade
+        # deletes into child rows. The pragma is a no-op inside a transaction, hence first.
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+        connection.commit()
+    try:
+        with connection.begin():
+            config = alembic_config(url)
+            config.attributes["connection"] = connection
+            step(config, revision)
+    finally:
+        if sqlite:
+            connection.rollback()
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
+
+
+def head_revision() -> str | None:
+    """The newest revision shipped with this version of qualflow."""
+    return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database at ``url`` is at (None when it was never migrated)."""
+    engine = _engine_for(url)
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+def schema_diff(url: str) -> list[Any]:
+    """What autogenerate would change to make the database at ``url`` match the models.
+
+    Empty when the migrations and the models agree. Every registered model module is imported
+    first (:mod:`qualflow.store.models_registry`).
+    """
+    from qualflow.store.base import Base
+    from qualflow.store.migrations.env_support import compare_options
+
+    engine = _engine_for(url)
+    try:
+        with engine.connect() as connection:
+            context = MigrationContext.configure(connection, opts=compare_options(connection))
+            return list(compare_metadata(context, Base.metadata))
+    finally:
+        engine.dispose()
+
+
+def autogenerate_revision(url: str, *, rev_id: str, message: str) -> Path:
+    """Write a new revision file from the difference between ``url``'s schema and the models.
+
+    For developers: migrate a scratch database to head first, then call this with the slot id
+    agreed for your package (e.g. ``"0002"``). Returns the path of the file to review.
+    """
+    config = alembic_config(url)
+    engine = _engine_for(url)
+    try:
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            script = command.revision(config, message=message, autogenerate=True, rev_id=rev_id)
+    finally:
+        engine.dispose()
+    if script is None or isinstance(script, list):
+        raise RuntimeError("alembic did not produce exactly one revision")
+    return Path(script.path)

@@ -1,0 +1,370 @@
+"""Secrets at rest: MultiFernet encryption, an encrypted column type, key files and rotation.
+
+Every secret qualflow stores (Qualtrics tokens, OAuth client secrets, reward keys, webhook shared
+keys…) goes through a :class:`SecretBox`. Models declare such columns with
+:class:`EncryptedString`; the box in use is attached to the SQLAlchemy engine
+(:func:`attach_secret_box`) so reads and writes encrypt and decrypt transparently, and
+``qualflow secrets rotate`` can find every encrypted column from the metadata alone.
+
+Keys are Fernet keys, newest first: the first encrypts, all of them decrypt. They come from
+``QUALFLOW_SECRET_KEYS`` or, for the embedded default, from ``<data_dir>/secret.keys`` (created
+with mode 0600 on first start).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
+from sqlalchemy import Engine, Text, inspect, select, type_coerce, update
+from sqlalchemy.engine import Connection, Dialect
+from sqlalchemy.sql.schema import Column, MetaData, Table
+from sqlalchemy.types import TypeDecorator
+
+from qualflow.settings import Settings
+
+__all__ = [
+    "EncryptedString",
+    "SecretBox",
+    "SecretDecryptionError",
+    "SecretKeyError",
+    "attach_secret_box",
+    "encrypted_columns",
+    "load_or_create_keys",
+    "mask",
+    "register_secret",
+    "rotate_database",
+    "secret_box_for",
+    "secrets_by_prefix",
+    "write_keys_file",
+]
+
+log = logging.getLogger(__name__)
+
+MASK_PREFIX = "••••"
+# Short strings are too easy to match by accident to be worth scrubbing from every log line.
+_MIN_REGISTERED_LENGTH = 6
+
+
+class SecretKeyError(ValueError):
+    """A configured key is not a valid Fernet key, or no key is available."""
+
+
+class SecretDecryptionError(ValueError):
+    """A ciphertext was made with a key that is not in the configured key list, or is corrupt."""
+
+
+def mask(secret: str | None) -> str:
+    """Show a secret as ``••••1234``: its last 4 characters at most, never more.
+
+    Secrets shorter than 8 characters are masked entirely, since their last 4 would be half of them.
+    """
+    if not secret:
+        return ""
+    if len(secret) < 8:
+        return MASK_PREFIX
+    return MASK_PREFIX + secret[-4:]
+
+
+# --- the set of secret values the log redactor scrubs ------------------------------------------
+
+_known_lock = threading.Lock()
+_known: set[str] = set()
+# Secrets by their first characters: the redactor looks up each position of a log line here,
+# which stays fast however many secrets the process has seen (one regex of thousands of
+# alternatives would not).
+_PREFIX_LENGTH = 4
+_by_prefix: dict[str, tuple[str, ...]] = {}
+
+
+def register_secret(value: str | None) -> None:
+    """Remember a secret value so log redaction replaces it wherever it appears."""
+    if not value or len(value) < _MIN_REGISTERED_LENGTH:
+        return
+    with _known_lock:
+        if value in _known:
+            return
+        _known.add(value)
+        prefix = value[:_PREFIX_LENGTH]
+        # Longest first, so a secret that contains another one is replaced whole. The tuple is
+        # replaced, never mutated: readers need no lock.
+        siblings = (*_by_prefix.get(prefix, ()), value)
+        _by_prefix[prefix] = tuple(sorted(siblings, key=len, reverse=True))
+
+
+def secrets_by_prefix() -> Mapping[str, tuple[str, ...]]:
+    """Registered secrets indexed by their first 4 characters (read-only view for redaction)."""
+    return _by_prefix
+
+
+def _multi_fernet(keys: Sequence[str]) -> MultiFernet:
+    if not keys:
+        raise SecretKeyError("at least one secret key is required")
+    fernets = []
+    for position, key in enumerate(keys, start=1):
+        try:
+            fernets.append(Fernet(key.encode("ascii") if isinstance(key, str) else key))
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            raise SecretKeyError(
+                f"secret key #{position} is not a valid Fernet key (32 url-safe base64 bytes)"
+            ) from exc
+    return MultiFernet(fernets)
+
+
+class SecretBox:
+    """Encrypts and decrypts secrets with a list of Fernet keys (MultiFernet), newest first.
+
+    With ``keys_file`` the box follows that file: when it changes (``qualflow secrets rotate``
+    in another process), the next encryption or failed decryption picks up the new keys, so
+    running processes need no restart.
+    """
+
+    def __init__(self, keys: Sequence[str], *, keys_file: Path | None = None) -> None:
+        self._fernet = _multi_fernet(keys)
+        self._keys = tuple(keys)
+        self._keys_file = keys_file
+        self._keys_file_stamp = self._stamp()
+        self._reload_lock = threading.Lock()
+
+    def _stamp(self) -> tuple[int, int] | None:
+        if self._keys_file is None:
+            return None
+        try:
+            info = self._keys_file.stat()
+        except OSError:
+            return None
+        return (info.st_mtime_ns, info.st_size)
+
+    def _reload_if_changed(self) -> bool:
+        """Re-read the keys file if it changed since it was read; True when keys changed."""
+        if self._keys_file is None:
+            return False
+        stamp = self._stamp()
+        if stamp is None or stamp == self._keys_file_stamp:
+            return False
+        with self._reload_lock:
+            if stamp == self._keys_file_stamp:
+                return False
+            try:
+                keys = read_keys_file(self._keys_file)
+                fernet = _multi_fernet(keys)
+            except (OSError, SecretKeyError) as exc:
+                log.warning("ignoring unreadable keys file %s: %s", self._keys_file, exc)
+                return False
+            self._keys_file_stamp = stamp
+            changed = tuple(keys) != self._keys
+            self._fernet, self._keys = fernet, tuple(keys)
+            return changed
+
+    @staticmethod
+    def generate_key() -> str:
+        """A fresh random Fernet key."""
+        return Fernet.generate_key().decode("ascii")
+
+    @property
+    def keys(self) -> tuple[str, ...]:
+        return self._keys
+
+    def encrypt(self, plaintext: str) -> str:
+        """Encrypt with the newest key; the plaintext is registered for log redaction."""
+        register_secret(plaintext)
+        self._reload_if_changed()
+        return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
+
+    def decrypt(self, ciphertext: str) -> str:
+        """Decrypt with whichever configured key made the ciphertext."""
+        try:
+            try:
+                token = ciphertext.encode("ascii")
+                plaintext = self._fernet.decrypt(token).decode("utf-8")
+            except InvalidToken:
+                if not self._reload_if_changed():
+                    raise
+                plaintext = self._fernet.decrypt(token).decode("utf-8")
+        except (InvalidToken, UnicodeEncodeError) as exc:
+            raise SecretDecryptionError(
+                "a stored secret cannot be decrypted with the configured keys "
+                "(was a key removed from QUALFLOW_SECRET_KEYS / secret.keys?)"
+            ) from exc
+        register_secret(plaintext)
+        return plaintext
+
+    def rotate(self, ciphertext: str) -> str:
+        """Re-encrypt a ciphertext (made with any configured key) with the newest key."""
+        try:
+            return self._fernet.rotate(ciphertext.encode("ascii")).decode("ascii")
+        except (InvalidToken, UnicodeEncodeError) as exc:
+            raise SecretDecryptionError(
+                "a stored secret cannot be decrypted with the configured keys"
+            ) from exc
+
+    def with_new_key(self, key: str | None = None) -> SecretBox:
+        """A box whose newest key is ``key`` (generated when omitted), keeping the older ones."""
+        return SecretBox([key or self.generate_key(), *self._keys])
+
+    def __repr__(self) -> str:
+        return f"SecretBox(<{len(self._keys)} keys>)"
+
+
+# --- key files ----------------------------------------------------------------------------------
+
+
+def write_keys_file(path: Path, keys: Sequence[str]) -> None:
+    """Write keys (one per line, newest first) atomically, readable by the owner only."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="ascii") as handle:
+        handle.write("\n".join(keys) + "\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)
+    os.replace(tmp, path)
+
+
+def read_keys_file(path: Path) -> list[str]:
+    lines = path.read_text(encoding="ascii").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+
+
+def load_or_create_keys(settings: Settings) -> tuple[list[str], str]:
+    """The configured keys and where they came from (``"env"`` or ``"file"``).
+
+    Without ``QUALFLOW_SECRET_KEYS`` the keys file in the data dir is used, and created with one
+    fresh key (mode 0600) when it does not exist yet.
+    """
+    if settings.secret_keys:
+        return [key.get_secret_value() for key in settings.secret_keys], "env"
+    path = settings.secret_keys_file
+    if not path.exists():
+        write_keys_file(path, [SecretBox.generate_key()])
+    mode = stat.S_IMODE(path.stat().st_mode)
+    if mode & 0o077:
+        log.warning("%s is readable by others (mode %o); restrict it with chmod 600", path, mode)
+    keys = read_keys_file(path)
+    if not keys:
+        raise SecretKeyError(f"{path} holds no keys")
+    return keys, "file"
+
+
+def secret_box_for(settings: Settings) -> SecretBox:
+    """The :class:`SecretBox` for these settings (creating the keys file when needed)."""
+    keys, source = load_or_create_keys(settings)
+    return SecretBox(keys, keys_file=settings.secret_keys_file if source == "file" else None)
+
+
+# --- the column type ----------------------------------------------------------------------------
+
+_DIALECT_ATTRIBUTE = "_qualflow_secret_box"
+_default_box: SecretBox | None = None
+
+
+def attach_secret_box(engine: Engine, box: SecretBox, *, default: bool = True) -> None:
+    """Make ``engine`` encrypt/decrypt :class:`EncryptedString` columns with ``box``.
+
+    With ``default`` the box also serves engines that have none attached (e.g. an engine the
+    workflow runtime created itself from the same database URL).
+    """
+    global _default_box
+    setattr(engine.dialect, _DIALECT_ATTRIBUTE, box)
+    if default:
+        _default_box = box
+
+
+def _box_for(dialect: Dialect) -> SecretBox:
+    box = getattr(dialect, _DIALECT_ATTRIBUTE, None) or _default_box
+    if box is None:
+        raise SecretKeyError(
+            "no SecretBox is attached to this database engine; "
+            "call qualflow.store.secrets.attach_secret_box(engine, box)"
+        )
+    return box
+
+
+class EncryptedString(TypeDecorator[str]):
+    """A string column stored as a Fernet token: encrypted on write, decrypted on read."""
+
+    impl = Text
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return _box_for(dialect).encrypt(value)
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return _box_for(dialect).decrypt(value)
+
+
+# --- rotation -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class EncryptedColumn:
+    table: Table
+    column: Column[Any]
+
+    @property
+    def label(self) -> str:
+        return f"{self.table.name}.{self.column.name}"
+
+
+def encrypted_columns(metadata: MetaData) -> list[EncryptedColumn]:
+    """Every column holding ciphertexts: typed :class:`EncryptedString`, or ``info={"encrypted":
+    True}`` for columns that store Fernet tokens made by hand with a :class:`SecretBox`."""
+    found = []
+    for table in metadata.sorted_tables:
+        for column in table.columns:
+            if isinstance(column.type, EncryptedString) or column.info.get("encrypted") is True:
+                found.append(EncryptedColumn(table, column))
+    return found
+
+
+@dataclass(frozen=True)
+class RotationReport:
+    columns: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.columns.values())
+
+
+def rotate_database(connection: Connection, box: SecretBox, metadata: MetaData) -> RotationReport:
+    """Re-encrypt every stored secret with ``box``'s newest key, inside the caller's transaction.
+
+    Rows are read and written as raw ciphertext, so nothing is decrypted into the session and a
+    failure anywhere leaves every row as it was (the caller's transaction rolls back).
+    """
+    existing = set(inspect(connection).get_table_names())
+    counts: dict[str, int] = {}
+    for item in encrypted_columns(metadata):
+        if item.table.name not in existing:
+            continue
+        primary_key = list(item.table.primary_key.columns)
+        if not primary_key:
+            raise SecretKeyError(f"table {item.table.name} has no primary key; cannot rotate")
+        raw = type_coerce(item.column, Text)
+        rows = connection.execute(select(*primary_key, raw).where(item.column.is_not(None)))
+        changed = 0
+        for row in rows.all():
+            *key_values, ciphertext = row
+            rotated = box.rotate(ciphertext)
+            condition = [col == value for col, value in zip(primary_key, key_values, strict=True)]
+            connection.execute(
+                update(item.table)
+                .where(*condition)
+                # type_coerce bypasses EncryptedString's bind step: the value is already encrypted.
+                .values({item.column.name: type_coerce(rotated, Text)})
+            )
+            changed += 1
+        counts[item.label] = changed
+    return RotationReport(counts)

@@ -1,0 +1,304 @@
+"""REST: automations — CRUD (each edit a new version), enable/disable, versions, run now.
+
+Step configs are validated against their action's model; every problem is reported at once
+(422 with one ``details`` entry per field). The JSON-event API token is shown once, when the
+automation is created or its token rotated; no other answer contains a secret.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
+from pydantic import BaseModel, Field
+
+from qualflow.accounts.dependencies import require
+from qualflow.accounts.permissions import MANAGE, VIEW
+from qualflow.accounts.principal import Principal
+from qualflow.engine.actions import registered_actions
+from qualflow.engine.automations import (
+    AutomationCreated,
+    AutomationOut,
+    Automations,
+    VersionOut,
+)
+from qualflow.engine.config import EngineConfig
+from qualflow.engine.definitions import AutomationDefinition
+from qualflow.engine.errors import ConflictError, DefinitionError, EngineError, NotFoundError
+from qualflow.engine.runtime import running_engine
+from qualflow.engine.services import EngineServices
+from qualflow.web.deps import ApiError, error_responses, get_store
+
+router = APIRouter(prefix="/automations", tags=["automations"])
+actions_router = APIRouter(prefix="/actions", tags=["automations"])
+
+Viewer = Annotated[Principal, Depends(require("automations", VIEW))]
+Manager = Annotated[Principal, Depends(require("automations", MANAGE))]
+
+_READ_ERRORS = error_responses(401, 403, 404)
+_WRITE_ERRORS = error_responses(401, 403, 404, 409, 422)
+
+
+def engine_services(request: Request) -> EngineServices:
+    """The running engine's services, or (web-only process) services over the app's store."""
+    engine = getattr(request.app.state, "qualflow_engine", None) or running_engine()
+    if engine is not None:
+        services: EngineServices = engine.services
+        return services
+    cached: EngineServices | None = getattr(request.app.state, "engine_api_services", None)
+    if cached is None:
+        store = get_store(request)
+        config = EngineConfig(
+            database_url=store.settings.database_url,
+            public_base_url=store.settings.public_base_url,
+            worker=False,
+        )
+        from qualflow.connections.clients import client_factory
+
+        cached = EngineServices(
+            config=config,
+            sessionmaker=store.sessionmaker,
+            client_factory=client_factory(store.sessionmaker),
+        )
+        request.app.state.engine_api_services = cached
+    return cached
+
+
+Services = Annotated[EngineServices, Depends(engine_services)]
+
+
+def api_error(exc: EngineError | ValueError) -> ApiError:
+    """The API answer for an engine error."""
+    if isinstance(exc, DefinitionError):
+        details = [
+            {"field": ".".join(str(p) for p in err.get("loc", [])), "message": err["msg"]}
+            for err in exc.errors
+        ]
+        summary = "; ".join(
+            f"{d['field']}: {d['message']}" if d["field"] else d["message"] for d in details
+        )
+        return ApiError(422, "validation_error", f"{exc.message}: {summary}", details=details)
+    if isinstance(exc, NotFoundError):
+        return ApiError(404, "not_found", str(exc))
+    if isinstance(exc, ConflictError):
+        return ApiError(409, "conflict", str(exc))
+    return ApiError(422, "validation_error", str(exc))
+
+
+class RunStarted(BaseModel):
+    run_id: str
+
+
+class TokenRotated(BaseModel):
+    api_token: str = Field(description="The new JSON-event token; shown this once.")
+
+
+class ActionOut(BaseModel):
+    name: str
+    description: str
+    config_schema: dict[str, Any]
+
+
+@router.get(
+    "", response_model=list[AutomationOut], responses=_READ_ERRORS, summary="List automations"
+)
+def list_automations(
+    services: Services,
+    _principal: Viewer,
+    enabled: bool | None = None,
+    trigger_type: Annotated[
+        str | None, Query(pattern="^(survey_response|json_event|schedule)$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[AutomationOut]:
+    return Automations(services).query(
+        enabled=enabled, trigger_type=trigger_type, limit=limit, offset=offset
+    )
+
+
+@router.post(
+    "",
+    response_model=AutomationCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses=_WRITE_ERRORS,
+    summary="Create an automation (disabled until enabled)",
+)
+def create_automation(
+    services: Services,
+    principal: Manager,
+    definition: Annotated[
+        dict[str, Any],
+        Body(
+            openapi_examples={
+                "nps-alert": {
+                    "value": {
+                        "name": "Detractor alert",
+                        "connection_id": 1,
+                        "trigger": {"type": "survey_response", "survey_id": "SV_1ZHgwYzcQXcUTHg"},
+                        "steps": [
+                            {"action": "qualtrics.get_response", "key": "response"},
+                            {"action": "condition", "config": {"expression": "values.QID2 <= 6"}},
+                            {
+                                "action": "notify.email",
+                                "config": {
+                                    "to": ["cx@example.org"],
+                                    "subject": "Detractor: {{ values.QID2 }}",
+                                    "body": "{{ labels.QID3_TEXT }}",
+                                },
+                            },
+                        ],
+                    }
+                },
+            },
+            description="An automation definition; see the AutomationDefinition schema.",
+        ),
+    ],
+) -> AutomationCreated:
+    try:
+        return Automations(services).create(definition, actor=principal.email)
+    except (EngineError, ValueError) as exc:
+        raise api_error(exc) from None
+
+
+@router.get(
+    "/{automation_id}",
+    response_model=AutomationOut,
+    responses=_READ_ERRORS,
+    summary="Show an automation",
+)
+def get_automation(automation_id: int, services: Services, _principal: Viewer) -> AutomationOut:
+    try:
+        return Automations(services).get(automation_id)
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@router.put(
+    "/{automation_id}",
+    response_model=AutomationOut,
+    responses=_WRITE_ERRORS,
+    summary="Edit an automation (saved as a new version)",
+)
+async def update_automation(
+    automation_id: int,
+    services: Services,
+    principal: Manager,
+    definition: AutomationDefinition,
+) -> AutomationOut:
+    try:
+        return await Automations(services).update_async(
+            automation_id, definition, actor=principal.email
+        )
+    except (EngineError, ValueError) as exc:
+        raise api_error(exc) from None
+
+
+@router.delete(
+    "/{automation_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=_WRITE_ERRORS,
+    summary="Delete an automation and its run history",
+)
+async def delete_automation(
+    automation_id: int, services: Services, _principal: Manager
+) -> Response:
+    try:
+        await Automations(services).delete_async(automation_id)
+    except EngineError as exc:
+        raise api_error(exc) from None
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post(
+    "/{automation_id}/enable",
+    response_model=AutomationOut,
+    responses=_WRITE_ERRORS,
+    summary="Enable (creates the Qualtrics subscription or the schedule)",
+)
+async def enable_automation(
+    automation_id: int, services: Services, _principal: Manager
+) -> AutomationOut:
+    try:
+        return await Automations(services).set_enabled_async(automation_id, True)
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@router.post(
+    "/{automation_id}/disable",
+    response_model=AutomationOut,
+    responses=_WRITE_ERRORS,
+    summary="Disable (deletes the Qualtrics subscription or the schedule)",
+)
+async def disable_automation(
+    automation_id: int, services: Services, _principal: Manager
+) -> AutomationOut:
+    try:
+        return await Automations(services).set_enabled_async(automation_id, False)
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@router.get(
+    "/{automation_id}/versions",
+    response_model=list[VersionOut],
+    responses=_READ_ERRORS,
+    summary="Every saved version, newest first",
+)
+def automation_versions(
+    automation_id: int, services: Services, _principal: Viewer
+) -> list[VersionOut]:
+    try:
+        return Automations(services).versions(automation_id)
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@router.post(
+    "/{automation_id}/rotate-token",
+    response_model=TokenRotated,
+    responses=_WRITE_ERRORS,
+    summary="Issue a new JSON-event API token",
+)
+def rotate_token(automation_id: int, services: Services, _principal: Manager) -> TokenRotated:
+    try:
+        return TokenRotated(api_token=Automations(services).rotate_token(automation_id))
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@router.post(
+    "/{automation_id}/runs",
+    response_model=RunStarted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_WRITE_ERRORS,
+    summary="Start a run now, with optional trigger data",
+)
+def run_now(
+    automation_id: int,
+    services: Services,
+    principal: Manager,
+    data: Annotated[dict[str, Any] | None, Body()] = None,
+) -> RunStarted:
+    if running_engine() is None:
+        raise ApiError(503, "unavailable", "the engine is not running in this process")
+    try:
+        return RunStarted(
+            run_id=Automations(services).run_now(automation_id, data, actor=principal.email)
+        )
+    except EngineError as exc:
+        raise api_error(exc) from None
+
+
+@actions_router.get(
+    "",
+    response_model=list[ActionOut],
+    responses=error_responses(401, 403),
+    summary="The actions steps can use, with their config schemas",
+)
+def list_actions(_principal: Viewer) -> list[ActionOut]:
+    return [
+        ActionOut(name=a.name, description=a.description, config_schema=a.config_schema())
+        for a in registered_actions()
+    ]

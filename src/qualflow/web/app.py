@@ -1,0 +1,261 @@
+"""The web application: REST API under ``/api/v1``, ``/healthz``, consistent JSON errors.
+
+``create_app(settings)`` builds the app; its lifespan opens the store (migrating the embedded
+SQLite default) and then enters every lifespan registered with :func:`add_lifespan` (the engine
+starts its workers that way). Each area mounts its router with one ``include_router`` line below.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from qualflow import __version__
+from qualflow.connections.clients import configure_clients
+from qualflow.incentives.runtime import install_incentives
+from qualflow.settings import Settings, get_settings
+from qualflow.store.redact import install_log_redaction
+from qualflow.store.runtime import open_store
+from qualflow.web import edge
+from qualflow.web.api import accounts as accounts_api
+from qualflow.web.api import automations as automations_api
+from qualflow.web.api import connections as connections_api
+from qualflow.web.api import runs as runs_api
+from qualflow.web.deps import ApiError, ErrorResponse, error_responses
+from qualflow.web.ui import install_ui
+
+__all__ = ["API_PREFIX", "add_lifespan", "create_app"]
+
+log = logging.getLogger(__name__)
+
+API_PREFIX = "/api/v1"
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+OPENAPI_TAGS = [
+    {"name": "auth", "description": "Sign in to and out of the UI (session cookie)."},
+    {"name": "me", "description": "The calling person: profile, password, personal API tokens."},
+    {"name": "users", "description": "People and their permissions (admins only)."},
+    {"name": "connections", "description": "Named Qualtrics connections (Connections area)."},
+    {"name": "health", "description": "Liveness and database checks."},
+]
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+class Health(BaseModel):
+    status: str
+    database: str
+    version: str
+
+
+def add_lifespan(app: FastAPI, lifespan: Lifespan) -> None:
+    """Run ``lifespan(app)`` inside the app's lifespan, after the store is open (in order)."""
+    app.state.extra_lifespans.append(lifespan)
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    qualtrics_transport: httpx.AsyncBaseTransport | None = None,
+) -> FastAPI:
+    """Build the qualflow web application.
+
+    ``qualtrics_transport`` routes every Qualtrics call of this process through a transport
+    (the demo and tests pass ``httpx.ASGITransport`` over the sandbox app).
+    """
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        install_log_redaction()
+        if qualtrics_transport is not None:
+            configure_clients(transport=qualtrics_transport)
+        store = open_store(settings)
+        app.state.store = store
+        try:
+            async with AsyncExitStack() as stack:
+                for extra in app.state.extra_lifespans:
+                    await stack.enter_async_context(extra(app))
+                yield
+        finally:
+            store.close()
+            app.state.store = None
+
+    app = FastAPI(
+        title="qualflow",
+        version=__version__,
+        summary="Self-hosted hub connecting a Qualtrics account to your research or CX stack.",
+        openapi_tags=OPENAPI_TAGS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.store = None
+    app.state.extra_lifespans = []
+
+    _install_error_handlers(app)
+    _install_openapi(app)
+
+    @app.get(
+        "/healthz",
+        tags=["health"],
+        response_model=Health,
+        responses=error_responses(503),
+        summary="Check that the app is up and its database answers",
+    )
+    def healthz(request: Request) -> Health | JSONResponse:
+        store = request.app.state.store
+        try:
+            with store.engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            log.warning("health check: database unavailable: %s", exc.__class__.__name__)
+            return _error(503, "database_unavailable", "the database does not answer")
+        return Health(status="ok", database="ok", version=__version__)
+
+    app.include_router(accounts_api.router, prefix=API_PREFIX)
+    install_ui(app)
+    app.include_router(connections_api.router, prefix=API_PREFIX)
+    install_incentives(app)
+    app.include_router(automations_api.router, prefix=API_PREFIX)
+    app.include_router(automations_api.actions_router, prefix=API_PREFIX)
+    app.include_router(runs_api.router, prefix=API_PREFIX)
+    app.include_router(edge.router)  # webhooks and JSON events (outside /api/v1, as Qualtrics)
+    return app
+
+
+def _error(
+    status_code: int,
+    code: str,
+    message: str,
+    *,
+    headers: dict[str, str] | None = None,
+    details: list[dict[str, Any]] | None = None,
+) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status_code, headers=headers)
+
+
+def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+    details = []
+    parts = []
+    for error in errors:
+        location = [str(part) for part in error.get("loc", ())]
+        if location and location[0] in ("body", "query", "path", "header", "cookie"):
+            where = ".".join(location[1:]) or location[0]
+        else:
+            where = ".".join(location)
+        message = str(error.get("msg", "invalid value"))
+        details.append({"field": where, "message": message, "type": error.get("type")})
+        parts.append(f"{where}: {message}" if where else message)
+    return "invalid request: " + "; ".join(parts), details
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    async def api_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return _error(
+            exc.status_code, exc.code, exc.message, headers=exc.headers, details=exc.details
+        )
+
+    async def http_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        if isinstance(exc.detail, dict) and {"code", "message"} <= exc.detail.keys():
+            code, message = str(exc.detail["code"]), str(exc.detail["message"])
+        else:
+            code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+            message = str(exc.detail)
+        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+
+    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        message, details = _validation_message(list(jsonable_encoder(exc.errors())))
+        return _error(422, "validation_error", message, details=details)
+
+    async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
+        log.exception("unhandled error", exc_info=exc)
+        return _error(500, "internal_error", "internal server error")
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)
+
+
+def _install_openapi(app: FastAPI) -> None:
+    """Document our error body for 422 instead of FastAPI's default validation schema."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            summary=app.summary,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        error_schema = ErrorResponse.model_json_schema(ref_template="#/components/schemas/{model}")
+        for name, definition in error_schema.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components.setdefault("ErrorResponse", error_schema)
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                if "422" in responses:
+                    responses["422"] = {
+                        "description": "Request failed validation",
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
+                            }
+                        },
+                    }
+        _drop_unreferenced(schema, ("HTTPValidationError", "ValidationError"))
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _drop_unreferenced(schema: dict[str, Any], names: tuple[str, ...]) -> None:
+    components = schema.get("components", {}).get("schemas", {})
+    for name in names:
+        if name not in components:
+            continue
+        rest = {key: value for key, value in components.items() if key != name}
+        others = json.dumps([schema.get("paths", {}), rest])
+        if f"#/components/schemas/{name}" not in others:
+            del components[name]

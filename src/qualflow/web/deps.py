@@ -1,0 +1,104 @@
+"""What route handlers depend on: the store, a database session, the settings, API errors.
+
+Every router (ours and other areas') uses these instead of reaching into ``app.state``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
+
+from qualflow.settings import Settings
+from qualflow.store.runtime import Store
+
+__all__ = [
+    "ApiError",
+    "DbSession",
+    "ErrorBody",
+    "ErrorResponse",
+    "error_responses",
+    "get_app_settings",
+    "get_db",
+    "get_store",
+]
+
+
+class ApiError(Exception):
+    """An error answer: HTTP status, a stable machine-readable code and a readable message."""
+
+    def __init__(
+        self,
+        status_code: int,
+        code: str,
+        message: str,
+        *,
+        headers: dict[str, str] | None = None,
+        details: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.code = code
+        self.message = message
+        self.headers = headers
+        self.details = details
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(description="Stable, machine-readable error code, e.g. `not_found`.")
+    message: str = Field(description="What went wrong, for people.")
+    details: list[dict[str, Any]] | None = Field(
+        default=None, description="Per-field problems of a request that failed validation."
+    )
+
+
+class ErrorResponse(BaseModel):
+    """The body of every error answer of the API."""
+
+    error: ErrorBody
+
+
+_ERROR_DESCRIPTIONS = {
+    400: "Bad request",
+    401: "Missing or invalid credentials",
+    403: "Missing permission",
+    404: "Not found",
+    409: "Conflict with the current state",
+    422: "Request failed validation",
+    429: "Too many attempts",
+    502: "An upstream service (Qualtrics) failed",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses=`` entries documenting the error body for these statuses."""
+    return {
+        status: {"model": ErrorResponse, "description": _ERROR_DESCRIPTIONS.get(status, "Error")}
+        for status in statuses
+    }
+
+
+def get_store(request: Request) -> Store:
+    store: Store | None = getattr(request.app.state, "store", None)
+    if store is None:
+        raise RuntimeError("the application's store is not open (is the lifespan running?)")
+    return store
+
+
+def get_app_settings(request: Request) -> Settings:
+    return get_store(request).settings
+
+
+def get_db(request: Request) -> Iterator[Session]:
+    """A session per request. Handlers commit explicitly; anything uncommitted rolls back."""
+    session = get_store(request).sessionmaker()
+    try:
+        yield session
+    finally:
+        session.close()
+
+
+DbSession = Annotated[Session, Depends(get_db)]

@@ -1,0 +1,438 @@
+"""The HTTP edge: Qualtrics event-subscription webhooks and Qualtrics-style JSON events.
+
+Each delivery is checked (signature or token, size, content type, shape), then recorded in
+``inbound_events`` — accepted or rejected, with the reason — before the answer is sent. Accepted
+events become runs behind the edge (see :mod:`qualflow.engine.dispatch`), so a burst is absorbed
+at the speed of one grouped database commit, not at the speed of the runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import lru_cache
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse
+from jsonpath_ng import JSONPath
+from jsonpath_ng.ext.parser import parse as parse_jsonpath
+
+from qualflow.engine.inbound import Endpoint
+from qualflow.engine.runtime import Engine, engine_for, running_engine
+from qualflow.engine.survey_triggers import survey_trigger_payload
+from qualflow.qualtrics.webhooks import (
+    CompletedResponse,
+    PartialResponse,
+    WebhookParseError,
+    WebhookVerificationError,
+    parse_event,
+)
+from qualflow.web.deps import ApiError
+
+MAX_JSON_EVENT_BYTES = 100 * 1024
+MAX_WEBHOOK_BYTES = 64 * 1024
+MAX_RECORDED_BODY = 2048
+MAX_IDEMPOTENCY_KEY = 150
+
+router = APIRouter(tags=["edge"])
+
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def _engine(request: Request) -> Engine:
+    engine = getattr(request.app.state, "qualflow_engine", None) or running_engine()
+    if engine is None:
+        # Nothing can be recorded: ask the sender to try again later rather than lose it.
+        raise ApiError(503, "unavailable", "the engine is not running; try again shortly")
+    return engine
+
+
+def _remote(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+async def _reject(
+    request: Request,
+    engine: Engine,
+    *,
+    source: str,
+    status_code: int,
+    reason: str,
+    token: str | None,
+    body: bytes = b"",
+    endpoint: Endpoint | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """Record a refused delivery with its reason, then answer with that reason."""
+    await engine.recorder.record(
+        source=source,
+        status="rejected",
+        reason=reason,
+        token=token[:64] if token else None,
+        automation_id=endpoint.automation_id if endpoint else None,
+        payload={"body": body[:MAX_RECORDED_BODY].decode("utf-8", errors="replace")},
+        size=len(body),
+        remote=_remote(request),
+    )
+    return JSONResponse(
+        {"error": {"code": _CODES.get(status_code, f"http_{status_code}"), "message": reason}},
+        status_code=status_code,
+        headers=headers,
+    )
+
+
+async def _read_limited(request: Request, limit: int) -> bytes | None:
+    """The body, or None when it exceeds ``limit`` bytes (without reading it all into memory)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+# -- JSON events ------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1024)
+def _compiled(path: str) -> JSONPath:
+    return parse_jsonpath(path)
+
+
+def extract_fields(document: Any, fields: dict[str, str]) -> dict[str, Any]:
+    """Evaluate each JSONPath; no match gives None, one match its value, several a list."""
+    extracted: dict[str, Any] = {}
+    for name, path in fields.items():
+        matches = [m.value for m in _compiled(path).find(document)]
+        extracted[name] = None if not matches else matches[0] if len(matches) == 1 else matches
+    return extracted
+
+
+def _presented_token(request: Request, auth_mode: str) -> tuple[str | None, str | None]:
+    """The token the caller presented, or (None, why not)."""
+    if auth_mode in ("any", "token"):
+        header = request.headers.get("x-api-token")
+        if header:
+            return header.strip(), None
+    if auth_mode in ("any", "basic"):
+        authorization = request.headers.get("authorization", "")
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() == "basic" and value:
+            try:
+                decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+            except (binascii.Error, UnicodeDecodeError):
+                return None, "malformed Basic credentials"
+            username, sep, password = decoded.partition(":")
+            if not sep or not username:
+                return None, "Basic credentials must be username:token"
+            return password, None
+    expected = {
+        "any": "an X-API-TOKEN header or Basic credentials",
+        "token": "an X-API-TOKEN header",
+        "basic": "Basic credentials (username:token)",
+    }[auth_mode]
+    return None, f"authentication required: send {expected}"
+
+
+@router.post(
+    "/inbound-event/v1/events/json/triggers",
+    summary="Trigger an automation with a JSON event",
+    responses={
+        200: {"description": "Recorded; the run starts shortly."},
+        400: {"description": "Missing urlTokenId or malformed JSON."},
+        401: {"description": "Missing or wrong token."},
+        404: {"description": "No automation has this urlTokenId."},
+        409: {"description": "The automation is disabled."},
+        413: {"description": "Body larger than 100 KB."},
+        415: {"description": "Body is not JSON."},
+    },
+)
+async def json_event(request: Request, urlTokenId: str | None = None) -> JSONResponse:
+    engine = _engine(request)
+    source = "json_event"
+    token = urlTokenId
+    body = await _read_limited(request, MAX_JSON_EVENT_BYTES)
+    if body is None:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=413,
+            token=token,
+            reason=f"the event is larger than {MAX_JSON_EVENT_BYTES // 1024} KB",
+        )
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=415,
+            token=token,
+            body=body,
+            reason=f"content type must be application/json, not {content_type or 'missing'!r}",
+        )
+    if not token:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=400,
+            token=None,
+            body=body,
+            reason="the urlTokenId query parameter is required",
+        )
+    endpoint = engine.endpoints.lookup(token)
+    if endpoint is None or endpoint.kind != "json_event":
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=404,
+            token=token,
+            body=body,
+            reason="no automation has this urlTokenId",
+        )
+    presented, problem = _presented_token(request, endpoint.auth)
+    if presented is None or not endpoint.token_matches(presented):
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=401,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=problem or "the token is not valid for this trigger",
+            headers={"WWW-Authenticate": 'Basic realm="qualflow"'},
+        )
+    try:
+        document = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=400,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"malformed JSON: {exc}",
+        )
+    if not endpoint.enabled:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=409,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"automation {endpoint.automation_name!r} is disabled",
+        )
+    key = request.headers.get("idempotency-key")
+    if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=400,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
+        )
+    fields = extract_fields(document, endpoint.fields)
+    event_id = await engine.recorder.record(
+        source=source,
+        status="accepted",
+        token=token,
+        automation_id=endpoint.automation_id,
+        dedupe_key=f"event:{key}" if key else None,
+        payload={
+            "type": "json_event",
+            "summary": "JSON event" + (f" {key}" if key else ""),
+            "fields": fields,
+            "document": document,
+        },
+        size=len(body),
+        remote=_remote(request),
+    )
+    return JSONResponse({"status": "accepted", "eventId": event_id})
+
+
+# -- Qualtrics event-subscription webhooks -----------------------------------------------------
+
+
+@router.post(
+    "/hooks/qualtrics/{token}",
+    summary="Receive a Qualtrics event-subscription delivery",
+    responses={
+        200: {"description": "Recorded (or acknowledged and ignored); the run starts shortly."},
+        400: {"description": "Malformed delivery, or a survey this subscription is not for."},
+        401: {"description": "Missing or wrong HMAC signature."},
+        404: {"description": "No subscription has this URL."},
+        409: {"description": "The automation is disabled."},
+        413: {"description": "Body larger than 64 KB."},
+    },
+)
+async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
+    engine = _engine(request)
+    source = "qualtrics_webhook"
+    body = await _read_limited(request, MAX_WEBHOOK_BYTES)
+    if body is None:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=413,
+            token=token,
+            reason=f"the delivery is larger than {MAX_WEBHOOK_BYTES // 1024} KB",
+        )
+    endpoint = engine.endpoints.lookup(token)
+    if endpoint is None or endpoint.kind != "survey_response":
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=404,
+            token=token,
+            body=body,
+            reason="unknown subscription: no automation receives webhooks at this URL",
+        )
+    try:
+        event = parse_event(body, shared_key=endpoint.shared_key)
+    except WebhookVerificationError as exc:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=401,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"signature check failed: {exc}",
+        )
+    except WebhookParseError as exc:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=400,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"malformed delivery: {exc}",
+        )
+    if event.survey_id != endpoint.survey_id:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=400,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"unknown survey {event.survey_id!r}: this subscription is for "
+            f"{endpoint.survey_id!r}",
+        )
+    if not endpoint.enabled:
+        return await _reject(
+            request,
+            engine,
+            source=source,
+            status_code=409,
+            token=token,
+            body=body,
+            endpoint=endpoint,
+            reason=f"automation {endpoint.automation_name!r} is disabled",
+        )
+    wanted = isinstance(event, CompletedResponse) or (
+        isinstance(event, PartialResponse) and endpoint.include_partial
+    )
+    if not wanted:
+        # Acknowledged so Qualtrics does not retry, and recorded so it is visible.
+        event_id = await engine.recorder.record(
+            source=source,
+            status="ignored",
+            token=token,
+            automation_id=endpoint.automation_id,
+            reason=f"{event.kind} events do not start this automation",
+            payload={"topic": event.topic},
+            size=len(body),
+            remote=_remote(request),
+        )
+        return JSONResponse({"status": "ignored", "eventId": event_id})
+    assert isinstance(event, CompletedResponse | PartialResponse)
+    recorded = event.completed_date.isoformat() if event.completed_date else None
+    event_id = await engine.recorder.record(
+        source=source,
+        status="accepted",
+        token=token,
+        automation_id=endpoint.automation_id,
+        dedupe_key=f"{event.survey_id}:{event.response_id}",
+        payload=survey_trigger_payload(
+            event.survey_id,
+            event.response_id,
+            kind="completed" if isinstance(event, CompletedResponse) else "partial",
+            recorded_at=recorded,
+            source="webhook",
+            recipient_id=event.recipient_id,
+        ),
+        size=len(body),
+        remote=_remote(request),
+    )
+    return JSONResponse({"status": "accepted", "eventId": event_id})
+
+
+# -- running the engine inside the web app -----------------------------------------------------
+
+
+def engine_lifespan(
+    *, executor_id: str | None = None, worker: bool = True
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+    """A lifespan (for :func:`qualflow.web.app.add_lifespan`) running the engine in the app.
+
+    ``worker=True`` is the embedded default (web + worker in one process); ``False`` makes a
+    web-only process that records events and queues runs for ``qualflow worker`` processes. An
+    engine already running in the process (e.g. the demo's) is reused.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        existing = getattr(app.state, "qualflow_engine", None) or running_engine()
+        if existing is not None:
+            app.state.qualflow_engine = existing
+            yield
+            return
+        store = app.state.store
+        engine = engine_for(store.settings, store=store, executor_id=executor_id, worker=worker)
+        # Started off the server's event loop, so runs get DBOS's own loop and thread instead
+        # of competing with the HTTP edge for this one.
+        await asyncio.to_thread(engine.start)
+        app.state.qualflow_engine = engine
+        try:
+            yield
+        finally:
+            app.state.qualflow_engine = None
+            await asyncio.to_thread(engine.stop)
+
+    return lifespan

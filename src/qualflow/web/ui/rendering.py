@@ -1,0 +1,195 @@
+"""Template rendering for the UI: one Jinja2 environment, filters, and the page context.
+
+Every page gets ``principal``, ``nav_items``, ``flashes`` and ``csrf_token`` without the route
+passing them; routes pass only what is specific to the page.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.templating import Jinja2Templates
+from starlette.responses import HTMLResponse, Response
+from starlette.routing import NoMatchFound
+
+from qualflow import __version__
+from qualflow.accounts.permissions import Area, Level
+from qualflow.accounts.principal import Principal
+from qualflow.web.ui import flash
+from qualflow.web.ui.csrf import csrf_token_for
+
+__all__ = ["STATIC_DIR", "TEMPLATES_DIR", "NavItem", "render", "render_fragment", "templates"]
+
+WEB_DIR = Path(__file__).resolve().parent.parent
+TEMPLATES_DIR = WEB_DIR / "templates"
+STATIC_DIR = WEB_DIR / "static"
+
+templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+env = templates.env
+
+
+@dataclass(frozen=True)
+class NavItem:
+    key: str
+    label: str
+    icon: str
+    route: str
+    area: Area
+
+    def for_principal(self, request: Request, principal: Principal) -> dict[str, Any] | None:
+        try:
+            href = request.url_for(self.route).path
+        except NoMatchFound:
+            return None  # a page of an area this app was built without
+        return {
+            "key": self.key,
+            "label": self.label,
+            "icon": self.icon,
+            "href": href,
+            "area": self.area.label,
+            "allowed": principal.can(self.area, Level.VIEW),
+        }
+
+
+NAV = (
+    NavItem("connections", "Connections", "⇄", "ui_connections", Area.CONNECTIONS),
+    NavItem("automations", "Automations", "⚙", "ui_automations", Area.AUTOMATIONS),
+    NavItem("runs", "Runs", "▶", "ui_runs", Area.RUNS),
+    NavItem("outbox", "Outbox", "✉", "ui_outbox", Area.RUNS),
+)
+
+
+def _static_url(request: Request, path: str) -> str:
+    # The version in the query string busts browser caches on upgrade.
+    return f"{request.url_for('static', path=path).path}?v={__version__}"
+
+
+def _ago(value: datetime | None, now: datetime | None = None) -> str:
+    """A short relative time: "just now", "5 min ago", "3 h ago", "2 days ago", or a date."""
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    now = now or datetime.now(UTC)
+    seconds = (now - value).total_seconds()
+    future = seconds < 0
+    seconds = abs(seconds)
+    if seconds < 45:
+        return "just now"
+    if seconds < 3600:
+        text = f"{round(seconds / 60)} min"
+    elif seconds < 86400:
+        text = f"{round(seconds / 3600)} h"
+    elif seconds < 86400 * 14:
+        days = round(seconds / 86400)
+        text = f"{days} day{'s' if days != 1 else ''}"
+    else:
+        return value.strftime("%Y-%m-%d")
+    return f"in {text}" if future else f"{text} ago"
+
+
+def _datetime(value: datetime | None) -> str:
+    if value is None:
+        return "—"
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "—"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    return f"{minutes} min {rest} s"
+
+
+def _tojson_pretty(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, default=str, ensure_ascii=False)
+
+
+env.filters["ago"] = _ago
+env.filters["datetime"] = _datetime
+env.filters["duration"] = _duration
+env.filters["tojson_pretty"] = _tojson_pretty
+env.globals["app_version"] = __version__
+env.globals["VIEW"] = Level.VIEW
+env.globals["MANAGE"] = Level.MANAGE
+
+
+def _nav(request: Request, principal: Principal | None) -> list[dict[str, Any]]:
+    if principal is None:
+        return []
+    items = (item.for_principal(request, principal) for item in NAV)
+    return [item for item in items if item is not None]
+
+
+def iter_routes(routes: Iterable[Any]) -> Iterator[Any]:
+    """Every route, descending into included routers and mounts."""
+    for route in routes:
+        yield route
+        inner = getattr(route, "original_router", None) or route
+        children = getattr(inner, "routes", None)
+        if children is not None and children is not routes:
+            yield from iter_routes(children)
+
+
+def _has_route(request: Request, name: str) -> bool:
+    return any(getattr(route, "name", None) == name for route in iter_routes(request.app.routes))
+
+
+def _context(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:
+    return {
+        "request": request,
+        "principal": principal,
+        "nav_items": _nav(request, principal),
+        "csrf_token": csrf_token_for(request),
+        "static_url": lambda path: _static_url(request, path),
+        "has_route": lambda name: _has_route(request, name),
+        # Paths, not absolute URLs: correct behind any proxy that keeps the path.
+        "url_for": lambda name, **params: request.url_for(name, **params).path,
+        **context,
+    }
+
+
+def render(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None = None,
+    status_code: int = 200,
+    headers: dict[str, str] | None = None,
+    **context: Any,
+) -> Response:
+    """Render a full page with the shared context; consumes pending flash messages."""
+    pending = flash.pop(request)
+    page = _context(request, principal, flashes=pending, **context)
+    response = templates.TemplateResponse(
+        request, template, page, status_code=status_code, headers=headers
+    )
+    if pending:
+        flash.clear(response)
+    csrf_token_for(request, response)
+    return response
+
+
+def render_fragment(
+    request: Request,
+    template: str,
+    *,
+    principal: Principal | None = None,
+    status_code: int = 200,
+    **context: Any,
+) -> HTMLResponse:
+    """Render a piece of a page (htmx swaps, live updates); leaves flash messages alone."""
+    html = env.get_template(template).render(_context(request, principal, flashes=[], **context))
+    return HTMLResponse(html, status_code=status_code)

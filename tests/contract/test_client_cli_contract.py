@@ -1,0 +1,179 @@
+"""`qualflow qualtrics …` against the sandbox on a loopback port."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from qualflow.cli import app
+from tests.contract.contract_support import LoopbackServer, Sandbox
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, loopback_server: LoopbackServer) -> Iterator[dict[str, str]]:
+    loopback_server.target.app = sandbox.app
+    yield {
+        "QUALTRICS_BASE_URL": loopback_server.base_url,
+        "QUALTRICS_API_TOKEN": sandbox.token,
+        "QUALTRICS_DATACENTER": "",
+        "QUALTRICS_CLIENT_ID": "",
+        "QUALTRICS_CLIENT_SECRET": "",
+    }
+    loopback_server.target.app = None
+
+
+def _run(args: list[str], env: dict[str, str]) -> Any:
+    return CliRunner().invoke(app, args, env=env)
+
+
+def _respond(sandbox: Sandbox, survey_id: str, count: int) -> list[str]:
+    return [
+        sandbox.state.record_response(survey_id, {"QID1": 1 + i % 5, "finished": 1}).id
+        for i in range(count)
+    ]
+
+
+def test_whoami_json(env: dict[str, str], sandbox: Sandbox) -> None:
+    result = _run(["qualtrics", "whoami", "--json"], env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["userId"] == sandbox.user_id
+
+
+def test_whoami_table(env: dict[str, str], sandbox: Sandbox) -> None:
+    result = _run(["q", "whoami"], env)
+    assert result.exit_code == 0, result.output
+    assert sandbox.user_id in result.stdout
+    assert "contract.tester@example.com" in result.stdout
+
+
+def test_surveys_json_and_table(env: dict[str, str], survey_id: str) -> None:
+    result = _run(["q", "surveys", "--json"], env)
+    assert result.exit_code == 0, result.output
+    assert [s["id"] for s in json.loads(result.stdout)] == [survey_id]
+    table = _run(["q", "surveys"], env)
+    assert table.exit_code == 0
+    assert survey_id in table.stdout
+
+
+def test_survey_details(env: dict[str, str], survey_id: str, sandbox: Sandbox) -> None:
+    _respond(sandbox, survey_id, 2)
+    result = _run(["q", "survey", survey_id, "--json"], env)
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["id"] == survey_id
+    assert data["responseCounts"]["auditable"] == 2
+    table = _run(["q", "survey", survey_id], env)
+    assert "2 recorded" in table.stdout
+    assert "QID3" in table.stdout
+
+
+def test_unknown_survey_is_one_line_exit_1(env: dict[str, str]) -> None:
+    result = _run(["q", "survey", "SV_000000000000000"], env)
+    assert result.exit_code == 1
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert "not found" in lines[0].lower()
+    assert "HTTP 404" in lines[0]
+
+
+def test_bad_token_is_one_line_exit_1(env: dict[str, str]) -> None:
+    result = _run(["q", "whoami"], {**env, "QUALTRICS_API_TOKEN": "wrong-token-000000000000"})
+    assert result.exit_code == 1
+    assert "Unrecognized X-API-TOKEN" in result.stderr
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "ndjson"])
+def test_export_to_each_format(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path, fmt: str
+) -> None:
+    ids = _respond(sandbox, survey_id, 3)
+    target = tmp_path / f"out.{fmt}"
+    result = _run(["q", "export", survey_id, "--format", fmt, "-o", str(target), "--json"], env)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 3
+    assert summary["format"] == fmt
+    if fmt == "parquet":
+        table = pq.read_table(target)
+        assert table.column("ResponseId").to_pylist() == ids
+    elif fmt == "ndjson":
+        lines = target.read_text().splitlines()
+        assert [json.loads(line)["ResponseId"] for line in lines] == ids
+    else:
+        assert target.read_text().splitlines()[0].startswith('"StartDate","EndDate"')
+        assert len(target.read_text().splitlines()) == 4  # one header row, three responses
+
+
+def test_export_with_labels_and_incremental_token(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 2)
+    first = tmp_path / "first.parquet"
+    result = _run(
+        ["q", "export", survey_id, "-o", str(first), "--labels", "--incremental", "--json"], env
+    )
+    assert result.exit_code == 0, result.output
+    token = json.loads(result.stdout)["continuationToken"]
+    assert token
+    assert pq.read_table(first).column("Q1_label").to_pylist() == [
+        "Extremely dissatisfied",
+        "Somewhat dissatisfied",
+    ]
+    newer = _respond(sandbox, survey_id, 1)
+    second = tmp_path / "second.parquet"
+    result = _run(
+        ["q", "export", survey_id, "-o", str(second), "--continuation-token", token, "--json"],
+        env,
+    )
+    assert result.exit_code == 0, result.output
+    assert pq.read_table(second).column("ResponseId").to_pylist() == newer
+
+
+def test_export_shows_progress_then_a_summary(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    result = _run(["q", "export", survey_id, "-o", str(tmp_path / "x.parquet")], env)
+    assert result.exit_code == 0, result.output
+    assert "Download" in result.stderr
+    assert "Convert to parquet" in result.stderr
+    assert "1 response(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "reason"),
+    [
+        (["--start-date", "yesterday"], "--start-date"),
+        (["--start-date", "2025-02-01", "--end-date", "2025-01-01"], "start_date"),
+        (["-o", "/no/such/folder/x.parquet"], "does not exist"),
+    ],
+)
+def test_export_bad_input(
+    env: dict[str, str], survey_id: str, tmp_path: Path, args: list[str], reason: str
+) -> None:
+    base = ["q", "export", survey_id]
+    if "-o" not in args:
+        base += ["-o", str(tmp_path / "x.parquet")]
+    result = _run(base + args, env)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1
+    assert reason in lines[0]
+
+
+def test_failed_export_is_one_line(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    sandbox.state.fail_exports(survey_id)
+    target = tmp_path / "x.parquet"
+    result = _run(["q", "export", survey_id, "-o", str(target)], env)
+    assert result.exit_code == 1
+    assert "failed" in result.stderr.splitlines()[-1]
+    assert not target.exists()

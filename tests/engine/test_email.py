@@ -1,0 +1,123 @@
+"""notify.email through the outbox to a real SMTP server (aiosmtpd on loopback)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from email import message_from_string
+from email.message import Message
+
+import pytest
+from sqlalchemy import select
+
+from qualflow.engine.automations import Automations
+from qualflow.engine.errors import DefinitionError
+from qualflow.engine.runs import RunDetail
+from qualflow.engine.runtime import Engine
+from qualflow.notify.email import SmtpSettings
+from qualflow.notify.models import OutboxEmail
+from tests.engine.engine_support import SmtpSink
+
+Wait = Callable[..., RunDetail]
+
+
+@pytest.fixture
+def engine_extras(smtp_sink: SmtpSink) -> dict[str, object]:
+    return {"smtp": SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="hub@example.org")}
+
+
+def email_automation(**config: object) -> dict[str, object]:
+    email = {
+        "to": ["{{ trigger.data.email }}", "cx@example.org"],
+        "subject": "Score {{ trigger.data.score }} from {{ trigger.data.name }}",
+        "body": "Hello,\n{{ trigger.data.name }} answered {{ trigger.data.score }}.\n",
+        **config,
+    }
+    return {
+        "name": "mail",
+        "trigger": {"type": "schedule", "cron": "0 3 * * *"},
+        "steps": [{"action": "notify.email", "config": email}],
+    }
+
+
+def body_of(raw: str) -> Message:
+    return message_from_string(raw)
+
+
+def test_templated_email_is_delivered_once(
+    engine: Engine, wait_run: Wait, smtp_sink: SmtpSink
+) -> None:
+    automations = Automations(engine.services)
+    created = automations.create(email_automation())
+
+    run = wait_run(
+        automations.run_now(created.id, {"email": "ada@example.org", "name": "Ada", "score": 10})
+    )
+
+    assert run.status == "succeeded", run.error
+    assert len(smtp_sink.messages) == 1
+    message = smtp_sink.messages[0]
+    assert message["to"] == ["ada@example.org", "cx@example.org"]
+    parsed = body_of(message["data"])
+    assert parsed["Subject"] == "Score 10 from Ada"
+    assert "Ada answered 10." in parsed.get_payload()
+    with engine.services.sessionmaker() as session:
+        row = session.scalar(select(OutboxEmail))
+        assert row is not None
+        assert row.status == "sent"
+        assert row.run_id == run.id
+    assert run.steps[0].output["message_id"] == parsed["Message-ID"]
+
+
+def test_transient_smtp_refusal_is_retried(
+    engine: Engine, wait_run: Wait, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.refuse_next = ["451 try again later"]
+    automations = Automations(engine.services)
+    created = automations.create(email_automation())
+
+    run = wait_run(
+        automations.run_now(created.id, {"email": "b@example.org", "name": "B", "score": 3})
+    )
+
+    assert run.status == "succeeded"
+    assert run.steps[0].attempts == 2
+    assert len(smtp_sink.messages) == 1
+
+
+def test_permanent_smtp_refusal_fails_the_run(
+    engine: Engine, wait_run: Wait, smtp_sink: SmtpSink
+) -> None:
+    smtp_sink.refuse_next = ["554 no thanks"]
+    automations = Automations(engine.services)
+    created = automations.create(email_automation())
+
+    run = wait_run(
+        automations.run_now(created.id, {"email": "c@example.org", "name": "C", "score": 1})
+    )
+
+    assert run.status == "failed"
+    assert run.error is not None
+    assert "554" in run.error
+    assert smtp_sink.messages == []
+
+
+def test_bad_recipient_after_rendering_fails_clearly(engine: Engine, wait_run: Wait) -> None:
+    automations = Automations(engine.services)
+    created = automations.create(email_automation())
+
+    run = wait_run(automations.run_now(created.id, {"email": "not-an-address", "name": "D"}))
+
+    assert run.status == "failed"
+    assert run.error is not None
+    assert "is not an email address" in run.error
+
+
+def test_invalid_email_config_lists_every_problem(engine: Engine) -> None:
+    with pytest.raises(DefinitionError) as info:
+        Automations(engine.services).create(
+            email_automation(to=["nobody"], subject="{{ broken", body="")
+        )
+    locations = {tuple(e["loc"]) for e in info.value.errors}
+    assert ("steps", "0", "config", "to") in locations
+    assert ("steps", "0", "config", "subject") in locations
+    assert ("steps", "0", "config", "body") in locations

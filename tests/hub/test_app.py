@@ -1,0 +1,109 @@
+"""The app factory: health, error bodies, OpenAPI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi.testclient import TestClient
+
+from qualflow import __version__
+from qualflow.settings import Settings
+from qualflow.store.db import make_engine
+from qualflow.web.app import create_app
+
+
+def test_healthz_reports_database_ok(client: TestClient) -> None:
+    answer = client.get("/healthz")
+    assert answer.status_code == 200
+    assert answer.json() == {"status": "ok", "database": "ok", "version": __version__}
+
+
+def test_healthz_reports_unavailable_database(tmp_path: Path, settings: Settings) -> None:
+    # SQLite cannot open a directory; nothing listens on PostgreSQL's port 1.
+    broken = f"sqlite:///{tmp_path}" if settings.is_sqlite else "postgresql://127.0.0.1:1/none"
+    app = create_app(settings)
+    with TestClient(app) as client:
+        store = app.state.store
+        working = store.engine
+        store.engine = make_engine(broken)
+        try:
+            answer = client.get("/healthz")
+        finally:
+            store.engine.dispose()
+            store.engine = working
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "database_unavailable"
+
+
+def test_unknown_route_gets_error_body(client: TestClient) -> None:
+    answer = client.get("/api/v1/no-such-thing")
+    assert answer.status_code == 404
+    assert answer.json() == {"error": {"code": "not_found", "message": "Not Found"}}
+
+
+def test_validation_error_is_readable(client: TestClient, admin) -> None:
+    answer = client.post("/api/v1/users", json={"name": "x"}, headers=admin.headers)
+    assert answer.status_code == 422
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert "email: Field required" in error["message"]
+    assert error["details"][0]["field"] == "email"
+
+
+def test_malformed_json_is_a_4xx(client: TestClient, admin) -> None:
+    answer = client.post(
+        "/api/v1/users",
+        content=b"{not json",
+        headers={**admin.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    assert answer.json()["error"]["code"] == "validation_error"
+
+
+def test_openapi_documents_security_errors_and_tags(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert schemes["PersonalToken"]["scheme"] == "bearer"
+    assert schemes["SessionCookie"]["in"] == "cookie"
+    assert "HTTPValidationError" not in schema["components"]["schemas"]
+    users = schema["paths"]["/api/v1/users"]["post"]
+    assert users["responses"]["422"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+    assert users["responses"]["403"]["content"]["application/json"]["schema"]["$ref"].endswith(
+        "/ErrorResponse"
+    )
+    assert {"PersonalToken": []} in users["security"]
+    assert {tag["name"] for tag in schema["tags"]} >= {"auth", "me", "users", "health"}
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            assert operation.get("tags"), f"{method.upper()} {path} has no tag"
+
+
+def test_hub_operations_document_their_answers(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    operation_ids = []
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            operation_ids.append(operation["operationId"])
+            if not set(operation.get("tags", [])) & {
+                "auth",
+                "me",
+                "users",
+                "connections",
+                "health",
+            }:
+                continue
+            where = f"{method.upper()} {path}"
+            responses = operation["responses"]
+            success = [code for code in responses if code.startswith("2")]
+            assert len(success) == 1, where
+            if success[0] != "204":
+                assert "schema" in responses[success[0]]["content"]["application/json"], where
+            if operation.get("security"):
+                assert "401" in responses, f"{where} does not document 401"
+            for code, answer in responses.items():
+                if code.startswith(("4", "5")):
+                    ref = answer["content"]["application/json"]["schema"]["$ref"]
+                    assert ref.endswith("/ErrorResponse"), f"{where} {code}"
+    assert len(operation_ids) == len(set(operation_ids))

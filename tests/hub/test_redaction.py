@@ -1,0 +1,113 @@
+"""No secret reaches a log line, whichever logging API wrote it."""
+
+from __future__ import annotations
+
+import logging
+import string
+
+import pytest
+import structlog
+from hypothesis import given
+from hypothesis import strategies as st
+
+from qualflow.store.redact import (
+    REDACTED,
+    configure_logging,
+    install_log_redaction,
+    redact_event,
+    redact_text,
+)
+from qualflow.store.secrets import SecretBox, register_secret
+
+
+@pytest.fixture(autouse=True)
+def _redaction() -> None:
+    install_log_redaction()
+
+
+def test_stdlib_messages_and_args_are_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    box = SecretBox([SecretBox.generate_key()])
+    stored = box.encrypt("tok_live_9f8e7d6c5b4a")
+    box.decrypt(stored)
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("qualflow.test").info(
+            "calling Qualtrics with %s", "tok_live_9f8e7d6c5b4a"
+        )
+        logging.getLogger("qualflow.test").warning("X-API-TOKEN: abcdefghij failed")
+    assert "tok_live_9f8e7d6c5b4a" not in caplog.text
+    assert "abcdefghij" not in caplog.text
+    assert REDACTED in caplog.text
+
+
+def test_exception_text_is_scrubbed(caplog: pytest.LogCaptureFixture) -> None:
+    register_secret("oauth-secret-123456")
+    with caplog.at_level(logging.ERROR):
+        try:
+            raise RuntimeError("bad client secret oauth-secret-123456")
+        except RuntimeError:
+            logging.getLogger("qualflow.test").exception("token exchange failed")
+    assert "oauth-secret-123456" not in caplog.text
+    assert "token exchange failed" in caplog.text
+
+
+def test_structlog_events_redact_sensitive_keys_and_known_values() -> None:
+    register_secret("brand-admin-token-777777")
+    event = redact_event(
+        None,
+        "info",
+        {
+            "event": "provisioning with brand-admin-token-777777",
+            "api_token": "whatever-value",
+            "Authorization": "Bearer xyz",
+            "headers": {"X-API-TOKEN": "abc", "Accept": "application/json"},
+            "survey": "SV_123",
+        },
+    )
+    assert event["event"] == f"provisioning with {REDACTED}"
+    assert event["api_token"] == REDACTED
+    assert event["Authorization"] == REDACTED
+    assert event["headers"] == {"X-API-TOKEN": REDACTED, "Accept": "application/json"}
+    assert event["survey"] == "SV_123"
+
+
+def test_configured_pipeline_writes_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
+    register_secret("smtp-password-424242")
+    configure_logging("INFO")
+    try:
+        structlog.get_logger("qualflow.test").info(
+            "sending mail", password="smtp-password-424242", detail="pw smtp-password-424242"
+        )
+        logging.getLogger("qualflow.test").info("login as user:smtp-password-424242")
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if handler.get_name() == "qualflow":
+                root.removeHandler(handler)
+        structlog.reset_defaults()
+    written = capsys.readouterr().err
+    assert "sending mail" in written
+    assert "login as user" in written
+    assert "smtp-password-424242" not in written
+
+
+def test_inline_labels_are_scrubbed() -> None:
+    assert redact_text("Authorization: Bearer abc.def") == f"Authorization: Bearer {REDACTED}"
+    assert redact_text("password=hunter22&x=1") == f"password={REDACTED}&x=1"
+    assert redact_text("nothing to hide here") == "nothing to hide here"
+
+
+_ALNUM = st.text(alphabet=string.ascii_letters + string.digits, min_size=6, max_size=40)
+
+
+@given(secret=_ALNUM, before=st.text(max_size=60), after=st.text(max_size=60))
+def test_a_registered_secret_never_survives_redaction(secret: str, before: str, after: str) -> None:
+    register_secret(secret)
+    assert secret not in redact_text(before + secret + after + secret)
+
+
+def test_redaction_stays_correct_with_thousands_of_secrets() -> None:
+    codes = [f"GIFT-{n:06d}-{n * 7919 % 100000:05d}" for n in range(5000)]
+    for code in codes:
+        register_secret(code)
+    line = f"delivered {codes[1234]} and {codes[4321]} to respondent R_abc"
+    assert redact_text(line) == f"delivered {REDACTED} and {REDACTED} to respondent R_abc"

@@ -1,0 +1,380 @@
+"""REST: incentives, the review queue, providers, platform API keys and the platform endpoint."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from fastapi.testclient import TestClient
+
+from qualflow.incentives.emails import NO_EMAIL_MESSAGE
+from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER
+from tests.engine.engine_support import SmtpSink
+from tests.incentives.support import Person, Tango, body_text, parsed
+
+API = "/api/v1/incentives"
+MakePerson = Callable[..., Person]
+
+
+def codes(count: int) -> str:
+    rows = "".join(f"CODE-{n:05d}-XYZ,10.00,USD,2099-01-01\n" for n in range(count))
+    return "code,value,currency,expiry\n" + rows
+
+
+def gift_incentive(
+    hub: TestClient, admin: Person, *, stock: int = 5, **fields: Any
+) -> dict[str, Any]:
+    pool = hub.post(
+        f"{API}/providers/gift-code-pools",
+        json={"name": f"pool {time.monotonic_ns()}"},
+        headers=admin.headers,
+    )
+    assert pool.status_code == 201, pool.text
+    imported = hub.post(
+        f"{API}/providers/gift-code-pools/{pool.json()['id']}/codes",
+        content=codes(stock),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert imported.json() == {"imported": stock, "duplicates": 0, "errors": []}
+    body = {
+        "name": "Usability study",
+        "provider": "gift_codes",
+        "gift_code_pool_id": pool.json()["id"],
+        "amount": "10.00",
+        "currency": "usd",
+        "reward_name": "gift card",
+        "approval_mode": "automatic",
+        **fields,
+    }
+    created = hub.post(API, json=body, headers=admin.headers)
+    assert created.status_code == 201, created.text
+    return created.json()
+
+
+def platform_key(hub: TestClient, admin: Person, platform: str = "acme") -> tuple[str, str]:
+    created = hub.post(
+        f"{API}/api-keys", json={"platform": platform, "display_name": "Workflow"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    revealed = hub.post(f"{API}/api-keys/{created.json()['id']}/reveal", headers=admin.headers)
+    return revealed.json()["platform"], revealed.json()["key"]
+
+
+def wait_for(predicate: Callable[[], bool], what: str = "a condition", limit: float = 30.0) -> None:
+    # A safety net against hangs, not a timing assertion.
+    deadline = time.monotonic() + limit
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+def test_incentive_crud_and_permissions(
+    hub: TestClient, admin: Person, make_person: MakePerson
+) -> None:
+    incentive = gift_incentive(hub, admin)
+    reference = incentive["reference_id"]
+    assert reference.startswith("INC-")
+    assert incentive["currency"] == "USD"
+    assert incentive["state"] == "open"
+
+    viewer = make_person("viewer")
+    assert hub.get(f"{API}/{reference.lower()}", headers=viewer.headers).status_code == 200
+    listed = hub.get(API, headers=viewer.headers).json()
+    assert [i["reference_id"] for i in listed] == [reference]
+    denied = hub.patch(f"{API}/{reference}", json={"name": "x"}, headers=viewer.headers)
+    assert denied.status_code == 403
+    assert denied.json()["error"]["message"] == "requires Manage permission on incentives"
+    assert hub.get(API).status_code == 401
+
+    changed = hub.patch(
+        f"{API}/{reference}", json={"max_rewards": 100, "active": False}, headers=admin.headers
+    )
+    assert changed.status_code == 200
+    assert changed.json()["max_rewards"] == 100
+    assert changed.json()["state"] == "paused"
+
+    bad = hub.post(API, json={"name": "x", "provider": "tango"}, headers=admin.headers)
+    assert bad.status_code == 422
+    assert "needs tango_account_id and utid" in bad.json()["error"]["message"]
+    missing_pool = hub.post(
+        API,
+        json={"name": "x", "provider": "gift_codes", "gift_code_pool_id": 999, "amount": 1,
+              "currency": "USD"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert missing_pool.status_code == 422
+    assert missing_pool.json()["error"]["message"] == "gift-code pool 999 does not exist"
+    assert hub.get(f"{API}/INC-ZZZZZZ", headers=admin.headers).status_code == 404
+
+    assert hub.delete(f"{API}/{reference}", headers=admin.headers).status_code == 204
+    assert hub.get(f"{API}/{reference}", headers=admin.headers).status_code == 404
+
+
+def test_platform_api_keys_lifecycle(
+    hub: TestClient, admin: Person, make_person: MakePerson
+) -> None:
+    manager, member = make_person("manager"), make_person("member")
+    first = hub.post(
+        f"{API}/api-keys", json={"platform": "Acme", "display_name": "Workflow A"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert first.status_code == 201
+    assert first.json()["platform"] == "acme"
+    assert first.json()["status"] == "active"
+    assert "••••" in first.json()["key"]
+    hub.post(
+        f"{API}/api-keys", json={"platform": "acme", "display_name": "B"}, headers=admin.headers
+    )
+    third = hub.post(
+        f"{API}/api-keys", json={"platform": "acme", "display_name": "C"}, headers=admin.headers
+    )
+    assert third.status_code == 409
+    assert "already has 2 active keys ('Workflow A', 'B')" in third.json()["error"]["message"]
+    # Managers may view (reveal) keys but not create them; members may not even list them.
+    denied = hub.post(
+        f"{API}/api-keys", json={"platform": "acme", "display_name": "D"}, headers=manager.headers
+    )
+    assert denied.status_code == 403
+    assert denied.json()["error"]["message"] == "requires Manage permission on API keys"
+    assert hub.get(f"{API}/api-keys", headers=member.headers).status_code == 403
+
+    key_id = first.json()["id"]
+    revealed = hub.post(f"{API}/api-keys/{key_id}/reveal", headers=manager.headers)
+    assert revealed.status_code == 200
+    assert revealed.headers["cache-control"] == "no-store"
+    raw = revealed.json()["key"]
+    assert raw.startswith("qfk_")
+    listed = hub.get(f"{API}/api-keys", headers=manager.headers).json()
+    assert all(raw not in str(item) for item in listed)
+    renamed = hub.patch(
+        f"{API}/api-keys/{key_id}", json={"display_name": "Qualtrics prod"}, headers=admin.headers
+    )
+    assert renamed.json()["display_name"] == "Qualtrics prod"
+    audit = hub.get(f"{API}/api-keys/{key_id}/audit", headers=admin.headers).json()
+    assert [a["action"] for a in audit] == ["renamed", "revealed", "created"]
+    assert audit[1]["actor"] == manager.email
+
+    incentive = gift_incentive(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+    used = hub.post(url, json={"email": "u@example.org"}, auth=("acme", raw))
+    assert used.status_code == 201
+    assert hub.get(f"{API}/api-keys", headers=admin.headers).json()[0]["last_used_at"]
+
+    gone = hub.post(f"{API}/api-keys/{key_id}/deactivate", headers=admin.headers)
+    assert gone.json()["status"] == "deactivated"
+    again = hub.post(f"{API}/api-keys/{key_id}/deactivate", headers=admin.headers)
+    assert again.status_code == 409
+    assert "cannot be undone" in again.json()["error"]["message"]
+    refused = hub.post(url, json={"email": "v@example.org"}, auth=("acme", raw))
+    assert refused.status_code == 401
+    # Its slot is free again: a new key can be created.
+    assert hub.post(
+        f"{API}/api-keys", json={"platform": "acme", "display_name": "C"}, headers=admin.headers
+    ).status_code == 201  # fmt: skip
+
+
+def test_platform_endpoint_outcomes(hub: TestClient, admin: Person, smtp_sink: SmtpSink) -> None:
+    incentive = gift_incentive(hub, admin)
+    platform, key = platform_key(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+
+    assert hub.post(url, json={"email": "a@example.org"}).status_code == 401
+    assert (
+        hub.post(url, json={"email": "a@example.org"}, auth=(platform, "qfk_nope")).status_code
+        == 401
+    )
+    assert hub.post(url, json={"email": "a@example.org"}, auth=("other", key)).status_code == 401
+
+    body = {"email": "Pat@Example.org", "firstName": "Pat", "responseId": "R_1", "surveyId": "SV_1"}
+    created = hub.post(url, json=body, auth=(platform, key))
+    assert created.status_code == 201, created.text
+    reward = created.json()
+    assert reward["status"] == "sent"
+    assert reward["reference_id"].startswith("RW-")
+    assert len(smtp_sink.messages) == 1
+    assert "Hi Pat," in body_text(smtp_sink.messages[0])
+
+    replay = hub.post(url, json=body, auth=(platform, key))
+    assert replay.status_code == 200
+    assert replay.json()["reference_id"] == reward["reference_id"]
+    duplicate = hub.post(
+        url, json={"email": "pat@example.org", "responseId": "R_2"}, auth=(platform, key)
+    )
+    assert duplicate.status_code == 409
+    assert duplicate.json()["error"] == {
+        "code": "already_rewarded",
+        "message": f"already rewarded as {reward['reference_id']}",
+    }
+    anonymous = hub.post(url, json={"responseId": "R_3"}, auth=(platform, key))
+    assert anonymous.status_code == 422
+    assert anonymous.json()["error"]["message"] == NO_EMAIL_MESSAGE
+    unknown = hub.post(
+        f"{API}/INC-ZZZZZZ/rewards", json={"email": "z@example.org"}, auth=(platform, key)
+    )
+    assert unknown.status_code == 404
+    typo = hub.post(url, json={"mail": "z@example.org"}, auth=(platform, key))
+    assert typo.status_code == 422
+    assert len(smtp_sink.messages) == 1
+
+    detail = hub.get(f"{API}/rewards/{reward['reference_id']}", headers=admin.headers).json()
+    assert detail["source"] == "api"
+    assert detail["requested_by"] == "API key 'Workflow' of platform acme"
+    assert [t["to_status"] for t in detail["transitions"]] == [
+        "pending",
+        "approved",
+        "ordered",
+        "sent",
+    ]
+    assert "CODE-" not in str(detail)  # the code is never returned
+
+
+def test_review_queue_release_block_and_bulk(
+    hub: TestClient, admin: Person, make_person: MakePerson, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(hub, admin, approval_mode="review_all")
+    platform, key = platform_key(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+    references = []
+    for n in range(4):
+        answer = hub.post(url, json={"email": f"q{n}@example.org"}, auth=(platform, key))
+        assert answer.json()["status"] == "held"
+        assert answer.json()["message"].startswith("held for review: this incentive reviews")
+        references.append(answer.json()["reference_id"])
+
+    queue = hub.get(f"{API}/rewards", params={"status": "held"}, headers=admin.headers).json()
+    assert queue["total"] == 4
+    viewer = make_person("viewer")
+    forbidden = hub.post(f"{API}/rewards/{references[0]}/release", headers=viewer.headers)
+    assert forbidden.status_code == 403
+
+    released = hub.post(
+        f"{API}/rewards/{references[0]}/release", json={"reason": "checked by hand"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert released.status_code == 200
+    blocked = hub.post(
+        f"{API}/rewards/{references[1]}/block", json={"reason": "bot"}, headers=admin.headers
+    )
+    assert blocked.json()["status"] == "blocked"
+    assert blocked.json()["transitions"][-1]["reason"] == f"blocked by {admin.email}: bot"
+    conflict = hub.post(f"{API}/rewards/{references[1]}/release", headers=admin.headers)
+    assert conflict.status_code == 409
+
+    bulk = hub.post(
+        f"{API}/rewards/bulk",
+        json={"action": "release", "rewards": [*references[2:], references[1], "RW-22222222"]},
+        headers=admin.headers,
+    )
+    assert bulk.json()["succeeded"] == 2
+    assert bulk.json()["failed"] == 2
+    wait_for(lambda: len(smtp_sink.messages) == 3, "three reward emails")
+    sent = hub.get(f"{API}/rewards", params={"status": "sent"}, headers=admin.headers).json()
+    assert {r["reference_id"] for r in sent["items"]} == {references[0], *references[2:]}
+
+    resent = hub.post(
+        f"{API}/rewards/{references[0]}/resend", json={"email": "fixed@example.org"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert resent.status_code == 200
+    assert resent.json()["resend_count"] == 1
+    assert smtp_sink.messages[-1]["to"] == ["fixed@example.org"]
+    not_paid = hub.post(f"{API}/rewards/{references[1]}/resend", headers=admin.headers)
+    assert not_paid.status_code == 409
+
+
+def test_manual_rewards_export_and_mark_paid(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    created = hub.post(
+        API,
+        json={"name": "Diary study", "provider": "manual", "amount": "25", "currency": "EUR",
+              "approval_mode": "automatic", "reward_name": "bank transfer"},
+        headers=admin.headers,
+    )  # fmt: skip
+    reference = created.json()["reference_id"]
+    platform, key = platform_key(hub, admin)
+    answer = hub.post(
+        f"{API}/{reference}/rewards", json={"email": "d@example.org"}, auth=(platform, key)
+    )
+    assert answer.json()["status"] == "ordered"
+    exported = hub.get(
+        f"{API}/{reference}/rewards.csv", params={"status": "ordered"}, headers=admin.headers
+    )
+    assert exported.headers["content-type"].startswith("text/csv")
+    lines = exported.text.strip().splitlines()
+    assert lines[0].startswith("reward,status,email")
+    assert "d@example.org,,25.00,EUR" in lines[1]
+    paid = hub.post(
+        f"{API}/rewards/{answer.json()['reference_id']}/mark-paid", headers=admin.headers
+    )
+    assert paid.json()["status"] == "sent"
+    assert paid.json()["paid_at"]
+    assert "25.00 EUR bank transfer" in body_text(smtp_sink.messages[0])
+
+
+def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tango: Tango) -> None:
+    created = hub.post(
+        f"{API}/providers/tango-accounts",
+        json={"name": "Sandbox", "base_url": "http://tango",
+              "platform_name": tango.state.platform_name,
+              "platform_key": tango.state.platform_key, "customer_id": DEFAULT_CUSTOMER,
+              "account_id": DEFAULT_ACCOUNT},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert created.status_code == 201
+    assert created.json()["platform_key"] == "••••" + tango.state.platform_key[-4:]
+    incentive = hub.post(
+        API,
+        json={"name": "Tango", "provider": "tango", "tango_account_id": created.json()["id"],
+              "utid": "U442382", "approval_mode": "automatic"},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert incentive.status_code == 201, incentive.text
+    assert incentive.json()["amount"] == "10.00"
+    in_use = hub.delete(
+        f"{API}/providers/tango-accounts/{created.json()['id']}", headers=admin.headers
+    )
+    assert in_use.status_code == 409
+    review = hub.get(f"{API}/{incentive.json()['reference_id']}/review", headers=admin.headers)
+    assert review.status_code == 200
+    provider = review.json()["provider"]
+    assert provider["ok"] is True
+    assert provider["balance"] == "1000.0"
+    assert provider["key_status"] == "accepted"
+    assert any("no automation rewards with this incentive" in w for w in review.json()["warnings"])
+    assert tango.state.platform_key not in review.text
+
+
+def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: SmtpSink) -> None:
+    incentive = gift_incentive(hub, admin, stock=1)
+    result = hub.post(
+        f"{API}/{incentive['reference_id']}/test-reward",
+        json={"values": {"QID9_TEXT": "x"}, "email": "t@example.org", "first_name": "Tess"},
+        headers=admin.headers,
+    )
+    assert result.status_code == 200, result.text
+    report = result.json()
+    assert report["paid"] is False
+    names = [s["name"] for s in report["steps"]]
+    assert names == [
+        "respondent email", "one reward per respondent", "fraud rules", "limits and dates",
+        "provider (gift_codes)", "email template", "test email",
+    ]  # fmt: skip
+    fraud = report["steps"][2]
+    assert not fraud["ok"]
+    assert "missing from the response" in fraud["detail"]
+    assert len(smtp_sink.messages) == 1
+    assert smtp_sink.messages[0]["to"] == [admin.email]
+    assert parsed(smtp_sink.messages[0])["Subject"].startswith("[TEST] Your reward")
+    pools = hub.get(f"{API}/providers/gift-code-pools", headers=admin.headers).json()
+    assert pools[0]["stock"][0]["unused"] == 1  # no code was claimed
+    rewards = hub.get(f"{API}/rewards", headers=admin.headers).json()
+    assert rewards["total"] == 0
+    no_email = hub.post(
+        f"{API}/{incentive['reference_id']}/test-reward", json={}, headers=admin.headers
+    ).json()
+    assert no_email["ok"] is False
+    assert no_email["steps"][0]["detail"] == NO_EMAIL_MESSAGE

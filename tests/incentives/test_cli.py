@@ -1,0 +1,103 @@
+"""``qualflow incentives``: tables, --json, and one-line errors with exit code 1."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from qualflow.cli import app
+from qualflow.incentives.service import RewardRequestIn, RewardService
+from qualflow.store.secrets import SecretBox
+from tests.incentives.support import Db
+
+
+@pytest.fixture
+def cli_env(db: Db, secret_box: SecretBox, tmp_path: Path) -> dict[str, str]:
+    return {
+        "QUALFLOW_DATABASE_URL": db.url,
+        "QUALFLOW_SECRET_KEYS": ",".join(secret_box.keys),
+        "QUALFLOW_DATA_DIR": str(tmp_path / "data"),
+    }
+
+
+def run(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(app, ["incentives", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_pools_incentives_rewards_and_keys_from_the_command_line(
+    cli_env: dict[str, str], db: Db, tmp_path: Path
+) -> None:
+    code, out, _ = run(cli_env, "pools", "create", "Thank-you cards")
+    assert code == 0
+    pool_id = out.strip()
+    csv_file = tmp_path / "codes.csv"
+    csv_file.write_text(
+        "code,value,currency,expiry\nAAA-1111,10,USD,\nBBB-2222,10,USD,\nCCC,x,USD,\n"
+    )
+    code, out, err = run(cli_env, "pools", "import", pool_id, str(csv_file))
+    assert code == 0
+    assert out.strip() == "imported 2, skipped 0 duplicate(s)"
+    assert "rejected line 4: 'x' is not an amount" in err
+
+    code, out, _ = run(
+        cli_env, "create", "--name", "Card sort", "--provider", "gift_codes", "--pool", pool_id,
+        "--amount", "10", "--currency", "USD", "--approval-mode", "review_all",
+    )  # fmt: skip
+    assert code == 0, out
+    reference = out.strip()
+    assert reference.startswith("INC-")
+    code, out, _ = run(cli_env, "ls", "--json")
+    assert [i["reference_id"] for i in json.loads(out)] == [reference]
+
+    service = RewardService(db.sessionmaker)
+    held = service.submit(
+        RewardRequestIn(
+            incentive_reference=reference, email="r@example.org", source="manual",
+            requested_by="tests", request_key="k",
+        )
+    )  # fmt: skip
+    assert held.reward is not None
+    code, out, _ = run(cli_env, "rewards", "ls", "--status", "held", "--json")
+    assert [r["reference_id"] for r in json.loads(out)] == [held.reward.reference_id]
+    code, out, _ = run(cli_env, "rewards", "block", held.reward.reference_id, "--reason", "bot")
+    assert code == 0
+    assert "ok (blocked)" in out
+    code, out, _ = run(cli_env, "rewards", "release", held.reward.reference_id)
+    assert code == 1
+    assert "refused (blocked)" in out
+    code, out, _ = run(cli_env, "rewards", "show", held.reward.reference_id)
+    assert "held → blocked by cli:" in out
+
+    export = tmp_path / "rewards.csv"
+    code, out, _ = run(cli_env, "rewards", "export", reference, "-o", str(export))
+    assert out.strip() == f"wrote 1 reward(s) to {export}"
+    assert "r@example.org" in export.read_text()
+
+    code, out, _ = run(cli_env, "keys", "create", "--platform", "acme", "--name", "Workflow")
+    key_id = out.strip()
+    code, out, _ = run(cli_env, "keys", "reveal", key_id)
+    assert out.startswith("acme:qfk_")
+    code, _, err = run(cli_env, "keys", "deactivate", key_id)
+    assert code == 1
+    assert err.strip() == "error: deactivation cannot be undone; repeat with --yes"
+    assert run(cli_env, "keys", "deactivate", key_id, "--yes")[0] == 0
+    code, _, err = run(cli_env, "keys", "reveal", key_id)
+    assert code == 1
+    assert "is deactivated" in err
+
+
+def test_bad_input_is_one_line_with_exit_code_1(cli_env: dict[str, str]) -> None:
+    code, _, err = run(cli_env, "show", "INC-ZZZZZZ")
+    assert code == 1
+    assert err.strip() == "error: incentive INC-ZZZZZZ does not exist"
+    code, _, err = run(cli_env, "create", "--name", "x", "--provider", "tango")
+    assert code == 1
+    assert "needs tango_account_id and utid" in err
+    assert len(err.strip().splitlines()) == 1
+    code, _, err = run(cli_env, "rewards", "ls", "--status", "lost")
+    assert code == 1
+    assert "unknown status lost" in err

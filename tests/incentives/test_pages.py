@@ -1,0 +1,156 @@
+"""Incentive pages over HTTP: forms with CSRF, permissions, the review queue and API keys."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from fastapi.testclient import TestClient
+
+from tests.engine.engine_support import SmtpSink
+from tests.incentives.support import Person, body_text
+from tests.incentives.test_api import wait_for
+
+_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+MakePerson = Callable[..., Person]
+
+
+def sign_in(hub: TestClient, person: Person) -> str:
+    page = hub.get("/sign-in")
+    token = _CSRF.search(page.text)
+    assert token, page.text[:300]
+    answer = hub.post(
+        "/sign-in",
+        data={"email": person.email, "password": person.password, "next": "/",
+              "csrf_token": token.group(1)},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert answer.status_code == 303, answer.text
+    return token.group(1)
+
+
+def form(token: str, **fields: str | list[str]) -> dict[str, str | list[str]]:
+    return {"csrf_token": token, **fields}
+
+
+INCENTIVE_FIELDS = {
+    "name": "Card sort study",
+    "provider": "gift_codes",
+    "amount": "10",
+    "currency": "USD",
+    "reward_name": "gift card",
+    "approval_mode": "review_all",
+    "active": "on",
+    "recaptcha_enabled": "on",
+    "recaptcha_threshold": "0.5",
+    "duplicate_enabled": "on",
+    "duplicate_threshold": "75",
+    "fraud_enabled": "on",
+    "fraud_threshold": "30",
+    "hold_missing": "on",
+    "shared_email_threshold": "3",
+    "shared_ip_threshold": "3",
+    "low_stock_threshold": "10",
+}
+
+
+def test_incentive_pages_queue_and_keys(
+    hub: TestClient, make_person: MakePerson, smtp_sink: SmtpSink
+) -> None:
+    admin = make_person("admin")
+    token = sign_in(hub, admin)
+    assert "No incentives yet" in hub.get("/incentives").text
+    assert "Incentives" in hub.get("/").text  # in the sidebar
+
+    created = hub.post(
+        "/incentives/providers/pools", data=form(token, name="Cards", description="")
+    )
+    assert "Pool “Cards” created" in created.text
+    pool_id = re.search(r"Cards</strong> <span class=\"faint\">#(\d+)", created.text)
+    assert pool_id
+    imported = hub.post(
+        f"/incentives/providers/pools/{pool_id.group(1)}/codes",
+        data={"csrf_token": token},
+        files={
+            "file": ("codes.csv", b"code,value,currency,expiry\nPAGE-CODE-1,10,USD,\n", "text/csv")
+        },
+    )
+    assert "Imported 1 code(s)" in imported.text
+
+    bad = hub.post("/incentives/new", data=form(token, **{**INCENTIVE_FIELDS, "amount": "ten"}))
+    assert bad.status_code == 400
+    assert "Enter a number." in bad.text
+    missing = hub.post("/incentives/new", data=form(token, **INCENTIVE_FIELDS))
+    assert missing.status_code == 400
+    assert "a gift-code incentive needs gift_code_pool_id" in missing.text
+    page = hub.post(
+        "/incentives/new",
+        data=form(token, **INCENTIVE_FIELDS, gift_code_pool_id=pool_id.group(1)),
+    )
+    assert page.status_code == 200
+    reference = re.search(r"Incentive (INC-[A-Z0-9]{6}) created", page.text)
+    assert reference
+    ref = reference.group(1)
+    assert 'hx-get="/incentives/' in page.text  # the review panel loads on its own
+    review = hub.get(f"/incentives/{ref}/review")
+    assert "no automation rewards with this incentive yet" in review.text
+    assert "1 unused 10.00 USD code(s)" in review.text
+
+    tested = hub.post(
+        f"/incentives/{ref}/test", data=form(token, email="t@example.org"),
+        headers={"X-CSRF-Token": token},
+    )  # fmt: skip
+    assert 'data-testid="test-report"' in tested.text
+    assert "Nobody was paid." in tested.text
+    assert smtp_sink.messages[-1]["to"] == [admin.email]
+
+    # A platform API key, then a reward requested with it lands in the review queue.
+    hub.post("/incentives/api-keys", data=form(token, platform="acme", display_name="Workflow"))
+    keys = hub.get("/incentives/api-keys")
+    key_id = re.search(r'data-testid="key-(\d+)"', keys.text)
+    assert key_id
+    revealed = hub.post(
+        f"/incentives/api-keys/{key_id.group(1)}/reveal", headers={"X-CSRF-Token": token}
+    )
+    raw = re.search(r"acme:(qfk_[A-Za-z0-9_-]+)", revealed.text)
+    assert raw
+    assert revealed.headers["cache-control"] == "no-store"
+    assert raw.group(1) not in hub.get("/incentives/api-keys").text  # only when revealed
+    assert "revealed by " + admin.email in hub.get("/incentives/api-keys").text
+    answer = hub.post(
+        f"/api/v1/incentives/{ref}/rewards", json={"email": "q@example.org"},
+        auth=("acme", raw.group(1)),
+    )  # fmt: skip
+    reward = answer.json()["reference_id"]
+    queue = hub.get("/incentives/review-queue")
+    assert f'data-testid="held-{reward}"' in queue.text
+    assert "this incentive reviews every reward before paying it" in queue.text
+
+    released = hub.post(
+        "/incentives/review-queue", data=form(token, action="release", reward=[reward])
+    )
+    assert f"Released 1 reward(s): {reward}." in released.text
+    detail = hub.get(f"/incentives/rewards/{reward}")
+    assert "released by " + admin.email in detail.text
+    wait_for(lambda: any(m["to"] == ["q@example.org"] for m in smtp_sink.messages))
+    assert "PAGE-CODE-1" in body_text(smtp_sink.messages[-1])
+
+    deactivated = hub.post(f"/incentives/api-keys/{key_id.group(1)}/deactivate", data=form(token))
+    assert "deactivated for good" in deactivated.text
+
+
+def test_pages_check_permissions_and_csrf(hub: TestClient, make_person: MakePerson) -> None:
+    viewer = make_person("viewer")
+    token = sign_in(hub, viewer)
+    assert hub.get("/incentives").status_code == 200
+    denied = hub.get("/incentives/new")
+    assert denied.status_code == 403
+    assert "Manage permission on incentives" in denied.text
+    assert hub.get("/incentives/api-keys").status_code == 403  # viewers see no keys
+    forged = hub.post("/incentives/review-queue", data={"action": "release", "reward": "RW-X"})
+    assert forged.status_code in (400, 403)
+    assert (
+        hub.post("/incentives/review-queue", data=form(token, action="release")).status_code == 403
+    )
+    missing = hub.get("/incentives/INC-ZZZZZZ")
+    assert missing.status_code == 404

@@ -1,0 +1,144 @@
+"""ExportFile over real export files produced by the sandbox's 3-step export API."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pyarrow.parquet as pq
+import pytest
+
+from qualflow.qualtrics.export_file import ExportFile
+from qualflow.sandbox import SandboxConfig, SandboxState, create_app
+from qualflow.sandbox.respondents import Simulator
+from qualflow.sandbox.seed import customer_satisfaction
+
+TOKEN = "E" * 40
+RESPONSES = 150
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> tuple[SandboxState, str, dict[str, dict[str, Any]]]:
+    state = SandboxState(SandboxConfig(webhook_backoff=0.0))
+    state.create_user("export@example.com", api_token=TOKEN)
+    survey = customer_satisfaction(state)
+    made = Simulator(state, survey.id, seed=11).run(RESPONSES)
+    return state, survey.id, {r.id: dict(r.values) for r in made}
+
+
+async def _download(state: SandboxState, survey_id: str, body: dict[str, Any]) -> tuple[bytes, Any]:
+    """start → poll → file, exactly as a client does; returns the file and the definition."""
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sandbox.test", headers={"X-API-TOKEN": TOKEN}
+    ) as client:
+        base = f"/API/v3/surveys/{survey_id}/export-responses"
+        started = await client.post(base, json=body)
+        assert started.status_code == 200, started.text
+        progress_id = started.json()["result"]["progressId"]
+        for _ in range(200):
+            progress = (await client.get(f"{base}/{progress_id}")).json()["result"]
+            if progress["status"] != "inProgress":
+                break
+            await asyncio.sleep(0.01)
+        assert progress["status"] == "complete", progress
+        file = await client.get(f"{base}/{progress['fileId']}/file")
+        assert file.status_code == 200
+        definition = await client.get(f"/API/v3/survey-definitions/{survey_id}")
+        assert definition.status_code == 200
+        return file.content, definition.json()["result"]
+
+
+def download(state: SandboxState, survey_id: str, body: dict[str, Any], dest: Path) -> Any:
+    content, definition = asyncio.run(_download(state, survey_id, body))
+    dest.write_bytes(content)
+    return definition
+
+
+def instant(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).astimezone(UTC)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "tsv", "json", "ndjson"])
+@pytest.mark.parametrize("compress", [True, False], ids=["zip", "raw"])
+def test_sandbox_exports_read_back_typed(
+    sandbox: tuple[SandboxState, str, dict[str, dict[str, Any]]],
+    tmp_path: Path,
+    fmt: str,
+    compress: bool,
+) -> None:
+    state, survey_id, recorded = sandbox
+    path = tmp_path / f"export.{fmt}"
+    body = {"format": fmt, "compress": compress, "timeZone": "America/New_York"}
+    definition = download(state, survey_id, body, path)
+    export = ExportFile(
+        path,
+        format=fmt,  # type: ignore[arg-type]
+        compressed=compress,
+        names="import_id",
+        survey=definition,
+    )
+    kinds = {c.import_id: c.kind for c in export.columns if not c.is_label}
+    assert kinds["startDate"] == kinds["recordedDate"] == "timestamp"
+    assert kinds["status"] == kinds["finished"] == kinds["duration"] == "integer"
+    assert kinds["QID1"] == kinds["QID2"] == kinds["QID3_1"] == "float"
+    assert kinds["QID4"] == "string"  # multi-answer: comma-joined codes
+    assert kinds["customer_id"] == "string"
+
+    rows = list(export.iter_rows())
+    assert len(rows) == RESPONSES
+    assert {r["_recordId"] for r in rows} == set(recorded)
+    for row in rows:
+        values = recorded[str(row["_recordId"])]
+        assert row["startDate"] == instant(values["startDate"])
+        recorded_at = instant(values["recordedDate"])
+        if fmt in ("csv", "tsv"):  # CSV dates are whole seconds in the export time zone
+            recorded_at = recorded_at.replace(microsecond=0)
+        assert row["recordedDate"] == recorded_at
+        assert row["status"] == values["status"]
+        assert row["finished"] == values["finished"]
+        assert row["duration"] == values["duration"]
+        assert row["QID1"] == values.get("QID1")
+        assert row["QID2"] == values.get("QID2")
+        expected_multi = values.get("QID4")
+        assert row["QID4"] == (",".join(expected_multi) if expected_multi else None)
+        assert row["customer_id"] == values.get("customer_id")
+        assert row["locationLatitude"] == float(values["locationLatitude"])
+
+    assert export.write(tmp_path / "out.parquet") == RESPONSES
+    assert pq.read_table(tmp_path / "out.parquet").num_rows == RESPONSES
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json"])
+def test_sandbox_label_exports(
+    sandbox: tuple[SandboxState, str, dict[str, dict[str, Any]]], tmp_path: Path, fmt: str
+) -> None:
+    state, survey_id, recorded = sandbox
+    path = tmp_path / f"labels.{fmt}"
+    body: dict[str, Any] = {"format": fmt}
+    if fmt == "csv":
+        body["includeLabelColumns"] = True
+    download(state, survey_id, body, path)
+    export = ExportFile(path, format=fmt, compressed=True, names="import_id")  # type: ignore[arg-type]
+    plain = list(export.iter_rows())
+    assert not any(key.endswith("_label") for key in plain[0])
+    labelled = list(export.iter_rows(labels=True))
+    names = export.schema(labels=True).names
+    assert names[names.index("QID1") + 1] == "QID1_label"
+    by_id = {r["_recordId"]: r for r in labelled}
+    for response_id, values in recorded.items():
+        row = by_id[response_id]
+        assert row["QID1"] == values.get("QID1")
+        assert row["status_label"] == "IP Address"
+        assert (row["QID1_label"] is None) == (values.get("QID1") is None)
+    satisfied = {r["QID1_label"] for r in labelled if r["QID1_label"]}
+    assert satisfied <= {
+        "Extremely dissatisfied",
+        "Somewhat dissatisfied",
+        "Neither satisfied nor dissatisfied",
+        "Somewhat satisfied",
+        "Extremely satisfied",
+    }, satisfied

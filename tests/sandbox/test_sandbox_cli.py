@@ -1,0 +1,160 @@
+"""`qualflow sandbox serve|seed|respond` through typer's CliRunner (and one real server)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from typer.testing import CliRunner
+
+from qualflow.cli import app
+from qualflow.sandbox import SandboxState, create_app
+
+runner = CliRunner()
+
+
+def test_seed_into_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    result = runner.invoke(
+        app, ["sandbox", "seed", "--surveys", "3", "--responses", "5", "--state-file", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "seeded 7 surveys and 35 responses" in result.stdout
+    state = SandboxState.load(path)
+    assert len(state.surveys) == 7
+    assert sum(state.response_count(s) for s in state.surveys) == 35
+    assert state.default_user()[0].api_token
+
+
+def test_respond_into_state_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    runner.invoke(app, ["sandbox", "seed", "--state-file", str(path)])
+    sid = next(iter(SandboxState.load(path).surveys))
+    result = runner.invoke(
+        app, ["sandbox", "respond", sid, "--count", "40", "--seed", "3", "--state-file", str(path)]
+    )
+    assert result.exit_code == 0, result.output
+    match = re.search(r"(\d+) completed and (\d+) partial", result.stdout)
+    assert match is not None
+    assert int(match[1]) + int(match[2]) == 40
+    assert SandboxState.load(path).response_count(sid) == 40
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["respond", "SV_missing0000000", "--state-file", "{path}"], "SV_missing0000000"),
+        (["respond", "nope", "--state-file", "{path}"], "not a survey id"),
+        (["respond", "SV_x"], "--state-file"),
+        (["respond", "SV_x", "--state-file", "{path}", "--url", "http://x"], "not both"),
+        (["seed", "--no-builtin", "--state-file", "{path}"], "nothing to seed"),
+        (["seed", "--url", "ftp://x"], "http"),
+        (["serve", "--token", "short"], "--token"),
+    ],
+)
+def test_bad_input_exits_nonzero_with_one_line(
+    tmp_path: Path, args: list[str], needle: str
+) -> None:
+    path = tmp_path / "s.json"
+    argv = ["sandbox", *[a.replace("{path}", str(path)) for a in args]]
+    result = runner.invoke(app, argv)
+    assert result.exit_code != 0
+    message = result.stderr.strip()
+    assert needle in message
+    assert len(message.splitlines()) == 1
+
+
+def test_garbage_state_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text("[]")
+    result = runner.invoke(app, ["sandbox", "seed", "--state-file", str(path)])
+    assert result.exit_code == 1
+    assert "cannot load sandbox state" in result.stderr
+
+
+@pytest.fixture
+def live_sandbox() -> Iterator[tuple[str, SandboxState]]:
+    """The sandbox on a real loopback port (port 0), served by uvicorn in a thread."""
+    state = SandboxState()
+    state.create_user("live@example.com")
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="error")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        if not thread.is_alive():
+            raise RuntimeError("sandbox server did not start")
+        threading.Event().wait(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    yield f"http://127.0.0.1:{port}", state
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_seed_and_respond_against_a_running_sandbox(live_sandbox: tuple[str, SandboxState]) -> None:
+    url, state = live_sandbox
+    result = runner.invoke(
+        app, ["sandbox", "seed", "--url", url, "--surveys", "2", "--responses", "3"]
+    )
+    assert result.exit_code == 0, result.output
+    assert "seeded 6 surveys and 18 responses" in result.stdout
+    sid = next(iter(state.surveys))
+    result = runner.invoke(
+        app, ["sandbox", "respond", sid, "--url", url, "--count", "25", "--rate", "1000"]
+    )
+    assert result.exit_code == 0, result.output
+    assert state.response_count(sid) == 3 + 25
+    missing = runner.invoke(app, ["sandbox", "respond", "SV_missing0000000", "--url", url])
+    assert missing.exit_code == 1
+    assert "SV_missing0000000" in missing.stderr
+
+
+def test_unreachable_url_is_a_clear_error() -> None:
+    result = runner.invoke(app, ["sandbox", "respond", "SV_x", "--url", "http://127.0.0.1:9"])
+    assert result.exit_code == 1
+    assert "cannot reach the sandbox" in result.stderr
+
+
+def test_serve_prints_url_and_token_and_serves(tmp_path: Path) -> None:
+    path = tmp_path / "served.json"
+    with subprocess.Popen(
+        [
+            sys.executable, "-c", "from qualflow.cli import main; main()",
+            "sandbox", "serve", "--port", "0", "--state-file", str(path), "--responses", "2",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as proc:  # fmt: skip
+        try:
+            _check_served(proc)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=20)
+    assert len(SandboxState.load(path).surveys) == 4
+
+
+def _check_served(proc: subprocess.Popen[str]) -> None:
+    assert proc.stdout is not None
+    first = proc.stdout.readline()
+    url = re.search(r"listening on (http://\S+)", first)
+    assert url is not None, first + (proc.stderr.read() if proc.stderr else "")
+    token = re.search(r"X-API-TOKEN\): (\w{40})", proc.stdout.readline())
+    assert token is not None
+    with httpx.Client(base_url=url[1], headers={"X-API-TOKEN": token[1]}) as client:
+        for _ in range(500):  # uvicorn binds before printing; wait until it accepts
+            try:
+                surveys = client.get("/API/v3/surveys")
+                break
+            except httpx.ConnectError:
+                threading.Event().wait(0.02)
+        assert surveys.status_code == 200
+        assert len(surveys.json()["result"]["elements"]) == 4
