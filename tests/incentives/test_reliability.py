@@ -371,15 +371,6 @@ def test_a_thousand_responses_three_deliveries_two_worker_kills(
         received[recipient.lower()].update(found)
     assert set(received) == clean
     assert all(received[email] == {by_email[email]} for email in clean)
-    # Every run's history row is final too. (A run recovered after its last step checkpointed
-    # can be left "running" by the engine; see the request in coord/INTERFACES.md.)
+    # Every run's history row is final too, also for runs recovered after their last step.
     outcomes = Counter((run.status, (run.error or "")[:200]) for run in runs)
-    known_engine_bug = set(outcomes) == {("succeeded", ""), ("running", "")} and all(
-        all(step[1] == "succeeded" for step in entry[3]) for entry in stale[1:]
-    )
-    if known_engine_bug:
-        pytest.xfail(
-            f"{outcomes[('running', '')]} run row(s) left 'running' after recovery although "
-            "DBOS finished them (engine: _start overwrites a final status on recovery)"
-        )
     assert outcomes == {("succeeded", ""): RESPONSES}, stale

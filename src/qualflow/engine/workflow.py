@@ -389,9 +389,11 @@ def _write_outcome(
 # CPU than the database work). Portable: SQLite and PostgreSQL both speak ON CONFLICT.
 _TIME = UTCDateTime()
 
+# Only a queued run becomes running: a recovered workflow whose last step already recorded the
+# run's outcome replays that step from its checkpoint, so nothing would write the outcome again.
 _MARK_RUNNING = text(
     "UPDATE runs SET status = 'running', started_at = :now "
-    "WHERE id = :run_id AND workflow_id = :workflow_id"
+    "WHERE id = :run_id AND workflow_id = :workflow_id AND status = 'queued'"
 ).bindparams(bindparam("now", type_=_TIME))
 
 _UPSERT_STEP = text(
