@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import string
+from collections.abc import Iterator
 
 import pytest
 import structlog
@@ -111,3 +112,98 @@ def test_redaction_stays_correct_with_thousands_of_secrets() -> None:
         register_secret(code)
     line = f"delivered {codes[1234]} and {codes[4321]} to respondent R_abc"
     assert redact_text(line) == f"delivered {REDACTED} and {REDACTED} to respondent R_abc"
+
+
+class _Capture(logging.Handler):
+    """Formats records like a real handler, failing the test on a logging error."""
+
+    def __init__(self, formatter: logging.Formatter) -> None:
+        super().__init__()
+        self.setFormatter(formatter)
+        self.lines: list[str] = []
+        self.errors: list[BaseException | None] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.lines.append(self.format(record))
+        except Exception:
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        import sys
+
+        self.errors.append(sys.exc_info()[1])
+
+
+def _uvicorn_access_line(path: str) -> tuple[list[str], list[BaseException | None]]:
+    """Log one access line exactly as uvicorn's HTTP protocols do, through uvicorn's formatter."""
+    from uvicorn.config import LOGGING_CONFIG
+    from uvicorn.logging import AccessFormatter
+
+    pattern = LOGGING_CONFIG["formatters"]["access"]["fmt"]
+    handler = _Capture(AccessFormatter(pattern, use_colors=False))
+    logger = logging.getLogger("uvicorn.access")
+    logger.addHandler(handler)
+    level, propagate = logger.level, logger.propagate
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    try:
+        logger.info('%s - "%s %s HTTP/%s" %d', "127.0.0.1:51234", "GET", path, "1.1", 200)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+    return handler.lines, handler.errors
+
+
+@pytest.mark.usefixtures("configured")
+def test_uvicorn_access_log_lines_format_without_a_logging_error() -> None:
+    configure_logging("INFO")
+    lines, errors = _uvicorn_access_line("/api/v1/automations?limit=5")
+    assert errors == []
+    expected = 'INFO:     127.0.0.1:51234 - "GET /api/v1/automations?limit=5 HTTP/1.1" 200 OK'
+    assert lines == [expected]
+
+
+def test_uvicorn_access_log_lines_keep_secrets_out() -> None:
+    register_secret("url-secret-4b3c2d1e")
+    lines, errors = _uvicorn_access_line("/hooks/x?token=plain-token-value&key=url-secret-4b3c2d1e")
+    assert errors == []
+    assert len(lines) == 1
+    assert "plain-token-value" not in lines[0]
+    assert "url-secret-4b3c2d1e" not in lines[0]
+    assert lines[0].startswith('INFO:     127.0.0.1:51234 - "GET /hooks/x?token=')
+    assert lines[0].endswith(' HTTP/1.1" 200 OK')
+
+
+def test_a_secret_in_the_format_string_still_flattens_the_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO):
+        logging.getLogger("qualflow.test").info("password=%s for %s", "hunter2-long", "ann")
+    assert "hunter2-long" not in caplog.text
+    assert "for ann" in caplog.text
+
+
+@pytest.mark.usefixtures("configured")
+def test_our_pipeline_renders_uvicorn_access_records(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging("INFO")
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", "/healthz?token=abcdefgh", "1.1", 204
+    )
+    err = capsys.readouterr().err
+    assert "Logging error" not in err
+    assert '"POST /healthz?token=[REDACTED] HTTP/1.1" 204' in err
+
+
+@pytest.fixture
+def configured() -> Iterator[None]:
+    """Our logging setup, installed in the test (to write to its captured stderr), then removed."""
+    try:
+        yield
+    finally:
+        root = logging.getLogger()
+        for handler in list(root.handlers):
+            if handler.get_name() == "qualflow":
+                root.removeHandler(handler)
+        structlog.reset_defaults()

@@ -148,7 +148,7 @@ def _redact_record(record: logging.LogRecord) -> None:
     if isinstance(record.msg, Mapping):
         # structlog hands its event dict to stdlib as the message; keep it a dict.
         record.msg = redact_value(record.msg)
-    else:
+    elif not _redact_args_in_place(record):
         try:
             message = record.getMessage()
         except (TypeError, ValueError):
@@ -159,6 +159,40 @@ def _redact_record(record: logging.LogRecord) -> None:
         record.exc_text = logging.Formatter().formatException(record.exc_info)
     if record.exc_text:
         record.exc_text = redact_text(record.exc_text)
+
+
+def _redact_arg(value: Any) -> Any:
+    if isinstance(value, str | Mapping | list | tuple | bytes | bytearray):
+        return redact_value(value)
+    return value
+
+
+def _redact_args_in_place(record: logging.LogRecord) -> bool:
+    """Redact a ``%``-style record's arguments one by one, keeping its format and arguments.
+
+    Formatters that read ``record.args`` themselves (uvicorn's access log unpacks a 5-tuple)
+    need them kept. That is only done when it is enough: formatting the redacted arguments must
+    yield a message with nothing left to redact (a secret in the format string itself, or one
+    split across arguments, falls back to flattening the message). Returns whether it was done.
+    """
+    args = record.args
+    if not args or not isinstance(record.msg, str):
+        return False
+    redacted: Any
+    if isinstance(args, Mapping):
+        redacted = {key: _redact_arg(value) for key, value in args.items()}
+    elif isinstance(args, tuple):
+        redacted = tuple(_redact_arg(value) for value in args)
+    else:  # pragma: no cover - LogRecord normalises args to a tuple or a mapping
+        return False
+    try:
+        message = record.msg % redacted
+    except (TypeError, ValueError, KeyError):
+        return False
+    if redact_text(message) != message:
+        return False
+    record.args = redacted
+    return True
 
 
 _installed_factory: Any = None
