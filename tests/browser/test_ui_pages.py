@@ -15,6 +15,8 @@ from qualflow.notify.models import OutboxEmail
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.runtime import open_store
+from qualflow.store.sealed import unseal
+from qualflow.store.secrets import secret_box_for
 from tests.browser.ui_support import PASSWORD, csrf_token, email_of, sign_in
 
 
@@ -385,7 +387,10 @@ def test_secrets_in_step_configs_show_only_their_last_4(
         assert automation.name == "Renamed"
         saved = db.get(AutomationVersion, (automation_id, automation.version))
         assert saved is not None
-        assert saved.definition["steps"][0]["config"]["signing_secret"] == secret
+        stored = saved.definition["steps"][0]["config"]["signing_secret"]
+        # Encrypted at rest; the edit kept the very same secret.
+        assert secret not in stored
+        assert unseal(secret_box_for(ui_settings), stored) == secret
     finally:
         _close(db)
 

@@ -48,6 +48,7 @@ from qualflow.store.secrets import (
     rotate_database,
     write_keys_file,
 )
+from qualflow.web.api.step_secrets import reseal_definitions
 
 __all__ = ["app"]
 
@@ -254,7 +255,9 @@ def secrets_rotate(
 
         def rotate() -> dict[str, int]:
             with store.engine.begin() as connection:
-                return rotate_database(connection, new_box, Base.metadata).columns
+                counts = dict(rotate_database(connection, new_box, Base.metadata).columns)
+                counts["automation step secrets"] = reseal_definitions(connection, new_box)
+                return counts
 
         counts = _guard(rotate)
     total = sum(counts.values())

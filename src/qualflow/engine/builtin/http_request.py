@@ -1,7 +1,13 @@
-"""``http.request``: call another system, signed with Standard Webhooks headers."""
+"""``http.request``: call another system, signed with Standard Webhooks headers.
+
+The signing secret is never stored in clear: the API and UI seal it (see
+:mod:`qualflow.store.sealed`) before the definition is saved, and it is decrypted here, in the
+step, only to sign the request. Its plain form is accepted too (definitions made in code).
+"""
 
 from __future__ import annotations
 
+import binascii
 import json
 from typing import Any, Literal
 
@@ -12,6 +18,8 @@ from qualflow.engine.actions import ActionContext, action
 from qualflow.engine.errors import FatalError, RetriableError
 from qualflow.engine.templates import check_structure, check_template, render, render_structure
 from qualflow.notify.webhooks import signature_headers
+from qualflow.store.sealed import is_masked, is_sealed, unseal_with_dialect
+from qualflow.store.secrets import SecretDecryptionError, SecretKeyError
 
 MAX_RESPONSE_KEPT = 8 * 1024
 
@@ -31,7 +39,10 @@ class HttpRequestConfig(BaseModel):
     )
     body: str | None = Field(default=None, description="Raw body template (instead of json).")
     signing_secret: SecretStr | None = Field(
-        default=None, description="Standard Webhooks secret (whsec_…) used to sign the request."
+        default=None,
+        description="Standard Webhooks secret (whsec_…) used to sign the request. Stored "
+        "encrypted; answers show only its last 4 characters, and sending that masked form back "
+        "keeps the saved secret.",
     )
     timeout_seconds: float = Field(default=15.0, gt=0, le=120)
 
@@ -55,10 +66,41 @@ class HttpRequestConfig(BaseModel):
     def _check_json(cls, value: Any) -> Any:
         return check_structure(value)
 
+    @field_validator("signing_secret")
+    @classmethod
+    def _check_secret(cls, secret: SecretStr | None) -> SecretStr | None:
+        if secret is None:
+            return None
+        value = secret.get_secret_value()
+        if is_sealed(value):
+            return secret
+        if is_masked(value):
+            raise ValueError("this is the masked form of a secret; enter the secret itself")
+        if not value:
+            return None
+        from standardwebhooks.webhooks import Webhook
+
+        try:
+            Webhook(value)
+        except (binascii.Error, ValueError) as exc:
+            raise ValueError("not a Standard Webhooks secret (whsec_ followed by base64)") from exc
+        return secret
+
     @field_validator("body")
     @classmethod
     def _check_body(cls, value: str | None) -> str | None:
         return None if value is None else check_template(value)
+
+
+def _signing_secret(ctx: ActionContext, secret: SecretStr) -> str:
+    value = secret.get_secret_value()
+    if not is_sealed(value):
+        return value
+    bind = ctx.services.sessionmaker.kw["bind"]
+    try:
+        return unseal_with_dialect(bind.dialect, value)
+    except (SecretDecryptionError, SecretKeyError) as exc:
+        raise FatalError(f"the signing secret cannot be decrypted: {exc}") from None
 
 
 def _default_document(ctx: ActionContext) -> dict[str, Any]:
@@ -95,7 +137,7 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
     if config.signing_secret is not None:
         headers.update(
             signature_headers(
-                config.signing_secret.get_secret_value(),
+                _signing_secret(ctx, config.signing_secret),
                 message_id=ctx.idempotency_key,
                 body=content,
             )

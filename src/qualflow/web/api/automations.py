@@ -2,7 +2,9 @@
 
 Step configs are validated against their action's model; every problem is reported at once
 (422 with one ``details`` entry per field). The JSON-event API token is shown once, when the
-automation is created or its token rotated; no other answer contains a secret.
+automation is created or its token rotated; no other answer contains a secret. Secrets in step
+configs are stored encrypted and shown as ``••••`` plus their last 4 characters; sending that
+masked form back keeps the saved secret (see :mod:`qualflow.web.api.step_secrets`).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
@@ -27,6 +30,12 @@ from qualflow.engine.definitions import AutomationDefinition
 from qualflow.engine.errors import ConflictError, DefinitionError, EngineError, NotFoundError
 from qualflow.engine.runtime import running_engine
 from qualflow.engine.services import EngineServices
+from qualflow.store.runtime import Store as StoreType
+from qualflow.web.api.step_secrets import (
+    mask_automation,
+    mask_version,
+    seal_definition,
+)
 from qualflow.web.deps import ApiError, error_responses, get_store
 
 router = APIRouter(prefix="/automations", tags=["automations"])
@@ -65,6 +74,7 @@ def engine_services(request: Request) -> EngineServices:
 
 
 Services = Annotated[EngineServices, Depends(engine_services)]
+Store = Annotated[StoreType, Depends(get_store)]
 
 
 def api_error(exc: EngineError | ValueError) -> ApiError:
@@ -112,9 +122,10 @@ def list_automations(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
     offset: Annotated[int, Query(ge=0)] = 0,
 ) -> list[AutomationOut]:
-    return Automations(services).query(
+    automations = Automations(services).query(
         enabled=enabled, trigger_type=trigger_type, limit=limit, offset=offset
     )
+    return [mask_automation(automation) for automation in automations]
 
 
 @router.post(
@@ -126,6 +137,7 @@ def list_automations(
 )
 def create_automation(
     services: Services,
+    store: Store,
     principal: Manager,
     definition: Annotated[
         dict[str, Any],
@@ -156,9 +168,13 @@ def create_automation(
     ],
 ) -> AutomationCreated:
     try:
-        return Automations(services).create(definition, actor=principal.email)
+        sealed = seal_definition(definition, store.secret_box)
+        created = Automations(services).create(sealed, actor=principal.email)
     except (EngineError, ValueError) as exc:
         raise api_error(exc) from None
+    return AutomationCreated.model_validate(
+        {**mask_automation(created).model_dump(), "api_token": created.api_token}
+    )
 
 
 @router.get(
@@ -169,7 +185,7 @@ def create_automation(
 )
 def get_automation(automation_id: int, services: Services, _principal: Viewer) -> AutomationOut:
     try:
-        return Automations(services).get(automation_id)
+        return mask_automation(Automations(services).get(automation_id))
     except EngineError as exc:
         raise api_error(exc) from None
 
@@ -183,15 +199,18 @@ def get_automation(automation_id: int, services: Services, _principal: Viewer) -
 async def update_automation(
     automation_id: int,
     services: Services,
+    store: Store,
     principal: Manager,
     definition: AutomationDefinition,
 ) -> AutomationOut:
+    service = Automations(services)
     try:
-        return await Automations(services).update_async(
-            automation_id, definition, actor=principal.email
-        )
+        saved = await run_in_threadpool(service.get, automation_id)
+        sealed = seal_definition(definition.model_dump(mode="json"), store.secret_box, saved.steps)
+        updated = await service.update_async(automation_id, sealed, actor=principal.email)
     except (EngineError, ValueError) as exc:
         raise api_error(exc) from None
+    return mask_automation(updated)
 
 
 @router.delete(
@@ -220,7 +239,7 @@ async def enable_automation(
     automation_id: int, services: Services, _principal: Manager
 ) -> AutomationOut:
     try:
-        return await Automations(services).set_enabled_async(automation_id, True)
+        return mask_automation(await Automations(services).set_enabled_async(automation_id, True))
     except EngineError as exc:
         raise api_error(exc) from None
 
@@ -235,7 +254,7 @@ async def disable_automation(
     automation_id: int, services: Services, _principal: Manager
 ) -> AutomationOut:
     try:
-        return await Automations(services).set_enabled_async(automation_id, False)
+        return mask_automation(await Automations(services).set_enabled_async(automation_id, False))
     except EngineError as exc:
         raise api_error(exc) from None
 
@@ -250,7 +269,7 @@ def automation_versions(
     automation_id: int, services: Services, _principal: Viewer
 ) -> list[VersionOut]:
     try:
-        return Automations(services).versions(automation_id)
+        return [mask_version(v) for v in Automations(services).versions(automation_id)]
     except EngineError as exc:
         raise api_error(exc) from None
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from qualflow.engine.actions import ActionSpec, get_action, registered_actions
 from qualflow.engine.errors import DefinitionError
+from qualflow.web.api.step_secrets import mask_definition
 from qualflow.web.ui.schema_form import MISSING, FormField, fields_for, form_value, parse_field
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "new_step_uid",
     "parse_editor_form",
     "redact_definition",
-    "restore_redacted",
     "state_from_definition",
     "step_config_errors",
 ]
@@ -321,63 +321,9 @@ def step_config_errors(state: EditorState, definition: Mapping[str, Any]) -> dic
     return errors
 
 
-REDACTED_PREFIX = "••••"
-
-
-def _secret_fields(action: str) -> set[str]:
-    try:
-        spec = get_action(action)
-    except DefinitionError:
-        return set()
-    return {f.name for f in fields_for(spec.config_schema()) if f.kind == "secret"}
-
-
 def redact_definition(definition: Mapping[str, Any]) -> dict[str, Any]:
     """A copy safe to show: secret config values become "••••" plus their last 4 characters."""
-    out = dict(definition)
-    steps = []
-    for step in definition.get("steps") or []:
-        secret_names = _secret_fields(str(step.get("action", "")))
-        config = dict(step.get("config") or {})
-        for name in secret_names:
-            value = config.get(name)
-            if isinstance(value, str) and value:
-                config[name] = REDACTED_PREFIX + value[-4:]
-        steps.append({**step, "config": config})
-    out["steps"] = steps
-    return out
-
-
-def restore_redacted(
-    data: dict[str, Any], saved_steps: Sequence[Mapping[str, Any]]
-) -> dict[str, Any]:
-    """Put saved secrets back where a JSON edit left their redacted form untouched."""
-    steps = data.get("steps")
-    if not isinstance(steps, list):
-        return data
-    restored = []
-    for position, step in enumerate(steps):
-        if not isinstance(step, dict) or position >= len(saved_steps):
-            restored.append(step)
-            continue
-        saved = saved_steps[position]
-        config = step.get("config")
-        if saved.get("action") != step.get("action") or not isinstance(config, dict):
-            restored.append(step)
-            continue
-        saved_config = saved.get("config") or {}
-        fixed = dict(config)
-        for name, value in config.items():
-            original = saved_config.get(name)
-            if (
-                isinstance(value, str)
-                and value.startswith(REDACTED_PREFIX)
-                and isinstance(original, str)
-                and value == REDACTED_PREFIX + original[-4:]
-            ):
-                fixed[name] = original
-        restored.append({**step, "config": fixed})
-    return {**data, "steps": restored}
+    return mask_definition(definition)
 
 
 def definition_json(definition: Mapping[str, Any]) -> str:

@@ -22,7 +22,8 @@ from qualflow.engine.actions import get_action
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.errors import ConflictError, DefinitionError, NotFoundError
 from qualflow.engine.models import Run
-from qualflow.web.deps import get_db
+from qualflow.web.api.step_secrets import seal_definition
+from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ensure, ui_require
 from qualflow.web.ui.automation_form import (
@@ -33,7 +34,6 @@ from qualflow.web.ui.automation_form import (
     errors_from_definition_error,
     parse_editor_form,
     redact_definition,
-    restore_redacted,
     state_from_definition,
     step_config_errors,
 )
@@ -266,8 +266,12 @@ def _save(
     if not uids:
         errors["steps"] = "Add at least one step."
     service = automations_service(request)
+    box = get_store(request).secret_box
     if not errors:
         try:
+            definition = seal_definition(
+                definition, box, automation.steps if automation is not None else None
+            )
             if automation is None:
                 created = service.create(definition, actor=principal.email)
                 return _after_create(request, principal, db, created.id, created.api_token)
@@ -317,8 +321,6 @@ def _save_json(
         return _json_editor(
             request, principal, text=text, automation=automation, errors=[problem], status_code=400
         )
-    if automation is not None and isinstance(data, dict):
-        data = restore_redacted(data, automation.steps)
     problems: list[str] = []
     if isinstance(data, dict):
         connection_problem = _check_connection(db, principal, data)
@@ -327,6 +329,13 @@ def _save_json(
     if not problems:
         service = automations_service(request)
         try:
+            if isinstance(data, dict):
+                # Masked secrets left as they were keep the saved ones.
+                data = seal_definition(
+                    data,
+                    get_store(request).secret_box,
+                    automation.steps if automation is not None else None,
+                )
             if automation is None:
                 created = service.create(data, actor=principal.email)
                 return _after_create(request, principal, db, created.id, created.api_token)
