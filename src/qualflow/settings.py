@@ -14,6 +14,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+EngineMode = Literal["embedded", "web", "off"]
 
 SECRET_KEYS_FILENAME = "secret.keys"
 
@@ -48,6 +49,13 @@ class Settings(BaseSettings):
     )
     host: str = Field(default="127.0.0.1", description="Interface `qualflow serve` binds to.")
     port: int = Field(default=8000, ge=0, le=65535, description="Port `qualflow serve` binds to.")
+
+    engine: EngineMode = Field(
+        default="embedded",
+        description="What the web app runs: `embedded` (web + engine executing runs, one "
+        "process), `web` (records events and queues runs for `qualflow worker` processes; "
+        "PostgreSQL), `off` (no engine: UI and API only).",
+    )
 
     smtp_host: str | None = Field(default=None, description="SMTP server for outgoing email.")
     smtp_port: int = Field(default=25, ge=1, le=65535)

@@ -59,6 +59,6 @@ def ui_people(ui_settings: Settings, password_hash: str) -> dict[str, str]:
 
 @pytest.fixture
 def ui_client(ui_settings: Settings, ui_people: dict[str, str]) -> Iterator[TestClient]:
-    app = create_app(ui_settings)
+    app = create_app(ui_settings, engine="off")
     with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
         yield client

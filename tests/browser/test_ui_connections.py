@@ -47,7 +47,7 @@ def hub(
     ui_settings: Settings, ui_people: dict[str, str], sandbox: tuple[SandboxState, str]
 ) -> Iterator[TestClient]:
     transport = httpx.ASGITransport(app=create_sandbox_app(sandbox[0]))
-    app = create_app(ui_settings, qualtrics_transport=transport)
+    app = create_app(ui_settings, qualtrics_transport=transport, engine="off")
     with TestClient(app, base_url="http://127.0.0.1:8000", follow_redirects=False) as client:
         yield client
 

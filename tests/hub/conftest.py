@@ -54,7 +54,7 @@ def db(store: Store) -> Iterator[Session]:
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    with TestClient(create_app(settings)) as test_client:
+    with TestClient(create_app(settings, engine="off")) as test_client:
         yield test_client
 
 
@@ -113,5 +113,6 @@ def sandbox() -> Iterator[Sandbox]:
 @pytest.fixture
 def hub(settings: Settings, sandbox: Sandbox) -> Iterator[TestClient]:
     """The hub app whose Qualtrics calls go to the in-process sandbox."""
-    with TestClient(create_app(settings, qualtrics_transport=sandbox.transport)) as test_client:
+    app = create_app(settings, qualtrics_transport=sandbox.transport, engine="off")
+    with TestClient(app) as test_client:
         yield test_client

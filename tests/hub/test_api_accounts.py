@@ -33,7 +33,7 @@ def _probe_router() -> APIRouter:
 
 @pytest.fixture
 def probe_client(settings: Settings) -> Iterator[TestClient]:
-    app = create_app(settings)
+    app = create_app(settings, engine="off")
     app.include_router(_probe_router(), prefix="/api/v1")
     with TestClient(app) as client:
         yield client

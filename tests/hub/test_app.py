@@ -7,9 +7,11 @@ from pathlib import Path
 from fastapi.testclient import TestClient
 
 from qualflow import __version__
+from qualflow.engine.runtime import engine_for, running_engine
 from qualflow.settings import Settings
 from qualflow.store.db import make_engine
 from qualflow.web.app import create_app
+from qualflow.web.ui.rendering import iter_routes
 
 
 def test_healthz_reports_database_ok(client: TestClient) -> None:
@@ -21,7 +23,7 @@ def test_healthz_reports_database_ok(client: TestClient) -> None:
 def test_healthz_reports_unavailable_database(tmp_path: Path, settings: Settings) -> None:
     # SQLite cannot open a directory; nothing listens on PostgreSQL's port 1.
     broken = f"sqlite:///{tmp_path}" if settings.is_sqlite else "postgresql://127.0.0.1:1/none"
-    app = create_app(settings)
+    app = create_app(settings, engine="off")
     with TestClient(app) as client:
         store = app.state.store
         working = store.engine
@@ -107,3 +109,50 @@ def test_hub_operations_document_their_answers(client: TestClient) -> None:
                     ref = answer["content"]["application/json"]["schema"]["$ref"]
                     assert ref.endswith("/ErrorResponse"), f"{where} {code}"
     assert len(operation_ids) == len(set(operation_ids))
+
+
+def test_create_app_is_a_complete_hub_with_the_engine_in_its_lifespan(settings: Settings) -> None:
+    app = create_app(settings)
+    paths = {getattr(route, "path", "") for route in iter_routes(app.routes)}
+    assert {"/hooks/qualtrics/{token}", "/inbound-event/v1/events/json/triggers"} <= paths
+    assert running_engine() is None
+    with TestClient(app) as client:
+        engine = running_engine()
+        assert engine is not None
+        assert engine.started
+        assert app.state.qualflow_engine is engine
+        # The edge records and answers (an unknown endpoint is a 4xx, not "engine not running").
+        answer = client.post(
+            "/inbound-event/v1/events/json/triggers?urlTokenId=unknown",
+            json={"a": 1},
+            headers={"X-API-TOKEN": "nope"},
+        )
+        assert 400 <= answer.status_code < 500
+        assert answer.status_code != 503
+    assert running_engine() is None
+
+
+def test_an_engine_already_running_is_used_and_left_running(settings: Settings) -> None:
+    engine = engine_for(settings, executor_id="outer")
+    engine.start()
+    try:
+        app = create_app(settings)
+        with TestClient(app):
+            assert app.state.qualflow_engine is engine
+        assert running_engine() is engine
+        assert engine.started
+    finally:
+        engine.stop()
+    assert running_engine() is None
+
+
+def test_without_an_engine_the_edge_asks_to_retry(settings: Settings) -> None:
+    with TestClient(create_app(settings, engine="off")) as client:
+        assert running_engine() is None
+        answer = client.post(
+            "/inbound-event/v1/events/json/triggers?urlTokenId=x",
+            json={"a": 1},
+            headers={"X-API-TOKEN": "nope"},
+        )
+    assert answer.status_code == 503
+    assert answer.json()["error"]["code"] == "unavailable"

@@ -115,7 +115,7 @@ def hub_settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def hub(hub_settings: Settings, tango: Tango, smtp: SmtpSettings) -> Iterator[TestClient]:
     """The hub app with incentives, Tango on the sandbox in-process, email to aiosmtpd."""
-    app = create_app(hub_settings)
+    app = create_app(hub_settings, engine="off")
     configure_incentives(
         app, tango_transport=tango.transport, tango_interval=0.0, smtp=smtp,
         fulfiller_interval=0.1,

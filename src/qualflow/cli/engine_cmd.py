@@ -124,13 +124,13 @@ def serve(
     """Serve the web app (UI, REST API, webhook edge) with the engine."""
     import uvicorn
 
-    from qualflow.web.app import add_lifespan, create_app
-    from qualflow.web.edge import engine_lifespan
+    from qualflow.web.app import create_app
 
     settings = _settings()
-    app_ = create_app(settings)
-    add_lifespan(
-        app_, engine_lifespan(executor_id=executor_id or _stable_id("serve"), worker=worker)
+    app_ = create_app(
+        settings,
+        engine=settings.engine if worker else "web",
+        executor_id=executor_id or _stable_id("serve"),
     )
     uvicorn.run(app_, host=host or settings.host, port=port if port is not None else settings.port)
 

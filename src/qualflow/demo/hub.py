@@ -265,10 +265,11 @@ class DemoHub:
         )
         self.store = open_store(self.settings)
         self.admin_password = self._seed_admin()
-        app = create_hub_app(self.settings)
-        self._ensure_edge(app)
+        # The demo's engine (its SMTP sink, clients closed on their loops) starts first; the
+        # hub app's lifespan then finds it running and uses it as it is.
+        self.engine = self._engine()
+        app = create_hub_app(self.settings, engine="embedded", executor_id="demo")
         self.hub_server = start_server(app, sock=hub_socket, name="hub")
-        self.engine = self._engine(app)
         self.qualtrics_token = qualtrics_token
         if self.examples:
             self.connection_id = asyncio.run(self._seed_connection(qualtrics_token))
@@ -359,17 +360,7 @@ class DemoHub:
             db.commit()
         return password
 
-    @staticmethod
-    def _ensure_edge(app: Any) -> None:
-        """Mount the webhook edge when the app factory does not (yet) do it itself."""
-        from qualflow.web import edge
-        from qualflow.web.ui.rendering import iter_routes
-
-        paths = {getattr(route, "path", "") for route in iter_routes(app.routes)}
-        if not any(path.startswith("/hooks/qualtrics") for path in paths):
-            app.include_router(edge.router)
-
-    def _engine(self, app: Any) -> Engine:
+    def _engine(self) -> Engine:
         existing = running_engine()
         if existing is not None:
             engine = existing
@@ -397,7 +388,6 @@ class DemoHub:
             )
             engine.start()
             self._own_engine = True
-        app.state.qualflow_engine = engine
         return engine
 
     async def _seed_connection(self, token: str) -> int:

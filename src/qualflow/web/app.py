@@ -1,8 +1,10 @@
-"""The web application: REST API under ``/api/v1``, ``/healthz``, consistent JSON errors.
+"""The web application: UI, REST API under ``/api/v1``, webhook edge, ``/healthz``.
 
-``create_app(settings)`` builds the app; its lifespan opens the store (migrating the embedded
-SQLite default) and then enters every lifespan registered with :func:`add_lifespan` (the engine
-starts its workers that way). Each area mounts its router with one ``include_router`` line below.
+``create_app(settings)`` builds a complete hub: its lifespan opens the store (migrating the
+embedded SQLite default), starts the engine (``settings.engine``: embedded, web-only or off; an
+engine already running in the process, e.g. the demo's, is used as it is and left running) and
+then enters every lifespan registered with :func:`add_lifespan`. Each area mounts its router with
+one ``include_router`` line below.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from qualflow import __version__
 from qualflow.connections.clients import configure_clients
 from qualflow.incentives.runtime import install_incentives
-from qualflow.settings import Settings, get_settings
+from qualflow.settings import EngineMode, Settings, get_settings
 from qualflow.store.redact import install_log_redaction
 from qualflow.store.runtime import open_store
 from qualflow.web import edge
@@ -87,13 +89,17 @@ def create_app(
     settings: Settings | None = None,
     *,
     qualtrics_transport: httpx.AsyncBaseTransport | None = None,
+    engine: EngineMode | None = None,
+    executor_id: str | None = None,
 ) -> FastAPI:
     """Build the qualflow web application.
 
     ``qualtrics_transport`` routes every Qualtrics call of this process through a transport
-    (the demo and tests pass ``httpx.ASGITransport`` over the sandbox app).
+    (the demo and tests pass ``httpx.ASGITransport`` over the sandbox app). ``engine`` overrides
+    ``settings.engine``; ``executor_id`` is the engine's stable id (for recovering its runs).
     """
     settings = settings or get_settings()
+    engine_mode = engine or settings.engine
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -121,6 +127,11 @@ def create_app(
     app.state.settings = settings
     app.state.store = None
     app.state.extra_lifespans = []
+    if engine_mode != "off":
+        # First in, last out: every other area's lifespan runs with the engine up.
+        add_lifespan(
+            app, edge.engine_lifespan(executor_id=executor_id, worker=engine_mode == "embedded")
+        )
 
     _install_error_handlers(app)
     _install_openapi(app)
