@@ -57,6 +57,24 @@ class Settings(BaseSettings):
         "PostgreSQL), `off` (no engine: UI and API only).",
     )
 
+    inbound_events_retention_days: int = Field(
+        default=30,
+        ge=0,
+        description="Days recorded webhook/JSON-event deliveries are kept (0: forever). "
+        "Accepted deliveries not yet turned into runs are always kept.",
+    )
+    response_cache_retention_hours: int = Field(
+        default=24,
+        ge=0,
+        description="Hours responses fetched in bulk stay cached for runs (0: forever).",
+    )
+    prune_interval_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="Minutes between two prunes of old events and cached responses by each web "
+        "process (0: never prune).",
+    )
+
     smtp_host: str | None = Field(default=None, description="SMTP server for outgoing email.")
     smtp_port: int = Field(default=25, ge=1, le=65535)
     smtp_username: str | None = None

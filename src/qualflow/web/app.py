@@ -38,6 +38,7 @@ from qualflow.web.api import automations as automations_api
 from qualflow.web.api import connections as connections_api
 from qualflow.web.api import runs as runs_api
 from qualflow.web.deps import ApiError, ErrorResponse, error_responses
+from qualflow.web.retention import retention_lifespan
 from qualflow.web.ui import install_ui
 
 __all__ = ["API_PREFIX", "add_lifespan", "create_app"]
@@ -127,6 +128,8 @@ def create_app(
     app.state.settings = settings
     app.state.store = None
     app.state.extra_lifespans = []
+    # Old inbound events and cached responses are pruned whether or not the engine runs here.
+    add_lifespan(app, retention_lifespan)
     if engine_mode != "off":
         # First in, last out: every other area's lifespan runs with the engine up.
         add_lifespan(
