@@ -11,14 +11,14 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
-from qualflow.web.ui import auth_pages, automations, connections, home, outbox, runs
+from qualflow.web.ui import auth_pages, automations, connections, home, outbox, people, runs
 from qualflow.web.ui.errors import install_error_pages
 from qualflow.web.ui.rendering import STATIC_DIR
 
 __all__ = ["install_ui", "router"]
 
 router = APIRouter(include_in_schema=False)
-for module in (auth_pages, home, connections, automations, runs, outbox):
+for module in (auth_pages, home, connections, automations, runs, outbox, people):
     router.include_router(module.router)
 
 

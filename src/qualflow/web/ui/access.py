@@ -24,6 +24,7 @@ from qualflow.web.deps import get_app_settings, get_db
 
 __all__ = [
     "SignInRequired",
+    "UiAdminRequired",
     "UiForbidden",
     "UiNotFound",
     "ui_principal",
@@ -48,6 +49,13 @@ class UiForbidden(Exception):
         self.level = level
         self.action = action
         super().__init__(f"requires {level.label} permission on {area.label}")
+
+
+class UiAdminRequired(Exception):
+    """The page is for admins only (people and their permissions)."""
+
+    def __init__(self) -> None:
+        super().__init__("requires the admin role")
 
 
 class UiNotFound(Exception):

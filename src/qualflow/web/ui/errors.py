@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from qualflow.accounts.principal import Principal
 from qualflow.web.ui import flash
-from qualflow.web.ui.access import SignInRequired, UiForbidden, UiNotFound
+from qualflow.web.ui.access import SignInRequired, UiAdminRequired, UiForbidden, UiNotFound
 from qualflow.web.ui.csrf import CsrfError
 from qualflow.web.ui.rendering import render
 
@@ -76,6 +76,17 @@ async def _forbidden(request: Request, exc: Exception) -> Response:
     )
 
 
+async def _admin_required(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, UiAdminRequired)
+    return render_error(
+        request,
+        403,
+        "You don't have access to this",
+        "This page requires the admin role.",
+        detail="Only admins manage people. Ask an admin of this workspace if you need a change.",
+    )
+
+
 async def _not_found(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UiNotFound)
     return render_error(
@@ -96,4 +107,5 @@ def install_error_pages(app: FastAPI) -> None:
     app.add_exception_handler(SignInRequired, _sign_in_required)
     app.add_exception_handler(UiForbidden, _forbidden)
     app.add_exception_handler(UiNotFound, _not_found)
+    app.add_exception_handler(UiAdminRequired, _admin_required)
     app.add_exception_handler(CsrfError, _csrf)
