@@ -225,9 +225,13 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
             recorded_at=recorded.isoformat() if recorded else None,
             source="reconcile",
         )
+    # A run still "queued" may never have reached the queue (a worker killed between this step's
+    # write and its checkpoint): queue it again; enqueueing an existing workflow id is a no-op.
     with services.sessionmaker() as session:
         existing = set(
-            session.scalars(select(Run.id).where(Run.id.in_(list(candidates))))
+            session.scalars(
+                select(Run.id).where(Run.id.in_(list(candidates)), Run.status != "queued")
+            )
             if candidates
             else []
         )
