@@ -260,7 +260,7 @@ class CsvRead:
     delimiter: str
     decimal_comma: bool = False
 
-    def parse(self, chunk: bytes, *, as_strings: bool) -> pa.Table | None:
+    def parse(self, chunk: pa.Buffer, *, as_strings: bool) -> pa.Table | None:
         """Parse a chunk of whole records; None if it holds no rows. Raises ArrowInvalid."""
         try:
             return pacsv.read_csv(
@@ -364,7 +364,7 @@ def iter_csv_batches(
     """
     names = [p.column.name for p in read.plans]
 
-    def fast(chunk: bytes) -> tuple[bytes, list[pa.RecordBatch] | None]:
+    def fast(chunk: pa.Buffer) -> tuple[pa.Buffer, list[pa.RecordBatch] | None]:
         try:
             table = read.parse(chunk, as_strings=False)
             if table is None:
@@ -392,7 +392,7 @@ def iter_csv_batches(
 
 
 def _checked_chunk(
-    chunk: bytes,
+    chunk: pa.Buffer,
     read: CsvRead,
     names: list[str],
     member: Member,

@@ -307,14 +307,14 @@ def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLa
                         if "Empty JSON" in str(exc):
                             continue
                         known = None  # mixed types: pyarrow cannot hold this file's schema
-                        rows = _scan_python(chunk, layout, member, line_base)
+                        rows = _scan_python(chunk.to_pybytes(), layout, member, line_base)
                     else:
                         known = _merge_schema(known, table.schema)
                         rows = _scan_arrow(table, layout, member)
                 else:
                     rows = _scan_arrow(table, layout, member)
                 layout.rows += rows
-                line_base += chunk.count(b"\n")
+                line_base += chunk.to_pybytes().count(b"\n")
     layout.arrow_readable = all(
         stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
     )
@@ -614,7 +614,7 @@ def _python_batches(
     ):
         for chunk in chunks:
             rows: list[list[str | None]] = [[] for _ in names]
-            for line in chunk.split(b"\n"):
+            for line in chunk.to_pybytes().split(b"\n"):
                 if not line.strip():
                     continue
                 try:
