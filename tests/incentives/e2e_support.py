@@ -147,7 +147,7 @@ class RewardHub:
     def wait_run(self, automation_id: int, survey: Survey, response_id: str) -> RunDetail:
         runs = Runs(self.engine.services)
         run_id = f"{automation_id}:{survey.id}:{response_id}"
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 120
         while True:
             try:
                 detail: RunDetail | None = runs.get(run_id)

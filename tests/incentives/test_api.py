@@ -62,7 +62,7 @@ def platform_key(hub: TestClient, admin: Person, platform: str = "acme") -> tupl
     return revealed.json()["platform"], revealed.json()["key"]
 
 
-def wait_for(predicate: Callable[[], bool], what: str = "a condition", limit: float = 30.0) -> None:
+def wait_for(predicate: Callable[[], bool], what: str = "a condition", limit: float = 90.0) -> None:
     # A safety net against hangs, not a timing assertion.
     deadline = time.monotonic() + limit
     while not predicate():
@@ -140,8 +140,11 @@ def test_platform_api_keys_lifecycle(
     assert denied.status_code == 403
     assert denied.json()["error"]["message"] == "requires Manage permission on API keys"
     assert hub.get(f"{API}/api-keys", headers=member.headers).status_code == 403
-
     key_id = first.json()["id"]
+    for person, action in ((manager, "deactivate"), (member, "reveal")):
+        refused = hub.post(f"{API}/api-keys/{key_id}/{action}", headers=person.headers)
+        assert refused.status_code == 403, (person.email, action)
+
     revealed = hub.post(f"{API}/api-keys/{key_id}/reveal", headers=manager.headers)
     assert revealed.status_code == 200
     assert revealed.headers["cache-control"] == "no-store"

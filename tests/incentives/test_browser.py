@@ -72,7 +72,7 @@ def page(tmp_path: Path) -> Iterator[object]:
 
 def held_reward(hub: DemoHub) -> str:
     assert hub.store is not None
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while True:
         with hub.store.sessionmaker() as session:
             found = session.scalar(select(Reward.reference_id).where(Reward.status == "held"))

@@ -82,8 +82,8 @@ def request(
 
 def submit_and_pay(service: RewardService, req: RewardRequestIn) -> Submission:
     submission = service.submit(req, lease_owner="tests")
-    if submission.reward is not None and submission.reward.status == "approved":
-        asyncio.run(service.fulfil(submission.reward.id, owner="tests"))
+    if submission.reward is not None and submission.reward.status in ("approved", "ordered"):
+        asyncio.run(service.fulfil(submission.reward.id, owner="tests", submitted=submission))
     return submission
 
 
@@ -476,3 +476,40 @@ def test_concurrent_claims_never_share_a_code(
     statuses = [reward_row(db, r.reference_id).status for r in rewards]  # type: ignore[union-attr]
     assert statuses.count("sent") == 30
     assert statuses.count("held") == 10
+
+
+@pytest.mark.parametrize("max_rewards", [None, 10])
+def test_rewards_paid_at_submission_race_for_codes_and_count_exactly(
+    db: Db, manager: IncentiveManager, service: RewardService, max_rewards: int | None
+) -> None:
+    """The hot path claims the code in the reward's creation transaction: concurrent
+    submissions never share a code, those left without one are held, and the limits count
+    exactly the rewards that were paid (reserved last without limits, first with them)."""
+    incentive = gift_incentive(manager, codes=6, max_rewards=max_rewards)
+    outcomes: list[Submission] = []
+    errors: list[BaseException] = []
+
+    def submit(chunk: range) -> None:
+        try:
+            for n in chunk:
+                req = request(incentive, f"s{n}@example.org", response_id=f"R_{n}")
+                outcomes.append(service.submit(req, lease_owner=f"owner-{n}"))
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=submit, args=(range(n, 8, 4),)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    statuses = sorted(s.reward.status for s in outcomes if s.reward is not None)
+    assert statuses == ["held"] * 2 + ["ordered"] * 6
+    held = [s.reward for s in outcomes if s.reward is not None and s.reward.status == "held"]
+    assert all(r.reasons[0].startswith("out of codes") for r in held)
+    with db.sessionmaker() as session:
+        claimed = session.scalars(
+            select(GiftCode.reward_id).where(GiftCode.reward_id.is_not(None))
+        ).all()
+    assert len(claimed) == len(set(claimed)) == 6
+    assert manager.get(incentive.reference_id).committed_count == 6

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+from datetime import datetime
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 import httpx
 import pytest
 from sqlalchemy import update
 
+from qualflow.incentives import throttle
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import Incentive, TangoAccount
 from qualflow.incentives.providers import ProviderContext
@@ -315,27 +318,69 @@ def test_health_reports_a_refused_key(manager: IncentiveManager, tango: Tango) -
     assert "Invalid platform name or key." in health.summary
 
 
-def test_the_rate_limit_is_shared_and_tango_never_answers_429(
-    db: Db, manager: IncentiveManager, tango: Tango, smtp: SmtpSettings
-) -> None:
+def test_the_sandbox_answers_429_beyond_one_request_per_second(tango: Tango) -> None:
+    now = [100.0]
+    tango.state.clock = lambda: now[0]
     tango.state.requests_per_second = 1
-    context = ProviderContext(sessionmaker=db.sessionmaker, tango_transport=tango.transport)
-    incentive = tango_incentive(IncentiveManager(db.sessionmaker, context), tango)
-    throttled = RewardService(db.sessionmaker, providers=context, smtp=smtp)
+    assert call(tango, "GET", f"/raas/v2/accounts/{DEFAULT_ACCOUNT}").status_code == 200
+    now[0] += 0.5
+    refused = call(tango, "GET", f"/raas/v2/accounts/{DEFAULT_ACCOUNT}")
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json()["httpCode"] == 429
+    assert refused.json()["errors"][0]["constraint"] == "RateLimit"
+    now[0] += 0.5
+    assert call(tango, "GET", f"/raas/v2/accounts/{DEFAULT_ACCOUNT}").status_code == 200
+    assert tango.state.rate_limited_count == 1
+
+
+def test_the_rate_limit_is_shared_by_every_process(
+    db: Db, tango: Tango, smtp: SmtpSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two services (as two worker processes would) share one request budget: every Tango
+    request waits for its own slot from the database, spaced by the interval. Asserted on the
+    slots handed out, never on arrival times (those depend on the machine's load)."""
+    slots: list[datetime] = []
+    reserve = throttle.reserve_slot
+
+    def recording(factory: Any, key: str, interval: float) -> datetime:
+        slot = reserve(factory, key, interval)
+        slots.append(slot)
+        return slot
+
+    monkeypatch.setattr(throttle, "reserve_slot", recording)
+    interval = 0.05
+    contexts = [
+        ProviderContext(
+            sessionmaker=db.sessionmaker, tango_transport=tango.transport,
+            tango_interval=interval, tango_backoff=0.0,
+        )
+        for _ in range(2)
+    ]  # fmt: skip
+    incentive = tango_incentive(IncentiveManager(db.sessionmaker, contexts[0]), tango)
+    workers = [RewardService(db.sessionmaker, providers=c, smtp=smtp) for c in contexts]
+    # A 429 is retried like a server error, with the same externalRefID.
+    tango.state.fail_next(429, times=1, path_prefix="/raas/v2/orders")
 
     async def pay_concurrently() -> None:
         submissions = [
-            throttled.submit(ask(incentive, f"r{n}@example.org"), lease_owner=f"o{n}")
-            for n in range(3)
+            workers[n % 2].submit(ask(incentive, f"r{n}@example.org"), lease_owner=f"o{n}")
+            for n in range(4)
         ]
         await asyncio.gather(
             *(
-                throttled.fulfil(s.reward.id, owner=f"o{n}")
+                workers[n % 2].fulfil(s.reward.id, owner=f"o{n}")
                 for n, s in enumerate(submissions)
                 if s.reward
             )
         )
 
     asyncio.run(pay_concurrently())
-    assert tango.state.rate_limited_count == 0
-    assert len(tango.state.orders) == 3
+    assert len(tango.state.orders) == 4
+    assert tango.state.failures[0].remaining == 0  # the 429 was answered, and retried
+    # Every request the sandbox saw had waited for a slot, and no two slots are closer than
+    # the interval, whichever service took them.
+    assert tango.state.request_count == len(slots)
+    ordered = sorted(slots)
+    gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(ordered)]
+    assert min(gaps) >= interval - 1e-6

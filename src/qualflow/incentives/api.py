@@ -53,6 +53,7 @@ from qualflow.incentives.service import (
     RewardNotFound,
     RewardRequestIn,
     RewardRetry,
+    Submission,
     get_incentive,
     get_reward,
 )
@@ -766,17 +767,27 @@ async def mark_paid(
     return _single(results, db)
 
 
-async def _fulfil_now(runtime: IncentivesRuntime, reference: str, owner: str) -> None:
-    """Pay/email right away when quick; the fulfiller finishes anything slower."""
+async def _fulfil_now(
+    runtime: IncentivesRuntime,
+    reference: str,
+    owner: str,
+    submitted: Submission | None = None,
+) -> None:
+    """Pay/email right away when quick; the fulfiller finishes anything slower.
+
+    ``submitted``: the submission that just created the reward under ``owner``'s lease."""
 
     def reward_id() -> int:
         with runtime.factory() as session:
             return get_reward(session, reference).id
 
     try:
+        if submitted is not None and submitted.reward is not None:
+            rid = submitted.reward.id
+        else:
+            rid = await asyncio.to_thread(reward_id)
         await asyncio.wait_for(
-            runtime.service.fulfil(await asyncio.to_thread(reward_id), owner=owner),
-            timeout=8.0,
+            runtime.service.fulfil(rid, owner=owner, submitted=submitted), timeout=8.0
         )
     except (RewardRetry, RewardFailed, TimeoutError):
         runtime.fulfiller.wake()
@@ -1384,8 +1395,8 @@ async def platform_reward(
         raise ApiError(409, "already_rewarded", submission.message)
     assert submission.reward is not None
     reward_reference = submission.reward.reference_id
-    if submission.reward.status == "approved":
-        await _fulfil_now(runtime, reward_reference, f"api:{request_key}")
+    if submission.reward.status in ("approved", "ordered"):
+        await _fulfil_now(runtime, reward_reference, f"api:{request_key}", submission)
 
     def current() -> Reward:
         with runtime.factory() as session:

@@ -14,13 +14,21 @@ from typing import Any
 from jinja2 import ChainableUndefined, Template
 from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
+from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine.errors import FatalError
 from qualflow.incentives.money import format_money, from_minor
 from qualflow.incentives.providers.base import Delivery
-from qualflow.notify.email import Email, SmtpSettings, queue_email, send_queued
+from qualflow.notify.email import (
+    Email,
+    SmtpSettings,
+    _send_blocking,
+    queue_email,
+    send_queued,
+)
 from qualflow.notify.models import OutboxEmail
+from qualflow.store.db import session_scope
 
 
 @dataclass(frozen=True)
@@ -98,3 +106,26 @@ async def send_email(
     """Queue (idempotently, under ``key``) and send; raises ``EmailError`` when sending fails."""
     row = await asyncio.to_thread(queue_email, factory, key, email, sender=smtp.sender)
     return await send_queued(factory, smtp, row.id)
+
+
+def send_outbox_message(smtp: SmtpSettings, row: OutboxEmail) -> None:
+    """Send a queued message (blocking, on a pooled SMTP connection) without touching the
+    database; the caller records the outcome. Raises ``EmailError``."""
+    _send_blocking(smtp, row)
+
+
+def record_outbox_failure(
+    factory: sessionmaker[Session], email_id: int, *, error: str, retriable: bool
+) -> None:
+    """Count a failed send of a queued message (blocking); a retriable one stays pending."""
+    with session_scope(factory) as session:
+        session.execute(
+            update(OutboxEmail)
+            .where(OutboxEmail.id == email_id)
+            .values(
+                attempts=OutboxEmail.attempts + 1,
+                status="pending" if retriable else "failed",
+                last_error=error[:2000],
+            )
+            .execution_options(synchronize_session=False)
+        )

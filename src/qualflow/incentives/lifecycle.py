@@ -17,6 +17,7 @@ from typing import Any
 
 from sqlalchemy import or_, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qualflow.incentives.models import Incentive, Reward, RewardTransition
 from qualflow.incentives.money import format_money
@@ -80,9 +81,12 @@ def move(
             at=now,
         )
     )
-    reward.status = to_status
+    # The UPDATE above wrote these; mirror them on the instance without marking it dirty (a
+    # plain setattr would make the session flush the same columns again).
+    set_committed_value(reward, "status", to_status)
+    set_committed_value(reward, "updated_at", now)
     for key, value in values.items():
-        setattr(reward, key, value)
+        set_committed_value(reward, key, value)
     return True
 
 

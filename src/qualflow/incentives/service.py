@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
@@ -36,8 +36,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.incentives.delivery import (
     EmailTemplate,
+    record_outbox_failure,
     render_email,
     send_email,
+    send_outbox_message,
     template_namespace,
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
@@ -70,7 +72,7 @@ from qualflow.incentives.providers import (
 )
 from qualflow.incentives.providers.tango import external_ref_id
 from qualflow.incentives.schemas import FraudRules
-from qualflow.notify.email import EmailError, SmtpSettings, message_id_for, send_queued
+from qualflow.notify.email import EmailError, SmtpSettings, message_id_for
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -112,6 +114,10 @@ class RewardRetry(Exception):
         self.retry_after = retry_after
 
 
+class _LimitsChanged(Exception):
+    """An incentive gained a limit while a reward of it was being decided without one."""
+
+
 class RewardFailed(Exception):
     """Fulfilment failed for good (the reward is ``failed``, or its email was refused)."""
 
@@ -147,6 +153,8 @@ class Submission:
     reward: Reward | None = None
     #: Set with a newly created reward (saves the fulfilment a read).
     incentive: Incentive | None = None
+    #: The reward email queued in the same transaction (a reward ordered at submission).
+    outbox: OutboxEmail | None = None
 
 
 @dataclass
@@ -425,14 +433,34 @@ class RewardService:
                     )
                     session.flush()
                     record_creation(session, reward, actor=request.requested_by)
-                    self._decide(session, reward, incentive, request.response_values, lease_owner)
+                    # Without limits a reservation cannot be refused, so it is taken last: its
+                    # row lock on the incentive (which every reward of it waits for) is then
+                    # held only for the commit.
+                    deferred = incentive.max_rewards is None and incentive.budget_minor is None
+                    self._decide(
+                        session, reward, incentive, request.response_values, lease_owner,
+                        reserve_now=not deferred,
+                    )  # fmt: skip
+                    outbox = None
+                    if lease_owner is not None and reward.status == "approved":
+                        outbox = self._order_at_submission(
+                            session, reward, incentive, reserved=not deferred
+                        )
+                    if (
+                        deferred
+                        and reward.counted
+                        and reserve(session, incentive, reward.amount_minor) is not None
+                    ):
+                        raise _LimitsChanged  # a limit was set meanwhile: decide again
                     return Submission(
-                        "created", f"created {reward.reference_id}", reward, incentive
+                        "created", f"created {reward.reference_id}", reward, incentive, outbox
                     )
             except IntegrityError as exc:
                 if "reference_id" in str(exc.orig) and "rewards" in str(exc.orig):
                     continue  # a reference id collision: draw another
                 raise
+            except _LimitsChanged:
+                continue
         raise RuntimeError("could not draw a unique reward reference id")
 
     def _decide(
@@ -442,8 +470,13 @@ class RewardService:
         incentive: Incentive,
         values: dict[str, Any] | None,
         lease_owner: str | None,
+        *,
+        reserve_now: bool = True,
     ) -> None:
-        """pending → held (with the reasons) or approved (counted against the limits)."""
+        """pending → held (with the reasons) or approved (counted against the limits).
+
+        With ``reserve_now`` false the caller reserves the approved reward's place itself
+        before committing (``counted`` is already set)."""
         reasons: list[str] = []
         warnings: list[str] = []
         now = utcnow()
@@ -473,7 +506,7 @@ class RewardService:
             reasons.append("this incentive reviews every reward before paying it")
         counted = False
         if not reasons:
-            limit = reserve(session, incentive, reward.amount_minor)
+            limit = reserve(session, incentive, reward.amount_minor) if reserve_now else None
             if limit is not None:
                 reasons.append(limit)
             else:
@@ -497,6 +530,63 @@ class RewardService:
             lease_owner=lease_owner,
             lease_until=(now + self.lease) if lease_owner else None,
         )
+
+    def _order_at_submission(
+        self, session: Session, reward: Reward, incentive: Incentive, *, reserved: bool
+    ) -> OutboxEmail | None:
+        """Pay a just-approved reward in its creation transaction, when the provider pays with
+        database writes alone (gift codes, manual): one commit instead of two on the hot path.
+
+        A provider that cannot pay now leaves the reward approved; :meth:`fulfil` tries again
+        and records why (a hold is recorded right here, with its place given back)."""
+        provider = provider_named(reward.provider, self.providers)
+        if not provider.orders_in_session:
+            return None
+        try:
+            delivery = provider.order_in_session(
+                session, replace(_order_request(reward, incentive), new=True)
+            )
+        except ProviderHold as hold:
+            if move(
+                session, reward, "held", actor=SYSTEM, reason=hold.reason, reasons=[hold.reason],
+                counted=False, next_attempt_at=None, lease_owner=None, lease_until=None,
+            ) and reserved:  # fmt: skip
+                unreserve(session, incentive.id, reward.amount_minor)
+            return None
+        except ProviderError:
+            return None
+        return self._record_order(session, reward, incentive, delivery)
+
+    def _record_order(
+        self, session: Session, reward: Reward, incentive: Incentive, delivery: Delivery
+    ) -> OutboxEmail | None:
+        """approved → ordered with the delivery, and the reward email queued (when it can go
+        now), in the caller's transaction. Returns the queued email."""
+        now = utcnow()
+        awaiting = not delivery.complete
+        moved = move(
+            session,
+            reward,
+            "ordered",
+            actor=SYSTEM,
+            reason="to be paid by hand" if awaiting else (delivery.hint or "ordered"),
+            provider_order_id=delivery.provider_order_id,
+            delivery=json.dumps(delivery.as_dict()),
+            delivery_hint=delivery.hint[:200] or None,
+            ordered_at=now,
+            next_attempt_at=None if awaiting else now,
+            last_error=None,
+        )
+        if not moved:
+            raise RewardFailed(
+                f"{reward.reference_id} changed to {reward.status} while it was being ordered"
+            )
+        if awaiting or self.smtp is None:
+            return None
+        row = self._outbox_row(reward, incentive, delivery)
+        session.add(row)
+        session.flush()
+        return row
 
     # -- fulfilment ------------------------------------------------------------------------
 
@@ -568,10 +658,9 @@ class RewardService:
         claim: _Claim,
         delivery: Delivery | None,
         provider: RewardProvider | None = None,
-    ) -> tuple[Reward, int | None]:
+    ) -> tuple[Reward, OutboxEmail | None]:
         """ordered (and the email queued) in one transaction; with ``provider``, its
         :meth:`~RewardProvider.order_in_session` pays in that same transaction."""
-        now = utcnow()
         with self._writing() as session:
             reward = session.get(Reward, claim.reward.id)
             assert reward is not None
@@ -582,31 +671,7 @@ class RewardService:
                     session, _order_request(reward, claim.incentive)
                 )
             assert delivery is not None
-            awaiting = not delivery.complete
-            moved = move(
-                session,
-                reward,
-                "ordered",
-                actor=SYSTEM,
-                reason="to be paid by hand" if awaiting else (delivery.hint or "ordered"),
-                provider_order_id=delivery.provider_order_id,
-                delivery=json.dumps(delivery.as_dict()),
-                delivery_hint=delivery.hint[:200] or None,
-                ordered_at=now,
-                next_attempt_at=None if awaiting else now,
-                last_error=None,
-            )
-            if not moved:
-                raise RewardFailed(
-                    f"{reward.reference_id} changed to {reward.status} while it was being ordered"
-                )
-            outbox_id = None
-            if not awaiting and self.smtp is not None:
-                row = self._outbox_row(reward, claim.incentive, delivery)
-                session.add(row)
-                session.flush()
-                outbox_id = row.id
-            return reward, outbox_id
+            return reward, self._record_order(session, reward, claim.incentive, delivery)
 
     def _hold(self, claim: _Claim, reason: str) -> Reward:
         with self._writing() as session:
@@ -685,31 +750,33 @@ class RewardService:
             and submitted.reward is not None
             and submitted.incentive is not None
             and submitted.reward.id == reward_id
-            and submitted.reward.status == "approved"
+            and submitted.reward.status in ("approved", "ordered")
             and submitted.reward.lease_owner == owner
         ):
             claim = _Claim(submitted.reward, submitted.incentive, owner)
         else:
             claim = await in_db_thread(self._claim, reward_id, owner)
+            submitted = None
         if claim is None:
             return None
         try:
-            return await self._fulfil_claimed(claim)
+            return await self._fulfil_claimed(
+                claim, submitted.outbox if submitted is not None else None
+            )
         finally:
             if not claim.released:
                 await in_db_thread(self._unlease, reward_id, owner)
 
-    async def _fulfil_claimed(self, claim: _Claim) -> Reward:
+    async def _fulfil_claimed(self, claim: _Claim, outbox: OutboxEmail | None = None) -> Reward:
         reward, incentive = claim.reward, claim.incentive
-        outbox_id: int | None = None
         if reward.status == "approved":
             provider = provider_named(reward.provider, self.providers)
             try:
                 if provider.orders_in_session:
-                    reward, outbox_id = await in_db_thread(self._after_order, claim, None, provider)
+                    reward, outbox = await in_db_thread(self._after_order, claim, None, provider)
                 else:
                     delivery = await provider.order(_order_request(reward, incentive))
-                    reward, outbox_id = await in_db_thread(self._after_order, claim, delivery)
+                    reward, outbox = await in_db_thread(self._after_order, claim, delivery)
             except IntegrityError:
                 # Another attempt of this very claim took the gift code at the same moment.
                 raise RewardRetry("a concurrent attempt is paying this reward") from None
@@ -725,7 +792,9 @@ class RewardService:
             return reward
         if reward.provider == "manual" and reward.paid_at is None:
             return reward  # waits for a person to pay it and mark it paid
-        return await self._email(reward, incentive, claim=claim, outbox_id=outbox_id)
+        if outbox is not None and outbox.status == "pending":
+            return await self._email_queued(reward, claim, outbox)
+        return await self._email(reward, incentive, claim=claim)
 
     async def _email(
         self,
@@ -733,29 +802,25 @@ class RewardService:
         incentive: Incentive,
         *,
         claim: _Claim | None = None,
-        outbox_id: int | None = None,
     ) -> Reward:
         if self.smtp is None:
             reason = "email is not configured (set QUALFLOW_SMTP_HOST)"
             await in_db_thread(self._retry_later, reward.id, reason, final=True)
             raise RewardFailed(f"{reward.reference_id} was ordered but not emailed: {reason}")
         try:
-            if outbox_id is not None:
-                sent = await send_queued(self.factory, self.smtp, outbox_id)
-            else:
-                delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
-                namespace = template_namespace(
-                    _template(incentive),
-                    reward_reference=reward.reference_id,
-                    email=reward.email,
-                    first_name=reward.first_name,
-                    amount_minor=reward.amount_minor,
-                    currency=reward.currency,
-                    delivery=delivery,
-                )
-                email = render_email(_template(incentive), reward.email, namespace)
-                key = f"reward:{reward.reference_id}"
-                sent = await send_email(self.factory, self.smtp, key, email)
+            delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
+            namespace = template_namespace(
+                _template(incentive),
+                reward_reference=reward.reference_id,
+                email=reward.email,
+                first_name=reward.first_name,
+                amount_minor=reward.amount_minor,
+                currency=reward.currency,
+                delivery=delivery,
+            )
+            email = render_email(_template(incentive), reward.email, namespace)
+            key = f"reward:{reward.reference_id}"
+            sent = await send_email(self.factory, self.smtp, key, email)
         except EmailError as exc:
             reason = f"email to {reward.email} failed: {exc}"
             await in_db_thread(self._retry_later, reward.id, reason, final=not exc.retriable)
@@ -769,6 +834,46 @@ class RewardService:
         if claim is not None:
             claim.released = True
         return done
+
+    async def _email_queued(self, reward: Reward, claim: _Claim, outbox: OutboxEmail) -> Reward:
+        """Send the email queued with the order, then record it sent and the reward sent in one
+        transaction (the hot path: the message is in hand, no outbox read needed)."""
+        assert self.smtp is not None
+        try:
+            await in_db_thread(send_outbox_message, self.smtp, outbox)
+        except EmailError as exc:
+            await in_db_thread(
+                record_outbox_failure, self.factory, outbox.id, error=str(exc),
+                retriable=exc.retriable,
+            )  # fmt: skip
+            reason = f"email to {reward.email} failed: {exc}"
+            await in_db_thread(self._retry_later, reward.id, reason, final=not exc.retriable)
+            if exc.retriable:
+                raise RewardRetry(reason) from None
+            raise RewardFailed(f"{reward.reference_id} was ordered but {reason}") from None
+        done = await in_db_thread(self._record_sent, reward, outbox.id, claim.owner)
+        claim.released = True
+        return done
+
+    def _record_sent(self, reward: Reward, outbox_id: int, owner: str) -> Reward:
+        now = utcnow()
+        with self._writing() as session:
+            session.execute(
+                update(OutboxEmail)
+                .where(OutboxEmail.id == outbox_id)
+                .values(
+                    status="sent", sent_at=now, last_error=None, attempts=OutboxEmail.attempts + 1
+                )
+                .execution_options(synchronize_session=False)
+            )
+            if move(
+                session, reward, "sent", actor=SYSTEM, reason="reward emailed",
+                email_outbox_id=outbox_id, sent_at=now, next_attempt_at=None, last_error=None,
+                lease_owner=None, lease_until=None,
+            ):  # fmt: skip
+                return reward
+        # A concurrent attempt of the same claim recorded it first.
+        return self._after_email(reward.id, outbox_id, paid=False, owner=owner)
 
     # -- reviewers' operations ---------------------------------------------------------------
 

@@ -14,6 +14,7 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -260,6 +261,8 @@ class TangoState:
         self.failures: list[InjectedFailure] = []
         #: Tango allows about one request per second; None switches the limit off.
         self.requests_per_second = requests_per_second
+        #: The rate limit's clock (tests replace it to step time deterministically).
+        self.clock: Callable[[], float] = time.monotonic
         self._recent: deque[float] = deque()
         self.request_count = 0
         self.rate_limited_count = 0
@@ -341,7 +344,7 @@ class TangoState:
         with self.lock:
             self.request_count += 1
             if self.requests_per_second:
-                now = time.monotonic()
+                now = self.clock()
                 while self._recent and now - self._recent[0] >= 1.0:
                     self._recent.popleft()
                 if len(self._recent) >= self.requests_per_second:

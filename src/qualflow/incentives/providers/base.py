@@ -104,6 +104,8 @@ class OrderRequest:
     tango_account_id: int | None
     gift_code_pool_id: int | None
     external_ref_id: str | None
+    #: The reward was created in the caller's transaction (it cannot have been paid before).
+    new: bool = False
 
 
 @dataclass(frozen=True)

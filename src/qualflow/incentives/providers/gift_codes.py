@@ -154,12 +154,21 @@ def stock(session: Session, pool_id: int, value_minor: int, currency: str) -> in
 
 
 def claim_code(
-    session: Session, pool_id: int, value_minor: int, currency: str, reward_id: int
+    session: Session,
+    pool_id: int,
+    value_minor: int,
+    currency: str,
+    reward_id: int,
+    *,
+    new_reward: bool = False,
 ) -> GiftCode | None:
-    """Give ``reward_id`` one unused code (its own if it already has one); caller commits."""
-    own = session.scalar(select(GiftCode).where(GiftCode.reward_id == reward_id))
-    if own is not None:
-        return own
+    """Give ``reward_id`` one unused code (its own if it already has one); caller commits.
+
+    ``new_reward``: the reward was created in this transaction, so it has no code yet."""
+    if not new_reward:
+        own = session.scalar(select(GiftCode).where(GiftCode.reward_id == reward_id))
+        if own is not None:
+            return own
     today = utcnow().date()
     candidate = (
         select(GiftCode.id)
@@ -170,16 +179,13 @@ def claim_code(
         .with_for_update(skip_locked=True)
         .scalar_subquery()
     )
-    claimed = session.execute(
+    return session.scalars(
         update(GiftCode)
         .where(GiftCode.id == candidate, GiftCode.reward_id.is_(None))
         .values(reward_id=reward_id, claimed_at=utcnow())
-        .returning(GiftCode.id)
-        .execution_options(synchronize_session=False)
-    ).scalar_one_or_none()
-    if claimed is None:
-        return None
-    return session.get(GiftCode, claimed, populate_existing=True)
+        .returning(GiftCode)
+        .execution_options(synchronize_session=False, populate_existing=True)
+    ).one_or_none()
 
 
 def _delivery(code: GiftCode, pool_name: str, instructions: str) -> Delivery:
@@ -311,8 +317,9 @@ class GiftCodeProvider(RewardProvider):
                 f"gift-code pool {request.gift_code_pool_id} no longer exists", retriable=False
             )
         code = claim_code(
-            session, pool.id, request.amount_minor, request.currency, request.reward_id
-        )
+            session, pool.id, request.amount_minor, request.currency, request.reward_id,
+            new_reward=request.new,
+        )  # fmt: skip
         if code is None:
             raise ProviderHold(
                 f"out of codes: pool {pool.name!r} has no unused "
