@@ -46,8 +46,10 @@ def test_clients_of_one_connection_share_one_limiter(db: Session, sandbox: Sandb
     assert a.rate_limiter is not c.rate_limiter
     assert a.rate_limiter.requests_per_minute == 1200
     assert c.rate_limiter.requests_per_minute == 600
-    # A new rate replaces the connection's limiter.
-    assert limiter_for(first.id, 900) is not a.rate_limiter
+    # A new rate retunes the connection's one limiter: old and new clients share one budget.
+    assert limiter_for(first.id, 900) is a.rate_limiter
+    assert a.rate_limiter.requests_per_minute == 900
+    assert client_for(first).rate_limiter is a.rate_limiter
 
 
 def test_credentials_need_exactly_one_way_to_authenticate() -> None:

@@ -1,8 +1,8 @@
 """Qualtrics clients for connections: one shared rate limiter per connection in this process.
 
 Qualtrics limits a brand to 3,000 requests per minute across every caller, so every client made
-for one connection draws from one :class:`~qualflow.qualtrics.RateLimiter`
-(``connection.requests_per_minute``). Two ways to get a client:
+for one connection draws from one :class:`ConnectionLimiter` (``connection.requests_per_minute``,
+retuned in place when it changes). Two ways to get a client:
 
 * :func:`client_for` — a new :class:`~qualflow.qualtrics.AsyncClient`; use it as
   ``async with client_for(connection) as qualtrics: …`` (it is closed on exit);
@@ -32,6 +32,7 @@ from qualflow.qualtrics import AsyncClient, OAuthCredentials, RateLimiter, Retry
 
 __all__ = [
     "ConnectionClientFactory",
+    "ConnectionLimiter",
     "Credentials",
     "client_factory",
     "client_for",
@@ -96,7 +97,7 @@ class _Registry:
         self.lock = threading.Lock()
         self.transport: httpx.AsyncBaseTransport | None = None
         self.timeout: float = 30.0
-        self.limiters: dict[int, RateLimiter] = {}
+        self.limiters: dict[int, ConnectionLimiter] = {}
         #: Bumped when a connection's credentials change, so cached clients are rebuilt.
         self.generations: dict[int, int] = {}
 
@@ -114,16 +115,44 @@ def configure_clients(
             _registry.timeout = timeout
 
 
+class ConnectionLimiter(RateLimiter):
+    """The one limiter of a connection in this process.
+
+    Every client made for the connection draws from this bucket for the life of the process;
+    when the connection's ``requests_per_minute`` changes, the bucket is retuned in place
+    (what was spent stays spent), so clients made before and after the edit never hold two
+    budgets for one brand.
+    """
+
+    def retune(self, requests_per_minute: float) -> None:
+        rate = float(requests_per_minute)
+        if rate <= 0:
+            raise ValueError("requests_per_minute must be positive")
+        with self._lock:
+            if rate == self.requests_per_minute:
+                return
+            # Settle the bucket at the old rate up to now, then continue at the new one.
+            now = self._clock()
+            elapsed = max(0.0, now - self._updated)
+            self._tokens = min(float(self.burst), self._tokens + elapsed * self._rate)
+            self._updated = max(self._updated, now)
+            self.requests_per_minute = rate
+            self._rate = rate / 60.0
+            self.burst = max(1, int(rate // 20))
+            self._tokens = min(self._tokens, float(self.burst))
+
+
 def limiter_for(
     connection_id: int, requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
-) -> RateLimiter:
-    """The one limiter of this connection in this process (replaced if its rate changed)."""
+) -> ConnectionLimiter:
+    """The one limiter of this connection in this process (retuned if its rate changed)."""
     with _registry.lock:
         limiter = _registry.limiters.get(connection_id)
-        if limiter is None or limiter.requests_per_minute != float(requests_per_minute):
-            limiter = RateLimiter(requests_per_minute)
+        if limiter is None:
+            limiter = ConnectionLimiter(requests_per_minute)
             _registry.limiters[connection_id] = limiter
-        return limiter
+    limiter.retune(requests_per_minute)
+    return limiter
 
 
 def client_for_credentials(

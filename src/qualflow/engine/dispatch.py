@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -119,8 +120,38 @@ def start_runs(services: EngineServices, requests: Sequence[RunRequest]) -> list
     Not for use inside a workflow (there, prepare in a step and enqueue from workflow code).
     """
     prepared = prepare_runs(services, requests)
+    _enqueue(prepared)
+    # Only now: an event whose run was not queued yet is dispatched again after a crash.
+    _mark_dispatched(services, requests, {r.run_id for r, _ in prepared})
+    return [r.run_id for r, _ in prepared]
+
+
+def _enqueue(prepared: Sequence[tuple[RunRequest, int]]) -> None:
+    """Queue one workflow per run, with the run id as workflow id (idempotent: a workflow that
+    exists already is left as it is).
+
+    Many runs go into DBOS's queue in ONE transaction with its batch enqueue (the one its own
+    Kafka consumer uses); a DBOS without it gets one enqueue per run.
+    """
+    if not prepared:
+        return
+    batch = _batch_enqueue()
+    if batch is not None:
+        prepare, dbos = batch
+        statuses = [
+            prepare(
+                dbos,
+                run_automation,
+                (request.run_id, request.automation_id, version, request.trigger),
+                {},
+                queue_name=RUN_QUEUE,
+                workflow_id=request.run_id,
+            )
+            for request, version in prepared
+        ]
+        dbos._sys_db.init_workflows(statuses)
+        return
     for request, version in prepared:
-        # Idempotent: an existing workflow with this id is returned, not started again.
         with SetWorkflowID(request.run_id):
             DBOS.enqueue_workflow(
                 RUN_QUEUE,
@@ -130,9 +161,20 @@ def start_runs(services: EngineServices, requests: Sequence[RunRequest]) -> list
                 version,
                 request.trigger,
             )
-    # Only now: an event whose run was not queued yet is dispatched again after a crash.
-    _mark_dispatched(services, requests, {r.run_id for r, _ in prepared})
-    return [r.run_id for r, _ in prepared]
+
+
+def _batch_enqueue() -> tuple[Any, Any] | None:
+    """DBOS's batch enqueue (``prepare_enqueued_workflow`` + ``init_workflows``), if present."""
+    try:
+        from dbos._core import prepare_enqueued_workflow
+        from dbos._dbos import _get_dbos_instance
+
+        dbos = _get_dbos_instance()
+        if not callable(getattr(dbos._sys_db, "init_workflows", None)):
+            return None
+    except (ImportError, AttributeError):
+        return None
+    return prepare_enqueued_workflow, dbos
 
 
 def _mark_dispatched(
@@ -185,13 +227,23 @@ class Dispatcher:
         batch_size: int = 500,
         idle: float = 1.0,
         min_age: float = 0.0,
+        settle: float = 0.05,
+        max_defer: float = 1.0,
     ):
         """``min_age`` > 0 makes a backstop dispatcher (worker processes): it only takes events
-        that the recording process left undispatched for that many seconds."""
+        that the recording process left undispatched for that many seconds.
+
+        While events keep arriving (a burst at the edge), dispatching waits for a ``settle``
+        seconds' lull, ``max_defer`` seconds at most: the edge keeps the CPU while it absorbs
+        the burst, and the runs are queued in large batches right after.
+        """
         self._services = services
         self._batch_size = batch_size
         self._idle = idle
         self._min_age = timedelta(seconds=min_age)
+        self._settle = settle
+        self._max_defer = max_defer
+        self._last_wake = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -209,6 +261,7 @@ class Dispatcher:
 
     def wake(self) -> None:
         """Tell the dispatcher new events were recorded (thread-safe, cheap)."""
+        self._last_wake = time.monotonic()
         self._wake.set()
 
     def dispatch_pending(self) -> int:
@@ -229,10 +282,21 @@ class Dispatcher:
         start_runs(self._services, requests)
         return len(events)
 
+    def _settle_burst(self) -> None:
+        """Wait until no event was recorded for ``settle`` seconds (``max_defer`` at most)."""
+        deadline = time.monotonic() + self._max_defer
+        while not self._stop.is_set():
+            now = time.monotonic()
+            quiet_at = self._last_wake + self._settle
+            if now >= quiet_at or now >= deadline:
+                return
+            self._stop.wait(min(quiet_at, deadline) - now)
+
     def _loop(self) -> None:
         while not self._stop.is_set():
             self._wake.wait(timeout=self._idle)
             self._wake.clear()
+            self._settle_burst()
             try:
                 while not self._stop.is_set() and self.dispatch_pending() >= self._batch_size:
                     pass

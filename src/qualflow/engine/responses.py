@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, select
 
 from qualflow.engine.dispatch_sql import insert_ignoring_duplicates
 from qualflow.engine.errors import RetriableError
@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 
 #: Slack around the recordedDate window: webhook dates have one-second precision.
 WINDOW_SLACK = timedelta(seconds=2)
+
+
+_CACHED_PAYLOAD = select(CachedResponse.payload).where(
+    CachedResponse.response_id == bindparam("response_id")
+)
 
 
 def parse_recorded(value: Any) -> datetime | None:
@@ -103,11 +108,9 @@ class ResponseFetcher:
     # -- cache ------------------------------------------------------------------------------
 
     def _cached(self, response_id: str) -> dict[str, Any] | None:
-        with self.services.sessionmaker() as session:
-            payload = session.scalar(
-                select(CachedResponse.payload).where(CachedResponse.response_id == response_id)
-            )
-            return dict(payload) if payload is not None else None
+        with self.services.connect() as conn:
+            payload = conn.execute(_CACHED_PAYLOAD, {"response_id": response_id}).scalar()
+        return dict(payload) if payload is not None else None
 
     def store(
         self, connection_id: int | None, survey_id: str, responses: list[dict[str, Any]]

@@ -22,9 +22,10 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from qualflow.engine import sqlite_writers
 from qualflow.engine.config import RUN_QUEUE, EngineConfig, default_executor_id
 from qualflow.engine.services import ClientFactory, EngineServices, set_current_services
-from qualflow.store.db import make_engine, make_sessionmaker, normalize_url
+from qualflow.store.db import _sqlite_pragmas, make_sessionmaker, normalize_url
 from qualflow.store.secrets import SecretBox, attach_secret_box
 
 if TYPE_CHECKING:
@@ -180,7 +181,15 @@ def _engine_database(url: str) -> SAEngine:
     """The engine's own pool on our database: small (steps hold a connection for one short
     write) so PostgreSQL's connection slots stay available for the other processes."""
     if make_url(url).get_backend_name() == "sqlite":
-        return make_engine(url, pool_size=8, max_overflow=8)
+        # Writers of this process take turns on an in-process lock (see sqlite_writers).
+        engine = create_engine(
+            normalize_url(url),
+            connect_args=sqlite_writers.connect_args(timeout=30),
+            pool_size=8,
+            max_overflow=8,
+        )
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
     return create_engine(
         normalize_url(url), pool_size=8, max_overflow=8, pool_pre_ping=False, pool_recycle=300
     )
@@ -194,9 +203,16 @@ def _sqlite_system_engine(url: str) -> SAEngine:
     keeps every commit atomic and the database consistent across crashes, but fsyncs at
     checkpoints instead of at every commit — the difference between ~30 and thousands of
     checkpoints per second on an ordinary disk. (A power loss may lose the last commits; a
-    process crash, the failure durable execution is about, loses nothing.)
+    process crash, the failure durable execution is about, loses nothing.) Writers of this
+    process take turns on an in-process lock instead of sleeping in SQLite's busy handler.
     """
-    engine = create_engine(url, pool_size=20, max_overflow=0, pool_timeout=30)
+    engine = create_engine(
+        url,
+        connect_args=sqlite_writers.connect_args(),
+        pool_size=20,
+        max_overflow=0,
+        pool_timeout=30,
+    )
 
     @event.listens_for(engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:

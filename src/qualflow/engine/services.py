@@ -31,6 +31,10 @@ class EngineServices:
     extras: dict[str, Any] = field(default_factory=dict)
     #: Plans of automation versions (immutable), see ``workflow._plan``.
     plans: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict, repr=False)
+    #: (automation, version, position) → (action, spec, validated config), see ``workflow``.
+    step_configs: dict[tuple[int, int, int], tuple[str, Any, Any]] = field(
+        default_factory=dict, repr=False
+    )
     _fetcher: Any = field(default=None, repr=False)
 
     def connect(self) -> AbstractContextManager[Connection]:

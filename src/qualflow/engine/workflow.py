@@ -232,6 +232,22 @@ def _input_summary(config: dict[str, Any]) -> dict[str, Any]:
     return summary
 
 
+def _validated(
+    services: EngineServices, plan: dict[str, Any], position: int, step: dict[str, Any]
+) -> tuple[Any, Any]:
+    """The step's action and validated config (cached: an automation version is immutable)."""
+    key = (int(plan["automation_id"]), int(plan.get("version", 0)), position)
+    cached = services.step_configs.get(key)
+    if cached is not None and cached[0] == step["action"]:
+        return cached[1], cached[2]
+    spec = get_action(step["action"])
+    config = spec.validate_config(step["config"])
+    if len(services.step_configs) > 5000:
+        services.step_configs.clear()
+    services.step_configs[key] = (step["action"], spec, config)
+    return spec, config
+
+
 async def _execute_step(
     run_id: str,
     workflow_id: str,
@@ -247,8 +263,7 @@ async def _execute_step(
     last = position == len(plan["steps"]) - 1
     record = _StepRecord(run_id, workflow_id, position, step, started, checkpoint)
     try:
-        spec = get_action(step["action"])
-        config = spec.validate_config(step["config"])
+        spec, config = _validated(services, plan, position, step)
     except DefinitionError as exc:
         problem = f"{exc.message}: {exc.errors}"
         await record.write("failed", None, problem, 0, outcome=("failed", problem))

@@ -17,16 +17,20 @@ import ssl
 import threading
 from dataclasses import dataclass
 from datetime import timedelta
-from email.message import EmailMessage
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
 from email.utils import formatdate, parseaddr
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
-from qualflow.store.db import session_scope
 
 log = logging.getLogger(__name__)
 
@@ -78,19 +82,14 @@ def message_id_for(key: str, sender: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
-def queue_email(
-    factory: sessionmaker[Session],
-    key: str,
-    email: Email,
-    *,
-    sender: str,
-    run_id: str | None = None,
-) -> OutboxEmail:
-    """Write the message to the outbox (or return the one already there under ``key``)."""
+def _outbox_values(
+    key: str, email: Email, *, sender: str, run_id: str | None
+) -> dict[str, Any]:
     recipients = [check_address(a) for a in (*email.to, *email.cc, *email.bcc)]
     if not email.to:
         raise ValueError("an email needs at least one recipient")
-    values = {
+    now = utcnow()
+    return {
         "idempotency_key": key,
         "run_id": run_id,
         "sender": sender,
@@ -100,38 +99,117 @@ def queue_email(
         "body_html": email.html,
         "status": "pending",
         "attempts": 0,
+        "last_error": None,
         "message_id": message_id_for(key, sender),
         "headers": {"to": list(email.to), "cc": list(email.cc), "reply_to": email.reply_to},
-        "created_at": utcnow(),
-        "next_attempt_at": utcnow(),
+        "created_at": now,
+        "next_attempt_at": now,
+        "sent_at": None,
     }
-    with session_scope(factory) as session:
+
+
+_TABLE: Table = OutboxEmail.__table__  # type: ignore[assignment]
+# Built once per dialect: building a statement per message costs more CPU than running it.
+_INSERT_IGNORE = {
+    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(),
+    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(),
+}
+_SELECT_BY_KEY = select(_TABLE).where(_TABLE.c.idempotency_key == bindparam("key"))
+_SELECT_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("email_id"))
+_MARK_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("email_id"))
+    .values(
+        attempts=_TABLE.c.attempts + 1,
+        status="sent",
+        sent_at=bindparam("now"),
+        last_error=None,
+    )
+)
+_MARK_FAILED = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("email_id"))
+    .values(
+        attempts=_TABLE.c.attempts + 1,
+        status=bindparam("new_status"),
+        last_error=bindparam("error"),
+        next_attempt_at=bindparam("retry_at"),
+    )
+)
+
+
+def _bind(factory: sessionmaker[Session]) -> Engine:
+    bind = factory.kw.get("bind")
+    if not isinstance(bind, Engine):
+        raise TypeError("the session factory must be bound to an Engine")
+    return bind
+
+
+def _detached(row: Any) -> OutboxEmail:
+    return OutboxEmail(**dict(row._mapping))
+
+
+def queue_email(
+    factory: sessionmaker[Session],
+    key: str,
+    email: Email,
+    *,
+    sender: str,
+    run_id: str | None = None,
+) -> OutboxEmail:
+    """Write the message to the outbox (or return the one already there under ``key``)."""
+    values = _outbox_values(key, email, sender=sender, run_id=run_id)
+    bind = _bind(factory)
+    with bind.begin() as conn:
         # One round trip whether or not a retried step queued it already.
-        dialect = session.get_bind().dialect.name
-        insert = (postgresql if dialect == "postgresql" else sqlite).insert(OutboxEmail)
-        session.execute(insert.values(**values).on_conflict_do_nothing())
-        row = session.scalar(select(OutboxEmail).where(OutboxEmail.idempotency_key == key))
-        assert row is not None
-        session.expunge(row)
-        return row
+        conn.execute(_INSERT_IGNORE[bind.dialect.name], values)
+        row = conn.execute(_SELECT_BY_KEY, {"key": key}).one()
+    return _detached(row)
 
 
-def build_message(row: OutboxEmail) -> EmailMessage:
-    message = EmailMessage()
+def build_message(row: OutboxEmail) -> Message:
+    """The MIME message of an outbox row, encoded as ``EmailMessage`` would (7bit, 8bit or
+    quoted-printable; RFC 2047 headers) but built with the compat32 classes, ten times cheaper."""
     headers = row.headers or {}
-    message["From"] = row.sender
-    message["To"] = ", ".join(headers.get("to") or row.recipients)
+    text = _text_part(row.body_text, "plain")
+    message: Message
+    if row.body_html:
+        message = MIMEMultipart("alternative")
+        message.attach(text)
+        message.attach(_text_part(row.body_html, "html"))
+    else:
+        message = text
+    message["From"] = _header(row.sender)
+    message["To"] = _header(", ".join(headers.get("to") or row.recipients))
     if headers.get("cc"):
-        message["Cc"] = ", ".join(headers["cc"])
+        message["Cc"] = _header(", ".join(headers["cc"]))
     if headers.get("reply_to"):
-        message["Reply-To"] = headers["reply_to"]
-    message["Subject"] = row.subject
+        message["Reply-To"] = _header(headers["reply_to"])
+    message["Subject"] = _header(row.subject)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = row.message_id or message_id_for(row.idempotency_key, row.sender)
-    message.set_content(row.body_text)
-    if row.body_html:
-        message.add_alternative(row.body_html, subtype="html")
     return message
+
+
+_UTF8_8BIT = Charset("utf-8")
+_UTF8_8BIT.body_encoding = None  # type: ignore[assignment]
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
+#: Longest line sent unencoded (EmailMessage's default policy).
+_MAX_LINE = 78
+
+
+def _text_part(body: str, subtype: str) -> MIMEText:
+    if not body.endswith("\n"):
+        body += "\n"
+    short = max((len(line) for line in body.splitlines()), default=0) <= _MAX_LINE
+    if short and body.isascii():
+        return MIMEText(body, subtype, "us-ascii")
+    return MIMEText(body, subtype, _UTF8_8BIT if short else _UTF8_QP)  # type: ignore[arg-type]
+
+
+def _header(value: str) -> str:
+    return value if value.isascii() else Header(value, "utf-8").encode()
 
 
 class SmtpPool:
@@ -156,7 +234,7 @@ class SmtpPool:
             raise
         return smtp
 
-    def send(self, message: EmailMessage, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
         with self._lock:
             smtp = self._idle.pop() if self._idle else None
         fresh = smtp is None
@@ -242,44 +320,71 @@ def _send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
         ) from None
 
 
+def _load(factory: sessionmaker[Session], email_id: int) -> OutboxEmail:
+    with _bind(factory).connect() as conn:
+        row = conn.execute(_SELECT_BY_ID, {"email_id": email_id}).first()
+    if row is None:
+        raise EmailError(f"outbox email {email_id} does not exist", retriable=False)
+    return _detached(row)
+
+
+def send_now(
+    factory: sessionmaker[Session], settings: SmtpSettings, email: OutboxEmail | int
+) -> OutboxEmail:
+    """Blocking :func:`send_queued` (call it from a worker thread)."""
+    row = _load(factory, email) if isinstance(email, int) else email
+    if row.status == "sent":
+        return row
+    try:
+        _send_blocking(settings, row)
+    except EmailError as exc:
+        _record_attempt(factory, row, error=str(exc), retriable=exc.retriable)
+        raise
+    return _record_attempt(factory, row, error=None, retriable=False)
+
+
 async def send_queued(
     factory: sessionmaker[Session], settings: SmtpSettings, email: OutboxEmail | int
 ) -> OutboxEmail:
     """Send one outbox message unless it was sent already; records the attempt either way."""
-    if isinstance(email, int):
-        with factory() as session:
-            found = session.get(OutboxEmail, email)
-            if found is None:
-                raise EmailError(f"outbox email {email} does not exist", retriable=False)
-            session.expunge(found)
-        email = found
-    row = email
-    email_id = row.id
-    if row.status == "sent":
-        return row
-    try:
-        await asyncio.to_thread(_send_blocking, settings, row)
-    except EmailError as exc:
-        _record_attempt(factory, email_id, error=str(exc), retriable=exc.retriable)
-        raise
-    return _record_attempt(factory, email_id, error=None, retriable=False)
+    return await asyncio.to_thread(send_now, factory, settings, email)
+
+
+def deliver(
+    factory: sessionmaker[Session],
+    settings: SmtpSettings,
+    key: str,
+    email: Email,
+    *,
+    run_id: str | None = None,
+) -> OutboxEmail:
+    """Queue under ``key`` (or find the message queued there) and send it unless it was sent:
+    blocking, call it from a worker thread."""
+    row = queue_email(factory, key, email, sender=settings.sender, run_id=run_id)
+    return send_now(factory, settings, row)
 
 
 def _record_attempt(
-    factory: sessionmaker[Session], email_id: int, *, error: str | None, retriable: bool
+    factory: sessionmaker[Session], row: OutboxEmail, *, error: str | None, retriable: bool
 ) -> OutboxEmail:
-    with session_scope(factory) as session:
-        row = session.get(OutboxEmail, email_id)
-        assert row is not None
-        row.attempts += 1
-        now = utcnow()
+    """Count the attempt on the row (one UPDATE) and return the row as it now is."""
+    now = utcnow()
+    attempts = (row.attempts or 0) + 1
+    with _bind(factory).begin() as conn:
         if error is None:
-            row.status, row.sent_at, row.last_error = "sent", now, None
+            conn.execute(_MARK_SENT, {"email_id": row.id, "now": now})
         else:
-            row.status = "pending" if retriable else "failed"
-            row.last_error = error[:2000]
-            row.next_attempt_at = now + timedelta(seconds=min(30 * 2**row.attempts, 3600))
-        return row
+            conn.execute(
+                _MARK_FAILED,
+                {
+                    "email_id": row.id,
+                    "new_status": "pending" if retriable else "failed",
+                    "error": error[:2000],
+                    "retry_at": now + timedelta(seconds=min(30 * 2**attempts, 3600)),
+                },
+            )
+        fresh = conn.execute(_SELECT_BY_ID, {"email_id": row.id}).one()
+    return _detached(fresh)
 
 
 async def drain_outbox(

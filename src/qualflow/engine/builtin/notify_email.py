@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -14,8 +15,7 @@ from qualflow.notify.email import (
     EmailError,
     SmtpSettings,
     check_address,
-    queue_email,
-    send_queued,
+    deliver,
 )
 
 
@@ -85,12 +85,16 @@ async def notify_email(ctx: ActionContext, config: EmailConfig) -> dict[str, Any
         text=render(config.body, ns),
         html=render(config.html, ns, html=True) if config.html else None,
     )
-    factory = ctx.services.sessionmaker
-    row = queue_email(
-        factory, ctx.idempotency_key, email, sender=settings.sender, run_id=ctx.run_id
-    )
     try:
-        sent = await send_queued(factory, settings, row)
+        # Queue (or find) it in the outbox, send it unless it was sent: one worker thread.
+        sent = await asyncio.to_thread(
+            deliver,
+            ctx.services.sessionmaker,
+            settings,
+            ctx.idempotency_key,
+            email,
+            run_id=ctx.run_id,
+        )
     except EmailError as exc:
         if exc.retriable:
             raise RetriableError(str(exc)) from None
