@@ -35,7 +35,6 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from rich.console import Console
 from rich.table import Table
 
@@ -198,6 +197,20 @@ def _chunk(rng: np.random.Generator, start: int, count: int) -> dict[str, pa.Arr
     return out
 
 
+def _csv_cells(values: pa.Array) -> pa.Array:
+    """CSV fields as Qualtrics writes them (see the recorded export in tests/fixtures): quoted
+    only when they hold a quote, comma or line break; empty for a missing value."""
+    text = values.cast(pa.string())
+    quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+    needs_quotes = pc.match_substring_regex(text, r'[",\r\n]')
+    return pc.fill_null(pc.if_else(needs_quotes, quoted, text), "")
+
+
+def _csv_lines(columns: list[pa.Array]) -> bytes:
+    lines = pc.binary_join_element_wise(*(_csv_cells(c) for c in columns), ",")
+    return ("\n".join(lines.to_pylist()) + "\n").encode()
+
+
 def _generate_csv(path: Path, rows: int) -> None:
     cols = _columns()
     rng = np.random.default_rng(7)
@@ -206,17 +219,11 @@ def _generate_csv(path: Path, rows: int) -> None:
         zipfile.ZipFile(part, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as archive,
         archive.open("Customer Satisfaction.csv", "w", force_zip64=True) as sink,
     ):
-        header = pa.table(
-            {
-                f"c{i}": [c[0], c[1], json.dumps(c[2], separators=(",", ":"))]
-                for i, c in enumerate(cols)
-            }
-        )
-        pacsv.write_csv(header, sink, pacsv.WriteOptions(include_header=False))
+        header = [pa.array([c[0], c[1], json.dumps(c[2], separators=(",", ":"))]) for c in cols]
+        sink.write(_csv_lines(header))
         for start in range(0, rows, CHUNK):
             chunk = _chunk(rng, start, min(CHUNK, rows - start))
-            table = pa.table({tag: chunk[tag] for tag, _, _, _ in cols})
-            pacsv.write_csv(table, sink, pacsv.WriteOptions(include_header=False))
+            sink.write(_csv_lines([chunk[tag] for tag, _, _, _ in cols]))
     part.replace(path)
 
 
@@ -312,7 +319,8 @@ def _generate_ndjson(path: Path, rows: int) -> None:
 
 def ensure_inputs(rows: int, console: Console) -> tuple[Path, Path]:
     CACHE.mkdir(parents=True, exist_ok=True)
-    csv_zip = CACHE / f"export_{rows}.csv.zip"
+    # v2: fields quoted only where needed, as Qualtrics writes them.
+    csv_zip = CACHE / f"export_{rows}.v2.csv.zip"
     ndjson_zip = CACHE / f"export_{rows}.ndjson.zip"
     for path, make in ((csv_zip, _generate_csv), (ndjson_zip, _generate_ndjson)):
         if not path.exists():
