@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Annotated, Any
 
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Query, Request
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
@@ -16,15 +16,27 @@ from qualflow.settings import Settings
 from qualflow.store.runtime import Store
 
 __all__ = [
+    "MAX_ID",
     "ApiError",
     "DbSession",
     "ErrorBody",
     "ErrorResponse",
+    "Offset",
+    "ResourceId",
     "error_responses",
     "get_app_settings",
     "get_db",
     "get_store",
 ]
+
+
+#: The largest id a row can have (the id columns are 32-bit integers on PostgreSQL).
+MAX_ID = 2**31 - 1
+
+#: A row id in a path: out of range is a 422, never a database error.
+ResourceId = Annotated[int, Path(ge=1, le=MAX_ID)]
+#: How many rows of a list to skip.
+Offset = Annotated[int, Query(ge=0, le=MAX_ID, description="Rows to skip (paging).")]
 
 
 class ApiError(Exception):
@@ -70,6 +82,7 @@ _ERROR_DESCRIPTIONS = {
     422: "Request failed validation",
     429: "Too many attempts",
     502: "An upstream service (Qualtrics) failed",
+    503: "Temporarily unavailable; try again shortly",
 }
 
 

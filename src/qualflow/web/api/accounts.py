@@ -36,7 +36,7 @@ from qualflow.accounts.users import (
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import mask
-from qualflow.web.deps import ApiError, DbSession, error_responses, get_app_settings
+from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses, get_app_settings
 
 router = APIRouter()
 
@@ -328,7 +328,7 @@ def create_my_token(body: TokenCreate, db: DbSession, principal: CurrentPrincipa
     responses=error_responses(401, 404, 422),
     summary="Revoke one of your personal API tokens",
 )
-def revoke_my_token(token_id: int, db: DbSession, principal: CurrentPrincipal) -> TokenOut:
+def revoke_my_token(token_id: ResourceId, db: DbSession, principal: CurrentPrincipal) -> TokenOut:
     try:
         token = revoke_token(db, get_token(db, principal.user_id, token_id))
     except AccountError as exc:
@@ -371,7 +371,7 @@ def add_user(body: UserCreate, db: DbSession, _admin: Admin) -> UserCreated:
     return UserCreated(**UserOut.of(user).model_dump(), generated_password=generated)
 
 
-def _user(db: DbSession, user_id: int) -> User:
+def _user(db: DbSession, user_id: ResourceId) -> User:
     try:
         return get_user(db, user_id)
     except AccountError as exc:
@@ -379,12 +379,12 @@ def _user(db: DbSession, user_id: int) -> User:
 
 
 @router.get("/users/{user_id}", tags=["users"], response_model=UserOut, responses=_ADMIN_ERRORS)
-def read_user(user_id: int, db: DbSession, _admin: Admin) -> UserOut:
+def read_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> UserOut:
     return UserOut.of(_user(db, user_id))
 
 
 @router.patch("/users/{user_id}", tags=["users"], response_model=UserOut, responses=_ADMIN_ERRORS)
-def change_user(user_id: int, body: UserUpdate, db: DbSession, _admin: Admin) -> UserOut:
+def change_user(user_id: ResourceId, body: UserUpdate, db: DbSession, _admin: Admin) -> UserOut:
     """Change a person; deactivating or setting a password signs them out everywhere."""
     user = _user(db, user_id)
     try:
@@ -409,7 +409,7 @@ def change_user(user_id: int, body: UserUpdate, db: DbSession, _admin: Admin) ->
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_ADMIN_ERRORS,
 )
-def remove_user(user_id: int, db: DbSession, _admin: Admin) -> Response:
+def remove_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> Response:
     """Delete a person with their tokens and sessions (their connections stay, ownerless)."""
     user = _user(db, user_id)
     try:
@@ -428,7 +428,7 @@ def remove_user(user_id: int, db: DbSession, _admin: Admin) -> Response:
     summary="Replace a person's per-area permission overrides",
 )
 def replace_permissions(
-    user_id: int, body: PermissionsUpdate, db: DbSession, _admin: Admin
+    user_id: ResourceId, body: PermissionsUpdate, db: DbSession, _admin: Admin
 ) -> UserOut:
     user = _user(db, user_id)
     try:
@@ -446,7 +446,7 @@ def replace_permissions(
     response_model=list[TokenOut],
     responses=_ADMIN_ERRORS,
 )
-def read_user_tokens(user_id: int, db: DbSession, _admin: Admin) -> list[TokenOut]:
+def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[TokenOut]:
     user = _user(db, user_id)
     return [TokenOut.of(token) for token in list_tokens(db, user.id)]
 
@@ -457,7 +457,9 @@ def read_user_tokens(user_id: int, db: DbSession, _admin: Admin) -> list[TokenOu
     response_model=TokenOut,
     responses=_ADMIN_ERRORS,
 )
-def revoke_user_token(user_id: int, token_id: int, db: DbSession, _admin: Admin) -> TokenOut:
+def revoke_user_token(
+    user_id: ResourceId, token_id: ResourceId, db: DbSession, _admin: Admin
+) -> TokenOut:
     try:
         token = revoke_token(db, get_token(db, user_id, token_id))
     except AccountError as exc:

@@ -13,11 +13,13 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
 from qualflow.accounts.principal import Principal
+from qualflow.connections.service import visible_connections
 from qualflow.engine.actions import registered_actions
 from qualflow.engine.automations import (
     AutomationCreated,
@@ -36,7 +38,14 @@ from qualflow.web.api.step_secrets import (
     mask_version,
     seal_definition,
 )
-from qualflow.web.deps import ApiError, error_responses, get_store
+from qualflow.web.deps import (
+    ApiError,
+    DbSession,
+    Offset,
+    ResourceId,
+    error_responses,
+    get_store,
+)
 
 router = APIRouter(prefix="/automations", tags=["automations"])
 actions_router = APIRouter(prefix="/actions", tags=["automations"])
@@ -75,6 +84,26 @@ def engine_services(request: Request) -> EngineServices:
 
 Services = Annotated[EngineServices, Depends(engine_services)]
 Store = Annotated[StoreType, Depends(get_store)]
+
+
+def check_connection(
+    db: Session, principal: Principal, definition: Any, saved_connection_id: int | None = None
+) -> None:
+    """The definition's connection must exist and be one the caller may use (422 otherwise);
+    an edit that keeps the automation's current connection is always allowed."""
+    connection_id = definition.get("connection_id") if isinstance(definition, dict) else None
+    if not isinstance(connection_id, int) or isinstance(connection_id, bool):
+        return  # absent, or malformed: the definition's validation reports it
+    if connection_id == saved_connection_id:
+        return
+    if connection_id not in {c.id for c in visible_connections(db, principal)}:
+        message = f"no connection {connection_id} that you may use"
+        raise ApiError(
+            422,
+            "validation_error",
+            f"invalid automation definition: connection_id: {message}",
+            details=[{"field": "connection_id", "message": message}],
+        )
 
 
 def api_error(exc: EngineError | ValueError) -> ApiError:
@@ -120,7 +149,7 @@ def list_automations(
         str | None, Query(pattern="^(survey_response|json_event|schedule)$")
     ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[AutomationOut]:
     automations = Automations(services).query(
         enabled=enabled, trigger_type=trigger_type, limit=limit, offset=offset
@@ -138,6 +167,7 @@ def list_automations(
 def create_automation(
     services: Services,
     store: Store,
+    db: DbSession,
     principal: Manager,
     definition: Annotated[
         dict[str, Any],
@@ -167,6 +197,7 @@ def create_automation(
         ),
     ],
 ) -> AutomationCreated:
+    check_connection(db, principal, definition)
     try:
         sealed = seal_definition(definition, store.secret_box)
         created = Automations(services).create(sealed, actor=principal.email)
@@ -183,7 +214,9 @@ def create_automation(
     responses=_READ_ERRORS,
     summary="Show an automation",
 )
-def get_automation(automation_id: int, services: Services, _principal: Viewer) -> AutomationOut:
+def get_automation(
+    automation_id: ResourceId, services: Services, _principal: Viewer
+) -> AutomationOut:
     try:
         return mask_automation(Automations(services).get(automation_id))
     except EngineError as exc:
@@ -197,7 +230,7 @@ def get_automation(automation_id: int, services: Services, _principal: Viewer) -
     summary="Edit an automation (saved as a new version)",
 )
 async def update_automation(
-    automation_id: int,
+    automation_id: ResourceId,
     services: Services,
     store: Store,
     principal: Manager,
@@ -220,7 +253,7 @@ async def update_automation(
     summary="Delete an automation and its run history",
 )
 async def delete_automation(
-    automation_id: int, services: Services, _principal: Manager
+    automation_id: ResourceId, services: Services, _principal: Manager
 ) -> Response:
     try:
         await Automations(services).delete_async(automation_id)
@@ -236,7 +269,7 @@ async def delete_automation(
     summary="Enable (creates the Qualtrics subscription or the schedule)",
 )
 async def enable_automation(
-    automation_id: int, services: Services, _principal: Manager
+    automation_id: ResourceId, services: Services, _principal: Manager
 ) -> AutomationOut:
     try:
         return mask_automation(await Automations(services).set_enabled_async(automation_id, True))
@@ -251,7 +284,7 @@ async def enable_automation(
     summary="Disable (deletes the Qualtrics subscription or the schedule)",
 )
 async def disable_automation(
-    automation_id: int, services: Services, _principal: Manager
+    automation_id: ResourceId, services: Services, _principal: Manager
 ) -> AutomationOut:
     try:
         return mask_automation(await Automations(services).set_enabled_async(automation_id, False))
@@ -266,7 +299,7 @@ async def disable_automation(
     summary="Every saved version, newest first",
 )
 def automation_versions(
-    automation_id: int, services: Services, _principal: Viewer
+    automation_id: ResourceId, services: Services, _principal: Viewer
 ) -> list[VersionOut]:
     try:
         return [mask_version(v) for v in Automations(services).versions(automation_id)]
@@ -280,7 +313,9 @@ def automation_versions(
     responses=_WRITE_ERRORS,
     summary="Issue a new JSON-event API token",
 )
-def rotate_token(automation_id: int, services: Services, _principal: Manager) -> TokenRotated:
+def rotate_token(
+    automation_id: ResourceId, services: Services, _principal: Manager
+) -> TokenRotated:
     try:
         return TokenRotated(api_token=Automations(services).rotate_token(automation_id))
     except EngineError as exc:
@@ -291,11 +326,11 @@ def rotate_token(automation_id: int, services: Services, _principal: Manager) ->
     "/{automation_id}/runs",
     response_model=RunStarted,
     status_code=status.HTTP_202_ACCEPTED,
-    responses=_WRITE_ERRORS,
+    responses={**_WRITE_ERRORS, **error_responses(503)},
     summary="Start a run now, with optional trigger data",
 )
 def run_now(
-    automation_id: int,
+    automation_id: ResourceId,
     services: Services,
     principal: Manager,
     data: Annotated[dict[str, Any] | None, Body()] = None,

@@ -49,7 +49,7 @@ from qualflow.connections.service import (
 from qualflow.connections.surveys import list_surveys
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.secrets import mask, register_secret
-from qualflow.web.deps import ApiError, DbSession, error_responses
+from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -245,7 +245,7 @@ def _out(db: DbSession, principal: Principal, connection: Connection) -> Connect
     )
 
 
-def _visible(db: DbSession, principal: Principal, connection_id: int) -> Connection:
+def _visible(db: DbSession, principal: Principal, connection_id: ResourceId) -> Connection:
     try:
         return get_visible_connection(db, principal, connection_id)
     except ConnectionsError as exc:
@@ -352,7 +352,7 @@ async def add_service_user_connection(
 
 
 @router.get("/{connection_id}", response_model=ConnectionOut, responses=_READ_ERRORS)
-def read_connection(connection_id: int, db: DbSession, principal: Viewer) -> ConnectionOut:
+def read_connection(connection_id: ResourceId, db: DbSession, principal: Viewer) -> ConnectionOut:
     return _out(db, principal, _visible(db, principal, connection_id))
 
 
@@ -363,7 +363,7 @@ def read_connection(connection_id: int, db: DbSession, principal: Viewer) -> Con
     summary="Change a connection (re-validated when location or credentials change)",
 )
 async def change_connection(
-    connection_id: int, changes: ConnectionChanges, db: DbSession, principal: Manager
+    connection_id: ResourceId, changes: ConnectionChanges, db: DbSession, principal: Manager
 ) -> ConnectionUpdated:
     connection = _visible(db, principal, connection_id)
     try:
@@ -384,7 +384,9 @@ async def change_connection(
     responses=_WRITE_ERRORS,
     summary="Check the stored credentials again with Qualtrics whoami",
 )
-async def revalidate(connection_id: int, db: DbSession, principal: Viewer) -> ConnectionUpdated:
+async def revalidate(
+    connection_id: ResourceId, db: DbSession, principal: Viewer
+) -> ConnectionUpdated:
     connection = _visible(db, principal, connection_id)
     try:
         identity = await revalidate_connection(db, connection)
@@ -402,7 +404,7 @@ async def revalidate(connection_id: int, db: DbSession, principal: Viewer) -> Co
     responses=error_responses(401, 403, 404, 409),
     summary="Delete a connection that no automation uses",
 )
-def remove_connection(connection_id: int, db: DbSession, principal: Manager) -> Response:
+def remove_connection(connection_id: ResourceId, db: DbSession, principal: Manager) -> Response:
     connection = _visible(db, principal, connection_id)
     try:
         delete_connection(db, connection)
@@ -419,7 +421,7 @@ def remove_connection(connection_id: int, db: DbSession, principal: Manager) -> 
     summary="Surveys the connection's Qualtrics user can see",
 )
 async def read_surveys(
-    connection_id: int,
+    connection_id: ResourceId,
     db: DbSession,
     principal: Viewer,
     active_only: Annotated[bool, Query(description="Only active (published) surveys.")] = False,

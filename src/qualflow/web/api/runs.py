@@ -13,7 +13,7 @@ from qualflow.accounts.principal import Principal
 from qualflow.engine.errors import EngineError
 from qualflow.engine.runs import RunDetail, RunPage, Runs
 from qualflow.web.api.automations import Services, api_error
-from qualflow.web.deps import error_responses
+from qualflow.web.deps import MAX_ID, Offset, error_responses
 
 router = APIRouter(prefix="/runs", tags=["runs"])
 
@@ -30,7 +30,7 @@ Manager = Annotated[Principal, Depends(require("runs", MANAGE))]
 def list_runs(
     services: Services,
     _principal: Viewer,
-    automation_id: int | None = None,
+    automation_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     status: Annotated[
         list[str] | None,
         Query(
@@ -40,7 +40,7 @@ def list_runs(
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunPage:
     try:
         return Runs(services).query(
