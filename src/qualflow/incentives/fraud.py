@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import distinct, func, select
+from sqlalchemy import Table, bindparam, distinct, func, select
 from sqlalchemy.orm import Session
 
 from qualflow.incentives.models import RewardRequest
@@ -123,6 +123,18 @@ def response_findings(values: Mapping[str, Any], rules: FraudRules) -> list[str]
     return findings
 
 
+_REQUESTS: Table = RewardRequest.__table__  # type: ignore[assignment]
+# Built once: they run for every reward.
+_PARTICIPANTS_OF_EMAIL = select(func.count(distinct(_REQUESTS.c.participant_id))).where(
+    _REQUESTS.c.email_normalized == bindparam("f_email"),
+    _REQUESTS.c.participant_id.is_not(None),
+)
+_EMAILS_OF_IP = select(func.count(distinct(_REQUESTS.c.email_normalized))).where(
+    _REQUESTS.c.ip_address == bindparam("f_ip"),
+    _REQUESTS.c.email_normalized.is_not(None),
+)
+
+
 def cross_request_findings(
     session: Session,
     rules: FraudRules,
@@ -136,24 +148,14 @@ def cross_request_findings(
     """
     findings: list[str] = []
     if rules.shared_email.enabled:
-        participants = session.scalar(
-            select(func.count(distinct(RewardRequest.participant_id))).where(
-                RewardRequest.email_normalized == email_normalized,
-                RewardRequest.participant_id.is_not(None),
-            )
-        )
+        participants = session.scalar(_PARTICIPANTS_OF_EMAIL, {"f_email": email_normalized})
         if participants and participants > rules.shared_email.threshold:
             findings.append(
                 f"{email_normalized} was used with {participants} different participant ids "
                 f"(more than {rules.shared_email.threshold})"
             )
     if rules.shared_ip.enabled and ip_address:
-        emails = session.scalar(
-            select(func.count(distinct(RewardRequest.email_normalized))).where(
-                RewardRequest.ip_address == ip_address,
-                RewardRequest.email_normalized.is_not(None),
-            )
-        )
+        emails = session.scalar(_EMAILS_OF_IP, {"f_ip": ip_address})
         if emails and emails > rules.shared_ip.threshold:
             findings.append(
                 f"{emails} different emails came from IP address {ip_address} "

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import or_, update
+from sqlalchemy import Table, Update, bindparam, insert, or_, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -35,6 +35,50 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 SYSTEM = "qualflow"
+
+# The hot-path statements are built once (per set of columns) and bound with parameters:
+# building and cache-keying an ORM statement per call cost more CPU than running it.
+_REWARDS: Table = Reward.__table__  # type: ignore[assignment]
+_INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
+_TRANSITIONS: Table = RewardTransition.__table__  # type: ignore[assignment]
+_INSERT_TRANSITION = insert(_TRANSITIONS)
+_MOVES: dict[tuple[str, ...], Update] = {}
+
+
+def _move_statement(columns: tuple[str, ...]) -> Update:
+    statement = _MOVES.get(columns)
+    if statement is None:
+        statement = (
+            update(_REWARDS)
+            .where(_REWARDS.c.id == bindparam("m_id"), _REWARDS.c.status == bindparam("m_from"))
+            .values(
+                status=bindparam("m_to"),
+                updated_at=bindparam("m_now"),
+                **{name: bindparam(f"v_{name}") for name in columns},
+            )
+        )
+        _MOVES[columns] = statement
+    return statement
+
+
+_RESERVE = (
+    update(_INCENTIVES)
+    .where(
+        _INCENTIVES.c.id == bindparam("i_id"),
+        or_(
+            _INCENTIVES.c.max_rewards.is_(None),
+            _INCENTIVES.c.committed_count < _INCENTIVES.c.max_rewards,
+        ),
+        or_(
+            _INCENTIVES.c.budget_minor.is_(None),
+            _INCENTIVES.c.committed_minor + bindparam("i_amount") <= _INCENTIVES.c.budget_minor,
+        ),
+    )
+    .values(
+        committed_count=_INCENTIVES.c.committed_count + 1,
+        committed_minor=_INCENTIVES.c.committed_minor + bindparam("i_amount"),
+    )
+)
 
 
 class TransitionError(Exception):
@@ -63,23 +107,21 @@ def move(
     from_status = reward.status
     check_move(from_status, to_status)
     now = utcnow()
-    result = session.execute(
-        update(Reward)
-        .where(Reward.id == reward.id, Reward.status == from_status)
-        .values(status=to_status, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"m_id": reward.id, "m_from": from_status, "m_to": to_status, "m_now": now}
+    params.update({f"v_{name}": value for name, value in values.items()})
+    result = session.execute(_move_statement(tuple(sorted(values))), params)
     if getattr(result, "rowcount", 0) != 1:
         return False
-    session.add(
-        RewardTransition(
-            reward_id=reward.id,
-            from_status=from_status,
-            to_status=to_status,
-            actor=actor[:320],
-            reason=reason,
-            at=now,
-        )
+    session.execute(
+        _INSERT_TRANSITION,
+        {
+            "reward_id": reward.id,
+            "from_status": from_status,
+            "to_status": to_status,
+            "actor": actor[:320],
+            "reason": reason,
+            "at": now,
+        },
     )
     # The UPDATE above wrote these; mirror them on the instance without marking it dirty (a
     # plain setattr would make the session flush the same columns again).
@@ -91,11 +133,12 @@ def move(
 
 
 def record_creation(session: Session, reward: Reward, *, actor: str, reason: str = "") -> None:
-    session.add(
-        RewardTransition(
-            reward_id=reward.id, from_status=None, to_status=reward.status, actor=actor[:320],
-            reason=reason, at=utcnow(),
-        )
+    session.execute(
+        _INSERT_TRANSITION,
+        {
+            "reward_id": reward.id, "from_status": None, "to_status": reward.status,
+            "actor": actor[:320], "reason": reason, "at": utcnow(),
+        },
     )  # fmt: skip
 
 
@@ -108,22 +151,7 @@ def reserve(session: Session, incentive: Incentive, amount_minor: int) -> str | 
     Atomic (a conditional UPDATE of the incentive row), so concurrent rewards can never
     overshoot a limit. Returns None when reserved, else the reason it could not be.
     """
-    result = session.execute(
-        update(Incentive)
-        .where(
-            Incentive.id == incentive.id,
-            or_(Incentive.max_rewards.is_(None), Incentive.committed_count < Incentive.max_rewards),
-            or_(
-                Incentive.budget_minor.is_(None),
-                Incentive.committed_minor + amount_minor <= Incentive.budget_minor,
-            ),
-        )
-        .values(
-            committed_count=Incentive.committed_count + 1,
-            committed_minor=Incentive.committed_minor + amount_minor,
-        )
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_RESERVE, {"i_id": incentive.id, "i_amount": amount_minor})
     if getattr(result, "rowcount", 0) == 1:
         return None
     session.refresh(incentive)

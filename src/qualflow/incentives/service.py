@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -175,10 +175,20 @@ def _fmt(value: Any) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
-def get_incentive(session: Session, reference: str) -> Incentive:
-    incentive = session.scalar(
-        select(Incentive).where(Incentive.reference_id == normalize_reference(reference))
+_INCENTIVE_BY_REFERENCE = select(Incentive).where(Incentive.reference_id == bindparam("ref"))
+_OUTBOX_SENT = (
+    update(OutboxEmail)
+    .where(OutboxEmail.id == bindparam("o_id"))
+    .values(
+        status="sent", sent_at=bindparam("o_now"), last_error=None,
+        attempts=OutboxEmail.attempts + 1,
     )
+    .execution_options(synchronize_session=False)
+)  # fmt: skip
+
+
+def get_incentive(session: Session, reference: str) -> Incentive:
+    incentive = session.scalar(_INCENTIVE_BY_REFERENCE, {"ref": normalize_reference(reference)})
     if incentive is None:
         raise IncentiveNotFound(f"incentive {normalize_reference(reference)} does not exist")
     return incentive
@@ -858,14 +868,7 @@ class RewardService:
     def _record_sent(self, reward: Reward, outbox_id: int, owner: str) -> Reward:
         now = utcnow()
         with self._writing() as session:
-            session.execute(
-                update(OutboxEmail)
-                .where(OutboxEmail.id == outbox_id)
-                .values(
-                    status="sent", sent_at=now, last_error=None, attempts=OutboxEmail.attempts + 1
-                )
-                .execution_options(synchronize_session=False)
-            )
+            session.execute(_OUTBOX_SENT, {"o_id": outbox_id, "o_now": now})
             if move(
                 session, reward, "sent", actor=SYSTEM, reason="reward emailed",
                 email_outbox_id=outbox_id, sent_at=now, next_attempt_at=None, last_error=None,
