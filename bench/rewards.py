@@ -530,16 +530,16 @@ def main() -> None:
     # DBOS logs a warning per workflow still being checkpointed when a process stops.
     logging.getLogger("dbos").setLevel(logging.ERROR)
     rounds: list[list[Result]] = []
+    console = Console(width=160)
+    repeat = max(1, args.repeat)
     with tempfile.TemporaryDirectory(prefix="qf-bench-rewards-") as tmp:
         kinds = [k for k in ("sqlite", "postgres") if not getattr(args, f"skip_{k}")]
-        for _ in range(max(1, args.repeat)):
+        for number in range(1, repeat + 1):
             results: list[Result] = []
             for kind in kinds:
                 results.extend(scenario(kind, args.burst, args.paced_seconds, Path(tmp)))
             rounds.append(results)
-    console = Console(width=160)
-    for number, results in enumerate(rounds, start=1):
-        console.print(_table(f"round {number} of {len(rounds)}", results))
+            console.print(_table(f"round {number} of {repeat}", results))
     if len(rounds) > 1:
         console.print(_summary(rounds))
     load = os.getloadavg()

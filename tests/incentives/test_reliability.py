@@ -47,7 +47,9 @@ from tests.engine.engine_support import SmtpSink
 from tests.incentives.e2e_support import CLEAN_FRAUD, PUBLIC, email_qid
 from tests.incentives.support import body_text
 
-pytestmark = [pytest.mark.slow, pytest.mark.postgres]
+# The default per-test timeout (300 s) is for hangs; this test does minutes of real work on a
+# loaded 2-core CI machine, so it gets a wider safety net (its own waits have deadlines too).
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(900)]
 
 QUALFLOW = str(Path(sys.executable).with_name("qualflow"))
 RESPONSES = 1000
