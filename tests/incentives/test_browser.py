@@ -46,6 +46,8 @@ pytestmark = [
 ]
 
 sync_api = pytest.importorskip("playwright.sync_api")
+# Assertions wait as long as actions: a loaded CI machine can take seconds to render a swap.
+sync_api.expect.set_options(timeout=WAIT_MS)
 
 
 @pytest.fixture
