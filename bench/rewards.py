@@ -1,7 +1,7 @@
 """Rewards benchmark: end-to-end rewards per second with the gift-code provider, and latency
 from a response completed to its reward email accepted by SMTP.
 
-Run: .venv/bin/python bench/rewards.py [--burst 1000] [--paced-seconds 20] [--repeat 3]
+Run: .venv/bin/python bench/rewards.py [--burst 1000] [--paced-seconds 20] [--rate 50] [--repeat 3]
      [--skip-postgres | --skip-sqlite]
 
 Each scenario builds the real chain: the sandbox records completed responses (the Qualtrics),
@@ -17,10 +17,10 @@ receives the emails and stamps each one.
   sandbox over HTTP on loopback.
 
 Measured per scenario: *burst* — N responses completed at once: rewards/s from the first
-webhook to the last email accepted; *paced* — 50 responses/s: p50/p99 of response completed
-(webhook sent) → reward email accepted by SMTP. Before stopping, every run must have reached a
-final state (nothing lost). Figures depend on the machine and on what else runs on it; the
-table says what was measured.
+webhook to the last email accepted; *paced* — 50 responses/s (``--rate``): p50/p99 of
+response completed (webhook sent) → reward email accepted by SMTP. Before stopping, every run
+must have reached a final state (nothing lost). Figures depend on the machine and on what
+else runs on it; the table says what was measured.
 
 A last row per database, *incentives only*, calls the reward service directly (submit + pay +
 email, 64 at a time, same SMTP sink) without the webhook edge and the engine: the share of the
@@ -414,18 +414,20 @@ class Chain:
             self.server.stop()
 
 
-def scenario(kind: str, burst: int, paced_seconds: float, workdir: Path) -> list[Result]:
+def scenario(
+    kind: str, burst: int, paced_seconds: float, workdir: Path, rate: float = 50.0
+) -> list[Result]:
     smtp = StampingSmtp().start()
     try:
         with database(kind, workdir) as url:
             chain = Chain(kind, url, workdir, smtp)
-            paced = int(50 * paced_seconds)
+            paced = int(rate * paced_seconds)
             try:
                 chain.start(codes=burst + paced + 200)
                 chain.run(f"{kind} warm-up", 50, None, 60)
                 results = [
                     chain.run(f"{kind} burst", burst, None, 300),
-                    chain.run(f"{kind} paced 50/s", paced, 50.0, 120),
+                    chain.run(f"{kind} paced {rate:g}/s", paced, rate, 120),
                 ]
                 problem = chain.settle(50 + burst + paced)
                 if problem:
@@ -523,6 +525,7 @@ def main() -> None:
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="measure each configuration N times")
+    parser.add_argument("--rate", type=float, default=50.0, help="responses/s of the paced run")
     args = parser.parse_args()
     import logging
 
@@ -537,7 +540,7 @@ def main() -> None:
         for number in range(1, repeat + 1):
             results: list[Result] = []
             for kind in kinds:
-                results.extend(scenario(kind, args.burst, args.paced_seconds, Path(tmp)))
+                results.extend(scenario(kind, args.burst, args.paced_seconds, Path(tmp), args.rate))
             rounds.append(results)
             console.print(_table(f"round {number} of {repeat}", results))
     if len(rounds) > 1:
