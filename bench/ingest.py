@@ -318,17 +318,25 @@ class Proc:
 
 
 def start_role(role: str, *extra: str) -> Proc:
+    errors = None if os.environ.get("BENCH_DEBUG") else tempfile.TemporaryFile("w+")  # noqa: SIM115 (closed below)
     popen = subprocess.Popen(
         [sys.executable, __file__, "--role", role, *extra],
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL if not os.environ.get("BENCH_DEBUG") else None,
+        stderr=errors,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     assert popen.stdout is not None
     line = popen.stdout.readline()
     if not line:
-        raise RuntimeError(f"the {role} process did not start")
+        popen.wait(30)
+        why = ""
+        if errors is not None:
+            errors.seek(0)
+            why = ": " + " | ".join(errors.read().strip().splitlines()[-3:])
+        raise RuntimeError(f"the {role} process did not start{why}")
+    if errors is not None:
+        errors.close()  # the role's later output is not needed
     return Proc(popen, json.loads(line))
 
 
@@ -617,45 +625,33 @@ def main() -> None:
     results: list[Result] = []
     with tempfile.TemporaryDirectory(prefix="qualflow-bench-") as tmp:
         common = {"connections": args.connections, "concurrency": args.concurrency}
+
+        def measure(name: str, database_url: str, **options: Any) -> None:
+            """Run one scenario; a failure is reported and the others still run."""
+            try:
+                results.append(scenario(name, database_url, n, limit_s=600, **common, **options))
+            except Exception as exc:
+                print(f"{name}: FAILED — {type(exc).__name__}: {exc}", file=sys.stderr)
+
         for attempt in range(1, args.repeat + 1):
             if args.only in (None, "sqlite"):
-                results.append(
-                    scenario(
-                        "SQLite, one process",
-                        f"sqlite:///{Path(tmp) / f'a{attempt}.db'}",
-                        n,
-                        rate_limit=None,
-                        workers=0,
-                        limit_s=600,
-                        **common,
-                    )
+                measure(
+                    "SQLite, one process",
+                    f"sqlite:///{Path(tmp) / f'a{attempt}.db'}",
+                    rate_limit=None,
+                    workers=0,
                 )
             if args.only in (None, "limit"):
-                results.append(
-                    scenario(
-                        "SQLite, brand limit 3,000/min",
-                        f"sqlite:///{Path(tmp) / f'b{attempt}.db'}",
-                        n,
-                        rate_limit=3000,
-                        workers=0,
-                        limit_s=600,
-                        **common,
-                    )
+                measure(
+                    "SQLite, brand limit 3,000/min",
+                    f"sqlite:///{Path(tmp) / f'b{attempt}.db'}",
+                    rate_limit=3000,
+                    workers=0,
                 )
             if args.only in (None, "postgres") and not args.skip_postgres:
                 url, drop = postgres_database()
                 try:
-                    results.append(
-                        scenario(
-                            "PostgreSQL, web + 2 workers",
-                            url,
-                            n,
-                            rate_limit=None,
-                            workers=2,
-                            limit_s=600,
-                            **common,
-                        )
-                    )
+                    measure("PostgreSQL, web + 2 workers", url, rate_limit=None, workers=2)
                 finally:
                     drop()
 
