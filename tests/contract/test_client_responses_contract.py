@@ -63,7 +63,7 @@ def test_invalid_answer_is_a_bad_request_with_the_reason(api: Api, survey_id: st
 
 
 def test_not_yet_available_then_waited_for(api: Api, sandbox: Sandbox, survey_id: str) -> None:
-    sandbox.state.config.response_availability_delay = 0.4
+    sandbox.state.config.response_unavailable_reads = 2
     response_id = api(api.client.responses.create(survey_id, _answers()))
     with pytest.raises(NotYetAvailable) as info:
         api(api.client.responses.get(survey_id, response_id))

@@ -318,7 +318,7 @@ def test_reconciliation_starts_runs_for_lost_webhooks(hub: Hub) -> None:
 
 
 def test_not_yet_available_response_is_retried(hub: Hub) -> None:
-    hub.sandbox.config.response_availability_delay = 1.5
+    hub.sandbox.config.response_unavailable_reads = 2
     automation_id, _token, _ = enabled_automation(hub)
 
     [response] = Simulator(hub.sandbox, hub.survey_id, seed=2).run(1)

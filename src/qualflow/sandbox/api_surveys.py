@@ -359,7 +359,8 @@ async def get_response(request: Request, survey_id: str, response_id: str) -> JS
     state = state_of(request)
     with state.lock:
         response = state.get_response(survey_id, response_id)
-        if time.monotonic() < response.available_at:
+        if response.unavailable_reads > 0 or time.monotonic() < response.available_at:
+            response.unavailable_reads = max(response.unavailable_reads - 1, 0)
             return ok(
                 {"message": "The Survey Response is not yet available. Please try again later."},
                 status=202,

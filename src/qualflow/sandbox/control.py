@@ -234,7 +234,7 @@ async def clear_json_events(request: Request) -> JSONResponse:
 
 @router.patch("/config")
 async def patch_config(request: Request) -> JSONResponse:
-    """Change behaviour knobs, e.g. ``{"export_duration": 2, "response_availability_delay": 1}``."""
+    """Change behaviour knobs, e.g. ``{"export_duration": 2, "response_unavailable_reads": 2}``."""
     state = state_of(request)
     body = await json_object(request)
     fields = state.config.__dataclass_fields__

@@ -55,6 +55,7 @@ class SandboxConfig:
     organization_name: str = "qualflow sandbox"
     page_size: int = 100
     response_availability_delay: float = 0.0  # seconds a new response answers 202
+    response_unavailable_reads: int = 0  # GETs of a new response that answer 202 first
     export_duration: float = 0.0  # seconds from export start to "complete"
     oauth_token_ttl: int = 3600
     webhook_max_attempts: int = 4
@@ -138,6 +139,7 @@ class Response:
     recorded_ts: float
     in_progress: bool = False
     available_at: float = 0.0  # time.monotonic(); before it, GET answers 202
+    unavailable_reads: int = 0  # GETs still to answer 202, whatever the time
     recipient_id: str | None = None
     distribution_id: str | None = None
     modified_ts: float = 0.0  # last change (embedded-data updates); 0 = never changed
@@ -596,6 +598,7 @@ class SandboxState:
                 recorded_ts=recorded_ts,
                 in_progress=in_progress,
                 available_at=time.monotonic() + self.config.response_availability_delay,
+                unavailable_reads=self.config.response_unavailable_reads,
                 recipient_id=recipient_id,
                 distribution_id=distribution_id,
             )
