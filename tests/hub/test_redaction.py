@@ -186,9 +186,20 @@ def test_a_secret_in_the_format_string_still_flattens_the_message(
 
 
 @pytest.mark.usefixtures("configured")
-def test_our_pipeline_renders_uvicorn_access_records(capsys: pytest.CaptureFixture[str]) -> None:
+def test_our_pipeline_renders_uvicorn_access_records(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A uvicorn started earlier in this process may have given its access logger its own
+    # handlers and stopped propagation; this test is about our pipeline, so route it there.
+    for name in ("uvicorn", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        monkeypatch.setattr(logger, "handlers", [])
+        monkeypatch.setattr(logger, "propagate", True)
+        monkeypatch.setattr(logger, "disabled", False)
+        monkeypatch.setattr(logger, "level", logging.NOTSET)
+    access = logging.getLogger("uvicorn.access")
     configure_logging("INFO")
-    logging.getLogger("uvicorn.access").info(
+    access.info(
         '%s - "%s %s HTTP/%s" %d', "127.0.0.1:5", "POST", "/healthz?token=abcdefgh", "1.1", 204
     )
     err = capsys.readouterr().err
