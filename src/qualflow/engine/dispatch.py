@@ -196,7 +196,7 @@ class Dispatcher:
         idle: float = 1.0,
         min_age: float = 0.0,
         settle: float = 0.05,
-        max_defer: float = 5.0,
+        max_defer: float = 0.25,
     ):
         """``min_age`` > 0 makes a backstop dispatcher (worker processes): it only takes events
         that the recording process left undispatched for that many seconds.
