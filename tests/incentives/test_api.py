@@ -381,3 +381,35 @@ def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: Smtp
     ).json()
     assert no_email["ok"] is False
     assert no_email["steps"][0]["detail"] == NO_EMAIL_MESSAGE
+
+
+def test_tango_account_edits_include_tangos_own_account_id(
+    hub: TestClient, admin: Person, tango: Tango
+) -> None:
+    created = hub.post(
+        f"{API}/providers/tango-accounts",
+        json={"name": "Sandbox", "base_url": "http://tango",
+              "platform_name": tango.state.platform_name,
+              "platform_key": tango.state.platform_key, "customer_id": DEFAULT_CUSTOMER,
+              "account_id": DEFAULT_ACCOUNT},
+        headers=admin.headers,
+    )  # fmt: skip
+    url = f"{API}/providers/tango-accounts/{created.json()['id']}"
+    changed = hub.patch(
+        url, json={"account_id": "A-OTHER", "name": "Renamed"}, headers=admin.headers
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["account_id"] == "A-OTHER"
+    assert changed.json()["name"] == "Renamed"
+    assert changed.json()["platform_key"] == "••••" + tango.state.platform_key[-4:]
+
+
+def test_out_of_range_ids_are_a_clear_4xx(hub: TestClient, admin: Person) -> None:
+    for method, path in [
+        ("PATCH", "providers/tango-accounts/99999999999999999999"),
+        ("GET", "providers/gift-code-pools/99999999999999999999"),
+        ("DELETE", "providers/gift-code-pools/0"),
+        ("GET", "api-keys/99999999999999999999/audit"),
+    ]:
+        answer = hub.request(method, f"{API}/{path}", json={}, headers=admin.headers)
+        assert answer.status_code == 422, (method, path, answer.text)

@@ -58,7 +58,7 @@ from qualflow.incentives.service import (
     get_reward,
 )
 from qualflow.store.secrets import mask
-from qualflow.web.deps import ApiError, DbSession, error_responses
+from qualflow.web.deps import ApiError, DbSession, Offset, ResourceId, error_responses
 
 router = APIRouter(prefix="/incentives")
 
@@ -549,7 +549,7 @@ def list_rewards(
     q: Annotated[str | None, Query(max_length=320, description="Email or RW- reference")] = None,
     source: Literal["automation", "api", "manual"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RewardPage:
     conditions: list[Any] = []
     if incentive:
@@ -859,7 +859,7 @@ def create_tango_account(
     summary="Change a Tango account",
 )
 def update_tango_account(
-    account_id: int, body: TangoAccountPatch, runtime: Runtime, _manager: Manager
+    account_id: ResourceId, body: TangoAccountPatch, runtime: Runtime, _manager: Manager
 ) -> TangoAccountOut:
     try:
         account = runtime.manager.update_tango_account(
@@ -879,7 +879,7 @@ def update_tango_account(
     responses=_ERRORS,
     summary="Delete a Tango account no incentive uses",
 )
-def delete_tango_account(account_id: int, runtime: Runtime, _manager: Manager) -> Response:
+def delete_tango_account(account_id: ResourceId, runtime: Runtime, _manager: Manager) -> Response:
     try:
         runtime.manager.delete_tango_account(account_id)
     except LookupError as exc:
@@ -937,7 +937,7 @@ def create_pool(body: PoolIn, runtime: Runtime, _manager: Manager) -> PoolOut:
     responses=_ERRORS,
     summary="A gift-code pool and its stock per value",
 )
-def get_pool(pool_id: int, runtime: Runtime, _viewer: Viewer) -> PoolOut:
+def get_pool(pool_id: ResourceId, runtime: Runtime, _viewer: Viewer) -> PoolOut:
     return _pool_out(runtime, pool_id)
 
 
@@ -955,7 +955,7 @@ def get_pool(pool_id: int, runtime: Runtime, _viewer: Viewer) -> PoolOut:
     },
 )
 async def import_pool_codes(
-    pool_id: int, request: Request, runtime: Runtime, _manager: Manager
+    pool_id: ResourceId, request: Request, runtime: Runtime, _manager: Manager
 ) -> ImportOut:
     raw = await request.body()
     if len(raw) > 20 * 1024 * 1024:
@@ -980,7 +980,7 @@ async def import_pool_codes(
     responses=_ERRORS,
     summary="Delete a pool no incentive uses and whose codes were never given out",
 )
-def delete_pool(pool_id: int, runtime: Runtime, _manager: Manager) -> Response:
+def delete_pool(pool_id: ResourceId, runtime: Runtime, _manager: Manager) -> Response:
     try:
         runtime.manager.delete_pool(pool_id)
     except LookupError as exc:
@@ -1049,7 +1049,9 @@ def _key_out(db: Session, key: PlatformApiKey) -> ApiKeyOut:
     responses=_ERRORS,
     summary="Rename a key (its display name)",
 )
-def rename_api_key(key_id: int, body: ApiKeyPatch, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+def rename_api_key(
+    key_id: ResourceId, body: ApiKeyPatch, db: DbSession, manager: KeyManager
+) -> ApiKeyOut:
     try:
         key = api_keys.rename_key(db, key_id, body.display_name, actor=manager.email)
         db.commit()
@@ -1065,7 +1067,7 @@ def rename_api_key(key_id: int, body: ApiKeyPatch, db: DbSession, manager: KeyMa
     responses=_ERRORS,
     summary="Deactivate a key — irreversibly: callers using it are refused from now on",
 )
-def deactivate_api_key(key_id: int, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+def deactivate_api_key(key_id: ResourceId, db: DbSession, manager: KeyManager) -> ApiKeyOut:
     try:
         key = api_keys.deactivate_key(db, key_id, actor=manager.email)
         db.commit()
@@ -1082,7 +1084,7 @@ def deactivate_api_key(key_id: int, db: DbSession, manager: KeyManager) -> ApiKe
     summary="Reveal a key to copy it (View permission on API keys; every reveal is audited)",
 )
 def reveal_api_key(
-    key_id: int, db: DbSession, viewer: KeyViewer, response: Response
+    key_id: ResourceId, db: DbSession, viewer: KeyViewer, response: Response
 ) -> RevealedKey:
     try:
         platform, key = api_keys.reveal_key(db, key_id, actor=viewer.email)
@@ -1100,7 +1102,7 @@ def reveal_api_key(
     responses=_ERRORS,
     summary="Who created, renamed, revealed or deactivated the key",
 )
-def api_key_audit(key_id: int, db: DbSession, _viewer: KeyViewer) -> list[AuditOut]:
+def api_key_audit(key_id: ResourceId, db: DbSession, _viewer: KeyViewer) -> list[AuditOut]:
     try:
         rows = api_keys.audit_log(db, key_id)
     except api_keys.KeyNotFound as exc:
@@ -1316,7 +1318,7 @@ def incentive_rewards(
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=320)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RewardPage:
     return list_rewards(
         db, viewer, incentive=reference_id, reward_status=reward_status, q=q, source=None,

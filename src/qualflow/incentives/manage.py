@@ -298,11 +298,13 @@ class IncentiveManager:
         except IntegrityError:
             raise IncentiveError(f"a Tango account named {name!r} exists already") from None
 
-    def update_tango_account(self, account_id: int, **changes: str | None) -> TangoAccount:
+    def update_tango_account(self, row_id: int, /, **changes: str | None) -> TangoAccount:
+        """``changes`` may include ``account_id`` (Tango's own account identifier), hence the
+        positional-only row id."""
         with session_scope(self.factory) as session:
-            account = session.get(TangoAccount, account_id)
+            account = session.get(TangoAccount, row_id)
             if account is None:
-                raise LookupError(f"Tango account {account_id} does not exist")
+                raise LookupError(f"Tango account {row_id} does not exist")
             for key, value in changes.items():
                 if value is None:
                     continue
