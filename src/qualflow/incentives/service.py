@@ -72,7 +72,7 @@ from qualflow.incentives.providers import (
 )
 from qualflow.incentives.providers.tango import external_ref_id
 from qualflow.incentives.schemas import FraudRules
-from qualflow.notify.email import EmailError, SmtpSettings, message_id_for
+from qualflow.notify.email import Email, EmailError, SmtpSettings, message_id_for
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -231,6 +231,24 @@ def _template(incentive: Incentive) -> EmailTemplate:
         incentive_reference=incentive.reference_id,
         reward_name=incentive.reward_name,
     )
+
+
+def _reward_email(
+    incentive: Incentive, reward: Reward, delivery: Delivery, to: str | None = None
+) -> Email:
+    """The incentive's email for this reward, to the respondent or to ``to`` (a resend)."""
+    template = _template(incentive)
+    recipient = to or reward.email
+    namespace = template_namespace(
+        template,
+        reward_reference=reward.reference_id,
+        email=recipient,
+        first_name=reward.first_name,
+        amount_minor=reward.amount_minor,
+        currency=reward.currency,
+        delivery=delivery,
+    )
+    return render_email(template, recipient, namespace)
 
 
 @dataclass
@@ -637,17 +655,7 @@ class RewardService:
     def _outbox_row(self, reward: Reward, incentive: Incentive, delivery: Delivery) -> OutboxEmail:
         """The reward email as an outbox row (added in the caller's transaction)."""
         assert self.smtp is not None
-        template = _template(incentive)
-        namespace = template_namespace(
-            template,
-            reward_reference=reward.reference_id,
-            email=reward.email,
-            first_name=reward.first_name,
-            amount_minor=reward.amount_minor,
-            currency=reward.currency,
-            delivery=delivery,
-        )
-        email = render_email(template, reward.email, namespace)
+        email = _reward_email(incentive, reward, delivery)
         key = f"reward:{reward.reference_id}"
         return OutboxEmail(
             idempotency_key=key,
@@ -819,16 +827,7 @@ class RewardService:
             raise RewardFailed(f"{reward.reference_id} was ordered but not emailed: {reason}")
         try:
             delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
-            namespace = template_namespace(
-                _template(incentive),
-                reward_reference=reward.reference_id,
-                email=reward.email,
-                first_name=reward.first_name,
-                amount_minor=reward.amount_minor,
-                currency=reward.currency,
-                delivery=delivery,
-            )
-            email = render_email(_template(incentive), reward.email, namespace)
+            email = _reward_email(incentive, reward, delivery)
             key = f"reward:{reward.reference_id}"
             sent = await send_email(self.factory, self.smtp, key, email)
         except EmailError as exc:
@@ -1068,16 +1067,7 @@ class RewardService:
         if self.smtp is None:
             raise RewardFailed("email is not configured (set QUALFLOW_SMTP_HOST)")
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
-        namespace = template_namespace(
-            _template(incentive),
-            reward_reference=reward.reference_id,
-            email=target or reward.email,
-            first_name=reward.first_name,
-            amount_minor=reward.amount_minor,
-            currency=reward.currency,
-            delivery=delivery,
-        )
-        email = render_email(_template(incentive), target or reward.email, namespace)
+        email = _reward_email(incentive, reward, delivery, to=target)
         try:
             await send_email(
                 self.factory, self.smtp, f"reward:{reward.reference_id}:resend:{count}", email
