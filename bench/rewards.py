@@ -172,6 +172,26 @@ class Result:
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def gift_code_incentive(factory: Any, prefix: str, codes: int) -> Any:
+    """An automatic 10 USD gift-code incentive over a fresh pool of ``codes`` codes."""
+    from qualflow.incentives.manage import IncentiveManager
+    from qualflow.incentives.schemas import IncentiveSpec
+
+    manager = IncentiveManager(factory)
+    pool = manager.create_pool("bench")
+    lines = "".join(f"{prefix}-{n:06d},10,USD,\n" for n in range(codes))
+    manager.import_codes(pool.id, "code,value,currency,expiry\n" + lines)
+    return asyncio.run(
+        manager.create(
+            IncentiveSpec(
+                name="bench", provider="gift_codes", gift_code_pool_id=pool.id,
+                amount=Decimal(10), currency="USD", approval_mode="automatic",
+            ),
+            actor="bench",
+        )
+    )  # fmt: skip
+
+
 class Chain:
     """One database with a connection, a gift-code incentive and an enabled automation."""
 
@@ -203,8 +223,6 @@ class Chain:
         from qualflow.engine.automations import Automations
         from qualflow.engine.config import EngineConfig
         from qualflow.engine.runtime import Engine
-        from qualflow.incentives.manage import IncentiveManager
-        from qualflow.incentives.schemas import IncentiveSpec
         from qualflow.notify.email import SmtpSettings
         from qualflow.store.db import session_scope
         from qualflow.store.secrets import SecretBox
@@ -236,19 +254,7 @@ class Chain:
             session.add(connection)
             session.flush()
             connection_id = connection.id
-        manager = IncentiveManager(factory)
-        pool = manager.create_pool("bench")
-        lines = "".join(f"BENCH-{n:06d},10,USD,\n" for n in range(codes))
-        manager.import_codes(pool.id, "code,value,currency,expiry\n" + lines)
-        incentive = asyncio.run(
-            manager.create(
-                IncentiveSpec(
-                    name="bench", provider="gift_codes", gift_code_pool_id=pool.id,
-                    amount=Decimal(10), currency="USD", approval_mode="automatic",
-                ),
-                actor="bench",
-            )
-        )  # fmt: skip
+        incentive = gift_code_incentive(factory, "BENCH", codes)
         self.email_qid = next(
             qid
             for qid in self.survey.ordered_question_ids()
@@ -446,8 +452,6 @@ def incentives_only(kind: str, url: str, count: int, smtp: StampingSmtp) -> Resu
     """The reward service alone: submit + pay + email, ``count`` rewards 64 at a time."""
     import resource
 
-    from qualflow.incentives.manage import IncentiveManager
-    from qualflow.incentives.schemas import IncentiveSpec
     from qualflow.incentives.service import RewardRequestIn, RewardService, in_db_thread
     from qualflow.notify.email import SmtpSettings
     from qualflow.store.db import make_engine, make_sessionmaker
@@ -459,19 +463,7 @@ def incentives_only(kind: str, url: str, count: int, smtp: StampingSmtp) -> Resu
     attach_secret_box(db, SecretBox([SecretBox.generate_key()]))
     factory = make_sessionmaker(db)
     try:
-        manager = IncentiveManager(factory)
-        pool = manager.create_pool("bench")
-        lines = "".join(f"ONLY-{n:06d},10,USD,\n" for n in range(count + 50))
-        manager.import_codes(pool.id, "code,value,currency,expiry\n" + lines)
-        incentive = asyncio.run(
-            manager.create(
-                IncentiveSpec(
-                    name="bench", provider="gift_codes", gift_code_pool_id=pool.id,
-                    amount=Decimal(10), currency="USD", approval_mode="automatic",
-                ),
-                actor="bench",
-            )
-        )  # fmt: skip
+        incentive = gift_code_incentive(factory, "ONLY", count + 50)
         service = RewardService(
             factory,
             smtp=SmtpSettings(host="127.0.0.1", port=smtp.port, sender="rewards@bench.example"),
