@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 from fastapi.testclient import TestClient
 
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
@@ -318,8 +319,8 @@ def test_manual_rewards_export_and_mark_paid(
     assert "25.00 EUR bank transfer" in body_text(smtp_sink.messages[0])
 
 
-def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tango: Tango) -> None:
-    created = hub.post(
+def create_tango_account(hub: TestClient, admin: Person, tango: Tango) -> httpx.Response:
+    return hub.post(
         f"{API}/providers/tango-accounts",
         json={"name": "Sandbox", "base_url": "http://tango",
               "platform_name": tango.state.platform_name,
@@ -327,6 +328,10 @@ def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tan
               "account_id": DEFAULT_ACCOUNT},
         headers=admin.headers,
     )  # fmt: skip
+
+
+def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tango: Tango) -> None:
+    created = create_tango_account(hub, admin, tango)
     assert created.status_code == 201
     assert created.json()["platform_key"] == "••••" + tango.state.platform_key[-4:]
     incentive = hub.post(
@@ -386,14 +391,7 @@ def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: Smtp
 def test_tango_account_edits_include_tangos_own_account_id(
     hub: TestClient, admin: Person, tango: Tango
 ) -> None:
-    created = hub.post(
-        f"{API}/providers/tango-accounts",
-        json={"name": "Sandbox", "base_url": "http://tango",
-              "platform_name": tango.state.platform_name,
-              "platform_key": tango.state.platform_key, "customer_id": DEFAULT_CUSTOMER,
-              "account_id": DEFAULT_ACCOUNT},
-        headers=admin.headers,
-    )  # fmt: skip
+    created = create_tango_account(hub, admin, tango)
     url = f"{API}/providers/tango-accounts/{created.json()['id']}"
     changed = hub.patch(
         url, json={"account_id": "A-OTHER", "name": "Renamed"}, headers=admin.headers
