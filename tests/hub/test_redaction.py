@@ -71,20 +71,14 @@ def test_structlog_events_redact_sensitive_keys_and_known_values() -> None:
     assert event["survey"] == "SV_123"
 
 
+@pytest.mark.usefixtures("configured")
 def test_configured_pipeline_writes_no_secret(capsys: pytest.CaptureFixture[str]) -> None:
     register_secret("smtp-password-424242")
     configure_logging("INFO")
-    try:
-        structlog.get_logger("qualflow.test").info(
-            "sending mail", password="smtp-password-424242", detail="pw smtp-password-424242"
-        )
-        logging.getLogger("qualflow.test").info("login as user:smtp-password-424242")
-    finally:
-        root = logging.getLogger()
-        for handler in list(root.handlers):
-            if handler.get_name() == "qualflow":
-                root.removeHandler(handler)
-        structlog.reset_defaults()
+    structlog.get_logger("qualflow.test").info(
+        "sending mail", password="smtp-password-424242", detail="pw smtp-password-424242"
+    )
+    logging.getLogger("qualflow.test").info("login as user:smtp-password-424242")
     written = capsys.readouterr().err
     assert "sending mail" in written
     assert "login as user" in written
