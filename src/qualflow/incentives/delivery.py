@@ -23,7 +23,6 @@ from qualflow.incentives.providers.base import Delivery
 from qualflow.notify.email import (
     Email,
     SmtpSettings,
-    _send_blocking,
     queue_email,
     send_queued,
 )
@@ -106,12 +105,6 @@ async def send_email(
     """Queue (idempotently, under ``key``) and send; raises ``EmailError`` when sending fails."""
     row = await asyncio.to_thread(queue_email, factory, key, email, sender=smtp.sender)
     return await send_queued(factory, smtp, row.id)
-
-
-def send_outbox_message(smtp: SmtpSettings, row: OutboxEmail) -> None:
-    """Send a queued message (blocking, on a pooled SMTP connection) without touching the
-    database; the caller records the outcome. Raises ``EmailError``."""
-    _send_blocking(smtp, row)
 
 
 def record_outbox_failure(

@@ -39,7 +39,6 @@ from qualflow.incentives.delivery import (
     record_outbox_failure,
     render_email,
     send_email,
-    send_outbox_message,
     template_namespace,
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
@@ -72,7 +71,7 @@ from qualflow.incentives.providers import (
 )
 from qualflow.incentives.providers.tango import external_ref_id
 from qualflow.incentives.schemas import FraudRules
-from qualflow.notify.email import Email, EmailError, SmtpSettings, message_id_for
+from qualflow.notify.email import Email, EmailError, SmtpSettings, outbox_values, send_blocking
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -658,17 +657,7 @@ class RewardService:
         email = _reward_email(incentive, reward, delivery)
         key = f"reward:{reward.reference_id}"
         return OutboxEmail(
-            idempotency_key=key,
-            run_id=reward.run_id,
-            sender=self.smtp.sender,
-            recipients=[reward.email],
-            subject=email.subject,
-            body_text=email.text,
-            body_html=None,
-            status="pending",
-            attempts=0,
-            message_id=message_id_for(key, self.smtp.sender),
-            headers={"to": [reward.email], "cc": [], "reply_to": None},
+            **outbox_values(key, email, sender=self.smtp.sender, run_id=reward.run_id)
         )
 
     def _after_order(
@@ -849,7 +838,7 @@ class RewardService:
         transaction (the hot path: the message is in hand, no outbox read needed)."""
         assert self.smtp is not None
         try:
-            await in_db_thread(send_outbox_message, self.smtp, outbox)
+            await in_db_thread(send_blocking, self.smtp, outbox)
         except EmailError as exc:
             await in_db_thread(
                 record_outbox_failure, self.factory, outbox.id, error=str(exc),

@@ -82,9 +82,9 @@ def message_id_for(key: str, sender: str) -> str:
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
-def _outbox_values(
-    key: str, email: Email, *, sender: str, run_id: str | None
-) -> dict[str, Any]:
+def outbox_values(key: str, email: Email, *, sender: str, run_id: str | None) -> dict[str, Any]:
+    """The column values of a pending outbox row for ``email`` under ``key`` (addresses
+    checked); for callers that insert the row in their own transaction."""
     recipients = [check_address(a) for a in (*email.to, *email.cc, *email.bcc)]
     if not email.to:
         raise ValueError("an email needs at least one recipient")
@@ -158,7 +158,7 @@ def queue_email(
     run_id: str | None = None,
 ) -> OutboxEmail:
     """Write the message to the outbox (or return the one already there under ``key``)."""
-    values = _outbox_values(key, email, sender=sender, run_id=run_id)
+    values = outbox_values(key, email, sender=sender, run_id=run_id)
     bind = _bind(factory)
     with bind.begin() as conn:
         # One round trip whether or not a retried step queued it already.
@@ -297,7 +297,9 @@ def pool_for(settings: SmtpSettings) -> SmtpPool:
         return pool
 
 
-def _send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
+def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
+    """Send a queued row on a pooled SMTP connection without touching the database (the caller
+    records the outcome); raises ``EmailError``."""
     message = build_message(row)
     try:
         pool_for(settings).send(message, row.sender, list(row.recipients))
@@ -336,7 +338,7 @@ def send_now(
     if row.status == "sent":
         return row
     try:
-        _send_blocking(settings, row)
+        send_blocking(settings, row)
     except EmailError as exc:
         _record_attempt(factory, row, error=str(exc), retriable=exc.retriable)
         raise
