@@ -185,6 +185,16 @@ def test_cancel_stops_a_running_run_before_its_next_step(engine: Engine, wait_ru
     assert cancelled.error == "cancelled by ops"
     final = wait_run(run_id)
     assert final.status == "cancelled"
+    # The interrupted step finishes and records itself; its workflow must then stop there.
+    runs = Runs(engine.services)
+    while not [s for s in runs.get(run_id).steps if s.status != "running"]:
+        threading.Event().wait(0.01)
+    # Another run through the same engine gives the cancelled workflow's next step (if it
+    # wrongly had one) every chance to start first.
+    other = automations.create(schedule_automation([rec("afterwards")], name="other"))
+    wait_run(automations.run_now(other.id))
+    assert [s.key for s in runs.get(run_id).steps] == ["slow"]
+    assert "later" not in CALLS
     with pytest.raises(ConflictError):
         Runs(engine.services).cancel(run_id)
 

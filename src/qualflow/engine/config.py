@@ -12,6 +12,8 @@ from sqlalchemy.engine import make_url
 from qualflow import __version__
 
 RUN_QUEUE = "qualflow-runs"
+#: The registered name of the run workflow (what a DBOS client enqueues by name).
+RUN_WORKFLOW = "qualflow.run"
 
 
 def default_executor_id() -> str:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbos import DBOS, DBOSClient, SetWorkflowID
+from dbos import DBOS, DBOSClient, EnqueueOptions, SetWorkflowID
 
-from qualflow.engine.config import RUN_QUEUE, EngineConfig
+from qualflow.engine.config import RUN_QUEUE, RUN_WORKFLOW, EngineConfig
 from qualflow.engine.runtime import running_engine
 
 
@@ -52,18 +52,20 @@ class Control:
         else:
             self.client().cancel_workflow(workflow_id)
 
-    def fork(self, workflow_id: str, start_step: int, new_workflow_id: str) -> None:
-        """Re-execute ``workflow_id`` as ``new_workflow_id``, reusing earlier checkpoints."""
-        with SetWorkflowID(new_workflow_id):
-            if self.in_process:
-                DBOS.fork_workflow(workflow_id, start_step, queue_name=RUN_QUEUE)
-            else:
-                self.client().fork_workflow(workflow_id, start_step, queue_name=RUN_QUEUE)
-
-    def steps(self, workflow_id: str) -> list[Any]:
+    def enqueue_run(self, workflow_id: str, *args: Any) -> None:
+        """Queue a run's workflow under ``workflow_id`` (a no-op when that id exists)."""
         if self.in_process:
-            return list(DBOS.list_workflow_steps(workflow_id))
-        return list(self.client().list_workflow_steps(workflow_id))
+            from qualflow.engine.workflow import run_automation
+
+            with SetWorkflowID(workflow_id):
+                DBOS.enqueue_workflow(RUN_QUEUE, run_automation, *args)
+        else:
+            options: EnqueueOptions = {
+                "queue_name": RUN_QUEUE,
+                "workflow_name": RUN_WORKFLOW,
+                "workflow_id": workflow_id,
+            }
+            self.client().enqueue(options, *args)
 
     def pending_of(self, executor_id: str) -> list[str]:
         """Workflows an executor had started and not finished."""

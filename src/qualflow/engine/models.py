@@ -1,7 +1,8 @@
 """Engine tables: automations and their versions, runs and their steps, inbound events.
 
 Run history is ours (not DBOS's), so listing and filtering runs is a plain indexed query on
-either database. DBOS's own tables hold the checkpoints that make runs durable.
+either database. A step's row is also its checkpoint: a resumed or replayed run continues after
+the steps whose rows say they finished (DBOS's tables make the workflows themselves durable).
 """
 
 from __future__ import annotations
@@ -164,6 +165,7 @@ class RunStep(Base):
     output: Mapped[Any] = mapped_column(JSON, nullable=True)
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
+    #: Unused since steps are checkpointed in this table (kept: older rows have it).
     checkpoint: Mapped[int | None] = mapped_column(Integer)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

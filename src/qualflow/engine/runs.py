@@ -187,8 +187,8 @@ class Runs:
     def replay(self, run_id: str, *, actor: str | None = None) -> RunDetail:
         """Run a failed (or cancelled) run again from the step that did not finish.
 
-        Steps that succeeded are not repeated (their checkpoints are reused); the failed
-        attempt stays in the run's history.
+        Steps that finished are not repeated (the new attempt continues after their rows);
+        the failed attempt stays in the run's history.
         """
         with self.services.sessionmaker() as session:
             run = session.get(Run, run_id)
@@ -204,8 +204,19 @@ class Runs:
                 .order_by(RunStep.position)
                 .limit(1)
             )
-            old_workflow, attempt = run.workflow_id, run.attempt
-        start_step, position = self._fork_point(old_workflow, failed)
+            attempt = run.attempt
+            automation_id, version = run.automation_id, run.automation_version
+            trigger = dict(run.trigger_payload or {})
+            finished = len(
+                session.scalars(
+                    select(RunStep.position).where(
+                        RunStep.run_id == run_id, RunStep.status.in_(("succeeded", "skipped"))
+                    )
+                ).all()
+            )
+        # The run goes on from its first unfinished step: the failed one, or (for a run
+        # cancelled between steps) the one after the last that finished.
+        position = failed.position if failed is not None else finished
         new_workflow = f"{run_id}#{attempt + 1}"
         with session_scope(self.services.sessionmaker) as session:
             claimed = session.execute(
@@ -232,17 +243,8 @@ class Runs:
                     started_at=utcnow(),
                 )
             )
-        self.control.fork(old_workflow, start_step, new_workflow)
+        self.control.enqueue_run(new_workflow, run_id, automation_id, version, trigger)
         return self.get(run_id)
-
-    def _fork_point(self, workflow_id: str, failed: RunStep | None) -> tuple[int, int]:
-        """The DBOS step to fork from, and the automation step position it corresponds to."""
-        if failed is not None and failed.checkpoint is not None:
-            return failed.checkpoint, failed.position
-        checkpoints = self.control.steps(workflow_id)
-        # Every checkpoint of a run is one automation step, in order.
-        next_step = max((s["function_id"] for s in checkpoints), default=0) + 1
-        return next_step, len(checkpoints)
 
     def cancel(self, run_id: str, *, actor: str | None = None) -> RunDetail:
         """Stop a queued or running run; a step in progress finishes, no later step starts."""

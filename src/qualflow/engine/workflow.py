@@ -1,12 +1,13 @@
-"""The run workflow: one DBOS workflow per run, one DBOS step per automation step.
+"""The run workflow: one DBOS workflow per run; each step's checkpoint is its history row.
 
-A checkpoint costs database writes, so the only checkpoints are the automation's own steps
-(one per external side effect). Everything else the workflow does is deterministic or
-idempotent and simply runs again on recovery: the plan comes from an immutable automation
-version, and the run's status rows are written with idempotent updates (the last step writes the
-run's outcome in the same transaction as its own record). An action failing is a *result* of its
-step, not an exception, so the checkpoint keeps the failure and a replay can fork the workflow
-from exactly that step.
+DBOS makes the run durable: the workflow is recorded before it starts and resumed after a crash
+(by the same worker on restart, or by another through ``runs recover``). The steps are
+checkpointed in ``run_steps``, the table the run history is read from, so a step costs one
+write instead of three (a DBOS step would add a read before and a write after it, for an
+identical record). A resumed or replayed run reads its finished steps' rows once and continues
+after them; the plan comes from an immutable automation version. An action failing is a
+*result* of its step, written to its row, so a replay starts again at exactly that step. The
+last step writes the run's outcome in the same transaction as its own row.
 """
 
 from __future__ import annotations
@@ -15,14 +16,16 @@ import asyncio
 import json
 import logging
 import random
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 from dbos import DBOS
-from sqlalchemy import JSON, Connection, bindparam, insert, select, text
+from sqlalchemy import JSON, Connection, Integer, String, bindparam, insert, select, text
 
 from qualflow.engine.actions import ActionContext, get_action
+from qualflow.engine.config import RUN_WORKFLOW
 from qualflow.engine.definitions import StepSpec, step_keys
 from qualflow.engine.errors import (
     ActionError,
@@ -43,36 +46,38 @@ MAX_STORED_OUTPUT = 64 * 1024
 MAX_ERROR = 4000
 
 _OUTCOME = {"failed": "failed", "stopped": "skipped"}
+#: Step statuses after which the run goes on to the next step (a resumed run reuses them).
+_CONTINUING = ("succeeded", "skipped")
+_FINAL = ("succeeded", "failed", "skipped", "cancelled")
 
 
-@DBOS.workflow(name="qualflow.run", max_recovery_attempts=50)
+@DBOS.workflow(name=RUN_WORKFLOW, max_recovery_attempts=50)
 async def run_automation(
     run_id: str, automation_id: int, version: int, trigger: dict[str, Any]
 ) -> str:
     """Execute one run of an automation; returns its final status."""
     workflow_id = DBOS.workflow_id or run_id
-    plan = await asyncio.to_thread(_start, run_id, automation_id, version, trigger, workflow_id)
-    if plan.get("error"):
-        await asyncio.to_thread(_finish, run_id, workflow_id, "failed", str(plan["error"]))
+    start = await asyncio.to_thread(_start, run_id, automation_id, version, trigger, workflow_id)
+    if start.final is not None:
+        return start.final
+    if start.error is not None:
+        await asyncio.to_thread(_finish, run_id, workflow_id, "failed", start.error)
         return "failed"
-    steps = plan["steps"]
+    steps = start.plan["steps"]
     if not steps:
         await asyncio.to_thread(_finish, run_id, workflow_id, "succeeded", None)
         return "succeeded"
     outputs: dict[str, Any] = {}
     status = "succeeded"
     for position, step in enumerate(steps):
+        finished = start.finished.get(position)
+        if finished is not None and finished[0] == step["key"]:
+            # Done before a crash, or before the failure a replay starts after.
+            outputs[step["key"]] = finished[1]
+            continue
         try:
-            result = await DBOS.run_step_async(
-                {"name": f"{step['key']}:{step['action']}"},
-                _execute_step,
-                run_id,
-                workflow_id,
-                position,
-                plan,
-                step,
-                trigger,
-                outputs,
+            result = await _execute_step(
+                run_id, workflow_id, position, start.plan, step, trigger, outputs
             )
         except Exception as exc:
             # Not an action's verdict (those are results): the engine itself failed, e.g. the
@@ -84,6 +89,9 @@ async def run_automation(
         if result["status"] in _OUTCOME:
             status = _OUTCOME[result["status"]]
             break
+        if result.get("halted"):
+            # Cancelled (or handed to a replay) while the step ran: no later step starts.
+            return "cancelled"
         outputs[step["key"]] = result.get("output")
     return status
 
@@ -124,23 +132,47 @@ def _plan(services: EngineServices, automation_id: int, version: int) -> dict[st
     return plan
 
 
+@dataclass
+class _Start:
+    """What a run's workflow starts from."""
+
+    plan: dict[str, Any] = field(default_factory=dict)
+    #: Finished steps of an interrupted or replayed run: position → (key, output).
+    finished: dict[int, tuple[str, Any]] = field(default_factory=dict)
+    #: Set when this workflow already recorded the run's outcome (recovered after it).
+    final: str | None = None
+    error: str | None = None
+
+
 def _start(
     run_id: str, automation_id: int, version: int, trigger: dict[str, Any], workflow_id: str
-) -> dict[str, Any]:
-    """Mark the run running (idempotent) and return its plan."""
+) -> _Start:
+    """Mark the run running (idempotent) and return its plan and any finished steps."""
     services = current_services()
     plan = _plan(services, automation_id, version)
     if plan is None:
-        return {"error": f"automation {automation_id} version {version} no longer exists"}
+        return _Start(error=f"automation {automation_id} version {version} no longer exists")
     now = utcnow()
     with services.connect() as conn:
         updated = conn.execute(
             _MARK_RUNNING, {"run_id": run_id, "workflow_id": workflow_id, "now": now}
         ).rowcount
         if updated:
-            return plan
-        if conn.execute(select(Run.id).where(Run.id == run_id)).first() is not None:
-            return plan
+            # First start of a queued run: no step has run yet.
+            return _Start(plan=plan)
+        row = conn.execute(select(Run.status, Run.workflow_id).where(Run.id == run_id)).first()
+        if row is not None:
+            status, owner = row
+            if owner != workflow_id or status in _FINAL:
+                # Recorded already by this workflow, or the run has moved on to a replay.
+                return _Start(plan=plan, final=status if status in _FINAL else "cancelled")
+            finished = {
+                position: (key, output)
+                for position, key, output in conn.execute(
+                    _FINISHED_STEPS, {"run_id": run_id, "continuing": list(_CONTINUING)}
+                )
+            }
+            return _Start(plan=plan, finished=finished)
         # Started without prepare_runs (e.g. directly): create its rows now.
         conn.execute(
             insert(Run).values(
@@ -167,7 +199,7 @@ def _start(
                 started_at=now,
             )
         )
-    return plan
+    return _Start(plan=plan)
 
 
 # -- steps ------------------------------------------------------------------------------------
@@ -259,9 +291,8 @@ async def _execute_step(
 ) -> dict[str, Any]:
     services = current_services()
     started = utcnow()
-    checkpoint = DBOS.step_id
     last = position == len(plan["steps"]) - 1
-    record = _StepRecord(run_id, workflow_id, position, step, started, checkpoint)
+    record = _StepRecord(run_id, workflow_id, position, step, started)
     try:
         spec, config = _validated(services, plan, position, step)
     except DefinitionError as exc:
@@ -299,7 +330,8 @@ async def _execute_step(
             elif (
                 isinstance(outcome, RetriableError) and attempt < services.config.step_max_attempts
             ):
-                await record.write("running", None, error, attempt)
+                if await record.write("running", None, error, attempt):
+                    return {"status": "running", "error": error, "halted": True}
                 await asyncio.sleep(_retry_delay(services, attempt, outcome))
                 continue
             else:
@@ -312,8 +344,8 @@ async def _execute_step(
         run_outcome = (_OUTCOME[status], error)
     elif last:
         run_outcome = ("succeeded", None)
-    await record.write(status, output, error, attempt, outcome=run_outcome)
-    return {"status": status, "output": output, "error": error}
+    halted = await record.write(status, output, error, attempt, outcome=run_outcome)
+    return {"status": status, "output": output, "error": error, "halted": halted}
 
 
 class _StepRecord:
@@ -326,14 +358,12 @@ class _StepRecord:
         position: int,
         step: dict[str, Any],
         started: datetime,
-        checkpoint: int | None,
     ) -> None:
         self.run_id = run_id
         self.workflow_id = workflow_id
         self.position = position
         self.step = step
         self.started = started
-        self.checkpoint = checkpoint
 
     async def write(
         self,
@@ -343,8 +373,9 @@ class _StepRecord:
         attempts: int,
         *,
         outcome: tuple[str, str | None] | None = None,
-    ) -> None:
-        await asyncio.to_thread(self._write, status, output, error, attempts, outcome)
+    ) -> bool:
+        """Write the row; True when the run was cancelled (or replayed) meanwhile."""
+        return await asyncio.to_thread(self._write, status, output, error, attempts, outcome)
 
     def _write(
         self,
@@ -353,7 +384,7 @@ class _StepRecord:
         error: str | None,
         attempts: int,
         outcome: tuple[str, str | None] | None,
-    ) -> None:
+    ) -> bool:
         services = current_services()
         params = {
             "run_id": self.run_id,
@@ -366,7 +397,7 @@ class _StepRecord:
             "output": output,
             "error": error,
             "attempts": attempts,
-            "checkpoint": self.checkpoint,
+            "checkpoint": None,
             "started_at": self.started,
             "finished_at": None if status == "running" else utcnow(),
         }
@@ -374,6 +405,10 @@ class _StepRecord:
             conn.execute(_UPSERT_STEP, params)
             if outcome is not None:
                 _write_outcome(conn, self.run_id, self.workflow_id, *outcome)
+                return False
+            # Cancelling a run marks its row; the workflow learns it here, before the next step.
+            row = conn.execute(_RUN_OWNER, {"run_id": self.run_id}).first()
+        return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
 
 
 # -- finish -----------------------------------------------------------------------------------
@@ -427,6 +462,17 @@ _UPSERT_STEP = text(
     bindparam("output", type_=JSON(none_as_null=True)),
     bindparam("started_at", type_=_TIME),
     bindparam("finished_at", type_=_TIME),
+)
+
+_RUN_OWNER = text("SELECT status, workflow_id FROM runs WHERE id = :run_id")
+
+_FINISHED_STEPS = (
+    text(
+        "SELECT position, key, output FROM run_steps "
+        "WHERE run_id = :run_id AND status IN :continuing"
+    )
+    .bindparams(bindparam("continuing", expanding=True))
+    .columns(position=Integer(), key=String(), output=JSON(none_as_null=True))
 )
 
 _RUN_OUTCOME = text(
