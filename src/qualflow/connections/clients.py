@@ -1,13 +1,20 @@
-"""Qualtrics clients for connections: one shared rate limiter per connection in this process.
+"""Qualtrics clients for connections: one rate limiter per connection, one budget per brand.
 
 Qualtrics limits a brand to 3,000 requests per minute across every caller, so every client made
 for one connection draws from one :class:`ConnectionLimiter` (``connection.requests_per_minute``,
-retuned in place when it changes). Two ways to get a client:
+retuned in place when it changes). On PostgreSQL — the scale-out mode, where a web process and
+workers run at once — that limiter draws from the connection's budget stored in the database
+(:mod:`qualflow.connections.budget`), so all processes together stay within the quota; on SQLite
+(one embedded process) it is an in-process token bucket. Two ways to get a client:
 
 * :func:`client_for` — a new :class:`~qualflow.qualtrics.AsyncClient`; use it as
   ``async with client_for(connection) as qualtrics: …`` (it is closed on exit);
 * :func:`client_factory` — for the engine: an ``await factory(connection_id)`` that reuses one
   client per connection and event loop (do not close those; ``factory.aclose_loop()`` does).
+
+Which database holds the budgets: the one given to :func:`use_budget_database`, else the one of
+the newest :func:`client_factory` (a process has one database); :func:`client_for` also uses the
+database of the session its connection was loaded in.
 
 :func:`configure_clients` sets the transport every client of this process uses (the demo and the
 tests route Qualtrics calls to the sandbox app in-process with ``httpx.ASGITransport``).
@@ -20,12 +27,22 @@ import hashlib
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
 import httpx
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy import Connection as SqlConnection
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, object_session, sessionmaker
 
+from qualflow.connections.budget import (
+    BudgetPlan,
+    BudgetUnavailable,
+    SharedBudget,
+    budget_key,
+    shares_budgets,
+)
 from qualflow.connections.errors import ConnectionNotFound, InvalidConnection
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.qualtrics import AsyncClient, OAuthCredentials, RateLimiter, RetryPolicy
@@ -40,6 +57,7 @@ __all__ = [
     "configure_clients",
     "invalidate_clients",
     "limiter_for",
+    "use_budget_database",
 ]
 
 
@@ -98,6 +116,8 @@ class _Registry:
         self.transport: httpx.AsyncBaseTransport | None = None
         self.timeout: float = 30.0
         self.limiters: dict[int, ConnectionLimiter] = {}
+        #: Where connections' budgets live (PostgreSQL: shared by every process).
+        self.budget_database: Engine | None = None
         #: Bumped when a connection's credentials change, so cached clients are rebuilt.
         self.generations: dict[int, int] = {}
 
@@ -115,44 +135,132 @@ def configure_clients(
             _registry.timeout = timeout
 
 
+def use_budget_database(database: Engine | None) -> None:
+    """Draw every connection's budget from ``database`` from now on.
+
+    On PostgreSQL every process using that database shares each connection's budget; on
+    SQLite, or with ``None``, each process limits on its own. Call it once the store is open
+    (:func:`client_factory` does it for its sessions' database).
+    """
+    with _registry.lock:
+        _registry.budget_database = database
+        limiters = list(_registry.limiters.items())
+    if database is not None:
+        for connection_id, limiter in limiters:
+            limiter.share_budget(database, budget_key(connection_id))
+
+
 class ConnectionLimiter(RateLimiter):
     """The one limiter of a connection in this process.
 
-    Every client made for the connection draws from this bucket for the life of the process;
-    when the connection's ``requests_per_minute`` changes, the bucket is retuned in place
-    (what was spent stays spent), so clients made before and after the edit never hold two
-    budgets for one brand.
+    Every client made for the connection draws from this limiter for the life of the process;
+    when the connection's ``requests_per_minute`` changes, it is retuned in place (what was
+    spent stays spent), so clients made before and after the edit never hold two budgets for
+    one brand. Once :meth:`share_budget` names a PostgreSQL database, requests draw from the
+    connection's budget there, shared with every other process; the token bucket this class
+    inherits serves only SQLite, and any moment the database cannot be reached.
     """
+
+    def __init__(
+        self,
+        requests_per_minute: float = DEFAULT_REQUESTS_PER_MINUTE,
+        *,
+        burst: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__(requests_per_minute, burst=burst, clock=clock)
+        self._shared: SharedBudget | None = None
+
+    @property
+    def shared_budget(self) -> SharedBudget | None:
+        """The budget shared with other processes, or None when this process limits alone."""
+        return self._shared
+
+    def share_budget(self, database: Engine, key: str) -> None:
+        """Draw from budget ``key`` in ``database`` (PostgreSQL); elsewhere, limit alone."""
+        with self._lock:
+            current = self._shared
+            if not shares_budgets(database):
+                self._shared = None
+            elif current is None or current.database is not database or current.key != key:
+                plan = BudgetPlan.per_minute(self.requests_per_minute)
+                self._shared = SharedBudget(database, key, plan)
+
+    def acquire(self) -> None:
+        shared = self._shared
+        if shared is not None:
+            try:
+                shared.acquire()
+                return
+            except BudgetUnavailable:
+                pass  # already logged; the bucket limits this process until the database is back
+        super().acquire()
+
+    async def acquire_async(self) -> None:
+        shared = self._shared
+        if shared is not None:
+            try:
+                await shared.acquire_async()
+                return
+            except BudgetUnavailable:
+                pass
+        await super().acquire_async()
+
+    def pause(self, seconds: float) -> None:
+        super().pause(seconds)
+        shared = self._shared
+        if shared is not None:
+            shared.pause(seconds)
 
     def retune(self, requests_per_minute: float) -> None:
         rate = float(requests_per_minute)
         if rate <= 0:
             raise ValueError("requests_per_minute must be positive")
         with self._lock:
-            if rate == self.requests_per_minute:
-                return
-            # Settle the bucket at the old rate up to now, then continue at the new one.
-            now = self._clock()
-            elapsed = max(0.0, now - self._updated)
-            self._tokens = min(float(self.burst), self._tokens + elapsed * self._rate)
-            self._updated = max(self._updated, now)
-            self.requests_per_minute = rate
-            self._rate = rate / 60.0
-            self.burst = max(1, int(rate // 20))
-            self._tokens = min(self._tokens, float(self.burst))
+            shared = self._shared
+            if rate != self.requests_per_minute:
+                # Settle the bucket at the old rate up to now, then continue at the new one.
+                now = self._clock()
+                elapsed = max(0.0, now - self._updated)
+                self._tokens = min(float(self.burst), self._tokens + elapsed * self._rate)
+                self._updated = max(self._updated, now)
+                self.requests_per_minute = rate
+                self._rate = rate / 60.0
+                self.burst = max(1, int(rate // 20))
+                self._tokens = min(self._tokens, float(self.burst))
+        if shared is not None:
+            shared.retune(rate)
 
 
 def limiter_for(
-    connection_id: int, requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE
+    connection_id: int,
+    requests_per_minute: int = DEFAULT_REQUESTS_PER_MINUTE,
+    *,
+    database: Engine | None = None,
 ) -> ConnectionLimiter:
-    """The one limiter of this connection in this process (retuned if its rate changed)."""
+    """The one limiter of this connection in this process (retuned if its rate changed).
+
+    It draws from the connection's budget in ``database``, else in the process's budget
+    database (:func:`use_budget_database`), else as it did before.
+    """
     with _registry.lock:
         limiter = _registry.limiters.get(connection_id)
         if limiter is None:
             limiter = ConnectionLimiter(requests_per_minute)
             _registry.limiters[connection_id] = limiter
+        database = database or _registry.budget_database
+    if database is not None:
+        limiter.share_budget(database, budget_key(connection_id))
     limiter.retune(requests_per_minute)
     return limiter
+
+
+def _engine_of(bind: object) -> Engine | None:
+    if isinstance(bind, Engine):
+        return bind
+    if isinstance(bind, SqlConnection):
+        return bind.engine
+    return None
 
 
 def client_for_credentials(
@@ -177,11 +285,12 @@ def client_for(connection: Connection, *, retry: RetryPolicy | None = None) -> A
 
     The caller owns it: ``async with client_for(connection) as qualtrics: …``.
     """
-    return client_for_credentials(
-        Credentials.of(connection),
-        rate_limiter=limiter_for(connection.id, connection.requests_per_minute),
-        retry=retry,
+    limiter = limiter_for(
+        connection.id,
+        connection.requests_per_minute,
+        database=_engine_of(getattr(object_session(connection), "bind", None)),
     )
+    return client_for_credentials(Credentials.of(connection), rate_limiter=limiter, retry=retry)
 
 
 #: How long a cached client is trusted before its connection is re-read from the database.
@@ -212,6 +321,8 @@ class ConnectionClientFactory:
 
     def __init__(self, sessions: sessionmaker[Session]) -> None:
         self._sessions = sessions
+        #: The database its clients' budgets live in (that of ``sessions``).
+        self.database = _engine_of(sessions.kw.get("bind"))
         self._lock = threading.Lock()
         self._cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Cached]] = (
             weakref.WeakKeyDictionary()
@@ -242,7 +353,8 @@ class ConnectionClientFactory:
         if cached is not None and cached.fingerprint == fingerprint:
             cached.checked_at, cached.generation = now, generation
             return cached.client
-        client = client_for_credentials(credentials, rate_limiter=limiter_for(connection_id, rate))
+        limiter = limiter_for(connection_id, rate, database=self.database)
+        client = client_for_credentials(credentials, rate_limiter=limiter)
         with self._lock:
             self._cache.setdefault(loop, {})[connection_id] = _Cached(
                 fingerprint, generation, now, client
@@ -260,5 +372,11 @@ class ConnectionClientFactory:
 
 
 def client_factory(sessions: sessionmaker[Session]) -> ConnectionClientFactory:
-    """The engine's ``client_factory``: see :class:`ConnectionClientFactory`."""
-    return ConnectionClientFactory(sessions)
+    """The engine's ``client_factory``: see :class:`ConnectionClientFactory`.
+
+    Its sessions' database becomes the process's budget database (:func:`use_budget_database`).
+    """
+    factory = ConnectionClientFactory(sessions)
+    if factory.database is not None:
+        use_budget_database(factory.database)
+    return factory

@@ -13,6 +13,7 @@ MODEL_MODULES: tuple[str, ...] = (
     "qualflow.connections.models",
     "qualflow.engine.models",
     "qualflow.incentives.models",
+    "qualflow.connections.budget",
 )
 
 
