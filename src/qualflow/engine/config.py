@@ -54,8 +54,10 @@ class EngineConfig:
     edge: bool = True
     #: Runs executing at once in this process.
     worker_concurrency: int = 64
-    #: How often an idle worker looks for queued runs (seconds).
-    queue_polling_interval: float = 0.05
+    #: How often an idle worker looks for queued runs (seconds); by default 0.05 in a process
+    #: that queues its own runs (the embedded hub) and 0.2 in a ``qualflow worker``, where each
+    #: look costs a few milliseconds of CPU and several processes look at once.
+    queue_polling_interval: float | None = None
     #: How often new or changed schedules are noticed (seconds).
     scheduler_polling_interval: float = 10.0
     #: Attempts per step before a retriable error fails the run, and the backoff between them.
@@ -66,6 +68,12 @@ class EngineConfig:
     app_name: str = "qualflow"
     log_level: str = "WARNING"
     extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def resolved_queue_polling_interval(self) -> float:
+        if self.queue_polling_interval is not None:
+            return self.queue_polling_interval
+        return 0.05 if self.edge else 0.2
 
     @property
     def resolved_system_database_url(self) -> str:

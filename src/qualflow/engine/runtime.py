@@ -126,7 +126,7 @@ class Engine:
             DBOS.register_queue(
                 RUN_QUEUE,
                 worker_concurrency=self.config.worker_concurrency,
-                polling_interval_sec=self.config.queue_polling_interval,
+                polling_interval_sec=self.config.resolved_queue_polling_interval,
                 on_conflict="always_update",
             )
         except BaseException:
