@@ -7,9 +7,11 @@ at a time, never the whole document), so both share one reader.
 
 JSON carries no header, and a response omits the questions it did not answer, so the columns
 are the union of the ``values`` keys over the whole file: a first pass finds them (and what
-kinds of values each holds), a second pass reads the data with that fixed schema. When every
-key holds one JSON type, the second pass is pyarrow's JSON reader; a key mixing numbers and
-text (which pyarrow cannot read) switches the file to a slower Python decoder.
+kinds of values each holds), a second pass types the data with that fixed schema. The first
+pass parses with pyarrow's JSON reader, chunks in parallel, and parks the parsed tables in a
+:class:`Spill`, so the second pass only reads them back. A key mixing numbers and text (which
+pyarrow cannot read) switches the file to the reference two-pass reader and a slower Python
+decoder.
 """
 
 from __future__ import annotations
@@ -40,8 +42,11 @@ from qualflow.qualtrics._export_io import (
     Prefetch,
     Utf8Stream,
     open_utf8,
+    ordered_map,
+    parse_workers,
     record_chunks,
 )
+from qualflow.qualtrics._export_spill import Spill
 
 Errors = Literal["raise", "null"]
 JsonClass = Literal["int", "float", "string", "list", "bool", "object"]
@@ -236,6 +241,8 @@ class JsonLayout:
     rows: int
     arrow_readable: bool = True
     kinds: dict[str, ColumnKind] = field(default_factory=dict)
+    # The first pass's tables (responseId, values, labels), when it parsed them all.
+    spill: Spill | None = None
 
 
 def _class_of_type(data_type: pa.DataType) -> JsonClass | None:
@@ -273,6 +280,18 @@ def _class_of_value(value: object) -> JsonClass | None:
 def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLayout:
     """First pass over every member: keys, their JSON classes and which kinds their text fits.
 
+    The single-pass reader (:func:`scan_and_spill`) answers for every file pyarrow can read;
+    anything else (mixed types, malformed input and its error message) is the reference scan's.
+    """
+    layout = scan_and_spill(members, format)
+    if layout is not None:
+        return layout
+    return reference_scan(members, format)
+
+
+def reference_scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLayout:
+    """First pass over every member: keys, their JSON classes and which kinds their text fits.
+
     pyarrow infers the first chunk's schema; later chunks are parsed against the schema known
     so far (about twice as fast as inferring) with unexpected fields an error, so a chunk that
     brings a new key or a wider type is inferred again and its schema merged in. A chunk
@@ -280,7 +299,6 @@ def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLa
     """
     layout = JsonLayout(values={}, labels={}, rows=0)
     known: pa.Schema | None = None
-    read_options = pajson.ReadOptions(use_threads=True, block_size=1 << 20)
     for member in members:
         with (
             open_ndjson(member, format) as stream,
@@ -293,7 +311,7 @@ def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLa
                     try:
                         table = pajson.read_json(
                             pa.BufferReader(chunk),
-                            read_options=read_options,
+                            read_options=_read_options(chunk),
                             parse_options=pajson.ParseOptions(
                                 explicit_schema=known, unexpected_field_behavior="error"
                             ),
@@ -302,7 +320,9 @@ def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLa
                         table = None
                 if table is None:
                     try:
-                        table = pajson.read_json(pa.BufferReader(chunk), read_options=read_options)
+                        table = pajson.read_json(
+                            pa.BufferReader(chunk), read_options=_read_options(chunk)
+                        )
                     except pa.ArrowInvalid as exc:
                         if "Empty JSON" in str(exc):
                             continue
@@ -403,6 +423,209 @@ def _scan_python(chunk: bytes, layout: JsonLayout, member: Member, line_base: in
     for key, values in texts.items():
         _check_fit(key, pa.array(values, pa.string()), layout.values[key])
     return rows
+
+
+# --- pass 1, single pass: parse once, spill the tables ---------------------------------------
+
+# Responses end with ``displayedFields`` and ``displayedValues`` (which questions were shown,
+# and their choices): never read, and parsing them costs as much as the rest of the response.
+_UNREAD_KEY = b'"displayedFields"'
+_SPILLED = (RESPONSE_ID, "values", "labels")
+_BLANKS = b" \t"
+_COMMA, _CLOSE, _CR = 0x2C, 0x7D, 0x0D
+
+
+def drop_unread_fields(chunk: bytes) -> bytes:
+    """The NDJSON chunk with each response's tail from ``"displayedFields"`` on replaced by ``}``.
+
+    A line is cut at its first ``"displayedFields"`` that follows a comma, if the line ends with
+    ``}`` (and, for the chunk's last line, which a truncated file would cut short, the tail's
+    braces balance). Only a member of the response object itself can be cut there and still
+    parse (a nested one leaves an object open), so the caller parses the uncut chunk whenever
+    the cut one does not parse, or lost a key that is read (``values`` after the cut).
+    Returns ``chunk`` itself when no line was cut.
+    """
+    view = memoryview(chunk)
+    parts: list[bytes | memoryview] = []
+    find = chunk.find
+    size = len(chunk)
+    start = 0
+    cut_any = False
+    while start < size:
+        end = find(b"\n", start)
+        if end < 0:
+            end = size
+        key = find(_UNREAD_KEY, start, end)
+        if key > start:
+            cut = key - 1
+            while cut > start and chunk[cut] in _BLANKS:
+                cut -= 1
+            last = end - 1
+            if chunk[last] == _CR:
+                last -= 1
+            if (
+                chunk[cut] == _COMMA
+                and chunk[last] == _CLOSE
+                and (
+                    end + 1 < size
+                    or chunk.count(b"{", cut, last) + 1 == chunk.count(b"}", cut, last + 1)
+                )
+            ):
+                parts.append(view[start:cut])
+                parts.append(b"}\n")
+                cut_any = True
+                start = end + 1
+                continue
+        parts.append(view[start : end + 1])
+        start = end + 1
+    return b"".join(parts) if cut_any else chunk
+
+
+def _read_options(data: pa.Buffer | bytes) -> pajson.ReadOptions:
+    # One block per chunk: chunks are parsed in parallel already, and one block keeps the
+    # inferred field order the order of first appearance.
+    return pajson.ReadOptions(use_threads=False, block_size=max(len(data), 1) + 1)
+
+
+def _parse_strict(data: pa.Buffer | bytes, schema: pa.Schema) -> pa.Table | None:
+    """``data`` parsed with ``schema``; None if a key is new or a value does not fit."""
+    try:
+        return pajson.read_json(
+            pa.BufferReader(data),
+            read_options=_read_options(data),
+            parse_options=pajson.ParseOptions(
+                explicit_schema=schema, unexpected_field_behavior="error"
+            ),
+        )
+    except pa.ArrowInvalid:
+        return None
+
+
+@dataclass
+class _Parsed:
+    chunk: bytes
+    cut: bytes  # ``chunk`` itself when nothing was cut
+    schema: pa.Schema | None  # the one ``table`` was tried with
+    table: pa.Table | None
+
+
+class _Unreadable(Exception):
+    """The single-pass reader cannot read this file; the reference reader takes over."""
+
+
+def _complete(table: pa.Table) -> bool:
+    """Every response kept its id, values and labels (none was in a cut tail)."""
+    names = table.schema.names
+    return all(name in names and table.column(name).null_count == 0 for name in _SPILLED)
+
+
+class _SinglePass:
+    """Parses chunks against the schema known so far; a chunk that brings a new key or a wider
+    type is inferred and its schema merged in, then parsed again against the merged schema (so
+    ISO-looking text stays text, as in the reference reader)."""
+
+    def __init__(self) -> None:
+        self.known: pa.Schema | None = None
+
+    def parse(self, buffer: pa.Buffer) -> _Parsed:
+        """Worker-thread part: cut and parse against the schema known right now."""
+        chunk = buffer.to_pybytes()
+        cut = drop_unread_fields(chunk)
+        known = self.known
+        table = _parse_strict(cut, known) if known is not None else None
+        return _Parsed(chunk, cut, known, table)
+
+    def settle(self, parsed: _Parsed) -> pa.Table | None:
+        """Main-thread part: the chunk's table, learning its schema if needed; None when empty."""
+        if parsed.table is not None and (parsed.cut is parsed.chunk or _complete(parsed.table)):
+            return parsed.table
+        attempts = [(parsed.cut, parsed.schema)]
+        if parsed.cut is not parsed.chunk:
+            attempts.append((parsed.chunk, None))
+        for data, tried in attempts:
+            try:
+                table = self._read(data, tried)
+            except _Empty:
+                return None
+            if table is not None and (data is parsed.chunk or _complete(table)):
+                return table
+        raise _Unreadable
+
+    def _read(self, data: bytes, tried: pa.Schema | None) -> pa.Table | None:
+        if self.known is not None and self.known != tried:
+            table = _parse_strict(data, self.known)
+            if table is not None:
+                return table
+        try:
+            inferred = pajson.read_json(pa.BufferReader(data), read_options=_read_options(data))
+        except pa.ArrowInvalid as exc:
+            if "Empty JSON" in str(exc):
+                raise _Empty from None
+            return None  # the cut broke a line, or the chunk is malformed
+        merged = _merge_schema(self.known, inferred.schema)
+        if merged is None:
+            raise _Unreadable  # a key mixing types
+        self.known = merged
+        return _parse_strict(data, merged)
+
+
+class _Empty(Exception):
+    """A chunk of blank lines."""
+
+
+def scan_and_spill(
+    members: Sequence[Member], format: Literal["json", "ndjson"]
+) -> JsonLayout | None:
+    """The reference scan's layout, reading the file once and spilling the parsed tables.
+
+    None when pyarrow cannot read the file (a key mixing numbers and text, malformed input):
+    the reference reader then decides, and words any error.
+    """
+    layout = JsonLayout(values={}, labels={}, rows=0)
+    spill = Spill()
+    reader = _SinglePass()
+    try:
+        for index, member in enumerate(members):
+            with (
+                open_ndjson(member, format) as stream,
+                Prefetch(record_chunks(stream, _CHUNK_BYTES, quote=b"")) as chunks,
+                ordered_map(reader.parse, chunks, parse_workers()) as parsed_chunks,
+            ):
+                for parsed in parsed_chunks:
+                    table = reader.settle(parsed)
+                    if table is None:
+                        continue
+                    _check_spillable(table)
+                    layout.rows += _scan_arrow(table, layout, member)
+                    kept = [name for name in _SPILLED if name in table.schema.names]
+                    spill.append(index, table.select(kept))
+        spill.finish()
+    except (_Unreadable, ExportFileError):
+        spill.close()
+        return None
+    except BaseException:
+        spill.close()
+        raise
+    layout.arrow_readable = all(
+        stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
+    )
+    layout.kinds = {key: _decide_kind(key, stats) for key, stats in layout.values.items()}
+    if layout.arrow_readable:
+        layout.spill = spill
+    else:
+        spill.close()
+    return layout
+
+
+def _check_spillable(table: pa.Table) -> None:
+    names = table.schema.names
+    if RESPONSE_ID in names:
+        response_id = table.schema.field(RESPONSE_ID).type
+        if not (pa.types.is_string(response_id) or pa.types.is_null(response_id)):
+            raise _Unreadable
+    for name in ("values", "labels"):
+        if name in names and not pa.types.is_struct(table.schema.field(name).type):
+            raise _Unreadable
 
 
 def _check_fit(key: str, texts: pa.Array, stats: _KeyStats) -> None:
@@ -525,8 +748,10 @@ def iter_json_batches(
     invalid_counts: dict[str, int],
 ) -> Iterator[pa.RecordBatch]:
     """Batches with the value columns (names = ImportIds) then ``<key>_label`` text columns."""
-    for member in members:
-        if layout.arrow_readable:
+    for index, member in enumerate(members):
+        if layout.arrow_readable and layout.spill is not None:
+            batches = _spilled_batches(layout.spill, index, layout, read)
+        elif layout.arrow_readable:
             batches = _arrow_batches(member, format, layout, read, block_size)
         else:
             batches = _python_batches(member, format, read)
@@ -600,6 +825,44 @@ def _arrow_batches(
                     arrays.extend(batch.column("labels").flatten())
                     names.extend("\x00" + key for key in label_keys)
                 yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _spilled_batches(
+    spill: Spill, index: int, layout: JsonLayout, read: JsonRead
+) -> Iterator[pa.RecordBatch]:
+    """The first pass's tables of member ``index``, in the layout :func:`_arrow_batches` reads.
+
+    Tables parsed before a key was first seen lack it, and those parsed before a type widened
+    (integers, then a decimal) hold the narrower one: both are brought to the final types here.
+    """
+    value_fields = [pa.field(key, _read_type(layout.values[key])) for key in read.value_keys]
+    label_fields = [pa.field(key, _read_type(layout.labels[key])) for key in read.label_keys]
+    names = [RESPONSE_ID, *read.value_keys, *("\x00" + key for key in read.label_keys)]
+    for batch in spill.batches(index):
+        rows = batch.num_rows
+        values = _children(batch, "values")
+        labels = _children(batch, "labels")
+        response_ids = batch.column(RESPONSE_ID) if RESPONSE_ID in batch.schema.names else None
+        arrays = [_conform(response_ids, pa.string(), rows)]
+        arrays.extend(_conform(values.get(f.name), f.type, rows) for f in value_fields)
+        arrays.extend(_conform(labels.get(f.name), f.type, rows) for f in label_fields)
+        yield pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _children(batch: pa.RecordBatch, name: str) -> dict[str, pa.Array]:
+    """A struct column's fields, null wherever the struct is (``flatten``)."""
+    if name not in batch.schema.names:
+        return {}
+    struct = batch.column(name)
+    return {field.name: child for field, child in zip(struct.type, struct.flatten(), strict=True)}
+
+
+def _conform(values: pa.Array | None, target: pa.DataType, rows: int) -> pa.Array:
+    if values is None:
+        return pa.nulls(rows, target)
+    if values.type != target:
+        return values.cast(target, safe=False)
+    return values
 
 
 def _python_batches(

@@ -1,0 +1,302 @@
+"""The single-pass JSON reader (parse once, spill, type) against the reference two-pass reader.
+
+Every case reads one export twice, once as shipped and once with ``_export_json.scan`` swapped
+for ``reference_scan`` (the reader that parses the whole file again in its second pass), and
+requires the same columns, types, rows, labels and errors.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+
+from qualflow.qualtrics import _export_io, _export_json
+from qualflow.qualtrics._export_json import drop_unread_fields
+from qualflow.qualtrics.export_file import ExportFile, ExportFileError
+from tests.qualtrics.test_export_file_writer import json_bytes, response, save
+
+
+def compact(responses: list[dict[str, Any]]) -> bytes:
+    """NDJSON the way Qualtrics writes it: no blanks between tokens."""
+    lines = (json.dumps(r, ensure_ascii=False, separators=(",", ":")) + "\n" for r in responses)
+    return "".join(lines).encode()
+
+
+def spaced(responses: list[dict[str, Any]]) -> bytes:
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in responses).encode()
+
+
+@pytest.fixture
+def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Chunks of one or two responses, inflate steps of a few bytes."""
+    monkeypatch.setattr(_export_json, "_CHUNK_BYTES", 300)
+    monkeypatch.setattr(_export_io._DeflatedMember, "_STEP", 29)
+
+
+Outcome = tuple[list[str], list[str], list[dict[str, object]], dict[str, int]] | str
+
+
+def _read(export: ExportFile, labels: bool, tmp_path: Path) -> Outcome:
+    try:
+        schema = export.schema(labels=labels)
+        rows = list(export.iter_rows(labels=labels))
+        export.write(tmp_path / "out.parquet", labels=labels)
+        assert pq.read_table(tmp_path / "out.parquet").to_pylist() == rows
+    except ExportFileError as exc:
+        return f"ExportFileError: {exc} (row {exc.row}, column {exc.column})"
+    return (
+        [f"{field.name}: {field.type}" for field in schema],
+        [f"{c.name}: {c.kind}" for c in export.columns],
+        rows,
+        dict(export.invalid_cells),
+    )
+
+
+def assert_matches_reference(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    make: Callable[[], ExportFile],
+    *,
+    single_pass: bool = True,
+) -> Outcome:
+    """Both readers agree, with and without labels; returns the outcome with labels."""
+    fast = make()
+    outcomes = [_read(fast, labels, tmp_path) for labels in (False, True)]
+    spilled = fast._json is not None and fast._json[0].spill is not None
+    assert spilled == single_pass
+    with monkeypatch.context() as patch:
+        patch.setattr(_export_json, "scan", _export_json.reference_scan)
+        reference = make()
+        assert [_read(reference, labels, tmp_path) for labels in (False, True)] == outcomes
+    return outcomes[1]
+
+
+def _export(
+    tmp_path: Path, data: bytes, fmt: str = "ndjson", **options: Any
+) -> Callable[[], ExportFile]:
+    path = save(tmp_path / f"e.{fmt}.zip", data, compressed=True, member=f"S.{fmt}")
+    return lambda: ExportFile(path, format=fmt, compressed=True, **options)  # type: ignore[arg-type]
+
+
+def _survey(count: int) -> list[dict[str, Any]]:
+    responses = []
+    for i in range(count):
+        values: dict[str, Any] = {
+            "startDate": f"2024-03-{1 + i % 28:02d}T10:00:0{i % 10}Z",
+            "status": 0,
+            "progress": 100 - i % 7,
+            "finished": 1,
+            "locationLatitude": f"{40 + i / 100:.4f}",
+            "QID1": i % 5 + 1,
+            "userLanguage": "EN",
+        }
+        if i % 3:
+            values["QID2_TEXT"] = ["Très bien ✓", 'said "no",\nthen left', "漢字 🎉"][i % 3]
+        if i % 4 == 0:
+            values["QID3"] = ["1", "3"]
+        if i > 25:
+            values["late_embedded"] = f"late {i}"
+        if i == 31:
+            values["QID1"] = 2.5  # integers so far, now a decimal: the column widens
+        labels = {"QID1": f"choice {i % 5 + 1}", "finished": "True"}
+        if i % 4 == 0:
+            labels["QID3"] = ["red", "blue"]
+        responses.append(response(f"R_{i:03d}", values, labels))
+    return responses
+
+
+@pytest.mark.usefixtures("tiny_chunks")
+@pytest.mark.parametrize("serialise", [compact, spaced], ids=["compact", "spaced"])
+def test_a_survey_read_in_tiny_chunks_matches_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, serialise: Callable[..., bytes]
+) -> None:
+    outcome = assert_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, serialise(_survey(40)))
+    )
+    assert not isinstance(outcome, str)
+    _, kinds, rows, _ = outcome
+    assert "QID1: float" in kinds
+    assert "late_embedded: string" in kinds
+    assert [r["QID1"] for r in rows[30:33]] == [1.0, 2.5, 3.0]
+    assert rows[4]["QID3"] == "1,3"
+    assert rows[4]["QID3_label"] == "red,blue"
+    assert rows[1]["QID2_TEXT"] == 'said "no",\nthen left'
+    assert rows[0]["late_embedded"] is None
+    assert rows[39]["late_embedded"] == "late 39"
+
+
+def test_a_json_document_matches_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    data = json_bytes(_survey(30), indent=2)
+    assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, data, "json"))
+
+
+def test_an_empty_export_matches_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outcome = assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, b""))
+    assert outcome == (["responseId: string"], ["responseId: string"], [], {})
+
+
+def test_blank_lines_and_crlf_match_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    data = compact(_survey(12)).replace(b"\n", b"\r\n\n")
+    assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, data))
+
+
+def test_responses_without_labels_or_values_match_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    responses = _survey(12)
+    del responses[3]["labels"]
+    del responses[5]["values"]
+    responses[7]["labels"] = None
+    assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, compact(responses)))
+
+
+def test_keys_after_the_displayed_fields_are_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    """A response ordered differently (labels last) loses nothing to the cut."""
+    responses = _survey(12)
+    for index in (2, 9):
+        labels = responses[index].pop("labels")
+        responses[index]["labels"] = labels
+    outcome = assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, compact(responses)))
+    assert not isinstance(outcome, str)
+    assert outcome[2][2]["QID1_label"] == "choice 3"
+
+
+def test_a_values_key_named_displayed_fields_is_a_column(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    """The first ``"displayedFields"`` of these lines is nested in ``values``."""
+    responses = _survey(12)
+    responses[4]["values"]["displayedFields"] = "embedded data, named unluckily"
+    responses[6]["labels"]["displayedFields"] = "label"
+    responses[8]["displayedFields"] = ["QID1", "labels", "values"]
+    outcome = assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, compact(responses)))
+    assert not isinstance(outcome, str)
+    assert outcome[2][4]["displayedFields"] == "embedded data, named unluckily"
+    assert outcome[2][6]["displayedFields_label"] == "label"
+
+
+def test_nested_objects_take_the_python_decoder_like_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    responses = _survey(8)
+    responses[5]["values"]["geo"] = {"city": "Zürich", "zip": [8001]}
+    outcome = assert_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), single_pass=False
+    )
+    assert not isinstance(outcome, str)
+    assert outcome[2][5]["geo"] == '{"city":"Zürich","zip":[8001]}'
+
+
+def test_a_key_mixing_numbers_and_text_falls_back_to_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    responses = _survey(10)
+    responses[8]["values"]["QID1"] = "n/a"
+    outcome = assert_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), single_pass=False
+    )
+    assert not isinstance(outcome, str)
+    assert outcome[2][8]["QID1"] == "n/a"
+
+
+@pytest.mark.parametrize("errors", ["raise", "null"])
+def test_cells_that_do_not_fit_are_reported_like_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None, errors: str
+) -> None:
+    responses = _survey(20)
+    for r in responses:
+        r["values"]["QID2_TEXT"] = "12"
+    responses[17]["values"]["QID2_TEXT"] = "not a number"
+    make = _export(
+        tmp_path, compact(responses), column_types={"QID2_TEXT": "integer"}, errors=errors
+    )
+    outcome = assert_matches_reference(monkeypatch, tmp_path, make)
+    if errors == "raise":
+        assert isinstance(outcome, str)
+        assert "response 18" in outcome
+    else:
+        assert not isinstance(outcome, str)
+        assert outcome[3] == {"QID2_TEXT": 4}  # counted by each of the four reads
+
+
+def test_truncated_last_line_is_refused_like_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = compact(_survey(6))
+    cut = data.rindex(b"]}") + 2  # inside the last response's displayedValues
+    path = save(tmp_path / "t.ndjson", data[:cut], compressed=False)
+    make = lambda: ExportFile(path, format="ndjson", compressed=False)  # noqa: E731
+    outcome = assert_matches_reference(monkeypatch, tmp_path, make, single_pass=False)
+    assert isinstance(outcome, str)
+    assert outcome.startswith("ExportFileError")
+
+
+def test_every_member_of_a_split_export_matches_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
+    responses = _survey(30)
+    for r in responses:
+        r["values"]["QID2_TEXT"] = "12"
+    responses[25]["values"]["QID2_TEXT"] = "x"
+    path = tmp_path / "split.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("S_1.json", compact(responses[:14]))
+        archive.writestr("S_2.json", compact(responses[14:]))
+    make = lambda: ExportFile(  # noqa: E731
+        path, format="ndjson", compressed=True, column_types={"QID2_TEXT": "integer"}
+    )
+    outcome = assert_matches_reference(monkeypatch, tmp_path, make)
+    assert isinstance(outcome, str)
+    assert "S_2.json: response 12" in outcome
+
+
+def test_spill_files_go_away_with_the_export(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spill_dir))
+    export = _export(tmp_path, compact(_survey(5)))()
+    assert len(list(export.iter_rows())) == 5
+    assert list(spill_dir.iterdir())
+    assert len(list(export.iter_rows())) == 5  # read again from the spill
+    del export
+    gc.collect()
+    assert list(spill_dir.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (b'{"a":1,"displayedFields":["Q1"],"displayedValues":{"Q1":[1]}}\n', b'{"a":1}\n'),
+        (b'{"a":1, "displayedFields": []}\r\n', b'{"a":1}\n'),
+        (b'{"displayedFields":[],"a":1}\n', None),  # no comma before it: kept
+        (b'{"a":"x","displayedFields":[]} trailing\n', None),  # does not end the line
+        (b'{"a":1}\n', None),
+        (b"\n", None),
+    ],
+)
+def test_drop_unread_fields(line: bytes, expected: bytes | None) -> None:
+    assert drop_unread_fields(line) == (line if expected is None else expected)
+    assert drop_unread_fields(line) is line or expected is not None
+
+
+def test_drop_unread_fields_keeps_a_truncated_last_line() -> None:
+    whole = b'{"a":1,"displayedFields":["Q1"],"displayedValues":{"Q1":[1]}}\n'
+    truncated = b'{"a":1,"displayedFields":["Q1"],"displayedValues":{"Q1":[1]}'
+    assert drop_unread_fields(whole + truncated) == b'{"a":1}\n' + truncated
