@@ -17,6 +17,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from qualflow.engine.automations import AutomationOut, Automations
@@ -26,6 +27,7 @@ from qualflow.engine.errors import EngineError
 from qualflow.engine.runs import RunDetail, Runs
 from qualflow.engine.services import EngineServices
 from qualflow.settings import Settings
+from qualflow.web.api.step_secrets import mask_automation
 
 __all__ = ["app"]
 
@@ -297,7 +299,8 @@ def automations_ls(
 ) -> None:
     """List automations."""
     with _services() as services, _engine_errors():
-        items = Automations(services).query(limit=500)
+        # Step secrets are shown the way the API shows them: never even in sealed form.
+        items = [mask_automation(a) for a in Automations(services).query(limit=500)]
     if as_json:
         _json([a.model_dump(mode="json") for a in items])
         return
@@ -333,19 +336,21 @@ def automations_show(
 ) -> None:
     """Show an automation's current definition."""
     with _services() as services, _engine_errors():
-        automation = Automations(services).get(automation_id)
+        automation = mask_automation(Automations(services).get(automation_id))
     if as_json:
         _json(automation.model_dump(mode="json"))
         return
     _out.print(
-        f"[bold]{automation.name}[/bold] (#{automation.id}, version {automation.version}, "
+        f"[bold]{escape(automation.name)}[/bold] (#{automation.id}, version {automation.version}, "
         f"{'enabled' if automation.enabled else 'disabled'})"
     )
-    _out.print(f"trigger: {_trigger_text(automation)}")
+    _out.print(f"trigger: {_trigger_text(automation)}", markup=False)
     if automation.endpoint is not None:
-        _out.print(f"inbound URL: {automation.endpoint.url}")
+        _out.print(f"inbound URL: {automation.endpoint.url}", markup=False)
     for position, step in enumerate(automation.steps):
-        _out.print(f"  {position}. {step['action']} {json.dumps(step.get('config') or {})}")
+        # Configs are data: "[...]" in them is not rich markup, and a line is never broken.
+        config = json.dumps(step.get("config") or {}, ensure_ascii=False)
+        _out.print(f"  {position}. {step['action']} {config}", markup=False, soft_wrap=True)
 
 
 @automations_app.command("enable")
