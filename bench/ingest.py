@@ -238,7 +238,7 @@ def role_hub(args: argparse.Namespace) -> None:
         assert endpoint is not None
         token, shared_key = endpoint.token, endpoint.shared_key
     app = FastAPI()
-    app.include_router(edge.router)
+    edge.install(app)
     app.state.qualflow_engine = engine
     _stats_route(app, engine)
     print(

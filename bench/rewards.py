@@ -208,7 +208,7 @@ class Chain:
         migrate(url)
         self.key = SecretBox.generate_key()
         self.edge_app = FastAPI()
-        self.edge_app.include_router(edge.router)
+        edge.install(self.edge_app)
         self.sandbox = SandboxState()
         _user, self.token = self.sandbox.default_user()
         self.survey = research_screener(self.sandbox)

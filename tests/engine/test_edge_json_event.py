@@ -25,7 +25,7 @@ PATH = "/inbound-event/v1/events/json/triggers"
 @pytest.fixture
 def client(engine: Engine) -> Iterator[TestClient]:
     app = FastAPI()
-    app.include_router(edge.router)
+    edge.install(app)
     app.state.qualflow_engine = engine
     with TestClient(app) as test_client:
         yield test_client

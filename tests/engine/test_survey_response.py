@@ -108,7 +108,7 @@ class Hub:
 @pytest.fixture
 def hub(database_url: str, smtp_sink: SmtpSink) -> Iterator[Hub]:
     app = FastAPI()
-    app.include_router(edge.router)
+    edge.install(app)
     sandbox = SandboxState()
     _user, token = sandbox.default_user()
     survey = customer_satisfaction(sandbox)

@@ -37,7 +37,13 @@ from qualflow.web.api import accounts as accounts_api
 from qualflow.web.api import automations as automations_api
 from qualflow.web.api import connections as connections_api
 from qualflow.web.api import runs as runs_api
-from qualflow.web.deps import ApiError, ErrorResponse, error_responses
+from qualflow.web.deps import (
+    ApiError,
+    ErrorResponse,
+    api_error_response,
+    error_response,
+    error_responses,
+)
 from qualflow.web.retention import retention_lifespan
 from qualflow.web.ui import install_ui
 
@@ -153,7 +159,7 @@ def create_app(
                 connection.execute(text("SELECT 1"))
         except SQLAlchemyError as exc:
             log.warning("health check: database unavailable: %s", exc.__class__.__name__)
-            return _error(503, "database_unavailable", "the database does not answer")
+            return error_response(503, "database_unavailable", "the database does not answer")
         return Health(status="ok", database="ok", version=__version__)
 
     app.include_router(accounts_api.router, prefix=API_PREFIX)
@@ -163,22 +169,8 @@ def create_app(
     app.include_router(automations_api.router, prefix=API_PREFIX)
     app.include_router(automations_api.actions_router, prefix=API_PREFIX)
     app.include_router(runs_api.router, prefix=API_PREFIX)
-    app.include_router(edge.router)  # webhooks and JSON events (outside /api/v1, as Qualtrics)
+    edge.install(app)  # webhooks and JSON events (outside /api/v1, as Qualtrics)
     return app
-
-
-def _error(
-    status_code: int,
-    code: str,
-    message: str,
-    *,
-    headers: dict[str, str] | None = None,
-    details: list[dict[str, Any]] | None = None,
-) -> JSONResponse:
-    body: dict[str, Any] = {"code": code, "message": message}
-    if details is not None:
-        body["details"] = details
-    return JSONResponse({"error": body}, status_code=status_code, headers=headers)
 
 
 def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
@@ -199,9 +191,7 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
-        return _error(
-            exc.status_code, exc.code, exc.message, headers=exc.headers, details=exc.details
-        )
+        return api_error_response(exc)
 
     async def http_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
@@ -210,16 +200,16 @@ def _install_error_handlers(app: FastAPI) -> None:
         else:
             code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
             message = str(exc.detail)
-        return _error(exc.status_code, code, message, headers=getattr(exc, "headers", None))
+        return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
     async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
         message, details = _validation_message(list(jsonable_encoder(exc.errors())))
-        return _error(422, "validation_error", message, details=details)
+        return error_response(422, "validation_error", message, details=details)
 
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
-        return _error(500, "internal_error", "internal server error")
+        return error_response(500, "internal_error", "internal server error")
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
