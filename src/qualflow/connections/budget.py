@@ -315,16 +315,23 @@ class SharedBudget:
         """Block the calling thread until this process may send one request."""
         while True:
             with self._lock:
-                slot, lease_now = self._claim()
-                if slot is None and not lease_now:
+                slot, lease_now, paused = self._claim()
+                if slot is None and not lease_now and not paused:
                     self._waiting += 1
                     try:
                         self._lease_done.wait()
                     finally:
                         self._waiting -= 1
                     continue
+            if paused:
+                time.sleep(paused)
+                continue
             if lease_now:
-                self._lease()
+                try:
+                    self._lease()
+                except BudgetUnavailable:
+                    if slot is None:
+                        raise  # else the lease was ahead of need: this caller's slot stands
             if slot is None:
                 continue
             delay = slot.opens_at - self._clock()
@@ -339,8 +346,8 @@ class SharedBudget:
         while True:
             woken: asyncio.Future[None] | None = None
             with self._lock:
-                slot, lease_now = self._claim()
-                if slot is None and not lease_now:
+                slot, lease_now, paused = self._claim()
+                if slot is None and not lease_now and not paused:
                     woken = loop.create_future()
                     self._async_waiters.append((loop, woken))
                     self._waiting += 1
@@ -351,8 +358,15 @@ class SharedBudget:
                     with self._lock:
                         self._waiting -= 1
                 continue
+            if paused:
+                await anyio.sleep(paused)
+                continue
             if lease_now:
-                await anyio.to_thread.run_sync(self._lease)
+                try:
+                    await anyio.to_thread.run_sync(self._lease)
+                except BudgetUnavailable:
+                    if slot is None:
+                        raise
             if slot is None:
                 continue
             delay = slot.opens_at - self._clock()
@@ -380,25 +394,28 @@ class SharedBudget:
 
     # -- under self._lock -------------------------------------------------------------------
 
-    def _claim(self) -> tuple[_Slot | None, bool]:
-        """The next open slot (if any), and whether this caller should lease (marked)."""
+    def _claim(self) -> tuple[_Slot | None, bool, float]:
+        """The next open slot (if any), whether this caller should lease (then marked as the
+        one leasing), and how long it must first wait for a pause to end."""
         now = self._clock()
         if now < self._unavailable_until:
             raise BudgetUnavailable(f"the Qualtrics budget {self.key} is unavailable")
+        if now < self._paused_until:
+            # Not leasing meanwhile: until the database has the pause, a lease could only
+            # return slots that close before the pause ends.
+            return None, False, self._paused_until - now
         slot = self._next_slot(now)
         lease_now = not self._leasing and (slot is None or self._running_low(now))
         if lease_now:
             self._leasing = True
-        return slot, lease_now
+        return slot, lease_now, 0.0
 
     def _next_slot(self, now: float) -> _Slot | None:
-        # Slots that close during a pause are void; those that open in it wait for its end.
-        now = max(now, self._paused_until)
         while self._batches:
             batch = self._batches[0]
             found = batch.take(now)
             if found is not None:
-                return _Slot(max(found[0], self._paused_until), found[1])
+                return _Slot(*found)
             self._retire(self._batches.popleft())
         return None
 
