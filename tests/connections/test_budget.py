@@ -30,11 +30,13 @@ from qualflow.connections.clients import (
     ConnectionLimiter,
     Credentials,
     client_factory,
+    client_for,
     client_for_credentials,
     configure_clients,
     limiter_for,
     use_budget_database,
 )
+from qualflow.connections.models import Connection
 from qualflow.qualtrics import RetryPolicy
 from qualflow.sandbox import SandboxState
 from qualflow.store.db import make_engine, make_sessionmaker
@@ -186,6 +188,34 @@ def test_limiters_share_the_budget_on_postgres_and_limit_alone_on_sqlite(
         use_budget_database(None)
         limiter_for(connection_id, 600, database=sqlite)
         sqlite.dispose()
+
+
+def test_a_connection_loaded_from_postgres_gets_a_client_on_the_shared_budget(
+    postgres: Engine,
+) -> None:
+    connection_id = 980_000 + uuid.uuid4().int % 9_999
+    connection = Connection(
+        id=connection_id,
+        name="shared budget",
+        base_url="http://sandbox.qualflow.test",
+        auth_type="token",
+        api_token="token",
+        requests_per_minute=1500,
+    )
+
+    async def limiter_of_a_client() -> object:
+        async with client_for(connection) as qualtrics:
+            return qualtrics.rate_limiter
+
+    with make_sessionmaker(postgres)() as session:
+        session.add(connection)  # never flushed: only its session's database matters here
+        limiter = anyio.run(limiter_of_a_client)
+    assert isinstance(limiter, ConnectionLimiter)
+    shared = limiter.shared_budget
+    assert shared is not None
+    assert shared.database is postgres
+    assert shared.plan.requests == 1500
+    assert limiter is limiter_for(connection_id, 1500, database=postgres)
 
 
 def test_without_its_database_a_limiter_limits_alone(
