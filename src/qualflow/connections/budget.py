@@ -3,8 +3,8 @@
 Qualtrics counts a brand's requests per minute whichever process sends them, so in the
 scale-out mode the web process and every worker draw a connection's requests from one row of
 ``qualtrics_budgets``. The row holds the time of the connection's next free *request slot*;
-slots are :attr:`BudgetPlan.interval` apart, so at most the budget's worth of them fall in any
-window (see :class:`BudgetPlan`).
+slots are :attr:`BudgetPlan.interval` apart, so that no more than the budget's worth of
+requests can leave in any period (see :class:`BudgetPlan`).
 
 A process leases a batch of consecutive slots with one upsert and hands them out locally, so a
 busy process pays one round trip per batch (about a second of budget) and an idle one leases a
@@ -16,9 +16,9 @@ answer and closes no later than measured from the question — so neither clock 
 machines nor the round trip can make a request leave outside its slot.
 
 A slot not used within :attr:`BudgetPlan.lateness` of its time is void. Unused slots are never
-handed back: they expire (at most one batch per process when its demand stops) and that
-process's next batch is smaller. On SQLite (one embedded process) none of this is used: the
-connection's in-process token bucket is the whole budget.
+handed back: they expire (what a process holds when its demand stops: a second or two of
+budget at most) and that process's next batch is smaller. On SQLite (one embedded process)
+none of this is used: the connection's in-process token bucket is the whole budget.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Qualtrics clients for connections: one rate limiter per connection, one budget per brand.
+"""Qualtrics clients for connections: one rate limiter per connection, its budget shared.
 
 Qualtrics limits a brand to 3,000 requests per minute across every caller, so every client made
 for one connection draws from one :class:`ConnectionLimiter` (``connection.requests_per_minute``,
