@@ -28,6 +28,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -253,7 +254,27 @@ class GiftCode(Base):
     __tablename__ = "gift_codes"
     __table_args__ = (
         UniqueConstraint("pool_id", "code_hash"),
-        Index("ix_gift_codes_available", "pool_id", "currency", "value_minor", "reward_id"),
+        # Partial, so that "reward_id IS NULL" (every unclaimed code) never looks like a
+        # one-row lookup of it: SQLite would otherwise read it instead of the index below.
+        Index(
+            "uq_gift_codes_reward_id",
+            "reward_id",
+            unique=True,
+            postgresql_where=text("reward_id IS NOT NULL"),
+            sqlite_where=text("reward_id IS NOT NULL"),
+        ),
+        # Unclaimed codes only, in the order a claim takes them (see providers.gift_codes):
+        # a claim reads one index entry instead of sorting the pool, and claimed codes leave it.
+        Index(
+            "ix_gift_codes_unclaimed",
+            "pool_id",
+            "currency",
+            "value_minor",
+            "expires_on",
+            "id",
+            postgresql_where=text("reward_id IS NULL"),
+            sqlite_where=text("reward_id IS NULL"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -264,9 +285,8 @@ class GiftCode(Base):
     value_minor: Mapped[int] = mapped_column(Integer)
     currency: Mapped[str] = mapped_column(String(3))
     expires_on: Mapped[date | None] = mapped_column(Date)
-    reward_id: Mapped[int | None] = mapped_column(
-        ForeignKey("rewards.id", ondelete="RESTRICT"), unique=True
-    )
+    #: Unique among claimed codes (the index below): one code per reward.
+    reward_id: Mapped[int | None] = mapped_column(ForeignKey("rewards.id", ondelete="RESTRICT"))
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     imported_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

@@ -1,10 +1,11 @@
 """Gift codes: pools of pre-bought codes imported from CSV, each claimed by exactly one reward.
 
 A claim is one statement: ``UPDATE gift_codes SET reward_id = … WHERE id = (SELECT … LIMIT 1
-FOR UPDATE SKIP LOCKED) RETURNING …``. On PostgreSQL, workers claiming at once skip each
-other's locked rows instead of queueing behind them; SQLite runs writers one at a time, so the
-same statement (without the lock clause, which it does not support) is atomic there too. The
-unique ``reward_id`` column makes a second claim by the same reward impossible.
+FOR UPDATE SKIP LOCKED) RETURNING …``, its SELECT reading the partial index of unclaimed codes.
+On PostgreSQL, workers claiming at once skip each other's locked rows instead of queueing behind
+them; SQLite runs writers one at a time, so the same statement (without the lock clause, which
+it does not support) is atomic there too. The unique ``reward_id`` column makes a second claim
+by the same reward impossible.
 """
 
 from __future__ import annotations
@@ -13,10 +14,11 @@ import asyncio
 import csv
 import hashlib
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from sqlalchemy import Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -182,21 +184,39 @@ def claim_code(
 
 
 _CODES: Table = GiftCode.__table__  # type: ignore[assignment]
-# Built once: the claim runs for every reward, and building it cost more CPU than running it.
-_CANDIDATE = (
-    select(_CODES.c.id)
-    .where(
-        _CODES.c.pool_id == bindparam("c_pool"),
-        _CODES.c.currency == bindparam("c_currency"),
-        _CODES.c.value_minor == bindparam("c_value"),
-        _CODES.c.reward_id.is_(None),
-        _CODES.c.expires_on.is_(None) | (_CODES.c.expires_on >= bindparam("c_today")),
+
+
+def _first_unclaimed(*conditions: Any, order_by: Sequence[Any]) -> Any:
+    """The id of the first unclaimed code of the pool, value and currency that meets
+    ``conditions``, locked; rows other claims have locked are skipped, not waited for."""
+    return (
+        select(_CODES.c.id)
+        .where(
+            _CODES.c.pool_id == bindparam("c_pool"),
+            _CODES.c.currency == bindparam("c_currency"),
+            _CODES.c.value_minor == bindparam("c_value"),
+            # Word for word the predicate of ix_gift_codes_unclaimed, so that index serves.
+            _CODES.c.reward_id.is_(None),
+            *conditions,
+        )
+        .order_by(*order_by)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
     )
-    # Use the codes that expire first before they do.
-    .order_by(_CODES.c.expires_on.asc().nulls_last(), _CODES.c.id)
-    .limit(1)
-    .with_for_update(skip_locked=True)
-    .scalar_subquery()
+
+
+# Built once: the claim runs for every reward, and building it cost more CPU than running it.
+# Codes that expire are used first, soonest first, then those that never expire. Each probe is
+# a range of ix_gift_codes_unclaimed read in index order, so a claim reads one entry (plus any
+# locked by concurrent claims) whatever the size of the pool; expired codes sort before today
+# and are never read. (One ORDER BY expires_on NULLS LAST with an OR would sort the pool.)
+_CANDIDATE = func.coalesce(
+    _first_unclaimed(
+        _CODES.c.expires_on >= bindparam("c_today"),
+        order_by=(_CODES.c.expires_on, _CODES.c.id),
+    ),
+    _first_unclaimed(_CODES.c.expires_on.is_(None), order_by=(_CODES.c.id,)),
 )
 _CLAIM = (
     update(_CODES)
