@@ -858,11 +858,17 @@ def _children(batch: pa.RecordBatch, name: str) -> dict[str, pa.Array]:
 
 
 def _conform(values: pa.Array | None, target: pa.DataType, rows: int) -> pa.Array:
+    """``values`` as ``target``, in buffers of its own.
+
+    A spilled batch is read into one buffer that every column slices; a column passed on as a
+    slice would keep all of it (labels, the text of converted columns) alive until its row group
+    is written, which triples the memory held by the row groups in flight.
+    """
     if values is None:
         return pa.nulls(rows, target)
     if values.type != target:
         return values.cast(target, safe=False)
-    return values
+    return pa.concat_arrays([values])
 
 
 def _python_batches(
