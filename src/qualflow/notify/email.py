@@ -110,9 +110,10 @@ def outbox_values(key: str, email: Email, *, sender: str, run_id: str | None) ->
 
 _TABLE: Table = OutboxEmail.__table__  # type: ignore[assignment]
 # Built once per dialect: building a statement per message costs more CPU than running it.
+# A fresh message comes back from its INSERT; only a retried step's needs the SELECT.
 _INSERT_IGNORE = {
-    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing(),
-    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing(),
+    "postgresql": postgresql.insert(_TABLE).on_conflict_do_nothing().returning(*_TABLE.c),
+    "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing().returning(*_TABLE.c),
 }
 _SELECT_BY_KEY = select(_TABLE).where(_TABLE.c.idempotency_key == bindparam("key"))
 _SELECT_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("email_id"))
@@ -125,6 +126,7 @@ _MARK_SENT = (
         sent_at=bindparam("now"),
         last_error=None,
     )
+    .returning(*_TABLE.c)
 )
 _MARK_FAILED = (
     update(_TABLE)
@@ -135,6 +137,7 @@ _MARK_FAILED = (
         last_error=bindparam("error"),
         next_attempt_at=bindparam("retry_at"),
     )
+    .returning(*_TABLE.c)
 )
 
 
@@ -161,9 +164,9 @@ def queue_email(
     values = outbox_values(key, email, sender=sender, run_id=run_id)
     bind = _bind(factory)
     with bind.begin() as conn:
-        # One round trip whether or not a retried step queued it already.
-        conn.execute(_INSERT_IGNORE[bind.dialect.name], values)
-        row = conn.execute(_SELECT_BY_KEY, {"key": key}).one()
+        row = conn.execute(_INSERT_IGNORE[bind.dialect.name], values).first()
+        if row is None:
+            row = conn.execute(_SELECT_BY_KEY, {"key": key}).one()
     return _detached(row)
 
 
@@ -374,9 +377,9 @@ def _record_attempt(
     attempts = (row.attempts or 0) + 1
     with _bind(factory).begin() as conn:
         if error is None:
-            conn.execute(_MARK_SENT, {"email_id": row.id, "now": now})
+            fresh = conn.execute(_MARK_SENT, {"email_id": row.id, "now": now}).one()
         else:
-            conn.execute(
+            fresh = conn.execute(
                 _MARK_FAILED,
                 {
                     "email_id": row.id,
@@ -384,8 +387,7 @@ def _record_attempt(
                     "error": error[:2000],
                     "retry_at": now + timedelta(seconds=min(30 * 2**attempts, 3600)),
                 },
-            )
-        fresh = conn.execute(_SELECT_BY_ID, {"email_id": row.id}).one()
+            ).one()
     return _detached(fresh)
 
 
