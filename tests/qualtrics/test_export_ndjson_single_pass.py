@@ -8,6 +8,7 @@ requires the same columns, types, rows, labels and errors.
 from __future__ import annotations
 
 import gc
+import io
 import json
 import zipfile
 from collections.abc import Callable
@@ -300,3 +301,17 @@ def test_drop_unread_fields_keeps_a_truncated_last_line() -> None:
     whole = b'{"a":1,"displayedFields":["Q1"],"displayedValues":{"Q1":[1]}}\n'
     truncated = b'{"a":1,"displayedFields":["Q1"],"displayedValues":{"Q1":[1]}'
     assert drop_unread_fields(whole + truncated) == b'{"a":1}\n' + truncated
+
+
+def test_line_chunks_hold_whole_lines() -> None:
+    stream = _export_io.Utf8Stream(io.BytesIO(b'{"a":1}\n{"b":"long line"}\n{"c":3}'))
+    chunks = list(_export_io.line_chunks(stream, 5))
+    assert b"".join(chunks) == b'{"a":1}\n{"b":"long line"}\n{"c":3}\n'
+    assert all(chunk.endswith(b"\n") and chunk.count(b"\n") >= 1 for chunk in chunks)
+
+
+def test_line_chunks_refuse_a_line_without_end(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_export_io, "MAX_RECORD_BYTES", 100)
+    stream = _export_io.Utf8Stream(io.BytesIO(b"x" * 500))
+    with pytest.raises(ExportFileError, match="exceeds"):
+        list(_export_io.line_chunks(stream, 64))

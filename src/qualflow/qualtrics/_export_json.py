@@ -41,6 +41,7 @@ from qualflow.qualtrics._export_io import (
     Member,
     Prefetch,
     Utf8Stream,
+    line_chunks,
     open_utf8,
     ordered_map,
     parse_workers,
@@ -527,9 +528,8 @@ class _SinglePass:
     def __init__(self) -> None:
         self.known: pa.Schema | None = None
 
-    def parse(self, buffer: pa.Buffer) -> _Parsed:
+    def parse(self, chunk: bytes) -> _Parsed:
         """Worker-thread part: cut and parse against the schema known right now."""
-        chunk = buffer.to_pybytes()
         cut = drop_unread_fields(chunk)
         known = self.known
         table = _parse_strict(cut, known) if known is not None else None
@@ -588,7 +588,7 @@ def scan_and_spill(
         for index, member in enumerate(members):
             with (
                 open_ndjson(member, format) as stream,
-                Prefetch(record_chunks(stream, _CHUNK_BYTES, quote=b"")) as chunks,
+                Prefetch(line_chunks(stream, _CHUNK_BYTES)) as chunks,
                 ordered_map(reader.parse, chunks, parse_workers()) as parsed_chunks,
             ):
                 for parsed in parsed_chunks:
