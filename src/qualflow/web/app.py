@@ -27,7 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qualflow import __version__
-from qualflow.connections.clients import configure_clients
+from qualflow.connections.clients import configure_clients, use_budget_database
 from qualflow.incentives.runtime import install_incentives
 from qualflow.settings import EngineMode, Settings, get_settings
 from qualflow.store.redact import install_log_redaction
@@ -115,12 +115,15 @@ def create_app(
             configure_clients(transport=qualtrics_transport)
         store = open_store(settings)
         app.state.store = store
+        # Every process on one PostgreSQL database shares each connection's Qualtrics budget.
+        use_budget_database(store.engine)
         try:
             async with AsyncExitStack() as stack:
                 for extra in app.state.extra_lifespans:
                     await stack.enter_async_context(extra(app))
                 yield
         finally:
+            use_budget_database(None)
             store.close()
             app.state.store = None
 
