@@ -39,6 +39,8 @@ class CellTyping:
 
 def check_time_zone(time_zone: str) -> None:
     """Raise ValueError naming ``time_zone`` if Arrow's tz database does not know it."""
+    if time_zone == "UTC":
+        return  # the usual case; probing loads the tz database (~0.4 s), which it does not need
     probe = pa.array([0], NAIVE_TIMESTAMP)
     try:
         pc.assume_timezone(probe, time_zone)
