@@ -510,7 +510,7 @@ class _Parsed:
     table: pa.Table | None
 
 
-class _Unreadable(Exception):
+class Unreadable(Exception):
     """The single-pass reader cannot read this file; the reference reader takes over."""
 
 
@@ -549,7 +549,7 @@ class _SinglePass:
                 return None
             if table is not None and (data is parsed.chunk or _complete(table)):
                 return table
-        raise _Unreadable
+        raise Unreadable
 
     def _read(self, data: bytes, tried: pa.Schema | None) -> pa.Table | None:
         if self.known is not None and self.known != tried:
@@ -564,7 +564,7 @@ class _SinglePass:
             return None  # the cut broke a line, or the chunk is malformed
         merged = _merge_schema(self.known, inferred.schema)
         if merged is None:
-            raise _Unreadable  # a key mixing types
+            raise Unreadable  # a key mixing types
         self.known = merged
         return _parse_strict(data, merged)
 
@@ -573,43 +573,69 @@ class _Empty(Exception):
     """A chunk of blank lines."""
 
 
+def parsed_tables(
+    members: Sequence[Member], format: Literal["json", "ndjson"], layout: JsonLayout
+) -> Iterator[tuple[int, Member, pa.Table]]:
+    """Every chunk of every member parsed once, as ``(member index, member, table)`` with the
+    spilled columns; ``layout``'s statistics take each table in before it is yielded.
+
+    Raises :class:`Unreadable` when pyarrow cannot read the file (a key mixing numbers and
+    text, malformed input): the reference reader then decides, and words any error.
+    """
+    reader = _SinglePass()
+    for index, member in enumerate(members):
+        with (
+            open_ndjson(member, format) as stream,
+            Prefetch(line_chunks(stream, _CHUNK_BYTES)) as chunks,
+            ordered_map(reader.parse, chunks, parse_workers()) as parsed_chunks,
+        ):
+            for parsed in parsed_chunks:
+                table = reader.settle(parsed)
+                if table is None:
+                    continue
+                _check_spillable(table)
+                layout.rows += _scan_arrow(table, layout, member)
+                yield index, member, table.select([n for n in _SPILLED if n in table.schema.names])
+
+
+def decide_layout(layout: JsonLayout) -> None:
+    """Whether pyarrow can read every key, and each key's kind, from the statistics so far."""
+    layout.arrow_readable = all(
+        stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
+    )
+    layout.kinds = {key: _decide_kind(key, stats) for key, stats in layout.values.items()}
+
+
+def layout_signature(layout: JsonLayout) -> tuple[object, ...]:
+    """Everything about the statistics so far that shapes the output: the keys in order, their
+    kinds and the types they are read as. Equal signatures give equal output."""
+    return (
+        all(s.arrow_readable for s in (*layout.values.values(), *layout.labels.values())),
+        [(k, _decide_kind(k, s), _read_type(s)) for k, s in layout.values.items()],
+        [(k, _read_type(s)) for k, s in layout.labels.items()],
+    )
+
+
 def scan_and_spill(
     members: Sequence[Member], format: Literal["json", "ndjson"]
 ) -> JsonLayout | None:
     """The reference scan's layout, reading the file once and spilling the parsed tables.
 
-    None when pyarrow cannot read the file (a key mixing numbers and text, malformed input):
-    the reference reader then decides, and words any error.
+    None when pyarrow cannot read the file: the reference reader then decides.
     """
     layout = JsonLayout(values={}, labels={}, rows=0)
     spill = Spill()
-    reader = _SinglePass()
     try:
-        for index, member in enumerate(members):
-            with (
-                open_ndjson(member, format) as stream,
-                Prefetch(line_chunks(stream, _CHUNK_BYTES)) as chunks,
-                ordered_map(reader.parse, chunks, parse_workers()) as parsed_chunks,
-            ):
-                for parsed in parsed_chunks:
-                    table = reader.settle(parsed)
-                    if table is None:
-                        continue
-                    _check_spillable(table)
-                    layout.rows += _scan_arrow(table, layout, member)
-                    kept = [name for name in _SPILLED if name in table.schema.names]
-                    spill.append(index, table.select(kept))
+        for index, _, table in parsed_tables(members, format, layout):
+            spill.append(index, table)
         spill.finish()
-    except (_Unreadable, ExportFileError):
+    except (Unreadable, ExportFileError):
         spill.close()
         return None
     except BaseException:
         spill.close()
         raise
-    layout.arrow_readable = all(
-        stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
-    )
-    layout.kinds = {key: _decide_kind(key, stats) for key, stats in layout.values.items()}
+    decide_layout(layout)
     if layout.arrow_readable:
         layout.spill = spill
     else:
@@ -622,10 +648,10 @@ def _check_spillable(table: pa.Table) -> None:
     if RESPONSE_ID in names:
         response_id = table.schema.field(RESPONSE_ID).type
         if not (pa.types.is_string(response_id) or pa.types.is_null(response_id)):
-            raise _Unreadable
+            raise Unreadable
     for name in ("values", "labels"):
         if name in names and not pa.types.is_struct(table.schema.field(name).type):
-            raise _Unreadable
+            raise Unreadable
 
 
 def _check_fit(key: str, texts: pa.Array, stats: _KeyStats) -> None:
@@ -835,18 +861,35 @@ def _spilled_batches(
     Tables parsed before a key was first seen lack it, and those parsed before a type widened
     (integers, then a decimal) hold the narrower one: both are brought to the final types here.
     """
-    value_fields = [pa.field(key, _read_type(layout.values[key])) for key in read.value_keys]
-    label_fields = [pa.field(key, _read_type(layout.labels[key])) for key in read.label_keys]
-    names = [RESPONSE_ID, *read.value_keys, *("\x00" + key for key in read.label_keys)]
     for batch in spill.batches(index):
-        rows = batch.num_rows
-        values = _children(batch, "values")
-        labels = _children(batch, "labels")
-        response_ids = batch.column(RESPONSE_ID) if RESPONSE_ID in batch.schema.names else None
-        arrays = [_conform(response_ids, pa.string(), rows)]
-        arrays.extend(_conform(values.get(f.name), f.type, rows) for f in value_fields)
-        arrays.extend(_conform(labels.get(f.name), f.type, rows) for f in label_fields)
-        yield pa.RecordBatch.from_arrays(arrays, names=names)
+        yield raw_batch(batch, layout, read, copy=True)
+
+
+def raw_batch(
+    batch: pa.RecordBatch | pa.Table, layout: JsonLayout, read: JsonRead, *, copy: bool
+) -> pa.RecordBatch:
+    """A first-pass batch (``responseId``, ``values``, ``labels``) as :func:`_arrow_batches`
+    reads it: one column per key, at the type :func:`_read_type` gives it (``copy``: in
+    buffers of its own, see :func:`_conform`)."""
+    if isinstance(batch, pa.Table):
+        batch = batch.combine_chunks().to_batches()[0] if batch.num_rows else _empty_batch(batch)
+    rows = batch.num_rows
+    values = _children(batch, "values")
+    labels = _children(batch, "labels")
+    response_ids = batch.column(RESPONSE_ID) if RESPONSE_ID in batch.schema.names else None
+    arrays = [_conform(response_ids, pa.string(), rows, copy)]
+    for key in read.value_keys:
+        arrays.append(_conform(values.get(key), _read_type(layout.values[key]), rows, copy))
+    for key in read.label_keys:
+        arrays.append(_conform(labels.get(key), _read_type(layout.labels[key]), rows, copy))
+    names = [RESPONSE_ID, *read.value_keys, *("\x00" + key for key in read.label_keys)]
+    return pa.RecordBatch.from_arrays(arrays, names=names)
+
+
+def _empty_batch(table: pa.Table) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [pa.array([], f.type) for f in table.schema], schema=table.schema
+    )
 
 
 def _children(batch: pa.RecordBatch, name: str) -> dict[str, pa.Array]:
@@ -857,7 +900,7 @@ def _children(batch: pa.RecordBatch, name: str) -> dict[str, pa.Array]:
     return {field.name: child for field, child in zip(struct.type, struct.flatten(), strict=True)}
 
 
-def _conform(values: pa.Array | None, target: pa.DataType, rows: int) -> pa.Array:
+def _conform(values: pa.Array | None, target: pa.DataType, rows: int, copy: bool) -> pa.Array:
     """``values`` as ``target``, in buffers of its own.
 
     A spilled batch is read into one buffer that every column slices; a column passed on as a
@@ -868,7 +911,7 @@ def _conform(values: pa.Array | None, target: pa.DataType, rows: int) -> pa.Arra
         return pa.nulls(rows, target)
     if values.type != target:
         return values.cast(target, safe=False)
-    return pa.concat_arrays([values])
+    return pa.concat_arrays([values]) if copy else values
 
 
 def _python_batches(
