@@ -315,3 +315,147 @@ def test_line_chunks_refuse_a_line_without_end(monkeypatch: pytest.MonkeyPatch) 
     stream = _export_io.Utf8Stream(io.BytesIO(b"x" * 500))
     with pytest.raises(ExportFileError, match="exceeds"):
         list(_export_io.line_chunks(stream, 64))
+
+
+# --- writing while reading the first time ----------------------------------------------------
+
+
+def _written(export: ExportFile, tmp_path: Path, fmt: str, labels: bool) -> object:
+    dest = tmp_path / f"out.{fmt}"
+    try:
+        rows = export.write(dest, fmt, labels=labels)  # type: ignore[arg-type]
+    except ExportFileError as exc:
+        return f"ExportFileError: {exc} (row {exc.row}, column {exc.column})"
+    content: object = dest.read_bytes()
+    if fmt == "parquet":
+        table = pq.read_table(dest)
+        content = (table.schema, table.to_pylist())
+    return rows, content, dict(export.invalid_cells)
+
+
+def assert_write_matches_reference(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    make: Callable[[], ExportFile],
+    *,
+    one_pass: bool,
+    fmt: str = "parquet",
+    labels: bool = True,
+) -> object:
+    """``write`` on a fresh export equals the reference readers' file, and was (or, when the
+    layout changed after writing began, was not) done while reading the export once."""
+    outcomes: list[bool] = []
+    one_pass_write = ExportFile._write_json_in_one_pass
+
+    def spy(export: ExportFile, *args: Any) -> int | None:
+        rows = one_pass_write(export, *args)
+        outcomes.append(rows is not None)
+        return rows
+
+    with monkeypatch.context() as patch:
+        patch.setattr(ExportFile, "_write_json_in_one_pass", spy)
+        written = _written(make(), tmp_path, fmt, labels)
+    if not isinstance(written, str):
+        assert outcomes == [one_pass]
+    with monkeypatch.context() as patch:
+        patch.setattr(_export_json, "scan", _export_json.reference_scan)
+        patch.setattr(ExportFile, "_write_json_in_one_pass", lambda *_: None)
+        assert _written(make(), tmp_path, fmt, labels) == written
+    return written
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "csv", "ndjson"])
+@pytest.mark.parametrize("labels", [False, True], ids=["values", "labels"])
+def test_one_pass_write_matches_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fmt: str, labels: bool
+) -> None:
+    make = _export(tmp_path, compact(_survey(40)), label_map={"QID1": {"1": "one"}})
+    assert_write_matches_reference(
+        monkeypatch, tmp_path, make, one_pass=True, fmt=fmt, labels=labels
+    )
+
+
+@pytest.mark.usefixtures("tiny_chunks")
+def test_a_layout_change_after_writing_began_rewrites_the_usual_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A key first seen in the 27th response, a decimal in the 32nd: the file is written again."""
+    written = assert_write_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(_survey(40))), one_pass=False
+    )
+    assert not isinstance(written, str)
+
+
+@pytest.mark.usefixtures("tiny_chunks")
+def test_one_pass_write_of_a_settled_layout_in_tiny_chunks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses = _survey(25)  # no late key, no decimal
+    responses[0]["values"]["QID3"] = ["1"]
+    responses[0]["labels"]["QID3"] = ["red"]
+    responses[0]["values"]["QID2_TEXT"] = "first"
+    assert_write_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, spaced(responses)), one_pass=True
+    )
+
+
+@pytest.mark.parametrize("errors", ["raise", "null"])
+def test_one_pass_write_reports_cells_like_the_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, errors: str
+) -> None:
+    responses = _survey(20)
+    for r in responses:
+        r["values"]["QID2_TEXT"] = "12"
+    responses[17]["values"]["QID2_TEXT"] = "not a number"
+    make = _export(
+        tmp_path, compact(responses), column_types={"QID2_TEXT": "integer"}, errors=errors
+    )
+    written = assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+    if errors == "raise":
+        assert isinstance(written, str)
+        assert "response 18" in written
+    else:
+        assert not isinstance(written, str)
+        assert written[2] == {"QID2_TEXT": 1}
+
+
+def test_one_pass_write_of_an_empty_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    written = assert_write_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, b""), one_pass=False
+    )
+    assert not isinstance(written, str)
+    assert written[0] == 0
+
+
+def test_one_pass_write_of_a_split_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    responses = _survey(25)
+    for r in responses:
+        r["values"]["QID2_TEXT"] = "12"
+    responses[20]["values"]["QID2_TEXT"] = "x"
+    path = tmp_path / "split.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("S_1.json", compact(responses[:14]))
+        archive.writestr("S_2.json", compact(responses[14:]))
+    make = lambda: ExportFile(  # noqa: E731
+        path, format="ndjson", compressed=True, column_types={"QID2_TEXT": "integer"}
+    )
+    written = assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+    assert isinstance(written, str)
+    assert "S_2.json: response 7" in written
+
+
+def test_one_pass_write_of_a_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    make = _export(tmp_path, json_bytes(_survey(30), indent=2), "json")
+    assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+
+
+def test_a_file_that_pyarrow_cannot_read_is_written_the_reference_way(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses = _survey(10)
+    responses[8]["values"]["QID1"] = "n/a"
+    responses[3]["values"]["geo"] = {"city": "Zürich"}
+    written = assert_write_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), one_pass=False
+    )
+    assert not isinstance(written, str)

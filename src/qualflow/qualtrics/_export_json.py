@@ -19,7 +19,7 @@ from __future__ import annotations
 import codecs
 import io
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -575,7 +575,7 @@ class _Empty(Exception):
 
 def parsed_tables(
     members: Sequence[Member], format: Literal["json", "ndjson"], layout: JsonLayout
-) -> Iterator[tuple[int, Member, pa.Table]]:
+) -> Generator[tuple[int, Member, pa.Table], None, None]:
     """Every chunk of every member parsed once, as ``(member index, member, table)`` with the
     spilled columns; ``layout``'s statistics take each table in before it is yielded.
 
@@ -783,7 +783,7 @@ def iter_json_batches(
             batches = _python_batches(member, format, read)
         row = 0
         for raw in batches:
-            yield _finish(raw, read, member, row, invalid_counts)
+            yield finish_batch(raw, read, member, row, invalid_counts)
             row += raw.num_rows
 
 
@@ -947,7 +947,7 @@ def _python_batches(
             )
 
 
-def _finish(
+def finish_batch(
     batch: pa.RecordBatch,
     read: JsonRead,
     member: Member,

@@ -34,6 +34,7 @@ Labels
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import queue
@@ -222,16 +223,21 @@ class ExportFile:
 
     def _json_layout(self) -> tuple[json_reader.JsonLayout, list[ExportColumn]]:
         if self._json is None:
-            json_format: Literal["json", "ndjson"] = "json" if self.format == "json" else "ndjson"
-            layout = json_reader.scan(self._get_members(), json_format)
-            columns = json_reader.build_columns(layout)
-            overrides = resolve_overrides(columns, self.column_types)
-            typed_columns = []
-            for column in columns:
-                kind = self._kind_for(column, overrides)
-                typed_columns.append(column if kind == column.kind else _replace_kind(column, kind))
-            self._json = (layout, typed_columns)
+            layout = json_reader.scan(self._get_members(), self._json_format())
+            self._json = (layout, self._typed_json_columns(layout))
         return self._json
+
+    def _json_format(self) -> Literal["json", "ndjson"]:
+        return "json" if self.format == "json" else "ndjson"
+
+    def _typed_json_columns(self, layout: json_reader.JsonLayout) -> list[ExportColumn]:
+        columns = json_reader.build_columns(layout)
+        overrides = resolve_overrides(columns, self.column_types)
+        typed_columns = []
+        for column in columns:
+            kind = self._kind_for(column, overrides)
+            typed_columns.append(column if kind == column.kind else _replace_kind(column, kind))
+        return typed_columns
 
     def _csv_layout(self) -> tuple[csv_reader.CsvHeader, list[csv_reader.ColumnPlan]]:
         if self._csv is None:
@@ -350,9 +356,15 @@ class ExportFile:
             yield from batch.to_pylist()
 
     def _batches(self, *, labels: bool) -> Iterator[pa.RecordBatch]:
+        return self._planned(self._read_batches(labels=labels), labels=labels)
+
+    def _planned(
+        self, read_batches: Iterator[pa.RecordBatch], *, labels: bool
+    ) -> Iterator[pa.RecordBatch]:
+        """Read batches in output order, with the ``label_map`` columns added."""
         plan = self._output_plan(labels)
         schema = pa.schema([(name, data_type) for name, data_type, _ in plan])
-        for batch in self._read_batches(labels=labels):
+        for batch in read_batches:
             arrays = []
             for _, _, source in plan:
                 if isinstance(source, _LabelSource):
@@ -368,7 +380,7 @@ class ExportFile:
             layout, columns = self._json_layout()
             yield from json_reader.iter_json_batches(
                 self._get_members(),
-                "json" if self.format == "json" else "ndjson",
+                self._json_format(),
                 layout,
                 json_reader.JsonRead(
                     columns=[c for c in columns if labels or not c.is_label],
@@ -414,9 +426,9 @@ class ExportFile:
         """
         if format not in _OUTPUT_FORMATS:
             raise ValueError(f"format must be one of {_OUTPUT_FORMATS}, not {format!r}")
-        schema = self.schema(labels=labels)
-        dictionary = self._dictionary_columns(labels)
         if not isinstance(dest, str | os.PathLike):
+            schema = self.schema(labels=labels)
+            dictionary = self._dictionary_columns(labels)
             return _write_to(
                 dest, self._batches(labels=labels), schema, format, compression, dictionary
             )
@@ -424,16 +436,89 @@ class ExportFile:
         folder = os.path.dirname(os.path.abspath(target))
         handle, temporary = tempfile.mkstemp(prefix=".qualflow-", suffix=".part", dir=folder)
         try:
-            with os.fdopen(handle, "wb") as sink:
-                rows = _write_to(
-                    sink, self._batches(labels=labels), schema, format, compression, dictionary
-                )
+            rows = None
+            if self.format in ("json", "ndjson") and self._json is None:
+                with os.fdopen(handle, "wb") as sink:
+                    rows = self._write_json_in_one_pass(sink, format, labels, compression)
+                if rows is None:
+                    handle = os.open(temporary, os.O_WRONLY | os.O_TRUNC)
+            if rows is None:
+                schema = self.schema(labels=labels)
+                dictionary = self._dictionary_columns(labels)
+                with os.fdopen(handle, "wb") as sink:
+                    rows = _write_to(
+                        sink, self._batches(labels=labels), schema, format, compression, dictionary
+                    )
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
         return rows
+
+    def _write_json_in_one_pass(
+        self, sink: IO[bytes], format: OutputFormat, labels: bool, compression: str
+    ) -> int | None:
+        """Write a JSON export while reading it the first time; None if that cannot be done.
+
+        The columns and their types are decided from the first chunk and written with; each
+        later chunk is checked to leave them as they are (new keys and wider types are rare, and
+        appear early if at all). If one changes them, or pyarrow cannot read the file, the
+        write is abandoned (None), and the caller writes the file again from the start the
+        usual way: two passes, the first spilling its tables for the second.
+        """
+        layout = json_reader.JsonLayout(values={}, labels={}, rows=0)
+        tables = json_reader.parsed_tables(self._get_members(), self._json_format(), layout)
+        invalid_cells: dict[str, int] = {}
+        try:
+            with contextlib.closing(tables):
+                first = next(tables, None)
+                if first is None:
+                    return None
+                json_reader.decide_layout(layout)
+                if not layout.arrow_readable:
+                    return None
+                signature = json_reader.layout_signature(layout)
+                columns = self._typed_json_columns(layout)
+                self._json = (layout, columns)
+                read = json_reader.JsonRead(
+                    columns=[c for c in columns if labels or not c.is_label],
+                    errors=self.errors,
+                    time_zone=self.time_zone,
+                )
+
+                def read_batches() -> Iterator[pa.RecordBatch]:
+                    member_index, row = first[0], 0
+                    for index, member, table in itertools.chain([first], tables):
+                        if json_reader.layout_signature(layout) != signature:
+                            raise _LayoutChanged
+                        if index != member_index:
+                            member_index, row = index, 0
+                        raw = json_reader.raw_batch(table, layout, read, copy=False)
+                        yield json_reader.finish_batch(raw, read, member, row, invalid_cells)
+                        row += raw.num_rows
+
+                rows = _write_to(
+                    sink,
+                    self._planned(read_batches(), labels=labels),
+                    self.schema(labels=labels),
+                    format,
+                    compression,
+                    self._dictionary_columns(labels),
+                )
+        except (_LayoutChanged, json_reader.Unreadable, ExportFileError):
+            # An ExportFileError too: a cell that did not fit a kind the file later changes;
+            # the usual way repeats it if it is real.
+            self._json = None
+            return None
+        json_reader.decide_layout(layout)
+        for name, count in invalid_cells.items():
+            self._invalid_cells[name] = self._invalid_cells.get(name, 0) + count
+        return rows
+
+
+class _LayoutChanged(Exception):
+    """A chunk read after writing began changed the columns or their types."""
 
 
 def _replace_kind(column: ExportColumn, kind: ColumnKind) -> ExportColumn:
