@@ -459,3 +459,18 @@ def test_a_file_that_pyarrow_cannot_read_is_written_the_reference_way(
         monkeypatch, tmp_path, _export(tmp_path, compact(responses)), one_pass=False
     )
     assert not isinstance(written, str)
+
+
+def test_a_write_without_labels_leaves_the_label_columns_known(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses = _survey(12)
+    for index in (3, 7):  # labels before values: cutting at "labels" would lose the values
+        values = responses[index].pop("values")
+        responses[index]["values"] = values
+    make = _export(tmp_path, compact(responses))
+    assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True, labels=False)
+    export = make()
+    export.write(tmp_path / "o.parquet")
+    assert "QID1_label" in [c.name for c in export.columns]
+    assert export.schema(labels=True) == make().schema(labels=True)

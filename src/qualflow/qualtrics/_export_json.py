@@ -428,18 +428,20 @@ def _scan_python(chunk: bytes, layout: JsonLayout, member: Member, line_base: in
 
 # --- pass 1, single pass: parse once, spill the tables ---------------------------------------
 
-# Responses end with ``displayedFields`` and ``displayedValues`` (which questions were shown,
-# and their choices): never read, and parsing them costs as much as the rest of the response.
-_UNREAD_KEY = b'"displayedFields"'
+# Responses end with ``labels`` (not read when no label column is asked for), then
+# ``displayedFields`` and ``displayedValues`` (which questions were shown, and their choices):
+# never read, and parsing them costs as much as the rest of the response.
+_LABELS_ON = b'"labels"'
+_DISPLAYED_ON = b'"displayedFields"'
 _SPILLED = (RESPONSE_ID, "values", "labels")
 _BLANKS = b" \t"
 _COMMA, _CLOSE, _CR = 0x2C, 0x7D, 0x0D
 
 
-def drop_unread_fields(chunk: bytes) -> bytes:
-    """The NDJSON chunk with each response's tail from ``"displayedFields"`` on replaced by ``}``.
+def drop_unread_fields(chunk: bytes, first_unread: bytes = _DISPLAYED_ON) -> bytes:
+    """The NDJSON chunk with each response's tail from ``first_unread`` on replaced by ``}``.
 
-    A line is cut at its first ``"displayedFields"`` that follows a comma, if the line ends with
+    A line is cut at its first ``first_unread`` (a quoted key) that follows a comma, if it ends with
     ``}`` (and, for the chunk's last line, which a truncated file would cut short, the tail's
     braces balance). Only a member of the response object itself can be cut there and still
     parse (a nested one leaves an object open), so the caller parses the uncut chunk whenever
@@ -456,7 +458,7 @@ def drop_unread_fields(chunk: bytes) -> bytes:
         end = find(b"\n", start)
         if end < 0:
             end = size
-        key = find(_UNREAD_KEY, start, end)
+        key = find(first_unread, start, end)
         if key > start:
             cut = key - 1
             while cut > start and chunk[cut] in _BLANKS:
@@ -514,10 +516,10 @@ class Unreadable(Exception):
     """The single-pass reader cannot read this file; the reference reader takes over."""
 
 
-def _complete(table: pa.Table) -> bool:
-    """Every response kept its id, values and labels (none was in a cut tail)."""
+def _complete(table: pa.Table, kept: Sequence[str]) -> bool:
+    """Every response kept the keys read (none was in a cut tail)."""
     names = table.schema.names
-    return all(name in names and table.column(name).null_count == 0 for name in _SPILLED)
+    return all(name in names and table.column(name).null_count == 0 for name in kept)
 
 
 class _SinglePass:
@@ -525,19 +527,23 @@ class _SinglePass:
     type is inferred and its schema merged in, then parsed again against the merged schema (so
     ISO-looking text stays text, as in the reference reader)."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, labels: bool) -> None:
         self.known: pa.Schema | None = None
+        self.kept = _SPILLED if labels else _SPILLED[:2]
+        self._first_unread = _DISPLAYED_ON if labels else _LABELS_ON
 
     def parse(self, chunk: bytes) -> _Parsed:
         """Worker-thread part: cut and parse against the schema known right now."""
-        cut = drop_unread_fields(chunk)
+        cut = drop_unread_fields(chunk, self._first_unread)
         known = self.known
         table = _parse_strict(cut, known) if known is not None else None
         return _Parsed(chunk, cut, known, table)
 
     def settle(self, parsed: _Parsed) -> pa.Table | None:
         """Main-thread part: the chunk's table, learning its schema if needed; None when empty."""
-        if parsed.table is not None and (parsed.cut is parsed.chunk or _complete(parsed.table)):
+        if parsed.table is not None and (
+            parsed.cut is parsed.chunk or _complete(parsed.table, self.kept)
+        ):
             return parsed.table
         attempts = [(parsed.cut, parsed.schema)]
         if parsed.cut is not parsed.chunk:
@@ -547,7 +553,7 @@ class _SinglePass:
                 table = self._read(data, tried)
             except _Empty:
                 return None
-            if table is not None and (data is parsed.chunk or _complete(table)):
+            if table is not None and (data is parsed.chunk or _complete(table, self.kept)):
                 return table
         raise Unreadable
 
@@ -574,7 +580,11 @@ class _Empty(Exception):
 
 
 def parsed_tables(
-    members: Sequence[Member], format: Literal["json", "ndjson"], layout: JsonLayout
+    members: Sequence[Member],
+    format: Literal["json", "ndjson"],
+    layout: JsonLayout,
+    *,
+    labels: bool = True,
 ) -> Generator[tuple[int, Member, pa.Table], None, None]:
     """Every chunk of every member parsed once, as ``(member index, member, table)`` with the
     spilled columns; ``layout``'s statistics take each table in before it is yielded.
@@ -582,7 +592,7 @@ def parsed_tables(
     Raises :class:`Unreadable` when pyarrow cannot read the file (a key mixing numbers and
     text, malformed input): the reference reader then decides, and words any error.
     """
-    reader = _SinglePass()
+    reader = _SinglePass(labels=labels)
     for index, member in enumerate(members):
         with (
             open_ndjson(member, format) as stream,
@@ -595,7 +605,11 @@ def parsed_tables(
                     continue
                 _check_spillable(table)
                 layout.rows += _scan_arrow(table, layout, member)
-                yield index, member, table.select([n for n in _SPILLED if n in table.schema.names])
+                yield (
+                    index,
+                    member,
+                    table.select([n for n in reader.kept if n in table.schema.names]),
+                )
 
 
 def decide_layout(layout: JsonLayout) -> None:

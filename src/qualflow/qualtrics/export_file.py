@@ -468,7 +468,10 @@ class ExportFile:
         usual way: two passes, the first spilling its tables for the second.
         """
         layout = json_reader.JsonLayout(values={}, labels={}, rows=0)
-        tables = json_reader.parsed_tables(self._get_members(), self._json_format(), layout)
+        # Without label columns, the responses' labels are neither parsed nor learnt.
+        tables = json_reader.parsed_tables(
+            self._get_members(), self._json_format(), layout, labels=labels
+        )
         invalid_cells: dict[str, int] = {}
         try:
             with contextlib.closing(tables):
@@ -512,6 +515,8 @@ class ExportFile:
             self._json = None
             return None
         json_reader.decide_layout(layout)
+        if not labels:
+            self._json = None  # its columns lack the label columns
         for name, count in invalid_cells.items():
             self._invalid_cells[name] = self._invalid_cells.get(name, 0) + count
         return rows
