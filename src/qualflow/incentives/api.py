@@ -945,7 +945,7 @@ def get_pool(pool_id: ResourceId, runtime: Runtime, _viewer: Viewer) -> PoolOut:
     "/providers/gift-code-pools/{pool_id}/codes",
     tags=[TAG_PROVIDERS],
     response_model=ImportOut,
-    responses=_ERRORS,
+    responses=error_responses(401, 403, 404, 409, 413, 422),
     summary="Import codes from CSV (code,value,currency,expiry)",
     openapi_extra={
         "requestBody": {

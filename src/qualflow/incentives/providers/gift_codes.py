@@ -69,8 +69,19 @@ class _Row:
 
 
 def parse_codes_csv(text: str) -> tuple[list[_Row], list[str]]:
-    """Parse ``code,value,currency,expiry`` (header required; expiry optional, YYYY-MM-DD)."""
-    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
+    """Parse ``code,value,currency,expiry`` (header required; expiry optional, YYYY-MM-DD).
+
+    Raises ``ValueError`` for a file that is not such a CSV; returns the rejected lines' reasons.
+    """
+    # newline="": the csv module reads line ends itself (a lone \r is one, as spreadsheets write).
+    reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff"), newline=""))
+    try:
+        return _parse_rows(reader)
+    except csv.Error as exc:
+        raise ValueError(f"the CSV cannot be read after line {reader.line_num}: {exc}") from None
+
+
+def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
     header = [name.strip().lower() for name in reader.fieldnames or []]
     missing = [name for name in ("code", "value", "currency") if name not in header]
     if missing:
@@ -83,7 +94,9 @@ def parse_codes_csv(text: str) -> tuple[list[_Row], list[str]]:
     errors: list[str] = []
     for number, record in enumerate(reader, start=2):
         code = (record.get("code") or "").strip()
-        if not code and not any((value or "").strip() for value in record.values()):
+        # Cells past the header's columns come as one list (under the key None).
+        cells = [c for v in record.values() for c in (v if isinstance(v, list) else [v or ""])]
+        if not code and not any(cell.strip() for cell in cells):
             continue  # blank line
         try:
             if not code:

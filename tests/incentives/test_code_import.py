@@ -1,0 +1,46 @@
+"""Importing gift codes: any text is either read or refused with a 422 that says why."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi.testclient import TestClient
+
+from qualflow.incentives.providers.gift_codes import parse_codes_csv
+from tests.incentives.support import Person
+
+HEADER = "code,value,currency,expiry"
+
+
+def test_lone_carriage_returns_end_lines_as_spreadsheets_write_them() -> None:
+    rows, errors = parse_codes_csv(f"{HEADER}\rA-1,10.00,USD,\rB-2,5,EUR,2099-01-01\r")
+    assert [(r.code, r.value_minor, r.currency) for r in rows] == [
+        ("A-1", 1000, "USD"),
+        ("B-2", 500, "EUR"),
+    ]
+    assert errors == []
+
+
+def test_cells_past_the_header_do_not_break_the_blank_line_check() -> None:
+    rows, errors = parse_codes_csv(f"{HEADER}\n,,,,stray\n,,,\n")
+    assert rows == []
+    assert errors == ["line 2: the code is empty"]
+
+
+def test_text_that_is_not_csv_is_refused_with_the_reason() -> None:
+    with pytest.raises(ValueError, match="the CSV cannot be read after line 1: field larger"):
+        parse_codes_csv(f"{HEADER}\n{'x' * 200_000},10.00,USD,\n")
+
+
+def test_the_api_answers_422_for_unreadable_csv(hub: TestClient, admin: Person) -> None:
+    pools = "/api/v1/incentives/providers/gift-code-pools"
+    pool = hub.post(pools, json={"name": "Imports"}, headers=admin.headers).json()
+    url = f"{pools}/{pool['id']}/codes"
+    csv_headers = {**admin.headers, "Content-Type": "text/csv"}
+
+    read = hub.post(url, content=f"{HEADER}\rC-3,10.00,USD,\r", headers=csv_headers)
+    refused = hub.post(url, content=f"{HEADER}\n{'x' * 200_000}\n", headers=csv_headers)
+
+    assert read.json() == {"imported": 1, "duplicates": 0, "errors": []}
+    assert refused.status_code == 422
+    assert refused.json()["error"]["code"] == "invalid_csv"
+    assert "field larger than field limit" in refused.json()["error"]["message"]
