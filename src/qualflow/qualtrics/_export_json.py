@@ -7,11 +7,13 @@ at a time, never the whole document), so both share one reader.
 
 JSON carries no header, and a response omits the questions it did not answer, so the columns
 are the union of the ``values`` keys over the whole file: a first pass finds them (and what
-kinds of values each holds), a second pass types the data with that fixed schema. The first
-pass parses with pyarrow's JSON reader, chunks in parallel, and parks the parsed tables in a
-:class:`Spill`, so the second pass only reads them back. A key mixing numbers and text (which
-pyarrow cannot read) switches the file to the reference two-pass reader and a slower Python
-decoder.
+kinds of values each holds), a second pass types the data with that fixed schema. The file is
+parsed once, with pyarrow's JSON reader, chunks in parallel, the unread tail of each response
+(``displayedFields``/``displayedValues``, and ``labels`` when no label column is asked for) cut
+off first: :func:`scan_and_spill` parks the parsed tables in a :class:`Spill` for the second
+pass, and ``ExportFile.write`` even types and writes them as they come (see
+:func:`parsed_tables`). A key mixing numbers and text (which pyarrow cannot read) switches the
+file to the reference two-pass reader (:func:`reference_scan`) and a slower Python decoder.
 """
 
 from __future__ import annotations
