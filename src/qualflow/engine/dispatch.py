@@ -26,6 +26,7 @@ from sqlalchemy import select, text
 from qualflow.engine.config import RUN_QUEUE
 from qualflow.engine.dispatch_sql import insert_ignoring_duplicates
 from qualflow.engine.models import Automation, InboundEvent, Run, RunAttempt
+from qualflow.engine.run_queue import QueuedRun, RunQueue
 from qualflow.engine.services import EngineServices
 from qualflow.engine.workflow import run_automation
 from qualflow.store.base import utcnow
@@ -55,10 +56,16 @@ def run_id_for(automation_id: int, dedupe_key: str) -> str:
 
 
 def prepare_runs(
-    services: EngineServices, requests: Sequence[RunRequest]
+    services: EngineServices,
+    requests: Sequence[RunRequest],
+    *,
+    queue: RunQueue | None = None,
 ) -> list[tuple[RunRequest, int]]:
     """Create the run rows (``queued``) that do not exist yet; returns each runnable request
-    with the automation version its run executes (a duplicate keeps its first version)."""
+    with the automation version its run executes (a duplicate keeps its first version).
+
+    With a ``queue`` that shares our database, the runs' workflows are queued in the same
+    transaction (never from workflow code: there, enqueue from the workflow itself)."""
     if not requests:
         return []
     now = utcnow()
@@ -111,7 +118,18 @@ def prepare_runs(
                 )
             ).all()
         )
-    return [(r, stored.get(r.run_id, versions[r.automation_id])) for r in runnable]
+        prepared = [(r, stored.get(r.run_id, versions[r.automation_id])) for r in runnable]
+        if queue is not None:
+            queue.enqueue_in(session, _workflows(prepared))
+    return prepared
+
+
+def _workflows(prepared: Sequence[tuple[RunRequest, int]]) -> list[QueuedRun]:
+    """Each run's workflow id (the run id) and the arguments of :func:`run_automation`."""
+    return [
+        (request.run_id, (request.run_id, request.automation_id, version, request.trigger))
+        for request, version in prepared
+    ]
 
 
 def start_runs(services: EngineServices, requests: Sequence[RunRequest]) -> list[str]:
@@ -119,20 +137,24 @@ def start_runs(services: EngineServices, requests: Sequence[RunRequest]) -> list
 
     Not for use inside a workflow (there, prepare in a step and enqueue from workflow code).
     """
-    prepared = prepare_runs(services, requests)
-    _enqueue(prepared)
+    queue = services.run_queue
+    if queue is not None and queue.shares_database:
+        prepared = prepare_runs(services, requests, queue=queue)
+    else:
+        prepared = prepare_runs(services, requests)
+        if queue is not None:
+            queue.enqueue(_workflows(prepared))
+        else:
+            _enqueue(prepared)
     # Only now: an event whose run was not queued yet is dispatched again after a crash.
     _mark_dispatched(services, requests, {r.run_id for r, _ in prepared})
     return [r.run_id for r, _ in prepared]
 
 
 def _enqueue(prepared: Sequence[tuple[RunRequest, int]]) -> None:
-    """Queue one workflow per run, with the run id as workflow id (idempotent: a workflow that
-    exists already is returned, not started again).
-
-    One enqueue per run: its statement is compiled once and cached, which costs less CPU than
-    DBOS's multi-row batch insert (compiled anew for every batch).
-    """
+    """Queue one workflow per run through DBOS in this process, with the run id as workflow id
+    (idempotent: a workflow that exists already is returned, not started again); for an engine
+    without a :class:`RunQueue`."""
     for request, version in prepared:
         with SetWorkflowID(request.run_id):
             DBOS.enqueue_workflow(

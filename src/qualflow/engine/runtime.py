@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine import sqlite_writers
 from qualflow.engine.config import RUN_QUEUE, EngineConfig, default_executor_id
+from qualflow.engine.run_queue import RunQueue
 from qualflow.engine.services import ClientFactory, EngineServices, set_current_services
 from qualflow.store.db import _sqlite_pragmas, make_sessionmaker, normalize_url
 from qualflow.store.secrets import SecretBox, attach_secret_box
@@ -83,6 +84,8 @@ class Engine:
         )
         self.recorder = EventRecorder(self.services, on_recorded=self.dispatcher.wake)
         self.endpoints = EndpointDirectory(self.services)
+        self._system_engine: SAEngine | None = None
+        self._owns_system_engine = False
         self._started = False
 
     @property
@@ -104,10 +107,23 @@ class Engine:
             "db_engine_kwargs": dict(_POOL_OPTIONS),
         }
         if make_url(self.config.resolved_system_database_url).get_backend_name() == "sqlite":
-            config["system_database_engine"] = _sqlite_system_engine(
-                self.config.resolved_system_database_url
-            )
+            config["system_database_engine"] = self.system_engine()
         return config
+
+    def system_engine(self) -> SAEngine:
+        """The SQLAlchemy engine reaching DBOS's tables: DBOS's own on SQLite; on PostgreSQL
+        our database's (the tables are in it, under DBOS's schema)."""
+        if self._system_engine is None:
+            url = self.config.resolved_system_database_url
+            bind = self.services.sessionmaker.kw.get("bind")
+            if make_url(url).get_backend_name() == "sqlite":
+                self._system_engine, self._owns_system_engine = _sqlite_system_engine(url), True
+            elif isinstance(bind, SAEngine) and _same_database(bind, url):
+                self._system_engine, self._owns_system_engine = bind, False
+            else:
+                self._system_engine = create_engine(normalize_url(url), **_POOL_OPTIONS)
+                self._owns_system_engine = True
+        return self._system_engine
 
     def start(self) -> None:
         """Launch DBOS in this process, recover this executor's unfinished runs, start draining."""
@@ -133,6 +149,7 @@ class Engine:
             DBOS.destroy()
             set_current_services(None)
             raise
+        self.services.run_queue = RunQueue(self.config, self.system_engine())
         self.dispatcher.start()
         self._started = True
         _running = self
@@ -143,7 +160,13 @@ class Engine:
         if not self._started:
             return
         self.dispatcher.stop()
+        if self.services.run_queue is not None:
+            self.services.run_queue.close()
+            self.services.run_queue = None
         DBOS.destroy(workflow_completion_timeout_sec=0)
+        if self._system_engine is not None and self._owns_system_engine:
+            self._system_engine.dispose()
+        self._system_engine = None
         from qualflow.notify.email import close_pools
 
         close_pools()
@@ -192,6 +215,16 @@ def _engine_database(url: str) -> SAEngine:
         return engine
     return create_engine(
         normalize_url(url), pool_size=8, max_overflow=8, pool_pre_ping=False, pool_recycle=300
+    )
+
+
+def _same_database(bind: SAEngine, url: str) -> bool:
+    ours, theirs = bind.url, make_url(url)
+    return (ours.host, ours.port, ours.database, ours.username) == (
+        theirs.host,
+        theirs.port,
+        theirs.database,
+        theirs.username,
     )
 
 

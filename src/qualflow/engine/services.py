@@ -15,6 +15,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine.config import EngineConfig
+from qualflow.engine.run_queue import RunQueue
 
 ClientFactory = Callable[[int], Awaitable[Any]]
 
@@ -35,6 +36,8 @@ class EngineServices:
     step_configs: dict[tuple[int, int, int], tuple[str, Any, Any]] = field(
         default_factory=dict, repr=False
     )
+    #: Queues run workflows in batches (set while the engine runs).
+    run_queue: RunQueue | None = field(default=None, repr=False)
     _fetcher: Any = field(default=None, repr=False)
 
     def connect(self) -> AbstractContextManager[Connection]:
