@@ -62,6 +62,20 @@ def test_malformed_json_is_a_4xx(client: TestClient, admin) -> None:
     assert answer.json()["error"]["code"] == "validation_error"
 
 
+def test_an_unreadable_body_is_a_documented_400(client: TestClient, admin) -> None:
+    answer = client.post(
+        "/api/v1/users",
+        content=b"\xff\xfe{",
+        headers={**admin.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400
+    assert answer.json()["error"]["code"] == "bad_request"
+    users = client.get("/openapi.json").json()["paths"]["/api/v1/users"]["post"]
+    assert users["responses"]["400"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorResponse"
+    }
+
+
 def test_openapi_documents_security_errors_and_tags(client: TestClient) -> None:
     schema = client.get("/openapi.json").json()
     schemes = schema["components"]["securitySchemes"]

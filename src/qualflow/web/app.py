@@ -221,7 +221,8 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_openapi(app: FastAPI) -> None:
-    """Document our error body for 422 instead of FastAPI's default validation schema."""
+    """Document our error body for 422 instead of FastAPI's default validation schema, and
+    the 400 every operation with a JSON body answers when the body is not JSON."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -240,21 +241,26 @@ def _install_openapi(app: FastAPI) -> None:
         components.setdefault("ErrorResponse", error_schema)
         for path_item in schema.get("paths", {}).values():
             for operation in path_item.values():
-                responses = operation.get("responses", {}) if isinstance(operation, dict) else {}
+                if not isinstance(operation, dict):
+                    continue
+                responses = operation.get("responses", {})
                 if "422" in responses:
-                    responses["422"] = {
-                        "description": "Request failed validation",
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ErrorResponse"}
-                            }
-                        },
-                    }
+                    responses["422"] = _error_response_doc("Request failed validation")
+                body = operation.get("requestBody", {}).get("content", {})
+                if "application/json" in body and "400" not in responses:
+                    responses["400"] = _error_response_doc("The body is not valid JSON")
         _drop_unreferenced(schema, ("HTTPValidationError", "ValidationError"))
         app.openapi_schema = schema
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_response_doc(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorResponse"}}},
+    }
 
 
 def _drop_unreferenced(schema: dict[str, Any], names: tuple[str, ...]) -> None:
