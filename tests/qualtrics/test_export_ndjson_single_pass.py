@@ -319,6 +319,8 @@ def test_line_chunks_refuse_a_line_without_end(monkeypatch: pytest.MonkeyPatch) 
 
 # --- writing while reading the first time ----------------------------------------------------
 
+ONE_PASS = ["rows"]
+
 
 def _written(export: ExportFile, tmp_path: Path, fmt: str, labels: bool) -> object:
     dest = tmp_path / f"out.{fmt}"
@@ -338,25 +340,28 @@ def assert_write_matches_reference(
     tmp_path: Path,
     make: Callable[[], ExportFile],
     *,
-    one_pass: bool,
+    tries: list[str],
     fmt: str = "parquet",
     labels: bool = True,
 ) -> object:
-    """``write`` on a fresh export equals the reference readers' file, and was (or, when the
-    layout changed after writing began, was not) done while reading the export once."""
-    outcomes: list[bool] = []
+    """``write`` on a fresh export equals the reference readers' file, after the ``tries`` at
+    writing while reading: "rows" (done), "changed" (a chunk changed the columns after writing
+    began: try again) or "usual way" (the two-pass write)."""
+    outcomes: list[str] = []
     one_pass_write = ExportFile._write_json_in_one_pass
 
-    def spy(export: ExportFile, *args: Any) -> int | None:
-        rows = one_pass_write(export, *args)
-        outcomes.append(rows is not None)
-        return rows
+    def spy(export: ExportFile, *args: Any) -> object:
+        result = one_pass_write(export, *args)
+        outcomes.append(
+            "rows" if isinstance(result, int) else "usual way" if result is None else "changed"
+        )
+        return result
 
     with monkeypatch.context() as patch:
         patch.setattr(ExportFile, "_write_json_in_one_pass", spy)
         written = _written(make(), tmp_path, fmt, labels)
     if not isinstance(written, str):
-        assert outcomes == [one_pass]
+        assert outcomes == tries
     with monkeypatch.context() as patch:
         patch.setattr(_export_json, "scan", _export_json.reference_scan)
         patch.setattr(ExportFile, "_write_json_in_one_pass", lambda *_: None)
@@ -371,17 +376,35 @@ def test_one_pass_write_matches_the_reference(
 ) -> None:
     make = _export(tmp_path, compact(_survey(40)), label_map={"QID1": {"1": "one"}})
     assert_write_matches_reference(
-        monkeypatch, tmp_path, make, one_pass=True, fmt=fmt, labels=labels
+        monkeypatch, tmp_path, make, tries=ONE_PASS, fmt=fmt, labels=labels
     )
 
 
 @pytest.mark.usefixtures("tiny_chunks")
-def test_a_layout_change_after_writing_began_rewrites_the_usual_way(
+def test_a_third_layout_change_after_writing_began_rewrites_the_usual_way(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A key first seen in the 27th response, a decimal in the 32nd: the file is written again."""
+    """Keys first seen in the 2nd and 27th responses, a decimal in the 32nd (a raw file: its
+    chunks are a response each, where the end of a ZIP member comes in one piece)."""
+    path = save(tmp_path / "e.ndjson", compact(_survey(40)), compressed=False)
     written = assert_write_matches_reference(
-        monkeypatch, tmp_path, _export(tmp_path, compact(_survey(40))), one_pass=False
+        monkeypatch,
+        tmp_path,
+        lambda: ExportFile(path, format="ndjson", compressed=False),
+        tries=["changed", "changed", "changed"],
+    )
+    assert not isinstance(written, str)
+
+
+@pytest.mark.usefixtures("tiny_chunks")
+def test_a_key_first_seen_late_is_written_on_the_second_try(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    responses = _survey(25)
+    responses[0]["values"]["QID2_TEXT"] = "first"
+    responses[20]["values"]["late"] = "✓ late"
+    written = assert_write_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), tries=["changed", "rows"]
     )
     assert not isinstance(written, str)
 
@@ -395,7 +418,7 @@ def test_one_pass_write_of_a_settled_layout_in_tiny_chunks(
     responses[0]["labels"]["QID3"] = ["red"]
     responses[0]["values"]["QID2_TEXT"] = "first"
     assert_write_matches_reference(
-        monkeypatch, tmp_path, _export(tmp_path, spaced(responses)), one_pass=True
+        monkeypatch, tmp_path, _export(tmp_path, spaced(responses)), tries=ONE_PASS
     )
 
 
@@ -410,7 +433,7 @@ def test_one_pass_write_reports_cells_like_the_reference(
     make = _export(
         tmp_path, compact(responses), column_types={"QID2_TEXT": "integer"}, errors=errors
     )
-    written = assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+    written = assert_write_matches_reference(monkeypatch, tmp_path, make, tries=ONE_PASS)
     if errors == "raise":
         assert isinstance(written, str)
         assert "response 18" in written
@@ -421,7 +444,7 @@ def test_one_pass_write_reports_cells_like_the_reference(
 
 def test_one_pass_write_of_an_empty_export(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     written = assert_write_matches_reference(
-        monkeypatch, tmp_path, _export(tmp_path, b""), one_pass=False
+        monkeypatch, tmp_path, _export(tmp_path, b""), tries=["usual way"]
     )
     assert not isinstance(written, str)
     assert written[0] == 0
@@ -439,14 +462,14 @@ def test_one_pass_write_of_a_split_export(tmp_path: Path, monkeypatch: pytest.Mo
     make = lambda: ExportFile(  # noqa: E731
         path, format="ndjson", compressed=True, column_types={"QID2_TEXT": "integer"}
     )
-    written = assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+    written = assert_write_matches_reference(monkeypatch, tmp_path, make, tries=ONE_PASS)
     assert isinstance(written, str)
     assert "S_2.json: response 7" in written
 
 
 def test_one_pass_write_of_a_json_document(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     make = _export(tmp_path, json_bytes(_survey(30), indent=2), "json")
-    assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True)
+    assert_write_matches_reference(monkeypatch, tmp_path, make, tries=ONE_PASS)
 
 
 def test_a_file_that_pyarrow_cannot_read_is_written_the_reference_way(
@@ -456,7 +479,7 @@ def test_a_file_that_pyarrow_cannot_read_is_written_the_reference_way(
     responses[8]["values"]["QID1"] = "n/a"
     responses[3]["values"]["geo"] = {"city": "Zürich"}
     written = assert_write_matches_reference(
-        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), one_pass=False
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses)), tries=["usual way"]
     )
     assert not isinstance(written, str)
 
@@ -469,8 +492,23 @@ def test_a_write_without_labels_leaves_the_label_columns_known(
         values = responses[index].pop("values")
         responses[index]["values"] = values
     make = _export(tmp_path, compact(responses))
-    assert_write_matches_reference(monkeypatch, tmp_path, make, one_pass=True, labels=False)
+    assert_write_matches_reference(monkeypatch, tmp_path, make, tries=ONE_PASS, labels=False)
     export = make()
     export.write(tmp_path / "o.parquet")
     assert "QID1_label" in [c.name for c in export.columns]
     assert export.schema(labels=True) == make().schema(labels=True)
+
+
+def test_a_date_pyarrow_reads_but_the_export_does_not_is_kept_as_text(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pyarrow takes a bare date for a timestamp; checked as written, it does not fit one (found
+    by the property test: the reference reader checked pyarrow's rendering, then nulled it)."""
+    text = "2024-03-02"
+    responses = [response("R_1", {"startDate": text}), response("R_2", {"startDate": None})]
+    outcome = assert_matches_reference(
+        monkeypatch, tmp_path, _export(tmp_path, compact(responses), errors="null")
+    )
+    assert not isinstance(outcome, str)
+    assert "startDate: string" in outcome[1]
+    assert outcome[2][0]["startDate"] == text

@@ -333,6 +333,10 @@ def reference_scan(members: Sequence[Member], format: Literal["json", "ndjson"])
                         rows = _scan_python(chunk.to_pybytes(), layout, member, line_base)
                     else:
                         known = _merge_schema(known, table.schema)
+                        if known is not None:
+                            # Parsed again for the text pyarrow took for dates (its check must
+                            # see what the second pass will convert, "2024-03-02" not a date).
+                            table = _parse_strict(chunk, known) or table
                         rows = _scan_arrow(table, layout, member)
                 else:
                     rows = _scan_arrow(table, layout, member)

@@ -34,6 +34,7 @@ Labels
 from __future__ import annotations
 
 import contextlib
+import copy
 import itertools
 import json
 import os
@@ -437,11 +438,19 @@ class ExportFile:
         handle, temporary = tempfile.mkstemp(prefix=".qualflow-", suffix=".part", dir=folder)
         try:
             rows = None
-            if self.format in ("json", "ndjson") and self._json is None:
+            seed: json_reader.JsonLayout | None = None
+            attempts = _ONE_PASS_ATTEMPTS if self.format in ("json", "ndjson") else 0
+            while attempts and self._json is None:
+                attempts -= 1
                 with os.fdopen(handle, "wb") as sink:
-                    rows = self._write_json_in_one_pass(sink, format, labels, compression)
-                if rows is None:
-                    handle = os.open(temporary, os.O_WRONLY | os.O_TRUNC)
+                    written = self._write_json_in_one_pass(sink, format, labels, compression, seed)
+                if isinstance(written, int):
+                    rows = written
+                    break
+                handle = os.open(temporary, os.O_WRONLY | os.O_TRUNC)
+                if written is None:
+                    break
+                seed = written
             if rows is None:
                 schema = self.schema(labels=labels)
                 dictionary = self._dictionary_columns(labels)
@@ -457,17 +466,25 @@ class ExportFile:
         return rows
 
     def _write_json_in_one_pass(
-        self, sink: IO[bytes], format: OutputFormat, labels: bool, compression: str
-    ) -> int | None:
-        """Write a JSON export while reading it the first time; None if that cannot be done.
+        self,
+        sink: IO[bytes],
+        format: OutputFormat,
+        labels: bool,
+        compression: str,
+        seed: json_reader.JsonLayout | None,
+    ) -> int | json_reader.JsonLayout | None:
+        """Write a JSON export while reading it; the rows written, or why that could not be done.
 
-        The columns and their types are decided from the first chunk and written with; each
-        later chunk is checked to leave them as they are (new keys and wider types are rare, and
-        appear early if at all). If one changes them, or pyarrow cannot read the file, the
-        write is abandoned (None), and the caller writes the file again from the start the
-        usual way: two passes, the first spilling its tables for the second.
+        The columns and their types are decided from the first chunk (or ``seed``: what an
+        earlier try learnt) and written with; each later chunk is checked to leave them as they
+        are. A chunk that changes them (a key first seen late, a wider type) abandons the write
+        and returns what was learnt up to it, for the caller to try again with; statistics only
+        grow, so a try that ends unchanged has the whole file's columns and types. None when
+        pyarrow cannot read the file (or a cell did not fit): the caller then writes it the
+        usual way, two passes, the first spilling its tables for the second.
         """
-        layout = json_reader.JsonLayout(values={}, labels={}, rows=0)
+        layout = copy.deepcopy(seed) if seed is not None else json_reader.JsonLayout({}, {}, 0)
+        layout.rows = 0
         # Without label columns, the responses' labels are neither parsed nor learnt.
         tables = json_reader.parsed_tables(
             self._get_members(), self._json_format(), layout, labels=labels
@@ -509,7 +526,10 @@ class ExportFile:
                     compression,
                     self._dictionary_columns(labels),
                 )
-        except (_LayoutChanged, json_reader.Unreadable, ExportFileError):
+        except _LayoutChanged:
+            self._json = None
+            return layout
+        except (json_reader.Unreadable, ExportFileError):
             # An ExportFileError too: a cell that did not fit a kind the file later changes;
             # the usual way repeats it if it is real.
             self._json = None
@@ -520,6 +540,10 @@ class ExportFile:
         for name, count in invalid_cells.items():
             self._invalid_cells[name] = self._invalid_cells.get(name, 0) + count
         return rows
+
+
+# Tries at writing a JSON export in one pass, each knowing the changes the last one met.
+_ONE_PASS_ATTEMPTS = 3
 
 
 class _LayoutChanged(Exception):
