@@ -12,14 +12,10 @@ Run: .venv/bin/python bench/budget.py [--grants N] [--tasks N]
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
-import subprocess
 import sys
-import time
 import uuid
-from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -27,36 +23,17 @@ from rich.table import Table
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from qualflow.connections.budget import BudgetPlan, SharedBudget
-from qualflow.store.db import make_engine, normalize_url
+from qualflow.connections.budget import BudgetPlan
+from qualflow.store.db import normalize_url
 from qualflow.store.migrate import migrate
+
+# The drawing processes are the cross-process tests' own (importable from the repository root).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.connections.budget_process import run_processes
 
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/test"
 #: A budget no process can spend: what is measured is the leasing and handing out itself.
 UNLIMITED = 600_000_000.0
-
-
-def worker(url: str, key: str, requests_per_minute: float, grants: int, tasks: int) -> None:
-    """One process: ``tasks`` tasks acquire until ``grants`` were granted; prints JSON."""
-    database = make_engine(url)
-    budget = SharedBudget(database, key, BudgetPlan.per_minute(requests_per_minute))
-    granted: list[float] = []
-
-    async def draw() -> None:
-        while len(granted) < grants:
-            await budget.acquire_async()
-            granted.append(time.monotonic())
-
-    async def main() -> None:
-        await asyncio.gather(*(draw() for _ in range(tasks)))
-
-    try:
-        print("ready", flush=True)
-        sys.stdin.readline()
-        asyncio.run(main())
-    finally:
-        database.dispose()
-    print(json.dumps({"grants": granted, "stats": asdict(budget.stats())}), flush=True)
 
 
 def run(
@@ -64,26 +41,8 @@ def run(
 ) -> dict[str, Any]:
     """Start ``processes`` workers at once; the totals and the rate while all of them drew."""
     key = f"bench:{uuid.uuid4().hex[:8]}"
-    command = [sys.executable, __file__, "--worker", url, key, str(requests_per_minute)]
-    command += [str(grants), str(tasks)]
-    started = [
-        subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        for _ in range(processes)
-    ]
-    for process in started:
-        assert process.stdout is not None
-        if process.stdout.readline().strip() != "ready":
-            raise RuntimeError("a budget process did not start")
-    for process in started:
-        assert process.stdin is not None
-        process.stdin.write("go\n")
-        process.stdin.flush()
-    results = []
-    for process in started:
-        out, _ = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"a budget process failed ({process.returncode})")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+    plan = BudgetPlan.per_minute(requests_per_minute)
+    results = run_processes(url, key, plan, ["grants", str(grants), str(tasks)], processes)
     times = sorted(moment for result in results for moment in result["grants"])
     leases = sum(result["stats"]["leases"] for result in results)
     void = sum(result["stats"]["void"] for result in results)
@@ -106,12 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--grants", type=int, default=600, help="grants per 3,000/min scenario")
     parser.add_argument("--tasks", type=int, default=8, help="tasks acquiring in each process")
-    parser.add_argument("--worker", nargs=5, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.worker:
-        url, key, rate, grants, tasks = args.worker
-        worker(url, key, float(rate), int(grants), int(tasks))
-        return
 
     server = os.environ.get("QUALFLOW_TEST_PG_URL", DEFAULT_PG_URL)
     name = f"qf_bench_budget_{uuid.uuid4().hex[:8]}"

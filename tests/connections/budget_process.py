@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import sys
 import time
 from dataclasses import asdict
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -29,6 +31,7 @@ from qualflow.connections.budget import BudgetPlan, SharedBudget, lease_slots
 from qualflow.store.db import make_engine
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _microseconds(moment: datetime) -> int:
@@ -60,6 +63,41 @@ def draw_grants(
 
     asyncio.run(main())
     return {"grants": granted, "stats": asdict(budget.stats())}
+
+
+def run_processes(
+    url: str, key: str, plan: BudgetPlan, args: list[str], processes: int
+) -> list[Any]:
+    """Start ``processes`` budget processes, let them draw at once, return their results."""
+    command = [sys.executable, "-m", "tests.connections.budget_process", url, key]
+    command += [json.dumps(asdict(plan)), *args]
+    started = [
+        subprocess.Popen(
+            command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for process in started:
+            assert process.stdout is not None
+            if process.stdout.readline().strip() != "ready":
+                raise RuntimeError("a budget process did not start")
+        for process in started:
+            assert process.stdin is not None
+            process.stdin.write("go\n")
+            process.stdin.flush()
+        results = []
+        for process in started:
+            out, _ = process.communicate(timeout=300)
+            if process.returncode != 0:
+                raise RuntimeError(f"a budget process failed ({process.returncode})")
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for process in started:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
 
 
 def main(argv: list[str]) -> None:

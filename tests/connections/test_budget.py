@@ -7,17 +7,12 @@ slots and grants in windows, they never time anything.
 from __future__ import annotations
 
 import itertools
-import json
 import logging
-import subprocess
-import sys
 import threading
 import uuid
 from collections.abc import Sequence
-from dataclasses import asdict
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import anyio
 import httpx
@@ -40,10 +35,10 @@ from qualflow.connections.models import Connection
 from qualflow.qualtrics import RetryPolicy
 from qualflow.sandbox import SandboxState
 from qualflow.store.db import make_engine, make_sessionmaker
+from tests.connections.budget_process import run_processes
 
 pytestmark = pytest.mark.postgres
 
-REPO = Path(__file__).resolve().parents[2]
 SECOND_US = 1_000_000
 
 
@@ -56,39 +51,6 @@ def most_in_any_window(times: Sequence[float], width: float) -> int:
             left += 1
         most = max(most, right - left + 1)
     return most
-
-
-def run_processes(
-    url: str, key: str, plan: BudgetPlan, args: list[str], processes: int
-) -> list[Any]:
-    """Start ``processes`` budget processes, let them draw at once, return their results."""
-    command = [sys.executable, "-m", "tests.connections.budget_process", url, key]
-    command += [json.dumps(asdict(plan)), *args]
-    started = [
-        subprocess.Popen(
-            command, cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-        )
-        for _ in range(processes)
-    ]
-    try:
-        for process in started:
-            assert process.stdout is not None
-            assert process.stdout.readline().strip() == "ready"
-        for process in started:
-            assert process.stdin is not None
-            process.stdin.write("go\n")
-            process.stdin.flush()
-        results = []
-        for process in started:
-            out, _ = process.communicate(timeout=120)
-            assert process.returncode == 0
-            results.append(json.loads(out.strip().splitlines()[-1]))
-        return results
-    finally:
-        for process in started:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
 
 
 def test_three_processes_leasing_at_once_never_hold_more_than_the_budget(
