@@ -8,7 +8,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, text
 
 from qualflow.connections.clients import ConnectionLimiter, limiter_for
-from qualflow.engine import sqlite_writers
+from qualflow.store import sqlite_writers
 
 
 class FakeClock:

@@ -22,11 +22,11 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
-from qualflow.engine import sqlite_writers
 from qualflow.engine.config import RUN_QUEUE, EngineConfig, default_executor_id
 from qualflow.engine.run_queue import RunQueue
 from qualflow.engine.services import ClientFactory, EngineServices, set_current_services
-from qualflow.store.db import _sqlite_pragmas, make_sessionmaker, normalize_url
+from qualflow.store import sqlite_writers
+from qualflow.store.db import make_engine, make_sessionmaker, normalize_url
 from qualflow.store.secrets import SecretBox, attach_secret_box
 
 if TYPE_CHECKING:
@@ -204,15 +204,7 @@ def _engine_database(url: str) -> SAEngine:
     """The engine's own pool on our database: small (steps hold a connection for one short
     write) so PostgreSQL's connection slots stay available for the other processes."""
     if make_url(url).get_backend_name() == "sqlite":
-        # Writers of this process take turns on an in-process lock (see sqlite_writers).
-        engine = create_engine(
-            normalize_url(url),
-            connect_args=sqlite_writers.connect_args(timeout=30),
-            pool_size=8,
-            max_overflow=8,
-        )
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
+        return make_engine(url, pool_size=8, max_overflow=8)
     return create_engine(
         normalize_url(url), pool_size=8, max_overflow=8, pool_pre_ping=False, pool_recycle=300
     )

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from qualflow.store import sqlite_writers
+
 
 def normalize_url(url: str) -> str:
     """Map plain `postgresql://` URLs onto the psycopg 3 driver we ship."""
@@ -20,7 +22,8 @@ def normalize_url(url: str) -> str:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     url = normalize_url(url)
     if url.startswith("sqlite"):
-        connect_args = {"check_same_thread": False, "timeout": 30}
+        # Writers of this process take turns on an in-process lock (see sqlite_writers).
+        connect_args = sqlite_writers.connect_args(timeout=30)
         engine = create_engine(url, connect_args=connect_args, **kwargs)
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
