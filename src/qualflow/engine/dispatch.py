@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
@@ -33,6 +34,9 @@ from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
 
 log = logging.getLogger(__name__)
+
+#: How far back the dispatcher looks to tell a burst of events from a trickle (seconds).
+_RATE_WINDOW = 0.2
 
 
 @dataclass(frozen=True)
@@ -219,13 +223,18 @@ class Dispatcher:
         min_age: float = 0.0,
         settle: float = 0.05,
         max_defer: float = 0.25,
+        burst_rate: float = 300.0,
+        burst_defer: float = 2.0,
     ):
         """``min_age`` > 0 makes a backstop dispatcher (worker processes): it only takes events
         that the recording process left undispatched for that many seconds.
 
-        While events keep arriving (a burst at the edge), dispatching waits for a ``settle``
-        seconds' lull, ``max_defer`` seconds at most: the edge keeps the CPU while it absorbs
-        the burst, and the runs are queued in large batches right after.
+        While events keep arriving, dispatching waits for a ``settle`` seconds' lull,
+        ``max_defer`` seconds at most, so runs are queued in large batches. During a burst
+        (events arriving at ``burst_rate`` a second or faster) it waits up to ``burst_defer``
+        seconds instead: runs would take the CPU the edge needs to absorb the burst, and they
+        start right after it. A steady trickle never counts as a burst, so its runs wait
+        ``max_defer`` at most.
         """
         self._services = services
         self._batch_size = batch_size
@@ -233,6 +242,11 @@ class Dispatcher:
         self._min_age = timedelta(seconds=min_age)
         self._settle = settle
         self._max_defer = max_defer
+        self._burst_rate = burst_rate
+        self._burst_defer = burst_defer
+        #: (when, how many) of recent recorded batches, to tell a burst from a trickle.
+        self._arrivals: deque[tuple[float, int]] = deque()
+        self._arrivals_lock = threading.Lock()
         self._last_wake = 0.0
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -249,10 +263,21 @@ class Dispatcher:
         if self._thread is not None:
             self._thread.join(timeout=10)
 
-    def wake(self) -> None:
-        """Tell the dispatcher new events were recorded (thread-safe, cheap)."""
-        self._last_wake = time.monotonic()
+    def wake(self, count: int = 1) -> None:
+        """Tell the dispatcher ``count`` new events were recorded (thread-safe, cheap)."""
+        now = time.monotonic()
+        self._last_wake = now
+        with self._arrivals_lock:
+            self._arrivals.append((now, count))
+            while self._arrivals and self._arrivals[0][0] < now - _RATE_WINDOW:
+                self._arrivals.popleft()
         self._wake.set()
+
+    def _arrival_rate(self, now: float) -> float:
+        """Events recorded per second over the last moments."""
+        with self._arrivals_lock:
+            recent = sum(count for at, count in self._arrivals if at >= now - _RATE_WINDOW)
+        return recent / _RATE_WINDOW
 
     def dispatch_pending(self) -> int:
         """Dispatch one batch of accepted events; returns how many were handled."""
@@ -273,14 +298,19 @@ class Dispatcher:
         return len(events)
 
     def _settle_burst(self) -> None:
-        """Wait until no event was recorded for ``settle`` seconds (``max_defer`` at most)."""
-        deadline = time.monotonic() + self._max_defer
+        """Wait until no event was recorded for ``settle`` seconds (``max_defer`` at most, or
+        ``burst_defer`` while events arrive at ``burst_rate`` or faster)."""
+        started = time.monotonic()
         while not self._stop.is_set():
             now = time.monotonic()
             quiet_at = self._last_wake + self._settle
-            if now >= quiet_at or now >= deadline:
+            if now >= quiet_at:
                 return
-            self._stop.wait(min(quiet_at, deadline) - now)
+            burst = self._arrival_rate(now) >= self._burst_rate
+            deadline = started + (self._burst_defer if burst else self._max_defer)
+            if now >= deadline:
+                return
+            self._stop.wait(min(quiet_at, deadline, now + _RATE_WINDOW / 2) - now)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

@@ -51,7 +51,7 @@ class EventRecorder:
     """
 
     def __init__(
-        self, services: EngineServices, *, on_recorded: Callable[[], None] | None = None
+        self, services: EngineServices, *, on_recorded: Callable[[int], None] | None = None
     ) -> None:
         self._services = services
         self._on_recorded = on_recorded
@@ -91,10 +91,9 @@ class EventRecorder:
                 for pending, event_id in zip(batch, ids, strict=True):
                     if not pending.future.done():
                         pending.future.set_result(event_id)
-                if self._on_recorded is not None and any(
-                    p.row.get("status") == "accepted" for p in batch
-                ):
-                    self._on_recorded()
+                accepted = sum(1 for p in batch if p.row.get("status") == "accepted")
+                if self._on_recorded is not None and accepted:
+                    self._on_recorded(accepted)
         finally:
             state.flushing = False
 
