@@ -222,7 +222,7 @@ class Dispatcher:
         idle: float = 1.0,
         min_age: float = 0.0,
         settle: float = 0.05,
-        max_defer: float = 0.25,
+        max_defer: float = 0.1,
         burst_rate: float = 300.0,
         burst_defer: float = 2.0,
     ):
