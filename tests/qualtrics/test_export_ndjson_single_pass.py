@@ -281,6 +281,22 @@ def test_spill_files_go_away_with_the_export(
     assert list(spill_dir.iterdir()) == []
 
 
+def test_close_removes_the_spill_files_and_reads_still_work(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(spill_dir))
+    with _export(tmp_path, compact(_survey(5)))() as export:
+        first = list(export.iter_rows())
+        assert list(spill_dir.iterdir())
+    assert list(spill_dir.iterdir()) == []
+    export.close()  # idempotent
+    assert list(export.iter_rows()) == first  # parsed again
+    export.close()
+    assert list(spill_dir.iterdir()) == []
+
+
 @pytest.mark.parametrize(
     ("line", "expected"),
     [

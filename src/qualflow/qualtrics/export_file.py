@@ -127,7 +127,9 @@ class ExportFile:
 
     Nothing is read until a property or method needs it; every read opens the file anew, so an
     ``ExportFile`` can be iterated any number of times. Unreadable input raises
-    :class:`ExportFileError`.
+    :class:`ExportFileError`. A JSON export's rows are parsed once and parked in temporary files
+    for the later reads; :meth:`close` (or leaving a ``with`` block) removes them at once
+    instead of when the object is garbage-collected.
     """
 
     def __init__(
@@ -221,6 +223,21 @@ class ExportFile:
         if not self.typed or (self._is_text is not None and self._is_text(column.import_id)):
             return "string"
         return column.kind
+
+    def close(self) -> None:
+        """Remove the temporary files holding parsed rows (idempotent). The export can still be
+        read afterwards; the next read parses the file again."""
+        if self._json is not None:
+            spill = self._json[0].spill
+            self._json = None
+            if spill is not None:
+                spill.close()
+
+    def __enter__(self) -> ExportFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def _json_layout(self) -> tuple[json_reader.JsonLayout, list[ExportColumn]]:
         if self._json is None:
