@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from dbos import DBOS, DBOSClient, EnqueueOptions, SetWorkflowID
+from dbos import DBOS, DBOSClient
 
-from qualflow.engine.config import RUN_QUEUE, RUN_WORKFLOW, EngineConfig
+from qualflow.engine.config import RUN_QUEUE, EngineConfig
+from qualflow.engine.run_queue import run_options
 from qualflow.engine.runtime import running_engine
 
 
@@ -54,18 +55,11 @@ class Control:
 
     def enqueue_run(self, workflow_id: str, *args: Any) -> None:
         """Queue a run's workflow under ``workflow_id`` (a no-op when that id exists)."""
-        if self.in_process:
-            from qualflow.engine.workflow import run_automation
-
-            with SetWorkflowID(workflow_id):
-                DBOS.enqueue_workflow(RUN_QUEUE, run_automation, *args)
+        engine = running_engine()
+        if engine is not None and engine.services.run_queue is not None:
+            engine.services.run_queue.enqueue([(workflow_id, args)])
         else:
-            options: EnqueueOptions = {
-                "queue_name": RUN_QUEUE,
-                "workflow_name": RUN_WORKFLOW,
-                "workflow_id": workflow_id,
-            }
-            self.client().enqueue(options, *args)
+            self.client().enqueue(run_options(self.config, workflow_id), *args)
 
     def pending_of(self, executor_id: str) -> list[str]:
         """Workflows an executor had started and not finished."""

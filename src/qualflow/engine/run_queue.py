@@ -24,19 +24,31 @@ from qualflow.engine.config import RUN_QUEUE, RUN_WORKFLOW, EngineConfig
 QueuedRun = tuple[str, tuple[Any, ...]]
 
 
-class RunQueue:
-    """Writes run workflows onto DBOS's run queue inside transactions it is handed."""
+def run_options(config: EngineConfig, workflow_id: str) -> EnqueueOptions:
+    """How a run's workflow is queued, whoever queues it (dispatcher, replay, CLI)."""
+    return {
+        "queue_name": RUN_QUEUE,
+        "workflow_name": RUN_WORKFLOW,
+        "workflow_id": workflow_id,
+        "app_version": config.application_version,
+    }
 
-    def __init__(self, config: EngineConfig, system_engine: Engine) -> None:
+
+class RunQueue:
+    """Writes run workflows onto DBOS's run queue inside transactions it is handed.
+
+    ``shares_database``: ``system_engine`` is our own database's engine (PostgreSQL with DBOS's
+    tables in it), so the transaction creating the runs' rows can queue them too.
+    """
+
+    def __init__(
+        self, config: EngineConfig, system_engine: Engine, *, shares_database: bool
+    ) -> None:
         self._config = config
         self._system_engine = system_engine
+        self.shares_database = shares_database
         self._client: DBOSClient | None = None
         self._lock = threading.Lock()
-
-    @property
-    def shares_database(self) -> bool:
-        """Whether DBOS's tables are in our database (then one transaction holds both)."""
-        return self._system_engine.dialect.name == "postgresql"
 
     def _dbos(self) -> DBOSClient:
         with self._lock:
@@ -52,13 +64,9 @@ class RunQueue:
         queued already is left as it is."""
         client = self._dbos()
         for workflow_id, args in runs:
-            options: EnqueueOptions = {
-                "queue_name": RUN_QUEUE,
-                "workflow_name": RUN_WORKFLOW,
-                "workflow_id": workflow_id,
-                "app_version": self._config.application_version,
-            }
-            client.enqueue_in_transaction(transaction, options, *args)
+            client.enqueue_in_transaction(
+                transaction, run_options(self._config, workflow_id), *args
+            )
 
     def enqueue(self, runs: Iterable[QueuedRun]) -> None:
         """Queue the runs in one transaction of their own."""

@@ -149,7 +149,12 @@ class Engine:
             DBOS.destroy()
             set_current_services(None)
             raise
-        self.services.run_queue = RunQueue(self.config, self.system_engine())
+        system_engine = self.system_engine()
+        self.services.run_queue = RunQueue(
+            self.config,
+            system_engine,
+            shares_database=system_engine is self.services.sessionmaker.kw.get("bind"),
+        )
         self.dispatcher.start()
         self._started = True
         _running = self
