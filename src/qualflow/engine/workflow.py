@@ -160,7 +160,7 @@ def _start(
         if updated:
             # First start of a queued run: no step has run yet.
             return _Start(plan=plan)
-        row = conn.execute(select(Run.status, Run.workflow_id).where(Run.id == run_id)).first()
+        row = conn.execute(_RUN_OWNER, {"run_id": run_id}).first()
         if row is not None:
             status, owner = row
             if owner != workflow_id or status in _FINAL:
@@ -397,7 +397,6 @@ class _StepRecord:
             "output": output,
             "error": error,
             "attempts": attempts,
-            "checkpoint": None,
             "started_at": self.started,
             "finished_at": None if status == "running" else utcnow(),
         }
@@ -448,14 +447,14 @@ _MARK_RUNNING = text(
 
 _UPSERT_STEP = text(
     "INSERT INTO run_steps (run_id, position, key, action, status, run_attempt, input_summary,"
-    " output, error, attempts, checkpoint, started_at, finished_at) "
+    " output, error, attempts, started_at, finished_at) "
     "VALUES (:run_id, :position, :key, :action, :status,"
     " (SELECT attempt FROM runs WHERE id = :attempt_of), :input_summary, :output, :error,"
-    " :attempts, :checkpoint, :started_at, :finished_at) "
+    " :attempts, :started_at, :finished_at) "
     "ON CONFLICT (run_id, position) DO UPDATE SET key = excluded.key,"
     " action = excluded.action, status = excluded.status, run_attempt = excluded.run_attempt,"
     " input_summary = excluded.input_summary, output = excluded.output,"
-    " error = excluded.error, attempts = excluded.attempts, checkpoint = excluded.checkpoint,"
+    " error = excluded.error, attempts = excluded.attempts,"
     " started_at = excluded.started_at, finished_at = excluded.finished_at"
 ).bindparams(
     bindparam("input_summary", type_=JSON()),
