@@ -43,6 +43,7 @@ from qualflow.web.deps import (
     api_error_response,
     error_response,
     error_responses,
+    status_code_name,
 )
 from qualflow.web.retention import retention_lifespan
 from qualflow.web.ui import install_ui
@@ -62,23 +63,6 @@ OPENAPI_TAGS = [
     {"name": "connections", "description": "Named Qualtrics connections (Connections area)."},
     {"name": "health", "description": "Liveness and database checks."},
 ]
-
-_STATUS_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    406: "not_acceptable",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-    422: "validation_error",
-    429: "rate_limited",
-    500: "internal_error",
-    502: "bad_gateway",
-    503: "unavailable",
-}
 
 
 class Health(BaseModel):
@@ -201,7 +185,7 @@ def _install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc.detail, dict) and {"code", "message"} <= exc.detail.keys():
             code, message = str(exc.detail["code"]), str(exc.detail["message"])
         else:
-            code = _STATUS_CODES.get(exc.status_code, f"http_{exc.status_code}")
+            code = status_code_name(exc.status_code)
             message = str(exc.detail)
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 

@@ -60,6 +60,29 @@ class ApiError(Exception):
         self.details = details
 
 
+#: The error ``code`` of an answer with this HTTP status (when nothing more specific applies).
+_STATUS_CODE_NAMES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "validation_error",
+    429: "rate_limited",
+    500: "internal_error",
+    502: "bad_gateway",
+    503: "unavailable",
+}
+
+
+def status_code_name(status_code: int) -> str:
+    return _STATUS_CODE_NAMES.get(status_code, f"http_{status_code}")
+
+
 def error_response(
     status_code: int,
     code: str,

@@ -33,7 +33,7 @@ from qualflow.qualtrics.webhooks import (
     WebhookVerificationError,
     parse_event,
 )
-from qualflow.web.deps import ApiError, api_error_response, error_response
+from qualflow.web.deps import ApiError, api_error_response, error_response, status_code_name
 
 MAX_JSON_EVENT_BYTES = 100 * 1024
 MAX_WEBHOOK_BYTES = 64 * 1024
@@ -41,16 +41,6 @@ MAX_RECORDED_BODY = 2048
 MAX_IDEMPOTENCY_KEY = 150
 
 router = APIRouter(tags=["edge"])
-
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    409: "conflict",
-    413: "payload_too_large",
-    415: "unsupported_media_type",
-}
 
 
 def _engine(request: Request) -> Engine:
@@ -88,9 +78,7 @@ async def _reject(
         size=len(body),
         remote=_remote(request),
     )
-    return error_response(
-        status_code, _CODES.get(status_code, f"http_{status_code}"), reason, headers=headers
-    )
+    return error_response(status_code, status_code_name(status_code), reason, headers=headers)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
