@@ -169,7 +169,7 @@ class RewardHub:
 def reward_hub(database_url: str, smtp_port: int) -> Iterator[RewardHub]:
     clear_caches()
     edge_app = FastAPI()
-    edge_app.include_router(edge.router)
+    edge.install(edge_app)
     sandbox = SandboxState()
     _user, token = sandbox.default_user()
     screener = research_screener(sandbox)

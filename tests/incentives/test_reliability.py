@@ -202,7 +202,7 @@ def test_a_thousand_responses_three_deliveries_two_worker_kills(
     edge_app = FastAPI()
     from qualflow.web import edge
 
-    edge_app.include_router(edge.router)
+    edge.install(edge_app)
     sandbox = SandboxState()
     _user, token = sandbox.default_user()
     survey = research_screener(sandbox)
