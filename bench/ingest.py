@@ -472,8 +472,7 @@ def scenario(
         common = [
             "--database-url",
             database_url,
-            "--secret-key",
-            key,
+            f"--secret-key={key}",  # a key may start with "-"
             "--smtp-port",
             str(sink.port),
             "--concurrency",
@@ -484,8 +483,7 @@ def scenario(
             *common,
             "--sandbox-url",
             sandbox.info["url"],
-            "--sandbox-token",
-            sandbox.info["token"],
+            f"--sandbox-token={sandbox.info['token']}",
             "--survey-id",
             sandbox.info["survey_id"],
             *(["--web-only"] if workers else []),
