@@ -8,6 +8,7 @@ import threading
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy import text
 
 from qualflow.engine import ActionContext, FatalError, RetriableError, SkipStep, action
 
@@ -23,6 +24,11 @@ class RecordConfig(BaseModel):
     label: str
     fail_with: list[Literal["retriable", "fatal", "skip"]] = Field(default_factory=list)
     gate: str | None = None
+    #: Note the attempt on the run's trigger summary, written with the step's row.
+    note_with_step: bool = False
+
+
+_NOTE = text("UPDATE runs SET trigger_summary = :note WHERE id = :run_id")
 
 
 @action("test.record", config=RecordConfig)
@@ -37,6 +43,10 @@ async def record(ctx: ActionContext, config: RecordConfig) -> dict[str, Any]:
             "version": ctx.automation_version,
         }
     )
+    if config.note_with_step:
+        ctx.write_with_step(
+            _NOTE, {"note": f"{config.label} attempt {ctx.attempt}", "run_id": ctx.run_id}
+        )
     if config.gate is not None:
         gate = GATES.setdefault(config.gate, threading.Event())
         await asyncio.to_thread(gate.wait, 30)

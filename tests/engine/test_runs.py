@@ -56,6 +56,26 @@ def test_retriable_errors_are_retried_then_succeed(engine: Engine, wait_run: Wai
     assert [c["attempt"] for c in CALLS["flaky"]] == [1, 2, 3]
 
 
+def test_a_write_registered_with_the_step_commits_only_when_the_step_succeeds(
+    engine: Engine, wait_run: Wait
+) -> None:
+    automations = Automations(engine.services)
+    created = automations.create(schedule_automation([rec("noted", note_with_step=True)]))
+    FAILURES["noted"] = ["retriable", "fatal"]
+
+    failed = wait_run(automations.run_now(created.id))
+
+    assert failed.status == "failed"
+    assert failed.steps[0].attempts == 2
+    assert "noted attempt" not in failed.trigger_summary  # neither attempt's write was kept
+    FAILURES["noted"] = ["retriable"]
+
+    succeeded = wait_run(automations.run_now(created.id, {"second": True}))
+
+    assert succeeded.status == "succeeded"
+    assert succeeded.trigger_summary == "noted attempt 2"
+
+
 def test_retries_are_bounded(engine: Engine, wait_run: Wait) -> None:
     FAILURES["down"] = ["retriable"] * 10
     automations = Automations(engine.services)

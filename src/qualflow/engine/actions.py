@@ -28,6 +28,8 @@ from pydantic import BaseModel, ValidationError
 from qualflow.engine.errors import DefinitionError
 
 if TYPE_CHECKING:
+    from sqlalchemy import Executable
+
     from qualflow.engine.services import EngineServices
 
 ConfigT = TypeVar("ConfigT", bound=BaseModel)
@@ -49,6 +51,15 @@ class ActionContext:
     trigger: dict[str, Any]
     outputs: dict[str, Any]
     services: EngineServices = field(repr=False)
+    #: Writes committed with the step's history row when the step succeeds (see
+    #: :meth:`write_with_step`).
+    step_writes: list[tuple[Executable, dict[str, Any]]] = field(default_factory=list, repr=False)
+
+    def write_with_step(self, statement: Executable, params: dict[str, Any]) -> None:
+        """Run ``statement`` in the transaction that records this step as succeeded: one
+        commit instead of two for the write that closes an action's side effect (e.g. an
+        email marked sent). It is dropped if the step ends any other way."""
+        self.step_writes.append((statement, params))
 
     @property
     def idempotency_key(self) -> str:

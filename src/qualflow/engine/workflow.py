@@ -16,13 +16,24 @@ import asyncio
 import json
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import httpx
 from dbos import DBOS
-from sqlalchemy import JSON, Connection, Integer, String, bindparam, insert, select, text
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Executable,
+    Integer,
+    String,
+    bindparam,
+    insert,
+    select,
+    text,
+)
 
 from qualflow.engine.actions import ActionContext, get_action
 from qualflow.engine.config import RUN_WORKFLOW
@@ -344,7 +355,10 @@ async def _execute_step(
         run_outcome = (_OUTCOME[status], error)
     elif last:
         run_outcome = ("succeeded", None)
-    halted = await record.write(status, output, error, attempt, outcome=run_outcome)
+    halted = await record.write(
+        status, output, error, attempt, outcome=run_outcome,
+        writes=ctx.step_writes if status == "succeeded" else (),
+    )  # fmt: skip
     return {"status": status, "output": output, "error": error, "halted": halted}
 
 
@@ -373,9 +387,13 @@ class _StepRecord:
         attempts: int,
         *,
         outcome: tuple[str, str | None] | None = None,
+        writes: Sequence[tuple[Executable, dict[str, Any]]] = (),
     ) -> bool:
-        """Write the row; True when the run was cancelled (or replayed) meanwhile."""
-        return await asyncio.to_thread(self._write, status, output, error, attempts, outcome)
+        """Write the row (with the action's ``writes``, in one transaction); True when the run
+        was cancelled (or replayed) meanwhile."""
+        return await asyncio.to_thread(
+            self._write, status, output, error, attempts, outcome, writes
+        )
 
     def _write(
         self,
@@ -384,6 +402,7 @@ class _StepRecord:
         error: str | None,
         attempts: int,
         outcome: tuple[str, str | None] | None,
+        writes: Sequence[tuple[Executable, dict[str, Any]]],
     ) -> bool:
         services = current_services()
         params = {
@@ -401,12 +420,15 @@ class _StepRecord:
             "finished_at": None if status == "running" else utcnow(),
         }
         with services.connect() as conn:
-            conn.execute(_UPSERT_STEP, params)
+            for statement, values in writes:
+                conn.execute(statement, values)
             if outcome is not None:
+                conn.execute(_UPSERT_STEP, params)
                 _write_outcome(conn, self.run_id, self.workflow_id, *outcome)
                 return False
-            # Cancelling a run marks its row; the workflow learns it here, before the next step.
-            row = conn.execute(_RUN_OWNER, {"run_id": self.run_id}).first()
+            # Cancelling a run marks its row; the workflow learns it here, before the next step
+            # (the row's upsert returns the run's status and owner).
+            row = conn.execute(_UPSERT_STEP_RETURNING_OWNER, params).first()
         return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
 
 
@@ -445,7 +467,7 @@ _MARK_RUNNING = text(
     "WHERE id = :run_id AND workflow_id = :workflow_id AND status = 'queued'"
 ).bindparams(bindparam("now", type_=_TIME))
 
-_UPSERT_STEP = text(
+_UPSERT_STEP_SQL = (
     "INSERT INTO run_steps (run_id, position, key, action, status, run_attempt, input_summary,"
     " output, error, attempts, started_at, finished_at) "
     "VALUES (:run_id, :position, :key, :action, :status,"
@@ -456,12 +478,20 @@ _UPSERT_STEP = text(
     " input_summary = excluded.input_summary, output = excluded.output,"
     " error = excluded.error, attempts = excluded.attempts,"
     " started_at = excluded.started_at, finished_at = excluded.finished_at"
-).bindparams(
+)
+_STEP_PARAMS = (
     bindparam("input_summary", type_=JSON()),
     bindparam("output", type_=JSON(none_as_null=True)),
     bindparam("started_at", type_=_TIME),
     bindparam("finished_at", type_=_TIME),
 )
+_UPSERT_STEP = text(_UPSERT_STEP_SQL).bindparams(*_STEP_PARAMS)
+#: The same upsert, answering with the run's status and owner (a round trip fewer than reading
+#: them after it; SQLite and PostgreSQL both allow subqueries in RETURNING).
+_UPSERT_STEP_RETURNING_OWNER = text(
+    _UPSERT_STEP_SQL + " RETURNING (SELECT status FROM runs WHERE id = :attempt_of),"
+    " (SELECT workflow_id FROM runs WHERE id = :attempt_of)"
+).bindparams(*_STEP_PARAMS)
 
 _RUN_OWNER = text("SELECT status, workflow_id FROM runs WHERE id = :run_id")
 

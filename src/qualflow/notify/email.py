@@ -128,6 +128,14 @@ _MARK_SENT = (
     )
     .returning(*_TABLE.c)
 )
+#: The success of a send, for a caller that records it in its own transaction.
+RECORD_SENT = (
+    update(_TABLE)
+    .where(_TABLE.c.id == bindparam("email_id"), _TABLE.c.status != "sent")
+    .values(
+        attempts=_TABLE.c.attempts + 1, status="sent", sent_at=bindparam("now"), last_error=None
+    )
+)
 _MARK_FAILED = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("email_id"))
@@ -340,12 +348,18 @@ def send_now(
     row = _load(factory, email) if isinstance(email, int) else email
     if row.status == "sent":
         return row
+    _send_recording_failure(factory, settings, row)
+    return _record_attempt(factory, row, error=None, retriable=False)
+
+
+def _send_recording_failure(
+    factory: sessionmaker[Session], settings: SmtpSettings, row: OutboxEmail
+) -> None:
     try:
         send_blocking(settings, row)
     except EmailError as exc:
         _record_attempt(factory, row, error=str(exc), retriable=exc.retriable)
         raise
-    return _record_attempt(factory, row, error=None, retriable=False)
 
 
 async def send_queued(
@@ -355,18 +369,23 @@ async def send_queued(
     return await asyncio.to_thread(send_now, factory, settings, email)
 
 
-def deliver(
+def deliver_unrecorded(
     factory: sessionmaker[Session],
     settings: SmtpSettings,
     key: str,
     email: Email,
     *,
     run_id: str | None = None,
-) -> OutboxEmail:
-    """Queue under ``key`` (or find the message queued there) and send it unless it was sent:
-    blocking, call it from a worker thread."""
+) -> tuple[OutboxEmail, dict[str, Any] | None]:
+    """Queue under ``key`` (or find the message queued there) and send it unless it was sent;
+    blocking, call it from a worker thread. A failed attempt is recorded here; a success is
+    left for the caller to record with its own writes: returns the row and the parameters of
+    :data:`RECORD_SENT` (None when the row had been sent before)."""
     row = queue_email(factory, key, email, sender=settings.sender, run_id=run_id)
-    return send_now(factory, settings, row)
+    if row.status == "sent":
+        return row, None
+    _send_recording_failure(factory, settings, row)
+    return row, {"email_id": row.id, "now": utcnow()}
 
 
 def _record_attempt(

@@ -11,11 +11,12 @@ from qualflow.engine.actions import ActionContext, action
 from qualflow.engine.errors import FatalError, RetriableError
 from qualflow.engine.templates import check_template, render
 from qualflow.notify.email import (
+    RECORD_SENT,
     Email,
     EmailError,
     SmtpSettings,
     check_address,
-    deliver,
+    deliver_unrecorded,
 )
 
 
@@ -87,8 +88,8 @@ async def notify_email(ctx: ActionContext, config: EmailConfig) -> dict[str, Any
     )
     try:
         # Queue (or find) it in the outbox, send it unless it was sent: one worker thread.
-        sent = await asyncio.to_thread(
-            deliver,
+        row, sent = await asyncio.to_thread(
+            deliver_unrecorded,
             ctx.services.sessionmaker,
             settings,
             ctx.idempotency_key,
@@ -99,4 +100,7 @@ async def notify_email(ctx: ActionContext, config: EmailConfig) -> dict[str, Any
         if exc.retriable:
             raise RetriableError(str(exc)) from None
         raise FatalError(str(exc)) from None
-    return {"outbox_id": sent.id, "to": to, "subject": email.subject, "message_id": sent.message_id}
+    if sent is not None:
+        # Marked sent with the step's own row: one commit fewer per email.
+        ctx.write_with_step(RECORD_SENT, sent)
+    return {"outbox_id": row.id, "to": to, "subject": email.subject, "message_id": row.message_id}
