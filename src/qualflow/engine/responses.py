@@ -14,7 +14,8 @@ import asyncio
 import json
 import logging
 import tempfile
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -78,6 +79,7 @@ class ResponseFetcher:
         single_limit: int = 8,
         batch_window: float = 0.5,
         max_batch: int = 5000,
+        recent_limit: int = 10_000,
     ) -> None:
         self.services = services
         #: Concurrent single GETs per connection before new requests wait for a bulk export.
@@ -87,6 +89,11 @@ class ResponseFetcher:
         self._singles: dict[int, int] = defaultdict(int)
         self._batches: dict[tuple[int, str], _Batch] = {}
         self.stats = {"cache_hits": 0, "single_gets": 0, "exports": 0, "exported_responses": 0}
+        #: The latest exported responses of this process, newest last: the runs waiting for
+        #: them read them without a database round trip (the table serves everyone else).
+        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._recent_lock = threading.Lock()
+        self.recent_limit = recent_limit
 
     async def get(
         self,
@@ -97,7 +104,10 @@ class ResponseFetcher:
         recorded_at: datetime | None,
     ) -> dict[str, Any]:
         """The response as Qualtrics returns it (``responseId``, ``values``, ``labels``…)."""
-        cached = await asyncio.to_thread(self._cached, response_id)
+        with self._recent_lock:
+            cached = self._recent.get(response_id)
+        if cached is None:
+            cached = await asyncio.to_thread(self._cached, response_id)
         if cached is not None:
             self.stats["cache_hits"] += 1
             return cached
@@ -136,9 +146,21 @@ class ResponseFetcher:
                     CachedResponse.__table__,  # type: ignore[arg-type]
                     rows[start : start + 500],
                 )
+        self._remember(rows[-self.recent_limit :])
+
+    def _remember(self, rows: list[dict[str, Any]]) -> None:
+        recent = self._recent
+        with self._recent_lock:
+            for row in rows:
+                recent[row["response_id"]] = row["payload"]
+                recent.move_to_end(row["response_id"])
+            while len(recent) > self.recent_limit:
+                recent.popitem(last=False)
 
     def prune(self, older_than: timedelta = timedelta(days=1)) -> int:
         """Forget cached responses fetched before ``older_than`` ago."""
+        with self._recent_lock:
+            self._recent.clear()
         with session_scope(self.services.sessionmaker) as session:
             result = session.execute(
                 delete(CachedResponse).where(CachedResponse.fetched_at < utcnow() - older_than)

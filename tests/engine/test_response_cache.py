@@ -1,0 +1,65 @@
+"""The response fetcher's caches: exported responses are served from this process's memory
+first, then from the ``response_cache`` table, then from Qualtrics (the sandbox here)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import delete
+
+from qualflow.engine.models import CachedResponse
+from qualflow.engine.responses import ResponseFetcher
+from qualflow.engine.runtime import Engine
+from qualflow.qualtrics import AsyncClient
+from qualflow.sandbox.app import create_app
+from qualflow.sandbox.state import SandboxState
+
+
+def _exported(response_id: str, tier: str) -> dict[str, object]:
+    return {"responseId": response_id, "values": {"tier": tier, "recordedDate": "2026-11-24"}}
+
+
+def _forget_table(engine: Engine) -> None:
+    with engine.services.sessionmaker() as session, session.begin():
+        session.execute(delete(CachedResponse))
+
+
+def test_exported_responses_are_served_from_memory_then_table_then_qualtrics(
+    engine: Engine,
+) -> None:
+    state = SandboxState()
+    user, token = state.create_user("fetcher@example.org")
+    survey = state.new_survey("Cache", owner_id=user.id)
+    live = state.record_response(survey.id, {"tier": "live"}, emit=False)
+    fetcher = ResponseFetcher(engine.services, recent_limit=2)
+
+    async def scenario() -> list[object]:
+        client = AsyncClient(
+            base_url="http://sandbox.test",
+            api_token=token,
+            transport=httpx.ASGITransport(app=create_app(state)),
+        )
+        async with client:
+
+            async def get(response_id: str) -> object:
+                payload = await fetcher.get(client, 1, survey.id, response_id, None)
+                return payload["values"]["tier"]
+
+            fetcher.store(1, survey.id, [_exported("R_a", "a"), _exported("R_b", "b")])
+            _forget_table(engine)
+            # Both still in memory although the table lost them.
+            from_memory = [await get("R_a"), await get("R_b")]
+            # A third export pushes the oldest out of memory (limit 2); the table serves it.
+            fetcher.store(1, survey.id, [_exported("R_c", "c"), _exported("R_a", "a")])
+            fetcher.store(1, survey.id, [_exported("R_d", "d")])
+            from_table = await get("R_c")
+            # Pruning forgets memory as well: what is left comes from Qualtrics.
+            fetcher.prune(older_than=timedelta(0))
+            fetched = await get(live.id)
+            return [*from_memory, from_table, fetched]
+
+    assert asyncio.run(scenario()) == ["a", "b", "c", "live"]
+    assert fetcher.stats["cache_hits"] == 3
+    assert fetcher.stats["single_gets"] == 1
