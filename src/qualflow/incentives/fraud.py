@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import Table, bindparam, distinct, func, select
+from sqlalchemy import Table, bindparam, distinct, func, null, select
 from sqlalchemy.orm import Session
 
 from qualflow.incentives.models import RewardRequest
@@ -146,19 +146,74 @@ def cross_request_findings(
 
     The current request must already be recorded, so it counts towards the totals.
     """
+    participants = (
+        session.scalar(_PARTICIPANTS_OF_EMAIL, {"f_email": email_normalized})
+        if rules.shared_email.enabled
+        else None
+    )
+    emails = (
+        session.scalar(_EMAILS_OF_IP, {"f_ip": ip_address})
+        if rules.shared_ip.enabled and ip_address
+        else None
+    )
+    return count_findings(
+        rules, email_normalized=email_normalized, ip_address=ip_address,
+        participants=participants, emails=emails,
+    )  # fmt: skip
+
+
+# The same counts for a request not recorded yet, as scalar subqueries another statement selects
+# (the reward's first read carries them: no statement of their own). The request's own
+# participant id / email is counted once whether or not earlier requests had it: the others'
+# distinct values without it, plus one.
+_OTHER_PARTICIPANTS = (
+    select(func.count(distinct(_REQUESTS.c.participant_id)) + 1)
+    .where(
+        _REQUESTS.c.email_normalized == bindparam("f_email"),
+        _REQUESTS.c.participant_id.is_not(None),
+        _REQUESTS.c.participant_id != bindparam("f_participant"),
+    )
+    .scalar_subquery()
+)
+_OTHER_EMAILS = (
+    select(func.count(distinct(_REQUESTS.c.email_normalized)) + 1)
+    .where(
+        _REQUESTS.c.ip_address == bindparam("f_ip"),
+        _REQUESTS.c.email_normalized.is_not(None),
+        _REQUESTS.c.email_normalized != bindparam("f_email"),
+    )
+    .scalar_subquery()
+)
+
+
+def pending_request_counts(*, participant: bool, ip_address: bool) -> tuple[Any, Any]:
+    """Scalar subqueries counting, with a request about to be recorded (bound as ``f_email``,
+    ``f_participant``, ``f_ip``), the participant ids its email was used with and the emails
+    its IP address sent: what :func:`cross_request_findings` counts once it is recorded.
+    ``participant`` / ``ip_address``: whether the request has one (else nothing is bound)."""
+    participants = _OTHER_PARTICIPANTS if participant else _PARTICIPANTS_OF_EMAIL.scalar_subquery()
+    emails = _OTHER_EMAILS if ip_address else null()
+    return participants, emails
+
+
+def count_findings(
+    rules: FraudRules,
+    *,
+    email_normalized: str,
+    ip_address: str | None,
+    participants: int | None,
+    emails: int | None,
+) -> list[str]:
+    """The cross-request findings, from the counts (None: not counted)."""
     findings: list[str] = []
-    if rules.shared_email.enabled:
-        participants = session.scalar(_PARTICIPANTS_OF_EMAIL, {"f_email": email_normalized})
-        if participants and participants > rules.shared_email.threshold:
-            findings.append(
-                f"{email_normalized} was used with {participants} different participant ids "
-                f"(more than {rules.shared_email.threshold})"
-            )
-    if rules.shared_ip.enabled and ip_address:
-        emails = session.scalar(_EMAILS_OF_IP, {"f_ip": ip_address})
-        if emails and emails > rules.shared_ip.threshold:
-            findings.append(
-                f"{emails} different emails came from IP address {ip_address} "
-                f"(more than {rules.shared_ip.threshold})"
-            )
+    if rules.shared_email.enabled and participants and participants > rules.shared_email.threshold:
+        findings.append(
+            f"{email_normalized} was used with {participants} different participant ids "
+            f"(more than {rules.shared_email.threshold})"
+        )
+    if rules.shared_ip.enabled and ip_address and emails and emails > rules.shared_ip.threshold:
+        findings.append(
+            f"{emails} different emails came from IP address {ip_address} "
+            f"(more than {rules.shared_ip.threshold})"
+        )
     return findings

@@ -13,9 +13,10 @@ reward cannot both move it; the loser sees ``False`` and re-reads.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, insert, or_, update
+from sqlalchemy import Table, Update, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -42,6 +43,9 @@ _REWARDS: Table = Reward.__table__  # type: ignore[assignment]
 _INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
 _TRANSITIONS: Table = RewardTransition.__table__  # type: ignore[assignment]
 _INSERT_TRANSITION = insert(_TRANSITIONS)
+# For several rows: with RETURNING, SQLAlchemy sends them as one INSERT of many VALUES rows
+# (without it, the driver's executemany runs one INSERT per row).
+_INSERT_TRANSITIONS = insert(_TRANSITIONS).returning(_TRANSITIONS.c.id)
 _MOVES: dict[tuple[str, ...], Update] = {}
 
 
@@ -81,6 +85,15 @@ _RESERVE = (
 )
 
 
+_LIMITS = select(
+    _INCENTIVES.c.max_rewards,
+    _INCENTIVES.c.committed_count,
+    _INCENTIVES.c.budget_minor,
+    _INCENTIVES.c.committed_minor,
+    _INCENTIVES.c.currency,
+).where(_INCENTIVES.c.id == bindparam("i_id"))
+
+
 class TransitionError(Exception):
     """A move the lifecycle does not allow (e.g. releasing a reward that was already sent)."""
 
@@ -97,12 +110,15 @@ def move(
     *,
     actor: str,
     reason: str = "",
+    journal: list[dict[str, Any]] | None = None,
     **values: Any,
 ) -> bool:
     """Move ``reward`` from its current status to ``to_status`` inside the caller's transaction.
 
     Returns False (and changes nothing) when another process moved it first. ``values`` are
-    further columns to set in the same UPDATE.
+    further columns to set in the same UPDATE. With ``journal``, the transition row is
+    appended to it for :func:`write_transitions` (one INSERT for all of a transaction's moves)
+    instead of being inserted now.
     """
     from_status = reward.status
     check_move(from_status, to_status)
@@ -112,17 +128,11 @@ def move(
     result = session.execute(_move_statement(tuple(sorted(values))), params)
     if getattr(result, "rowcount", 0) != 1:
         return False
-    session.execute(
-        _INSERT_TRANSITION,
-        {
-            "reward_id": reward.id,
-            "from_status": from_status,
-            "to_status": to_status,
-            "actor": actor[:320],
-            "reason": reason,
-            "at": now,
-        },
-    )
+    row = transition(reward.id, from_status, to_status, actor=actor, reason=reason, at=now)
+    if journal is not None:
+        journal.append(row)
+    else:
+        session.execute(_INSERT_TRANSITION, row)
     # The UPDATE above wrote these; mirror them on the instance without marking it dirty (a
     # plain setattr would make the session flush the same columns again).
     set_committed_value(reward, "status", to_status)
@@ -132,14 +142,36 @@ def move(
     return True
 
 
+def transition(
+    reward_id: int,
+    from_status: str | None,
+    to_status: str,
+    *,
+    actor: str,
+    reason: str = "",
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """A transition row's values (for :func:`write_transitions`)."""
+    return {
+        "reward_id": reward_id, "from_status": from_status, "to_status": to_status,
+        "actor": actor[:320], "reason": reason, "at": at or utcnow(),
+    }  # fmt: skip
+
+
+def write_transitions(session: Session, journal: list[dict[str, Any]]) -> None:
+    """Insert a transaction's transition rows (in the order of the moves) with one statement."""
+    if len(journal) == 1:
+        session.execute(_INSERT_TRANSITION, journal[0])
+    elif journal:
+        session.execute(_INSERT_TRANSITIONS, journal)
+    journal.clear()
+
+
 def record_creation(session: Session, reward: Reward, *, actor: str, reason: str = "") -> None:
     session.execute(
         _INSERT_TRANSITION,
-        {
-            "reward_id": reward.id, "from_status": None, "to_status": reward.status,
-            "actor": actor[:320], "reason": reason, "at": utcnow(),
-        },
-    )  # fmt: skip
+        transition(reward.id, None, reward.status, actor=actor, reason=reason),
+    )
 
 
 # --- limits -------------------------------------------------------------------------------------
@@ -154,17 +186,17 @@ def reserve(session: Session, incentive: Incentive, amount_minor: int) -> str | 
     result = session.execute(_RESERVE, {"i_id": incentive.id, "i_amount": amount_minor})
     if getattr(result, "rowcount", 0) == 1:
         return None
-    session.refresh(incentive)
-    if incentive.max_rewards is not None and incentive.committed_count >= incentive.max_rewards:
+    # Refused: why, from the limits and counters as they are now (the instance may be a
+    # snapshot that no session loaded).
+    row = session.execute(_LIMITS, {"i_id": incentive.id}).one()
+    max_rewards, count, budget, committed, currency = row
+    if max_rewards is not None and count >= max_rewards:
+        return f"limit reached: {count} of {max_rewards} rewards already committed"
+    if budget is not None:
         return (
-            f"limit reached: {incentive.committed_count} of {incentive.max_rewards} rewards "
-            "already committed"
-        )
-    if incentive.budget_minor is not None:
-        return (
-            f"budget exhausted: {format_money(incentive.committed_minor, incentive.currency)} of "
-            f"{format_money(incentive.budget_minor, incentive.currency)} committed, this reward "
-            f"needs {format_money(amount_minor, incentive.currency)}"
+            f"budget exhausted: {format_money(committed, currency)} of "
+            f"{format_money(budget, currency)} committed, this reward "
+            f"needs {format_money(amount_minor, currency)}"
         )
     return "limit reached"
 

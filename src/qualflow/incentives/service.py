@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import bindparam, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -42,16 +42,17 @@ from qualflow.incentives.delivery import (
     template_namespace,
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
-from qualflow.incentives.fraud import cross_request_findings, response_findings
+from qualflow.incentives.fraud import count_findings, pending_request_counts, response_findings
 from qualflow.incentives.ids import new_reward_reference, normalize_reference
 from qualflow.incentives.lifecycle import (
     SYSTEM,
     TransitionError,
     check_move,
     move,
-    record_creation,
     reserve,
+    transition,
     unreserve,
+    write_transitions,
 )
 from qualflow.incentives.models import (
     Incentive,
@@ -186,6 +187,31 @@ _OUTBOX_SENT = (
 )  # fmt: skip
 
 
+_INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
+_REWARDS: Table = Reward.__table__  # type: ignore[assignment]
+_INSERT_REWARD = insert(_REWARDS).returning(_REWARDS.c.id)
+_REQUESTS: Table = RewardRequest.__table__  # type: ignore[assignment]
+_OUTBOX: Table = OutboxEmail.__table__  # type: ignore[assignment]
+_INSERT_REQUEST = insert(_REQUESTS)
+_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
+_CONTEXTS: dict[tuple[bool, bool], Any] = {}
+
+
+def _context(participant: bool, ip_address: bool) -> Any:
+    """The first read of a reward's transaction: the incentive, with the cross-request counts
+    of the request about to be recorded (built once per shape of request)."""
+    statement = _CONTEXTS.get((participant, ip_address))
+    if statement is None:
+        participants, emails = pending_request_counts(
+            participant=participant, ip_address=ip_address
+        )
+        statement = select(
+            *_INCENTIVES.c, participants.label("f_participants"), emails.label("f_emails")
+        ).where(_INCENTIVES.c.reference_id == bindparam("ref"))
+        _CONTEXTS[(participant, ip_address)] = statement
+    return statement
+
+
 def get_incentive(session: Session, reference: str) -> Incentive:
     incentive = session.scalar(_INCENTIVE_BY_REFERENCE, {"ref": normalize_reference(reference)})
     if incentive is None:
@@ -296,6 +322,7 @@ class RewardService:
         self.smtp = smtp
         self.lease = timedelta(seconds=lease_seconds)
         self._rules: dict[str, tuple[float, FraudRules]] = {}
+        self._parsed_rules: dict[int, tuple[Any, FraudRules]] = {}
         bind = factory.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
 
@@ -413,100 +440,52 @@ class RewardService:
             pass
 
     def _create(self, request: RewardRequestIn, email: str, lease_owner: str | None) -> Submission:
+        """Create the request's reward and decide it, in one transaction.
+
+        The hot path in statements: one read (the incentive and the cross-request counts), the
+        reward inserted in its decided status, the request recorded, (at submission, for
+        providers that pay with database writes) the code claimed, the reward ordered and its
+        email queued, every transition in one INSERT; the place against the limits is taken
+        first when the incentive has limits, else last, just before the commit."""
+        fresh = False
         for _ in range(5):
             try:
                 with self._writing() as session:
-                    incentive = get_incentive(session, request.incentive_reference)
-                    reward = Reward(
-                        reference_id=new_reward_reference(),
-                        incentive_id=incentive.id,
-                        status="pending",
-                        email=(request.email or "").strip()[:320],
-                        email_normalized=email,
-                        first_name=(request.first_name or "").strip()[:100] or None,
-                        response_id=request.response_id,
-                        survey_id=request.survey_id,
-                        participant_id=(request.participant_id or None),
-                        ip_address=request.ip_address,
-                        source=request.source,
-                        requested_by=request.requested_by[:300],
-                        run_id=request.run_id,
-                        amount_minor=incentive.amount_minor,
-                        currency=incentive.currency,
-                        provider=incentive.provider,
-                        reasons=[],
-                        warnings=[],
-                        counted=False,
-                        external_ref_id=(
-                            external_ref_id(incentive.reference_id, email)
-                            if incentive.provider == "tango"
-                            else None
-                        ),
-                    )
-                    session.add(reward)
-                    session.flush()
-                    session.add(
-                        RewardRequest(
-                            incentive_id=incentive.id,
-                            request_key=request.request_key[:300],
-                            outcome="created",
-                            reward_id=reward.id,
-                            email_normalized=email,
-                            response_id=request.response_id,
-                            participant_id=request.participant_id,
-                            ip_address=request.ip_address,
-                            source=request.source,
-                        )
-                    )
-                    session.flush()
-                    record_creation(session, reward, actor=request.requested_by)
-                    # Without limits a reservation cannot be refused, so it is taken last: its
-                    # row lock on the incentive (which every reward of it waits for) is then
-                    # held only for the commit.
-                    deferred = incentive.max_rewards is None and incentive.budget_minor is None
-                    self._decide(
-                        session, reward, incentive, request.response_values, lease_owner,
-                        reserve_now=not deferred,
-                    )  # fmt: skip
-                    outbox = None
-                    if lease_owner is not None and reward.status == "approved":
-                        outbox = self._order_at_submission(
-                            session, reward, incentive, reserved=not deferred
-                        )
-                    if (
-                        deferred
-                        and reward.counted
-                        and reserve(session, incentive, reward.amount_minor) is not None
-                    ):
-                        raise _LimitsChanged  # a limit was set meanwhile: decide again
-                    return Submission(
-                        "created", f"created {reward.reference_id}", reward, incentive, outbox
-                    )
+                    return self._create_in(session, request, email, lease_owner)
             except IntegrityError as exc:
                 if "reference_id" in str(exc.orig) and "rewards" in str(exc.orig):
                     continue  # a reference id collision: draw another
                 raise
             except _LimitsChanged:
+                if fresh:
+                    raise RuntimeError("an incentive's limits kept changing") from None
+                fresh = True
                 continue
         raise RuntimeError("could not draw a unique reward reference id")
 
-    def _decide(
-        self,
-        session: Session,
-        reward: Reward,
-        incentive: Incentive,
-        values: dict[str, Any] | None,
-        lease_owner: str | None,
-        *,
-        reserve_now: bool = True,
-    ) -> None:
-        """pending → held (with the reasons) or approved (counted against the limits).
+    def _create_in(
+        self, session: Session, request: RewardRequestIn, email: str, lease_owner: str | None
+    ) -> Submission:
+        participant = request.participant_id or None
+        ip_address = request.ip_address
+        params: dict[str, Any] = {"ref": normalize_reference(request.incentive_reference)}
+        params["f_email"] = email
+        if participant is not None:
+            params["f_participant"] = participant
+        if ip_address:
+            params["f_ip"] = ip_address
+        row = session.execute(_context(participant is not None, bool(ip_address)), params).first()
+        if row is None:
+            raise IncentiveNotFound(f"incentive {params['ref']} does not exist")
+        values = row._asdict()
+        participants, emails = values.pop("f_participants"), values.pop("f_emails")
+        incentive = Incentive(**values)
+        rules = self._rules_of(incentive)
 
-        With ``reserve_now`` false the caller reserves the approved reward's place itself
-        before committing (``counted`` is already set)."""
+        # Decide before inserting: the reward is created in its decided status.
+        now = utcnow()
         reasons: list[str] = []
         warnings: list[str] = []
-        now = utcnow()
         if not incentive.active:
             reasons.append(f"incentive {incentive.reference_id} is paused")
         if incentive.opens_at is not None and now < incentive.opens_at:
@@ -517,49 +496,122 @@ class RewardService:
             reasons.append(
                 f"incentive {incentive.reference_id} closed at {_fmt(incentive.closes_at)}"
             )
-        rules = FraudRules.model_validate(incentive.fraud_rules or {})
-        if values is not None:
-            reasons.extend(response_findings(values, rules))
+        if request.response_values is not None:
+            reasons.extend(response_findings(request.response_values, rules))
         else:
             warnings.append("fraud-detection fields not checked: no survey response came with it")
-        signals = cross_request_findings(
-            session, rules, email_normalized=reward.email_normalized, ip_address=reward.ip_address
-        )
+        signals = count_findings(
+            rules, email_normalized=email, ip_address=ip_address,
+            participants=participants, emails=emails,
+        )  # fmt: skip
         if incentive.approval_mode == "automatic":
             warnings.extend(signals)
         else:
             reasons.extend(f"suspicious: {signal}" for signal in signals)
         if incentive.approval_mode == "review_all" and not reasons:
             reasons.append("this incentive reviews every reward before paying it")
-        counted = False
-        if not reasons:
-            limit = reserve(session, incentive, reward.amount_minor) if reserve_now else None
+        # Without limits a reservation cannot be refused, so it is taken last: its row lock on
+        # the incentive (which every reward of it waits for) is then held only for the commit.
+        limited = incentive.max_rewards is not None or incentive.budget_minor is not None
+        if not reasons and limited:
+            limit = reserve(session, incentive, incentive.amount_minor)
             if limit is not None:
                 reasons.append(limit)
-            else:
-                counted = True
-        if reasons:
-            move(
-                session, reward, "held", actor=SYSTEM, reason="; ".join(reasons),
-                reasons=reasons, warnings=warnings, counted=False,
-            )  # fmt: skip
-            return
-        move(
-            session,
-            reward,
-            "approved",
-            actor=SYSTEM,
-            reason="approved automatically",
-            reasons=[],
-            warnings=warnings,
-            counted=counted,
-            next_attempt_at=now,
-            lease_owner=lease_owner,
-            lease_until=(now + self.lease) if lease_owner else None,
-        )
+        approved = not reasons
+        leased = approved and lease_owner is not None
+        columns: dict[str, Any] = {
+            "reference_id": new_reward_reference(),
+            "incentive_id": incentive.id,
+            "status": "approved" if approved else "held",
+            "email": (request.email or "").strip()[:320],
+            "email_normalized": email,
+            "first_name": (request.first_name or "").strip()[:100] or None,
+            "response_id": request.response_id,
+            "survey_id": request.survey_id,
+            "participant_id": participant,
+            "ip_address": ip_address,
+            "source": request.source,
+            "requested_by": request.requested_by[:300],
+            "run_id": request.run_id,
+            "amount_minor": incentive.amount_minor,
+            "currency": incentive.currency,
+            "provider": incentive.provider,
+            "reasons": reasons,
+            "warnings": warnings,
+            "counted": approved,
+            "external_ref_id": (
+                external_ref_id(incentive.reference_id, email)
+                if incentive.provider == "tango"
+                else None
+            ),
+            "provider_order_id": None,
+            "delivery": None,
+            "delivery_hint": None,
+            "email_outbox_id": None,
+            "resend_count": 0,
+            "attempts": 0,
+            "last_error": None,
+            "next_attempt_at": now if approved else None,
+            "lease_owner": lease_owner if leased else None,
+            "lease_until": now + self.lease if leased else None,
+            "created_at": now,
+            "updated_at": now,
+            "ordered_at": None,
+            "sent_at": None,
+            "paid_at": None,
+        }
+        reward_id = session.execute(_INSERT_REWARD, columns).scalar_one()
+        reward = Reward(id=reward_id, **columns)
+        session.execute(
+            _INSERT_REQUEST,
+            {
+                "incentive_id": incentive.id, "request_key": request.request_key[:300],
+                "outcome": "created", "reward_id": reward_id, "message": "",
+                "email_normalized": email, "response_id": request.response_id,
+                "participant_id": request.participant_id, "ip_address": ip_address,
+                "source": request.source, "created_at": now,
+            },
+        )  # fmt: skip
+        # The history reads as before: created pending, then decided.
+        journal = [
+            transition(reward_id, None, "pending", actor=request.requested_by, at=now),
+            transition(
+                reward_id, "pending", reward.status, actor=SYSTEM, at=now,
+                reason="approved automatically" if approved else "; ".join(reasons),
+            ),
+        ]  # fmt: skip
+        outbox = None
+        if leased:
+            outbox = self._order_at_submission(
+                session, reward, incentive, reserved=limited, journal=journal
+            )
+        write_transitions(session, journal)
+        if (
+            not limited
+            and reward.counted
+            and reserve(session, incentive, reward.amount_minor) is not None
+        ):
+            raise _LimitsChanged  # a limit was set meanwhile: decide again
+        return Submission("created", f"created {reward.reference_id}", reward, incentive, outbox)
+
+    def _rules_of(self, incentive: Incentive) -> FraudRules:
+        """The incentive's fraud rules, parsed once per version of them."""
+        raw = incentive.fraud_rules or {}
+        cached = self._parsed_rules.get(incentive.id)
+        if cached is not None and cached[0] == raw:
+            return cached[1]
+        rules = FraudRules.model_validate(raw)
+        self._parsed_rules[incentive.id] = (raw, rules)
+        return rules
 
     def _order_at_submission(
-        self, session: Session, reward: Reward, incentive: Incentive, *, reserved: bool
+        self,
+        session: Session,
+        reward: Reward,
+        incentive: Incentive,
+        *,
+        reserved: bool,
+        journal: list[dict[str, Any]] | None = None,
     ) -> OutboxEmail | None:
         """Pay a just-approved reward in its creation transaction, when the provider pays with
         database writes alone (gift codes, manual): one commit instead of two on the hot path.
@@ -577,15 +629,21 @@ class RewardService:
             if move(
                 session, reward, "held", actor=SYSTEM, reason=hold.reason, reasons=[hold.reason],
                 counted=False, next_attempt_at=None, lease_owner=None, lease_until=None,
+                journal=journal,
             ) and reserved:  # fmt: skip
                 unreserve(session, incentive.id, reward.amount_minor)
             return None
         except ProviderError:
             return None
-        return self._record_order(session, reward, incentive, delivery)
+        return self._record_order(session, reward, incentive, delivery, journal)
 
     def _record_order(
-        self, session: Session, reward: Reward, incentive: Incentive, delivery: Delivery
+        self,
+        session: Session,
+        reward: Reward,
+        incentive: Incentive,
+        delivery: Delivery,
+        journal: list[dict[str, Any]] | None = None,
     ) -> OutboxEmail | None:
         """approved → ordered with the delivery, and the reward email queued (when it can go
         now), in the caller's transaction. Returns the queued email."""
@@ -603,6 +661,7 @@ class RewardService:
             ordered_at=now,
             next_attempt_at=None if awaiting else now,
             last_error=None,
+            journal=journal,
         )
         if not moved:
             raise RewardFailed(
@@ -610,10 +669,7 @@ class RewardService:
             )
         if awaiting or self.smtp is None:
             return None
-        row = self._outbox_row(reward, incentive, delivery)
-        session.add(row)
-        session.flush()
-        return row
+        return self._queue_email(session, reward, incentive, delivery)
 
     # -- fulfilment ------------------------------------------------------------------------
 
@@ -651,14 +707,17 @@ class RewardService:
                 .execution_options(synchronize_session=False)
             )
 
-    def _outbox_row(self, reward: Reward, incentive: Incentive, delivery: Delivery) -> OutboxEmail:
-        """The reward email as an outbox row (added in the caller's transaction)."""
+    def _queue_email(
+        self, session: Session, reward: Reward, incentive: Incentive, delivery: Delivery
+    ) -> OutboxEmail:
+        """Insert the reward email into the outbox (in the caller's transaction); returns the
+        row as a plain object (no session tracks it)."""
         assert self.smtp is not None
         email = _reward_email(incentive, reward, delivery)
         key = f"reward:{reward.reference_id}"
-        return OutboxEmail(
-            **outbox_values(key, email, sender=self.smtp.sender, run_id=reward.run_id)
-        )
+        values = outbox_values(key, email, sender=self.smtp.sender, run_id=reward.run_id)
+        outbox_id = session.execute(_INSERT_OUTBOX, values).scalar_one()
+        return OutboxEmail(id=outbox_id, **values)
 
     def _after_order(
         self,

@@ -237,9 +237,27 @@ _CLAIM = (
     .values(reward_id=bindparam("c_reward"), claimed_at=bindparam("c_now"))
     .returning(*_CODES.c)
 )
+_POOLS: Table = GiftCodePool.__table__  # type: ignore[assignment]
+# The claim of a new reward returns its pool's name too (for the email): no read of the pool.
+_CLAIM_NAMED = (
+    update(_CODES)
+    .where(_CODES.c.id == _CANDIDATE, _CODES.c.reward_id.is_(None))
+    .values(reward_id=bindparam("c_reward"), claimed_at=bindparam("c_now"))
+    .returning(
+        _CODES.c.id,
+        _CODES.c.code,
+        _CODES.c.expires_on,
+        select(_POOLS.c.name)
+        .where(_POOLS.c.id == _CODES.c.pool_id)
+        .scalar_subquery()
+        .label("pool"),
+    )
+)
+_POOL_NAME = select(_POOLS.c.name).where(_POOLS.c.id == bindparam("c_pool"))
 
 
-def _delivery(code: GiftCode, pool_name: str, instructions: str) -> Delivery:
+def _delivery(code: Any, pool_name: str, instructions: str) -> Delivery:
+    """What the respondent gets for ``code`` (a claimed code: a GiftCode or its row)."""
     credentials = [Credential("Gift code", code.code)]
     if code.expires_on is not None:
         credentials.append(Credential("Expires", code.expires_on.isoformat(), "date"))
@@ -362,6 +380,8 @@ class GiftCodeProvider(RewardProvider):
 
     def order_in_session(self, session: Session, request: OrderRequest) -> Delivery:
         assert request.gift_code_pool_id is not None
+        if request.new:
+            return self._order_new(session, request)
         pool = session.get(GiftCodePool, request.gift_code_pool_id)
         if pool is None:
             raise ProviderError(
@@ -377,6 +397,30 @@ class GiftCodeProvider(RewardProvider):
                 f"{format_money(request.amount_minor, request.currency)} code left"
             )
         return _delivery(code, pool.name, "")
+
+    def _order_new(self, session: Session, request: OrderRequest) -> Delivery:
+        """A reward created in this transaction (it has no code yet): one statement claims a
+        code and names its pool; the pool is read only when no code was left."""
+        now = utcnow()
+        row = session.execute(
+            _CLAIM_NAMED,
+            {
+                "c_pool": request.gift_code_pool_id, "c_value": request.amount_minor,
+                "c_currency": request.currency, "c_today": now.date(),
+                "c_reward": request.reward_id, "c_now": now,
+            },
+        ).first()  # fmt: skip
+        if row is not None:
+            return _delivery(row, row.pool, "")
+        name = session.scalar(_POOL_NAME, {"c_pool": request.gift_code_pool_id})
+        if name is None:
+            raise ProviderError(
+                f"gift-code pool {request.gift_code_pool_id} no longer exists", retriable=False
+            )
+        raise ProviderHold(
+            f"out of codes: pool {name!r} has no unused "
+            f"{format_money(request.amount_minor, request.currency)} code left"
+        )
 
     async def order(self, request: OrderRequest) -> Delivery:
         code, pool_name = await asyncio.to_thread(self._claim, request)
