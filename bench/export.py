@@ -9,6 +9,10 @@ subprocess, the paths interleaved so that load from other processes hits them al
 * ours, NDJSON → Parquet: ``ExportFile(zip, format="ndjson").write(out.parquet)``
 * baseline:               ``zipfile`` + ``pandas.read_csv(skiprows=[1, 2])``, nothing more
 * baseline + Parquet:     the same, then ``DataFrame.to_parquet`` (the same job as ours)
+* floor: each stage of ours alone, on the clock by itself: inflating the CSV member, parsing its
+  data rows as strings, writing the typed rows to Parquet. Their CPU seconds summed and spread
+  over every core give the best wall time any CSV → Parquet path built on these libraries can
+  reach here, so the table says whether the 3x target is within reach on this machine.
 
 The table shows rows/s (conversion time measured in the child, imports and interpreter start
 excluded) as best and median of the runs, the child's CPU time, its peak RSS (``ru_maxrss``
@@ -17,11 +21,13 @@ best, median vs median). Targets: >= 300,000 rows/s, <= 400 MB, >= 3x the baseli
 
     .venv/bin/python bench/export.py                   # 1,000,000 responses, 3 runs per path
     .venv/bin/python bench/export.py --rows 100000 --repeat 5 --paths csv,pandas
+    .venv/bin/python bench/export.py --paths csv,floor --repeat 1    # ours and the floor only
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import statistics
@@ -342,6 +348,10 @@ def child(path_name: str, source: str, dest: str) -> None:
 
     Imports happen before the clock starts: the table compares conversion, not start-up.
     """
+    if path_name in FLOOR_STAGES:
+        rows, seconds, cpu_seconds = _floor_stage(path_name, source, dest)
+        print(json.dumps({"rows": rows, "seconds": seconds, "cpu": cpu_seconds}))
+        return
     if path_name in ("pandas-csv", "pandas-csv-parquet"):
         import pandas as pd
 
@@ -364,6 +374,98 @@ def child(path_name: str, source: str, dest: str) -> None:
             rows = ExportFile(source, format="ndjson", compressed=True).write(dest)
     seconds = time.perf_counter() - began
     print(json.dumps({"rows": rows, "seconds": seconds, "cpu": time.process_time() - cpu}))
+
+
+# --- the floor: each stage of the CSV path alone -------------------------------------------
+#
+# What any CSV → Parquet conversion of this export must spend, whatever its design: inflate the
+# member, tokenize its records, encode the typed rows as Parquet. Each stage runs in its own
+# child with everything else done untimed around it, with the same inflater, CSV reader settings
+# and Parquet writer settings as our path; only the stage's own calls are on the clock.
+
+FLOOR_STAGES = {
+    "floor-inflate": "inflate the CSV member (ISA-L + CRC-32, our reader's inflater)",
+    "floor-parse": "parse the data rows, every column as strings (pyarrow.csv, batches dropped)",
+    "floor-write": "write the typed rows to Parquet (our writer's settings, snappy)",
+    # Not part of the floor (conversion is work a string-only reader skips): shows how much of
+    # our path's CPU goes into converting cells while parsing.
+    "floor-parse-typed": "for reference: parse into our column types (not in the floor)",
+}
+_FLOOR_SUM = ("floor-inflate", "floor-parse", "floor-write")
+
+
+def _floor_stage(stage: str, source: str, dest: str) -> tuple[int, float, float]:
+    """Run one floor stage on ``source``; (rows, wall seconds, CPU seconds) of the stage alone."""
+    from qualflow.qualtrics import _export_csv as csv_reader
+    from qualflow.qualtrics import export_file
+    from qualflow.qualtrics._export_io import list_members, open_utf8, record_chunks
+
+    member = list_members(source, compressed=True)[0]
+    export = export_file.ExportFile(source, format="csv", compressed=True)
+    wall = cpu = 0.0
+    rows = 0
+    if stage == "floor-inflate":
+        began, started = time.perf_counter(), time.process_time()
+        with open_utf8(member) as stream:
+            while stream.read(export_file._CHUNK_SIZE):
+                pass
+        return 0, time.perf_counter() - began, time.process_time() - started
+    if stage in ("floor-parse", "floor-parse-typed"):
+        # One thread, no helpers: the process's CPU clock around each parse call is the parse's.
+        header, plans = export._csv_layout()
+        read = csv_reader.CsvRead(header, [p for p in plans if not p.column.is_label], ",")
+        names = [p.column.name for p in read.plans]
+        typed = stage == "floor-parse-typed"
+        with open_utf8(member) as stream:
+            csv_reader.read_header(stream, member, ",")
+            for chunk in record_chunks(stream, export_file._CHUNK_SIZE):
+                began, started = time.perf_counter(), time.process_time()
+                table = read.parse(chunk, as_strings=not typed)
+                if table is not None and typed:
+                    for batch in table.to_batches():
+                        csv_reader._finish_fast(batch, read.plans, names)
+                wall += time.perf_counter() - began
+                cpu += time.process_time() - started
+                rows += 0 if table is None else table.num_rows
+                del table
+        return rows, wall, cpu
+    # floor-write: our path's typed batches, parked untimed in a temporary Arrow file (a batch at
+    # a time, so memory stays flat), read back and grouped into the tables our writer gets (one
+    # row group per ~64k rows), then written with no other thread running.
+    from qualflow.qualtrics._export_spill import Spill
+
+    schema = export.schema()
+    spill = Spill()
+    try:
+        for batch in export.iter_batches():
+            spill.append(0, pa.Table.from_batches([batch], schema=schema))
+        spill.finish()
+        writer = export_file._parquet_writer(
+            dest, schema, "snappy", export._dictionary_columns(False)
+        )
+        group: list[pa.RecordBatch] = []
+        group_rows = 0
+        for batch in itertools.chain(spill.batches(0), [None]):
+            if batch is not None:
+                group.append(batch)
+                group_rows += batch.num_rows
+                if group_rows < export_file._ROW_GROUP_ROWS:
+                    continue
+            table = pa.Table.from_batches(group, schema=schema)
+            began, started = time.perf_counter(), time.process_time()
+            if batch is None:
+                if group:
+                    writer.write_table(table)
+                writer.close()  # the footer
+            else:
+                writer.write_table(table)
+            wall += time.perf_counter() - began
+            cpu += time.process_time() - started
+            rows += group_rows
+            group, group_rows = [], 0
+    finally:
+        spill.close()
+    return rows, wall, cpu
 
 
 # Linux carries the forking process's RSS high-water mark into a child's ru_maxrss (across
@@ -408,6 +510,7 @@ PATHS = {
     "ndjson": ("ours: NDJSON ZIP → Parquet (typed)", "ours-ndjson"),
     "pandas": ("baseline: zipfile + pandas.read_csv", "pandas-csv"),
     "pandas-parquet": ("baseline + DataFrame.to_parquet", "pandas-csv-parquet"),
+    "floor": ("floor: each stage of CSV → Parquet alone", "floor"),
 }
 
 
@@ -435,9 +538,12 @@ def main() -> None:
         chosen.append("pandas")
     console = Console(width=170)
     csv_zip, ndjson_zip = ensure_inputs(args.rows, console)
-    runs = [
-        (*PATHS[key], ndjson_zip if key == "ndjson" else csv_zip) for key in PATHS if key in chosen
-    ]
+    runs: list[tuple[str, str, Path]] = []
+    for key in (k for k in PATHS if k in chosen):
+        if key == "floor":
+            runs += [(label, stage, csv_zip) for stage, label in FLOOR_STAGES.items()]
+        else:
+            runs.append((*PATHS[key], ndjson_zip if key == "ndjson" else csv_zip))
     load_before = os.getloadavg()[0]
     results: dict[str, list[dict[str, float]]] = {name: [] for _, name, _ in runs}
     for attempt in range(max(1, args.repeat)):
@@ -468,6 +574,8 @@ def main() -> None:
     ):
         table.add_column(header, justify="right" if header != "path" else "left")
     for label, name, _ in runs:
+        if name in FLOOR_STAGES:
+            continue
         done = results[name]
         best = max(rate(r) for r in done)
         median = statistics.median(rate(r) for r in done)
@@ -493,6 +601,8 @@ def main() -> None:
             verdict,
         )
     console.print(table)
+    if "floor" in chosen:
+        _print_floor(console, results, baseline_best)
     console.print(
         f"{os.cpu_count()} CPUs; load average {load_before:.1f} before, "
         f"{os.getloadavg()[0]:.1f} after. Wall-clock figures shrink when other processes share "
@@ -500,6 +610,46 @@ def main() -> None:
         "(best run) the load-independent measure of its work: 300,000 rows/s on 2 cores needs "
         "at least 150,000."
     )
+
+
+def _print_floor(
+    console: Console, results: dict[str, list[dict[str, float]]], baseline_best: float
+) -> None:
+    """The stages' CPU, and what their sum allows on this machine's cores."""
+    table = Table(title="Floor: each stage of CSV → Parquet alone (fresh child each, CPU s)")
+    for header in ("stage", "CPU s best", "CPU s median", "peak RSS MB"):
+        table.add_column(header, justify="right" if header != "stage" else "left")
+    best: dict[str, float] = {}
+    for stage, label in FLOOR_STAGES.items():
+        done = results[stage]
+        best[stage] = min(r["cpu"] for r in done)
+        table.add_row(
+            label,
+            f"{best[stage]:.2f}",
+            f"{statistics.median(r['cpu'] for r in done):.2f}",
+            f"{max(r['rss_mb'] for r in done):.0f}",
+        )
+    floor_cpu = sum(best[stage] for stage in _FLOOR_SUM)
+    table.add_row("inflate + parse + write", f"{floor_cpu:.2f}", "", "", style="bold")
+    console.print(table)
+    cores = os.cpu_count() or 1
+    rows = max(r["rows"] for r in results["floor-parse"])
+    wall = floor_cpu / cores
+    # The baseline runs on one thread: unloaded, its wall rate is its rate per CPU second. The
+    # verdict holds against the better of the two, so load slowing the baseline cannot pass it.
+    baseline_cpu = max(r["rows"] / r["cpu"] for r in results["pandas-csv"])
+    baseline = max(baseline_best, baseline_cpu)
+    line = (
+        f"Floor on {cores} cores: {floor_cpu:.2f} CPU s / {cores} = {wall:.2f} s at best, "
+        f"{rows / wall:,.0f} rows/s = {rows / wall / baseline_best:.2f}× the baseline's best "
+        f"({baseline_best:,.0f} rows/s), {rows / wall / baseline_cpu:.2f}× its rows per CPU s "
+        f"({baseline_cpu:,.0f})"
+    )
+    if results.get("ours-csv"):
+        ours_cpu = min(r["cpu"] for r in results["ours-csv"])
+        line += f"; ours spends {ours_cpu:.2f} CPU s ({ours_cpu / floor_cpu:.2f}× the floor)"
+    verdict = "reachable" if rows / wall >= TARGET_SPEEDUP * baseline else "NOT reachable"
+    console.print(f"{line}. The {TARGET_SPEEDUP:g}× target is {verdict} on this machine.")
 
 
 if __name__ == "__main__":
