@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -36,6 +36,10 @@ ALLOWED: dict[str, frozenset[str]] = {
 }
 
 SYSTEM = "qualflow"
+
+#: Where a transaction's statements run: a session, or (the hot path: no ORM session
+#: overhead) a plain connection.
+Db = Session | Connection
 
 # The hot-path statements are built once (per set of columns) and bound with parameters:
 # building and cache-keying an ORM statement per call cost more CPU than running it.
@@ -104,7 +108,7 @@ def check_move(from_status: str, to_status: str) -> None:
 
 
 def move(
-    session: Session,
+    session: Db,
     reward: Reward,
     to_status: str,
     *,
@@ -158,7 +162,7 @@ def transition(
     }  # fmt: skip
 
 
-def write_transitions(session: Session, journal: list[dict[str, Any]]) -> None:
+def write_transitions(session: Db, journal: list[dict[str, Any]]) -> None:
     """Insert a transaction's transition rows (in the order of the moves) with one statement."""
     if len(journal) == 1:
         session.execute(_INSERT_TRANSITION, journal[0])
@@ -167,7 +171,7 @@ def write_transitions(session: Session, journal: list[dict[str, Any]]) -> None:
     journal.clear()
 
 
-def record_creation(session: Session, reward: Reward, *, actor: str, reason: str = "") -> None:
+def record_creation(session: Db, reward: Reward, *, actor: str, reason: str = "") -> None:
     session.execute(
         _INSERT_TRANSITION,
         transition(reward.id, None, reward.status, actor=actor, reason=reason),
@@ -177,7 +181,7 @@ def record_creation(session: Session, reward: Reward, *, actor: str, reason: str
 # --- limits -------------------------------------------------------------------------------------
 
 
-def reserve(session: Session, incentive: Incentive, amount_minor: int) -> str | None:
+def reserve(session: Db, incentive: Incentive, amount_minor: int) -> str | None:
     """Count one reward of ``amount_minor`` against the incentive's max rewards and budget.
 
     Atomic (a conditional UPDATE of the incentive row), so concurrent rewards can never
@@ -201,14 +205,16 @@ def reserve(session: Session, incentive: Incentive, amount_minor: int) -> str | 
     return "limit reached"
 
 
-def unreserve(session: Session, incentive_id: int, amount_minor: int) -> None:
-    """Give a reward's place back (it was held, blocked, failed or cancelled after counting)."""
-    session.execute(
-        update(Incentive)
-        .where(Incentive.id == incentive_id)
-        .values(
-            committed_count=Incentive.committed_count - 1,
-            committed_minor=Incentive.committed_minor - amount_minor,
-        )
-        .execution_options(synchronize_session=False)
+_UNRESERVE = (
+    update(_INCENTIVES)
+    .where(_INCENTIVES.c.id == bindparam("i_id"))
+    .values(
+        committed_count=_INCENTIVES.c.committed_count - 1,
+        committed_minor=_INCENTIVES.c.committed_minor - bindparam("i_amount"),
     )
+)
+
+
+def unreserve(session: Db, incentive_id: int, amount_minor: int) -> None:
+    """Give a reward's place back (it was held, blocked, failed or cancelled after counting)."""
+    session.execute(_UNRESERVE, {"i_id": incentive_id, "i_amount": amount_minor})

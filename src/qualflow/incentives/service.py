@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Table, bindparam, insert, or_, select, update
+from sqlalchemy import Engine, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -46,6 +46,7 @@ from qualflow.incentives.fraud import count_findings, pending_request_counts, re
 from qualflow.incentives.ids import new_reward_reference, normalize_reference
 from qualflow.incentives.lifecycle import (
     SYSTEM,
+    Db,
     TransitionError,
     check_move,
     move,
@@ -176,14 +177,14 @@ def _fmt(value: Any) -> str:
 
 
 _INCENTIVE_BY_REFERENCE = select(Incentive).where(Incentive.reference_id == bindparam("ref"))
+_OUTBOX: Table = OutboxEmail.__table__  # type: ignore[assignment]
 _OUTBOX_SENT = (
-    update(OutboxEmail)
-    .where(OutboxEmail.id == bindparam("o_id"))
+    update(_OUTBOX)
+    .where(_OUTBOX.c.id == bindparam("o_id"))
     .values(
         status="sent", sent_at=bindparam("o_now"), last_error=None,
-        attempts=OutboxEmail.attempts + 1,
+        attempts=_OUTBOX.c.attempts + 1,
     )
-    .execution_options(synchronize_session=False)
 )  # fmt: skip
 
 
@@ -191,7 +192,6 @@ _INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
 _REWARDS: Table = Reward.__table__  # type: ignore[assignment]
 _INSERT_REWARD = insert(_REWARDS).returning(_REWARDS.c.id)
 _REQUESTS: Table = RewardRequest.__table__  # type: ignore[assignment]
-_OUTBOX: Table = OutboxEmail.__table__  # type: ignore[assignment]
 _INSERT_REQUEST = insert(_REQUESTS)
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
 _CONTEXTS: dict[tuple[bool, bool], Any] = {}
@@ -325,6 +325,7 @@ class RewardService:
         self._parsed_rules: dict[int, tuple[Any, FraudRules]] = {}
         bind = factory.kw.get("bind")
         self._sqlite = bind is not None and bind.dialect.name == "sqlite"
+        self._engine = bind if isinstance(bind, Engine) else None
 
     @contextmanager
     def _writing(self) -> Iterator[Session]:
@@ -337,6 +338,21 @@ class RewardService:
         else:
             with session_scope(self.factory) as session:
                 yield session
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Db]:
+        """A write transaction on a plain connection (the hot path: no ORM session), queued
+        like :meth:`_writing` on SQLite."""
+        engine = self._engine
+        if engine is None:
+            with self._writing() as session:
+                yield session
+        elif self._sqlite:
+            with _SQLITE_WRITES, engine.begin() as connection:
+                yield connection
+        else:
+            with engine.begin() as connection:
+                yield connection
 
     # -- requests ---------------------------------------------------------------------------
 
@@ -450,8 +466,8 @@ class RewardService:
         fresh = False
         for _ in range(5):
             try:
-                with self._writing() as session:
-                    return self._create_in(session, request, email, lease_owner)
+                with self._transaction() as db:
+                    return self._create_in(db, request, email, lease_owner)
             except IntegrityError as exc:
                 if "reference_id" in str(exc.orig) and "rewards" in str(exc.orig):
                     continue  # a reference id collision: draw another
@@ -464,7 +480,7 @@ class RewardService:
         raise RuntimeError("could not draw a unique reward reference id")
 
     def _create_in(
-        self, session: Session, request: RewardRequestIn, email: str, lease_owner: str | None
+        self, session: Db, request: RewardRequestIn, email: str, lease_owner: str | None
     ) -> Submission:
         participant = request.participant_id or None
         ip_address = request.ip_address
@@ -606,7 +622,7 @@ class RewardService:
 
     def _order_at_submission(
         self,
-        session: Session,
+        session: Db,
         reward: Reward,
         incentive: Incentive,
         *,
@@ -639,7 +655,7 @@ class RewardService:
 
     def _record_order(
         self,
-        session: Session,
+        session: Db,
         reward: Reward,
         incentive: Incentive,
         delivery: Delivery,
@@ -708,7 +724,7 @@ class RewardService:
             )
 
     def _queue_email(
-        self, session: Session, reward: Reward, incentive: Incentive, delivery: Delivery
+        self, session: Db, reward: Reward, incentive: Incentive, delivery: Delivery
     ) -> OutboxEmail:
         """Insert the reward email into the outbox (in the caller's transaction); returns the
         row as a plain object (no session tracks it)."""
@@ -895,10 +911,20 @@ class RewardService:
     async def _email_queued(self, reward: Reward, claim: _Claim, outbox: OutboxEmail) -> Reward:
         """Send the email queued with the order, then record it sent and the reward sent in one
         transaction (the hot path: the message is in hand, no outbox read needed)."""
-        assert self.smtp is not None
-        try:
-            await in_db_thread(send_blocking, self.smtp, outbox)
-        except EmailError as exc:
+        smtp = self.smtp
+        assert smtp is not None
+
+        def send_and_record() -> Reward | EmailError:
+            # One trip to the thread pool for both: the message, then its record.
+            try:
+                send_blocking(smtp, outbox)
+            except EmailError as exc:
+                return exc
+            return self._record_sent(reward, outbox.id, claim.owner)
+
+        done = await in_db_thread(send_and_record)
+        if isinstance(done, EmailError):
+            exc = done
             await in_db_thread(
                 record_outbox_failure, self.factory, outbox.id, error=str(exc),
                 retriable=exc.retriable,
@@ -908,13 +934,12 @@ class RewardService:
             if exc.retriable:
                 raise RewardRetry(reason) from None
             raise RewardFailed(f"{reward.reference_id} was ordered but {reason}") from None
-        done = await in_db_thread(self._record_sent, reward, outbox.id, claim.owner)
         claim.released = True
         return done
 
     def _record_sent(self, reward: Reward, outbox_id: int, owner: str) -> Reward:
         now = utcnow()
-        with self._writing() as session:
+        with self._transaction() as session:
             session.execute(_OUTBOX_SENT, {"o_id": outbox_id, "o_now": now})
             if move(
                 session, reward, "sent", actor=SYSTEM, reason="reward emailed",

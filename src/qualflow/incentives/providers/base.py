@@ -19,6 +19,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -183,8 +184,9 @@ class RewardProvider(abc.ABC):
     async def order(self, request: OrderRequest) -> Delivery:
         """Pay one approved reward (idempotent per reward)."""
 
-    def order_in_session(self, session: Session, request: OrderRequest) -> Delivery:
-        """Pay inside the caller's transaction (only when ``orders_in_session``)."""
+    def order_in_session(self, session: Session | Connection, request: OrderRequest) -> Delivery:
+        """Pay inside the caller's transaction (only when ``orders_in_session``). A reward
+        created in that transaction (``request.new``) may come with a plain connection."""
         raise NotImplementedError(f"{self.name} pays through the network, not the database")
 
     async def preview(self, request: OrderRequest) -> Delivery:

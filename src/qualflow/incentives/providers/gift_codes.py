@@ -20,7 +20,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -378,10 +378,11 @@ class GiftCodeProvider(RewardProvider):
 
     orders_in_session = True
 
-    def order_in_session(self, session: Session, request: OrderRequest) -> Delivery:
+    def order_in_session(self, session: Session | Connection, request: OrderRequest) -> Delivery:
         assert request.gift_code_pool_id is not None
         if request.new:
             return self._order_new(session, request)
+        assert isinstance(session, Session), "a reward paid before needs a session"
         pool = session.get(GiftCodePool, request.gift_code_pool_id)
         if pool is None:
             raise ProviderError(
@@ -398,7 +399,7 @@ class GiftCodeProvider(RewardProvider):
             )
         return _delivery(code, pool.name, "")
 
-    def _order_new(self, session: Session, request: OrderRequest) -> Delivery:
+    def _order_new(self, session: Session | Connection, request: OrderRequest) -> Delivery:
         """A reward created in this transaction (it has no code yet): one statement claims a
         code and names its pool; the pool is read only when no code was left."""
         now = utcnow()

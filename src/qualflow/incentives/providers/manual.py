@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from qualflow.incentives.models import Reward
@@ -71,7 +71,7 @@ class ManualProvider(RewardProvider):
 
     orders_in_session = True
 
-    def order_in_session(self, session: Session, request: OrderRequest) -> Delivery:
+    def order_in_session(self, session: Session | Connection, request: OrderRequest) -> Delivery:
         return Delivery(complete=False, hint="to be paid by hand")
 
     async def order(self, request: OrderRequest) -> Delivery:
