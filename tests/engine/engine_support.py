@@ -71,6 +71,8 @@ class SmtpSink:
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.refuse_next: list[str] = []
+        #: SMTP connections accepted so far.
+        self.connections = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -92,9 +94,12 @@ class SmtpSink:
         from aiosmtpd.smtp import SMTP
 
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
-            self._loop.create_server(lambda: SMTP(self), "127.0.0.1", 0)
-        )
+
+        def connection() -> SMTP:
+            self.connections += 1
+            return SMTP(self)
+
+        server = self._loop.run_until_complete(self._loop.create_server(connection, "127.0.0.1", 0))
         self.port = server.sockets[0].getsockname()[1]
         self._server = server
         self._ready.set()

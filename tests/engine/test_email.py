@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from email import message_from_string
-from email.message import Message
+from email.message import EmailMessage, Message
 
 import pytest
 from sqlalchemy import select
@@ -13,7 +14,7 @@ from qualflow.engine.automations import Automations
 from qualflow.engine.errors import DefinitionError
 from qualflow.engine.runs import RunDetail
 from qualflow.engine.runtime import Engine
-from qualflow.notify.email import SmtpSettings
+from qualflow.notify.email import SmtpPool, SmtpSettings
 from qualflow.notify.models import OutboxEmail
 from tests.engine.engine_support import SmtpSink
 
@@ -66,6 +67,34 @@ def test_templated_email_is_delivered_once(
         assert row.status == "sent"
         assert row.run_id == run.id
     assert run.steps[0].output["message_id"] == parsed["Message-ID"]
+
+
+def test_concurrent_senders_use_at_most_the_pool_size_of_connections(smtp_sink: SmtpSink) -> None:
+    settings = SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="hub@example.org")
+    pool = SmtpPool(settings, size=3)
+    start = threading.Barrier(24)
+
+    def send(n: int) -> None:
+        message = EmailMessage()
+        message["Subject"] = f"message {n}"
+        message.set_content("hello")
+        start.wait(10)
+        pool.send(message, "hub@example.org", [f"r{n}@example.org"])
+
+    try:
+        threads = [threading.Thread(target=send, args=(n,)) for n in range(24)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+    finally:
+        pool.close()
+
+    assert sorted(m["to"][0] for m in smtp_sink.messages) == sorted(
+        f"r{n}@example.org" for n in range(24)
+    )
+    # Senders beyond the pool's size waited for a connection instead of opening their own.
+    assert smtp_sink.connections <= 3
 
 
 def test_transient_smtp_refusal_is_retried(

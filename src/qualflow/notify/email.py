@@ -225,13 +225,19 @@ def _header(value: str) -> str:
 
 class SmtpPool:
     """Open SMTP connections reused across messages (connect + EHLO + login cost more than a
-    message). A connection that fails is discarded; the message is retried on a fresh one."""
+    message). A connection that fails is discarded; the message is retried on a fresh one.
 
-    def __init__(self, settings: SmtpSettings, *, size: int = 4) -> None:
+    At most ``size`` connections are open at once: a sender beyond that waits for one to be
+    free instead of opening (and closing) a connection of its own, which under a burst of
+    concurrent runs made about one message in four pay for a new connection; SMTP servers also
+    limit the connections of one client."""
+
+    def __init__(self, settings: SmtpSettings, *, size: int = 8) -> None:
         self.settings = settings
         self.size = size
         self._idle: list[smtplib.SMTP] = []
         self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(size)
 
     def _open(self) -> smtplib.SMTP:
         smtp = smtplib.SMTP(self.settings.host, self.settings.port, timeout=self.settings.timeout)
@@ -246,6 +252,15 @@ class SmtpPool:
         return smtp
 
     def send(self, message: Message, sender: str, recipients: list[str]) -> None:
+        # A stuck conversation ends at its socket timeout, so a slot frees up within about one.
+        if not self._slots.acquire(timeout=2 * self.settings.timeout):
+            raise TimeoutError(f"all {self.size} SMTP connections stayed busy")
+        try:
+            self._send(message, sender, recipients)
+        finally:
+            self._slots.release()
+
+    def _send(self, message: Message, sender: str, recipients: list[str]) -> None:
         with self._lock:
             smtp = self._idle.pop() if self._idle else None
         fresh = smtp is None
@@ -281,10 +296,7 @@ class SmtpPool:
 
     def _release(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
-            if len(self._idle) < self.size:
-                self._idle.append(smtp)
-                return
-        smtp.close()
+            self._idle.append(smtp)
 
     def close(self) -> None:
         with self._lock:
