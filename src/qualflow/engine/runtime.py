@@ -210,9 +210,9 @@ def _engine_database(url: str) -> SAEngine:
     write) so PostgreSQL's connection slots stay available for the other processes, and fixed:
     a step waits for a connection rather than opening one that is closed on its return (with
     8 overflow connections, a burst of 2,000 runs opened and closed some 260 of them, each a
-    new PostgreSQL backend)."""
+    new PostgreSQL backend; on SQLite each re-runs its PRAGMAs)."""
     if make_url(url).get_backend_name() == "sqlite":
-        return make_engine(url, pool_size=8, max_overflow=8)
+        return make_engine(url, pool_size=16, max_overflow=0)
     return create_engine(
         normalize_url(url), pool_size=16, max_overflow=0, pool_pre_ping=False, pool_recycle=300
     )
