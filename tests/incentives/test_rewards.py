@@ -513,3 +513,96 @@ def test_rewards_paid_at_submission_race_for_codes_and_count_exactly(
         ).all()
     assert len(claimed) == len(set(claimed)) == 6
     assert manager.get(incentive.reference_id).committed_count == 6
+
+
+def test_a_place_the_limits_refuse_at_the_end_leaves_nothing_behind(
+    db: Db, manager: IncentiveManager, service: RewardService
+) -> None:
+    """The place against the limits is taken last (with the COMMIT on PostgreSQL): a refusal
+    rolls the whole attempt back (its code claim included) and the reward is decided again."""
+    incentive = gift_incentive(manager, codes=3, max_rewards=1)
+    assert reward_status(service, submit_and_pay(service, request(incentive, "a@example.org"))) == (
+        "sent"
+    )
+    over = service.submit(request(incentive, "b@example.org"), lease_owner="tests")
+    assert over.reward is not None
+    assert over.reward.status == "held"
+    assert over.reward.reasons == ["limit reached: 1 of 1 rewards already committed"]
+    assert over.outbox is None
+    assert transitions(db, over.reward.reference_id) == [
+        (None, "pending", ""),
+        ("pending", "held", "limit reached: 1 of 1 rewards already committed"),
+    ]
+    with db.sessionmaker() as session:
+        claimed = session.scalar(
+            select(func.count()).select_from(GiftCode).where(GiftCode.reward_id.is_not(None))
+        )
+        outcomes = session.scalars(select(RewardRequest.outcome)).all()
+    assert claimed == 1
+    assert outcomes == ["created", "created"]
+    assert manager.get(incentive.reference_id).committed_count == 1
+
+
+def test_cross_request_counts_include_the_request_once(
+    manager: IncentiveManager, service: RewardService
+) -> None:
+    """The counts are taken before the request is recorded: its own participant id and email
+    count once, whether or not earlier requests had them."""
+    rules = FraudRules.model_validate(
+        {
+            "shared_email": {"enabled": True, "threshold": 1},
+            "shared_ip": {"enabled": True, "threshold": 1},
+        }
+    )
+
+    def submit(email: str, participant: str) -> Submission:
+        incentive = gift_incentive(manager, approval_mode="review_suspicious", fraud_rules=rules)
+        values = {**CLEAN, "ipAddress": "198.51.100.20"}
+        return service.submit(request(incentive, email, participant=participant, values=values))
+
+    first = submit("e@example.org", "P1")
+    same_again = submit("e@example.org", "P1")  # same email, participant and IP: still one each
+    assert first.reward is not None
+    assert same_again.reward is not None
+    assert first.reward.status == same_again.reward.status == "approved"
+    second_participant = submit("e@example.org", "P2")
+    assert second_participant.reward is not None
+    assert second_participant.reward.reasons == [
+        "suspicious: e@example.org was used with 2 different participant ids (more than 1)"
+    ]
+    second_email = submit("f@example.org", "P3")
+    assert second_email.reward is not None
+    assert second_email.reward.reasons == [
+        "suspicious: 2 different emails came from IP address 198.51.100.20 (more than 1)"
+    ]
+
+
+def test_a_reward_paid_at_submission_takes_two_transactions_of_few_statements(
+    db: Db, manager: IncentiveManager, service: RewardService
+) -> None:
+    """The hot path's budget: created, paid and queued in one transaction, recorded sent in a
+    second one (on PostgreSQL the place against the limits rides with the first COMMIT)."""
+    from sqlalchemy import event
+
+    incentive = gift_incentive(manager)
+    statements: list[str] = []
+    commits: list[int] = []
+
+    def statement(*args: Any) -> None:
+        statements.append(args[2])
+
+    def commit(_connection: Any) -> None:
+        commits.append(1)
+
+    event.listen(db.engine, "before_cursor_execute", statement)
+    event.listen(db.engine, "commit", commit)
+    try:
+        paid = submit_and_pay(service, request(incentive, "hot@example.org", response_id="R_h"))
+    finally:
+        event.remove(db.engine, "before_cursor_execute", statement)
+        event.remove(db.engine, "commit", commit)
+    assert reward_status(service, paid) == "sent"
+    assert len(commits) == 2
+    # read, reward, request, code, ordered, outbox, transitions, (place); outbox sent, sent,
+    # transition
+    assert len(statements) <= 11, statements

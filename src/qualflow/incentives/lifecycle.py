@@ -205,6 +205,46 @@ def reserve(session: Db, incentive: Incentive, amount_minor: int) -> str | None:
     return "limit reached"
 
 
+# PostgreSQL: the reservation and the COMMIT leave in one write (psycopg's pipeline mode), so the
+# incentive's row lock — which every reward of the incentive queues for — is held for the server's
+# time alone, never while this process waits for its GIL between the UPDATE and the COMMIT. The
+# same conditions as _RESERVE; a refusal must abort the COMMIT sent behind it, so it is an error:
+# a cast of the CASE (not a constant, so it is not folded at planning) fails with _REFUSED.
+_REFUSED = "reservation refused"
+_RESERVE_AND_COMMIT = f"""WITH reserved AS (
+    UPDATE incentives
+    SET committed_count = committed_count + 1,
+        committed_minor = committed_minor + %(amount)s,
+        updated_at = %(now)s
+    WHERE id = %(id)s
+      AND (max_rewards IS NULL OR committed_count < max_rewards)
+      AND (budget_minor IS NULL OR committed_minor + %(amount)s <= budget_minor)
+    RETURNING 1
+)
+SELECT CAST(CASE WHEN EXISTS (SELECT FROM reserved) THEN '1' ELSE '{_REFUSED}' END AS integer)"""
+
+
+def reserve_and_commit(connection: Connection, incentive_id: int, amount_minor: int) -> bool:
+    """PostgreSQL: :func:`reserve` and commit the connection's transaction in one round trip.
+
+    Returns False when the limits refuse the reward: then nothing was committed and the
+    transaction is aborted (the caller rolls it back)."""
+    import psycopg
+
+    raw = connection.connection.driver_connection
+    assert isinstance(raw, psycopg.Connection)
+    params = {"id": incentive_id, "amount": amount_minor, "now": utcnow()}
+    try:
+        with raw.pipeline():
+            raw.execute(_RESERVE_AND_COMMIT, params)
+            raw.commit()
+    except psycopg.errors.InvalidTextRepresentation as exc:
+        if _REFUSED not in str(exc):
+            raise
+        return False
+    return True
+
+
 _UNRESERVE = (
     update(_INCENTIVES)
     .where(_INCENTIVES.c.id == bindparam("i_id"))

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Engine, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +51,7 @@ from qualflow.incentives.lifecycle import (
     check_move,
     move,
     reserve,
+    reserve_and_commit,
     transition,
     unreserve,
     write_transitions,
@@ -116,7 +117,7 @@ class RewardRetry(Exception):
 
 
 class _LimitsChanged(Exception):
-    """An incentive gained a limit while a reward of it was being decided without one."""
+    """The limits refused a reward's place taken last (e.g. a limit was set meanwhile)."""
 
 
 class RewardFailed(Exception):
@@ -463,24 +464,33 @@ class RewardService:
         providers that pay with database writes) the code claimed, the reward ordered and its
         email queued, every transition in one INSERT; the place against the limits is taken
         first when the incentive has limits, else last, just before the commit."""
-        fresh = False
+        reserve_first = False
         for _ in range(5):
             try:
                 with self._transaction() as db:
-                    return self._create_in(db, request, email, lease_owner)
+                    return self._create_in(
+                        db, request, email, lease_owner, reserve_first=reserve_first
+                    )
             except IntegrityError as exc:
                 if "reference_id" in str(exc.orig) and "rewards" in str(exc.orig):
                     continue  # a reference id collision: draw another
                 raise
             except _LimitsChanged:
-                if fresh:
+                if reserve_first:
                     raise RuntimeError("an incentive's limits kept changing") from None
-                fresh = True
-                continue
+                # Refused at the end: decide again, reserving first (a refusal then holds the
+                # reward, with the reason).
+                reserve_first = True
         raise RuntimeError("could not draw a unique reward reference id")
 
     def _create_in(
-        self, session: Db, request: RewardRequestIn, email: str, lease_owner: str | None
+        self,
+        session: Db,
+        request: RewardRequestIn,
+        email: str,
+        lease_owner: str | None,
+        *,
+        reserve_first: bool,
     ) -> Submission:
         participant = request.participant_id or None
         ip_address = request.ip_address
@@ -526,13 +536,19 @@ class RewardService:
             reasons.extend(f"suspicious: {signal}" for signal in signals)
         if incentive.approval_mode == "review_all" and not reasons:
             reasons.append("this incentive reviews every reward before paying it")
-        # Without limits a reservation cannot be refused, so it is taken last: its row lock on
-        # the incentive (which every reward of it waits for) is then held only for the commit.
+        # The place against the limits is taken last, so that its row lock on the incentive
+        # (which every reward of it waits for) is held only for the commit; on PostgreSQL it
+        # goes with the COMMIT. A refusal there rolls everything back, and the reward is decided
+        # again reserving first. On SQLite, an incentive with limits reserves first at once.
+        pipelined = not self._sqlite and isinstance(session, Connection)
         limited = incentive.max_rewards is not None or incentive.budget_minor is not None
-        if not reasons and limited:
+        reserved = False
+        if not reasons and (reserve_first or (limited and not pipelined)):
             limit = reserve(session, incentive, incentive.amount_minor)
             if limit is not None:
                 reasons.append(limit)
+            else:
+                reserved = True
         approved = not reasons
         leased = approved and lease_owner is not None
         columns: dict[str, Any] = {
@@ -599,15 +615,16 @@ class RewardService:
         outbox = None
         if leased:
             outbox = self._order_at_submission(
-                session, reward, incentive, reserved=limited, journal=journal
+                session, reward, incentive, reserved=reserved, journal=journal
             )
         write_transitions(session, journal)
-        if (
-            not limited
-            and reward.counted
-            and reserve(session, incentive, reward.amount_minor) is not None
-        ):
-            raise _LimitsChanged  # a limit was set meanwhile: decide again
+        if reward.counted and not reserved:
+            if pipelined:
+                assert isinstance(session, Connection)
+                if not reserve_and_commit(session, incentive.id, reward.amount_minor):
+                    raise _LimitsChanged
+            elif reserve(session, incentive, reward.amount_minor) is not None:
+                raise _LimitsChanged  # a limit was set meanwhile: decide again
         return Submission("created", f"created {reward.reference_id}", reward, incentive, outbox)
 
     def _rules_of(self, incentive: Incentive) -> FraudRules:
