@@ -421,13 +421,13 @@ def _floor_stage(stage: str, source: str, dest: str) -> tuple[int, float, float]
             for chunk in record_chunks(stream, export_file._CHUNK_SIZE):
                 began, started = time.perf_counter(), time.process_time()
                 table = read.parse(chunk, as_strings=not typed)
+                rows += 0 if table is None else table.num_rows
                 if table is not None and typed:
                     for batch in table.to_batches():
                         csv_reader._finish_fast(batch, read.plans, names)
+                del table  # freeing the rows is part of any path's work
                 wall += time.perf_counter() - began
                 cpu += time.process_time() - started
-                rows += 0 if table is None else table.num_rows
-                del table
         return rows, wall, cpu
     # floor-write: our path's typed batches, parked untimed in a temporary Arrow file (a batch at
     # a time, so memory stays flat), read back and grouped into the tables our writer gets (one
@@ -459,10 +459,12 @@ def _floor_stage(stage: str, source: str, dest: str) -> tuple[int, float, float]
                 writer.close()  # the footer
             else:
                 writer.write_table(table)
+            del table  # freeing the rows is part of any path's work
+            group.clear()
             wall += time.perf_counter() - began
             cpu += time.process_time() - started
             rows += group_rows
-            group, group_rows = [], 0
+            group_rows = 0
     finally:
         spill.close()
     return rows, wall, cpu
