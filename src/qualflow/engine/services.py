@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine.config import EngineConfig
 from qualflow.engine.run_queue import RunQueue
+from qualflow.store.db import autocommit
 
 ClientFactory = Callable[[int], Awaitable[Any]]
 
@@ -42,9 +43,14 @@ class EngineServices:
 
     def connect(self) -> AbstractContextManager[Connection]:
         """A Core connection in a transaction (committed on success): the cheap path for the
-        hot, single-statement writes of running steps."""
+        hot writes of running steps."""
         bind = self.sessionmaker.kw["bind"]
         return bind.begin()  # type: ignore[no-any-return]
+
+    def autocommit(self) -> AbstractContextManager[Connection]:
+        """A Core connection for writes that need no transaction around them (see
+        :func:`qualflow.store.db.autocommit`)."""
+        return autocommit(self.sessionmaker.kw["bind"])
 
     @property
     def response_fetcher(self) -> Any:

@@ -164,13 +164,14 @@ def _start(
     if plan is None:
         return _Start(error=f"automation {automation_id} version {version} no longer exists")
     now = utcnow()
-    with services.connect() as conn:
+    with services.autocommit() as conn:
         updated = conn.execute(
             _MARK_RUNNING, {"run_id": run_id, "workflow_id": workflow_id, "now": now}
         ).rowcount
-        if updated:
-            # First start of a queued run: no step has run yet.
-            return _Start(plan=plan)
+    if updated:
+        # First start of a queued run: no step has run yet.
+        return _Start(plan=plan)
+    with services.connect() as conn:
         row = conn.execute(_RUN_OWNER, {"run_id": run_id}).first()
         if row is not None:
             status, owner = row
@@ -419,6 +420,12 @@ class _StepRecord:
             "started_at": self.started,
             "finished_at": None if status == "running" else utcnow(),
         }
+        if outcome is None and not writes:
+            # Cancelling a run marks its row; the workflow learns it here, before the next step
+            # (the row's upsert returns the run's status and owner).
+            with services.autocommit() as conn:
+                row = conn.execute(_UPSERT_STEP_RETURNING_OWNER, params).first()
+            return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
         with services.connect() as conn:
             for statement, values in writes:
                 conn.execute(statement, values)
@@ -426,8 +433,6 @@ class _StepRecord:
                 conn.execute(_UPSERT_STEP, params)
                 _write_outcome(conn, self.run_id, self.workflow_id, *outcome)
                 return False
-            # Cancelling a run marks its row; the workflow learns it here, before the next step
-            # (the row's upsert returns the run's status and owner).
             row = conn.execute(_UPSERT_STEP_RETURNING_OWNER, params).first()
         return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
 

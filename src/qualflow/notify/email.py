@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
+from qualflow.store.db import autocommit
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +172,7 @@ def queue_email(
     """Write the message to the outbox (or return the one already there under ``key``)."""
     values = outbox_values(key, email, sender=sender, run_id=run_id)
     bind = _bind(factory)
-    with bind.begin() as conn:
+    with autocommit(bind) as conn:
         row = conn.execute(_INSERT_IGNORE[bind.dialect.name], values).first()
         if row is None:
             row = conn.execute(_SELECT_BY_KEY, {"key": key}).one()

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.store import sqlite_writers
@@ -56,3 +56,18 @@ def session_scope(factory: sessionmaker[Session]) -> Iterator[Session]:
         raise
     finally:
         session.close()
+
+
+@contextmanager
+def autocommit(engine: Engine) -> Iterator[Connection]:
+    """A connection for statements that need no transaction around them.
+
+    On PostgreSQL each statement commits by itself: no BEGIN and COMMIT round trips, a third of
+    the statements of a run's hot path. On SQLite the statements run in one transaction instead,
+    which is what takes this process's writer lock (see ``sqlite_writers``)."""
+    if engine.dialect.name == "postgresql":
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+            yield connection
+    else:
+        with engine.begin() as connection:
+            yield connection
