@@ -16,7 +16,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Table, Update, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Table, Update, bindparam, insert, or_, select, text, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -47,9 +47,33 @@ _REWARDS: Table = Reward.__table__  # type: ignore[assignment]
 _INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
 _TRANSITIONS: Table = RewardTransition.__table__  # type: ignore[assignment]
 _INSERT_TRANSITION = insert(_TRANSITIONS)
-# For several rows: with RETURNING, SQLAlchemy sends them as one INSERT of many VALUES rows
-# (without it, the driver's executemany runs one INSERT per row).
-_INSERT_TRANSITIONS = insert(_TRANSITIONS).returning(_TRANSITIONS.c.id)
+_TRANSITION_COLUMNS = ("reward_id", "from_status", "to_status", "actor", "reason", "at")
+# Several rows: one INSERT of as many VALUES rows, built once per count (an executemany is one
+# INSERT per row with psycopg; SQLAlchemy's "insertmanyvalues" renders its SQL every time, and
+# its insert().values([...]) is compiled every time: it has no cache key).
+_INSERT_TRANSITIONS: dict[int, Any] = {}
+
+
+def _insert_rows(count: int) -> Any:
+    statement = _INSERT_TRANSITIONS.get(count)
+    if statement is None:
+        rows = ", ".join(
+            "(" + ", ".join(f":{name}_{n}" for name in _TRANSITION_COLUMNS) + ")"
+            for n in range(count)
+        )
+        statement = text(
+            f"INSERT INTO reward_transitions ({', '.join(_TRANSITION_COLUMNS)}) VALUES {rows}"
+        ).bindparams(
+            *(
+                bindparam(f"{name}_{n}", type_=_TRANSITIONS.c[name].type)
+                for n in range(count)
+                for name in _TRANSITION_COLUMNS
+            )
+        )
+        _INSERT_TRANSITIONS[count] = statement
+    return statement
+
+
 _MOVES: dict[tuple[str, ...], Update] = {}
 
 
@@ -167,7 +191,8 @@ def write_transitions(session: Db, journal: list[dict[str, Any]]) -> None:
     if len(journal) == 1:
         session.execute(_INSERT_TRANSITION, journal[0])
     elif journal:
-        session.execute(_INSERT_TRANSITIONS, journal)
+        params = {f"{key}_{n}": v for n, row in enumerate(journal) for key, v in row.items()}
+        session.execute(_insert_rows(len(journal)), params)
     journal.clear()
 
 

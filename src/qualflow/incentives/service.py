@@ -192,6 +192,11 @@ _OUTBOX_SENT = (
 _INCENTIVES: Table = Incentive.__table__  # type: ignore[assignment]
 _REWARDS: Table = Reward.__table__  # type: ignore[assignment]
 _INSERT_REWARD = insert(_REWARDS).returning(_REWARDS.c.id)
+#: Columns a new reward leaves NULL (not sent with its INSERT; set on the object).
+_UNSET_AT_CREATION: dict[str, Any] = dict.fromkeys(
+    ("provider_order_id", "delivery", "delivery_hint", "email_outbox_id", "last_error",
+     "ordered_at", "sent_at", "paid_at")
+)  # fmt: skip
 _REQUESTS: Table = RewardRequest.__table__  # type: ignore[assignment]
 _INSERT_REQUEST = insert(_REQUESTS)
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
@@ -576,24 +581,16 @@ class RewardService:
                 if incentive.provider == "tango"
                 else None
             ),
-            "provider_order_id": None,
-            "delivery": None,
-            "delivery_hint": None,
-            "email_outbox_id": None,
             "resend_count": 0,
             "attempts": 0,
-            "last_error": None,
             "next_attempt_at": now if approved else None,
             "lease_owner": lease_owner if leased else None,
             "lease_until": now + self.lease if leased else None,
             "created_at": now,
             "updated_at": now,
-            "ordered_at": None,
-            "sent_at": None,
-            "paid_at": None,
         }
         reward_id = session.execute(_INSERT_REWARD, columns).scalar_one()
-        reward = Reward(id=reward_id, **columns)
+        reward = Reward(id=reward_id, **columns, **_UNSET_AT_CREATION)
         session.execute(
             _INSERT_REQUEST,
             {
