@@ -4,7 +4,7 @@ first, then from the ``response_cache`` table, then from Qualtrics (the sandbox 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 from sqlalchemy import delete
@@ -63,3 +63,33 @@ def test_exported_responses_are_served_from_memory_then_table_then_qualtrics(
     assert asyncio.run(scenario()) == ["a", "b", "c", "live"]
     assert fetcher.stats["cache_hits"] == 3
     assert fetcher.stats["single_gets"] == 1
+
+
+def test_a_batch_served_by_another_process_s_export_does_not_export_again(
+    engine: Engine,
+) -> None:
+    state = SandboxState()
+    user, token = state.create_user("batches@example.org")
+    survey = state.new_survey("Batches", owner_id=user.id)
+    live = state.record_response(survey.id, {"tier": "live"}, emit=False)
+    fetcher = ResponseFetcher(engine.services, single_limit=0, batch_window=1.0)
+    elsewhere = ResponseFetcher(engine.services)  # another worker process, sharing the table
+
+    async def scenario() -> list[object]:
+        client = AsyncClient(
+            base_url="http://sandbox.test",
+            api_token=token,
+            transport=httpx.ASGITransport(app=create_app(state)),
+        )
+        async with client:
+            now = datetime.now(UTC)
+            waiting = asyncio.create_task(fetcher.get(client, 1, survey.id, "R_x", now))
+            await asyncio.sleep(0.05)  # the batch is collecting; the other process exports
+            elsewhere.store(1, survey.id, [_exported("R_x", "x")])
+            served = await waiting
+            exports_before_live = fetcher.stats["exports"]
+            fetched = await fetcher.get(client, 1, survey.id, live.id, now)
+            return [served["values"]["tier"], exports_before_live, fetched["responseId"]]
+
+    assert asyncio.run(scenario()) == ["x", 0, live.id]
+    assert fetcher.stats["exports"] == 1

@@ -42,6 +42,11 @@ _CACHED_PAYLOAD = select(CachedResponse.payload).where(
 )
 
 
+_CACHED_PAYLOADS = select(CachedResponse.response_id, CachedResponse.payload).where(
+    CachedResponse.response_id.in_(bindparam("ids", expanding=True))
+)
+
+
 def parse_recorded(value: Any) -> datetime | None:
     if isinstance(value, datetime):
         return value
@@ -121,6 +126,23 @@ class ResponseFetcher:
         with self.services.connect() as conn:
             payload = conn.execute(_CACHED_PAYLOAD, {"response_id": response_id}).scalar()
         return dict(payload) if payload is not None else None
+
+    def _cached_many(self, response_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """The cached ones among ``response_ids`` (memory first, then the table)."""
+        found: dict[str, dict[str, Any]] = {}
+        with self._recent_lock:
+            for response_id in response_ids:
+                payload = self._recent.get(response_id)
+                if payload is not None:
+                    found[response_id] = payload
+        missing = [r for r in response_ids if r not in found]
+        if not missing:
+            return found
+        with self.services.connect() as conn:
+            for start in range(0, len(missing), 500):
+                rows = conn.execute(_CACHED_PAYLOADS, {"ids": missing[start : start + 500]})
+                found.update((response_id, dict(payload)) for response_id, payload in rows)
+        return found
 
     def store(
         self, connection_id: int | None, survey_id: str, responses: list[dict[str, Any]]
@@ -214,17 +236,21 @@ class ResponseFetcher:
         try:
             assert batch.earliest is not None
             assert batch.latest is not None
-            responses = await self.export_window(
-                client, survey_id, batch.earliest - WINDOW_SLACK, batch.latest + WINDOW_SLACK
-            )
-            await asyncio.to_thread(self.store, connection_id, survey_id, responses)
+            # Another process's export (or an earlier batch's) may hold them all by now.
+            by_id = await asyncio.to_thread(self._cached_many, list(batch.waiting))
+            self.stats["cache_hits"] += len(by_id)
+            if len(by_id) < len(batch.waiting):
+                responses = await self.export_window(
+                    client, survey_id, batch.earliest - WINDOW_SLACK, batch.latest + WINDOW_SLACK
+                )
+                await asyncio.to_thread(self.store, connection_id, survey_id, responses)
+                by_id.update((r["responseId"], r) for r in responses if r.get("responseId"))
         except Exception as exc:
             for futures in batch.waiting.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(exc)
             return
-        by_id = {r.get("responseId"): r for r in responses}
         for response_id, futures in batch.waiting.items():
             found = by_id.get(response_id)
             for future in futures:
