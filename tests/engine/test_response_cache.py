@@ -14,7 +14,7 @@ from qualflow.engine.responses import ResponseFetcher
 from qualflow.engine.runtime import Engine
 from qualflow.qualtrics import AsyncClient
 from qualflow.sandbox.app import create_app
-from qualflow.sandbox.state import SandboxState
+from qualflow.sandbox.state import SandboxConfig, SandboxState
 
 
 def _exported(response_id: str, tier: str) -> dict[str, object]:
@@ -92,4 +92,34 @@ def test_a_batch_served_by_another_process_s_export_does_not_export_again(
             return [served["values"]["tier"], exports_before_live, fetched["responseId"]]
 
     assert asyncio.run(scenario()) == ["x", 0, live.id]
+    assert fetcher.stats["exports"] == 1
+
+
+def test_a_response_asked_for_during_an_export_that_holds_it_waits_for_that_export(
+    engine: Engine,
+) -> None:
+    state = SandboxState(SandboxConfig(export_duration=1.0))
+    user, token = state.create_user("late@example.org")
+    survey = state.new_survey("Late", owner_id=user.id)
+    recorded = datetime.now(UTC) - timedelta(seconds=10)
+    stamp = recorded.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    first, second = (
+        state.record_response(survey.id, {"recordedDate": stamp, "endDate": stamp}, emit=False)
+        for _ in range(2)
+    )
+    fetcher = ResponseFetcher(engine.services, single_limit=0, batch_window=0.1)
+
+    async def scenario() -> list[str]:
+        client = AsyncClient(
+            base_url="http://sandbox.test",
+            api_token=token,
+            transport=httpx.ASGITransport(app=create_app(state)),
+        )
+        async with client:
+            batched = asyncio.create_task(fetcher.get(client, 1, survey.id, first.id, recorded))
+            await asyncio.sleep(0.3)  # its batch closed; its export takes a second
+            late = await fetcher.get(client, 1, survey.id, second.id, recorded)
+            return [(await batched)["responseId"], late["responseId"]]
+
+    assert asyncio.run(scenario()) == [first.id, second.id]
     assert fetcher.stats["exports"] == 1

@@ -65,6 +65,20 @@ class _Batch:
     earliest: datetime | None = None
     latest: datetime | None = None
     task: asyncio.Task[None] | None = None
+    #: When its export started; responses asked for meanwhile that it must contain wait for it
+    #: (``late``: None when it did not have them after all).
+    exported_at: datetime | None = None
+    late: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = field(default_factory=dict)
+
+    def contains(self, recorded: datetime) -> bool:
+        """Whether its export holds every response recorded at ``recorded``: inside the
+        window and recorded before the export began (webhook dates have whole seconds)."""
+        if self.exported_at is None or self.earliest is None or self.latest is None:
+            return False
+        return (
+            self.earliest - WINDOW_SLACK <= recorded < self.latest + WINDOW_SLACK
+            and recorded + timedelta(seconds=1) < self.exported_at
+        )
 
     def add(
         self, response_id: str, recorded: datetime, future: asyncio.Future[dict[str, Any]]
@@ -93,6 +107,8 @@ class ResponseFetcher:
         self.max_batch = max_batch
         self._singles: dict[int, int] = defaultdict(int)
         self._batches: dict[tuple[int, str], _Batch] = {}
+        #: Batches whose export is under way, per (connection, survey).
+        self._exporting: dict[tuple[int, str], list[_Batch]] = {}
         self.stats = {"cache_hits": 0, "single_gets": 0, "exports": 0, "exported_responses": 0}
         #: The latest exported responses of this process, newest last: the runs waiting for
         #: them read them without a database round trip (the table serves everyone else).
@@ -215,6 +231,17 @@ class ResponseFetcher:
         recorded_at: datetime,
     ) -> dict[str, Any]:
         key = (connection_id, survey_id)
+        for running in self._exporting.get(key, ()):
+            if running.contains(recorded_at):
+                # An export already under way holds it: wait for that one, not a new export.
+                late: asyncio.Future[dict[str, Any] | None] = (
+                    asyncio.get_running_loop().create_future()
+                )
+                running.late.setdefault(response_id, []).append(late)
+                found = await late
+                if found is not None:
+                    return found
+                break
         batch = self._batches.get(key)
         if batch is None or len(batch.waiting) >= self.max_batch:
             batch = _Batch()
@@ -240,17 +267,35 @@ class ResponseFetcher:
             by_id = await asyncio.to_thread(self._cached_many, list(batch.waiting))
             self.stats["cache_hits"] += len(by_id)
             if len(by_id) < len(batch.waiting):
-                responses = await self.export_window(
-                    client, survey_id, batch.earliest - WINDOW_SLACK, batch.latest + WINDOW_SLACK
-                )
-                await asyncio.to_thread(self.store, connection_id, survey_id, responses)
+                batch.exported_at = utcnow()
+                self._exporting.setdefault(key, []).append(batch)
+                try:
+                    responses = await self.export_window(
+                        client,
+                        survey_id,
+                        batch.earliest - WINDOW_SLACK,
+                        batch.latest + WINDOW_SLACK,
+                    )
+                    await asyncio.to_thread(self.store, connection_id, survey_id, responses)
+                finally:
+                    self._exporting[key].remove(batch)
+                    if not self._exporting[key]:
+                        del self._exporting[key]
                 by_id.update((r["responseId"], r) for r in responses if r.get("responseId"))
         except Exception as exc:
             for futures in batch.waiting.values():
                 for future in futures:
                     if not future.done():
                         future.set_exception(exc)
+            for lates in batch.late.values():
+                for late in lates:
+                    if not late.done():
+                        late.set_exception(exc)
             return
+        for response_id, lates in batch.late.items():
+            for late in lates:
+                if not late.done():
+                    late.set_result(by_id.get(response_id))
         for response_id, futures in batch.waiting.items():
             found = by_id.get(response_id)
             for future in futures:
