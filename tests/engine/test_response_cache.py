@@ -21,6 +21,22 @@ def _exported(response_id: str, tier: str) -> dict[str, object]:
     return {"responseId": response_id, "values": {"tier": tier, "recordedDate": "2026-11-24"}}
 
 
+class _Qualtrics:
+    """A sandbox with one survey, and async clients of it (in-process)."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.state = SandboxState(config or SandboxConfig())
+        user, self.token = self.state.create_user("fetcher@example.org")
+        self.survey_id = self.state.new_survey("Cache", owner_id=user.id).id
+
+    def client(self) -> AsyncClient:
+        return AsyncClient(
+            base_url="http://sandbox.test",
+            api_token=self.token,
+            transport=httpx.ASGITransport(app=create_app(self.state)),
+        )
+
+
 def _forget_table(engine: Engine) -> None:
     with engine.services.sessionmaker() as session, session.begin():
         session.execute(delete(CachedResponse))
@@ -29,31 +45,25 @@ def _forget_table(engine: Engine) -> None:
 def test_exported_responses_are_served_from_memory_then_table_then_qualtrics(
     engine: Engine,
 ) -> None:
-    state = SandboxState()
-    user, token = state.create_user("fetcher@example.org")
-    survey = state.new_survey("Cache", owner_id=user.id)
-    live = state.record_response(survey.id, {"tier": "live"}, emit=False)
+    qualtrics = _Qualtrics()
+    state, survey_id = qualtrics.state, qualtrics.survey_id
+    live = state.record_response(survey_id, {"tier": "live"}, emit=False)
     fetcher = ResponseFetcher(engine.services, recent_limit=2)
 
     async def scenario() -> list[object]:
-        client = AsyncClient(
-            base_url="http://sandbox.test",
-            api_token=token,
-            transport=httpx.ASGITransport(app=create_app(state)),
-        )
-        async with client:
+        async with qualtrics.client() as client:
 
             async def get(response_id: str) -> object:
-                payload = await fetcher.get(client, 1, survey.id, response_id, None)
+                payload = await fetcher.get(client, 1, survey_id, response_id, None)
                 return payload["values"]["tier"]
 
-            fetcher.store(1, survey.id, [_exported("R_a", "a"), _exported("R_b", "b")])
+            fetcher.store(1, survey_id, [_exported("R_a", "a"), _exported("R_b", "b")])
             _forget_table(engine)
             # Both still in memory although the table lost them.
             from_memory = [await get("R_a"), await get("R_b")]
             # A third export pushes the oldest out of memory (limit 2); the table serves it.
-            fetcher.store(1, survey.id, [_exported("R_c", "c"), _exported("R_a", "a")])
-            fetcher.store(1, survey.id, [_exported("R_d", "d")])
+            fetcher.store(1, survey_id, [_exported("R_c", "c"), _exported("R_a", "a")])
+            fetcher.store(1, survey_id, [_exported("R_d", "d")])
             from_table = await get("R_c")
             # Pruning forgets memory as well: what is left comes from Qualtrics.
             fetcher.prune(older_than=timedelta(0))
@@ -68,27 +78,21 @@ def test_exported_responses_are_served_from_memory_then_table_then_qualtrics(
 def test_a_batch_served_by_another_process_s_export_does_not_export_again(
     engine: Engine,
 ) -> None:
-    state = SandboxState()
-    user, token = state.create_user("batches@example.org")
-    survey = state.new_survey("Batches", owner_id=user.id)
-    live = state.record_response(survey.id, {"tier": "live"}, emit=False)
+    qualtrics = _Qualtrics()
+    state, survey_id = qualtrics.state, qualtrics.survey_id
+    live = state.record_response(survey_id, {"tier": "live"}, emit=False)
     fetcher = ResponseFetcher(engine.services, single_limit=0, batch_window=1.0)
     elsewhere = ResponseFetcher(engine.services)  # another worker process, sharing the table
 
     async def scenario() -> list[object]:
-        client = AsyncClient(
-            base_url="http://sandbox.test",
-            api_token=token,
-            transport=httpx.ASGITransport(app=create_app(state)),
-        )
-        async with client:
+        async with qualtrics.client() as client:
             now = datetime.now(UTC)
-            waiting = asyncio.create_task(fetcher.get(client, 1, survey.id, "R_x", now))
+            waiting = asyncio.create_task(fetcher.get(client, 1, survey_id, "R_x", now))
             await asyncio.sleep(0.05)  # the batch is collecting; the other process exports
-            elsewhere.store(1, survey.id, [_exported("R_x", "x")])
+            elsewhere.store(1, survey_id, [_exported("R_x", "x")])
             served = await waiting
             exports_before_live = fetcher.stats["exports"]
-            fetched = await fetcher.get(client, 1, survey.id, live.id, now)
+            fetched = await fetcher.get(client, 1, survey_id, live.id, now)
             return [served["values"]["tier"], exports_before_live, fetched["responseId"]]
 
     assert asyncio.run(scenario()) == ["x", 0, live.id]
@@ -98,27 +102,21 @@ def test_a_batch_served_by_another_process_s_export_does_not_export_again(
 def test_a_response_asked_for_during_an_export_that_holds_it_waits_for_that_export(
     engine: Engine,
 ) -> None:
-    state = SandboxState(SandboxConfig(export_duration=1.0))
-    user, token = state.create_user("late@example.org")
-    survey = state.new_survey("Late", owner_id=user.id)
+    qualtrics = _Qualtrics(SandboxConfig(export_duration=1.0))
+    state, survey_id = qualtrics.state, qualtrics.survey_id
     recorded = datetime.now(UTC) - timedelta(seconds=10)
     stamp = recorded.strftime("%Y-%m-%dT%H:%M:%S.000Z")
     first, second = (
-        state.record_response(survey.id, {"recordedDate": stamp, "endDate": stamp}, emit=False)
+        state.record_response(survey_id, {"recordedDate": stamp, "endDate": stamp}, emit=False)
         for _ in range(2)
     )
     fetcher = ResponseFetcher(engine.services, single_limit=0, batch_window=0.1)
 
     async def scenario() -> list[str]:
-        client = AsyncClient(
-            base_url="http://sandbox.test",
-            api_token=token,
-            transport=httpx.ASGITransport(app=create_app(state)),
-        )
-        async with client:
-            batched = asyncio.create_task(fetcher.get(client, 1, survey.id, first.id, recorded))
+        async with qualtrics.client() as client:
+            batched = asyncio.create_task(fetcher.get(client, 1, survey_id, first.id, recorded))
             await asyncio.sleep(0.3)  # its batch closed; its export takes a second
-            late = await fetcher.get(client, 1, survey.id, second.id, recorded)
+            late = await fetcher.get(client, 1, survey_id, second.id, recorded)
             return [(await batched)["responseId"], late["responseId"]]
 
     assert asyncio.run(scenario()) == [first.id, second.id]
