@@ -448,6 +448,52 @@ def scenario(
         smtp.stop()
 
 
+class StatementCounter:
+    """Statements and commits PostgreSQL ran in this engine's database from now on, from
+    pg_stat_statements when the server has it (else nothing is counted). A difference of two
+    snapshots: a reset would clear everyone's figures."""
+
+    _QUERY = (
+        "SELECT queryid, query, calls FROM pg_stat_statements"
+        " WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+
+    def __init__(self, engine: Any) -> None:
+        from sqlalchemy import text
+
+        self.engine = engine
+        self.before: dict[int, int] | None = None
+        try:
+            # The bench's own throw-away database: its view of the server's statistics.
+            with engine.connect() as connection:
+                connection.execute(text("CREATE EXTENSION IF NOT EXISTS pg_stat_statements"))
+                connection.commit()
+            self.before = {queryid: calls for queryid, _query, calls in self._rows()}
+        except Exception:  # no pg_stat_statements here: the figures are simply not shown
+            self.before = None
+
+    def _rows(self) -> list[Any]:
+        from sqlalchemy import text
+
+        with self.engine.connect() as connection:
+            return list(connection.execute(text(self._QUERY)).all())
+
+    def per_reward(self, rewards: int) -> str | None:
+        if self.before is None or not rewards:
+            return None
+        total = commits = 0
+        for queryid, query, calls in self._rows():
+            if "pg_stat_statements" in query:
+                continue
+            ran = calls - self.before.get(queryid, 0)
+            total += ran
+            commits += ran if query.strip().upper() == "COMMIT" else 0
+        return (
+            f"per reward: {total / rewards:.1f} statements incl. BEGIN/COMMIT,"
+            f" {commits / rewards:.1f} commits"
+        )
+
+
 def incentives_only(kind: str, url: str, count: int, smtp: StampingSmtp) -> Result:
     """The reward service alone: submit + pay + email, ``count`` rewards 64 at a time."""
     import resource
@@ -493,6 +539,7 @@ def incentives_only(kind: str, url: str, count: int, smtp: StampingSmtp) -> Resu
             return sent
 
         asyncio.run(burst(0, 50))  # warm-up
+        statements = StatementCounter(db) if kind == "postgres" else None
         before = resource.getrusage(resource.RUSAGE_SELF)
         started = time.perf_counter()
         sent = asyncio.run(burst(50, count))
@@ -500,10 +547,12 @@ def incentives_only(kind: str, url: str, count: int, smtp: StampingSmtp) -> Resu
         received = [e for e in sent if e in smtp.accepted]
         last = max((smtp.accepted[e] for e in received), default=started)
         cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        note = "no edge/engine; 64 at a time; CPU incl. the SMTP sink"
+        per_reward = statements.per_reward(count) if statements is not None else None
         return Result(
             f"{kind} incentives only", count, last - started, len(received),
             [smtp.accepted[e] - sent[e] for e in received],
-            note="no edge/engine; 64 at a time; CPU incl. the SMTP sink",
+            note=f"{note}; {per_reward}" if per_reward else note,
             cpu_ms=cpu * 1000 / max(len(received), 1),
         )  # fmt: skip
     finally:

@@ -497,15 +497,15 @@ class RewardService:
         *,
         reserve_first: bool,
     ) -> Submission:
-        participant = request.participant_id or None
         ip_address = request.ip_address
         params: dict[str, Any] = {"ref": normalize_reference(request.incentive_reference)}
         params["f_email"] = email
-        if participant is not None:
-            params["f_participant"] = participant
+        if request.participant_id is not None:
+            params["f_participant"] = request.participant_id
         if ip_address:
             params["f_ip"] = ip_address
-        row = session.execute(_context(participant is not None, bool(ip_address)), params).first()
+        statement = _context(request.participant_id is not None, bool(ip_address))
+        row = session.execute(statement, params).first()
         if row is None:
             raise IncentiveNotFound(f"incentive {params['ref']} does not exist")
         values = row._asdict()
@@ -565,7 +565,7 @@ class RewardService:
             "first_name": (request.first_name or "").strip()[:100] or None,
             "response_id": request.response_id,
             "survey_id": request.survey_id,
-            "participant_id": participant,
+            "participant_id": request.participant_id or None,
             "ip_address": ip_address,
             "source": request.source,
             "requested_by": request.requested_by[:300],
