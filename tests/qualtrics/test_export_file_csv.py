@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import zipfile
 from datetime import UTC, datetime
 from pathlib import Path
@@ -584,3 +586,19 @@ def test_constructor_validates_options(tmp_path: Path) -> None:
         ExportFile(tmp_path / "x", format="csv", compressed=False, time_zone="Nowhere/Land")
     with pytest.raises(ValueError, match="errors must be"):
         ExportFile(tmp_path / "x", format="csv", compressed=False, errors="ignore")  # type: ignore[arg-type]
+
+
+def test_reading_an_export_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas (when installed; ~0.2 CPU s) the first time it converts Python
+    values to Arrow: nothing on the way from a CSV export to Parquet needs that."""
+    script = (
+        "import sys\n"
+        "from qualflow.qualtrics.export_file import ExportFile\n"
+        f"export = ExportFile({str(RECORDED_CSV)!r}, format='csv', compressed=False, "
+        "time_zone='Europe/Zurich')\n"
+        f"export.write({str(tmp_path / 'o.parquet')!r})\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pandas')[:3])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
