@@ -27,12 +27,13 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm.attributes import set_committed_value
 
 from qualflow.incentives.delivery import (
     EmailTemplate,
@@ -216,6 +217,22 @@ def _context(participant: bool, ip_address: bool) -> Any:
         ).where(_INCENTIVES.c.reference_id == bindparam("ref"))
         _CONTEXTS[(participant, ip_address)] = statement
     return statement
+
+
+# PostgreSQL's record of a reward emailed, for one pipeline (see _record_sent_pipelined).
+_PG_OUTBOX_SENT = """UPDATE email_outbox
+SET status = 'sent', sent_at = %(now)s, last_error = NULL, attempts = attempts + 1
+WHERE id = %(outbox)s"""
+_PG_MOVED_TO_SENT = """WITH moved AS (
+    UPDATE rewards
+    SET status = 'sent', updated_at = %(now)s, email_outbox_id = %(outbox)s, sent_at = %(now)s,
+        next_attempt_at = NULL, last_error = NULL, lease_owner = NULL, lease_until = NULL
+    WHERE id = %(reward)s AND status = %(from)s
+    RETURNING id
+)
+INSERT INTO reward_transitions (reward_id, from_status, to_status, actor, reason, at)
+SELECT id, %(from)s, 'sent', %(actor)s, %(reason)s, %(now)s FROM moved
+RETURNING reward_id"""
 
 
 def get_incentive(session: Session, reference: str) -> Incentive:
@@ -953,16 +970,47 @@ class RewardService:
 
     def _record_sent(self, reward: Reward, outbox_id: int, owner: str) -> Reward:
         now = utcnow()
-        with self._transaction() as session:
-            session.execute(_OUTBOX_SENT, {"o_id": outbox_id, "o_now": now})
-            if move(
-                session, reward, "sent", actor=SYSTEM, reason="reward emailed",
-                email_outbox_id=outbox_id, sent_at=now, next_attempt_at=None, last_error=None,
-                lease_owner=None, lease_until=None,
-            ):  # fmt: skip
+        if self._engine is not None and not self._sqlite:
+            if self._record_sent_pipelined(reward, outbox_id, now):
                 return reward
+        else:
+            with self._transaction() as session:
+                session.execute(_OUTBOX_SENT, {"o_id": outbox_id, "o_now": now})
+                if move(
+                    session, reward, "sent", actor=SYSTEM, reason="reward emailed",
+                    email_outbox_id=outbox_id, sent_at=now, next_attempt_at=None,
+                    last_error=None, lease_owner=None, lease_until=None,
+                ):  # fmt: skip
+                    return reward
         # A concurrent attempt of the same claim recorded it first.
         return self._after_email(reward.id, outbox_id, paid=False, owner=owner)
+
+    def _record_sent_pipelined(self, reward: Reward, outbox_id: int, now: datetime) -> bool:
+        """PostgreSQL: the email and the reward recorded sent (with the transition, written only
+        if the reward moved) in one round trip: both statements go in one pipeline, which the
+        server runs as one implicit transaction (no BEGIN/COMMIT of their own). Returns whether
+        the reward moved; a move is the same conditional UPDATE as :func:`move`'s."""
+        assert self._engine is not None
+        check_move(reward.status, "sent")
+        params = {
+            "now": now, "outbox": outbox_id, "reward": reward.id, "from": reward.status,
+            "actor": SYSTEM, "reason": "reward emailed",
+        }  # fmt: skip
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+            raw = db.connection.driver_connection
+            assert raw is not None
+            with raw.pipeline():
+                raw.execute(_PG_OUTBOX_SENT, params)
+                moved = raw.execute(_PG_MOVED_TO_SENT, params)
+            if moved.fetchone() is None:
+                return False
+        values = {
+            "status": "sent", "updated_at": now, "email_outbox_id": outbox_id, "sent_at": now,
+            "next_attempt_at": None, "last_error": None, "lease_owner": None, "lease_until": None,
+        }  # fmt: skip
+        for key, value in values.items():
+            set_committed_value(reward, key, value)
+        return True
 
     # -- reviewers' operations ---------------------------------------------------------------
 
