@@ -13,6 +13,7 @@ reward cannot both move it; the loser sees ``False`` and re-reads.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -139,6 +140,7 @@ def move(
     actor: str,
     reason: str = "",
     journal: list[dict[str, Any]] | None = None,
+    deferred: Deferred | None = None,
     **values: Any,
 ) -> bool:
     """Move ``reward`` from its current status to ``to_status`` inside the caller's transaction.
@@ -146,15 +148,18 @@ def move(
     Returns False (and changes nothing) when another process moved it first. ``values`` are
     further columns to set in the same UPDATE. With ``journal``, the transition row is
     appended to it for :func:`write_transitions` (one INSERT for all of a transaction's moves)
-    instead of being inserted now.
+    instead of being inserted now. With ``deferred`` (only for a reward created in this very
+    transaction: nobody else can have moved it), the UPDATE is deferred too.
     """
     from_status = reward.status
     check_move(from_status, to_status)
     now = utcnow()
     params = {"m_id": reward.id, "m_from": from_status, "m_to": to_status, "m_now": now}
     params.update({f"v_{name}": value for name, value in values.items()})
-    result = session.execute(_move_statement(tuple(sorted(values))), params)
-    if getattr(result, "rowcount", 0) != 1:
+    statement = _move_statement(tuple(sorted(values)))
+    if deferred is not None:
+        deferred.add(statement, params)
+    elif getattr(session.execute(statement, params), "rowcount", 0) != 1:
         return False
     row = transition(reward.id, from_status, to_status, actor=actor, reason=reason, at=now)
     if journal is not None:
@@ -186,13 +191,22 @@ def transition(
     }  # fmt: skip
 
 
-def write_transitions(session: Db, journal: list[dict[str, Any]]) -> None:
-    """Insert a transaction's transition rows (in the order of the moves) with one statement."""
+def write_transitions(
+    session: Db, journal: list[dict[str, Any]], deferred: Deferred | None = None
+) -> None:
+    """Insert a transaction's transition rows (in the order of the moves) with one statement
+    (now, or with the ``deferred`` writes)."""
     if len(journal) == 1:
-        session.execute(_INSERT_TRANSITION, journal[0])
+        statement, params = _INSERT_TRANSITION, journal[0]
     elif journal:
+        statement = _insert_rows(len(journal))
         params = {f"{key}_{n}": v for n, row in enumerate(journal) for key, v in row.items()}
-        session.execute(_insert_rows(len(journal)), params)
+    else:
+        return
+    if deferred is not None:
+        deferred.add(statement, params)
+    else:
+        session.execute(statement, params)
     journal.clear()
 
 
@@ -249,8 +263,65 @@ _RESERVE_AND_COMMIT = f"""WITH reserved AS (
 SELECT CAST(CASE WHEN EXISTS (SELECT FROM reserved) THEN '1' ELSE '{_REFUSED}' END AS integer)"""
 
 
-def reserve_and_commit(connection: Connection, incentive_id: int, amount_minor: int) -> bool:
-    """PostgreSQL: :func:`reserve` and commit the connection's transaction in one round trip.
+class Deferred:
+    """Writes of a new reward's transaction whose results nothing reads before its end. On
+    PostgreSQL they go in one pipeline with the reservation and the COMMIT
+    (:func:`reserve_and_commit`): one round trip for all; else :meth:`run` executes them."""
+
+    def __init__(self) -> None:
+        self.statements: list[tuple[Any, dict[str, Any], Callable[[Any], None] | None]] = []
+
+    def add(
+        self, statement: Any, params: dict[str, Any], then: Callable[[Any], None] | None = None
+    ) -> None:
+        """``then`` gets the statement's cursor (or result) once it ran."""
+        self.statements.append((statement, params, then))
+
+    def run(self, session: Db) -> None:
+        for statement, params, then in self.statements:
+            result = session.execute(statement, params)
+            if then is not None:
+                then(result)
+        self.statements.clear()
+
+
+# SQLAlchemy compiles each statement for the pipeline once per engine (the SQL and its
+# parameters' type processing, as it would to execute it: a column's processor may depend on
+# the engine, e.g. the secret box of an encrypted one); psycopg sends them.
+_PIPELINE_SQL: dict[tuple[int, int, tuple[str, ...]], tuple[Any, Any, Any, dict[str, Any]]] = {}
+
+
+def _pipeline_sql(
+    statement: Any, params: dict[str, Any], dialect: Any
+) -> tuple[str, dict[str, Any]]:
+    key = (id(statement), id(dialect), tuple(params))
+    entry = _PIPELINE_SQL.get(key)
+    if entry is None or entry[0] is not statement or entry[1] is not dialect:
+        compiled = statement.compile(dialect=dialect, column_keys=list(params))
+        processors = {
+            name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+            for bind, name in compiled.bind_names.items()
+        }
+        entry = (statement, dialect, compiled, processors)
+        if len(_PIPELINE_SQL) >= 256:  # engines come and go (tests): keep it bounded
+            _PIPELINE_SQL.clear()
+        _PIPELINE_SQL[key] = entry
+    compiled, processors = entry[2], entry[3]
+    values = compiled.construct_params(params)
+    for name, processor in processors.items():
+        if processor is not None and name in values:
+            values[name] = processor(values[name])
+    return compiled.string, values
+
+
+def reserve_and_commit(
+    connection: Connection,
+    incentive_id: int,
+    amount_minor: int,
+    deferred: Deferred | None = None,
+) -> bool:
+    """PostgreSQL: the ``deferred`` writes, :func:`reserve` and the COMMIT of the connection's
+    transaction, in one round trip.
 
     Returns False when the limits refuse the reward: then nothing was committed and the
     transaction is aborted (the caller rolls it back)."""
@@ -259,14 +330,23 @@ def reserve_and_commit(connection: Connection, incentive_id: int, amount_minor: 
     raw = connection.connection.driver_connection
     assert isinstance(raw, psycopg.Connection)
     params = {"id": incentive_id, "amount": amount_minor, "now": utcnow()}
+    pending = deferred.statements if deferred is not None else []
+    compiled = [_pipeline_sql(s, p, connection.dialect) for s, p, _then in pending]
+    cursors = []
     try:
         with raw.pipeline():
+            for sql, values in compiled:
+                cursors.append(raw.execute(sql, values))
             raw.execute(_RESERVE_AND_COMMIT, params)
             raw.commit()
     except psycopg.errors.InvalidTextRepresentation as exc:
         if _REFUSED not in str(exc):
             raise
         return False
+    for (_statement, _params, then), cursor in zip(pending, cursors, strict=True):
+        if then is not None:
+            then(cursor)
+    pending.clear()
     return True
 
 

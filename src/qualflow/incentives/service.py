@@ -48,6 +48,7 @@ from qualflow.incentives.ids import new_reward_reference, normalize_reference
 from qualflow.incentives.lifecycle import (
     SYSTEM,
     Db,
+    Deferred,
     TransitionError,
     check_move,
     move,
@@ -201,6 +202,9 @@ _UNSET_AT_CREATION: dict[str, Any] = dict.fromkeys(
 _REQUESTS: Table = RewardRequest.__table__  # type: ignore[assignment]
 _INSERT_REQUEST = insert(_REQUESTS)
 _INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
+# An outbox row goes in a pipeline (compiled for the values given) only when they are every
+# column's: none is left to a default only SQLAlchemy's own execution would fill in.
+_OUTBOX_VALUES = frozenset(_OUTBOX.c.keys()) - {"id"}
 _CONTEXTS: dict[tuple[bool, bool], Any] = {}
 
 
@@ -626,19 +630,24 @@ class RewardService:
                 reason="approved automatically" if approved else "; ".join(reasons),
             ),
         ]  # fmt: skip
+        # On PostgreSQL, the writes whose results nothing reads before the end go in one
+        # pipeline with the reservation and the COMMIT.
+        deferred = Deferred() if pipelined and approved and not reserved else None
         outbox = None
         if leased:
             outbox = self._order_at_submission(
-                session, reward, incentive, reserved=reserved, journal=journal
+                session, reward, incentive, reserved=reserved, journal=journal, deferred=deferred
             )
-        write_transitions(session, journal)
+        write_transitions(session, journal, deferred)
         if reward.counted and not reserved:
             if pipelined:
                 assert isinstance(session, Connection)
-                if not reserve_and_commit(session, incentive.id, reward.amount_minor):
+                if not reserve_and_commit(session, incentive.id, reward.amount_minor, deferred):
                     raise _LimitsChanged
             elif reserve(session, incentive, reward.amount_minor) is not None:
                 raise _LimitsChanged  # a limit was set meanwhile: decide again
+        elif deferred is not None:
+            deferred.run(session)
         return Submission("created", f"created {reward.reference_id}", reward, incentive, outbox)
 
     def _rules_of(self, incentive: Incentive) -> FraudRules:
@@ -659,6 +668,7 @@ class RewardService:
         *,
         reserved: bool,
         journal: list[dict[str, Any]] | None = None,
+        deferred: Deferred | None = None,
     ) -> OutboxEmail | None:
         """Pay a just-approved reward in its creation transaction, when the provider pays with
         database writes alone (gift codes, manual): one commit instead of two on the hot path.
@@ -682,7 +692,7 @@ class RewardService:
             return None
         except ProviderError:
             return None
-        return self._record_order(session, reward, incentive, delivery, journal)
+        return self._record_order(session, reward, incentive, delivery, journal, deferred)
 
     def _record_order(
         self,
@@ -691,9 +701,12 @@ class RewardService:
         incentive: Incentive,
         delivery: Delivery,
         journal: list[dict[str, Any]] | None = None,
+        deferred: Deferred | None = None,
     ) -> OutboxEmail | None:
         """approved → ordered with the delivery, and the reward email queued (when it can go
-        now), in the caller's transaction. Returns the queued email."""
+        now), in the caller's transaction. Returns the queued email. ``deferred``: the reward
+        was created in this transaction; both writes wait for its end (the email's id is set
+        once they ran)."""
         now = utcnow()
         awaiting = not delivery.complete
         moved = move(
@@ -709,6 +722,7 @@ class RewardService:
             next_attempt_at=None if awaiting else now,
             last_error=None,
             journal=journal,
+            deferred=deferred,
         )
         if not moved:
             raise RewardFailed(
@@ -716,7 +730,7 @@ class RewardService:
             )
         if awaiting or self.smtp is None:
             return None
-        return self._queue_email(session, reward, incentive, delivery)
+        return self._queue_email(session, reward, incentive, delivery, deferred)
 
     # -- fulfilment ------------------------------------------------------------------------
 
@@ -755,16 +769,29 @@ class RewardService:
             )
 
     def _queue_email(
-        self, session: Db, reward: Reward, incentive: Incentive, delivery: Delivery
+        self,
+        session: Db,
+        reward: Reward,
+        incentive: Incentive,
+        delivery: Delivery,
+        deferred: Deferred | None = None,
     ) -> OutboxEmail:
-        """Insert the reward email into the outbox (in the caller's transaction); returns the
-        row as a plain object (no session tracks it)."""
+        """Insert the reward email into the outbox (in the caller's transaction, or with its
+        ``deferred`` writes); returns the row as a plain object (no session tracks it)."""
         assert self.smtp is not None
         email = _reward_email(incentive, reward, delivery)
         key = f"reward:{reward.reference_id}"
         values = outbox_values(key, email, sender=self.smtp.sender, run_id=reward.run_id)
-        outbox_id = session.execute(_INSERT_OUTBOX, values).scalar_one()
-        return OutboxEmail(id=outbox_id, **values)
+        row = OutboxEmail(**values)
+        if deferred is not None and set(values) == _OUTBOX_VALUES:
+
+            def inserted(cursor: Any) -> None:
+                row.id = cursor.fetchone()[0]
+
+            deferred.add(_INSERT_OUTBOX, values, inserted)
+        else:
+            row.id = session.execute(_INSERT_OUTBOX, values).scalar_one()
+        return row
 
     def _after_order(
         self,
