@@ -488,8 +488,9 @@ class RewardService:
         The hot path in statements: one read (the incentive and the cross-request counts), the
         reward inserted in its decided status, the request recorded, (at submission, for
         providers that pay with database writes) the code claimed, the reward ordered and its
-        email queued, every transition in one INSERT; the place against the limits is taken
-        first when the incentive has limits, else last, just before the commit."""
+        email queued, every transition in one INSERT, and the place against the limits taken
+        last. On PostgreSQL the last four leave with the COMMIT in one pipelined round trip;
+        on SQLite an incentive with limits has its place taken first."""
         reserve_first = False
         for _ in range(5):
             try:
