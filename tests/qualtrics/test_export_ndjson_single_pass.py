@@ -306,11 +306,31 @@ def test_close_removes_the_spill_files_and_reads_still_work(
         (b'{"a":"x","displayedFields":[]} trailing\n', None),  # does not end the line
         (b'{"a":1}\n', None),
         (b"\n", None),
+        # After the object it follows: found after a "}" (one inside a string is passed over).
+        (b'{"v":{"x":"}"},"displayedFields":[],"w":{}}\n', b'{"v":{"x":"}"}}\n'),
+        (
+            b'{"v":{"x":"},\\"displayedFields\\""},"displayedFields":[]}\n',
+            b'{"v":{"x":"},\\"displayedFields\\""}}\n',
+        ),
+        (b'{"v":{},"labels":{},"displayedFields":[]}\r\n', b'{"v":{},"labels":{}}\n'),
+        (b'{"v":{"displayedFields":1},"displayedFields":[]}\n', b'{"v":{"displayedFields":1}}\n'),
     ],
 )
 def test_drop_unread_fields(line: bytes, expected: bytes | None) -> None:
     assert drop_unread_fields(line) == (line if expected is None else expected)
     assert drop_unread_fields(line) is line or expected is not None
+
+
+def test_drop_unread_fields_cuts_only_the_lines_it_can() -> None:
+    lines = [
+        b'{"a":{"b":1},"labels":{"b":"x"},"displayedFields":["Q1"]}\n',
+        b'{"a":{"labels":2},"labels":{"x":"}"}}\n',
+        b'{"a":1,"labels":{}}\n',
+        b'{"labels":{},"a":{}}\n',
+    ]
+    assert drop_unread_fields(b"".join(lines), b'"labels"') == (
+        b'{"a":{"b":1}}\n{"a":{"labels":2}}\n{"a":1}\n{"labels":{},"a":{}}\n'
+    )
 
 
 def test_drop_unread_fields_keeps_a_truncated_last_line() -> None:

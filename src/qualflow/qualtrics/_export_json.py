@@ -453,10 +453,18 @@ def drop_unread_fields(chunk: bytes, first_unread: bytes = _DISPLAYED_ON) -> byt
     parse (a nested one leaves an object open), so the caller parses the uncut chunk whenever
     the cut one does not parse, or lost a key that is read (``values`` after the cut).
     Returns ``chunk`` itself when no line was cut.
+
+    The key is looked for first right after a ``}`` (where it follows the ``values`` or
+    ``labels`` object): a byte search (``memchr``) over the few ``}`` of a line costs a tenth of
+    searching the line for the key, which is half the cost of reading an export. Cutting there
+    instead of at an earlier occurrence of the key keeps a prefix of the response's members all
+    the same, so the caller's checks hold either way.
     """
     view = memoryview(chunk)
     parts: list[bytes | memoryview] = []
     find = chunk.find
+    startswith = chunk.startswith
+    after_close = b"," + first_unread
     size = len(chunk)
     start = 0
     cut_any = False
@@ -464,28 +472,32 @@ def drop_unread_fields(chunk: bytes, first_unread: bytes = _DISPLAYED_ON) -> byt
         end = find(b"\n", start)
         if end < 0:
             end = size
-        key = find(first_unread, start, end)
-        if key > start:
-            cut = key - 1
-            while cut > start and chunk[cut] in _BLANKS:
-                cut -= 1
-            last = end - 1
-            if chunk[last] == _CR:
-                last -= 1
-            if (
-                chunk[cut] == _COMMA
-                and chunk[last] == _CLOSE
-                and (
-                    end + 1 < size
-                    or chunk.count(b"{", cut, last) + 1 == chunk.count(b"}", cut, last + 1)
-                )
-            ):
-                parts.append(view[start:cut])
-                parts.append(b"}\n")
-                cut_any = True
-                start = end + 1
-                continue
-        parts.append(view[start : end + 1])
+        last = end - 1
+        if last > start and chunk[last] == _CR:
+            last -= 1
+        cut = -1
+        if last > start and chunk[last] == _CLOSE:
+            close = find(b"}", start, last)
+            while close >= 0 and not startswith(after_close, close + 1):
+                close = find(b"}", close + 1, last)
+            if close >= 0:
+                cut = close + 1
+            else:
+                key = find(first_unread, start, end)
+                if key > start:
+                    cut = key - 1
+                    while cut > start and chunk[cut] in _BLANKS:
+                        cut -= 1
+                    if chunk[cut] != _COMMA:
+                        cut = -1
+        if cut > start and (
+            end + 1 < size or chunk.count(b"{", cut, last) + 1 == chunk.count(b"}", cut, last + 1)
+        ):
+            parts.append(view[start:cut])
+            parts.append(b"}\n")
+            cut_any = True
+        else:
+            parts.append(view[start : end + 1])
         start = end + 1
     return b"".join(parts) if cut_any else chunk
 
