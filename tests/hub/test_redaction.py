@@ -18,7 +18,7 @@ from qualflow.store.redact import (
     redact_event,
     redact_text,
 )
-from qualflow.store.secrets import SecretBox, register_secret
+from qualflow.store.secrets import SecretBox, register_secret, secrets_by_prefix
 
 
 @pytest.fixture(autouse=True)
@@ -106,6 +106,25 @@ def test_redaction_stays_correct_with_thousands_of_secrets() -> None:
         register_secret(code)
     line = f"delivered {codes[1234]} and {codes[4321]} to respondent R_abc"
     assert redact_text(line) == f"delivered {REDACTED} and {REDACTED} to respondent R_abc"
+
+
+def test_the_registry_keeps_the_newest_secrets_and_skips_bulk_data(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qualflow.store import secrets
+
+    monkeypatch.setattr(secrets, "_MAX_KNOWN", 100)
+    codes = [f"POOL-{n:05d}-{n * 7919 % 100000:05d}" for n in range(300)]
+    for code in codes:
+        register_secret(code)
+    delivery = '{"credentials": [' + ", ".join(f'"{c}"' for c in codes[:40]) + "]}"
+    register_secret(delivery)  # data, not a credential: too long to be one
+
+    assert len(secrets._known) == 100
+    assert redact_text(f"sent {codes[-1]}") == f"sent {REDACTED}"
+    assert redact_text(f"sent {codes[0]}") == f"sent {codes[0]}"  # forgotten: the oldest
+    assert delivery not in secrets._known
+    assert sum(len(group) for group in secrets_by_prefix().values()) == 100
 
 
 class _Capture(logging.Handler):

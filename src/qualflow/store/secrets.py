@@ -13,10 +13,12 @@ with mode 0600 on first start).
 
 from __future__ import annotations
 
+import bisect
 import logging
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,27 +78,48 @@ def mask(secret: str | None) -> str:
 # --- the set of secret values the log redactor scrubs ------------------------------------------
 
 _known_lock = threading.Lock()
-_known: set[str] = set()
+#: Registered secrets, oldest first.
+_known: OrderedDict[str, None] = OrderedDict()
 # Secrets by their first characters: the redactor looks up each position of a log line here,
 # which stays fast however many secrets the process has seen (one regex of thousands of
 # alternatives would not).
 _PREFIX_LENGTH = 4
 _by_prefix: dict[str, tuple[str, ...]] = {}
+#: Credentials are short; a longer encrypted value is data (a reward's delivery record, say)
+#: whose credentials are registered on their own when they pass through a box.
+_MAX_REGISTERED_LENGTH = 512
+#: The process remembers this many (the newest): a worker decrypting a gift code per reward
+#: must not grow without bound.
+_MAX_KNOWN = 50_000
 
 
 def register_secret(value: str | None) -> None:
     """Remember a secret value so log redaction replaces it wherever it appears."""
-    if not value or len(value) < _MIN_REGISTERED_LENGTH:
+    if not value or not _MIN_REGISTERED_LENGTH <= len(value) <= _MAX_REGISTERED_LENGTH:
         return
     with _known_lock:
         if value in _known:
             return
-        _known.add(value)
+        _known[value] = None
         prefix = value[:_PREFIX_LENGTH]
         # Longest first, so a secret that contains another one is replaced whole. The tuple is
-        # replaced, never mutated: readers need no lock.
-        siblings = (*_by_prefix.get(prefix, ()), value)
-        _by_prefix[prefix] = tuple(sorted(siblings, key=len, reverse=True))
+        # replaced, never mutated: readers need no lock. Inserted in place, not re-sorted:
+        # codes of one pool share their prefix, and sorting per code made imports quadratic.
+        siblings = list(_by_prefix.get(prefix, ()))
+        bisect.insort(siblings, value, key=lambda secret: -len(secret))
+        _by_prefix[prefix] = tuple(siblings)
+        while len(_known) > _MAX_KNOWN:
+            oldest, _ = _known.popitem(last=False)
+            _forget(oldest)
+
+
+def _forget(value: str) -> None:
+    prefix = value[:_PREFIX_LENGTH]
+    remaining = tuple(secret for secret in _by_prefix.get(prefix, ()) if secret != value)
+    if remaining:
+        _by_prefix[prefix] = remaining
+    else:
+        _by_prefix.pop(prefix, None)
 
 
 def secrets_by_prefix() -> Mapping[str, tuple[str, ...]]:
