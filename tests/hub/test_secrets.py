@@ -167,3 +167,37 @@ def test_a_box_following_the_keys_file_picks_up_a_rotation(tmp_path) -> None:  #
     # New writes of the running process use the new key, so retiring old keys loses nothing.
     written = running.encrypt("token-after-rotation")
     assert SecretBox(rotated_keys[:1]).decrypt(written) == "token-after-rotation"
+
+
+def test_outbox_bodies_are_encrypted_and_older_plain_ones_stay_readable_until_rotated(
+    store: Store,
+) -> None:
+    from qualflow.notify.email import Email, queue_email
+    from qualflow.notify.models import OutboxEmail
+
+    email = Email(to=("ada@example.org",), subject="Your reward", text="Code GIFT-7F3K-2QX9")
+    queued = queue_email(store.sessionmaker, "reward:RW-1", email, sender="hub@example.org")
+    with store.engine.begin() as conn:
+        raw = conn.execute(
+            text("SELECT body_text FROM email_outbox WHERE id = :id"), {"id": queued.id}
+        ).scalar_one()
+        # A row written before the column was encrypted.
+        conn.execute(
+            text(
+                "INSERT INTO email_outbox (idempotency_key, sender, recipients, subject, body_text,"
+                " status, attempts, created_at, next_attempt_at) VALUES ('old', 'hub@example.org',"
+                " '[]', 'Old', 'Code OLD-CODE-1234', 'sent', 1, :now, :now)"
+            ),
+            {"now": "2026-01-01 00:00:00"},
+        )
+    assert "GIFT-7F3K-2QX9" not in raw
+    with store.sessionmaker() as session:
+        bodies = {row.idempotency_key: row.body_text for row in session.query(OutboxEmail)}
+    assert bodies == {"reward:RW-1": "Code GIFT-7F3K-2QX9", "old": "Code OLD-CODE-1234"}
+
+    load_all()
+    with store.engine.begin() as conn:
+        report = rotate_database(conn, store.secret_box.with_new_key(), Base.metadata)
+        stored = conn.execute(text("SELECT body_text FROM email_outbox")).scalars().all()
+    assert report.columns["email_outbox.body_text"] == 2
+    assert all(body.startswith("gAAAAA") for body in stored)  # Fernet tokens, both

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qualflow.store.base import Base, UTCDateTime, utcnow
+from qualflow.store.secrets import EncryptedText
 
 
 class OutboxEmail(Base):
@@ -23,8 +24,9 @@ class OutboxEmail(Base):
     sender: Mapped[str] = mapped_column(String(320))
     recipients: Mapped[list[str]] = mapped_column(JSON)
     subject: Mapped[str] = mapped_column(String(998))
-    body_text: Mapped[str] = mapped_column(Text)
-    body_html: Mapped[str | None] = mapped_column(Text)
+    #: Encrypted: a reward email's body holds its gift code or redemption link.
+    body_text: Mapped[str] = mapped_column(EncryptedText)
+    body_html: Mapped[str | None] = mapped_column(EncryptedText)
     status: Mapped[str] = mapped_column(String(16), default="pending")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     last_error: Mapped[str | None] = mapped_column(Text)

@@ -34,6 +34,7 @@ from qualflow.settings import Settings
 
 __all__ = [
     "EncryptedString",
+    "EncryptedText",
     "SecretBox",
     "SecretDecryptionError",
     "SecretKeyError",
@@ -328,6 +329,23 @@ class EncryptedString(TypeDecorator[str]):
         return _box_for(dialect).decrypt(value)
 
 
+#: How every Fernet token begins (version byte 0x80, then a timestamp's high zero bytes).
+_TOKEN_PREFIX = "gAAAAA"
+
+
+class EncryptedText(EncryptedString):
+    """An :class:`EncryptedString` column that held plain text in earlier versions: a stored
+    value that is not a Fernet token is read as it is (``qualflow secrets rotate`` encrypts
+    such rows); everything written is encrypted."""
+
+    cache_ok = True
+
+    def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and not value.startswith(_TOKEN_PREFIX):
+            return value
+        return super().process_result_value(value, dialect)
+
+
 # --- rotation -----------------------------------------------------------------------------------
 
 
@@ -378,9 +396,13 @@ def rotate_database(connection: Connection, box: SecretBox, metadata: MetaData) 
         raw = type_coerce(item.column, Text)
         rows = connection.execute(select(*primary_key, raw).where(item.column.is_not(None)))
         changed = 0
+        plain_before = isinstance(item.column.type, EncryptedText)
         for row in rows.all():
             *key_values, ciphertext = row
-            rotated = box.rotate(ciphertext)
+            if plain_before and not ciphertext.startswith(_TOKEN_PREFIX):
+                rotated = box.encrypt(ciphertext)  # written before the column was encrypted
+            else:
+                rotated = box.rotate(ciphertext)
             condition = [col == value for col, value in zip(primary_key, key_values, strict=True)]
             connection.execute(
                 update(item.table)
