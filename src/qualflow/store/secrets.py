@@ -116,11 +116,15 @@ def register_secret(value: str | None) -> None:
 
 def _forget(value: str) -> None:
     prefix = value[:_PREFIX_LENGTH]
-    remaining = tuple(secret for secret in _by_prefix.get(prefix, ()) if secret != value)
+    group = _by_prefix.get(prefix, ())
+    if value not in group:
+        return
+    at = group.index(value)
+    remaining = group[:at] + group[at + 1 :]
     if remaining:
         _by_prefix[prefix] = remaining
     else:
-        _by_prefix.pop(prefix, None)
+        del _by_prefix[prefix]
 
 
 def secrets_by_prefix() -> Mapping[str, tuple[str, ...]]:
@@ -196,14 +200,17 @@ class SecretBox:
     def keys(self) -> tuple[str, ...]:
         return self._keys
 
-    def encrypt(self, plaintext: str) -> str:
-        """Encrypt with the newest key; the plaintext is registered for log redaction."""
-        register_secret(plaintext)
+    def encrypt(self, plaintext: str, *, secret: bool = True) -> str:
+        """Encrypt with the newest key; the plaintext is registered for log redaction unless
+        it is data rather than a secret (``secret=False``)."""
+        if secret:
+            register_secret(plaintext)
         self._reload_if_changed()
         return self._fernet.encrypt(plaintext.encode("utf-8")).decode("ascii")
 
-    def decrypt(self, ciphertext: str) -> str:
-        """Decrypt with whichever configured key made the ciphertext."""
+    def decrypt(self, ciphertext: str, *, secret: bool = True) -> str:
+        """Decrypt with whichever configured key made the ciphertext (and register the
+        plaintext for log redaction, as :meth:`encrypt` does)."""
         try:
             try:
                 token = ciphertext.encode("ascii")
@@ -217,7 +224,8 @@ class SecretBox:
                 "a stored secret cannot be decrypted with the configured keys "
                 "(was a key removed from QUALFLOW_SECRET_KEYS / secret.keys?)"
             ) from exc
-        register_secret(plaintext)
+        if secret:
+            register_secret(plaintext)
         return plaintext
 
     def rotate(self, ciphertext: str) -> str:
@@ -334,16 +342,22 @@ _TOKEN_PREFIX = "gAAAAA"
 
 
 class EncryptedText(EncryptedString):
-    """An :class:`EncryptedString` column that held plain text in earlier versions: a stored
-    value that is not a Fernet token is read as it is (``qualflow secrets rotate`` encrypts
-    such rows); everything written is encrypted."""
+    """Encrypted data that is not itself a credential (an email body, which may contain one):
+    not registered for log redaction, whose registry would fill with bodies. The column held
+    plain text in earlier builds: a stored value that is not a Fernet token is read as it is
+    (``qualflow secrets rotate`` encrypts such rows); everything written is encrypted."""
 
     cache_ok = True
 
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is None:
+            return None
+        return _box_for(dialect).encrypt(value, secret=False)
+
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is not None and not value.startswith(_TOKEN_PREFIX):
+        if value is None or not value.startswith(_TOKEN_PREFIX):
             return value
-        return super().process_result_value(value, dialect)
+        return _box_for(dialect).decrypt(value, secret=False)
 
 
 # --- rotation -----------------------------------------------------------------------------------
