@@ -183,7 +183,9 @@ async def send_reward(ctx: ActionContext, config: SendRewardConfig) -> dict[str,
     service = service_for(ctx.services)
 
     try:
-        fraud_rules = await in_db_thread(service.fraud_rules, config.incentive)
+        fraud_rules = service.cached_fraud_rules(config.incentive)
+        if fraud_rules is None:
+            fraud_rules = await in_db_thread(service.fraud_rules, config.incentive)
     except IncentiveNotFound as exc:
         raise FatalError(str(exc)) from None
     request = RewardRequestIn(

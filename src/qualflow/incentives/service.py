@@ -383,13 +383,20 @@ class RewardService:
 
     # -- requests ---------------------------------------------------------------------------
 
+    def cached_fraud_rules(self, reference: str) -> FraudRules | None:
+        """:meth:`fraud_rules` when they are cached (no database read)."""
+        cached = self._rules.get(normalize_reference(reference))
+        if cached is not None and time.monotonic() - cached[0] < RULES_TTL:
+            return cached[1]
+        return None
+
     def fraud_rules(self, reference: str) -> FraudRules:
         """An incentive's fraud rules (cached for a few seconds: read on every request)."""
+        cached = self.cached_fraud_rules(reference)
+        if cached is not None:
+            return cached
         key = normalize_reference(reference)
         now = time.monotonic()
-        cached = self._rules.get(key)
-        if cached is not None and now - cached[0] < RULES_TTL:
-            return cached[1]
         with self.factory() as session:
             rules = FraudRules.model_validate(get_incentive(session, key).fraud_rules or {})
         self._rules[key] = (now, rules)
