@@ -449,7 +449,7 @@ def scenario(
     rate_limit: int | None,
     workers: int,
     connections: int,
-    concurrency: int,
+    concurrency: int | None,
     limit_s: float,
 ) -> Result:
     from qualflow.engine.testing import create_schema
@@ -475,8 +475,7 @@ def scenario(
             f"--secret-key={key}",  # a key may start with "-"
             "--smtp-port",
             str(sink.port),
-            "--concurrency",
-            str(concurrency),
+            *(["--concurrency", str(concurrency)] if concurrency else []),
         ]
         hub = start_role(
             "hub",
@@ -591,7 +590,9 @@ def main() -> None:
     parser.add_argument("--role", choices=["sandbox", "hub", "worker"])
     parser.add_argument("--responses", type=int, default=2000)
     parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument(
+        "--concurrency", type=int, help="runs at once per process (default: the engine's)"
+    )
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument(
         "--repeat", type=int, default=1, help="Run each scenario this many times (best, median)."

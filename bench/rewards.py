@@ -300,7 +300,7 @@ class Chain:
             "QUALFLOW_LOG_LEVEL": "WARNING",
         }
         proc = subprocess.Popen(
-            [QUALFLOW, "worker", "--executor-id", executor_id, "--concurrency", "64"],
+            [QUALFLOW, "worker", "--executor-id", executor_id],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env,
         )  # fmt: skip
         self.workers.append(proc)  # stopped with the chain, even if it never gets ready

@@ -153,8 +153,9 @@ def worker(
         ),
     ] = None,
     concurrency: Annotated[
-        int, typer.Option(min=1, max=1000, help="Runs executed at once by this worker.")
-    ] = 64,
+        int | None,
+        typer.Option(min=1, max=1000, help="Runs executed at once by this worker (default 128)."),
+    ] = None,
 ) -> None:
     """Execute queued runs until stopped (SIGTERM/Ctrl-C finish cleanly)."""
     from qualflow.engine.runtime import engine_for

@@ -141,7 +141,7 @@ class Engine:
             DBOS.launch()
             DBOS.register_queue(
                 RUN_QUEUE,
-                worker_concurrency=self.config.worker_concurrency,
+                worker_concurrency=self.config.resolved_worker_concurrency,
                 polling_interval_sec=self.config.resolved_queue_polling_interval,
                 on_conflict="always_update",
             )
