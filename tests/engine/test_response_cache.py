@@ -115,7 +115,10 @@ def test_a_response_asked_for_during_an_export_that_holds_it_waits_for_that_expo
     async def scenario() -> list[str]:
         async with qualtrics.client() as client:
             batched = asyncio.create_task(fetcher.get(client, 1, survey_id, first.id, recorded))
-            await asyncio.sleep(0.3)  # its batch closed; its export takes a second
+            for _ in range(3000):  # until its batch closed and its export began
+                if state.exports:
+                    break
+                await asyncio.sleep(0.01)
             late = await fetcher.get(client, 1, survey_id, second.id, recorded)
             return [(await batched)["responseId"], late["responseId"]]
 
