@@ -40,6 +40,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
 from qualflow.store.base import Base, UTCDateTime
+from qualflow.store.db import autocommit
 
 __all__ = [
     "BudgetPlan",
@@ -188,8 +189,7 @@ def lease_slots(database: Engine, key: str, count: int, plan: BudgetPlan) -> Lea
         "span_us": count * plan.interval_us,
         "burst_us": round(plan.burst * 1_000_000),
     }
-    with database.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit(database) as connection:
         next_slot_at, database_now = connection.execute(_LEASE, params).one()
     first_slot_at = next_slot_at - timedelta(microseconds=count * plan.interval_us)
     return Lease(first_slot_at, count, plan.interval_us, database_now)
@@ -197,8 +197,7 @@ def lease_slots(database: Engine, key: str, count: int, plan: BudgetPlan) -> Lea
 
 def pause_budget(database: Engine, key: str, seconds: float) -> None:
     """Hand out no slot of budget ``key`` before ``seconds`` from now (database clock)."""
-    with database.connect() as connection:
-        connection.execution_options(isolation_level="AUTOCOMMIT")
+    with autocommit(database) as connection:
         connection.execute(_PAUSE, {"key": key, "pause_us": round(seconds * 1_000_000)})
 
 

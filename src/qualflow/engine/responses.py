@@ -16,6 +16,7 @@ import logging
 import tempfile
 import threading
 from collections import OrderedDict, defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -88,6 +89,12 @@ class _Batch:
         self.latest = recorded if self.latest is None else max(self.latest, recorded)
 
 
+def _fail(futures: Iterable[asyncio.Future[Any]], exc: BaseException) -> None:
+    for future in futures:
+        if not future.done():
+            future.set_exception(exc)
+
+
 class ResponseFetcher:
     """Response fetching for one process (one event loop), shared by every run."""
 
@@ -125,8 +132,7 @@ class ResponseFetcher:
         recorded_at: datetime | None,
     ) -> dict[str, Any]:
         """The response as Qualtrics returns it (``responseId``, ``values``, ``labels``…)."""
-        with self._recent_lock:
-            cached = self._recent.get(response_id)
+        cached = self._remembered([response_id]).get(response_id)
         if cached is None:
             cached = await asyncio.to_thread(self._cached, response_id)
         if cached is not None:
@@ -145,12 +151,7 @@ class ResponseFetcher:
 
     def _cached_many(self, response_ids: list[str]) -> dict[str, dict[str, Any]]:
         """The cached ones among ``response_ids`` (memory first, then the table)."""
-        found: dict[str, dict[str, Any]] = {}
-        with self._recent_lock:
-            for response_id in response_ids:
-                payload = self._recent.get(response_id)
-                if payload is not None:
-                    found[response_id] = payload
+        found = self._remembered(response_ids)
         missing = [r for r in response_ids if r not in found]
         if not missing:
             return found
@@ -185,6 +186,12 @@ class ResponseFetcher:
                     rows[start : start + 500],
                 )
         self._remember(rows[-self.recent_limit :])
+
+    def _remembered(self, response_ids: list[str]) -> dict[str, dict[str, Any]]:
+        """Those of ``response_ids`` in this process's memory of recent exports."""
+        with self._recent_lock:
+            found = {r: self._recent.get(r) for r in response_ids}
+        return {r: payload for r, payload in found.items() if payload is not None}
 
     def _remember(self, rows: list[dict[str, Any]]) -> None:
         recent = self._recent
@@ -284,13 +291,9 @@ class ResponseFetcher:
                 by_id.update((r["responseId"], r) for r in responses if r.get("responseId"))
         except Exception as exc:
             for futures in batch.waiting.values():
-                for future in futures:
-                    if not future.done():
-                        future.set_exception(exc)
+                _fail(futures, exc)
             for lates in batch.late.values():
-                for late in lates:
-                    if not late.done():
-                        late.set_exception(exc)
+                _fail(lates, exc)
             return
         for response_id, lates in batch.late.items():
             for late in lates:

@@ -420,19 +420,17 @@ class _StepRecord:
             "started_at": self.started,
             "finished_at": None if status == "running" else utcnow(),
         }
-        if outcome is None and not writes:
-            # Cancelling a run marks its row; the workflow learns it here, before the next step
-            # (the row's upsert returns the run's status and owner).
-            with services.autocommit() as conn:
-                row = conn.execute(_UPSERT_STEP_RETURNING_OWNER, params).first()
-            return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
-        with services.connect() as conn:
+        # The row alone needs no transaction around it; with other writes it needs one.
+        single = outcome is None and not writes
+        with services.autocommit() if single else services.connect() as conn:
             for statement, values in writes:
                 conn.execute(statement, values)
             if outcome is not None:
                 conn.execute(_UPSERT_STEP, params)
                 _write_outcome(conn, self.run_id, self.workflow_id, *outcome)
                 return False
+            # Cancelling a run marks its row; the workflow learns it here, before the next step
+            # (the row's upsert returns the run's status and owner).
             row = conn.execute(_UPSERT_STEP_RETURNING_OWNER, params).first()
         return row is None or row[0] == "cancelled" or row[1] != self.workflow_id
 

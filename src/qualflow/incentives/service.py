@@ -79,7 +79,7 @@ from qualflow.incentives.schemas import FraudRules
 from qualflow.notify.email import Email, EmailError, SmtpSettings, outbox_values, send_blocking
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
-from qualflow.store.db import session_scope
+from qualflow.store.db import autocommit, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -1031,7 +1031,7 @@ class RewardService:
             "now": now, "outbox": outbox_id, "reward": reward.id, "from": reward.status,
             "actor": SYSTEM, "reason": "reward emailed",
         }  # fmt: skip
-        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as db:
+        with autocommit(self._engine) as db:
             raw = db.connection.driver_connection
             assert raw is not None
             with raw.pipeline():

@@ -118,24 +118,24 @@ _INSERT_IGNORE = {
 }
 _SELECT_BY_KEY = select(_TABLE).where(_TABLE.c.idempotency_key == bindparam("key"))
 _SELECT_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("email_id"))
+#: What a successful send changes on its row.
+_SENT_VALUES = {
+    "attempts": _TABLE.c.attempts + 1,
+    "status": "sent",
+    "sent_at": bindparam("now"),
+    "last_error": None,
+}
 _MARK_SENT = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("email_id"))
-    .values(
-        attempts=_TABLE.c.attempts + 1,
-        status="sent",
-        sent_at=bindparam("now"),
-        last_error=None,
-    )
+    .values(**_SENT_VALUES)
     .returning(*_TABLE.c)
 )
 #: The success of a send, for a caller that records it in its own transaction.
 RECORD_SENT = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("email_id"), _TABLE.c.status != "sent")
-    .values(
-        attempts=_TABLE.c.attempts + 1, status="sent", sent_at=bindparam("now"), last_error=None
-    )
+    .values(**_SENT_VALUES)
 )
 _MARK_FAILED = (
     update(_TABLE)
