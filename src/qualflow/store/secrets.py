@@ -22,7 +22,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from sqlalchemy import Engine, Text, inspect, select, type_coerce, update
@@ -117,9 +117,10 @@ def register_secret(value: str | None) -> None:
 def _forget(value: str) -> None:
     prefix = value[:_PREFIX_LENGTH]
     group = _by_prefix.get(prefix, ())
-    if value not in group:
+    try:
+        at = group.index(value)
+    except ValueError:
         return
-    at = group.index(value)
     remaining = group[:at] + group[at + 1 :]
     if remaining:
         _by_prefix[prefix] = remaining
@@ -325,16 +326,18 @@ class EncryptedString(TypeDecorator[str]):
 
     impl = Text
     cache_ok = True
+    #: Whether the column's values are credentials, registered for log redaction.
+    holds_secrets: ClassVar[bool] = True
 
     def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return _box_for(dialect).encrypt(value)
+        return _box_for(dialect).encrypt(value, secret=self.holds_secrets)
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
         if value is None:
             return None
-        return _box_for(dialect).decrypt(value)
+        return _box_for(dialect).decrypt(value, secret=self.holds_secrets)
 
 
 #: How every Fernet token begins (version byte 0x80, then a timestamp's high zero bytes).
@@ -348,16 +351,12 @@ class EncryptedText(EncryptedString):
     (``qualflow secrets rotate`` encrypts such rows); everything written is encrypted."""
 
     cache_ok = True
-
-    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is None:
-            return None
-        return _box_for(dialect).encrypt(value, secret=False)
+    holds_secrets = False
 
     def process_result_value(self, value: str | None, dialect: Dialect) -> str | None:
-        if value is None or not value.startswith(_TOKEN_PREFIX):
+        if value is not None and not value.startswith(_TOKEN_PREFIX):
             return value
-        return _box_for(dialect).decrypt(value, secret=False)
+        return super().process_result_value(value, dialect)
 
 
 # --- rotation -----------------------------------------------------------------------------------
