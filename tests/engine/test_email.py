@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from email import message_from_string
+from email import message_from_bytes, message_from_string
+from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
+from email.utils import getaddresses
 
 import pytest
 from sqlalchemy import select
@@ -14,7 +16,7 @@ from qualflow.engine.automations import Automations
 from qualflow.engine.errors import DefinitionError
 from qualflow.engine.runs import RunDetail
 from qualflow.engine.runtime import Engine
-from qualflow.notify.email import SmtpPool, SmtpSettings
+from qualflow.notify.email import SmtpPool, SmtpSettings, build_message
 from qualflow.notify.models import OutboxEmail
 from tests.engine.engine_support import SmtpSink
 
@@ -150,3 +152,29 @@ def test_invalid_email_config_lists_every_problem(engine: Engine) -> None:
     assert ("steps", "0", "config", "to") in locations
     assert ("steps", "0", "config", "subject") in locations
     assert ("steps", "0", "config", "body") in locations
+
+
+def test_display_names_are_encoded_but_addresses_and_message_id_stay_plain() -> None:
+    row = OutboxEmail(
+        idempotency_key="reward:RW-1",
+        sender="Équipe Recherche <research@lab.example.org>",
+        recipients=["zoe@example.org"],
+        headers={"to": ["Zoë Faure <zoe@example.org>"], "reply_to": "Help <help@lab.example.org>"},
+        subject="Merci, Zoë",
+        body_text="Bonjour Zoë",
+        body_html=None,
+    )
+
+    parsed = message_from_bytes(build_message(row).as_bytes())
+
+    def addresses(header: str) -> list[tuple[str, str]]:
+        decoded = str(make_header(decode_header(parsed[header])))
+        return getaddresses([decoded])
+
+    assert addresses("From") == [("Équipe Recherche", "research@lab.example.org")]
+    assert addresses("To") == [("Zoë Faure", "zoe@example.org")]
+    assert addresses("Reply-To") == [("Help", "help@lab.example.org")]
+    # The raw header keeps the address outside the encoded name, where mail clients look.
+    assert parsed["From"].endswith("<research@lab.example.org>")
+    assert parsed["Message-ID"].endswith("@lab.example.org>")
+    assert parsed["Message-ID"].count(">") == 1

@@ -22,7 +22,7 @@ from email.header import Header
 from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
-from email.utils import formatdate, parseaddr
+from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from typing import Any
 
 from sqlalchemy import Engine, Table, bindparam, select, update
@@ -79,7 +79,8 @@ class Email:
 
 
 def message_id_for(key: str, sender: str) -> str:
-    domain = sender.rsplit("@", 1)[-1] or "qualflow.local"
+    # The sender may carry a display name ("Research <research@example.org>").
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "qualflow.local"
     return f"<{hashlib.sha256(key.encode()).hexdigest()[:32]}@{domain}>"
 
 
@@ -191,12 +192,12 @@ def build_message(row: OutboxEmail) -> Message:
         message.attach(_text_part(row.body_html, "html"))
     else:
         message = text
-    message["From"] = _header(row.sender)
-    message["To"] = _header(", ".join(headers.get("to") or row.recipients))
+    message["From"] = _addresses(row.sender)
+    message["To"] = _addresses(", ".join(headers.get("to") or row.recipients))
     if headers.get("cc"):
-        message["Cc"] = _header(", ".join(headers["cc"]))
+        message["Cc"] = _addresses(", ".join(headers["cc"]))
     if headers.get("reply_to"):
-        message["Reply-To"] = _header(headers["reply_to"])
+        message["Reply-To"] = _addresses(headers["reply_to"])
     message["Subject"] = _header(row.subject)
     message["Date"] = formatdate(localtime=False)
     message["Message-ID"] = row.message_id or message_id_for(row.idempotency_key, row.sender)
@@ -222,6 +223,14 @@ def _text_part(body: str, subtype: str) -> MIMEText:
 
 def _header(value: str) -> str:
     return value if value.isascii() else Header(value, "utf-8").encode()
+
+
+def _addresses(value: str) -> str:
+    """An address header: only the display names are RFC 2047-encoded, never the addresses
+    (an encoded ``<addr>`` is no address to a mail client)."""
+    if value.isascii():
+        return value
+    return ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([value]))
 
 
 class SmtpPool:
