@@ -144,6 +144,9 @@ def test_export_shows_progress_then_a_summary(
     assert result.exit_code == 0, result.output
     assert "Download" in result.stderr
     assert "Convert to parquet" in result.stderr
+    # Each task counts in its own unit: the conversion in responses, not in "bytes".
+    assert "1 responses" in result.stderr
+    assert "1/1 bytes" not in result.stderr
     assert "1 response(s)" in result.stdout
 
 

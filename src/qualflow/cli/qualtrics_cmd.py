@@ -26,12 +26,15 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
+    Task,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
 )
 from rich.table import Table
+from rich.text import Text
 
 from qualflow.qualtrics import (
     Client,
@@ -351,13 +354,30 @@ def _moment(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+class _AmountColumn(ProgressColumn):
+    """What a task has done in its own unit: bytes for the download, responses for the
+    conversion, nothing for the export job (its bar and percentage say it all)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._bytes = DownloadColumn()
+
+    def render(self, task: Task) -> Text:
+        unit = task.fields.get("unit")
+        if unit == "bytes":
+            return self._bytes.render(task)
+        if unit == "responses" and task.total is not None:
+            return Text(f"{int(task.completed):,} responses", style="progress.download")
+        return Text("")
+
+
 class _ExportProgress:
     """One rich progress display across the export's start, polling, download and conversion."""
 
     def __init__(self, progress: Progress) -> None:
         self.progress = progress
         self.job = progress.add_task("Qualtrics prepares the export", total=100)
-        self.download = progress.add_task("Download", total=None, visible=False)
+        self.download = progress.add_task("Download", total=None, visible=False, unit="bytes")
 
     def __call__(self, event: ExportEvent) -> None:
         if event.stage in ("started", "polling"):
@@ -469,7 +489,7 @@ def export(
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
         TaskProgressColumn(),
-        DownloadColumn(),
+        _AmountColumn(),
         TimeElapsedColumn(),
         console=_err,
         transient=as_json,
@@ -485,7 +505,7 @@ def export(
                 on_progress=tracker,
                 labels=labels,
             )
-            convert = progress.add_task(f"Convert to {fmt}", total=None)
+            convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
             rows = result.write(output, fmt, labels=labels)
             progress.update(convert, total=rows, completed=rows)
         summary = {
