@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from email import message_from_bytes
 from pathlib import Path
 
@@ -10,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from qualflow.cli import app
+from qualflow.demo.hub import DemoHub
 
 
 @pytest.mark.slow
@@ -22,24 +25,36 @@ def test_bounded_demo_turns_respondents_into_runs_and_emails(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert re.search(r"Sign in admin@qualflow\.demo\s+/\s+[a-z0-9-]{19}", result.output)
     summary = re.search(
-        r"Stopped\. (\d+) responses? → (\d+) runs? \((.*)\), (\d+) emails? received", result.output
+        r"Stopped\. (\d+) responses? → (\d+) runs? \((.*)\), (\d+) emails? received, "
+        r"(\d+) rewards? \((.*)\)\.",
+        result.output,
     )
     assert summary, result.output
-    responses, runs, emails = int(summary[1]), int(summary[2]), int(summary[4])
+    responses, runs, emails, rewards = (int(summary[n]) for n in (1, 2, 4, 5))
     assert responses > 0
     assert 0 < runs <= responses  # abandoned responses start no run
     assert "succeeded" in summary[3]
     assert "failed" not in summary[3]
     assert emails > 0
+    # Screener respondents (every other respondent) are rewarded with a demo gift code.
+    assert rewards > 0
+    assert "sent" in summary[6]
     # Every email the SMTP sink received is on disk, and carries the response's data.
-    mail = sorted((tmp_path / "demo-mail").glob("*.eml"))
+    mail = [
+        message_from_bytes(path.read_bytes()) for path in (tmp_path / "demo-mail").glob("*.eml")
+    ]
     assert len(mail) == emails
-    message = message_from_bytes(mail[0].read_bytes())
-    assert message["To"] == "cx-team@example.org"
-    assert str(message["Subject"]).startswith("Follow up: NPS ")
-    body = message.get_payload(decode=True)
+    follow_ups = [m for m in mail if m["To"] == "cx-team@example.org"]
+    assert follow_ups
+    assert str(follow_ups[0]["Subject"]).startswith("Follow up: NPS ")
+    body = follow_ups[0].get_payload(decode=True)
     assert isinstance(body, bytes)
     assert re.search(r"Response: R_\w+", body.decode())
+    reward_mails = [m for m in mail if str(m["Subject"]).startswith("Your reward:")]
+    assert reward_mails
+    text = reward_mails[0].get_payload(decode=True)
+    assert isinstance(text, bytes)
+    assert re.search(r"Gift code: DEMO-\w+-\d{4}", text.decode())
 
 
 def test_demo_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
@@ -55,3 +70,37 @@ def test_demo_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
 
     assert result.exit_code == 1
     assert f"is port {port} taken?" in result.output
+
+
+@pytest.fixture
+def _no_handlers_on_closed_streams() -> None:
+    """DBOS logs to the stderr it first saw and flushes it when started again; under
+    CliRunner (an earlier test) that was a captured stream, closed since."""
+    for name in ("dbos", "qualflow", ""):
+        logger = logging.getLogger(name)
+        for handler in list(logger.handlers):
+            if getattr(getattr(handler, "stream", None), "closed", False):
+                logger.removeHandler(handler)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("_no_handlers_on_closed_streams")
+def test_a_restarted_demo_brings_new_screener_respondents_who_get_rewarded(
+    tmp_path: Path,
+) -> None:
+    """The sandbox is kept across starts; its respondents must not be the same people again,
+    who would all be skipped as already rewarded."""
+    for _start in range(2):
+        with DemoHub(data_dir=tmp_path, port=0, respondent_interval=0) as hub:
+            assert hub.incentive_reference.startswith("INC-")
+            hub.respond(3, complete=True, survey_id=hub.screener_id)
+            deadline = time.monotonic() + 30
+            while True:
+                status = hub.status()
+                finished = status.runs_total - status.runs.get("queued", 0)
+                finished -= status.runs.get("running", 0)
+                if finished >= 3 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.1)
+            assert finished == 3, status
+            assert sum(status.rewards.values()) >= 1, status

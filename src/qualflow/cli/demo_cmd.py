@@ -103,9 +103,15 @@ def _run_hub(
     console.print(
         f"Stopped. {_count(final.responses, 'response')} → {_count(final.runs_total, 'run')} "
         f"({runs or 'none'}), "
-        f"{_count(final.emails_received, 'email')} received. Data kept in {data_dir}/.",
+        f"{_count(final.emails_received, 'email')} received, "
+        f"{_count(sum(final.rewards.values()), 'reward')} ({_statuses(final.rewards)}). "
+        f"Data kept in {data_dir}/.",
         soft_wrap=True,
     )
+
+
+def _statuses(counts: dict[str, int]) -> str:
+    return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none"
 
 
 def _count(n: int, noun: str) -> str:
@@ -122,13 +128,22 @@ def _banner(console: Console, hub: DemoHub) -> None:
             f"Connection         “Demo sandbox”, validated with whoami\n"
             f"Automation         “NPS follow-up: unhappy customers”: response → fetch → "
             f"condition → email\n"
-            f"Mail               SMTP sink on port {hub.smtp.port if hub.smtp else '?'}; "
+            + (
+                f"Incentive          {hub.incentive_reference} pays screener respondents a $10 "
+                f"gift code (Incentives; suspicious ones wait in Review)\n"
+                if hub.incentive_reference
+                else ""
+            )
+            + f"Mail               SMTP sink on port {hub.smtp.port if hub.smtp else '?'}; "
             f"messages in Outbox and {hub.data_dir}/demo-mail/\n"
             f"Respondents        "
             + (
                 f"one every {hub.respondent_interval:g} s"
                 if hub.respondent_interval > 0
                 else "none (add some with the sandbox)"
+            )
+            + (
+                " (satisfaction survey and screener in turn)" if hub.respondent_interval > 0 else ""
             ),
             title="qualflow demo",
             border_style="cyan",
@@ -148,6 +163,7 @@ def _watch(console: Console, hub: DemoHub, duration: float | None) -> None:
             f"responses {status.responses} · runs "
             + (" ".join(f"{s} {n}" for s, n in sorted(status.runs.items())) or "0")
             + f" · emails {status.emails_received}"
+            + f" · rewards {_statuses(status.rewards).replace(', ', ' ')}"
         )
         if line != last:
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}", soft_wrap=True)

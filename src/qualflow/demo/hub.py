@@ -8,10 +8,13 @@
   so surveys and responses survive a restart);
 - an SMTP sink that receives every email the automations send;
 
-and seeds an admin (a fresh password on every start), a connection to the sandbox, and an
-example automation: a completed response to the customer-satisfaction survey → fetch it →
-continue unless the customer is a promoter → email the CX team. Simulated respondents then
-complete the survey at a steady rate, so runs and emails appear in the UI.
+and seeds an admin (a fresh password on every start), a connection to the sandbox, and two
+example automations: a completed response to the customer-satisfaction survey → fetch it →
+continue unless the customer is a promoter → email the CX team; and a completed response to the
+research screener → fetch it → reward the respondent with a $10 gift code (an incentive paying
+from a pool of demo codes; bots and duplicates are held or skipped, as they would be for real).
+Simulated respondents then take both surveys in turn at a steady rate, so runs, rewards and
+emails appear in the UI.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +47,9 @@ from qualflow.engine.config import EngineConfig
 from qualflow.engine.errors import RetriableError
 from qualflow.engine.models import Automation, Run
 from qualflow.engine.runtime import Engine, running_engine
+from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.models import GiftCodePool, Incentive, Reward
+from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.notify.email import SmtpSettings
 from qualflow.notify.models import OutboxEmail
 from qualflow.sandbox import SandboxState, create_app
@@ -54,7 +61,13 @@ from qualflow.store.base import utcnow
 from qualflow.store.runtime import Store, open_store
 from qualflow.web.app import create_app as create_hub_app
 
-__all__ = ["DEMO_ADMIN_EMAIL", "DemoHub", "DemoStatus", "demo_automation"]
+__all__ = [
+    "DEMO_ADMIN_EMAIL",
+    "DemoHub",
+    "DemoStatus",
+    "demo_automation",
+    "demo_reward_automation",
+]
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +78,13 @@ DEMO_SURVEY = "Customer Satisfaction & NPS"
 DEMO_QUALTRICS_USER = "demo.admin@example.com"
 CX_TEAM = "cx-team@example.org"
 SANDBOX_FILE = "demo-sandbox.json"
+DEMO_SCREENER = "Research Screener: Mobile Banking Study"
+DEMO_INCENTIVE = "Mobile banking study screener"
+DEMO_REWARD_AUTOMATION = "Reward screener respondents"
+DEMO_POOL = "Demo gift cards"
+#: Unused demo codes topped up on every start (a respondent every few seconds uses a few
+#: hundred an hour; when they run out, rewards are held with "out of codes", as for real).
+DEMO_CODES = 300
 
 
 @dataclass
@@ -73,6 +93,7 @@ class DemoStatus:
     runs: dict[str, int]
     emails_sent: int
     emails_received: int
+    rewards: dict[str, int] = field(default_factory=dict)
 
     @property
     def runs_total(self) -> int:
@@ -139,6 +160,35 @@ def demo_automation(
             },
         ],
     }
+
+
+def demo_reward_automation(
+    connection_id: int, survey_id: str, incentive: str, email_qid: str
+) -> dict[str, Any]:
+    """The example reward automation: screener respondents get the incentive's gift code."""
+    return {
+        "name": DEMO_REWARD_AUTOMATION,
+        "description": "Every completed screener response is fetched and its respondent "
+        "rewarded with a $10 gift code, once per email; suspicious responses wait for review.",
+        "connection_id": connection_id,
+        "trigger": {"type": "survey_response", "survey_id": survey_id},
+        "steps": [
+            {"action": "qualtrics.get_response", "key": "response"},
+            {
+                "action": "incentives.send_reward",
+                "key": "reward",
+                "config": {"incentive": incentive, "email_field": email_qid},
+            },
+        ],
+    }
+
+
+def _email_question(state: SandboxState, survey_id: str) -> str:
+    survey = state.get_survey(survey_id)
+    for qid in survey.ordered_question_ids():
+        if getattr(survey.questions[qid], "content_type", None) == "ValidEmail":
+            return qid
+    raise RuntimeError(f"the demo survey {survey.name!r} has no email question")
 
 
 class _LoopClosingClients:
@@ -214,6 +264,9 @@ class DemoHub:
     qualtrics_token: str = field(default="", repr=False)
     connection_id: int = 0
     automation_id: int = 0
+    screener_id: str = ""
+    incentive_reference: str = ""
+    reward_automation_id: int = 0
     settings: Settings | None = None
     sandbox: SandboxState | None = None
     smtp: SmtpSink | None = None
@@ -226,6 +279,7 @@ class DemoHub:
     _stop: threading.Event = field(default_factory=threading.Event)
     _respondents: threading.Thread | None = None
     _responses: int = 0
+    _seed_offset: int = 0
     _started_at: datetime | None = None
     #: What happened, counted once everything stopped (set by :meth:`stop`).
     final_status: DemoStatus | None = None
@@ -274,6 +328,8 @@ class DemoHub:
         if self.examples:
             self.connection_id = asyncio.run(self._seed_connection(qualtrics_token))
             self.automation_id = self._seed_automation()
+            self.incentive_reference = self._seed_incentive()
+            self.reward_automation_id = self._seed_reward_automation()
         if self.respondent_interval > 0:
             self._respondents = threading.Thread(
                 target=self._simulate, name="qualflow-demo-respondents", daemon=True
@@ -343,6 +399,12 @@ class DemoHub:
             surveys = seed_builtin(state)
             survey = next(s for s in surveys if s.name == DEMO_SURVEY)
         self.survey_id = survey.id
+        if any(state.responses.values()):
+            # A restart on a kept sandbox brings new people, not the same respondents again
+            # (who would all be duplicates to the incentive).
+            self._seed_offset = 1 + secrets.randbelow(2**31)
+        screener = next((s for s in state.surveys.values() if s.name == DEMO_SCREENER), None)
+        self.screener_id = screener.id if screener is not None else ""
         state.save()
         return state, token
 
@@ -414,15 +476,31 @@ class DemoHub:
             return connection.id
 
     def _seed_automation(self) -> int:
-        assert self.engine is not None
         assert self.sandbox is not None
-        assert self.store is not None
-        automations = Automations(self.engine.services)
         definition = demo_automation(
             self.connection_id, self.survey_id, _question_ids(self.sandbox, self.survey_id)
         )
+        return self._enable(definition)
+
+    def _seed_reward_automation(self) -> int:
+        assert self.sandbox is not None
+        if not self.screener_id:
+            return 0  # a sandbox state from before the screener existed
+        definition = demo_reward_automation(
+            self.connection_id,
+            self.screener_id,
+            self.incentive_reference,
+            _email_question(self.sandbox, self.screener_id),
+        )
+        return self._enable(definition)
+
+    def _enable(self, definition: dict[str, Any]) -> int:
+        """Create the automation (or find it from an earlier start) and enable it."""
+        assert self.engine is not None
+        assert self.store is not None
+        automations = Automations(self.engine.services)
         with self.store.sessionmaker() as db:
-            existing = db.scalar(select(Automation.id).where(Automation.name == DEMO_AUTOMATION))
+            existing = db.scalar(select(Automation.id).where(Automation.name == definition["name"]))
         if existing is None:
             automation_id = automations.create(definition, actor="demo").id
         else:
@@ -432,28 +510,69 @@ class DemoHub:
         automations.set_enabled(automation_id, True)
         return automation_id
 
+    def _seed_incentive(self) -> str:
+        """The demo incentive and its pool of codes, topped up to :data:`DEMO_CODES` unused."""
+        assert self.store is not None
+        manager = IncentiveManager(self.store.sessionmaker)
+        with self.store.sessionmaker() as db:
+            pool = db.scalar(select(GiftCodePool).where(GiftCodePool.name == DEMO_POOL))
+            reference = db.scalar(
+                select(Incentive.reference_id).where(Incentive.name == DEMO_INCENTIVE)
+            )
+        if pool is None:
+            pool = manager.create_pool(
+                DEMO_POOL, "Made-up codes for the demo; nobody can redeem them."
+            )
+        unused = sum(entry["unused"] for entry in manager.pool_stock(pool.id))
+        if unused < DEMO_CODES:
+            tag = secrets.token_hex(3).upper()
+            codes = "".join(f"DEMO-{tag}-{n:04d},10,USD,\n" for n in range(DEMO_CODES - unused))
+            manager.import_codes(pool.id, "code,value,currency,expiry\n" + codes)
+        if reference is not None:
+            return reference
+        spec = IncentiveSpec(
+            name=DEMO_INCENTIVE,
+            description="Pays screener respondents once per email address.",
+            provider="gift_codes",
+            gift_code_pool_id=pool.id,
+            amount=Decimal(10),
+            currency="USD",
+            reward_name="demo gift card",
+            redemption_instructions="Demo codes cannot be redeemed anywhere.",
+            approval_mode="review_suspicious",
+        )
+        return asyncio.run(manager.create(spec, actor="demo")).reference_id
+
     # -- respondents -------------------------------------------------------------------------
 
-    def respond(self, count: int = 1, *, complete: bool = False) -> list[str]:
-        """Simulate ``count`` respondents taking the demo survey now; their response ids.
-
-        Like real people some abandon it halfway, unless ``complete``.
-        """
+    def respond(
+        self, count: int = 1, *, complete: bool = False, survey_id: str | None = None
+    ) -> list[str]:
+        """Simulate ``count`` respondents taking a demo survey (by default the satisfaction
+        survey) now; their response ids. Like real people some abandon it halfway, unless
+        ``complete``."""
         assert self.sandbox is not None
         profile = Profile(abandon_rate=0.0) if complete else Profile()
         simulator = Simulator(
-            self.sandbox, self.survey_id, seed=self.seed + self._responses, profile=profile
+            self.sandbox,
+            survey_id or self.survey_id,
+            seed=self.seed + self._seed_offset + self._responses,
+            profile=profile,
         )
         made = simulator.run(count)
         self._responses += count
         return [response.id for response in made]
 
     def _simulate(self) -> None:
+        # Respondents take the satisfaction survey and the screener in turn.
+        surveys = [s for s in (self.survey_id, self.screener_id) if s]
+        turn = 0
         while not self._stop.wait(self.respondent_interval):
             try:
-                self.respond(1)
+                self.respond(1, survey_id=surveys[turn % len(surveys)])
             except Exception:  # keep the demo going; the log says what happened
                 log.exception("simulated respondent failed")
+            turn += 1
 
     # -- status ------------------------------------------------------------------------------
 
@@ -479,9 +598,18 @@ class DemoHub:
                 )
                 or 0
             )
+            rewards = {
+                status: count
+                for status, count in db.execute(
+                    select(Reward.status, func.count())
+                    .where(Reward.created_at >= since)
+                    .group_by(Reward.status)
+                )
+            }
         return DemoStatus(
             responses=self._responses,
             runs=runs,
             emails_sent=sent,
             emails_received=self.smtp.count,
+            rewards=rewards,
         )
