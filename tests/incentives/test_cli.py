@@ -52,6 +52,13 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     assert reference.startswith("INC-")
     code, out, _ = run(cli_env, "ls", "--json")
     assert [i["reference_id"] for i in json.loads(out)] == [reference]
+    code, out, _ = run(cli_env, "show", reference)
+    assert code == 0
+    shown = {line.split("  ", 1)[0]: line.split("  ", 1)[1].strip() for line in out.splitlines()}
+    assert shown["Reference id"] == reference
+    assert shown["Approval mode"] == "review_all"
+    assert shown["Counts"] == "total 0 · held 0 · sent 0 · awaiting 0"
+    assert "Tango account id" not in shown  # unset fields are left out
 
     service = RewardService(db.sessionmaker)
     held = service.submit(

@@ -142,8 +142,27 @@ def incentives_show(reference: str, as_json: JsonOption = False) -> None:
     if as_json:
         _json(out.model_dump(mode="json"))
         return
-    for key, value in out.model_dump(mode="json", exclude={"email_body", "fraud_rules"}).items():
-        _out.print(f"[bold]{key}[/bold]: {value}")
+    _out.print(_fields(out.model_dump(mode="json", exclude={"email_body", "fraud_rules"})))
+
+
+def _fields(record: dict[str, Any]) -> Table:
+    """A record as label/value rows; unset fields are left out."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(style="bold")
+    grid.add_column()
+    for key, value in record.items():
+        if value is None or value == "":
+            continue
+        if isinstance(value, bool):
+            shown = "yes" if value else "no"
+        elif isinstance(value, dict):
+            shown = " · ".join(f"{k} {v}" for k, v in value.items())
+        elif isinstance(value, list):
+            shown = ", ".join(str(v) for v in value) or "—"
+        else:
+            shown = str(value)
+        grid.add_row(key.replace("_", " ").capitalize(), shown)
+    return grid
 
 
 @app.command("create")

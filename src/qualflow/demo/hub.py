@@ -280,6 +280,8 @@ class DemoHub:
     _respondents: threading.Thread | None = None
     _responses: int = 0
     _seed_offset: int = 0
+    _simulators: dict[tuple[str, bool], Simulator] = field(default_factory=dict)
+    _simulators_lock: threading.Lock = field(default_factory=threading.Lock)
     _started_at: datetime | None = None
     #: What happened, counted once everything stopped (set by :meth:`stop`).
     final_status: DemoStatus | None = None
@@ -550,17 +552,23 @@ class DemoHub:
     ) -> list[str]:
         """Simulate ``count`` respondents taking a demo survey (by default the satisfaction
         survey) now; their response ids. Like real people some abandon it halfway, unless
-        ``complete``."""
+        ``complete``; a few are bots, a few answer again with an email used before."""
         assert self.sandbox is not None
-        profile = Profile(abandon_rate=0.0) if complete else Profile()
-        simulator = Simulator(
-            self.sandbox,
-            survey_id or self.survey_id,
-            seed=self.seed + self._seed_offset + self._responses,
-            profile=profile,
-        )
-        made = simulator.run(count)
-        self._responses += count
+        survey_id = survey_id or self.survey_id
+        with self._simulators_lock:
+            # One simulator per survey for the whole start: it remembers the emails it gave
+            # out, which is where repeat respondents (duplicates) come from.
+            simulator = self._simulators.get((survey_id, complete))
+            if simulator is None:
+                simulator = Simulator(
+                    self.sandbox,
+                    survey_id,
+                    seed=self.seed + self._seed_offset + len(self._simulators),
+                    profile=Profile(abandon_rate=0.0) if complete else Profile(),
+                )
+                self._simulators[(survey_id, complete)] = simulator
+            made = simulator.run(count)
+            self._responses += count
         return [response.id for response in made]
 
     def _simulate(self) -> None:

@@ -95,7 +95,7 @@ def install_pages(app: FastAPI) -> None:
             *rendering.NAV,
             NavItem("incentives", "Incentives", "★", "ui_incentives", Area.INCENTIVES),
             NavItem("reward_queue", "Review queue", "⚑", "ui_reward_queue", Area.INCENTIVES),
-            NavItem("api_keys", "API keys", "⚿", "ui_api_keys", Area.API_KEYS),
+            NavItem("api_keys", "API keys", "⚷", "ui_api_keys", Area.API_KEYS),
         )
         rendering.NAV = nav
     app.include_router(router)
