@@ -33,6 +33,21 @@ def test_seed_into_state_file(tmp_path: Path) -> None:
     assert state.default_user()[0].api_token
 
 
+def test_seeding_again_reuses_the_built_in_surveys(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    args = ["sandbox", "seed", "--responses", "2", "--state-file", str(path)]
+    assert runner.invoke(app, args).exit_code == 0
+    result = runner.invoke(app, [*args[:-2], "--surveys", "1", "--state-file", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "seeded 5 surveys (1 new, 4 already there) and 10 responses" in result.stdout
+    state = SandboxState.load(path)
+    names = [survey.name for survey in state.surveys.values()]
+    assert len(names) == 5
+    assert len(set(names)) == 5
+    # The built-in surveys got their responses on both runs.
+    assert sum(state.response_count(s) for s in state.surveys) == 8 + 10
+
+
 def test_respond_into_state_file(tmp_path: Path) -> None:
     path = tmp_path / "s.json"
     runner.invoke(app, ["sandbox", "seed", "--state-file", str(path)])
@@ -106,6 +121,10 @@ def test_seed_and_respond_against_a_running_sandbox(live_sandbox: tuple[str, San
     )
     assert result.exit_code == 0, result.output
     assert "seeded 6 surveys and 18 responses" in result.stdout
+    again = runner.invoke(app, ["sandbox", "seed", "--url", url])
+    assert again.exit_code == 0, again.output
+    assert "seeded 4 surveys (0 new, 4 already there)" in again.stdout
+    assert len(state.surveys) == 6
     sid = next(iter(state.surveys))
     result = runner.invoke(
         app, ["sandbox", "respond", sid, "--url", url, "--count", "25", "--rate", "1000"]

@@ -187,15 +187,19 @@ def seed_cmd(
     if url is not None:
         with _remote(url) as client, _progress() as progress:
             ids: list[str] = []
+            created = 0
             task = progress.add_task("surveys", total=surveys + (4 if builtin else 0))
             if builtin:
-                ids += _control(client, "seed", {"builtin": True})["surveyIds"]
+                made = _control(client, "seed", {"builtin": True})
+                ids += made["surveyIds"]
+                created += len(made.get("created", made["surveyIds"]))
                 progress.advance(task, 4)
             for i in range(surveys):
                 made = _control(
                     client, "seed", {"builtin": False, "surveys": 1, "seed": rng_seed + i}
                 )
                 ids += made["surveyIds"]
+                created += len(made["surveyIds"])
                 progress.advance(task)
             total = 0
             if responses:
@@ -213,22 +217,23 @@ def seed_cmd(
                         left -= chunk
                         total += chunk
                         progress.advance(rtask, chunk)
-        typer.echo(f"seeded {len(ids)} surveys and {total} responses at {url}")
+        typer.echo(f"seeded {_surveys(len(ids), created)} and {total} responses at {url}")
         return
     from qualflow.sandbox.respondents import Simulator
-    from qualflow.sandbox.seed import BUILTIN_SURVEYS, seed_generated
+    from qualflow.sandbox.seed import BUILTIN_SURVEYS, seed_builtin, seed_generated
 
     state = _load_state(state_file)
     state.default_user()
+    before = set(state.surveys)
     made_surveys = []
     with _progress() as progress:
         task = progress.add_task(
             "surveys", total=surveys + (len(BUILTIN_SURVEYS) if builtin else 0)
         )
         if builtin:
-            for make in BUILTIN_SURVEYS:
-                made_surveys.append(make(state))
-                progress.advance(task)
+            # Seeding again reuses the built-in surveys already there instead of adding copies.
+            made_surveys += seed_builtin(state, reuse_existing=True)
+            progress.advance(task, len(BUILTIN_SURVEYS))
         for survey in seed_generated(state, surveys, seed=rng_seed):
             made_surveys.append(survey)
             progress.advance(task)
@@ -240,10 +245,17 @@ def seed_cmd(
                     sim.run(1)
                     progress.advance(rtask)
     _save(state)
+    created = sum(1 for survey in made_surveys if survey.id not in before)
     typer.echo(
-        f"seeded {len(made_surveys)} surveys and {responses * len(made_surveys)} responses "
-        f"into {state_file}"
+        f"seeded {_surveys(len(made_surveys), created)} and "
+        f"{responses * len(made_surveys)} responses into {state_file}"
     )
+
+
+def _surveys(seeded: int, created: int) -> str:
+    if seeded == created:
+        return f"{seeded} surveys"
+    return f"{seeded} surveys ({created} new, {seeded - created} already there)"
 
 
 @app.command()

@@ -54,7 +54,7 @@ from qualflow.notify.email import SmtpSettings
 from qualflow.notify.models import OutboxEmail
 from qualflow.sandbox import SandboxState, create_app
 from qualflow.sandbox.respondents import Profile, Simulator
-from qualflow.sandbox.seed import seed_builtin
+from qualflow.sandbox.seed import CUSTOMER_SATISFACTION, RESEARCH_SCREENER, seed_builtin
 from qualflow.sandbox.smtp_sink import SmtpSink
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
@@ -74,11 +74,11 @@ log = logging.getLogger(__name__)
 DEMO_ADMIN_EMAIL = "admin@qualflow.demo"
 DEMO_CONNECTION = "Demo sandbox"
 DEMO_AUTOMATION = "NPS follow-up: unhappy customers"
-DEMO_SURVEY = "Customer Satisfaction & NPS"
+DEMO_SURVEY = CUSTOMER_SATISFACTION
 DEMO_QUALTRICS_USER = "demo.admin@example.com"
 CX_TEAM = "cx-team@example.org"
 SANDBOX_FILE = "demo-sandbox.json"
-DEMO_SCREENER = "Research Screener: Mobile Banking Study"
+DEMO_SCREENER = RESEARCH_SCREENER
 DEMO_INCENTIVE = "Mobile banking study screener"
 DEMO_REWARD_AUTOMATION = "Reward screener respondents"
 DEMO_POOL = "Demo gift cards"

@@ -96,14 +96,17 @@ async def seed(request: Request) -> JSONResponse:
     count = _int(body, "surveys", 0, hi=10_000)
     per_survey = _int(body, "responses", 0, hi=1_000_000)
     rng_seed = _int(body, "seed", 0, hi=2**31)
-    made = seeds.seed_builtin(state) if builtin else []
+    before = set(state.surveys)
+    # Seeding again reuses the built-in surveys already there instead of adding copies.
+    made = seeds.seed_builtin(state, reuse_existing=True) if builtin else []
     made += seeds.seed_generated(state, count, seed=rng_seed)
     total = 0
     if per_survey:
         for i, survey in enumerate(made):
             sim = respondents.Simulator(state, survey.id, seed=rng_seed + i)
             total += len(sim.run(per_survey))
-    return errors.ok({"surveyIds": [s.id for s in made], "responses": total})
+    created = [s.id for s in made if s.id not in before]
+    return errors.ok({"surveyIds": [s.id for s in made], "created": created, "responses": total})
 
 
 @router.post("/respond")

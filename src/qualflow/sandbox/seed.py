@@ -252,9 +252,15 @@ class SurveyBuilder:
         return state.add_survey(survey)
 
 
+CUSTOMER_SATISFACTION = "Customer Satisfaction & NPS"
+RESEARCH_SCREENER = "Research Screener: Mobile Banking Study"
+PANEL_SIGNUP = "Research Panel Sign-Up"
+EMPLOYEE_PULSE = "Employee Pulse Q3"
+
+
 def customer_satisfaction(state: SandboxState, **kw: Any) -> Survey:
     b = SurveyBuilder(
-        "Customer Satisfaction & NPS", category="CX", project_type="CustomerSatisfactionScore"
+        CUSTOMER_SATISFACTION, category="CX", project_type="CustomerSatisfactionScore"
     )
     b.embedded_data("ResponseEventContext").embedded_data("customer_id").embedded_data("order_id")
     b.embedded_data("channel", "web")
@@ -284,9 +290,7 @@ def customer_satisfaction(state: SandboxState, **kw: Any) -> Survey:
 
 
 def research_screener(state: SandboxState, **kw: Any) -> Survey:
-    b = SurveyBuilder(
-        "Research Screener: Mobile Banking Study", category="CORE", project_type="Survey"
-    )
+    b = SurveyBuilder(RESEARCH_SCREENER, category="CORE", project_type="Survey")
     b.embedded_data("rallyParticipantId").embedded_data("study_id", "STUDY-2024-017").embedded_data(
         "source"
     )
@@ -313,7 +317,7 @@ def research_screener(state: SandboxState, **kw: Any) -> Survey:
 
 
 def panel_signup(state: SandboxState, **kw: Any) -> Survey:
-    b = SurveyBuilder("Research Panel Sign-Up", category="CORE", project_type="Survey")
+    b = SurveyBuilder(PANEL_SIGNUP, category="CORE", project_type="Survey")
     b.embedded_data("source").embedded_data("utm_campaign").embedded_data("referrer_id")
     b.fraud_detection(relevant_id=True, recaptcha=True, ballot_box=True)
     b.block("About you")
@@ -354,7 +358,7 @@ def panel_signup(state: SandboxState, **kw: Any) -> Survey:
 
 
 def employee_pulse(state: SandboxState, **kw: Any) -> Survey:
-    b = SurveyBuilder("Employee Pulse Q3", category="EX", project_type="EmployeeEngagement")
+    b = SurveyBuilder(EMPLOYEE_PULSE, category="EX", project_type="EmployeeEngagement")
     b.embedded_data("department").embedded_data("location").embedded_data("tenure_band")
     b.block("Engagement")
     b.slider(
@@ -381,6 +385,13 @@ def employee_pulse(state: SandboxState, **kw: Any) -> Survey:
 
 
 BUILTIN_SURVEYS = (customer_satisfaction, research_screener, panel_signup, employee_pulse)
+#: Each built-in survey's name (seeding twice finds them by it instead of adding copies).
+BUILTIN_NAMES = {
+    customer_satisfaction: CUSTOMER_SATISFACTION,
+    research_screener: RESEARCH_SCREENER,
+    panel_signup: PANEL_SIGNUP,
+    employee_pulse: EMPLOYEE_PULSE,
+}
 
 _TOPICS = [
     "Onboarding",
@@ -415,9 +426,14 @@ def generated_survey(state: SandboxState, rng: random.Random, index: int) -> Sur
     return b.build(state, active=rng.random() < 0.8)
 
 
-def seed_builtin(state: SandboxState) -> list[Survey]:
-    """Add the four built-in surveys; returns them."""
-    return [make(state) for make in BUILTIN_SURVEYS]
+def seed_builtin(state: SandboxState, *, reuse_existing: bool = False) -> list[Survey]:
+    """Add the four built-in surveys; returns them. With ``reuse_existing`` a built-in survey
+    the sandbox already has (by name) is returned instead of being added again."""
+    if not reuse_existing:
+        return [make(state) for make in BUILTIN_SURVEYS]
+    with state.lock:
+        by_name = {survey.name: survey for survey in state.surveys.values()}
+    return [by_name.get(BUILTIN_NAMES[make]) or make(state) for make in BUILTIN_SURVEYS]
 
 
 def seed_generated(state: SandboxState, count: int, *, seed: int = 0) -> list[Survey]:
