@@ -59,7 +59,12 @@ def test_malformed_json_is_a_4xx(client: TestClient, admin) -> None:
         headers={**admin.headers, "Content-Type": "application/json"},
     )
     assert answer.status_code == 422
-    assert answer.json()["error"]["code"] == "validation_error"
+    error = answer.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["message"] == (
+        "invalid request: the body is not valid JSON (error at character 1)"
+    )
+    assert error["details"][0]["field"] == "body"
 
 
 def test_an_unreadable_body_is_a_documented_400(client: TestClient, admin) -> None:

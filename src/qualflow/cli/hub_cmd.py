@@ -229,9 +229,7 @@ def secrets_rotate(
     ] = None,
     retire_old: Annotated[
         bool,
-        typer.Option(
-            "--retire-old", help="Drop the old keys once everything is re-encrypted."
-        ),
+        typer.Option("--retire-old", help="Drop the old keys once everything is re-encrypted."),
     ] = False,
 ) -> None:
     """Put a new key first and re-encrypt every stored secret with it (one transaction)."""

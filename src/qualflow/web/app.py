@@ -165,6 +165,16 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     parts = []
     for error in errors:
         location = [str(part) for part in error.get("loc", ())]
+        if error.get("type") == "json_invalid":
+            # FastAPI puts the character offset where the JSON broke after "body".
+            offset = location[1] if len(location) > 1 else None
+            where = "body"
+            message = "the body is not valid JSON" + (
+                f" (error at character {offset})" if offset is not None else ""
+            )
+            details.append({"field": where, "message": message, "type": error.get("type")})
+            parts.append(message)
+            continue
         if location and location[0] in ("body", "query", "path", "header", "cookie"):
             where = ".".join(location[1:]) or location[0]
         else:
