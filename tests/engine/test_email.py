@@ -178,3 +178,31 @@ def test_display_names_are_encoded_but_addresses_and_message_id_stay_plain() -> 
     assert parsed["From"].endswith("<research@lab.example.org>")
     assert parsed["Message-ID"].endswith("@lab.example.org>")
     assert parsed["Message-ID"].count(">") == 1
+
+
+def test_smtp_runs_on_its_own_threads_never_on_the_engines(
+    engine: Engine, wait_run: Wait, smtp_sink: SmtpSink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's threads are few (EngineConfig.executor_threads): a slow mail server must
+    hold up mail only, so SMTP conversations get threads of their own."""
+    import qualflow.notify.email as notify_email
+
+    threads: list[str] = []
+    real_send = notify_email.send_blocking
+
+    def recording_send(settings: SmtpSettings, row: OutboxEmail) -> None:
+        threads.append(threading.current_thread().name)
+        real_send(settings, row)
+
+    monkeypatch.setattr(notify_email, "send_blocking", recording_send)
+    automations = Automations(engine.services)
+    created = automations.create(email_automation())
+
+    run = wait_run(
+        automations.run_now(created.id, {"email": "ada@example.org", "name": "Ada", "score": 3})
+    )
+
+    assert run.status == "succeeded", run.error
+    assert len(threads) == 1
+    assert threads[0].startswith("qualflow-smtp")
+    assert engine.dbos_config()["max_executor_threads"] == engine.config.executor_threads

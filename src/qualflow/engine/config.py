@@ -57,6 +57,12 @@ class EngineConfig:
     #: only when it polls: with 64, its slots emptied between polls and a burst drained ~8%
     #: slower.
     worker_concurrency: int | None = None
+    #: Threads of the engine's event loop for blocking work: DBOS's writes to its tables and
+    #: the runs' database calls. Few on purpose: unbounded (DBOS's default), a burst of runs
+    #: grew ~50 threads per process that spent more CPU handing the GIL to each other than
+    #: they saved: 8 drained a reward burst on PostgreSQL ~20% faster. Slow work (SMTP) has
+    #: threads of its own.
+    executor_threads: int = 8
     #: How often an idle worker looks for queued runs (seconds); by default 0.05 in a process
     #: that queues its own runs (the embedded hub) and 0.1 in a ``qualflow worker``, where each
     #: look costs a few milliseconds of CPU and several processes look at once.

@@ -105,6 +105,7 @@ class Engine:
             # connection slots are shared by every web and worker process.
             "sys_db_pool_size": 10,
             "db_engine_kwargs": dict(_POOL_OPTIONS),
+            "max_executor_threads": self.config.executor_threads,
         }
         if make_url(self.config.resolved_system_database_url).get_backend_name() == "sqlite":
             config["system_database_engine"] = self.system_engine()

@@ -76,7 +76,14 @@ from qualflow.incentives.providers import (
 )
 from qualflow.incentives.providers.tango import external_ref_id
 from qualflow.incentives.schemas import FraudRules
-from qualflow.notify.email import Email, EmailError, SmtpSettings, outbox_values, send_blocking
+from qualflow.notify.email import (
+    Email,
+    EmailError,
+    SmtpSettings,
+    in_smtp_thread,
+    outbox_values,
+    send_blocking,
+)
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import autocommit, session_scope
@@ -87,9 +94,11 @@ RULES_TTL = 5.0
 _SQLITE_WRITES = threading.Lock()
 T = TypeVar("T")
 
-# Reward work is short blocking database calls; asyncio's default pool (cores + 4 threads) is
-# shared with everything else on the loop and would queue them behind each other.
-_EXECUTOR = ThreadPoolExecutor(max_workers=32, thread_name_prefix="qualflow-rewards")
+# Reward work is short blocking database calls, kept off the loop's default pool (the
+# engine's). Few threads: dozens of them (one per reward in flight) handed the GIL to each
+# other more than they hid waits (see EngineConfig.executor_threads). Sending the email is
+# the SMTP threads' work (notify.email.in_smtp_thread).
+_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qualflow-rewards")
 
 
 async def in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -988,7 +997,7 @@ class RewardService:
                 return exc
             return self._record_sent(reward, outbox.id, claim.owner)
 
-        done = await in_db_thread(send_and_record)
+        done = await in_smtp_thread(send_and_record)
         if isinstance(done, EmailError):
             exc = done
             await in_db_thread(

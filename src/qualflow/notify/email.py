@@ -9,12 +9,15 @@ lets receivers drop the rare duplicate of a crash between "sent" and "marked sen
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import logging
 import re
 import smtplib
 import ssl
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from email.charset import QP, Charset
@@ -23,7 +26,7 @@ from email.message import Message
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -32,6 +35,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import autocommit
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +238,22 @@ def _addresses(value: str) -> str:
     return ", ".join(formataddr(pair, charset="utf-8") for pair in getaddresses([value]))
 
 
+#: SMTP connections open at once per server (and process).
+SMTP_CONNECTIONS = 8
+
+# SMTP conversations get threads of their own, as many as the pool has connections: a slow
+# mail server then delays mail only, never the engine's database work, whose threads are few.
+_SMTP_EXECUTOR = ThreadPoolExecutor(
+    max_workers=SMTP_CONNECTIONS, thread_name_prefix="qualflow-smtp"
+)
+
+
+async def in_smtp_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run blocking work that talks SMTP (and records the outcome) on the SMTP threads."""
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(_SMTP_EXECUTOR, functools.partial(function, *args, **kwargs))
+
+
 class SmtpPool:
     """Open SMTP connections reused across messages (connect + EHLO + login cost more than a
     message). A connection that fails is discarded; the message is retried on a fresh one.
@@ -242,7 +263,7 @@ class SmtpPool:
     concurrent runs made about one message in four pay for a new connection; SMTP servers also
     limit the connections of one client."""
 
-    def __init__(self, settings: SmtpSettings, *, size: int = 8) -> None:
+    def __init__(self, settings: SmtpSettings, *, size: int = SMTP_CONNECTIONS) -> None:
         self.settings = settings
         self.size = size
         self._idle: list[smtplib.SMTP] = []
@@ -388,7 +409,7 @@ async def send_queued(
     factory: sessionmaker[Session], settings: SmtpSettings, email: OutboxEmail | int
 ) -> OutboxEmail:
     """Send one outbox message unless it was sent already; records the attempt either way."""
-    return await asyncio.to_thread(send_now, factory, settings, email)
+    return await in_smtp_thread(send_now, factory, settings, email)
 
 
 def deliver_unrecorded(

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
@@ -17,6 +16,7 @@ from qualflow.notify.email import (
     SmtpSettings,
     check_address,
     deliver_unrecorded,
+    in_smtp_thread,
 )
 
 
@@ -88,7 +88,7 @@ async def notify_email(ctx: ActionContext, config: EmailConfig) -> dict[str, Any
     )
     try:
         # Queue (or find) it in the outbox, send it unless it was sent: one worker thread.
-        row, sent = await asyncio.to_thread(
+        row, sent = await in_smtp_thread(
             deliver_unrecorded,
             ctx.services.sessionmaker,
             settings,
