@@ -98,7 +98,7 @@ T = TypeVar("T")
 # engine's). Few threads: dozens of them (one per reward in flight) handed the GIL to each
 # other more than they hid waits (see EngineConfig.executor_threads). Sending the email is
 # the SMTP threads' work (notify.email.in_smtp_thread).
-_EXECUTOR = ThreadPoolExecutor(max_workers=4, thread_name_prefix="qualflow-rewards")
+_EXECUTOR = ThreadPoolExecutor(max_workers=8, thread_name_prefix="qualflow-rewards")
 
 
 async def in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
