@@ -123,63 +123,71 @@ def demo_automation(
 ) -> dict[str, Any]:
     """The example automation's definition (the same JSON the REST API and UI take)."""
     nps, satisfaction, comment = qids["nps"], qids["satisfaction"], qids["comment"]
-    return {
-        "name": DEMO_AUTOMATION,
-        "description": "Every completed CSAT response is fetched; unless the customer is a "
-        "promoter (NPS 9–10), the CX team gets an email to follow up.",
-        "connection_id": connection_id,
-        "trigger": {"type": "survey_response", "survey_id": survey_id},
-        "steps": [
-            {"action": "qualtrics.get_response", "key": "response"},
-            {
-                "action": "condition",
-                "key": "unhappy",
-                "config": {
-                    "expression": f"values.{nps} <= 8",
-                    "reason": "promoter (NPS 9–10): no follow-up needed",
-                },
+    return _on_each_response(
+        DEMO_AUTOMATION,
+        "Every completed CSAT response is fetched; unless the customer is a promoter "
+        "(NPS 9–10), the CX team gets an email to follow up.",
+        connection_id,
+        survey_id,
+        {
+            "action": "condition",
+            "key": "unhappy",
+            "config": {
+                "expression": f"values.{nps} <= 8",
+                "reason": "promoter (NPS 9–10): no follow-up needed",
             },
-            {
-                "action": "notify.email",
-                "key": "email",
-                "config": {
-                    "to": [to],
-                    "subject": f"Follow up: NPS {{{{ values.{nps} }}}} from "
-                    "{{ values.recipientEmail or 'an anonymous customer' }}",
-                    "body": (
-                        "A customer answered the satisfaction survey.\n\n"
-                        f"NPS: {{{{ values.{nps} }}}} ({{{{ labels.{nps}_NPS_GROUP }}}})\n"
-                        f"Satisfaction: {{{{ labels.{satisfaction} }}}}\n"
-                        f"Comment: {{{{ values.{comment}_TEXT or '(none)' }}}}\n"
-                        "Email: {{ values.recipientEmail or '(anonymous)' }}\n"
-                        "Response: {{ response.responseId }}, recorded "
-                        "{{ values.recordedDate }}\n\n"
-                        "— qualflow run {{ run.id }}\n"
-                    ),
-                },
+        },
+        {
+            "action": "notify.email",
+            "key": "email",
+            "config": {
+                "to": [to],
+                "subject": f"Follow up: NPS {{{{ values.{nps} }}}} from "
+                "{{ values.recipientEmail or 'an anonymous customer' }}",
+                "body": (
+                    "A customer answered the satisfaction survey.\n\n"
+                    f"NPS: {{{{ values.{nps} }}}} ({{{{ labels.{nps}_NPS_GROUP }}}})\n"
+                    f"Satisfaction: {{{{ labels.{satisfaction} }}}}\n"
+                    f"Comment: {{{{ values.{comment}_TEXT or '(none)' }}}}\n"
+                    "Email: {{ values.recipientEmail or '(anonymous)' }}\n"
+                    "Response: {{ response.responseId }}, recorded "
+                    "{{ values.recordedDate }}\n\n"
+                    "— qualflow run {{ run.id }}\n"
+                ),
             },
-        ],
-    }
+        },
+    )
 
 
 def demo_reward_automation(
     connection_id: int, survey_id: str, incentive: str, email_qid: str
 ) -> dict[str, Any]:
     """The example reward automation: screener respondents get the incentive's gift code."""
+    return _on_each_response(
+        DEMO_REWARD_AUTOMATION,
+        "Every completed screener response is fetched and its respondent rewarded with a $10 "
+        "gift code, once per email; suspicious responses wait for review.",
+        connection_id,
+        survey_id,
+        {
+            "action": "incentives.send_reward",
+            "key": "reward",
+            "config": {"incentive": incentive, "email_field": email_qid},
+        },
+    )
+
+
+def _on_each_response(
+    name: str, description: str, connection_id: int, survey_id: str, *steps: dict[str, Any]
+) -> dict[str, Any]:
+    """An automation run for each completed response of a survey: it fetches the response,
+    then takes ``steps``."""
     return {
-        "name": DEMO_REWARD_AUTOMATION,
-        "description": "Every completed screener response is fetched and its respondent "
-        "rewarded with a $10 gift code, once per email; suspicious responses wait for review.",
+        "name": name,
+        "description": description,
         "connection_id": connection_id,
         "trigger": {"type": "survey_response", "survey_id": survey_id},
-        "steps": [
-            {"action": "qualtrics.get_response", "key": "response"},
-            {
-                "action": "incentives.send_reward",
-                "key": "reward",
-                "config": {"incentive": incentive, "email_field": email_qid},
-            },
-        ],
+        "steps": [{"action": "qualtrics.get_response", "key": "response"}, *steps],
     }
 
 
@@ -590,14 +598,12 @@ class DemoHub:
         assert self.store is not None
         assert self.smtp is not None
         with self.store.sessionmaker() as db:
-            runs = {
-                status: count
-                for status, count in db.execute(
-                    select(Run.status, func.count())
-                    .where(Run.created_at >= since)
-                    .group_by(Run.status)
-                )
-            }
+
+            def by_status(model: type[Run] | type[Reward]) -> dict[str, int]:
+                query = select(model.status, func.count()).where(model.created_at >= since)
+                return {status: count for status, count in db.execute(query.group_by(model.status))}
+
+            runs = by_status(Run)
             sent = (
                 db.scalar(
                     select(func.count())
@@ -606,14 +612,7 @@ class DemoHub:
                 )
                 or 0
             )
-            rewards = {
-                status: count
-                for status, count in db.execute(
-                    select(Reward.status, func.count())
-                    .where(Reward.created_at >= since)
-                    .group_by(Reward.status)
-                )
-            }
+            rewards = by_status(Reward)
         return DemoStatus(
             responses=self._responses,
             runs=runs,
