@@ -156,6 +156,7 @@ def test_export_shows_progress_then_a_summary(
         (["--start-date", "yesterday"], "--start-date"),
         (["--start-date", "2025-02-01", "--end-date", "2025-01-01"], "start_date"),
         (["-o", "/no/such/folder/x.parquet"], "does not exist"),
+        (["-o", "responses.xlsx"], "cannot tell the format from 'responses.xlsx'"),
     ],
 )
 def test_export_bad_input(

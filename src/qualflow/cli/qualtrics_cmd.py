@@ -410,7 +410,8 @@ def export(
         typer.Option(
             "--format",
             "-f",
-            help="parquet, csv or ndjson (default: from the output's extension, else parquet).",
+            help="parquet, csv or ndjson (default: from the output's extension — .parquet, "
+            ".csv, .ndjson, .jsonl — or parquet when it has none).",
         ),
     ] = None,
     source: Annotated[
@@ -467,9 +468,15 @@ def export(
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
         _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
-    fmt: OutputName = (
-        output_format.value if output_format else _SUFFIXES.get(output.suffix.lower(), "parquet")
-    )
+    suffix = output.suffix.lower()
+    if output_format is None and suffix and suffix not in _SUFFIXES:
+        # Parquet bytes in a file named .xlsx (or .json) would mislead whoever opens it.
+        _fail(
+            f"cannot tell the format from {output.name!r}: name it .parquet, .csv, .ndjson or "
+            ".jsonl, or give --format",
+            EXIT_USAGE,
+        )
+    fmt: OutputName = output_format.value if output_format else _SUFFIXES.get(suffix, "parquet")
     if output.is_dir():
         _fail(f"--output {output} is a folder; give a file name", EXIT_USAGE)
     if not output.parent.is_dir():
