@@ -125,11 +125,15 @@ def test_incentive_pages_queue_and_keys(
     queue = hub.get("/incentives/review-queue")
     assert f'data-testid="held-{reward}"' in queue.text
     assert "this incentive reviews every reward before paying it" in queue.text
+    overview = hub.get("/").text
+    assert 'data-testid="rewards-held"' in overview  # the overview says what needs attention
+    assert "1 reward is held for review." in overview
 
     released = hub.post(
         "/incentives/review-queue", data=form(token, action="release", reward=[reward])
     )
     assert f"Released 1 reward(s): {reward}." in released.text
+    assert 'data-testid="rewards-held"' not in hub.get("/").text
     detail = hub.get(f"/incentives/rewards/{reward}")
     assert "released by " + admin.email in detail.text
     wait_for(lambda: any(m["to"] == ["q@example.org"] for m in smtp_sink.messages))

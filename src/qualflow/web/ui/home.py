@@ -13,6 +13,7 @@ from starlette.responses import Response
 from qualflow.accounts.permissions import Area
 from qualflow.connections.service import visible_connections
 from qualflow.engine.models import Automation, Run
+from qualflow.incentives.models import Reward
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.web.deps import get_db
@@ -59,4 +60,9 @@ def home(
             recent.append({"run": run, "automation": names.get(run.automation_id, "—")})
     if principal.can(Area.CONNECTIONS):
         stats["connections"] = len(visible_connections(db, principal))
+    if principal.can(Area.INCENTIVES):
+        # Held rewards wait for a person: the overview says so until someone reviews them.
+        stats["rewards_held"] = (
+            db.scalar(select(func.count()).select_from(Reward).where(Reward.status == "held")) or 0
+        )
     return render(request, "home.html", principal=principal, nav="home", stats=stats, recent=recent)
