@@ -255,11 +255,9 @@ class Chain:
             session.flush()
             connection_id = connection.id
         incentive = gift_code_incentive(factory, "BENCH", codes)
-        self.email_qid = next(
-            qid
-            for qid in self.survey.ordered_question_ids()
-            if getattr(self.survey.questions[qid], "content_type", None) == "ValidEmail"
-        )
+        email_qid = self.survey.email_question_id()
+        assert email_qid is not None, "the research screener asks for an email"
+        self.email_qid = email_qid
         automations = Automations(self.engine.services)
         created = automations.create(
             {

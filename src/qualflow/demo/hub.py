@@ -193,10 +193,10 @@ def _on_each_response(
 
 def _email_question(state: SandboxState, survey_id: str) -> str:
     survey = state.get_survey(survey_id)
-    for qid in survey.ordered_question_ids():
-        if getattr(survey.questions[qid], "content_type", None) == "ValidEmail":
-            return qid
-    raise RuntimeError(f"the demo survey {survey.name!r} has no email question")
+    qid = survey.email_question_id()
+    if qid is None:
+        raise RuntimeError(f"the demo survey {survey.name!r} has no email question")
+    return qid
 
 
 class _LoopClosingClients:

@@ -628,6 +628,13 @@ class Survey:
         seen.extend(q for q in self.questions if q not in seen and q not in trashed)
         return seen
 
+    def email_question_id(self) -> str | None:
+        """The first question (in flow order) that validates its answer as an email."""
+        for qid in self.ordered_question_ids():
+            if self.questions[qid].content_type == "ValidEmail":
+                return qid
+        return None
+
     def embedded_fields(self) -> list[tuple[str, str | None]]:
         """(name, default value) of every embedded-data field declared in the flow."""
         out: list[tuple[str, str | None]] = []
