@@ -99,10 +99,10 @@ def _run_hub(
     final = hub.final_status
     if final is None:
         return
-    runs = ", ".join(f"{count} {status}" for status, count in sorted(final.runs.items()))
+    runs = _statuses(final.runs)
     console.print(
         f"Stopped. {_count(final.responses, 'response')} → {_count(final.runs_total, 'run')} "
-        f"({runs or 'none'}), "
+        f"({runs}), "
         f"{_count(final.emails_received, 'email')} received, "
         f"{_count(sum(final.rewards.values()), 'reward')} ({_statuses(final.rewards)}). "
         f"Data kept in {data_dir}/.",
@@ -112,6 +112,11 @@ def _run_hub(
 
 def _statuses(counts: dict[str, int]) -> str:
     return ", ".join(f"{count} {status}" for status, count in sorted(counts.items())) or "none"
+
+
+def _live(counts: dict[str, int]) -> str:
+    """Counts by status for the one-line live view: ``skipped 2 succeeded 9``."""
+    return " ".join(f"{status} {count}" for status, count in sorted(counts.items())) or "0"
 
 
 def _count(n: int, noun: str) -> str:
@@ -161,9 +166,9 @@ def _watch(console: Console, hub: DemoHub, duration: float | None) -> None:
         status = hub.status()
         line = (
             f"responses {status.responses} · runs "
-            + (" ".join(f"{s} {n}" for s, n in sorted(status.runs.items())) or "0")
+            + _live(status.runs)
             + f" · emails {status.emails_received}"
-            + f" · rewards {_statuses(status.rewards).replace(', ', ' ')}"
+            + f" · rewards {_live(status.rewards)}"
         )
         if line != last:
             console.print(f"[dim]{time.strftime('%H:%M:%S')}[/] {line}", soft_wrap=True)
