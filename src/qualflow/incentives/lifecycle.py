@@ -210,13 +210,6 @@ def write_transitions(
     journal.clear()
 
 
-def record_creation(session: Db, reward: Reward, *, actor: str, reason: str = "") -> None:
-    session.execute(
-        _INSERT_TRANSITION,
-        transition(reward.id, None, reward.status, actor=actor, reason=reason),
-    )
-
-
 # --- limits -------------------------------------------------------------------------------------
 
 
