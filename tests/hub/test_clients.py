@@ -97,3 +97,54 @@ def test_factory_caches_per_loop_and_rebuilds_after_an_edit(store: Store, sandbo
         await factory.aclose_loop()
 
     anyio.run(scenario)
+
+
+def test_runs_starting_at_once_share_one_client_and_one_connection_read(
+    store: Store, sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    configure_clients(transport=sandbox.transport)
+    with store.sessionmaker() as db:
+        connection_id = _connection(db, sandbox).id
+    factory = client_factory(store.sessionmaker)
+    loads: list[int] = []
+    load = factory._load
+
+    def counted_load(connection_id: int) -> tuple[Credentials, int]:
+        loads.append(connection_id)
+        return load(connection_id)
+
+    monkeypatch.setattr(factory, "_load", counted_load)
+
+    async def scenario() -> None:
+        clients = []
+
+        async def one() -> None:
+            clients.append(await factory(connection_id))
+
+        async with anyio.create_task_group() as group:
+            for _ in range(40):
+                group.start_soon(one)
+        assert len({id(client) for client in clients}) == 1
+        assert loads == [connection_id]
+        await factory.aclose_loop()
+        assert clients[0]._http.is_closed
+
+    anyio.run(scenario)
+
+
+def test_every_client_shares_one_tls_context(db: Session, sandbox: Sandbox) -> None:
+    from qualflow.qualtrics import AsyncClient, Client
+    from qualflow.tls import verified_context
+
+    connection = _connection(db, sandbox)
+    configure_clients(transport=None)
+    contexts = {
+        id(client._http._transport._pool._ssl_context)  # type: ignore[attr-defined]
+        for client in (
+            client_for(connection),
+            client_for(connection),
+            AsyncClient(base_url="https://acme.qualtrics.com", api_token="t"),
+            Client(base_url="https://acme.qualtrics.com", api_token="t"),
+        )
+    }
+    assert contexts == {id(verified_context())}

@@ -327,6 +327,9 @@ class ConnectionClientFactory:
         self._cache: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[int, _Cached]] = (
             weakref.WeakKeyDictionary()
         )
+        self._refreshing: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, dict[int, asyncio.Lock]
+        ] = weakref.WeakKeyDictionary()
 
     def _load(self, connection_id: int) -> tuple[Credentials, int]:
         with self._sessions() as session:
@@ -337,7 +340,23 @@ class ConnectionClientFactory:
 
     async def __call__(self, connection_id: int) -> AsyncClient:
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
+        cached = self._fresh(loop, connection_id)
+        if cached is not None:
+            return cached.client
+        # One coroutine per connection and loop re-reads the connection; the others wait for
+        # its client. Without this, every run that starts at once (a burst after an idle spell)
+        # would load the connection and build a client of its own, most of them never closed.
+        with self._lock:
+            locks = self._refreshing.setdefault(loop, {})
+            refreshing = locks.setdefault(connection_id, asyncio.Lock())
+        async with refreshing:
+            cached = self._fresh(loop, connection_id)
+            if cached is not None:
+                return cached.client
+            return await self._refresh(loop, connection_id)
+
+    def _fresh(self, loop: asyncio.AbstractEventLoop, connection_id: int) -> _Cached | None:
+        """The cached client, if its connection was checked recently and is unchanged."""
         with _registry.lock:
             generation = _registry.generations.get(connection_id, 0)
         with self._lock:
@@ -345,9 +364,17 @@ class ConnectionClientFactory:
         if (
             cached is not None
             and cached.generation == generation
-            and now - cached.checked_at < RECHECK_SECONDS
+            and time.monotonic() - cached.checked_at < RECHECK_SECONDS
         ):
-            return cached.client
+            return cached
+        return None
+
+    async def _refresh(self, loop: asyncio.AbstractEventLoop, connection_id: int) -> AsyncClient:
+        now = time.monotonic()
+        with _registry.lock:
+            generation = _registry.generations.get(connection_id, 0)
+        with self._lock:
+            cached = self._cache.get(loop, {}).get(connection_id)
         credentials, rate = await anyio.to_thread.run_sync(self._load, connection_id)
         fingerprint = f"{credentials.fingerprint()}:{rate}"
         if cached is not None and cached.fingerprint == fingerprint:
@@ -367,6 +394,7 @@ class ConnectionClientFactory:
         """Close the clients made on the running event loop."""
         with self._lock:
             mine = self._cache.pop(asyncio.get_running_loop(), {})
+            self._refreshing.pop(asyncio.get_running_loop(), None)
         for cached in mine.values():
             await cached.client.aclose()
 

@@ -41,6 +41,7 @@ from qualflow.qualtrics.resources.subscriptions import AsyncEventSubscriptions
 from qualflow.qualtrics.resources.surveys import AsyncSurveys
 from qualflow.qualtrics.resources.users import AsyncGroups, AsyncUsers
 from qualflow.qualtrics.retry import RetryPolicy, RetryState
+from qualflow.tls import verified_context
 
 if TYPE_CHECKING:
     from qualflow.qualtrics.export_result import ExportResult
@@ -98,6 +99,7 @@ class AsyncClient(ClientBase):
         self._http = httpx.AsyncClient(
             timeout=timeout,
             transport=transport,
+            verify=verified_context(),
             headers=self._default_headers(),
             follow_redirects=False,
         )

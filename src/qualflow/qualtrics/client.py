@@ -37,6 +37,7 @@ from qualflow.qualtrics.resources.subscriptions import EventSubscriptions
 from qualflow.qualtrics.resources.surveys import Surveys
 from qualflow.qualtrics.resources.users import Groups, Users
 from qualflow.qualtrics.retry import RetryPolicy, RetryState
+from qualflow.tls import verified_context
 
 if TYPE_CHECKING:
     from qualflow.qualtrics.export_result import ExportResult
@@ -93,6 +94,7 @@ class Client(ClientBase):
         self._http = httpx.Client(
             timeout=timeout,
             transport=transport,
+            verify=verified_context(),
             headers=self._default_headers(),
             follow_redirects=False,
         )

@@ -27,6 +27,7 @@ import httpx
 
 from qualflow.sandbox import ids
 from qualflow.sandbox.state import Event, SandboxState, Subscription, iso, utcnow
+from qualflow.tls import verified_context
 
 MAX_CONCURRENT_DELIVERIES = 32
 
@@ -192,6 +193,7 @@ class WebhookDispatcher:
         if client is None or client.is_closed:
             client = httpx.AsyncClient(
                 transport=self.transport,
+                verify=verified_context(),
                 timeout=self.state.config.webhook_timeout,
                 follow_redirects=False,
             )

@@ -20,6 +20,7 @@ from qualflow.engine.templates import check_structure, check_template, render, r
 from qualflow.notify.webhooks import signature_headers
 from qualflow.store.sealed import is_masked, is_sealed, unseal_with_dialect
 from qualflow.store.secrets import SecretDecryptionError, SecretKeyError
+from qualflow.tls import verified_context
 
 MAX_RESPONSE_KEPT = 8 * 1024
 
@@ -148,7 +149,7 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
     client: httpx.AsyncClient | None = ctx.services.extras.get("http_client")
     owned = client is None
     if client is None:
-        client = httpx.AsyncClient(timeout=config.timeout_seconds)
+        client = httpx.AsyncClient(timeout=config.timeout_seconds, verify=verified_context())
     try:
         response = await client.request(
             config.method,

@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from qualflow.tls import verified_context
+
 API_PATH = "/raas/v2"
 SANDBOX_BASE_URL = "https://integration-api.tangocard.com"
 PRODUCTION_BASE_URL = "https://api.tangocard.com"
@@ -117,6 +119,7 @@ class TangoClient:
             base_url=base_url.rstrip("/") + API_PATH,
             auth=httpx.BasicAuth(platform_name, platform_key),
             transport=transport,
+            verify=verified_context(),
             timeout=timeout,
             headers={"Accept": "application/json"},
         )
