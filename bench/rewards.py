@@ -19,7 +19,8 @@ receives the emails and stamps each one.
 Measured per scenario: *burst* — N responses completed at once: rewards/s from the first
 webhook to the last email accepted (its note says when the first email arrived and the rate
 between the 10th and 90th percentile emails: how long the pipeline took to fill, and how fast
-it ran once full); *paced* — 50 responses/s (``--rate``): p50/p99 of
+it ran once full, and on PostgreSQL the CPU per reward of this process, the workers and
+PostgreSQL); *paced* — 50 responses/s (``--rate``): p50/p99 of
 response completed (webhook sent) → reward email accepted by SMTP. Before stopping, every run
 must have reached a final state (nothing lost). Figures depend on the machine and on what
 else runs on it; the table says what was measured.
@@ -367,6 +368,7 @@ class Chain:
     def run(self, name: str, count: int, rate: float | None, timeout: float) -> Result:
         batch = self.responses(count, name.replace(" ", "-"))
         emails = [email for email, _ in batch]
+        cpu_before = self.cpu()
         started = time.perf_counter()
         sent = asyncio.run(self.deliver(batch, rate))
         deadline = time.monotonic() + timeout
@@ -374,6 +376,7 @@ class Chain:
             if time.monotonic() > deadline:
                 break
             time.sleep(0.05)
+        cpu_after = self.cpu()
         received = [e for e in emails if e in self.smtp.accepted]
         last = max((self.smtp.accepted[e] for e in received), default=started)
         latencies = [self.smtp.accepted[e] - sent[e] for e in received]
@@ -382,7 +385,29 @@ class Chain:
         )
         if rate is None and len(received) >= 20:
             note = "; ".join(filter(None, [note, _fill_and_flow(started, received, self.smtp)]))
-        return Result(name, count, last - started, len(received), latencies, note)
+        spent = {
+            group: sum(cpu - cpu_before.get(group, {}).get(pid, 0.0) for pid, cpu in pids.items())
+            for group, pids in cpu_after.items()
+        }
+        per_reward = sum(spent.values()) * 1000 / max(len(received), 1)
+        if per_reward and self.kind == "postgres":
+            split = ", ".join(
+                f"{k} {v * 1000 / max(len(received), 1):.1f}" for k, v in spent.items()
+            )
+            note = "; ".join(filter(None, [note, f"CPU ms/reward: {split}"]))
+        return Result(
+            name, count, last - started, len(received), latencies, note,
+            cpu_ms=per_reward or None,
+        )  # fmt: skip
+
+    def cpu(self) -> dict[str, dict[int, float]]:
+        """CPU seconds used so far, per process, by this process (the web side, the sandbox
+        and the SMTP sink), the workers and PostgreSQL's processes (Linux; zeros elsewhere)."""
+        groups = {"this process": [os.getpid()], "workers": [w.pid for w in self.workers]}
+        if self.kind == "postgres":
+            groups["PostgreSQL"] = _processes_named("postgres")
+        return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
+
 
     def settle(self, expected: int, timeout: float = 120) -> str:
         """Wait until every run has a final state; a note when some did not."""
@@ -420,6 +445,28 @@ class Chain:
         configure_clients(transport=None)
         if self.server is not None:
             self.server.stop()
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far, from /proc (0 when unreadable)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _processes_named(name: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == name:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def _fill_and_flow(started: float, received: list[str], smtp: StampingSmtp) -> str:
