@@ -67,6 +67,29 @@ def test_malformed_json_is_a_4xx(client: TestClient, admin) -> None:
     assert error["details"][0]["field"] == "body"
 
 
+def test_a_body_sent_as_a_form_or_text_is_refused_with_the_media_type(
+    client: TestClient, admin
+) -> None:
+    for media_type, body in (
+        ("application/x-www-form-urlencoded", b"email=a@example.org&name=A"),
+        ("text/plain", b'{"email": "a@example.org", "name": "A"}'),
+    ):
+        answer = client.post(
+            "/api/v1/users", content=body, headers={**admin.headers, "Content-Type": media_type}
+        )
+        assert answer.status_code == 415
+        assert answer.json()["error"] == {
+            "code": "unsupported_media_type",
+            "message": "the body must be JSON (Content-Type: application/json), "
+            f"not {media_type}",
+        }
+    users = client.get("/openapi.json").json()["paths"]["/api/v1/users"]["post"]
+    assert "415" in users["responses"]
+    # A JSON body of the wrong shape is still a validation error.
+    answer = client.post("/api/v1/users", json=["a"], headers=admin.headers)
+    assert answer.status_code == 422
+
+
 def test_an_unreadable_body_is_a_documented_400(client: TestClient, admin) -> None:
     answer = client.post(
         "/api/v1/users",

@@ -185,6 +185,16 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
     return "invalid request: " + "; ".join(parts), details
 
 
+def _non_json_body(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    """The media type of a body sent as something other than JSON to an operation that takes
+    a JSON object (FastAPI then reports the whole body as the wrong type), else None."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if not media_type or media_type == "application/json" or media_type.endswith("+json"):
+        return None
+    whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
+    return media_type if whole_body else None
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -199,9 +209,17 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = str(exc.detail)
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    async def validation_error(_request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        message, details = _validation_message(list(jsonable_encoder(exc.errors())))
+        errors = list(jsonable_encoder(exc.errors()))
+        media_type = _non_json_body(request, errors)
+        if media_type is not None:
+            return error_response(
+                415,
+                "unsupported_media_type",
+                f"the body must be JSON (Content-Type: application/json), not {media_type}",
+            )
+        message, details = _validation_message(errors)
         return error_response(422, "validation_error", message, details=details)
 
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
@@ -216,7 +234,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _install_openapi(app: FastAPI) -> None:
     """Document our error body for 422 instead of FastAPI's default validation schema, and
-    the 400 every operation with a JSON body answers when the body is not JSON."""
+    the 400 (not valid JSON) and 415 (not sent as JSON) of every operation with a JSON body."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -243,6 +261,8 @@ def _install_openapi(app: FastAPI) -> None:
                 body = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in body and "400" not in responses:
                     responses["400"] = _error_response_doc("The body is not valid JSON")
+                if "application/json" in body and "415" not in responses:
+                    responses["415"] = _error_response_doc("The body was not sent as JSON")
         _drop_unreferenced(schema, ("HTTPValidationError", "ValidationError"))
         app.openapi_schema = schema
         return schema
