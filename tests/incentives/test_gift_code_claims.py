@@ -4,14 +4,14 @@ concurrent claims on PostgreSQL skipping each other's locked codes instead of wa
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, text, update
 
 from qualflow.incentives.manage import IncentiveManager
-from qualflow.incentives.models import GiftCodePool, Reward
+from qualflow.incentives.models import GiftCode, GiftCodePool, Reward
 from qualflow.incentives.providers import gift_codes
 from qualflow.incentives.providers.gift_codes import claim_code
 from qualflow.incentives.schemas import IncentiveSpec
@@ -53,19 +53,26 @@ def held_rewards(
 def test_codes_that_expire_go_first_soonest_first_and_expired_ones_never(
     db: Db, manager: IncentiveManager, service: RewardService
 ) -> None:
-    yesterday = (utcnow().date() - timedelta(days=1)).isoformat()
     pool = pool_with_codes(
         manager,
         [
             "NEVER-EXPIRES-1,10.00,USD,",
             "EXPIRES-LATE,10.00,USD,2099-01-01",
-            f"EXPIRED,10.00,USD,{yesterday}",
+            "EXPIRED,10.00,USD,2099-12-31",
             "EXPIRES-SOON,10.00,USD,2090-06-01",
             "NEVER-EXPIRES-2,10.00,USD,",
             "OTHER-VALUE,25.00,USD,2080-01-01",
             "OTHER-CURRENCY,10.00,EUR,2080-01-01",
         ],
     )
+    # A code that expired since it was imported (an expired one is refused at import).
+    with db.sessionmaker() as session:
+        session.execute(
+            update(GiftCode)
+            .where(GiftCode.pool_id == pool.id, GiftCode.expires_on == date(2099, 12, 31))
+            .values(expires_on=utcnow().date() - timedelta(days=1))
+        )
+        session.commit()
     rewards = held_rewards(manager, service, pool, 6)
 
     claimed = []

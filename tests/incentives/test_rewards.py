@@ -362,7 +362,8 @@ def test_csv_import_reports_bad_lines_and_skips_duplicates(manager: IncentiveMan
         "C-3,10,US,\n"
         "D-4,10.001,USD,\n"
         "E-5,5,EUR,2030-02-30\n"
-        "F-6,5,EUR,2030-01-31\n",
+        "F-6,5,EUR,2030-01-31\n"
+        "G-7,5,EUR,2020-01-31\n",
     )
     assert report.imported == 2
     assert report.duplicates == 1
@@ -372,7 +373,9 @@ def test_csv_import_reports_bad_lines_and_skips_duplicates(manager: IncentiveMan
         "line 6",
         "line 7",
         "line 8",
+        "line 10",
     ]
+    assert report.errors[-1] == "line 10: the code expired on 2020-01-31"
     with pytest.raises(IncentiveError, match="missing: currency"):
         manager.import_codes(pool.id, "code,value\nX,1\n")
     stock = manager.pool_stock(pool.id)

@@ -459,7 +459,7 @@ def pools_create(name: str, description: Annotated[str, typer.Option()] = "") ->
 
 @pools_app.command("import")
 def pools_import(pool_id: int, csv_file: Path) -> None:
-    """Import codes from a CSV file (code,value,currency,expiry)."""
+    """Import codes from a CSV file (code,value,currency,expiry; expiry YYYY-MM-DD or empty)."""
     try:
         text = csv_file.read_text(encoding="utf-8")
     except OSError as exc:

@@ -69,7 +69,8 @@ class _Row:
 
 
 def parse_codes_csv(text: str) -> tuple[list[_Row], list[str]]:
-    """Parse ``code,value,currency,expiry`` (header required; expiry optional, YYYY-MM-DD).
+    """Parse ``code,value,currency,expiry`` (header required; expiry optional, YYYY-MM-DD, not
+    in the past).
 
     Raises ``ValueError`` for a file that is not such a CSV; returns the rejected lines' reasons.
     """
@@ -92,6 +93,7 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
     reader.fieldnames = header
     rows: list[_Row] = []
     errors: list[str] = []
+    today = utcnow().date()
     for number, record in enumerate(reader, start=2):
         code = (record.get("code") or "").strip()
         # Cells past the header's columns come as one list (under the key None).
@@ -109,6 +111,9 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
                 raise ValueError("the value must be positive")
             expiry_text = (record.get("expiry") or "").strip()
             expires_on = date.fromisoformat(expiry_text) if expiry_text else None
+            if expires_on is not None and expires_on < today:
+                # It could never be given out: stored, it would only pad the stock's figures.
+                raise ValueError(f"the code expired on {expires_on.isoformat()}")
         except (ValueError, MoneyError) as exc:
             errors.append(f"line {number}: {exc}")
             continue
