@@ -10,6 +10,7 @@ import httpx
 from fastapi.testclient import TestClient
 
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
+from qualflow.incentives.models import Reward
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import Person, Tango, body_text, parsed
@@ -235,6 +236,81 @@ def test_platform_endpoint_outcomes(hub: TestClient, admin: Person, smtp_sink: S
     assert "CODE-" not in str(detail)  # the code is never returned
 
 
+def test_platform_endpoint_takes_every_shape_a_qualtrics_web_service_task_sends(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(hub, admin)
+    platform, key = platform_key(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+
+    # URL-encoded body.
+    form = hub.post(
+        url, content=b"email=form%40example.org&firstName=Flo&responseId=R_f", auth=(platform, key),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert form.status_code == 201, form.text
+    # Query parameters and no body (the task's way to send URL-encoded parameters); piped text
+    # that resolved to nothing is an empty value, the same as none.
+    query = hub.post(
+        url, params={"email": "query@example.org", "firstName": "", "responseId": "R_q"},
+        auth=(platform, key),
+    )  # fmt: skip
+    assert query.status_code == 201, query.text
+    # JSON sent as "Plain Text".
+    plain = hub.post(
+        url, content=b'{"email": "plain@example.org", "responseId": "R_p"}', auth=(platform, key),
+        headers={"Content-Type": "text/plain"},
+    )  # fmt: skip
+    assert plain.status_code == 201, plain.text
+    # The body's fields win over the query's.
+    both = hub.post(
+        url, params={"email": "ignored@example.org"}, json={"email": "body@example.org"},
+        auth=(platform, key),
+    )  # fmt: skip
+    assert both.status_code == 201, both.text
+    rewards = hub.get(
+        f"{API}/{incentive['reference_id']}/rewards", headers=admin.headers
+    ).json()["items"]
+    assert {r["email"] for r in rewards} == {
+        "form@example.org", "query@example.org", "plain@example.org", "body@example.org",
+    }  # fmt: skip
+    greetings = sorted(body_text(m).splitlines()[0] for m in smtp_sink.messages)
+    assert greetings == ["Hi Flo,", "Hi there,", "Hi there,", "Hi there,"]
+
+    xml = hub.post(
+        url, content=b"<reward><email>x@example.org</email></reward>", auth=(platform, key),
+        headers={"Content-Type": "application/xml"},
+    )  # fmt: skip
+    assert xml.status_code == 415
+    assert "not as application/xml" in xml.json()["error"]["message"]
+    broken = hub.post(
+        url, content=b'{"email": ', auth=(platform, key),
+        headers={"Content-Type": "application/json"},
+    )  # fmt: skip
+    assert broken.status_code == 422
+    assert broken.json()["error"]["message"].startswith(
+        "invalid request: the body is not valid JSON"
+    )
+    typo = hub.post(
+        url, content=b"mail=z%40example.org", auth=(platform, key),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert typo.status_code == 422
+    assert "mail: Extra inputs are not permitted" in typo.json()["error"]["message"]
+    huge = hub.post(
+        url, content=b"email=" + b"a" * 70_000, auth=(platform, key),
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )  # fmt: skip
+    assert huge.status_code == 413
+    assert len(smtp_sink.messages) == 4
+    operation = hub.get("/openapi.json").json()["paths"][url.replace(
+        incentive["reference_id"], "{reference_id}"
+    )]["post"]
+    assert set(operation["requestBody"]["content"]) == {
+        "application/json", "application/x-www-form-urlencoded",
+    }  # fmt: skip
+
+
 def test_review_queue_release_block_and_bulk(
     hub: TestClient, admin: Person, make_person: MakePerson, smtp_sink: SmtpSink
 ) -> None:
@@ -304,6 +380,7 @@ def test_manual_rewards_export_and_mark_paid(
         f"{API}/{reference}/rewards", json={"email": "d@example.org"}, auth=(platform, key)
     )
     assert answer.json()["status"] == "ordered"
+    assert answer.json()["message"] == "ordered: to be paid by hand, then emailed"
     exported = hub.get(
         f"{API}/{reference}/rewards.csv", params={"status": "ordered"}, headers=admin.headers
     )
@@ -317,6 +394,31 @@ def test_manual_rewards_export_and_mark_paid(
     assert paid.json()["status"] == "sent"
     assert paid.json()["paid_at"]
     assert "25.00 EUR bank transfer" in body_text(smtp_sink.messages[0])
+
+
+def test_the_platform_answer_says_what_a_reward_waits_for() -> None:
+    from qualflow.incentives.api import _platform_message
+
+    def reward(**fields: object) -> Reward:
+        base = {
+            "status": "ordered", "provider": "gift_codes", "amount_minor": 1000,
+            "currency": "USD", "email": "a@example.org", "reasons": [], "last_error": None,
+        }  # fmt: skip
+        return Reward(**{**base, **fields})
+
+    no_smtp = "email is not configured (set QUALFLOW_SMTP_HOST)"
+    assert _platform_message(reward(last_error=no_smtp)) == (
+        f"ordered, not emailed yet: {no_smtp}"
+    )
+    assert _platform_message(reward(status="approved", last_error="Tango answered 503")) == (
+        "approved, not paid yet: Tango answered 503"
+    )
+    assert _platform_message(reward(status="failed", last_error="bad utid")) == "failed: bad utid"
+    assert _platform_message(reward(status="held", reasons=["a", "b"])) == (
+        "held for review: a; b"
+    )
+    assert _platform_message(reward(status="sent")) == "sent: 10.00 USD to a@example.org"
+    assert _platform_message(reward()) == "ordered"
 
 
 def create_tango_account(hub: TestClient, admin: Person, tango: Tango) -> httpx.Response:

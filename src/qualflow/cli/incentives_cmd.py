@@ -583,7 +583,7 @@ def keys_deactivate(
 
 @keys_app.command("reveal")
 def keys_reveal(key_id: int) -> None:
-    """Print ``platform:key`` for copying (the reveal is audited)."""
+    """Print platform:key for copying (the reveal is audited)."""
     from qualflow.incentives import api_keys
 
     with _runtime() as runtime, runtime.factory() as session:

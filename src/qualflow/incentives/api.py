@@ -43,6 +43,11 @@ from qualflow.incentives.models import (
     TangoAccount,
 )
 from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.platform_request import (
+    PlatformRewardIn,
+    read_platform_reward,
+    request_body_openapi,
+)
 from qualflow.incentives.review import automations_using, review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
@@ -278,16 +283,6 @@ class BulkOut(BaseModel):
 class ResendBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     email: str | None = Field(default=None, description="Send to a corrected address instead.")
-
-
-class PlatformRewardIn(BaseModel):
-    """What a Qualtrics Web Service task (or any system) sends."""
-
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-    email: str | None = Field(default=None, max_length=320, examples=["pat@example.org"])
-    first_name: str | None = Field(default=None, alias="firstName", max_length=100)
-    response_id: str | None = Field(default=None, alias="responseId", max_length=64)
-    survey_id: str | None = Field(default=None, alias="surveyId", max_length=64)
 
 
 class PlatformRewardOut(BaseModel):
@@ -1343,13 +1338,14 @@ def _platform_unauthorized(message: str) -> ApiError:
     status_code=status.HTTP_201_CREATED,
     responses={
         200: {"model": PlatformRewardOut, "description": "The same request again: its reward"},
-        **error_responses(401, 404, 409, 422),
+        **error_responses(401, 404, 409, 413, 415, 422),
     },
     summary="Request a reward (HTTP Basic: platform name + API key)",
+    openapi_extra=request_body_openapi(),
 )
 async def platform_reward(
     reference_id: str,
-    body: PlatformRewardIn,
+    body: Annotated[PlatformRewardIn, Depends(read_platform_reward)],
     runtime: Runtime,
     response: Response,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(platform_auth)],
@@ -1407,13 +1403,27 @@ async def platform_reward(
     reward = await asyncio.to_thread(current)
     if submission.outcome == "existing":
         response.status_code = 200
-    message = {
-        "held": "held for review: " + "; ".join(reward.reasons),
-        "sent": f"sent: {format_money(reward.amount_minor, reward.currency)} to {reward.email}",
-    }.get(reward.status, reward.status)
     return PlatformRewardOut(
         reference_id=reward.reference_id,
         status=reward.status,
         reasons=list(reward.reasons or []),
-        message=message,
+        message=_platform_message(reward),
     )
+
+
+def _platform_message(reward: Reward) -> str:
+    """One line for the caller: what happened to the reward, and what it waits for."""
+    if reward.status == "held":
+        return "held for review: " + "; ".join(reward.reasons or [])
+    if reward.status == "sent":
+        return f"sent: {format_money(reward.amount_minor, reward.currency)} to {reward.email}"
+    if reward.status == "ordered" and reward.provider == "manual" and reward.paid_at is None:
+        return "ordered: to be paid by hand, then emailed"
+    if reward.status in ("approved", "ordered", "failed") and reward.last_error:
+        state = {
+            "failed": "failed",
+            "approved": "approved, not paid yet",
+            "ordered": "ordered, not emailed yet",
+        }[reward.status]
+        return f"{state}: {reward.last_error}"
+    return str(reward.status)

@@ -124,6 +124,8 @@ _ERROR_DESCRIPTIONS = {
     403: "Missing permission",
     404: "Not found",
     409: "Conflict with the current state",
+    413: "The body is too large",
+    415: "The body's media type is not accepted",
     422: "Request failed validation",
     429: "Too many attempts",
     502: "An upstream service (Qualtrics) failed",

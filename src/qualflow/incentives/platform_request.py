@@ -1,0 +1,110 @@
+"""Reading a platform's reward request, in any of the shapes a Qualtrics Web Service task sends.
+
+The task can send its parameters as a JSON body, as a URL-encoded body, or — its suggestion for
+URL-encoded parameters — in the query string of the URL with no body at all. All three are
+accepted (query parameters first, then the body's fields over them); anything else (XML, plain
+text that is not JSON) gets a 415 that names the shapes that work.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from qualflow.web.deps import ApiError
+
+#: A reward request is a few short fields; anything this large is not one.
+MAX_BODY = 64 * 1024
+
+
+class PlatformRewardIn(BaseModel):
+    """What a Qualtrics Web Service task (or any system) sends."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    email: str | None = Field(default=None, max_length=320, examples=["pat@example.org"])
+    first_name: str | None = Field(default=None, alias="firstName", max_length=100)
+    response_id: str | None = Field(default=None, alias="responseId", max_length=64)
+    survey_id: str | None = Field(default=None, alias="surveyId", max_length=64)
+
+
+def _unsupported(media_type: str) -> ApiError:
+    return ApiError(
+        415,
+        "unsupported_media_type",
+        f"send the request as JSON (Content-Type: application/json), as a URL-encoded form, "
+        f"or as query parameters, not as {media_type}",
+    )
+
+
+def _body_fields(media_type: str, raw: bytes) -> dict[str, Any]:
+    if not raw.strip():
+        return {}
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "bad_request", "the body is not UTF-8") from None
+    looks_like_json = text.lstrip().startswith("{")
+    if media_type == "application/x-www-form-urlencoded" or (
+        not media_type and not looks_like_json
+    ):
+        return dict(parse_qsl(text, keep_blank_values=True))
+    json_types = ("application/json", "")
+    if media_type in json_types or media_type.endswith("+json") or (
+        # A Web Service task's "Plain Text" body holding JSON.
+        media_type == "text/plain" and looks_like_json
+    ):
+        return _json_object(text)
+    raise _unsupported(media_type)
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        document = json.loads(text)
+    except ValueError as exc:
+        position = getattr(exc, "pos", None)
+        where = f" (error at character {position})" if position is not None else ""
+        raise ApiError(
+            422, "validation_error", f"invalid request: the body is not valid JSON{where}"
+        ) from None
+    if not isinstance(document, dict):
+        raise ApiError(422, "validation_error", "invalid request: the body must be a JSON object")
+    return document
+
+
+async def read_platform_reward(request: Request) -> PlatformRewardIn:
+    """The request's fields from its query string and its body (which wins), validated."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    raw = await request.body()
+    if len(raw) > MAX_BODY:
+        raise ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
+    fields: dict[str, Any] = dict(request.query_params)
+    fields.update(_body_fields(media_type, raw))
+    # Piped text that resolved to nothing arrives as an empty value: the same as no value.
+    fields = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in fields.items()}
+    try:
+        return PlatformRewardIn.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError(
+            [{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]
+        ) from None
+
+
+def request_body_openapi() -> dict[str, Any]:
+    """The ``requestBody`` of the endpoint's OpenAPI operation (the model, two media types)."""
+    schema = PlatformRewardIn.model_json_schema(by_alias=True)
+    return {
+        "requestBody": {
+            "required": False,
+            "description": "As JSON or URL-encoded; the same fields may come as query "
+            "parameters instead (a Qualtrics Web Service task's URL-encoded option).",
+            "content": {
+                "application/json": {"schema": schema},
+                "application/x-www-form-urlencoded": {"schema": schema},
+            },
+        }
+    }
