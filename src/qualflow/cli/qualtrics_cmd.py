@@ -462,8 +462,7 @@ def export(
 ) -> None:
     """Export a survey's responses to Parquet, CSV or NDJSON with typed columns.
 
-    The export is streamed: Qualtrics' file goes to a temporary file and is converted batch by
-    batch, so memory stays flat however many responses there are.
+    Streamed batch by batch: memory stays flat however many responses there are.
     """
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
