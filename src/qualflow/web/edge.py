@@ -14,6 +14,7 @@ import binascii
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
@@ -55,30 +56,33 @@ def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
 
 
-async def _reject(
-    request: Request,
-    engine: Engine,
-    *,
-    source: str,
-    status_code: int,
-    reason: str,
-    token: str | None,
-    body: bytes = b"",
-    endpoint: Endpoint | None = None,
-    headers: dict[str, str] | None = None,
-) -> JSONResponse:
-    """Record a refused delivery with its reason, then answer with that reason."""
-    await engine.recorder.record(
-        source=source,
-        status="rejected",
-        reason=reason,
-        token=token[:64] if token else None,
-        automation_id=endpoint.automation_id if endpoint else None,
-        payload={"body": body[:MAX_RECORDED_BODY].decode("utf-8", errors="replace")},
-        size=len(body),
-        remote=_remote(request),
-    )
-    return error_response(status_code, status_code_name(status_code), reason, headers=headers)
+@dataclass
+class _Refusal:
+    """Records a refused delivery with its reason, then answers with that reason; knows the
+    body and the endpoint once the handler has them."""
+
+    request: Request
+    engine: Engine
+    source: str
+    token: str | None
+    body: bytes = b""
+    endpoint: Endpoint | None = None
+
+    async def __call__(
+        self, status_code: int, reason: str, headers: dict[str, str] | None = None
+    ) -> JSONResponse:
+        endpoint, body = self.endpoint, self.body
+        await self.engine.recorder.record(
+            source=self.source,
+            status="rejected",
+            reason=reason,
+            token=self.token[:64] if self.token else None,
+            automation_id=endpoint.automation_id if endpoint else None,
+            payload={"body": body[:MAX_RECORDED_BODY].decode("utf-8", errors="replace")},
+            size=len(body),
+            remote=_remote(self.request),
+        )
+        return error_response(status_code, status_code_name(status_code), reason, headers=headers)
 
 
 async def _read_limited(request: Request, limit: int) -> bytes | None:
@@ -160,97 +164,38 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
     engine = _engine(request)
     source = "json_event"
     token = urlTokenId
+    refuse = _Refusal(request, engine, source, token)
     body = await _read_limited(request, MAX_JSON_EVENT_BYTES)
     if body is None:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=413,
-            token=token,
-            reason=f"the event is larger than {MAX_JSON_EVENT_BYTES // 1024} KB",
-        )
+        return await refuse(413, f"the event is larger than {MAX_JSON_EVENT_BYTES // 1024} KB")
+    refuse.body = body
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type != "application/json" and not content_type.endswith("+json"):
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=415,
-            token=token,
-            body=body,
-            reason=f"content type must be application/json, not {content_type or 'missing'!r}",
+        return await refuse(
+            415, f"content type must be application/json, not {content_type or 'missing'!r}"
         )
     if not token:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=400,
-            token=None,
-            body=body,
-            reason="the urlTokenId query parameter is required",
-        )
+        return await refuse(400, "the urlTokenId query parameter is required")
     endpoint = engine.endpoints.lookup(token)
     if endpoint is None or endpoint.kind != "json_event":
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=404,
-            token=token,
-            body=body,
-            reason="no automation has this urlTokenId",
-        )
+        return await refuse(404, "no automation has this urlTokenId")
+    refuse.endpoint = endpoint
     presented, problem = _presented_token(request, endpoint.auth)
     if presented is None or not endpoint.token_matches(presented):
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=401,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=problem or "the token is not valid for this trigger",
-            headers={"WWW-Authenticate": 'Basic realm="qualflow"'},
+        return await refuse(
+            401,
+            problem or "the token is not valid for this trigger",
+            {"WWW-Authenticate": 'Basic realm="qualflow"'},
         )
     try:
         document = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=400,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"malformed JSON: {exc}",
-        )
+        return await refuse(400, f"malformed JSON: {exc}")
     if not endpoint.enabled:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=409,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"automation {endpoint.automation_name!r} is disabled",
-        )
+        return await refuse(409, f"automation {endpoint.automation_name!r} is disabled")
     key = request.headers.get("idempotency-key")
     if key is not None and not (0 < len(key) <= MAX_IDEMPOTENCY_KEY):
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=400,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters",
-        )
+        return await refuse(400, f"Idempotency-Key must be 1 to {MAX_IDEMPOTENCY_KEY} characters")
     fields = extract_fields(document, endpoint.fields)
     event_id = await engine.recorder.record(
         source=source,
@@ -288,74 +233,30 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
 async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
     engine = _engine(request)
     source = "qualtrics_webhook"
+    refuse = _Refusal(request, engine, source, token)
     body = await _read_limited(request, MAX_WEBHOOK_BYTES)
     if body is None:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=413,
-            token=token,
-            reason=f"the delivery is larger than {MAX_WEBHOOK_BYTES // 1024} KB",
-        )
+        return await refuse(413, f"the delivery is larger than {MAX_WEBHOOK_BYTES // 1024} KB")
+    refuse.body = body
     endpoint = engine.endpoints.lookup(token)
     if endpoint is None or endpoint.kind != "survey_response":
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=404,
-            token=token,
-            body=body,
-            reason="unknown subscription: no automation receives webhooks at this URL",
+        return await refuse(
+            404, "unknown subscription: no automation receives webhooks at this URL"
         )
+    refuse.endpoint = endpoint
     try:
         event = parse_event(body, shared_key=endpoint.shared_key)
     except WebhookVerificationError as exc:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=401,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"signature check failed: {exc}",
-        )
+        return await refuse(401, f"signature check failed: {exc}")
     except WebhookParseError as exc:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=400,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"malformed delivery: {exc}",
-        )
+        return await refuse(400, f"malformed delivery: {exc}")
     if event.survey_id != endpoint.survey_id:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=400,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"unknown survey {event.survey_id!r}: this subscription is for "
-            f"{endpoint.survey_id!r}",
+        return await refuse(
+            400,
+            f"unknown survey {event.survey_id!r}: this subscription is for {endpoint.survey_id!r}",
         )
     if not endpoint.enabled:
-        return await _reject(
-            request,
-            engine,
-            source=source,
-            status_code=409,
-            token=token,
-            body=body,
-            endpoint=endpoint,
-            reason=f"automation {endpoint.automation_name!r} is disabled",
-        )
+        return await refuse(409, f"automation {endpoint.automation_name!r} is disabled")
     wanted = isinstance(event, CompletedResponse) or (
         isinstance(event, PartialResponse) and endpoint.include_partial
     )
