@@ -12,21 +12,20 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from qualflow.cli.common import fail, load_settings
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
 from qualflow.engine.errors import EngineError
 from qualflow.engine.runs import RunDetail, Runs
 from qualflow.engine.services import EngineServices
-from qualflow.settings import Settings
 from qualflow.web.api.step_secrets import mask_automation
 
 __all__ = ["app"]
@@ -44,20 +43,6 @@ app.add_typer(automations_app, name="automations")
 _out = Console()
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        )
-        _fail(f"invalid settings: {problems}")
 
 
 @contextmanager
@@ -66,11 +51,11 @@ def _services() -> Iterator[EngineServices]:
     from qualflow.connections.clients import client_factory
     from qualflow.store.runtime import open_store
 
-    settings = _settings()
+    settings = load_settings()
     try:
         store = open_store(settings, run_migrations=False)
     except Exception as exc:
-        _fail(f"cannot open the database: {exc}")
+        fail(f"cannot open the database: {exc}")
     try:
         config = EngineConfig(
             database_url=settings.database_url,
@@ -99,10 +84,10 @@ def _engine_errors() -> Iterator[None]:
             message += ": " + "; ".join(
                 f"{'.'.join(str(p) for p in e.get('loc', []))}: {e['msg']}" for e in errors
             )
-        _fail(message)
+        fail(message)
     except Exception as exc:
         # Database or system-database trouble: one line, not a traceback.
-        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def _json(value: Any) -> None:
@@ -128,7 +113,7 @@ def serve(
 
     from qualflow.web.app import create_app
 
-    settings = _settings()
+    settings = load_settings()
     app_ = create_app(
         settings,
         engine=settings.engine if worker else "web",
@@ -162,11 +147,11 @@ def worker(
     from qualflow.engine.worker import run_worker
     from qualflow.store.runtime import open_store
 
-    settings = _settings()
+    settings = load_settings()
     try:
         store = open_store(settings, run_migrations=False)
     except Exception as exc:
-        _fail(f"cannot open the database: {exc}")
+        fail(f"cannot open the database: {exc}")
     name = executor_id or _stable_id("worker")
     engine = engine_for(
         settings,
@@ -283,7 +268,7 @@ def runs_recover(
     Only for an executor that is really gone: a live one would find its runs taken over.
     """
     if executor_id == default_executor_id():
-        _fail("refusing to recover this very process's executor id")
+        fail("refusing to recover this very process's executor id")
     with _services() as services, _engine_errors(), Control(services.config) as control:
         pending = control.pending_of(executor_id)
         for workflow_id in pending:

@@ -10,7 +10,7 @@ import json
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -27,6 +27,7 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
+from qualflow.cli.common import fail, load_settings
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
@@ -34,7 +35,6 @@ from qualflow.connections.service import (
     create_connection,
     revalidate_connection,
 )
-from qualflow.settings import Settings
 from qualflow.store.base import Base
 from qualflow.store.migrate import current_revision, head_revision, migrate
 from qualflow.store.models_registry import load_all
@@ -65,20 +65,6 @@ app.add_typer(connections_app, name="connections")
 _out = Console()
 
 
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
-            for error in exc.errors()
-        )
-        _fail(f"invalid settings: {problems}")
 
 
 def _shown_url(url: str) -> str:
@@ -88,18 +74,18 @@ def _shown_url(url: str) -> str:
 @contextmanager
 def _store() -> Iterator[Store]:
     """Open the store; the embedded SQLite default is migrated, PostgreSQL must be already."""
-    settings = _settings()
+    settings = load_settings()
     try:
         if not settings.should_auto_migrate:
             at, head = current_revision(settings.database_url), head_revision()
             if at != head:
-                _fail(
+                fail(
                     f"the database at {_shown_url(settings.database_url)} is at revision "
                     f"{at or 'none'}, not {head}; run `qualflow migrate` first"
                 )
         store = open_store(settings)
     except (SecretKeyError, SQLAlchemyError, OSError) as exc:
-        _fail(_one_line(exc))
+        fail(_one_line(exc))
     try:
         yield store
     finally:
@@ -115,11 +101,11 @@ def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
     except (AccountError, ConnectionsError) as exc:
-        _fail(exc.message)
+        fail(exc.message)
     except (SecretKeyError, SecretDecryptionError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     except SQLAlchemyError as exc:
-        _fail(f"database error: {_one_line(exc)}")
+        fail(f"database error: {_one_line(exc)}")
 
 
 # --- migrate ------------------------------------------------------------------------------------
@@ -130,7 +116,7 @@ def migrate_command(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the database schema (creates it on first run)."""
-    settings = _settings()
+    settings = load_settings()
     if settings.is_sqlite:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     shown = _shown_url(settings.database_url)
@@ -164,13 +150,13 @@ def users_create(
 ) -> None:
     """Create a person, e.g. the first admin."""
     if sum([password is not None, generate, no_password]) > 1:
-        _fail("give only one of --password, --generate-password and --no-password")
+        fail("give only one of --password, --generate-password and --no-password")
     secret: str | None = password
     if generate:
         secret = generate_password()
     elif secret is None and not no_password:
         if not sys.stdin.isatty():
-            _fail("no password given: use --password, --generate-password or --no-password")
+            fail("no password given: use --password, --generate-password or --no-password")
         secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
     with _store() as store, store.sessionmaker() as session:
@@ -233,12 +219,12 @@ def secrets_rotate(
     ] = False,
 ) -> None:
     """Put a new key first and re-encrypt every stored secret with it (one transaction)."""
-    settings = _settings()
+    settings = load_settings()
     try:
         keys, source = load_or_create_keys(settings)
         new_box = SecretBox([new_key or SecretBox.generate_key(), *keys])
     except (SecretKeyError, OSError) as exc:
-        _fail(str(exc))
+        fail(str(exc))
     newest = new_box.keys[0]
     if source == "file":
         # Saved before re-encrypting: whatever happens next, the file opens old and new rows.
@@ -326,7 +312,7 @@ def _owner_id(session: Session, owner: str | None) -> int | None:
         return None
     user = get_user_by_email(session, owner)
     if user is None:
-        _fail(f"no user with email {owner}")
+        fail(f"no user with email {owner}")
     return user.id
 
 
@@ -361,7 +347,7 @@ def connections_add(
         api_token = sys.stdin.readline().strip()
     elif api_token is None and oauth_client_id is None:
         if not sys.stdin.isatty():
-            _fail("no credentials given: use --api-token, --api-token-stdin or --oauth-client-id")
+            fail("no credentials given: use --api-token, --api-token-stdin or --oauth-client-id")
         api_token = typer.prompt("Qualtrics API token", hide_input=True)
     try:
         spec = ConnectionSpec(
@@ -377,7 +363,7 @@ def connections_add(
             requests_per_minute=requests_per_minute,
         )
     except ValidationError as exc:
-        _fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()))
+        fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()))
     with _store() as store, store.sessionmaker() as session:
         owner_id = _owner_id(session, owner)
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -24,7 +24,7 @@ from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
-from qualflow.settings import Settings
+from qualflow.cli.common import fail, load_settings
 
 __all__ = ["app"]
 
@@ -40,11 +40,6 @@ app.add_typer(keys_app, name="keys")
 
 _out = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 def _actor() -> str:
@@ -64,22 +59,19 @@ def _runtime() -> Iterator[Any]:
     from qualflow.incentives.runtime import IncentiveOptions, build_runtime
     from qualflow.store.runtime import open_store
 
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        _fail("invalid settings: " + "; ".join(str(e["msg"]) for e in exc.errors()))
+    settings = load_settings()
     try:
         store = open_store(settings, run_migrations=False)
     except Exception as exc:
-        _fail(f"cannot open the database: {exc}")
+        fail(f"cannot open the database: {exc}")
     try:
         yield build_runtime(store.sessionmaker, settings, IncentiveOptions())
     except typer.Exit:
         raise
     except (LookupError, ValueError) as exc:
-        _fail(str(exc).strip("'\""))
+        fail(str(exc).strip("'\""))
     except Exception as exc:
-        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+        fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
     finally:
         store.close()
 
@@ -88,11 +80,11 @@ def _load_json(path: Path) -> dict[str, Any]:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        _fail(f"cannot read {path}: {exc.strerror}")
+        fail(f"cannot read {path}: {exc.strerror}")
     except ValueError as exc:
-        _fail(f"{path} is not JSON: {exc}")
+        fail(f"{path} is not JSON: {exc}")
     if not isinstance(data, dict):
-        _fail(f"{path} must hold a JSON object")
+        fail(f"{path} must hold a JSON object")
     return data
 
 
@@ -197,12 +189,12 @@ def incentives_create(
     try:
         spec = IncentiveSpec.model_validate(data)
     except ValidationError as exc:
-        _fail(_validation(exc))
+        fail(_validation(exc))
     with _runtime() as runtime:
         try:
             incentive = asyncio.run(runtime.manager.create(spec, actor=_actor()))
         except IncentiveError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     if as_json:
         _json(IncentiveOut.of(incentive).model_dump(mode="json"))
     else:
@@ -223,12 +215,12 @@ def incentives_update(
     try:
         patch = IncentivePatch.model_validate(_load_json(patch_file))
     except ValidationError as exc:
-        _fail(_validation(exc))
+        fail(_validation(exc))
     with _runtime() as runtime:
         try:
             incentive = asyncio.run(runtime.manager.update(reference, patch, actor=_actor()))
         except IncentiveError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     typer.echo(f"updated {incentive.reference_id}")
 
 
@@ -292,7 +284,7 @@ def rewards_ls(
 
     unknown = [s for s in status or [] if s not in REWARD_STATUSES]
     if unknown:
-        _fail(f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})")
+        fail(f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})")
     with _runtime() as runtime, runtime.factory() as session:
         query = (
             select(Reward, Incentive.reference_id)
@@ -327,7 +319,7 @@ def rewards_show(reference: str, as_json: JsonOption = False) -> None:
         try:
             detail = _reward_detail(session, reference)
         except Exception as exc:
-            _fail(getattr(exc, "message", str(exc)))
+            fail(getattr(exc, "message", str(exc)))
     if as_json:
         _json(detail.model_dump(mode="json"))
         return
@@ -404,7 +396,7 @@ def rewards_resend(
         try:
             reward = asyncio.run(runtime.service.resend(reference, actor=_actor(), new_email=email))
         except RewardFailed as exc:
-            _fail(exc.reason)
+            fail(exc.reason)
     typer.echo(f"resent {reward.reference_id} to {email or reward.email}")
 
 
@@ -423,7 +415,7 @@ def rewards_export(
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot write {output}: {exc.strerror}")
+        fail(f"cannot write {output}: {exc.strerror}")
     typer.echo(f"wrote {count} reward(s) to {output}")
 
 
@@ -463,9 +455,9 @@ def pools_import(pool_id: int, csv_file: Path) -> None:
     try:
         text = csv_file.read_text(encoding="utf-8")
     except OSError as exc:
-        _fail(f"cannot read {csv_file}: {exc.strerror}")
+        fail(f"cannot read {csv_file}: {exc.strerror}")
     except UnicodeDecodeError:
-        _fail(f"{csv_file} is not UTF-8 text")
+        fail(f"{csv_file} is not UTF-8 text")
     with _runtime() as runtime, Progress(transient=True) as progress:
         progress.add_task(f"importing {csv_file.name}", total=None)
         report = runtime.manager.import_codes(pool_id, text)
@@ -574,7 +566,7 @@ def keys_deactivate(
     from qualflow.incentives import api_keys
 
     if not yes:
-        _fail("deactivation cannot be undone; repeat with --yes")
+        fail("deactivation cannot be undone; repeat with --yes")
     with _runtime() as runtime, runtime.factory() as session:
         api_keys.deactivate_key(session, key_id, actor=_actor())
         session.commit()
