@@ -19,7 +19,7 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import Progress
-from rich.table import Table
+from rich.table import Column, Table
 from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
@@ -40,6 +40,10 @@ app.add_typer(keys_app, name="keys")
 
 _out = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def _id_column(header: str, width: int) -> Column:
+    return Column(header, no_wrap=True, min_width=width)
 
 
 def _actor() -> str:
@@ -112,7 +116,9 @@ def incentives_ls(
     if as_json:
         _json([row.model_dump(mode="json") for row in rows])
         return
-    table = Table("Reference", "Name", "Provider", "Value", "State", "Held", "Sent", "Total")
+    table = Table(
+        _id_column("Reference", 10), "Name", "Provider", "Value", "State", "Held", "Sent", "Total"
+    )
     for row in rows:
         counted = row.counts
         table.add_row(
@@ -300,7 +306,12 @@ def rewards_ls(
     if as_json:
         _json([row.model_dump(mode="json") for row in rows])
         return
-    table = Table("Reward", "Incentive", "Status", "Email", "Value", "Reasons", "Created")
+    # The ids are what a reader copies into the next command: never cut, whatever the width.
+    table = Table(
+        _id_column("Reward", 11), _id_column("Incentive", 10), _id_column("Status", 9),
+        Column("Email", overflow="fold"), _id_column("Value", 9), "Reasons",
+        Column("Created", overflow="fold"),
+    )  # fmt: skip
     for row in rows:
         table.add_row(
             row.reference_id, row.incentive, row.status, row.email,
