@@ -478,6 +478,26 @@ def test_unknown_output_format(tmp_path: Path, sample_rows: list) -> None:
         make(tmp_path, sample_rows).write(tmp_path / "x", "xlsx")  # type: ignore[arg-type]
 
 
+def test_the_output_format_follows_the_file_name(tmp_path: Path, sample_rows: list) -> None:
+    export = make(tmp_path, sample_rows)
+    export.write(tmp_path / "out.csv")
+    assert (tmp_path / "out.csv").read_bytes()[:4] != b"PAR1"
+    assert pacsv.read_csv(tmp_path / "out.csv").num_rows == len(sample_rows)
+    export.write(tmp_path / "out.jsonl")
+    lines = (tmp_path / "out.jsonl").read_text().splitlines()
+    assert len(lines) == len(sample_rows)
+    assert isinstance(json.loads(lines[0]), dict)
+    for name in ("out.parquet", "out.pq", "no-extension"):
+        export.write(tmp_path / name)
+        assert pq.read_table(tmp_path / name).num_rows == len(sample_rows)
+    # Told explicitly, the format wins over the name.
+    export.write(tmp_path / "named.csv", "parquet")
+    assert (tmp_path / "named.csv").read_bytes()[:4] == b"PAR1"
+    with pytest.raises(ValueError, match=r"cannot tell the output format from 'out\.xlsx'"):
+        export.write(tmp_path / "out.xlsx")
+    assert not (tmp_path / "out.xlsx").exists()
+
+
 # --- encodings, delimiters, archives ---
 
 

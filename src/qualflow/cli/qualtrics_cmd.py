@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, Literal, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import pydantic
 import typer
@@ -329,14 +329,6 @@ class SourceFormat(StrEnum):
     ndjson = "ndjson"
 
 
-OutputName = Literal["parquet", "csv", "ndjson"]
-_SUFFIXES: dict[str, OutputName] = {
-    ".parquet": "parquet",
-    ".pq": "parquet",
-    ".csv": "csv",
-    ".ndjson": "ndjson",
-    ".jsonl": "ndjson",
-}
 
 
 def _moment(value: str | None, option: str) -> datetime | None:
@@ -467,15 +459,16 @@ def export(
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
         _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
-    suffix = output.suffix.lower()
-    if output_format is None and suffix and suffix not in _SUFFIXES:
+    from qualflow.qualtrics.export_file import output_format_for
+
+    fmt = output_format.value if output_format else output_format_for(output)
+    if fmt is None:
         # Parquet bytes in a file named .xlsx (or .json) would mislead whoever opens it.
         _fail(
             f"cannot tell the format from {output.name!r}: name it .parquet, .csv, .ndjson or "
             ".jsonl, or give --format",
             EXIT_USAGE,
         )
-    fmt: OutputName = output_format.value if output_format else _SUFFIXES.get(suffix, "parquet")
     if output.is_dir():
         _fail(f"--output {output} is a folder; give a file name", EXIT_USAGE)
     if not output.parent.is_dir():

@@ -85,6 +85,14 @@ Errors = Literal["raise", "null"]
 
 _EXPORT_FORMATS: tuple[ExportFormat, ...] = ("csv", "tsv", "json", "ndjson")
 _OUTPUT_FORMATS: tuple[OutputFormat, ...] = ("parquet", "csv", "ndjson")
+#: The format :meth:`ExportFile.write` gives a destination named with each extension.
+OUTPUT_SUFFIXES: dict[str, OutputFormat] = {
+    ".parquet": "parquet",
+    ".pq": "parquet",
+    ".csv": "csv",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
 _BLOCK_SIZE = 1 << 20  # JSON: pyarrow parses the blocks of a chunk in parallel
 _CHUNK_SIZE = 1 << 20  # CSV: bytes of whole records parsed by one pool thread at a time
 _ROW_GROUP_ROWS = 64 * 1024
@@ -429,7 +437,7 @@ class ExportFile:
     def write(
         self,
         dest: StrPath | IO[bytes],
-        format: OutputFormat = "parquet",
+        format: OutputFormat | None = None,
         *,
         labels: bool = False,
         compression: str = "snappy",
@@ -438,10 +446,20 @@ class ExportFile:
 
         ``format`` is ``"parquet"`` (``compression`` applies; one row group per ~64k rows),
         ``"csv"`` (one header row, ISO-8601 UTC timestamps) or ``"ndjson"`` (one JSON object per
-        line, timestamps as ISO-8601 strings). A path is written through a temporary file in the
-        same folder and renamed into place only when complete, so a failed export never leaves a
-        truncated file behind.
+        line, timestamps as ISO-8601 strings); by default the one ``dest``'s extension names
+        (:data:`OUTPUT_SUFFIXES`), Parquet without one, and a ``ValueError`` for another
+        extension (``.xlsx``, ``.json``…) rather than Parquet bytes under that name.
+        A path is written through a temporary file in the same folder and renamed into place
+        only when complete, so a failed export never leaves a truncated file behind.
         """
+        if format is None:
+            format = output_format_for(dest)
+            if format is None:
+                name = os.path.basename(str(dest))
+                raise ValueError(
+                    f"cannot tell the output format from {name!r}: name it .parquet, .csv, "
+                    ".ndjson or .jsonl, or pass format="
+                )
         if format not in _OUTPUT_FORMATS:
             raise ValueError(f"format must be one of {_OUTPUT_FORMATS}, not {format!r}")
         if not isinstance(dest, str | os.PathLike):
@@ -596,6 +614,16 @@ def _label_arrays(column: ExportColumn, mapping: Mapping[str, str]) -> tuple[pa.
 
 
 # --- writers ----------------------------------------------------------------------------------
+
+
+def output_format_for(dest: StrPath | IO[bytes]) -> OutputFormat | None:
+    """The output format a destination's name asks for: its extension's
+    (:data:`OUTPUT_SUFFIXES`), Parquet without one (or for a file object), None for an
+    extension of another format."""
+    if not isinstance(dest, str | os.PathLike):
+        return "parquet"
+    suffix = os.path.splitext(os.fspath(dest))[1].lower()
+    return OUTPUT_SUFFIXES.get(suffix) if suffix else "parquet"
 
 
 def _write_to(
