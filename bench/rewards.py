@@ -44,7 +44,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal
@@ -317,13 +317,14 @@ class Chain:
         if not ready.wait(180):
             raise RuntimeError(f"worker {executor_id} did not start")
 
-    def responses(self, count: int, tag: str) -> list[tuple[str, bytes]]:
-        """Record ``count`` completed responses (no webhook yet); (email, webhook body) each."""
+    def respondents(self, count: int, tag: str) -> list[tuple[str, Callable[[], bytes]]]:
+        """``count`` respondents: each one's email, and a function that records their completed
+        response in the sandbox and returns its webhook body."""
         from qualflow.sandbox.delivery import form_fields
         from qualflow.sandbox.respondents import Simulator
 
         simulator = Simulator(self.sandbox, self.survey.id, seed=random.randrange(10**6))
-        made = []
+        made: list[tuple[str, Callable[[], bytes]]] = []
         for n in range(count):
             email = f"{tag}-{n}@bench.example"
             values = simulator.generate(1)[0]
@@ -331,24 +332,33 @@ class Chain:
                 {"finished": 1, "progress": 100, f"{self.email_qid}_TEXT": email, **CLEAN}
             )
             values.pop("Q_BallotBoxStuffing", None)
-            response = self.sandbox.record_response(self.survey.id, values, emit=False)
-            event = self.sandbox.response_event(response)
-            made.append((email, urlencode(form_fields(event, self.subscription)).encode()))
+
+            def complete(values: dict[str, Any] = values) -> bytes:
+                response = self.sandbox.record_response(self.survey.id, values, emit=False)
+                event = self.sandbox.response_event(response)
+                return urlencode(form_fields(event, self.subscription)).encode()
+
+            made.append((email, complete))
         return made
 
-    async def deliver(self, batch: list[tuple[str, bytes]], rate: float | None) -> dict[str, float]:
-        """Deliver the webhooks (as fast as possible, or ``rate`` per second); send times."""
+    async def deliver(
+        self, batch: list[tuple[str, bytes | Callable[[], bytes]]], rate: float | None
+    ) -> dict[str, float]:
+        """Deliver the webhooks (as fast as possible, or ``rate`` per second); send times. A
+        body still to make is a response completed only now, as its webhook leaves."""
         sent: dict[str, float] = {}
         transport = httpx.ASGITransport(app=self.edge_app)
         limit = asyncio.Semaphore(64)
         async with httpx.AsyncClient(transport=transport, base_url=PUBLIC) as client:
 
-            async def post(email: str, body: bytes, at: float) -> None:
+            async def post(email: str, body: bytes | Callable[[], bytes], at: float) -> None:
                 delay = at - time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
                 async with limit:
                     sent[email] = time.perf_counter()
+                    if callable(body):
+                        body = body()
                     answer = await client.post(
                         self.hook, content=body,
                         headers={"content-type": "application/x-www-form-urlencoded"},
@@ -366,8 +376,16 @@ class Chain:
         return sent
 
     def run(self, name: str, count: int, rate: float | None, timeout: float) -> Result:
-        batch = self.responses(count, name.replace(" ", "-"))
-        emails = [email for email, _ in batch]
+        respondents = self.respondents(count, name.replace(" ", "-"))
+        emails = [email for email, _ in respondents]
+        # A burst's responses are all completed before their webhooks leave; paced ones are
+        # completed one by one as their webhooks go (recorded early, the engine's reconciliation
+        # would find them before their webhooks and start their runs ahead of them).
+        batch: list[tuple[str, bytes | Callable[[], bytes]]] = (
+            [(email, complete()) for email, complete in respondents]
+            if rate is None
+            else list(respondents)
+        )
         cpu_before = self.cpu()
         started = time.perf_counter()
         sent = asyncio.run(self.deliver(batch, rate))
