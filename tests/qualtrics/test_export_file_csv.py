@@ -622,3 +622,30 @@ def test_reading_an_export_does_not_import_pandas(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
+
+
+def test_write_async_converts_on_a_worker_thread(
+    tmp_path: Path, sample_rows: list, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import anyio
+
+    export = make(tmp_path, sample_rows)
+    writers: list[int] = []
+    write = ExportFile.write
+
+    def recording(self: ExportFile, *args: object, **kwargs: object) -> int:
+        writers.append(threading.get_ident())
+        return write(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(ExportFile, "write", recording)
+
+    async def main() -> tuple[int, int]:
+        return threading.get_ident(), await export.write_async(tmp_path / "out.csv")
+
+    loop_thread, rows = anyio.run(main)
+    assert rows == len(sample_rows)
+    assert len(writers) == 1
+    assert writers[0] != loop_thread
+    assert pacsv.read_csv(tmp_path / "out.csv").num_rows == len(sample_rows)

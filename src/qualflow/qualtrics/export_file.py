@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import itertools
 import json
 import os
@@ -45,6 +46,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import IO, Any, Literal
 
+import anyio
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -499,6 +501,19 @@ class ExportFile:
                 os.unlink(temporary)
             raise
         return rows
+
+    async def write_async(
+        self,
+        dest: StrPath | IO[bytes],
+        format: OutputFormat | None = None,
+        *,
+        labels: bool = False,
+        compression: str = "snappy",
+    ) -> int:
+        """:meth:`write` on a worker thread, so an event loop (an ``AsyncClient``'s caller)
+        goes on serving while the rows are converted."""
+        write = functools.partial(self.write, dest, format, labels=labels, compression=compression)
+        return await anyio.to_thread.run_sync(write)
 
     def _write_json_in_one_pass(
         self,
