@@ -469,7 +469,9 @@ def pools_import(pool_id: int, csv_file: Path) -> None:
         fail(f"cannot read {csv_file}: {exc.strerror}")
     except UnicodeDecodeError:
         fail(f"{csv_file} is not UTF-8 text")
-    with _runtime() as runtime, Progress(transient=True) as progress:
+    # On stderr, as every progress display: stdout carries only the result.
+    spinner = Progress(transient=True, console=Console(stderr=True))
+    with _runtime() as runtime, spinner as progress:
         progress.add_task(f"importing {csv_file.name}", total=None)
         report = runtime.manager.import_codes(pool_id, text)
     typer.echo(f"imported {report.imported}, skipped {report.duplicates} duplicate(s)")
