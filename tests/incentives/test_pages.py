@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 from fastapi.testclient import TestClient
 
+from qualflow.settings import Settings
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import Person, body_text
 from tests.incentives.test_api import wait_for
@@ -55,7 +56,7 @@ INCENTIVE_FIELDS = {
 
 
 def test_incentive_pages_queue_and_keys(
-    hub: TestClient, make_person: MakePerson, smtp_sink: SmtpSink
+    hub: TestClient, make_person: MakePerson, smtp_sink: SmtpSink, hub_settings: Settings
 ) -> None:
     admin = make_person("admin")
     token = sign_in(hub, admin)
@@ -92,6 +93,9 @@ def test_incentive_pages_queue_and_keys(
     assert reference
     ref = reference.group(1)
     assert 'hx-get="/incentives/' in page.text  # the review panel loads on its own
+    # How to call it from a Qualtrics workflow: the full URL, ready to copy.
+    url = f"{hub_settings.public_base_url.rstrip('/')}/api/v1/incentives/{ref}/rewards"
+    assert f'data-copy="{url}"' in page.text
     review = hub.get(f"/incentives/{ref}/review")
     assert "no automation rewards with this incentive yet" in review.text
     assert "1 unused 10.00 USD code(s)" in review.text

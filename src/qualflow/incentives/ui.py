@@ -55,7 +55,7 @@ from qualflow.incentives.service import (
     get_reward,
 )
 from qualflow.store.secrets import mask
-from qualflow.web.deps import get_db
+from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
 from qualflow.web.ui.csrf import check_csrf
@@ -710,7 +710,14 @@ def incentive_page(
         rules=FraudRules.model_validate(incentive.fraud_rules or {}),
         budget=budget,
         committed=format_money(incentive.committed_minor, incentive.currency),
+        platform_url=platform_reward_url(request, incentive.reference_id),
     )  # fmt: skip
+
+
+def platform_reward_url(request: Request, reference: str) -> str:
+    """Where a Qualtrics Web Service task (or any system) requests this incentive's rewards."""
+    base = get_store(request).settings.public_base_url.rstrip("/")
+    return f"{base}/api/v1/incentives/{reference}/rewards"
 
 
 @router.get("/incentives/{reference}/review", name="ui_incentive_review")
