@@ -10,10 +10,20 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/test"
+
+# Property tests draw the same examples on every run by default, so that a run on a fresh clone
+# (CI) passes or fails for a reason, not for a draw; QUALFLOW_HYPOTHESIS=explore draws new ones
+# (and remembers failures in .hypothesis/) when hunting for counterexamples.
+hypothesis_settings.register_profile("repeatable", derandomize=True, database=None)
+hypothesis_settings.register_profile("explore", derandomize=False)
+hypothesis_settings.load_profile(
+    "explore" if os.environ.get("QUALFLOW_HYPOTHESIS") == "explore" else "repeatable"
+)
 
 
 def postgres_server_url() -> str:

@@ -118,3 +118,17 @@ def test_csv_export_round_trips_simulated_answers(seed: int, maker: Any, abandon
         for key in question_keys:
             assert row[key] == _as_csv(response.values.get(key)), key
         assert row["finished"] == str(response.values["finished"])
+
+
+def test_out_of_range_durations_and_dates_are_refused_with_400() -> None:
+    for body in (
+        b'{"values": {"duration": 63931110276.0}}',
+        b'{"values": {"duration": Infinity}}',  # Python's json reads it
+        b'{"values": {"endDate": "0001-01-02T00:00:00Z", "duration": 864000}}',
+    ):
+        resp = CLIENT.post(
+            f"/API/v3/surveys/{SURVEY}/responses", content=body,
+            headers={"Content-Type": "application/json"},
+        )  # fmt: skip
+        assert resp.status_code == 400, (body, resp.text)
+        assert resp.json()["meta"]["error"]["errorMessage"].startswith("Invalid value")

@@ -1094,7 +1094,7 @@ def _int_field(
         return int(raw)
     try:
         number = int(raw)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise bad_request(f"Invalid value for {name}: expected an integer.") from None
     if (lo is not None and number < lo) or (hi is not None and number > hi):
         raise bad_request(f"Invalid value for {name}: {number} is out of range.")
@@ -1102,6 +1102,8 @@ def _int_field(
 
 
 _DATE_KEYS = frozenset({"startDate", "endDate", "recordedDate"})
+#: The longest a response may have been open (seconds): ten years.
+_MAX_DURATION = 10 * 365 * 24 * 3600
 
 
 def _normalise_values(
@@ -1141,7 +1143,7 @@ def _normalise_values(
     status = _int_field(values, "status", 0, 17)
     clean["status"] = status if status is not None else 0
     end = dates.get("endDate", now)
-    duration = _int_field(values, "duration", 0)
+    duration = _int_field(values, "duration", 0, _MAX_DURATION)
     start = dates.get("startDate")
     if start is not None:
         if start > end:
@@ -1150,7 +1152,10 @@ def _normalise_values(
             duration = int((end - start).total_seconds())
     else:
         duration = duration if duration is not None else 0
-        start = end - timedelta(seconds=duration)
+        try:
+            start = end - timedelta(seconds=duration)
+        except OverflowError:
+            raise bad_request("Invalid values: the duration starts before the year 1.") from None
     recorded = dates.get("recordedDate") or max(end, now)
     clean["startDate"] = iso(start)
     clean["endDate"] = iso(end)
