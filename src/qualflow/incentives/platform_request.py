@@ -16,7 +16,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from qualflow.web.deps import ApiError
+from qualflow.web.deps import ApiError, media_type, read_limited
 
 #: A reward request is a few short fields; anything this large is not one.
 MAX_BODY = 64 * 1024
@@ -32,16 +32,16 @@ class PlatformRewardIn(BaseModel):
     survey_id: str | None = Field(default=None, alias="surveyId", max_length=64)
 
 
-def _unsupported(media_type: str) -> ApiError:
+def _unsupported(content_type: str) -> ApiError:
     return ApiError(
         415,
         "unsupported_media_type",
         f"send the request as JSON (Content-Type: application/json), as a URL-encoded form, "
-        f"or as query parameters, not as {media_type}",
+        f"or as query parameters, not as {content_type}",
     )
 
 
-def _body_fields(media_type: str, raw: bytes) -> dict[str, Any]:
+def _body_fields(content_type: str, raw: bytes) -> dict[str, Any]:
     if not raw.strip():
         return {}
     try:
@@ -49,17 +49,17 @@ def _body_fields(media_type: str, raw: bytes) -> dict[str, Any]:
     except UnicodeDecodeError:
         raise ApiError(400, "bad_request", "the body is not UTF-8") from None
     looks_like_json = text.lstrip().startswith("{")
-    if media_type == "application/x-www-form-urlencoded" or (
-        not media_type and not looks_like_json
+    if content_type == "application/x-www-form-urlencoded" or (
+        not content_type and not looks_like_json
     ):
         return dict(parse_qsl(text, keep_blank_values=True))
     json_types = ("application/json", "")
-    if media_type in json_types or media_type.endswith("+json") or (
+    if content_type in json_types or content_type.endswith("+json") or (
         # A Web Service task's "Plain Text" body holding JSON.
-        media_type == "text/plain" and looks_like_json
+        content_type == "text/plain" and looks_like_json
     ):
         return _json_object(text)
-    raise _unsupported(media_type)
+    raise _unsupported(content_type)
 
 
 def _json_object(text: str) -> dict[str, Any]:
@@ -78,12 +78,11 @@ def _json_object(text: str) -> dict[str, Any]:
 
 async def read_platform_reward(request: Request) -> PlatformRewardIn:
     """The request's fields from its query string and its body (which wins), validated."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
+    raw = await read_limited(request, MAX_BODY)
+    if raw is None:
         raise ApiError(413, "payload_too_large", f"the body is larger than {MAX_BODY} bytes")
     fields: dict[str, Any] = dict(request.query_params)
-    fields.update(_body_fields(media_type, raw))
+    fields.update(_body_fields(media_type(request), raw))
     # Piped text that resolved to nothing arrives as an empty value: the same as no value.
     fields = {k: (None if isinstance(v, str) and not v.strip() else v) for k, v in fields.items()}
     try:

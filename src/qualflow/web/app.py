@@ -43,6 +43,7 @@ from qualflow.web.deps import (
     api_error_response,
     error_response,
     error_responses,
+    media_type,
     status_code_name,
 )
 from qualflow.web.retention import retention_lifespan
@@ -188,11 +189,11 @@ def _validation_message(errors: list[dict[str, Any]]) -> tuple[str, list[dict[st
 def _non_json_body(request: Request, errors: list[dict[str, Any]]) -> str | None:
     """The media type of a body sent as something other than JSON to an operation that takes
     a JSON object (FastAPI then reports the whole body as the wrong type), else None."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if not media_type or media_type == "application/json" or media_type.endswith("+json"):
+    sent_as = media_type(request)
+    if not sent_as or sent_as == "application/json" or sent_as.endswith("+json"):
         return None
     whole_body = [e for e in errors if tuple(e.get("loc", ())) == ("body",)]
-    return media_type if whole_body else None
+    return sent_as if whole_body else None
 
 
 def _install_error_handlers(app: FastAPI) -> None:

@@ -34,7 +34,14 @@ from qualflow.qualtrics.webhooks import (
     WebhookVerificationError,
     parse_event,
 )
-from qualflow.web.deps import ApiError, api_error_response, error_response, status_code_name
+from qualflow.web.deps import (
+    ApiError,
+    api_error_response,
+    error_response,
+    media_type,
+    read_limited,
+    status_code_name,
+)
 
 MAX_JSON_EVENT_BYTES = 100 * 1024
 MAX_WEBHOOK_BYTES = 64 * 1024
@@ -83,21 +90,6 @@ class _Refusal:
             remote=_remote(self.request),
         )
         return error_response(status_code, status_code_name(status_code), reason, headers=headers)
-
-
-async def _read_limited(request: Request, limit: int) -> bytes | None:
-    """The body, or None when it exceeds ``limit`` bytes (without reading it all into memory)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        return None
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 # -- JSON events ------------------------------------------------------------------------------
@@ -165,11 +157,11 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
     source = "json_event"
     token = urlTokenId
     refuse = _Refusal(request, engine, source, token)
-    body = await _read_limited(request, MAX_JSON_EVENT_BYTES)
+    body = await read_limited(request, MAX_JSON_EVENT_BYTES)
     if body is None:
         return await refuse(413, f"the event is larger than {MAX_JSON_EVENT_BYTES // 1024} KB")
     refuse.body = body
-    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    content_type = media_type(request)
     if content_type != "application/json" and not content_type.endswith("+json"):
         return await refuse(
             415, f"content type must be application/json, not {content_type or 'missing'!r}"
@@ -234,7 +226,7 @@ async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
     engine = _engine(request)
     source = "qualtrics_webhook"
     refuse = _Refusal(request, engine, source, token)
-    body = await _read_limited(request, MAX_WEBHOOK_BYTES)
+    body = await read_limited(request, MAX_WEBHOOK_BYTES)
     if body is None:
         return await refuse(413, f"the delivery is larger than {MAX_WEBHOOK_BYTES // 1024} KB")
     refuse.body = body
