@@ -65,12 +65,10 @@ def _body_fields(content_type: str, raw: bytes) -> dict[str, Any]:
 def _json_object(text: str) -> dict[str, Any]:
     try:
         document = json.loads(text)
-    except ValueError as exc:
-        position = getattr(exc, "pos", None)
-        where = f" (error at character {position})" if position is not None else ""
-        raise ApiError(
-            422, "validation_error", f"invalid request: the body is not valid JSON{where}"
-        ) from None
+    except json.JSONDecodeError as exc:
+        # Worded by the API's validation handler, as for every other JSON body.
+        invalid = {"type": "json_invalid", "loc": ("body", exc.pos), "msg": exc.msg, "input": {}}
+        raise RequestValidationError([invalid]) from None
     if not isinstance(document, dict):
         raise ApiError(422, "validation_error", "invalid request: the body must be a JSON object")
     return document
