@@ -312,6 +312,17 @@ class _Cached:
     client: AsyncClient
 
 
+def _fresh(cached: _Cached | None, generation: int) -> _Cached | None:
+    """The cached client if it may serve: its connection unchanged and checked recently."""
+    if (
+        cached is not None
+        and cached.generation == generation
+        and time.monotonic() - cached.checked_at < RECHECK_SECONDS
+    ):
+        return cached
+    return None
+
+
 class ConnectionClientFactory:
     """``await factory(connection_id) -> AsyncClient``: one cached client per connection and loop.
 
@@ -340,9 +351,9 @@ class ConnectionClientFactory:
 
     async def __call__(self, connection_id: int) -> AsyncClient:
         loop = asyncio.get_running_loop()
-        cached = self._fresh(loop, connection_id)
-        if cached is not None:
-            return cached.client
+        cached, generation = self._lookup(loop, connection_id)
+        if fresh := _fresh(cached, generation):
+            return fresh.client
         # One coroutine per connection and loop re-reads the connection; the others wait for
         # its client. Without this, every run that starts at once (a burst after an idle spell)
         # would load the connection and build a client of its own, most of them never closed.
@@ -350,31 +361,28 @@ class ConnectionClientFactory:
             locks = self._refreshing.setdefault(loop, {})
             refreshing = locks.setdefault(connection_id, asyncio.Lock())
         async with refreshing:
-            cached = self._fresh(loop, connection_id)
-            if cached is not None:
-                return cached.client
-            return await self._refresh(loop, connection_id)
+            cached, generation = self._lookup(loop, connection_id)
+            if fresh := _fresh(cached, generation):
+                return fresh.client
+            return await self._refresh(loop, connection_id, cached, generation)
 
-    def _fresh(self, loop: asyncio.AbstractEventLoop, connection_id: int) -> _Cached | None:
-        """The cached client, if its connection was checked recently and is unchanged."""
+    def _lookup(
+        self, loop: asyncio.AbstractEventLoop, connection_id: int
+    ) -> tuple[_Cached | None, int]:
+        """The loop's cached client of the connection (if any) and the connection's generation."""
         with _registry.lock:
             generation = _registry.generations.get(connection_id, 0)
         with self._lock:
-            cached = self._cache.get(loop, {}).get(connection_id)
-        if (
-            cached is not None
-            and cached.generation == generation
-            and time.monotonic() - cached.checked_at < RECHECK_SECONDS
-        ):
-            return cached
-        return None
+            return self._cache.get(loop, {}).get(connection_id), generation
 
-    async def _refresh(self, loop: asyncio.AbstractEventLoop, connection_id: int) -> AsyncClient:
+    async def _refresh(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        connection_id: int,
+        cached: _Cached | None,
+        generation: int,
+    ) -> AsyncClient:
         now = time.monotonic()
-        with _registry.lock:
-            generation = _registry.generations.get(connection_id, 0)
-        with self._lock:
-            cached = self._cache.get(loop, {}).get(connection_id)
         credentials, rate = await anyio.to_thread.run_sync(self._load, connection_id)
         fingerprint = f"{credentials.fingerprint()}:{rate}"
         if cached is not None and cached.fingerprint == fingerprint:
