@@ -329,8 +329,6 @@ class SourceFormat(StrEnum):
     ndjson = "ndjson"
 
 
-
-
 def _moment(value: str | None, option: str) -> datetime | None:
     """An ISO date or datetime from the command line; without a zone it is UTC."""
     if value is None:

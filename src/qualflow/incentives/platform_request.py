@@ -53,12 +53,10 @@ def _body_fields(content_type: str, raw: bytes) -> dict[str, Any]:
         not content_type and not looks_like_json
     ):
         return dict(parse_qsl(text, keep_blank_values=True))
-    json_types = ("application/json", "")
-    if content_type in json_types or content_type.endswith("+json") or (
-        # A Web Service task's "Plain Text" body holding JSON.
-        content_type == "text/plain" and looks_like_json
-    ):
+    if content_type in ("application/json", "") or content_type.endswith("+json"):
         return _json_object(text)
+    if content_type == "text/plain" and looks_like_json:
+        return _json_object(text)  # a Web Service task's "Plain Text" body holding JSON
     raise _unsupported(content_type)
 
 
