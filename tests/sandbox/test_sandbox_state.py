@@ -151,6 +151,16 @@ def test_generated_surveys_are_deterministic_in_shape() -> None:
     assert [list(s.questions) for s in a] == [list(s.questions) for s in b]
 
 
+def test_generated_surveys_added_one_at_a_time_have_distinct_names() -> None:
+    # What `qualflow sandbox seed --url` does: one survey per call, the same seed twice.
+    state = SandboxState()
+    made = [seed_generated(state, 1, seed=seed)[0] for seed in (0, 1, 2, 3, 0, 0)]
+    names = [s.name for s in made]
+    assert len(set(names)) == len(names)
+    assert names[4] == names[0].replace("#1", "#2")
+    assert names[5] == names[0].replace("#1", "#3")
+
+
 # -- respondents --------------------------------------------------------------------------
 
 

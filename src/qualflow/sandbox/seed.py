@@ -405,10 +405,15 @@ _TOPICS = [
 ]
 
 
-def generated_survey(state: SandboxState, rng: random.Random, index: int) -> Survey:
-    """A plausible generated survey (deterministic for a given ``rng`` state)."""
+def generated_survey(state: SandboxState, rng: random.Random) -> Survey:
+    """A plausible generated survey (deterministic for a given ``rng`` state and sandbox).
+
+    Its name is numbered after the same topic's surveys the sandbox already holds, so surveys
+    added one call at a time (as ``qualflow sandbox seed --url`` does) are told apart."""
     topic = rng.choice(_TOPICS)
-    b = SurveyBuilder(f"{topic} Feedback #{index}", category=rng.choice(["CX", "CORE", "EX"]))
+    b = SurveyBuilder(
+        _next_name(state, f"{topic} Feedback #"), category=rng.choice(["CX", "CORE", "EX"])
+    )
     b.embedded_data("ResponseEventContext").embedded_data("segment")
     if rng.random() < 0.4:
         b.fraud_detection(ballot_box=rng.random() < 0.5)
@@ -436,6 +441,13 @@ def seed_builtin(state: SandboxState, *, reuse_existing: bool = False) -> list[S
     return [by_name.get(BUILTIN_NAMES[make]) or make(state) for make in BUILTIN_SURVEYS]
 
 
+def _next_name(state: SandboxState, prefix: str) -> str:
+    with state.lock:
+        taken = [s.name[len(prefix) :] for s in state.surveys.values() if s.name.startswith(prefix)]
+    numbers = [int(suffix) for suffix in taken if suffix.isdigit()]
+    return f"{prefix}{max(numbers, default=0) + 1}"
+
+
 def seed_generated(state: SandboxState, count: int, *, seed: int = 0) -> list[Survey]:
     rng = random.Random(seed)
-    return [generated_survey(state, rng, i + 1) for i in range(count)]
+    return [generated_survey(state, rng) for _ in range(count)]
