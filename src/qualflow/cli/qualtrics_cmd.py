@@ -247,8 +247,10 @@ def surveys(
     if as_json:
         _print_json([s.model_dump(mode="json", by_alias=True) for s in found])
         return
-    table = Table("name", "active", "last modified", "created")
-    table.add_column("id", no_wrap=True)
+    table = Table("name", "active")
+    # Dates and ids stay whole on a narrow terminal: a long name wraps instead.
+    for column in ("last modified", "created", "id"):
+        table.add_column(column, no_wrap=True)
     for survey in found:
         table.add_row(
             survey.name,
