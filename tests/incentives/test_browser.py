@@ -202,3 +202,8 @@ def test_incentive_key_automation_response_and_release(
     page.goto(f"{hub.url}/incentives/rewards/{reward}")
     expect(page.get_by_test_id("transitions")).to_contain_text(f"released by {hub.admin_email}")
     expect(page.locator(".badge[data-status='sent']")).to_be_visible()
+
+    # The reward links to the run that asked for it.
+    page.get_by_test_id("reward-run").click()
+    expect(page.locator("h1")).to_contain_text("Reward screener respondents")
+    expect(page.locator(".badge[data-status='succeeded']").first).to_be_visible()

@@ -99,6 +99,8 @@ def test_incentive_pages_queue_and_keys(
     review = hub.get(f"/incentives/{ref}/review")
     assert "no automation rewards with this incentive yet" in review.text
     assert "1 unused 10.00 USD code(s)" in review.text
+    assert "0 rewards committed (no limit)" in review.text
+    assert "0.00 USD (no budget limit)" in review.text
 
     tested = hub.post(
         f"/incentives/{ref}/test", data=form(token, email="t@example.org"),
@@ -140,6 +142,7 @@ def test_incentive_pages_queue_and_keys(
     assert 'data-testid="rewards-held"' not in hub.get("/").text
     detail = hub.get(f"/incentives/rewards/{reward}")
     assert "released by " + admin.email in detail.text
+    assert 'data-testid="reward-run"' not in detail.text  # asked for by a key, not by a run
     wait_for(lambda: any(m["to"] == ["q@example.org"] for m in smtp_sink.messages))
     assert "PAGE-CODE-1" in body_text(smtp_sink.messages[-1])
 
