@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -9,10 +10,14 @@ from email import message_from_bytes
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qualflow.cli import app
 from qualflow.demo.hub import DemoHub
+from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.models import Incentive
+from qualflow.incentives.schemas import IncentiveSpec
 
 
 @pytest.mark.slow
@@ -104,3 +109,25 @@ def test_a_restarted_demo_brings_new_screener_respondents_who_get_rewarded(
                 time.sleep(0.1)
             assert finished == 3, status
             assert sum(status.rewards.values()) >= 1, status
+            _the_sandbox_tango_account_pays(hub, first_start=_start == 0)
+
+
+def _the_sandbox_tango_account_pays(hub: DemoHub, *, first_start: bool) -> None:
+    """The seeded Tango account reaches the sandbox's Tango double, after a restart too (the
+    double's port and state are new on every start)."""
+    assert hub.store is not None
+    manager = IncentiveManager(hub.store.sessionmaker)
+    items = asyncio.run(manager.tango_catalog(hub.tango_account_id))
+    assert any(item.utid == "U442382" and item.value == "10.00 USD" for item in items)
+    if first_start:
+        spec = IncentiveSpec(
+            name="Tango thank-you", provider="tango", tango_account_id=hub.tango_account_id,
+            utid="U442382", currency="USD",
+        )  # fmt: skip
+        asyncio.run(manager.create(spec, actor="test"))
+    with hub.store.sessionmaker() as db:
+        incentive = db.scalar(select(Incentive).where(Incentive.name == "Tango thank-you"))
+    assert incentive is not None
+    health = asyncio.run(manager.health(incentive))
+    assert health.ok, health
+    assert health.key_status == "accepted"

@@ -458,6 +458,42 @@ def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tan
     assert tango.state.platform_key not in review.text
 
 
+def test_a_tango_accounts_catalog_lists_utids_and_allowed_amounts(
+    hub: TestClient, admin: Person, make_person: Callable[..., Person], tango: Tango
+) -> None:
+    account = create_tango_account(hub, admin, tango).json()["id"]
+    viewer = make_person("viewer")  # choosing an item is reading: View is enough
+    answer = hub.get(f"{API}/providers/tango-accounts/{account}/catalog", headers=viewer.headers)
+    assert answer.status_code == 200, answer.text
+    items = {item["utid"]: item for item in answer.json()}
+    fixed, ranged = items["U442382"], items["U561593"]
+    assert fixed["brand"] == "Coffee House"
+    assert (fixed["value_type"], fixed["face_value"], fixed["value"]) == (
+        "FIXED_VALUE", "10.0", "10.00 USD",
+    )  # fmt: skip
+    assert (ranged["min_value"], ranged["max_value"], ranged["value"]) == (
+        "0.01", "2000.0", "0.01-2000.00 USD",
+    )  # fmt: skip
+    assert items["U157190"]["status"] == "inactive"
+
+    unknown = hub.get(f"{API}/providers/tango-accounts/4242/catalog", headers=admin.headers)
+    assert unknown.status_code == 404
+    assert "Tango account 4242 does not exist" in unknown.text
+    # A key Tango refuses: Tango's own words, as a 502 (the fault is upstream, not the request).
+    wrong = hub.post(
+        f"{API}/providers/tango-accounts",
+        json={"name": "Wrong key", "base_url": "http://tango",
+              "platform_name": tango.state.platform_name, "platform_key": "not-the-key",
+              "customer_id": DEFAULT_CUSTOMER, "account_id": DEFAULT_ACCOUNT},
+        headers=admin.headers,
+    ).json()["id"]  # fmt: skip
+    refused = hub.get(f"{API}/providers/tango-accounts/{wrong}/catalog", headers=admin.headers)
+    assert refused.status_code == 502, refused.text
+    assert refused.json()["error"]["message"].startswith(
+        "Tango answered HTTP 401: Invalid platform name or key."
+    )
+
+
 def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: SmtpSink) -> None:
     incentive = gift_incentive(hub, admin, stock=1)
     result = hub.post(

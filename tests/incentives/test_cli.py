@@ -108,3 +108,38 @@ def test_bad_input_is_one_line_with_exit_code_1(cli_env: dict[str, str]) -> None
     code, _, err = run(cli_env, "rewards", "ls", "--status", "lost")
     assert code == 1
     assert "unknown status lost" in err
+
+
+def test_tango_catalog_lists_what_an_incentive_may_name(cli_env: dict[str, str]) -> None:
+    from qualflow.demo.servers import start_server
+    from qualflow.sandbox import create_app
+    from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER, TangoState
+
+    app = create_app()
+    app.state.tango = TangoState.seeded()
+    with start_server(app, name="tango-double") as server:
+        add = [
+            "tango", "add", "--name", "Sandbox", "--base-url", server.url,
+            "--platform-name", app.state.tango.platform_name, "--customer-id", DEFAULT_CUSTOMER,
+            "--account-id", DEFAULT_ACCOUNT,
+        ]  # fmt: skip
+        code, out, err = run({**cli_env, "TANGO_PLATFORM_KEY": app.state.tango.platform_key}, *add)
+        assert code == 0, err
+        account = out.strip()
+        code, out, _ = run({**cli_env, "COLUMNS": "100"}, "tango", "catalog", account)
+        assert code == 0
+        row = next(line for line in out.splitlines() if "U442382" in line)
+        assert "Coffee House $10 eGift" in row
+        assert "10.00 USD" in row
+        code, out, _ = run(cli_env, "tango", "catalog", account, "--json")
+        ranged = next(item for item in json.loads(out) if item["utid"] == "U561593")
+        assert ranged["value"] == "0.01-2000.00 USD"
+
+        code, out, err = run({**cli_env, "TANGO_PLATFORM_KEY": "wrong"}, *add[:2], "--name", "Bad",
+                             *add[4:])  # fmt: skip
+        code, _, err = run(cli_env, "tango", "catalog", out.strip())
+        assert code == 1
+        assert err.startswith("error: Tango answered HTTP 401")
+    code, _, err = run(cli_env, "tango", "catalog", "999")
+    assert code == 1
+    assert err.strip() == "error: Tango account 999 does not exist"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 
@@ -9,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from qualflow.settings import Settings
 from tests.engine.engine_support import SmtpSink
-from tests.incentives.support import Person, body_text
+from tests.incentives.support import Person, Tango, body_text
 from tests.incentives.test_api import wait_for
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -165,3 +166,37 @@ def test_pages_check_permissions_and_csrf(hub: TestClient, make_person: MakePers
     )
     missing = hub.get("/incentives/INC-ZZZZZZ")
     assert missing.status_code == 404
+
+
+def test_a_tango_catalog_page_leads_to_a_prefilled_incentive(
+    hub: TestClient, make_person: MakePerson, tango: Tango
+) -> None:
+    from tests.incentives.test_api import create_tango_account
+
+    admin = make_person("admin")
+    sign_in(hub, admin)
+    account = create_tango_account(hub, admin, tango).json()["id"]
+    providers = hub.get("/incentives/providers")
+    assert f'data-testid="catalog-{account}"' in providers.text
+    page = hub.get(f"/incentives/providers/tango/{account}/catalog")
+    assert page.status_code == 200
+    row = re.search(r'<tr data-utid="U442382">(.*?)</tr>', page.text, re.S)
+    assert row
+    assert "Coffee House $10 eGift" in row.group(1)
+    assert "10.00 USD" in row.group(1)
+    link = re.search(r'href="(/incentives/new\?[^"]+)"', row.group(1))
+    assert link
+    assert 'data-utid="U157190"' in page.text  # inactive: listed, but nothing to create
+    inactive = re.search(r'<tr data-utid="U157190">(.*?)</tr>', page.text, re.S)
+    assert inactive
+    assert "New incentive" not in inactive.group(1)
+
+    form = hub.get(html.unescape(link.group(1))).text
+    assert re.search(r'name="utid"[^>]*value="U442382"', form)
+    assert re.search(r'name="amount"[^>]*value="10.0"', form)
+    assert re.search(r'value="tango"[^>]*checked', form)
+    assert f'<option value="{account}" selected' in form
+
+    missing = hub.get("/incentives/providers/tango/999/catalog")
+    assert missing.status_code == 404
+    assert "Tango account 999" in missing.text

@@ -139,6 +139,12 @@ def _banner(console: Console, hub: DemoHub) -> None:
                 if hub.incentive_reference
                 else ""
             )
+            + (
+                f"Tango              “Sandbox Tango” (#{hub.tango_account_id}), the sandbox's "
+                f"Tango double: Incentives → Providers → Catalog\n"
+                if hub.tango_account_id
+                else ""
+            )
             + f"Mail               SMTP sink on port {hub.smtp.port if hub.smtp else '?'}; "
             f"messages in Outbox and {hub.data_dir}/demo-mail/\n"
             f"Respondents        "

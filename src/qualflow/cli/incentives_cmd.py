@@ -503,6 +503,30 @@ def tango_ls(as_json: JsonOption = False) -> None:
     _out.print(table)
 
 
+@tango_app.command("catalog")
+def tango_catalog(
+    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+    as_json: JsonOption = False,
+) -> None:
+    """List the catalog items an account can order: the utid and amount an incentive needs."""
+    from qualflow.incentives.api import CatalogItemOut
+    from qualflow.incentives.providers.tango_client import TangoError
+
+    with _runtime() as runtime:
+        try:
+            items = asyncio.run(runtime.manager.tango_catalog(account))
+        except (LookupError, TangoError) as exc:
+            fail(str(exc))
+    if as_json:
+        _json([CatalogItemOut.of(item).model_dump(mode="json") for item in items])
+        return
+    table = Table("Brand", "Item", Column("UTID", no_wrap=True), Column("Value", no_wrap=True))
+    table.add_column("Status")
+    for item in items:
+        table.add_row(item.brand, item.reward_name, item.utid, item.value, item.status)
+    _out.print(table)
+
+
 @tango_app.command("add")
 def tango_add(
     name: Annotated[str, typer.Option()],

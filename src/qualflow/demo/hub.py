@@ -56,6 +56,12 @@ from qualflow.sandbox import SandboxState, create_app
 from qualflow.sandbox.respondents import Profile, Simulator
 from qualflow.sandbox.seed import CUSTOMER_SATISFACTION, RESEARCH_SCREENER, seed_builtin
 from qualflow.sandbox.smtp_sink import SmtpSink
+from qualflow.sandbox.tango_state import (
+    DEFAULT_ACCOUNT,
+    DEFAULT_CUSTOMER,
+    DEFAULT_PLATFORM,
+    TangoState,
+)
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.runtime import Store, open_store
@@ -82,6 +88,8 @@ DEMO_SCREENER = RESEARCH_SCREENER
 DEMO_INCENTIVE = "Mobile banking study screener"
 DEMO_REWARD_AUTOMATION = "Reward screener respondents"
 DEMO_POOL = "Demo gift cards"
+DEMO_TANGO = "Sandbox Tango"
+DEMO_TANGO_BALANCE = "5000.00"
 #: Unused demo codes topped up on every start (a respondent every few seconds uses a few
 #: hundred an hour; when they run out, rewards are held with "out of codes", as for real).
 DEMO_CODES = 300
@@ -275,6 +283,7 @@ class DemoHub:
     screener_id: str = ""
     incentive_reference: str = ""
     reward_automation_id: int = 0
+    tango_account_id: int = 0
     settings: Settings | None = None
     sandbox: SandboxState | None = None
     smtp: SmtpSink | None = None
@@ -313,8 +322,9 @@ class DemoHub:
     def _start(self) -> None:
         self.smtp = SmtpSink(self.host, 0, directory=self.data_dir / "demo-mail").start()
         self.sandbox, qualtrics_token = self._sandbox_state()
+        sandbox_app = create_app(self.sandbox)
         self.sandbox_server = start_server(
-            create_app(self.sandbox), host=self.host, port=self.sandbox_port, name="sandbox"
+            sandbox_app, host=self.host, port=self.sandbox_port, name="sandbox"
         )
         # The hub's public URL must be known before the app exists (webhook URLs use it), so
         # its port is taken first.
@@ -339,6 +349,7 @@ class DemoHub:
             self.connection_id = asyncio.run(self._seed_connection(qualtrics_token))
             self.automation_id = self._seed_automation()
             self.incentive_reference = self._seed_incentive()
+            sandbox_app.state.tango = self._seed_tango_account()
             self.reward_automation_id = self._seed_reward_automation()
         if self.respondent_interval > 0:
             self._respondents = threading.Thread(
@@ -552,6 +563,29 @@ class DemoHub:
             approval_mode="review_suspicious",
         )
         return asyncio.run(manager.create(spec, actor="demo")).reference_id
+
+    def _seed_tango_account(self) -> TangoState:
+        """A Tango account in the hub, paid by the sandbox's Tango double, so a Tango incentive
+        can be tried offline. The double keeps no state across starts: its key is the account's
+        (kept, encrypted, in the hub) and its balance is full again on every start."""
+        assert self.store is not None
+        assert self.sandbox_server is not None
+        manager = IncentiveManager(self.store.sessionmaker)
+        base_url = self.sandbox_server.url
+        account = next((a for a in manager.tango_accounts() if a.name == DEMO_TANGO), None)
+        if account is None:
+            account = manager.create_tango_account(
+                name=DEMO_TANGO, base_url=base_url, platform_name=DEFAULT_PLATFORM,
+                platform_key="tk_" + secrets.token_urlsafe(24),
+                customer_id=DEFAULT_CUSTOMER, account_id=DEFAULT_ACCOUNT,
+            )  # fmt: skip
+        elif account.base_url != base_url:  # the sandbox's port changes between starts
+            account = manager.update_tango_account(account.id, base_url=base_url)
+        self.tango_account_id = account.id
+        return TangoState.seeded(
+            platform_name=account.platform_name, platform_key=account.platform_key,
+            balance=DEMO_TANGO_BALANCE,
+        )  # fmt: skip
 
     # -- respondents -------------------------------------------------------------------------
 

@@ -48,6 +48,8 @@ from qualflow.incentives.platform_request import (
     read_platform_reward,
     request_body_openapi,
 )
+from qualflow.incentives.providers.tango import CatalogItem
+from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.review import automations_using, review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
@@ -402,6 +404,26 @@ class TangoAccountOut(BaseModel):
             account_id=account.account_id,
             created_at=account.created_at,
         )
+
+
+class CatalogItemOut(BaseModel):
+    """An item of a Tango account's catalog: what an incentive's ``utid`` and amount may be."""
+
+    brand: str
+    utid: str
+    reward_name: str
+    currency: str
+    value_type: str = Field(description="FIXED_VALUE or VARIABLE_VALUE, as Tango says.")
+    face_value: Decimal | None = Field(description="The only amount of a fixed-value item.")
+    min_value: Decimal | None
+    max_value: Decimal | None
+    whole_amount_required: bool
+    status: str
+    value: str = Field(description="The amounts allowed, e.g. '10.00 USD' or '5.00-500.00 USD'.")
+
+    @classmethod
+    def of(cls, item: CatalogItem) -> CatalogItemOut:
+        return cls(**{name: getattr(item, name) for name in cls.model_fields})
 
 
 class PoolIn(BaseModel):
@@ -844,6 +866,25 @@ def create_tango_account(
         return TangoAccountOut.of(runtime.manager.create_tango_account(**body.model_dump()))
     except IncentiveError as exc:
         raise ApiError(422, "invalid_account", str(exc)) from None
+
+
+@router.get(
+    "/providers/tango-accounts/{account_id}/catalog",
+    tags=[TAG_PROVIDERS],
+    response_model=list[CatalogItemOut],
+    responses={**_ERRORS, **error_responses(502)},
+    summary="List the catalog items a Tango account can order (utid, value range)",
+)
+async def tango_catalog(
+    account_id: ResourceId, runtime: Runtime, _viewer: Viewer
+) -> list[CatalogItemOut]:
+    try:
+        items = await runtime.manager.tango_catalog(account_id)
+    except LookupError as exc:
+        raise _not_found(str(exc)) from None
+    except TangoError as exc:
+        raise ApiError(502, "tango_error", str(exc)) from None
+    return [CatalogItemOut.of(item) for item in items]
 
 
 @router.patch(

@@ -28,6 +28,7 @@ from qualflow.incentives.models import (
 from qualflow.incentives.money import from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, import_codes
+from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
@@ -260,6 +261,14 @@ class IncentiveManager:
         )
 
     # -- Tango accounts --------------------------------------------------------------------------
+
+    async def tango_catalog(self, account_id: int) -> list[CatalogItem]:
+        """The items a Tango account can order. ``LookupError`` for an unknown account,
+        ``TangoError`` when Tango refuses or cannot be reached."""
+        try:
+            return await TangoProvider(self.providers).catalog(account_id)
+        except ValueError as exc:
+            raise LookupError(str(exc)) from None
 
     def create_tango_account(
         self,

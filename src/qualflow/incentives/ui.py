@@ -37,6 +37,7 @@ from qualflow.incentives.models import (
     RewardTransition,
 )
 from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
     DEFAULT_BODY,
@@ -342,9 +343,17 @@ def _form_page(
     )  # fmt: skip
 
 
+#: What a link may fill in on a new incentive's form (e.g. "use this catalog item").
+_PREFILLED = ("provider", "tango_account_id", "utid", "amount", "currency", "reward_name")
+
+
 @router.get("/incentives/new", name="ui_incentive_new")
 def new_incentive(request: Request, principal: Manager, runtime: Runtime) -> Response:
-    return _form_page(request, principal, runtime, IncentiveForm.blank())
+    form = IncentiveForm.blank()
+    form.values.update(
+        {name: request.query_params[name] for name in _PREFILLED if request.query_params.get(name)}
+    )
+    return _form_page(request, principal, runtime, form)
 
 
 @router.post("/incentives/new", name="ui_incentive_create", dependencies=[CsrfChecked])
@@ -469,6 +478,28 @@ async def import_codes(
     for error in report.errors[:4]:
         flash.add(request, response, "error", f"Rejected {error}")
     return response
+
+
+@router.get("/incentives/providers/tango/{account_id}/catalog", name="ui_tango_catalog")
+async def tango_catalog_page(
+    request: Request, principal: Viewer, runtime: Runtime, account_id: int
+) -> Response:
+    account = next((a for a in runtime.manager.tango_accounts() if a.id == account_id), None)
+    if account is None:
+        raise UiNotFound(
+            f"Tango account {account_id}",
+            request.url_for("ui_incentive_providers").path,
+            "Back to providers",
+        )
+    items, problem = [], None
+    try:
+        items = await runtime.manager.tango_catalog(account_id)
+    except TangoError as exc:
+        problem = str(exc)
+    return render(
+        request, "incentives/catalog.html", principal=principal, nav="incentives",
+        account=account, items=items, problem=problem, status_code=502 if problem else 200,
+    )  # fmt: skip
 
 
 @router.post("/incentives/providers/tango", name="ui_tango_create", dependencies=[CsrfChecked])

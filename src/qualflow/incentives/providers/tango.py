@@ -55,18 +55,77 @@ class AccountSnapshot:
     customer_id: str
     account_id: str
 
+    @property
+    def platform_identity(self) -> tuple[str, str, str]:
+        """Who Tango answers: the API and the credentials, the key only as a digest. What it
+        said to one key is never reused for another (a changed or wrong key is found out)."""
+        digest = hashlib.sha256(self.platform_key.encode()).hexdigest()[:16]
+        return (self.base_url, self.platform_name, digest)
+
 
 # Per-process caches: the catalog changes rarely; the balance is re-read often and tracked
 # locally between reads (Tango still refuses an order it cannot cover, which we also hold).
 _cache_lock = threading.Lock()
-_catalogs: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
-_balances: dict[tuple[str, str, str], tuple[float, int]] = {}
+_catalogs: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
+_balances: dict[tuple[str, str, str, str], tuple[float, int]] = {}
 
 
 def clear_caches() -> None:
     with _cache_lock:
         _catalogs.clear()
         _balances.clear()
+
+
+@dataclass(frozen=True)
+class CatalogItem:
+    """One orderable item of a Tango catalog, flattened for listing and choosing."""
+
+    brand: str
+    utid: str
+    reward_name: str
+    currency: str
+    #: ``FIXED_VALUE`` (only ``face_value``) or ``VARIABLE_VALUE`` (``min_value``..``max_value``).
+    value_type: str
+    face_value: Decimal | None
+    min_value: Decimal | None
+    max_value: Decimal | None
+    whole_amount_required: bool
+    status: str
+
+    @property
+    def fixed(self) -> bool:
+        return self.value_type.upper().startswith("FIXED") or (
+            self.face_value is not None and self.min_value is None and self.max_value is None
+        )
+
+    @property
+    def value(self) -> str:
+        """The amounts an incentive may give, e.g. ``10.00 USD`` or ``5.00-500.00 USD``."""
+        if self.fixed:
+            return f"{_show(self.face_value, self.currency)} {self.currency}"
+        low, high = _show(self.min_value, self.currency), _show(self.max_value, self.currency)
+        return f"{low}-{high} {self.currency}"
+
+
+def catalog_items(catalog: dict[str, Any]) -> list[CatalogItem]:
+    """Every item of a ``GET /catalogs`` answer, brand by brand, in Tango's order."""
+    return [
+        CatalogItem(
+            brand=str(brand.get("brandName") or brand.get("brandKey") or ""),
+            utid=str(item.get("utid") or ""),
+            reward_name=str(item.get("rewardName") or item.get("utid") or ""),
+            currency=str(item.get("currencyCode") or ""),
+            value_type=str(item.get("valueType") or ""),
+            face_value=_decimal(item.get("faceValue")),
+            min_value=_decimal(item.get("minValue")),
+            max_value=_decimal(item.get("maxValue")),
+            whole_amount_required=bool(item.get("isWholeAmountValueRequired")),
+            status=str(item.get("status") or "active").lower(),
+        )
+        for brand in catalog.get("brands") or []
+        for item in brand.get("items") or []
+        if item.get("utid")
+    ]
 
 
 def find_item(catalog: dict[str, Any], utid: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -184,7 +243,7 @@ class TangoProvider(RewardProvider):
         )
 
     async def _catalog(self, account: AccountSnapshot, client: TangoClient) -> dict[str, Any]:
-        key = (account.base_url, account.platform_name)
+        key = account.platform_identity
         with _cache_lock:
             cached = _catalogs.get(key)
         if cached and time.monotonic() - cached[0] < CATALOG_TTL:
@@ -211,7 +270,7 @@ class TangoProvider(RewardProvider):
     async def _balance(
         self, account: AccountSnapshot, client: TangoClient, currency: str, *, fresh: bool
     ) -> int:
-        key = (account.base_url, account.platform_name, account.account_id)
+        key = (*account.platform_identity, account.account_id)
         with _cache_lock:
             cached = _balances.get(key)
         if not fresh and cached and time.monotonic() - cached[0] < BALANCE_TTL:
@@ -224,10 +283,10 @@ class TangoProvider(RewardProvider):
 
     def _forget_balance(self, account: AccountSnapshot) -> None:
         with _cache_lock:
-            _balances.pop((account.base_url, account.platform_name, account.account_id), None)
+            _balances.pop((*account.platform_identity, account.account_id), None)
 
     def _spend(self, account: AccountSnapshot, amount_minor: int) -> None:
-        key = (account.base_url, account.platform_name, account.account_id)
+        key = (*account.platform_identity, account.account_id)
         with _cache_lock:
             cached = _balances.get(key)
             if cached:
@@ -258,6 +317,14 @@ class TangoProvider(RewardProvider):
             reward_name=str(item.get("rewardName") or item["_brand"].get("brandName") or ""),
             redemption_instructions=str(item.get("redemptionInstructions") or ""),
         )
+
+    async def catalog(self, tango_account_id: int) -> list[CatalogItem]:
+        """The catalog the account's platform may order from (cached for CATALOG_TTL).
+
+        ``ValueError`` for an unknown account, :class:`TangoError` when Tango refuses."""
+        account = await asyncio.to_thread(self._account, tango_account_id)
+        async with self.client(account) as client:
+            return catalog_items(await self._catalog(account, client))
 
     async def health(
         self,
