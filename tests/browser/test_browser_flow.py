@@ -164,3 +164,26 @@ def test_sign_in_connect_automate_and_watch_the_run_succeed(hub: DemoHub, page: 
     expect(page.get_by_test_id("runs-table")).to_contain_text("started by")
     page.select_option("#f-status", "cancelled")
     expect(page.get_by_text("No runs match these filters")).to_be_visible()
+
+
+def test_the_api_reference_renders_without_internet(hub: DemoHub, page: object) -> None:
+    """/docs loads Swagger UI from the hub itself: every request leaving loopback fails."""
+    expect = sync_api.expect
+    assert isinstance(page, sync_api.Page)
+    outside: list[str] = []
+
+    def only_loopback(route: object) -> None:
+        assert isinstance(route, sync_api.Route)
+        if route.request.url.startswith(hub.url):
+            route.continue_()
+        else:
+            outside.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_loopback)
+    page.goto(f"{hub.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("qualflow")
+    # The OpenAPI 3.1 document is understood: operations of each area are listed.
+    expect(page.locator(".opblock-tag-section").first).to_be_visible()
+    expect(page.get_by_text("List Tango accounts (keys masked)")).to_be_visible()
+    assert outside == []

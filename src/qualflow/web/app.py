@@ -37,6 +37,7 @@ from qualflow.web.api import accounts as accounts_api
 from qualflow.web.api import automations as automations_api
 from qualflow.web.api import connections as connections_api
 from qualflow.web.api import runs as runs_api
+from qualflow.web.api_docs import install_api_docs
 from qualflow.web.deps import (
     ApiError,
     ErrorResponse,
@@ -118,6 +119,8 @@ def create_app(
         summary="Self-hosted hub connecting a Qualtrics account to your research or CX stack.",
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
+        docs_url=None,  # served from vendored assets by install_api_docs, not from a CDN
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.store = None
@@ -152,6 +155,7 @@ def create_app(
 
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     install_ui(app)
+    install_api_docs(app)
     app.include_router(connections_api.router, prefix=API_PREFIX)
     install_incentives(app)
     app.include_router(automations_api.router, prefix=API_PREFIX)
