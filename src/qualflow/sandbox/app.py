@@ -27,6 +27,7 @@ from qualflow.sandbox import errors
 from qualflow.sandbox.delivery import WebhookDispatcher
 from qualflow.sandbox.errors import ApiError
 from qualflow.sandbox.state import SandboxState
+from qualflow.web.api_docs import install_api_docs
 
 API_PREFIX = "/API/v3"
 INBOUND_PATH = "/inbound-event/v1/events/json/triggers"
@@ -230,6 +231,8 @@ def create_app(
         version="1",
         lifespan=lifespan,
         redirect_slashes=False,
+        docs_url=None,  # install_api_docs: served without a CDN
+        redoc_url=None,
     )
     app.state.sandbox = state
     app.state.dispatcher = dispatcher
@@ -264,5 +267,6 @@ def create_app(
     app.include_router(api_events.inbound_router)
     app.include_router(control.router)
     app.include_router(tango.router)  # Tango RaaS v2 double (/raas/v2, /_sandbox/tango)
+    install_api_docs(app, vendor_url="/_sandbox/assets", mount=True)
     app.add_middleware(SandboxMiddleware, state=state)
     return app

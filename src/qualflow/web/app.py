@@ -155,7 +155,7 @@ def create_app(
 
     app.include_router(accounts_api.router, prefix=API_PREFIX)
     install_ui(app)
-    install_api_docs(app)
+    install_api_docs(app, vendor_url="/static/vendor")
     app.include_router(connections_api.router, prefix=API_PREFIX)
     install_incentives(app)
     app.include_router(automations_api.router, prefix=API_PREFIX)
