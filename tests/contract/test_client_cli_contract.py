@@ -150,6 +150,29 @@ def test_export_shows_progress_then_a_summary(
     assert "1 response(s)" in result.stdout
 
 
+def test_export_to_stdout_with_a_dash(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    ids = _respond(sandbox, survey_id, 3)
+    result = _run(["q", "export", survey_id, "-o", "-", "--format", "csv"], env)
+    assert result.exit_code == 0, result.output
+    header, *rows = result.stdout.splitlines()
+    assert '"ResponseId"' in header
+    assert sorted(row.split(",")[header.split(",").index('"ResponseId"')].strip('"')
+                  for row in rows) == sorted(ids)  # fmt: skip
+    assert "3 response(s) → stdout (csv)" in result.stderr
+    assert not (Path.cwd() / "-").exists()
+
+    parquet = _run(["q", "export", survey_id, "-o", "-"], env)  # no extension: Parquet
+    assert parquet.exit_code == 0, parquet.output
+    (tmp_path / "piped.parquet").write_bytes(parquet.stdout_bytes)
+    assert pq.read_table(tmp_path / "piped.parquet").num_rows == 3
+
+    both = _run(["q", "export", survey_id, "-o", "-", "--json"], env)
+    assert both.exit_code == 2
+    assert "--json prints a summary on stdout" in both.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "reason"),
     [

@@ -9,6 +9,7 @@ one-line reason on stderr and exit non-zero (2 for bad input, 1 for API/network 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, BinaryIO, NoReturn, TypeVar
 
 import pydantic
 import typer
@@ -395,7 +396,10 @@ class _ExportProgress:
 def export(
     survey_id: Annotated[str, typer.Argument(help="The survey id, SV_…")],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="File to write (parent folder must exist).")
+        Path,
+        typer.Option(
+            "--output", "-o", help="File to write (parent folder must exist); - for stdout."
+        ),
     ],
     output_format: Annotated[
         OutputFormat | None,
@@ -461,17 +465,27 @@ def export(
         _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
     from qualflow.qualtrics.export_file import output_format_for
 
+    to_stdout = str(output) == "-"
     fmt = output_format.value if output_format else output_format_for(output)
-    if fmt is None:
+    if to_stdout:
+        if as_json:
+            _fail("--json prints a summary on stdout, where -o - writes the responses", EXIT_USAGE)
+        if fmt == "parquet" and sys.stdout.isatty():
+            _fail(
+                "Parquet is binary: redirect stdout to a file or a program, or give --format "
+                "csv or ndjson",
+                EXIT_USAGE,
+            )
+    elif fmt is None:
         # Parquet bytes in a file named .xlsx (or .json) would mislead whoever opens it.
         _fail(
             f"cannot tell the format from {output.name!r}: name it .parquet, .csv, .ndjson or "
             ".jsonl, or give --format",
             EXIT_USAGE,
         )
-    if output.is_dir():
+    if not to_stdout and output.is_dir():
         _fail(f"--output {output} is a folder; give a file name", EXIT_USAGE)
-    if not output.parent.is_dir():
+    if not to_stdout and not output.parent.is_dir():
         _fail(f"the folder of --output ({output.parent}) does not exist", EXIT_USAGE)
     with _reported():
         options = ExportOptions(
@@ -505,8 +519,20 @@ def export(
                 labels=labels,
             )
             convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
-            rows = result.write(output, fmt, labels=labels)
+            destination: Path | BinaryIO = sys.stdout.buffer if to_stdout else output
+            try:
+                rows = result.write(destination, fmt, labels=labels)
+            except BrokenPipeError:
+                # The reader stopped early (`| head`): as for any Unix filter, not an error.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise typer.Exit(0) from None
             progress.update(convert, total=rows, completed=rows)
+        if to_stdout:
+            sys.stdout.flush()
+            _err.print(f"{rows} response(s) → stdout ({fmt})", highlight=False)
+            if result.continuation_token:
+                _err.print(f"continuation token for the next export: {result.continuation_token}")
+            return
         summary = {
             "surveyId": survey_id,
             "output": str(output),
