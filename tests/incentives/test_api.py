@@ -494,6 +494,37 @@ def test_a_tango_accounts_catalog_lists_utids_and_allowed_amounts(
     )
 
 
+def test_incentives_running_out_of_codes_are_listed_emptiest_first(
+    hub: TestClient, admin: Person, make_person: Callable[..., Person]
+) -> None:
+    low = gift_incentive(hub, admin, stock=3, name="Low", low_stock_threshold=5)
+    gift_incentive(hub, admin, stock=6, name="Plenty", low_stock_threshold=5)
+    paused = gift_incentive(hub, admin, stock=1, name="Paused", low_stock_threshold=5)
+    hub.patch(f"{API}/{paused['reference_id']}", json={"active": False}, headers=admin.headers)
+    empty = gift_incentive(hub, admin, stock=0, name="Empty")
+    # Codes of another value do not count for a 10.00 USD incentive.
+    other = gift_incentive(hub, admin, stock=0, name="Other value", low_stock_threshold=2)
+    hub.post(
+        f"{API}/providers/gift-code-pools/{other['gift_code_pool_id']}/codes",
+        content="code,value,currency,expiry\nFIVE-1,5,USD,\nFIVE-2,5,USD,\n",
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )  # fmt: skip
+
+    viewer = make_person("viewer")
+    listed = hub.get(f"{API}/providers/low-stock", headers=viewer.headers)
+    assert listed.status_code == 200, listed.text
+    rows = [(r["incentive_name"], r["unused"], r["threshold"]) for r in listed.json()]
+    assert rows == [("Empty", 0, 10), ("Other value", 0, 2), ("Low", 3, 5)]
+    by_name = {r["incentive_name"]: r for r in listed.json()}
+    assert by_name["Empty"]["message"].startswith(
+        f"Empty ({empty['reference_id']}) is out of 10.00 USD codes in pool"
+    )
+    assert by_name["Low"]["message"] == (
+        f"Low ({low['reference_id']}) has 3 unused 10.00 USD code(s) left in pool "
+        f"“{by_name['Low']['pool_name']}” (warning below 5)"
+    )
+
+
 def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: SmtpSink) -> None:
     incentive = gift_incentive(hub, admin, stock=1)
     result = hub.post(

@@ -59,6 +59,12 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     assert shown["Approval mode"] == "review_all"
     assert shown["Counts"] == "total 0 · held 0 · sent 0 · awaiting 0"
     assert "Tango account id" not in shown  # unset fields are left out
+    code, out, err = run(cli_env, "pools", "ls")
+    assert code == 0
+    assert err.strip() == (
+        f"warning: Card sort ({reference}) has 2 unused 10.00 USD code(s) left in pool "
+        "“Thank-you cards” (warning below 10)"
+    )
 
     service = RewardService(db.sessionmaker)
     held = service.submit(

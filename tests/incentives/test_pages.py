@@ -101,6 +101,11 @@ def test_incentive_pages_queue_and_keys(
     assert "no automation rewards with this incentive yet" in review.text
     assert "1 unused 10.00 USD code(s)" in review.text
     assert "0 rewards committed (no limit)" in review.text
+    # One code against a threshold of 10: the overview and the incentives page say so.
+    for path in ("/", "/incentives"):
+        warned = hub.get(path).text
+        assert 'data-testid="low-stock"' in warned
+        assert f"({ref}) has 1 unused 10.00 USD code(s) left in pool “Cards”" in warned
     assert "0.00 USD (no budget limit)" in review.text
 
     tested = hub.post(
@@ -146,6 +151,7 @@ def test_incentive_pages_queue_and_keys(
     assert 'data-testid="reward-run"' not in detail.text  # asked for by a key, not by a run
     wait_for(lambda: any(m["to"] == ["q@example.org"] for m in smtp_sink.messages))
     assert "PAGE-CODE-1" in body_text(smtp_sink.messages[-1])
+    assert f"({ref}) is out of 10.00 USD codes in pool “Cards”" in hub.get("/").text
 
     deactivated = hub.post(f"/incentives/api-keys/{key_id.group(1)}/deactivate", data=form(token))
     assert "deactivated for good" in deactivated.text

@@ -33,7 +33,7 @@ from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.export import rewards_csv
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
 from qualflow.incentives.lifecycle import TransitionError
-from qualflow.incentives.manage import IncentiveError, InUse, window_state
+from qualflow.incentives.manage import IncentiveError, InUse, low_stock, window_state
 from qualflow.incentives.models import (
     REWARD_STATUSES,
     Incentive,
@@ -937,6 +937,30 @@ def _pool_out(runtime: IncentivesRuntime, pool_id: int) -> PoolOut:
         created_at=pool.created_at,
         stock=[PoolStockOut(**entry) for entry in runtime.manager.pool_stock(pool.id)],
     )
+
+
+class LowStockOut(BaseModel):
+    reference_id: str
+    incentive_name: str
+    pool_id: int
+    pool_name: str
+    value: str
+    unused: int = Field(description="Unused, unexpired codes of the incentive's value.")
+    threshold: int = Field(description="The incentive's low_stock_threshold.")
+    message: str
+
+
+@router.get(
+    "/providers/low-stock",
+    tags=[TAG_PROVIDERS],
+    response_model=list[LowStockOut],
+    responses=_ERRORS,
+    summary="Open gift-code incentives running out of codes (below their low-stock threshold)",
+)
+def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
+    return [
+        LowStockOut(**{**vars(item), "message": item.message}) for item in low_stock(db)
+    ]
 
 
 @router.get(

@@ -13,7 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -25,7 +25,7 @@ from qualflow.incentives.models import (
     Reward,
     TangoAccount,
 )
-from qualflow.incentives.money import from_minor, to_minor
+from qualflow.incentives.money import format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
@@ -436,6 +436,79 @@ class IncentiveManager:
             if used:
                 raise InUse(f"{used} code(s) of {pool.name!r} were given to respondents")
             session.delete(pool)
+
+
+@dataclass(frozen=True)
+class LowStock:
+    """An open gift-code incentive whose pool is running out of codes of its value."""
+
+    reference_id: str
+    incentive_name: str
+    pool_id: int
+    pool_name: str
+    value: str
+    unused: int
+    threshold: int
+
+    @property
+    def message(self) -> str:
+        if not self.unused:
+            return (
+                f"{self.incentive_name} ({self.reference_id}) is out of {self.value} codes in "
+                f"pool “{self.pool_name}”: its rewards are held until codes are imported"
+            )
+        return (
+            f"{self.incentive_name} ({self.reference_id}) has {self.unused} unused {self.value} "
+            f"code(s) left in pool “{self.pool_name}” (warning below {self.threshold})"
+        )
+
+
+def low_stock(session: Session) -> list[LowStock]:
+    """Open gift-code incentives with fewer usable codes of their value than their threshold,
+    emptiest first: what the overview and the incentives page warn about."""
+    now = utcnow()
+    usable = and_(
+        GiftCode.pool_id == Incentive.gift_code_pool_id,
+        GiftCode.value_minor == Incentive.amount_minor,
+        GiftCode.currency == Incentive.currency,
+        GiftCode.reward_id.is_(None),
+        or_(GiftCode.expires_on.is_(None), GiftCode.expires_on >= now.date()),
+    )
+    unused = func.count(GiftCode.id)
+    rows = session.execute(
+        select(
+            Incentive.reference_id,
+            Incentive.name,
+            Incentive.amount_minor,
+            Incentive.currency,
+            Incentive.low_stock_threshold,
+            GiftCodePool.id,
+            GiftCodePool.name,
+            unused,
+        )
+        .join(GiftCodePool, GiftCodePool.id == Incentive.gift_code_pool_id)
+        .outerjoin(GiftCode, usable)
+        .where(
+            Incentive.provider == "gift_codes",
+            Incentive.active.is_(True),
+            or_(Incentive.closes_at.is_(None), Incentive.closes_at > now),
+        )
+        .group_by(Incentive.id, GiftCodePool.id)
+        .having(unused < Incentive.low_stock_threshold)
+        .order_by(unused, Incentive.reference_id)
+    ).all()
+    return [
+        LowStock(
+            reference_id=reference,
+            incentive_name=name,
+            value=format_money(int(amount_minor), currency),
+            threshold=int(threshold),
+            pool_id=pool_id,
+            pool_name=pool_name,
+            unused=int(count),
+        )
+        for reference, name, amount_minor, currency, threshold, pool_id, pool_name, count in rows
+    ]
 
 
 def window_state(incentive: Incentive, now: datetime | None = None) -> str:

@@ -28,7 +28,7 @@ from qualflow.accounts.principal import Principal
 from qualflow.incentives import api_keys
 from qualflow.incentives.api import TestRewardIn, build_review, run_test_reward
 from qualflow.incentives.lifecycle import TransitionError
-from qualflow.incentives.manage import IncentiveError, InUse, spec_of, window_state
+from qualflow.incentives.manage import IncentiveError, InUse, low_stock, spec_of, window_state
 from qualflow.incentives.models import (
     REWARD_STATUSES,
     ApiKeyAudit,
@@ -143,9 +143,11 @@ env.filters["money"] = lambda minor, currency: format_money(int(minor), str(curr
 def incentives_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
     incentives = runtime.manager.list_incentives()
     counts = runtime.manager.counts([i.id for i in incentives])
+    with runtime.factory() as db:
+        running_out = low_stock(db)
     return render(
         request, "incentives/list.html", principal=principal, nav="incentives",
-        incentives=incentives, counts=counts,
+        incentives=incentives, counts=counts, low_stock=running_out,
     )  # fmt: skip
 
 

@@ -13,6 +13,7 @@ from starlette.responses import Response
 from qualflow.accounts.permissions import Area
 from qualflow.connections.service import visible_connections
 from qualflow.engine.models import Automation, Run
+from qualflow.incentives.manage import low_stock
 from qualflow.incentives.models import Reward
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
@@ -65,4 +66,5 @@ def home(
         stats["rewards_held"] = (
             db.scalar(select(func.count()).select_from(Reward).where(Reward.status == "held")) or 0
         )
+        stats["low_stock"] = low_stock(db)
     return render(request, "home.html", principal=principal, nav="home", stats=stats, recent=recent)
