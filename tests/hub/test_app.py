@@ -122,6 +122,9 @@ def test_openapi_documents_security_errors_and_tags(client: TestClient) -> None:
     for path, item in schema["paths"].items():
         for method, operation in item.items():
             assert operation.get("tags"), f"{method.upper()} {path} has no tag"
+            # A written summary, not one FastAPI made from the function's name ("Read Me").
+            generated = operation["operationId"].split("_api_v1")[0].replace("_", " ").title()
+            assert operation["summary"] != generated, f"{method.upper()} {path} has no summary"
 
 
 def test_hub_operations_document_their_answers(client: TestClient) -> None:

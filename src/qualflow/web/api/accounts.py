@@ -256,14 +256,26 @@ def _me(db: DbSession, principal: Principal) -> User:
     return user
 
 
-@router.get("/me", tags=["me"], response_model=MeOut, responses=error_responses(401))
+@router.get(
+    "/me",
+    tags=["me"],
+    response_model=MeOut,
+    responses=error_responses(401),
+    summary="Your profile: name, email, role and permissions",
+)
 def read_me(db: DbSession, principal: CurrentPrincipal) -> MeOut:
     """The calling person with their effective permissions."""
     user = _me(db, principal)
     return MeOut(**UserOut.of(user).model_dump(), authenticated_via=principal.via)
 
 
-@router.patch("/me", tags=["me"], response_model=MeOut, responses=_AUTH_ERRORS)
+@router.patch(
+    "/me",
+    tags=["me"],
+    response_model=MeOut,
+    responses=_AUTH_ERRORS,
+    summary="Change your name",
+)
 def update_me(body: MeUpdate, db: DbSession, principal: CurrentPrincipal) -> MeOut:
     """Change your display name."""
     user = _me(db, principal)
@@ -296,7 +308,13 @@ def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrinc
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
-@router.get("/me/tokens", tags=["me"], response_model=list[TokenOut], responses=_AUTH_ERRORS)
+@router.get(
+    "/me/tokens",
+    tags=["me"],
+    response_model=list[TokenOut],
+    responses=_AUTH_ERRORS,
+    summary="List your personal API tokens (never the tokens themselves)",
+)
 def read_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[TokenOut]:
     """Your personal API tokens (masked)."""
     return [TokenOut.of(token) for token in list_tokens(db, principal.user_id)]
@@ -340,13 +358,25 @@ def revoke_my_token(token_id: ResourceId, db: DbSession, principal: CurrentPrinc
 # --- people (admins) ----------------------------------------------------------------------------
 
 
-@router.get("/roles", tags=["users"], response_model=list[RoleOut], responses=error_responses(401))
+@router.get(
+    "/roles",
+    tags=["users"],
+    response_model=list[RoleOut],
+    responses=error_responses(401),
+    summary="List the roles and the permissions each grants",
+)
 def read_roles(_principal: CurrentPrincipal) -> list[RoleOut]:
     """Each role's default permissions."""
     return [RoleOut(role=role, permissions=_levels(grants)) for role, grants in ROLE_GRANTS.items()]
 
 
-@router.get("/users", tags=["users"], response_model=list[UserOut], responses=_ADMIN_ERRORS)
+@router.get(
+    "/users",
+    tags=["users"],
+    response_model=list[UserOut],
+    responses=_ADMIN_ERRORS,
+    summary="List people (admins only)",
+)
 def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
     return [UserOut.of(user) for user in list_users(db)]
 
@@ -357,6 +387,7 @@ def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
     status_code=status.HTTP_201_CREATED,
     response_model=UserCreated,
     responses=_ADMIN_ERRORS,
+    summary="Add a person (the password is in this answer only when generated)",
 )
 def add_user(body: UserCreate, db: DbSession, _admin: Admin) -> UserCreated:
     if body.password is not None and body.generate_password:
@@ -378,12 +409,24 @@ def _user(db: DbSession, user_id: ResourceId) -> User:
         raise _account_error(exc) from None
 
 
-@router.get("/users/{user_id}", tags=["users"], response_model=UserOut, responses=_ADMIN_ERRORS)
+@router.get(
+    "/users/{user_id}",
+    tags=["users"],
+    response_model=UserOut,
+    responses=_ADMIN_ERRORS,
+    summary="Read one person",
+)
 def read_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> UserOut:
     return UserOut.of(_user(db, user_id))
 
 
-@router.patch("/users/{user_id}", tags=["users"], response_model=UserOut, responses=_ADMIN_ERRORS)
+@router.patch(
+    "/users/{user_id}",
+    tags=["users"],
+    response_model=UserOut,
+    responses=_ADMIN_ERRORS,
+    summary="Change a person's email, name, role, password or active state",
+)
 def change_user(user_id: ResourceId, body: UserUpdate, db: DbSession, _admin: Admin) -> UserOut:
     """Change a person; deactivating or setting a password signs them out everywhere."""
     user = _user(db, user_id)
@@ -408,6 +451,7 @@ def change_user(user_id: ResourceId, body: UserUpdate, db: DbSession, _admin: Ad
     tags=["users"],
     status_code=status.HTTP_204_NO_CONTENT,
     responses=_ADMIN_ERRORS,
+    summary="Remove a person",
 )
 def remove_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> Response:
     """Delete a person with their tokens and sessions (their connections stay, ownerless)."""
@@ -445,6 +489,7 @@ def replace_permissions(
     tags=["users"],
     response_model=list[TokenOut],
     responses=_ADMIN_ERRORS,
+    summary="List a person's personal API tokens",
 )
 def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[TokenOut]:
     user = _user(db, user_id)
@@ -456,6 +501,7 @@ def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[
     tags=["users"],
     response_model=TokenOut,
     responses=_ADMIN_ERRORS,
+    summary="Revoke a person's personal API token",
 )
 def revoke_user_token(
     user_id: ResourceId, token_id: ResourceId, db: DbSession, _admin: Admin

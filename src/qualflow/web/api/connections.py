@@ -255,7 +255,12 @@ def _visible(db: DbSession, principal: Principal, connection_id: ResourceId) -> 
 # --- routes -------------------------------------------------------------------------------------
 
 
-@router.get("", response_model=list[ConnectionOut], responses=_READ_ERRORS)
+@router.get(
+    "",
+    response_model=list[ConnectionOut],
+    responses=_READ_ERRORS,
+    summary="List Qualtrics connections (secrets as their last 4 characters)",
+)
 def read_connections(db: DbSession, principal: Viewer) -> list[ConnectionOut]:
     """Connections you can see: yours, the shared ones (admins see all)."""
     return [_out(db, principal, row) for row in visible_connections(db, principal)]
@@ -351,7 +356,12 @@ async def add_service_user_connection(
     )
 
 
-@router.get("/{connection_id}", response_model=ConnectionOut, responses=_READ_ERRORS)
+@router.get(
+    "/{connection_id}",
+    response_model=ConnectionOut,
+    responses=_READ_ERRORS,
+    summary="Read one connection",
+)
 def read_connection(connection_id: ResourceId, db: DbSession, principal: Viewer) -> ConnectionOut:
     return _out(db, principal, _visible(db, principal, connection_id))
 
