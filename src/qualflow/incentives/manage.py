@@ -495,7 +495,7 @@ def low_stock(session: Session) -> list[LowStock]:
         )
         .group_by(Incentive.id, GiftCodePool.id)
         .having(unused < Incentive.low_stock_threshold)
-        .order_by(unused, Incentive.reference_id)
+        .order_by(unused, Incentive.name, Incentive.reference_id)
     ).all()
     return [
         LowStock(

@@ -130,6 +130,8 @@ class Incentive(Base):
     approval_mode: Mapped[str] = mapped_column(String(24), default="review_suspicious")
     fraud_rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     low_stock_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    #: The stock alert last emailed: "low", "out", or None while the stock is fine.
+    stock_alert: Mapped[str | None] = mapped_column(String(8))
 
     #: Rewards counted against the limits (reserved atomically with a conditional UPDATE).
     committed_count: Mapped[int] = mapped_column(Integer, default=0)

@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.service import Fulfiller, RewardService
+from qualflow.incentives.stock_alerts import watch_stock
 from qualflow.notify.email import SmtpSettings
 from qualflow.settings import Settings
 
@@ -39,6 +40,8 @@ class IncentiveOptions:
     smtp: SmtpSettings | None = None
     run_fulfiller: bool = True
     fulfiller_interval: float = 5.0
+    #: Seconds between checks for incentives running out of gift codes (0: no check).
+    stock_check_interval: float = 60.0
     #: Opens a Qualtrics client for a connection id (default: the connections package).
     client_opener: ClientOpener | None = None
 
@@ -143,13 +146,29 @@ async def incentives_lifespan(app: FastAPI) -> AsyncIterator[None]:
             runtime.fulfiller.run(stop, interval=options.fulfiller_interval),
             name="qualflow-reward-fulfiller",
         )
+    tasks = [task] if task is not None else []
+    if options.stock_check_interval > 0:
+        settings: Settings | None = getattr(app.state, "settings", None)
+        base = settings.public_base_url.rstrip("/") if settings is not None else ""
+        tasks.append(
+            asyncio.create_task(
+                watch_stock(
+                    runtime.factory,
+                    runtime.service.smtp,
+                    stop,
+                    providers_url=f"{base}/incentives/providers",
+                    interval=options.stock_check_interval,
+                ),
+                name="qualflow-stock-alerts",
+            )
+        )
     try:
         yield
     finally:
         stop.set()
-        if task is not None:
+        for running in tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await asyncio.wait_for(task, timeout=10)
+                await asyncio.wait_for(running, timeout=10)
         app.state.incentives = None
 
 

@@ -1,0 +1,139 @@
+"""Stock alerts: one email to the incentive managers when a gift-code incentive runs low, one
+when it runs out, none again until codes are imported and it runs short once more."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from qualflow.accounts.users import create_user
+from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.models import Incentive
+from qualflow.incentives.runtime import configure_incentives
+from qualflow.incentives.schemas import IncentiveSpec
+from qualflow.incentives.stock_alerts import alert_low_stock, record_alerts
+from qualflow.notify.email import SmtpSettings
+from qualflow.notify.models import OutboxEmail
+from qualflow.settings import Settings
+from qualflow.web.app import create_app
+from tests.engine.engine_support import SmtpSink
+from tests.incentives.support import Person, body_text, parsed
+from tests.incentives.test_api import API, codes, gift_incentive, platform_key, wait_for
+
+PROVIDERS_URL = "http://hub.example/incentives/providers"
+
+
+def _check(hub: TestClient, smtp: SmtpSettings | None) -> list[Any]:
+    factory = hub.app.state.store.sessionmaker  # type: ignore[attr-defined]
+    return asyncio.run(alert_low_stock(factory, smtp, providers_url=PROVIDERS_URL))
+
+
+def _alerts(sink: SmtpSink) -> list[dict[str, Any]]:
+    return [m for m in sink.messages if "gift codes" in str(parsed(m)["Subject"])]
+
+
+def _reward(hub: TestClient, reference: str, n: int, key: tuple[str, str]) -> None:
+    answer = hub.post(f"{API}/{reference}/rewards", json={"email": f"r{n}@example.org"}, auth=key)
+    assert answer.status_code == 201, answer.text
+
+
+def test_low_then_out_then_restocked_is_two_emails_to_the_managers(
+    hub: TestClient,
+    admin: Person,
+    make_person: Callable[..., Person],
+    smtp: SmtpSettings,
+    smtp_sink: SmtpSink,
+) -> None:
+    manager = make_person("viewer", incentives="manage")
+    make_person("viewer")  # sees incentives, cannot import codes: not emailed
+    incentive = gift_incentive(hub, admin, stock=6, name="Diary study", low_stock_threshold=5)
+    reference = incentive["reference_id"]
+    key = platform_key(hub, admin)
+
+    assert _check(hub, smtp) == []  # 6 codes, threshold 5
+    _reward(hub, reference, 1, key)
+    _reward(hub, reference, 2, key)  # 4 left
+    [low] = _check(hub, smtp)
+    assert (low.level, low.shortage.unused) == ("low", 4)
+    assert _check(hub, smtp) == []  # emailed once, not at every check
+    _reward(hub, reference, 3, key)  # 3 left: still the same shortage
+    assert _check(hub, smtp) == []
+    for n in range(4, 7):
+        _reward(hub, reference, n, key)
+    [out] = _check(hub, smtp)
+    assert (out.level, out.shortage.unused) == ("out", 0)
+
+    alerts = _alerts(smtp_sink)
+    assert [str(parsed(m)["Subject"]) for m in alerts] == [
+        f"Low on gift codes: Diary study ({reference}), 4 left",
+        f"Out of gift codes: Diary study ({reference})",
+    ]
+    assert sorted(alerts[0]["to"]) == sorted([admin.email, manager.email])
+    assert PROVIDERS_URL in body_text(alerts[1])
+    assert f"pools import {incentive['gift_code_pool_id']}" in body_text(alerts[1])
+
+    # Restocked: the mark is cleared, and the next shortage is emailed again.
+    imported = hub.post(
+        f"{API}/providers/gift-code-pools/{incentive['gift_code_pool_id']}/codes",
+        content=codes(6).replace("CODE-", "MORE-"),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert imported.json()["imported"] == 6
+    assert _check(hub, smtp) == []
+    with hub.app.state.store.sessionmaker() as session:  # type: ignore[attr-defined]
+        mark = session.scalar(
+            select(Incentive.stock_alert).where(Incentive.reference_id == reference)
+        )
+    assert mark is None
+    for n in range(7, 9):
+        _reward(hub, reference, n, key)
+    [again] = _check(hub, smtp)
+    assert again.level == "low"
+
+
+def test_an_alert_is_kept_in_the_outbox_until_email_works(
+    hub: TestClient, admin: Person, smtp: SmtpSettings, smtp_sink: SmtpSink
+) -> None:
+    gift_incentive(hub, admin, stock=0, name="Empty")
+    [alert] = _check(hub, None)  # no SMTP configured: recorded, not sent
+    factory = hub.app.state.store.sessionmaker  # type: ignore[attr-defined]
+    with factory() as session:
+        row = session.get(OutboxEmail, alert.email_id)
+        assert row is not None
+        assert row.status == "pending"
+    assert _check(hub, smtp) == []  # nothing new to alert about, but the pending one goes out
+    assert [str(parsed(m)["Subject"]) for m in _alerts(smtp_sink)] == [
+        f"Out of gift codes: Empty ({alert.shortage.reference_id})"
+    ]
+    # Two processes checking at once queue it once.
+    assert record_alerts(factory, sender="x@example.org", providers_url=PROVIDERS_URL) == []
+
+
+def test_the_hub_checks_the_stock_by_itself(
+    hub_settings: Settings, smtp: SmtpSettings, smtp_sink: SmtpSink
+) -> None:
+    app = create_app(hub_settings, engine="off")
+    configure_incentives(app, smtp=smtp, stock_check_interval=0.1, run_fulfiller=False)
+    with TestClient(app) as client:
+        factory = app.state.store.sessionmaker
+        with factory() as session:
+            create_user(session, email="boss@example.org", name="Boss", role="admin",
+                        password="correct horse battery staple")  # fmt: skip
+            session.commit()
+        manager = IncentiveManager(factory)
+        pool = manager.create_pool("Empty pool", "")
+        spec = IncentiveSpec(
+            name="Nothing left", provider="gift_codes", gift_code_pool_id=pool.id,
+            amount=Decimal(5), currency="USD",
+        )  # fmt: skip
+        asyncio.run(manager.create(spec, actor="tests"))
+        wait_for(lambda: bool(_alerts(smtp_sink)), "the stock alert")
+        assert client.get("/healthz").status_code == 200
+    [alert] = _alerts(smtp_sink)
+    assert alert["to"] == ["boss@example.org"]
+    assert "/incentives/providers" in body_text(alert)
