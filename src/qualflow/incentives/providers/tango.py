@@ -353,16 +353,15 @@ class TangoProvider(RewardProvider):
             health.balance = balance
             health.currency = str(data.get("currencyCode") or currency)
             health.details["account_status"] = data.get("status")
-            health.summary = (
-                f"Tango account {account.account_id}: balance {balance} {health.currency}"
-            )
+            shown = format_money(to_minor(balance, health.currency), health.currency)
+            health.summary = f"Tango account {account.account_id}: balance {shown}"
             if str(data.get("status") or "active").lower() != "active":
                 health.ok = False
                 health.warnings.append(f"the Tango account is {data.get('status')}")
             if to_minor(balance, health.currency) < amount_minor:
                 health.ok = False
                 health.warnings.append(
-                    f"insufficient balance: {balance} {health.currency} does not cover one "
+                    f"insufficient balance: {shown} does not cover one "
                     f"reward of {format_money(amount_minor, currency)}; rewards will be held"
                 )
             else:
