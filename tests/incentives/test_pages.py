@@ -206,3 +206,26 @@ def test_a_tango_catalog_page_leads_to_a_prefilled_incentive(
     missing = hub.get("/incentives/providers/tango/999/catalog")
     assert missing.status_code == 404
     assert "Tango account 999" in missing.text
+
+
+def test_the_automation_editor_offers_the_incentives_by_reference(
+    hub: TestClient, make_person: MakePerson
+) -> None:
+    from tests.incentives.test_api import gift_incentive
+
+    admin = make_person("admin")
+    sign_in(hub, admin)
+    incentive = gift_incentive(hub, admin, stock=1, name="Card sort")
+    editor = hub.get("/automations/new")
+    assert editor.status_code == 200
+    options = re.search(r'<datalist id="suggest-incentives"[^>]*>(.*?)</datalist>', editor.text)
+    assert options
+    offered = f'<option value="{incentive["reference_id"]}">Card sort (open)</option>'
+    assert offered in options.group(1)
+    step = hub.get("/automations/_step", params={"action": "incentives.send_reward"})
+    assert re.search(r'name="step-\w+-config-incentive"[^>]*list="suggest-incentives"', step.text)
+    # Someone who cannot see incentives is not offered them.
+    automations_only = make_person("viewer", automations="manage", incentives="none")
+    hub.cookies.clear()
+    sign_in(hub, automations_only)
+    assert incentive["reference_id"] not in hub.get("/automations/new").text

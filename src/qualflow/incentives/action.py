@@ -46,6 +46,7 @@ class SendRewardConfig(BaseModel):
     incentive: str = Field(
         description="The incentive's reference id, as shown on its page.",
         examples=["INC-7F3K2Q"],
+        json_schema_extra={"x-suggest": "incentives"},
     )
     email_source: EmailSource = Field(
         default="question",

@@ -61,6 +61,7 @@ from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.rendering import NavItem, env, render, render_fragment
+from qualflow.web.ui.suggestions import register_suggestions
 
 TEMPLATES = Path(__file__).parent / "templates"
 
@@ -100,6 +101,18 @@ def install_pages(app: FastAPI) -> None:
         )
         rendering.NAV = nav
     app.include_router(router)
+    register_suggestions(app, "incentives", _incentive_suggestions)
+
+
+def _incentive_suggestions(request: Request, principal: Principal) -> list[tuple[str, str]]:
+    """Open and paused incentives, for the reference id of an ``incentives.send_reward`` step."""
+    if not principal.can(Area.INCENTIVES):
+        return []
+    return [
+        (incentive.reference_id, f"{incentive.name} ({window_state(incentive)})")
+        for incentive in get_runtime(request).manager.list_incentives()
+        if window_state(incentive) != "closed"
+    ]
 
 
 def _redirect(request: Request, route: str, **params: Any) -> RedirectResponse:

@@ -40,6 +40,7 @@ from qualflow.web.ui.automation_form import (
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.engine_access import automations_service, runs_service
 from qualflow.web.ui.rendering import render, render_fragment
+from qualflow.web.ui.suggestions import suggestions_for
 
 router = APIRouter()
 
@@ -144,6 +145,7 @@ def _editor(
         errors=errors or {},
         connections=visible_connections(db, principal),
         trigger_types=TRIGGER_TYPES,
+        suggestions=suggestions_for(request, principal),
         status_code=status_code,
     )
 

@@ -40,6 +40,8 @@ class FormField:
     placeholder: str = ""
     choices: list[str] = field(default_factory=list)
     default: Any = None
+    #: A kind of value to offer as the person types (see :mod:`qualflow.web.ui.suggestions`).
+    suggest: str | None = None
 
 
 def _unwrap_optional(schema: dict[str, Any]) -> tuple[dict[str, Any], bool]:
@@ -103,6 +105,7 @@ def fields_for(schema: dict[str, Any]) -> list[FormField]:
                 placeholder=_placeholder(prop, kind),
                 choices=[str(c) for c in prop.get("enum") or []],
                 default=prop.get("default"),
+                suggest=prop.get("x-suggest"),
             )
         )
     return out
