@@ -525,6 +525,22 @@ def test_incentives_running_out_of_codes_are_listed_emptiest_first(
     )
 
 
+def test_limits_read_as_a_sentence() -> None:
+    from datetime import UTC, datetime
+
+    from qualflow.incentives.review import limits_summary
+
+    limits = {
+        "max_rewards": 100, "committed_rewards": 3, "budget": "500.00 USD",
+        "committed_amount": "30.00 USD", "opens_at": None,
+        "closes_at": datetime(2026, 12, 31, 23, 0, tzinfo=UTC),
+    }  # fmt: skip
+    assert limits_summary(limits) == (
+        "3 of 100 rewards committed · 30.00 USD of the 500.00 USD budget · "
+        "closes 2026-12-31 23:00 UTC"
+    )
+
+
 def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: SmtpSink) -> None:
     incentive = gift_incentive(hub, admin, stock=1)
     result = hub.post(

@@ -59,6 +59,9 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     assert shown["Approval mode"] == "review_all"
     assert shown["Counts"] == "total 0 · held 0 · sent 0 · awaiting 0"
     assert "Tango account id" not in shown  # unset fields are left out
+    code, out, _ = run(cli_env, "review", reference)
+    assert code == 0
+    assert "limits: 0 rewards committed (no limit) · 0.00 USD (no budget limit)" in out
     code, out, err = run(cli_env, "pools", "ls")
     assert code == 0
     assert err.strip() == (

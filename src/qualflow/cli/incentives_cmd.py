@@ -257,6 +257,7 @@ def incentives_review(reference: str, as_json: JsonOption = False) -> None:
             f"{automation.survey_name or automation.survey_id}, "
             f"email from {automation.email_source} {automation.email_field or ''}"
         )
+    _out.print(f"limits: {review.limits['summary']}")
     for rule in review.fraud_rules:
         _out.print(f"rule: {rule}")
     for warning in review.warnings:

@@ -257,7 +257,25 @@ def limits_of(incentive: Incentive) -> dict[str, Any]:
         "opens_at": incentive.opens_at,
         "closes_at": incentive.closes_at,
     }
+    limits["summary"] = limits_summary(limits)
     return limits
+
+
+def limits_summary(limits: dict[str, Any]) -> str:
+    """E.g. ``3 of 100 rewards committed · 30.00 USD of the 500.00 USD budget · closes …``."""
+    count = limits["max_rewards"]
+    parts = [
+        f"{limits['committed_rewards']} of {count} rewards committed"
+        if count is not None
+        else f"{limits['committed_rewards']} rewards committed (no limit)",
+        f"{limits['committed_amount']} of the {limits['budget']} budget"
+        if limits["budget"]
+        else f"{limits['committed_amount']} (no budget limit)",
+    ]
+    for key, verb in (("opens_at", "opens"), ("closes_at", "closes")):
+        if limits[key] is not None:
+            parts.append(f"{verb} {limits[key]:%Y-%m-%d %H:%M} UTC")
+    return " · ".join(parts)
 
 
 async def review_incentive(
