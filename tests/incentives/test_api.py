@@ -397,7 +397,7 @@ def test_manual_rewards_export_and_mark_paid(
 
 
 def test_the_platform_answer_says_what_a_reward_waits_for() -> None:
-    from qualflow.incentives.api import _platform_message
+    from qualflow.incentives.lifecycle import describe
 
     def reward(**fields: object) -> Reward:
         base = {
@@ -407,18 +407,18 @@ def test_the_platform_answer_says_what_a_reward_waits_for() -> None:
         return Reward(**{**base, **fields})
 
     no_smtp = "email is not configured (set QUALFLOW_SMTP_HOST)"
-    assert _platform_message(reward(last_error=no_smtp)) == (
+    assert describe(reward(last_error=no_smtp)) == (
         f"ordered, not emailed yet: {no_smtp}"
     )
-    assert _platform_message(reward(status="approved", last_error="Tango answered 503")) == (
+    assert describe(reward(status="approved", last_error="Tango answered 503")) == (
         "approved, not paid yet: Tango answered 503"
     )
-    assert _platform_message(reward(status="failed", last_error="bad utid")) == "failed: bad utid"
-    assert _platform_message(reward(status="held", reasons=["a", "b"])) == (
+    assert describe(reward(status="failed", last_error="bad utid")) == "failed: bad utid"
+    assert describe(reward(status="held", reasons=["a", "b"])) == (
         "held for review: a; b"
     )
-    assert _platform_message(reward(status="sent")) == "sent: 10.00 USD to a@example.org"
-    assert _platform_message(reward()) == "ordered"
+    assert describe(reward(status="sent")) == "sent: 10.00 USD to a@example.org"
+    assert describe(reward()) == "ordered"
 
 
 def create_tango_account(hub: TestClient, admin: Person, tango: Tango) -> httpx.Response:

@@ -207,3 +207,7 @@ def test_incentive_key_automation_response_and_release(
     page.get_by_test_id("reward-run").click()
     expect(page.locator("h1")).to_contain_text("Reward screener respondents")
     expect(page.locator(".badge[data-status='succeeded']").first).to_be_visible()
+    # The step says what became of the reward when the run asked for it.
+    expect(page.get_by_test_id("step-summary")).to_contain_text(
+        f"{reward} held for review: this incentive reviews every reward before paying it"
+    )

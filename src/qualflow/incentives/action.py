@@ -24,6 +24,7 @@ from qualflow.engine.errors import FatalError, RetriableError, SkipStep
 from qualflow.engine.services import EngineServices
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
+from qualflow.incentives.lifecycle import describe
 from qualflow.incentives.models import Reward
 from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.schemas import FraudRules
@@ -163,6 +164,9 @@ async def _response(ctx: ActionContext) -> dict[str, Any] | None:
 
 def _output(reward: Reward, outcome: str) -> dict[str, Any]:
     return {
+        # The run page shows it on the step: "held for review: …" should not hide behind a
+        # "succeeded" step.
+        "summary": f"{reward.reference_id} {describe(reward)}",
         "reward": reward.reference_id,
         "status": reward.status,
         "outcome": outcome,

@@ -32,7 +32,7 @@ from qualflow.incentives.action import (
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.export import rewards_csv
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
-from qualflow.incentives.lifecycle import TransitionError
+from qualflow.incentives.lifecycle import TransitionError, describe
 from qualflow.incentives.manage import IncentiveError, InUse, low_stock, window_state
 from qualflow.incentives.models import (
     REWARD_STATUSES,
@@ -42,7 +42,7 @@ from qualflow.incentives.models import (
     RewardTransition,
     TangoAccount,
 )
-from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.money import from_minor
 from qualflow.incentives.platform_request import (
     PlatformRewardIn,
     read_platform_reward,
@@ -1472,23 +1472,5 @@ async def platform_reward(
         reference_id=reward.reference_id,
         status=reward.status,
         reasons=list(reward.reasons or []),
-        message=_platform_message(reward),
+        message=describe(reward),
     )
-
-
-def _platform_message(reward: Reward) -> str:
-    """One line for the caller: what happened to the reward, and what it waits for."""
-    if reward.status == "held":
-        return "held for review: " + "; ".join(reward.reasons or [])
-    if reward.status == "sent":
-        return f"sent: {format_money(reward.amount_minor, reward.currency)} to {reward.email}"
-    if reward.status == "ordered" and reward.provider == "manual" and reward.paid_at is None:
-        return "ordered: to be paid by hand, then emailed"
-    if reward.status in ("approved", "ordered", "failed") and reward.last_error:
-        state = {
-            "failed": "failed",
-            "approved": "approved, not paid yet",
-            "ordered": "ordered, not emailed yet",
-        }[reward.status]
-        return f"{state}: {reward.last_error}"
-    return str(reward.status)

@@ -356,3 +356,22 @@ _UNRESERVE = (
 def unreserve(session: Db, incentive_id: int, amount_minor: int) -> None:
     """Give a reward's place back (it was held, blocked, failed or cancelled after counting)."""
     session.execute(_UNRESERVE, {"i_id": incentive_id, "i_amount": amount_minor})
+
+
+def describe(reward: Reward) -> str:
+    """One line on what happened to the reward and what it waits for: the platform API's
+    ``message`` and the summary of an ``incentives.send_reward`` step."""
+    if reward.status == "held":
+        return "held for review: " + "; ".join(reward.reasons or [])
+    if reward.status == "sent":
+        return f"sent: {format_money(reward.amount_minor, reward.currency)} to {reward.email}"
+    if reward.status == "ordered" and reward.provider == "manual" and reward.paid_at is None:
+        return "ordered: to be paid by hand, then emailed"
+    if reward.status in ("approved", "ordered", "failed") and reward.last_error:
+        state = {
+            "failed": "failed",
+            "approved": "approved, not paid yet",
+            "ordered": "ordered, not emailed yet",
+        }[reward.status]
+        return f"{state}: {reward.last_error}"
+    return str(reward.status)
