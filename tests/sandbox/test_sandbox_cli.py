@@ -8,6 +8,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -134,6 +135,46 @@ def test_seed_and_respond_against_a_running_sandbox(live_sandbox: tuple[str, San
     missing = runner.invoke(app, ["sandbox", "respond", "SV_missing0000000", "--url", url])
     assert missing.exit_code == 1
     assert "SV_missing0000000" in missing.stderr
+
+
+def test_faults_from_the_command_line(live_sandbox: tuple[str, SandboxState]) -> None:
+    url, state = live_sandbox
+    _user, token = state.create_user("faults@example.com")
+
+    def sandbox(*args: str) -> Any:
+        return runner.invoke(app, ["sandbox", "faults", *args, "--url", url])
+
+    added = sandbox("add", "--path", "/API/v3/surveys*", "--status", "429", "--retry-after",
+                    "3", "--count", "1")  # fmt: skip
+    assert added.exit_code == 0, added.output
+    rule_id = added.stdout.strip()
+    answer = httpx.get(f"{url}/API/v3/surveys", headers={"X-API-TOKEN": token})
+    assert answer.status_code == 429
+    assert answer.headers["Retry-After"] == "3"
+    assert httpx.get(f"{url}/API/v3/surveys", headers={"X-API-TOKEN": token}).status_code == 200
+    listed = runner.invoke(app, ["sandbox", "faults", "ls", "--url", url], env={"COLUMNS": "150"})
+    row = next(line for line in listed.stdout.splitlines() if "/API/v3/surveys*" in line)
+    assert [cell.strip() for cell in row.split("│")[1:-1]] == [
+        rule_id, "any", "/API/v3/surveys*", "429", "1", "3 s", "0 s", "0 s", "0", "1"
+    ]
+    assert "brand rate limit: off" in listed.stderr
+
+    refused = sandbox("add", "--status", "418")
+    assert refused.exit_code == 1
+    assert refused.stderr.strip() == (
+        "error: Invalid fault: status must be one of (429, 500, 503, 504)."
+    )
+    assert sandbox("rate-limit", "3000").exit_code == 0
+    assert state.faults.rate_limit_per_minute == 3000
+    assert sandbox("rate-limit").exit_code == 2
+    assert sandbox("rate-limit", "--off").exit_code == 0
+    assert state.faults.rate_limit_per_minute is None
+    assert sandbox("fail-exports", "--count", "2").exit_code == 0
+    assert sandbox("rm", rule_id).exit_code == 0
+    assert sandbox("rm", rule_id).exit_code == 1
+    assert sandbox("clear").exit_code == 0
+    assert "no fault rules" in sandbox("ls").stderr
+    assert not state.fail_next_exports
 
 
 def test_unreachable_url_is_a_clear_error() -> None:

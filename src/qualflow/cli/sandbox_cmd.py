@@ -12,6 +12,7 @@ import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -147,8 +148,10 @@ def _remote(url: str) -> Any:
             fail(f"cannot reach the sandbox at {url}: {exc}")
 
 
-def _control(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
-    resp = client.post(f"/_sandbox/{path}", json=body)
+def _control(
+    client: httpx.Client, path: str, body: dict[str, Any] | None = None, method: str = "POST"
+) -> Any:
+    resp = client.request(method, f"/_sandbox/{path}", json=body)
     try:
         payload = resp.json()
     except ValueError:
@@ -156,8 +159,7 @@ def _control(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str,
     if resp.status_code != 200:
         message = payload.get("meta", {}).get("error", {}).get("errorMessage", resp.text)
         fail(str(message))
-    result: dict[str, Any] = payload["result"]
-    return result
+    return payload.get("result")
 
 
 def _one_target(state_file: Path | None, url: str | None) -> None:
@@ -329,3 +331,115 @@ def _pace(started: float, due: float) -> None:
     delay = started + due - time.monotonic()
     if delay > 0:
         time.sleep(delay)
+
+
+# -- fault injection -------------------------------------------------------------------------
+
+faults_app = typer.Typer(
+    no_args_is_help=True,
+    help="Make a running sandbox fail on purpose: errors, latency, hangs, the brand rate limit.",
+)
+app.add_typer(faults_app, name="faults")
+LiveUrl = Annotated[
+    str, typer.Option("--url", help="Base URL of the running sandbox (e.g. http://127.0.0.1:8765).")
+]
+
+
+@faults_app.command("ls")
+def faults_ls(url: LiveUrl) -> None:
+    """List the fault rules (with how many calls each has hit) and the brand rate limit."""
+    with _remote(url) as client:
+        faults = _control(client, "faults", method="GET")
+    table = Table("Id", "Method", "Path", "Status", "Rate", "Retry-After", "Latency", "Hang",
+                  "Calls left", "Hits")  # fmt: skip
+    for rule in faults["rules"]:
+        table.add_row(
+            str(rule["id"]), rule["method"] or "any", rule["path"],
+            str(rule["status"] or "—"), f"{rule['rate']:g}",
+            "—" if rule["retryAfter"] is None else f"{rule['retryAfter']} s",
+            f"{rule['latency']:g} s", f"{rule['hang']:g} s",
+            "no limit" if rule["count"] is None else str(rule["count"]), str(rule["hits"]),
+        )  # fmt: skip
+    if faults["rules"]:
+        Console().print(table)
+    else:
+        err.print("no fault rules")
+    limit = faults["rateLimitPerMinute"]
+    err.print(f"brand rate limit: {f'{limit:,}/min' if limit else 'off'}", highlight=False)
+
+
+@faults_app.command("add")
+def faults_add(
+    url: LiveUrl,
+    path: Annotated[
+        str, typer.Option(help="Shell-style pattern over the request path, e.g. /API/v3/surveys*.")
+    ] = "*",
+    method: Annotated[str | None, typer.Option(help="Only this HTTP method.")] = None,
+    status: Annotated[
+        int | None, typer.Option(help="Answer this error: 429, 500, 503 or 504.")
+    ] = None,
+    rate: Annotated[
+        float, typer.Option(min=0.0, max=1.0, help="Share of matching calls affected.")
+    ] = 1.0,
+    retry_after: Annotated[
+        int | None, typer.Option(min=0, help="Retry-After seconds (429: 1 unless given).")
+    ] = None,
+    latency: Annotated[float, typer.Option(min=0.0, help="Seconds added to each call.")] = 0.0,
+    hang: Annotated[
+        float, typer.Option(min=0.0, help="Seconds to stall, then answer 504 (a timeout).")
+    ] = 0.0,
+    count: Annotated[
+        int | None, typer.Option(min=1, help="Affect this many calls, then stop.")
+    ] = None,
+) -> None:
+    """Add a fault rule; prints its id. Give at least one of --status, --latency, --hang."""
+    body = {
+        "path": path, "method": method, "status": status, "rate": rate,
+        "retryAfter": retry_after, "latency": latency, "hang": hang, "count": count,
+    }  # fmt: skip
+    with _remote(url) as client:
+        rule = _control(client, "faults", body)
+    typer.echo(str(rule["id"]))
+
+
+@faults_app.command("rm")
+def faults_rm(url: LiveUrl, rule_id: Annotated[int, typer.Argument(help="The rule's id.")]) -> None:
+    """Remove one fault rule."""
+    with _remote(url) as client:
+        _control(client, f"faults/{rule_id}", method="DELETE")
+
+
+@faults_app.command("clear")
+def faults_clear(url: LiveUrl) -> None:
+    """Remove every fault rule and pending export failure (the rate limit stays as it is)."""
+    with _remote(url) as client:
+        _control(client, "faults", method="DELETE")
+
+
+@faults_app.command("rate-limit")
+def faults_rate_limit(
+    url: LiveUrl,
+    per_minute: Annotated[
+        int | None,
+        typer.Argument(min=1, help="Requests per minute for the brand (Qualtrics: 3000)."),
+    ] = None,
+    off: Annotated[bool, typer.Option("--off", help="Switch the limit off.")] = False,
+) -> None:
+    """Switch the brand rate limit on (429 with Retry-After beyond it) or --off."""
+    if off == (per_minute is not None):
+        fail("give the requests per minute (e.g. 3000) or --off", 2)
+    with _remote(url) as client:
+        _control(client, "faults/rate-limit", {"perMinute": per_minute}, method="PUT")
+
+
+@faults_app.command("fail-exports")
+def faults_fail_exports(
+    url: LiveUrl,
+    survey_id: Annotated[
+        str | None, typer.Option("--survey", help="Only this survey's exports (SV_…).")
+    ] = None,
+    count: Annotated[int, typer.Option(min=1, max=1000, help="How many exports fail.")] = 1,
+) -> None:
+    """Make the next exports end with status "failed"."""
+    with _remote(url) as client:
+        _control(client, "faults/exports", {"surveyId": survey_id, "count": count})
