@@ -102,7 +102,7 @@ def test_incentive_pages_queue_and_keys(
     assert "1 unused 10.00 USD code(s)" in review.text
     assert "0 rewards committed (no limit)" in review.text
     # One code against a threshold of 10: the overview and the incentives page say so.
-    for path in ("/", "/incentives"):
+    for path in ("/", "/incentives", "/incentives/providers"):
         warned = hub.get(path).text
         assert 'data-testid="low-stock"' in warned
         assert f"({ref}) has 1 unused 10.00 USD code(s) left in pool “Cards”" in warned

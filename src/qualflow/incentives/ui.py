@@ -444,9 +444,11 @@ async def reward_queue_act(request: Request, principal: Manager, runtime: Runtim
 def providers_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
     pools = [(pool, runtime.manager.pool_stock(pool.id)) for pool in runtime.manager.pools()]
     accounts = [(a, mask(a.platform_key)) for a in runtime.manager.tango_accounts()]
+    with runtime.factory() as db:
+        running_out = low_stock(db)
     return render(
         request, "incentives/providers.html", principal=principal, nav="incentives",
-        pools=pools, accounts=accounts,
+        pools=pools, accounts=accounts, low_stock=running_out,
     )  # fmt: skip
 
 
