@@ -77,23 +77,40 @@ def test_low_then_out_then_restocked_is_two_emails_to_the_managers(
     assert PROVIDERS_URL in body_text(alerts[1])
     assert f"pools import {incentive['gift_code_pool_id']}" in body_text(alerts[1])
 
-    # Restocked: the mark is cleared, and the next shortage is emailed again.
-    imported = hub.post(
-        f"{API}/providers/gift-code-pools/{incentive['gift_code_pool_id']}/codes",
-        content=codes(6).replace("CODE-", "MORE-"),
-        headers={**admin.headers, "Content-Type": "text/csv"},
-    )
-    assert imported.json()["imported"] == 6
+    # Two codes imported: still low, which was emailed; running out again is emailed again.
+    pool = incentive["gift_code_pool_id"]
+    _import(hub, admin, pool, "TWO-", 2)
     assert _check(hub, smtp) == []
-    with hub.app.state.store.sessionmaker() as session:  # type: ignore[attr-defined]
-        mark = session.scalar(
-            select(Incentive.stock_alert).where(Incentive.reference_id == reference)
-        )
-    assert mark is None
+    assert _mark(hub, reference) == "low"
     for n in range(7, 9):
+        _reward(hub, reference, n, key)
+    [out_again] = _check(hub, smtp)
+    assert out_again.level == "out"
+
+    # Restocked: the mark is cleared, and the next shortage is emailed again.
+    _import(hub, admin, pool, "MORE-", 6)
+    assert _check(hub, smtp) == []
+    assert _mark(hub, reference) is None
+    for n in range(9, 11):
         _reward(hub, reference, n, key)
     [again] = _check(hub, smtp)
     assert again.level == "low"
+
+
+def _import(hub: TestClient, admin: Person, pool: int, prefix: str, count: int) -> None:
+    imported = hub.post(
+        f"{API}/providers/gift-code-pools/{pool}/codes",
+        content=codes(count).replace("CODE-", prefix),
+        headers={**admin.headers, "Content-Type": "text/csv"},
+    )
+    assert imported.json()["imported"] == count
+
+
+def _mark(hub: TestClient, reference: str) -> str | None:
+    with hub.app.state.store.sessionmaker() as session:  # type: ignore[attr-defined]
+        return session.scalar(
+            select(Incentive.stock_alert).where(Incentive.reference_id == reference)
+        )
 
 
 def test_an_alert_is_kept_in_the_outbox_until_email_works(

@@ -91,10 +91,13 @@ def record_alerts(
             ).rowcount  # type: ignore[attr-defined]
             if not claimed:
                 if level == "low":
-                    # Codes were imported but not enough: "low" again, emailed already.
+                    # Out before, some codes imported since: low again, which was emailed.
                     session.execute(
                         update(Incentive)
-                        .where(Incentive.reference_id == shortage.reference_id)
+                        .where(
+                            Incentive.reference_id == shortage.reference_id,
+                            Incentive.stock_alert == "out",
+                        )
                         .values(stock_alert="low")
                     )
                 continue
