@@ -12,6 +12,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from qualflow.web.ui.suggestions import SCHEMA_KEY as SUGGEST_KEY
+
 __all__ = ["MISSING", "FormField", "fields_for", "form_value", "parse_field"]
 
 Kind = Literal[
@@ -105,7 +107,7 @@ def fields_for(schema: dict[str, Any]) -> list[FormField]:
                 placeholder=_placeholder(prop, kind),
                 choices=[str(c) for c in prop.get("enum") or []],
                 default=prop.get("default"),
-                suggest=prop.get("x-suggest"),
+                suggest=prop.get(SUGGEST_KEY),
             )
         )
     return out

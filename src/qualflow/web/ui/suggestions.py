@@ -5,6 +5,7 @@ ids). The editor renders one list per registered kind, so a step added later fin
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 from fastapi import FastAPI, Request
@@ -17,6 +18,8 @@ SuggestionSource = Callable[[Request, Principal], Suggestions]
 
 SCHEMA_KEY = "x-suggest"
 
+log = logging.getLogger(__name__)
+
 
 def register_suggestions(app: FastAPI, kind: str, source: SuggestionSource) -> None:
     sources: dict[str, SuggestionSource] = getattr(app.state, "suggestion_sources", {})
@@ -25,6 +28,14 @@ def register_suggestions(app: FastAPI, kind: str, source: SuggestionSource) -> N
 
 
 def suggestions_for(request: Request, principal: Principal) -> dict[str, Suggestions]:
-    """Every registered kind's values for this person (a source that fails offers none)."""
+    """Every registered kind's values for this person. A source that fails offers none: the
+    editor still works, the person types the value."""
     sources: dict[str, SuggestionSource] = getattr(request.app.state, "suggestion_sources", {})
-    return {kind: source(request, principal) for kind, source in sources.items()}
+    offered: dict[str, Suggestions] = {}
+    for kind, source in sources.items():
+        try:
+            offered[kind] = source(request, principal)
+        except Exception:
+            log.exception("could not list the %s to suggest", kind)
+            offered[kind] = []
+    return offered
