@@ -146,9 +146,30 @@ def test_tango_catalog_lists_what_an_incentive_may_name(cli_env: dict[str, str])
 
         code, out, err = run({**cli_env, "TANGO_PLATFORM_KEY": "wrong"}, *add[:2], "--name", "Bad",
                              *add[4:])  # fmt: skip
-        code, _, err = run(cli_env, "tango", "catalog", out.strip())
+        bad = out.strip()
+        code, _, err = run(cli_env, "tango", "catalog", bad)
         assert code == 1
         assert err.startswith("error: Tango answered HTTP 401")
+        # Rotating the key mends it.
+        key_env = {**cli_env, "TANGO_PLATFORM_KEY": app.state.tango.platform_key}
+        code, out, err = run(key_env, "tango", "update", bad, "--new-key", "--name", "Mended")
+        assert code == 0, err
+        assert out.strip() == f"updated Tango account {bad}"
+        assert run(cli_env, "tango", "catalog", bad)[0] == 0
+        code, _, err = run(cli_env, "tango", "update", bad)
+        assert code == 1
+        assert err.strip() == "error: nothing to change: give at least one option (see --help)"
+        code, out, _ = run(cli_env, "tango", "rm", bad)
+        assert out.strip() == f"deleted Tango account {bad}"
+        code, _, err = run(cli_env, "tango", "rm", bad)
+        assert code == 1
+        assert err.strip() == f"error: Tango account {bad} does not exist"
+        code, _, err = run(cli_env, "create", "--name", "Coffee", "--provider", "tango",
+                           "--tango-account", account, "--utid", "U442382")  # fmt: skip
+        assert code == 0, err
+        code, _, err = run(cli_env, "tango", "rm", account)
+        assert code == 1
+        assert err.strip() == "error: 1 incentive(s) use the Tango account 'Sandbox'"
     code, _, err = run(cli_env, "tango", "catalog", "999")
     assert code == 1
     assert err.strip() == "error: Tango account 999 does not exist"

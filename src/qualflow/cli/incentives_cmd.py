@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -552,6 +553,58 @@ def tango_add(
             platform_key=platform_key, customer_id=customer_id, account_id=account_id,
         )  # fmt: skip
     typer.echo(str(account.id))
+
+
+@tango_app.command("update")
+def tango_update(
+    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+    name: Annotated[str | None, typer.Option()] = None,
+    base_url: Annotated[str | None, typer.Option()] = None,
+    platform_name: Annotated[str | None, typer.Option()] = None,
+    customer_id: Annotated[str | None, typer.Option()] = None,
+    account_id: Annotated[str | None, typer.Option(help="Tango's own account identifier.")] = None,
+    new_key: Annotated[
+        bool,
+        typer.Option(
+            "--new-key", help="Replace the platform key (prompted for, or TANGO_PLATFORM_KEY)."
+        ),
+    ] = False,
+) -> None:
+    """Change a Tango account, e.g. rotate its platform key; unset options stay as they are."""
+    from qualflow.incentives.manage import IncentiveError
+
+    key = None
+    if new_key:
+        key = os.environ.get("TANGO_PLATFORM_KEY") or typer.prompt(
+            "Platform key", hide_input=True
+        )
+    changes = {
+        "name": name, "base_url": base_url, "platform_name": platform_name,
+        "customer_id": customer_id, "account_id": account_id, "platform_key": key,
+    }  # fmt: skip
+    if all(value is None for value in changes.values()):
+        fail("nothing to change: give at least one option (see --help)")
+    with _runtime() as runtime:
+        try:
+            runtime.manager.update_tango_account(account, **changes)
+        except IncentiveError as exc:
+            fail(str(exc))
+    typer.echo(f"updated Tango account {account}")
+
+
+@tango_app.command("rm")
+def tango_rm(
+    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+) -> None:
+    """Delete a Tango account that no incentive uses."""
+    from qualflow.incentives.manage import InUse
+
+    with _runtime() as runtime:
+        try:
+            runtime.manager.delete_tango_account(account)
+        except InUse as exc:
+            fail(str(exc))
+    typer.echo(f"deleted Tango account {account}")
 
 
 # -- platform API keys ----------------------------------------------------------------------------
