@@ -21,7 +21,7 @@ from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.users import grants_for
 from qualflow.incentives.manage import LowStock, low_stock
 from qualflow.incentives.models import Incentive
-from qualflow.notify.email import Email, EmailError, SmtpSettings, outbox_values, send_queued
+from qualflow.notify.email import Email, SmtpSettings, drain_outbox, outbox_values
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -120,29 +120,16 @@ def record_alerts(
 async def alert_low_stock(
     factory: sessionmaker[Session], smtp: SmtpSettings | None, *, providers_url: str
 ) -> list[StockAlert]:
-    """One check: queue the alerts due and send them (and earlier ones left unsent)."""
-    sender = smtp.sender if smtp is not None else "qualflow@localhost"
+    """One check: queue the alerts due, then send every stock alert still pending (these and
+    any an earlier check could not send)."""
+    sender = smtp.sender if smtp is not None else SmtpSettings.sender
     alerts = await asyncio.to_thread(
         record_alerts, factory, sender=sender, providers_url=providers_url
     )
     for alert in alerts:
-        log.warning("stock alert emailed: %s", alert.shortage.message)
-    if smtp is None:
-        return alerts
-    with factory() as session:
-        unsent = list(
-            session.scalars(
-                select(OutboxEmail.id).where(
-                    OutboxEmail.status == "pending",
-                    OutboxEmail.idempotency_key.startswith(KEY_PREFIX),
-                )
-            )
-        )
-    for email_id in unsent:
-        try:
-            await send_queued(factory, smtp, email_id)
-        except EmailError as exc:
-            log.warning("stock alert %s not sent yet: %s", email_id, exc)
+        log.warning("stock alert queued: %s", alert.shortage.message)
+    if smtp is not None:
+        await drain_outbox(factory, smtp, key_prefix=KEY_PREFIX)
     return alerts
 
 

@@ -454,25 +454,29 @@ def _record_attempt(
 
 
 async def drain_outbox(
-    factory: sessionmaker[Session], settings: SmtpSettings, *, limit: int = 100
+    factory: sessionmaker[Session],
+    settings: SmtpSettings,
+    *,
+    limit: int = 100,
+    key_prefix: str | None = None,
 ) -> int:
-    """Send due pending messages (e.g. queued outside a run); returns how many were sent."""
+    """Send due pending messages (e.g. queued outside a run), only those whose idempotency key
+    starts with ``key_prefix`` when given; returns how many were sent. A failed one stays
+    pending, retried after the outbox's backoff."""
+    due_now = select(OutboxEmail.id).where(
+        OutboxEmail.status == "pending", OutboxEmail.next_attempt_at <= utcnow()
+    )
+    if key_prefix is not None:
+        due_now = due_now.where(OutboxEmail.idempotency_key.startswith(key_prefix))
     with factory() as session:
-        due = list(
-            session.scalars(
-                select(OutboxEmail.id)
-                .where(OutboxEmail.status == "pending", OutboxEmail.next_attempt_at <= utcnow())
-                .order_by(OutboxEmail.id)
-                .limit(limit)
-            )
-        )
+        due = list(session.scalars(due_now.order_by(OutboxEmail.id).limit(limit)))
     sent = 0
     for email_id in due:
         try:
             await send_queued(factory, settings, email_id)
             sent += 1
-        except EmailError:
-            continue
+        except EmailError as exc:
+            log.warning("outbox message %s not sent yet: %s", email_id, exc)
     return sent
 
 
