@@ -94,9 +94,7 @@ class CatalogItem:
 
     @property
     def fixed(self) -> bool:
-        return self.value_type.upper().startswith("FIXED") or (
-            self.face_value is not None and self.min_value is None and self.max_value is None
-        )
+        return _fixed_value(self.value_type, self.face_value, self.min_value, self.max_value)
 
     @property
     def value(self) -> str:
@@ -151,14 +149,22 @@ def _show(value: Decimal | None, currency: str) -> str:
     return str(value.quantize(Decimal(1).scaleb(-exponent(currency or "USD"))))
 
 
+def _fixed_value(
+    value_type: str, face: Decimal | None, low: Decimal | None, high: Decimal | None
+) -> bool:
+    """Whether an item pays exactly its face value (else any amount in its range)."""
+    return value_type.upper().startswith("FIXED") or (
+        face is not None and low is None and high is None
+    )
+
+
 def check_amount(item: dict[str, Any], amount: Decimal | None) -> Decimal:
     """The amount to order for ``item``; ``ValueError`` explains a mismatch."""
-    value_type = str(item.get("valueType") or "").upper()
     face = _decimal(item.get("faceValue"))
     low, high = _decimal(item.get("minValue")), _decimal(item.get("maxValue"))
     currency = item.get("currencyCode", "")
     name = item.get("rewardName") or item.get("utid")
-    if value_type.startswith("FIXED") or (face is not None and low is None and high is None):
+    if _fixed_value(str(item.get("valueType") or ""), face, low, high):
         if face is None:
             raise ValueError(f"catalog item {name} has no face value")
         if amount is None:
