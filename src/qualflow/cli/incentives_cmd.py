@@ -438,12 +438,9 @@ def rewards_export(
 @pools_app.command("ls")
 def pools_ls(as_json: JsonOption = False) -> None:
     """List gift-code pools and their stock."""
-    from qualflow.incentives.manage import low_stock
-
     with _runtime() as runtime:
         pools = [(p, runtime.manager.pool_stock(p.id)) for p in runtime.manager.pools()]
-        with runtime.factory() as session:
-            running_out = low_stock(session)
+        running_out = runtime.manager.low_stock()
     if as_json:
         _json([{"id": p.id, "name": p.name, "stock": stock} for p, stock in pools])
         return

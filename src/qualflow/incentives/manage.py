@@ -260,6 +260,11 @@ class IncentiveManager:
             low_stock_threshold=incentive.low_stock_threshold,
         )
 
+    def low_stock(self) -> list[LowStock]:
+        """See :func:`low_stock`."""
+        with self.factory() as session:
+            return low_stock(session)
+
     # -- Tango accounts --------------------------------------------------------------------------
 
     async def tango_catalog(self, account_id: int) -> list[CatalogItem]:

@@ -28,7 +28,7 @@ from qualflow.accounts.principal import Principal
 from qualflow.incentives import api_keys
 from qualflow.incentives.api import TestRewardIn, build_review, run_test_reward
 from qualflow.incentives.lifecycle import TransitionError
-from qualflow.incentives.manage import IncentiveError, InUse, low_stock, spec_of, window_state
+from qualflow.incentives.manage import IncentiveError, InUse, spec_of, window_state
 from qualflow.incentives.models import (
     REWARD_STATUSES,
     ApiKeyAudit,
@@ -108,11 +108,8 @@ def _incentive_suggestions(request: Request, principal: Principal) -> list[tuple
     """Open and paused incentives, for the reference id of an ``incentives.send_reward`` step."""
     if not principal.can(Area.INCENTIVES):
         return []
-    return [
-        (incentive.reference_id, f"{incentive.name} ({window_state(incentive)})")
-        for incentive in get_runtime(request).manager.list_incentives()
-        if window_state(incentive) != "closed"
-    ]
+    states = [(i, window_state(i)) for i in get_runtime(request).manager.list_incentives()]
+    return [(i.reference_id, f"{i.name} ({state})") for i, state in states if state != "closed"]
 
 
 def _redirect(request: Request, route: str, **params: Any) -> RedirectResponse:
@@ -156,11 +153,9 @@ env.filters["money"] = lambda minor, currency: format_money(int(minor), str(curr
 def incentives_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
     incentives = runtime.manager.list_incentives()
     counts = runtime.manager.counts([i.id for i in incentives])
-    with runtime.factory() as db:
-        running_out = low_stock(db)
     return render(
         request, "incentives/list.html", principal=principal, nav="incentives",
-        incentives=incentives, counts=counts, low_stock=running_out,
+        incentives=incentives, counts=counts, low_stock=runtime.manager.low_stock(),
     )  # fmt: skip
 
 
@@ -444,11 +439,9 @@ async def reward_queue_act(request: Request, principal: Manager, runtime: Runtim
 def providers_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
     pools = [(pool, runtime.manager.pool_stock(pool.id)) for pool in runtime.manager.pools()]
     accounts = [(a, mask(a.platform_key)) for a in runtime.manager.tango_accounts()]
-    with runtime.factory() as db:
-        running_out = low_stock(db)
     return render(
         request, "incentives/providers.html", principal=principal, nav="incentives",
-        pools=pools, accounts=accounts, low_stock=running_out,
+        pools=pools, accounts=accounts, low_stock=runtime.manager.low_stock(),
     )  # fmt: skip
 
 
