@@ -465,11 +465,7 @@ class ExportFile:
         if format not in _OUTPUT_FORMATS:
             raise ValueError(f"format must be one of {_OUTPUT_FORMATS}, not {format!r}")
         if not isinstance(dest, str | os.PathLike):
-            schema = self.schema(labels=labels)
-            dictionary = self._dictionary_columns(labels)
-            return _write_to(
-                dest, self._batches(labels=labels), schema, format, compression, dictionary
-            )
+            return self._write_batches(dest, format, labels, compression)
         target = os.fspath(dest)
         folder = os.path.dirname(os.path.abspath(target))
         handle, temporary = tempfile.mkstemp(prefix=".qualflow-", suffix=".part", dir=folder)
@@ -489,18 +485,24 @@ class ExportFile:
                     break
                 seed = written
             if rows is None:
-                schema = self.schema(labels=labels)
-                dictionary = self._dictionary_columns(labels)
                 with os.fdopen(handle, "wb") as sink:
-                    rows = _write_to(
-                        sink, self._batches(labels=labels), schema, format, compression, dictionary
-                    )
+                    rows = self._write_batches(sink, format, labels, compression)
             os.replace(temporary, target)
         except BaseException:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
             raise
         return rows
+
+    def _write_batches(
+        self, sink: IO[bytes], format: OutputFormat, labels: bool, compression: str
+    ) -> int:
+        """Every typed batch to ``sink`` in ``format``; the rows written."""
+        schema = self.schema(labels=labels)
+        dictionary = self._dictionary_columns(labels)
+        return _write_to(
+            sink, self._batches(labels=labels), schema, format, compression, dictionary
+        )
 
     async def write_async(
         self,
