@@ -25,10 +25,8 @@ StateFile = Annotated[
         "--state-file", "-f", help="JSON file the sandbox state is loaded from / saved to."
     ),
 ]
-Url = Annotated[
-    str | None,
-    typer.Option("--url", help="Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."),
-]
+_URL_HELP = "Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."
+Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -340,9 +338,7 @@ faults_app = typer.Typer(
     help="Make a running sandbox fail on purpose: errors, latency, hangs, the brand rate limit.",
 )
 app.add_typer(faults_app, name="faults")
-LiveUrl = Annotated[
-    str, typer.Option("--url", help="Base URL of the running sandbox (e.g. http://127.0.0.1:8765).")
-]
+LiveUrl = Annotated[str, typer.Option("--url", help=_URL_HELP)]
 
 
 @faults_app.command("ls")
@@ -350,9 +346,18 @@ def faults_ls(url: LiveUrl) -> None:
     """List the fault rules (with how many calls each has hit) and the brand rate limit."""
     with _remote(url) as client:
         faults = _control(client, "faults", method="GET")
+    if faults["rules"]:
+        Console().print(_fault_table(faults["rules"]))
+    else:
+        err.print("no fault rules")
+    limit = faults["rateLimitPerMinute"]
+    err.print(f"brand rate limit: {f'{limit:,}/min' if limit else 'off'}", highlight=False)
+
+
+def _fault_table(rules: list[dict[str, Any]]) -> Table:
     table = Table("Id", "Method", "Path", "Status", "Rate", "Retry-After", "Latency", "Hang",
                   "Calls left", "Hits")  # fmt: skip
-    for rule in faults["rules"]:
+    for rule in rules:
         table.add_row(
             str(rule["id"]), rule["method"] or "any", rule["path"],
             str(rule["status"] or "—"), f"{rule['rate']:g}",
@@ -360,12 +365,7 @@ def faults_ls(url: LiveUrl) -> None:
             f"{rule['latency']:g} s", f"{rule['hang']:g} s",
             "no limit" if rule["count"] is None else str(rule["count"]), str(rule["hits"]),
         )  # fmt: skip
-    if faults["rules"]:
-        Console().print(table)
-    else:
-        err.print("no fault rules")
-    limit = faults["rateLimitPerMinute"]
-    err.print(f"brand rate limit: {f'{limit:,}/min' if limit else 'off'}", highlight=False)
+    return table
 
 
 @faults_app.command("add")
