@@ -41,6 +41,7 @@ async def record(ctx: ActionContext, config: RecordConfig) -> dict[str, Any]:
             "outputs": ctx.outputs,
             "trigger": ctx.trigger,
             "version": ctx.automation_version,
+            "loop": type(asyncio.get_running_loop()),
         }
     )
     if config.note_with_step:

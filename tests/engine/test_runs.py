@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -42,6 +43,22 @@ def test_run_executes_steps_in_order_and_records_history(engine: Engine, wait_ru
     assert CALLS["first"][0]["trigger"]["data"] == {"customer": "ada"}
     assert run.automation_version == 1
     assert [a.status for a in run.attempts] == ["succeeded"]
+
+
+def test_a_worker_runs_its_steps_on_uvloop_and_leaves_the_policy_as_it_was(
+    engine: Engine, wait_run: Wait
+) -> None:
+    uvloop = pytest.importorskip("uvloop")
+    # The engine fixture starts outside any event loop, as `qualflow worker` does: DBOS runs
+    # the runs on a loop of its own, built on uvloop.
+    assert not isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+    automations = Automations(engine.services)
+    created = automations.create(schedule_automation([rec("loop")]))
+
+    run = wait_run(automations.run_now(created.id, {}))
+
+    assert run.status == "succeeded", run.error
+    assert CALLS["loop"][0]["loop"] is uvloop.Loop
 
 
 def test_retriable_errors_are_retried_then_succeed(engine: Engine, wait_run: Wait) -> None:

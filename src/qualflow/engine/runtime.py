@@ -8,9 +8,11 @@ restart, or by another worker with ``qualflow runs recover``).
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -41,6 +43,32 @@ _running: Engine | None = None
 def running_engine() -> Engine | None:
     """The engine started in this process, if any."""
     return _running
+
+
+@contextmanager
+def _uvloop_policy() -> Iterator[None]:
+    """uvloop for the event loop DBOS creates while launching (its background loop, where a
+    worker's runs execute), and the caller's policy back afterwards.
+
+    A reward burst on PostgreSQL cost ~5% less worker CPU per reward on uvloop: each run hands
+    its database work to threads and back several times, and uvloop's wake-ups are cheaper.
+    DBOS builds that loop inside ``launch``, which returns only once it runs, so the policy
+    is never left changed for anything else in the process. Where uvloop is missing (Windows),
+    or event-loop policies are deprecated (Python 3.14), asyncio's own loop serves."""
+    try:
+        from uvloop import EventLoopPolicy
+    except ImportError:
+        yield
+        return
+    if sys.version_info >= (3, 14):
+        yield
+        return
+    previous = asyncio.get_event_loop_policy()
+    asyncio.set_event_loop_policy(EventLoopPolicy())
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop_policy(previous)
 
 
 class Engine:
@@ -139,7 +167,8 @@ class Engine:
             if not self.config.worker:
                 # A web-only process records and queues runs; workers execute them.
                 DBOS.listen_queues([])
-            DBOS.launch()
+            with _uvloop_policy():
+                DBOS.launch()
             DBOS.register_queue(
                 RUN_QUEUE,
                 worker_concurrency=self.config.resolved_worker_concurrency,
