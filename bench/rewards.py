@@ -163,6 +163,8 @@ class Result:
     latencies: list[float]
     note: str = ""
     cpu_ms: float | None = None
+    #: With --timeline, for a burst: each stage's times (s after the first webhook), sorted.
+    timeline: list[tuple[str, list[float]]] | None = None
 
     @property
     def rate(self) -> float:
@@ -375,7 +377,9 @@ class Chain:
             )
         return sent
 
-    def run(self, name: str, count: int, rate: float | None, timeout: float) -> Result:
+    def run(
+        self, name: str, count: int, rate: float | None, timeout: float, timeline: bool = False
+    ) -> Result:
         respondents = self.respondents(count, name.replace(" ", "-"))
         emails = [email for email, _ in respondents]
         # A burst's responses are all completed before their webhooks leave; paced ones are
@@ -387,6 +391,7 @@ class Chain:
             else list(respondents)
         )
         cpu_before = self.cpu()
+        wall_start = time.time()
         started = time.perf_counter()
         sent = asyncio.run(self.deliver(batch, rate))
         deadline = time.monotonic() + timeout
@@ -416,7 +421,42 @@ class Chain:
         return Result(
             name, count, last - started, len(received), latencies, note,
             cpu_ms=per_reward or None,
+            timeline=self.stage_times(wall_start) if timeline and rate is None else None,
         )  # fmt: skip
+
+    def stage_times(self, since: float) -> list[tuple[str, list[float]]]:
+        """When each stage of the runs started after ``since`` (epoch s) happened, read from
+        the rows the hub wrote, as seconds after ``since``."""
+        from sqlalchemy import create_engine, select
+
+        from qualflow.engine.models import InboundEvent, Run, RunStep
+        from qualflow.incentives.models import Reward
+        from qualflow.store.db import normalize_url
+
+        stages = [
+            ("webhook recorded", select(InboundEvent.received_at)),
+            # Set as the dispatcher's transaction begins; its runs are queued at its commit.
+            ("run created", select(Run.created_at)),
+            ("run started", select(Run.started_at)),
+            ("response fetched", select(RunStep.finished_at).where(RunStep.position == 0)),
+            ("reward decided", select(Reward.created_at)),
+            ("email sent", select(Reward.sent_at)),
+            ("run finished", select(Run.finished_at)),
+        ]
+        db = create_engine(normalize_url(self.url))
+        try:
+            with db.connect() as connection:
+                found = [
+                    (stage, sorted(
+                        at.timestamp() - since
+                        for at in connection.scalars(query) if at is not None
+                        and at.timestamp() >= since
+                    ))
+                    for stage, query in stages
+                ]  # fmt: skip
+        finally:
+            db.dispose()
+        return found
 
     def cpu(self) -> dict[str, dict[int, float]]:
         """CPU seconds used so far, per process, by this process (the web side, the sandbox
@@ -425,7 +465,6 @@ class Chain:
         if self.kind == "postgres":
             groups["PostgreSQL"] = _processes_named("postgres")
         return {name: {pid: _cpu_seconds(pid) for pid in pids} for name, pids in groups.items()}
-
 
     def settle(self, expected: int, timeout: float = 120) -> str:
         """Wait until every run has a final state; a note when some did not."""
@@ -498,7 +537,12 @@ def _fill_and_flow(started: float, received: list[str], smtp: StampingSmtp) -> s
 
 
 def scenario(
-    kind: str, burst: int, paced_seconds: float, workdir: Path, rate: float = 50.0
+    kind: str,
+    burst: int,
+    paced_seconds: float,
+    workdir: Path,
+    rate: float = 50.0,
+    timeline: bool = False,
 ) -> list[Result]:
     smtp = StampingSmtp().start()
     try:
@@ -509,7 +553,7 @@ def scenario(
                 chain.start(codes=burst + paced + 200)
                 chain.run(f"{kind} warm-up", 50, None, 60)
                 results = [
-                    chain.run(f"{kind} burst", burst, None, 300),
+                    chain.run(f"{kind} burst", burst, None, 300, timeline),
                     chain.run(f"{kind} paced {rate:g}/s", paced, rate, 120),
                 ]
                 problem = chain.settle(50 + burst + paced)
@@ -644,6 +688,10 @@ def main() -> None:
     parser.add_argument("--skip-sqlite", action="store_true")
     parser.add_argument("--repeat", type=int, default=1, help="measure each configuration N times")
     parser.add_argument("--rate", type=float, default=50.0, help="responses/s of the paced run")
+    parser.add_argument(
+        "--timeline", action="store_true",
+        help="after each burst, when its runs reached each stage (from the hub's own rows)",
+    )  # fmt: skip
     args = parser.parse_args()
     import logging
 
@@ -658,9 +706,16 @@ def main() -> None:
         for number in range(1, repeat + 1):
             results: list[Result] = []
             for kind in kinds:
-                results.extend(scenario(kind, args.burst, args.paced_seconds, Path(tmp), args.rate))
+                results.extend(
+                    scenario(
+                        kind, args.burst, args.paced_seconds, Path(tmp), args.rate, args.timeline
+                    )
+                )
             rounds.append(results)
             console.print(_table(f"round {number} of {repeat}", results))
+            for result in results:
+                if result.timeline:
+                    console.print(_timeline_table(result))
     if len(rounds) > 1:
         console.print(_summary(rounds))
     load = os.getloadavg()
@@ -690,6 +745,25 @@ def _table(title: str, results: list[Result]) -> Table:
             _ms(r.percentile(0.50)), _ms(r.percentile(0.99)),
             f"{r.cpu_ms:.1f} ms" if r.cpu_ms is not None else "—", r.note,
         )  # fmt: skip
+    return table
+
+
+def _timeline_table(result: Result) -> Table:
+    """Seconds after the burst's first webhook at which its runs reached each stage."""
+    table = Table(
+        title=f"{result.scenario}: when its runs reached each stage (s after the first webhook)"
+    )
+    quantiles = (("first", 0.0), ("10%", 0.1), ("50%", 0.5), ("90%", 0.9), ("last", 1.0))
+    table.add_column("stage")
+    for label, _q in quantiles:
+        table.add_column(label, justify="right")
+    table.add_column("rows", justify="right")
+    for stage, times in result.timeline or []:
+        cells = [
+            f"{times[min(len(times) - 1, int(q * len(times)))]:.2f}" if times else "—"
+            for _label, q in quantiles
+        ]
+        table.add_row(stage, *cells, str(len(times)))
     return table
 
 
