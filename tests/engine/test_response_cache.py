@@ -124,3 +124,28 @@ def test_a_response_asked_for_during_an_export_that_holds_it_waits_for_that_expo
 
     assert asyncio.run(scenario()) == [first.id, second.id]
     assert fetcher.stats["exports"] == 1
+
+
+def test_a_batch_exports_as_soon_as_enough_responses_wait_without_waiting_out_its_window(
+    engine: Engine,
+) -> None:
+    qualtrics = _Qualtrics()
+    state, survey_id = qualtrics.state, qualtrics.survey_id
+    recorded = datetime.now(UTC) - timedelta(seconds=10)
+    stamp = recorded.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    responses = [
+        state.record_response(survey_id, {"recordedDate": stamp, "endDate": stamp}, emit=False)
+        for _ in range(3)
+    ]
+    # A window no test would wait out: only reaching export_at can start this export.
+    fetcher = ResponseFetcher(engine.services, single_limit=0, batch_window=3600, export_at=3)
+
+    async def scenario() -> list[str]:
+        async with qualtrics.client() as client:
+            asked = [fetcher.get(client, 1, survey_id, r.id, recorded) for r in responses]
+            served = await asyncio.wait_for(asyncio.gather(*asked), 60)
+            return [s["responseId"] for s in served]
+
+    assert asyncio.run(scenario()) == [r.id for r in responses]
+    assert fetcher.stats["exports"] == 1
+    assert fetcher.stats["single_gets"] == 0

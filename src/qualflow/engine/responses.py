@@ -11,6 +11,7 @@ the waiting runs are served from it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import tempfile
@@ -70,6 +71,8 @@ class _Batch:
     #: (``late``: None when it did not have them after all).
     exported_at: datetime | None = None
     late: dict[str, list[asyncio.Future[dict[str, Any] | None]]] = field(default_factory=dict)
+    #: Set once enough responses wait for its export to start it before the window ends.
+    full: asyncio.Event = field(default_factory=asyncio.Event)
 
     def contains(self, recorded: datetime) -> bool:
         """Whether its export holds every response recorded at ``recorded``: inside the
@@ -104,13 +107,18 @@ class ResponseFetcher:
         *,
         single_limit: int = 8,
         batch_window: float = 0.5,
+        export_at: int = 64,
         max_batch: int = 5000,
         recent_limit: int = 10_000,
     ) -> None:
         self.services = services
         #: Concurrent single GETs per connection before new requests wait for a bulk export.
         self.single_limit = single_limit
+        #: A batch exports when its window ends or once this many responses wait, whichever
+        #: comes first: a burst's runs ask at once, and waiting out the window left them (and
+        #: the CPU) idle for it; a trickle still gathers a window's worth per export.
         self.batch_window = batch_window
+        self.export_at = export_at
         self.max_batch = max_batch
         self._singles: dict[int, int] = defaultdict(int)
         self._batches: dict[tuple[int, str], _Batch] = {}
@@ -258,12 +266,15 @@ class ResponseFetcher:
             )
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         batch.add(response_id, recorded_at, future)
+        if len(batch.waiting) >= self.export_at:
+            batch.full.set()
         return await future
 
     async def _run_batch(
         self, client: AsyncClient, connection_id: int, survey_id: str, batch: _Batch
     ) -> None:
-        await asyncio.sleep(self.batch_window)
+        with contextlib.suppress(TimeoutError):  # the window ended first
+            await asyncio.wait_for(batch.full.wait(), self.batch_window)
         key = (connection_id, survey_id)
         if self._batches.get(key) is batch:
             del self._batches[key]
