@@ -24,7 +24,7 @@ from qualflow.connections.clients import client_factory, configure_clients
 from qualflow.connections.models import Connection
 from qualflow.engine.automations import Automations
 from qualflow.engine.config import EngineConfig
-from qualflow.engine.models import InboundEvent, TriggerEndpoint
+from qualflow.engine.models import CachedResponse, InboundEvent, TriggerEndpoint
 from qualflow.engine.runs import RunDetail, Runs
 from qualflow.engine.runtime import Engine
 from qualflow.engine.survey_triggers import reconcile_schedule_name
@@ -310,9 +310,15 @@ def test_reconciliation_starts_runs_for_lost_webhooks(hub: Hub) -> None:
     # Served from the reconciliation export, not one GET each.
     assert fetcher.stats["single_gets"] == 0
     assert fetcher.stats["cache_hits"] == 3
+    # Only the responses it started runs for were cached (not the partial one).
+    with hub.engine.services.sessionmaker() as session:
+        cached = set(session.scalars(select(CachedResponse.response_id)))
+    assert cached == {r.id for r in lost[:3]}
 
     DBOS.trigger_schedule(reconcile_schedule_name(automation_id))  # finds nothing new
     time.sleep(1.0)
+    with hub.engine.services.sessionmaker() as session:
+        assert set(session.scalars(select(CachedResponse.response_id))) == cached
     # The partial response is not this automation's business (include_partial is off).
     assert Runs(hub.engine.services).query(automation_id=automation_id).total == 3
 

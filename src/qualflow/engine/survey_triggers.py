@@ -9,6 +9,7 @@ exist yet. Run ids are the same as the webhook's, so nothing runs twice.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from datetime import datetime, timedelta
 from typing import Any
@@ -206,9 +207,9 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
     responses = await fetcher.export_window(
         client, trigger.survey_id, start, now + timedelta(hours=1)
     )
-    fetcher.store(connection_id, trigger.survey_id, responses)
     latest = watermark
     candidates: dict[str, dict[str, Any]] = {}
+    exported: dict[str, dict[str, Any]] = {}
     for response in responses:
         values = response.get("values") or {}
         recorded = parse_recorded(values.get("recordedDate"))
@@ -218,6 +219,7 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         if not finished and not trigger.include_partial:
             continue
         response_id = str(response.get("responseId"))
+        exported[f"{automation_id}:{trigger.survey_id}:{response_id}"] = response
         candidates[f"{automation_id}:{trigger.survey_id}:{response_id}"] = survey_trigger_payload(
             trigger.survey_id,
             response_id,
@@ -240,6 +242,14 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         for run_id, payload in candidates.items()
         if run_id not in existing
     ]
+    # Only the responses of the runs it starts (or queues again) are cached for them: every
+    # other run has fetched its own already, and a busy survey's window holds minutes of them.
+    await asyncio.to_thread(
+        fetcher.store,
+        connection_id,
+        trigger.survey_id,
+        [exported[request.run_id] for request in requests],
+    )
     prepared = prepare_runs(services, requests)
     return {
         "runs": [(r.run_id, version, r.trigger) for r, version in prepared],
