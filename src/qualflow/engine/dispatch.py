@@ -31,7 +31,7 @@ from qualflow.engine.run_queue import QueuedRun, RunQueue
 from qualflow.engine.services import EngineServices
 from qualflow.engine.workflow import run_automation
 from qualflow.store.base import utcnow
-from qualflow.store.db import session_scope
+from qualflow.store.db import chunks, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -115,13 +115,12 @@ def prepare_runs(
                 for r in runnable
             ],
         )
-        stored = dict(
-            session.execute(
-                select(Run.id, Run.automation_version).where(
-                    Run.id.in_([r.run_id for r in runnable])
-                )
-            ).all()
-        )
+        stored: dict[str, int] = {}
+        for run_ids in chunks([r.run_id for r in runnable]):
+            rows = session.execute(
+                select(Run.id, Run.automation_version).where(Run.id.in_(run_ids))
+            )
+            stored.update((run_id, version) for run_id, version in rows)
         prepared = [(r, stored.get(r.run_id, versions[r.automation_id])) for r in runnable]
         if queue is not None:
             queue.enqueue_in(session, _workflows(prepared))

@@ -27,7 +27,7 @@ from qualflow.engine.services import EngineServices, current_services
 from qualflow.engine.workflow import run_automation
 from qualflow.qualtrics import NotFound, QualtricsError
 from qualflow.store.base import utcnow
-from qualflow.store.db import session_scope
+from qualflow.store.db import chunks, session_scope
 
 WEBHOOK_PATH = "/hooks/qualtrics"
 RECONCILE_WORKFLOW = "qualflow.reconcile"
@@ -229,14 +229,7 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         )
     # A run still "queued" may never have reached the queue (a worker killed between this step's
     # write and its checkpoint): queue it again; enqueueing an existing workflow id is a no-op.
-    with services.sessionmaker() as session:
-        existing = set(
-            session.scalars(
-                select(Run.id).where(Run.id.in_(list(candidates)), Run.status != "queued")
-            )
-            if candidates
-            else []
-        )
+    existing = runs_past_queue(services, list(candidates))
     requests = [
         RunRequest(automation_id, run_id.split(":", 1)[1], payload)
         for run_id, payload in candidates.items()
@@ -255,6 +248,18 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         "runs": [(r.run_id, version, r.trigger) for r, version in prepared],
         "watermark": latest.isoformat() if latest else None,
     }
+
+
+def runs_past_queue(services: EngineServices, run_ids: list[str]) -> set[str]:
+    """Those of ``run_ids`` whose runs exist and have left the queue (a pass over a busy
+    survey's window asks about tens of thousands)."""
+    found: set[str] = set()
+    with services.sessionmaker() as session:
+        for ids in chunks(run_ids):
+            found.update(
+                session.scalars(select(Run.id).where(Run.id.in_(ids), Run.status != "queued"))
+            )
+    return found
 
 
 def _advance_watermark(automation_id: int, watermark: str) -> None:

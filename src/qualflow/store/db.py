@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.store import sqlite_writers
+
+T = TypeVar("T")
+
+
+#: Ids per ``IN (...)`` list when a query may be handed thousands: each id is a bound
+#: parameter, and a statement may carry at most 65,535 on PostgreSQL and 32,766 on SQLite.
+IN_LIST_CHUNK = 1000
+
+
+def chunks(items: Sequence[T], size: int | None = None) -> Iterator[Sequence[T]]:
+    """``items`` in consecutive slices of ``size`` (:data:`IN_LIST_CHUNK` by default)."""
+    step = size or IN_LIST_CHUNK
+    for first in range(0, len(items), step):
+        yield items[first : first + step]
 
 
 def normalize_url(url: str) -> str:
