@@ -335,7 +335,8 @@ class ResponseFetcher:
                 poll_interval=0.2,
                 max_poll_interval=2.0,
             )
-            responses = _read_json_export(done.path)
+            # Off the event loop: a reconciliation window can hold tens of thousands.
+            responses = await asyncio.to_thread(_read_json_export, done.path)
         self.stats["exports"] += 1
         self.stats["exported_responses"] += len(responses)
         return responses

@@ -229,7 +229,7 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         )
     # A run still "queued" may never have reached the queue (a worker killed between this step's
     # write and its checkpoint): queue it again; enqueueing an existing workflow id is a no-op.
-    existing = runs_past_queue(services, list(candidates))
+    existing = await asyncio.to_thread(runs_past_queue, services, list(candidates))
     requests = [
         RunRequest(automation_id, run_id.split(":", 1)[1], payload)
         for run_id, payload in candidates.items()
@@ -243,7 +243,7 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         trigger.survey_id,
         [exported[request.run_id] for request in requests],
     )
-    prepared = prepare_runs(services, requests)
+    prepared = await asyncio.to_thread(prepare_runs, services, requests)
     return {
         "runs": [(r.run_id, version, r.trigger) for r, version in prepared],
         "watermark": latest.isoformat() if latest else None,
