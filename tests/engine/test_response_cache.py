@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
+import pytest
 from sqlalchemy import delete
 
+from qualflow.engine.errors import RetriableError
 from qualflow.engine.models import CachedResponse
-from qualflow.engine.responses import ResponseFetcher
+from qualflow.engine.responses import ResponseFetcher, read_exported
 from qualflow.engine.runtime import Engine
 from qualflow.qualtrics import AsyncClient
 from qualflow.sandbox.app import create_app
@@ -149,3 +152,15 @@ def test_a_batch_exports_as_soon_as_enough_responses_wait_without_waiting_out_it
     assert asyncio.run(scenario()) == [r.id for r in responses]
     assert fetcher.stats["exports"] == 1
     assert fetcher.stats["single_gets"] == 0
+
+
+def test_an_export_file_is_read_one_response_at_a_time_and_a_broken_line_is_retried(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "export.ndjson"
+    path.write_text('{"responseId": "R_a", "values": {}}\n\n{"responseId": "R_b"}\n')
+    assert [r["responseId"] for r in read_exported(path)] == ["R_a", "R_b"]
+
+    path.write_text('{"responseId": "R_a"}\n{"responseId": "R_b", "val\n')
+    with pytest.raises(RetriableError, match="line 2 of the export is not JSON"):
+        list(read_exported(path))

@@ -17,7 +17,8 @@ import logging
 import tempfile
 import threading
 from collections import OrderedDict, defaultdict
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -325,27 +326,41 @@ class ResponseFetcher:
     async def export_window(
         self, client: AsyncClient, survey_id: str, start: datetime, end: datetime
     ) -> list[dict[str, Any]]:
-        """Every response recorded in [start, end), via one JSON export."""
-        options = ExportOptions(format="json", compress=False, start_date=start, end_date=end)
+        """Every response recorded in [start, end), via one export."""
+        async with self.exported(client, survey_id, start, end) as path:
+            responses = await asyncio.to_thread(lambda: list(read_exported(path)))
+        self.stats["exported_responses"] += len(responses)
+        return responses
+
+    @asynccontextmanager
+    async def exported(
+        self, client: AsyncClient, survey_id: str, start: datetime, end: datetime
+    ) -> AsyncIterator[Path]:
+        """One NDJSON export of the responses recorded in [start, end), in a temporary file
+        while the block runs. Read it with :func:`read_exported`, as often as needed, one
+        response in memory at a time."""
+        options = ExportOptions(format="ndjson", compress=False, start_date=start, end_date=end)
         with tempfile.TemporaryDirectory(prefix="qualflow-export-") as tmp:
             done = await client.exports.run(
                 survey_id,
                 options,
-                dest=Path(tmp) / "export.json",
+                dest=Path(tmp) / "export.ndjson",
                 poll_interval=0.2,
                 max_poll_interval=2.0,
             )
-            # Off the event loop: a reconciliation window can hold tens of thousands.
-            responses = await asyncio.to_thread(_read_json_export, done.path)
-        self.stats["exports"] += 1
-        self.stats["exported_responses"] += len(responses)
-        return responses
+            self.stats["exports"] += 1
+            yield done.path
 
 
-def _read_json_export(path: Path) -> list[dict[str, Any]]:
+def read_exported(path: Path) -> Iterator[dict[str, Any]]:
+    """The responses of an NDJSON export file, one at a time."""
     with path.open("rb") as handle:
-        document = json.load(handle)
-    responses = document.get("responses") if isinstance(document, dict) else None
-    if not isinstance(responses, list):
-        raise RetriableError("the export file has no 'responses' list")
-    return [r for r in responses if isinstance(r, dict)]
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                response = json.loads(line)
+            except ValueError:
+                raise RetriableError(f"line {number} of the export is not JSON") from None
+            if isinstance(response, dict):
+                yield response

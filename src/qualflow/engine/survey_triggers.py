@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import secrets
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from dbos import DBOS, SetWorkflowID
@@ -22,7 +23,7 @@ from qualflow.engine.definitions import AutomationDefinition, SurveyResponseTrig
 from qualflow.engine.dispatch import RunRequest, prepare_runs
 from qualflow.engine.errors import ConflictError
 from qualflow.engine.models import Automation, AutomationVersion, Run, TriggerEndpoint
-from qualflow.engine.responses import parse_recorded
+from qualflow.engine.responses import parse_recorded, read_exported
 from qualflow.engine.services import EngineServices, current_services
 from qualflow.engine.workflow import run_automation
 from qualflow.qualtrics import NotFound, QualtricsError
@@ -204,13 +205,49 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
     client = await services.qualtrics_client(connection_id)
     fetcher = services.response_fetcher
     # The end is exclusive and clocks differ a little: look slightly into the future.
-    responses = await fetcher.export_window(
-        client, trigger.survey_id, start, now + timedelta(hours=1)
-    )
+    async with fetcher.exported(client, trigger.survey_id, start, now + timedelta(hours=1)) as path:
+        # Read twice, one response at a time: a busy survey's window holds tens of thousands,
+        # and only those whose runs this pass starts are kept in full.
+        latest, candidates, scanned = await asyncio.to_thread(
+            _scan_export, path, automation_id, trigger, watermark, now
+        )
+        fetcher.stats["exported_responses"] += scanned
+        # A run still "queued" may never have reached the queue (a worker killed between this
+        # step's write and its checkpoint): queue it again; enqueueing an existing workflow id
+        # is a no-op.
+        existing = await asyncio.to_thread(runs_past_queue, services, list(candidates))
+        requests = [
+            RunRequest(automation_id, run_id.split(":", 1)[1], payload)
+            for run_id, payload in candidates.items()
+            if run_id not in existing
+        ]
+        wanted = {str(request.trigger["response_id"]) for request in requests}
+        # Cached for the runs it starts (or queues again); every other run has fetched its own.
+        picked = await asyncio.to_thread(
+            lambda: [r for r in read_exported(path) if str(r.get("responseId")) in wanted]
+        )
+    await asyncio.to_thread(fetcher.store, connection_id, trigger.survey_id, picked)
+    prepared = await asyncio.to_thread(prepare_runs, services, requests)
+    return {
+        "runs": [(r.run_id, version, r.trigger) for r, version in prepared],
+        "watermark": latest.isoformat() if latest else None,
+    }
+
+
+def _scan_export(
+    path: Path,
+    automation_id: int,
+    trigger: SurveyResponseTrigger,
+    watermark: datetime | None,
+    now: datetime,
+) -> tuple[datetime | None, dict[str, dict[str, Any]], int]:
+    """The latest recorded date in an export, the run each of its responses stands for (run
+    id → trigger payload), and how many responses it holds."""
     latest = watermark
     candidates: dict[str, dict[str, Any]] = {}
-    exported: dict[str, dict[str, Any]] = {}
-    for response in responses:
+    scanned = 0
+    for response in read_exported(path):
+        scanned += 1
         values = response.get("values") or {}
         recorded = parse_recorded(values.get("recordedDate"))
         if recorded is not None and (latest is None or recorded > latest):
@@ -219,7 +256,6 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
         if not finished and not trigger.include_partial:
             continue
         response_id = str(response.get("responseId"))
-        exported[f"{automation_id}:{trigger.survey_id}:{response_id}"] = response
         candidates[f"{automation_id}:{trigger.survey_id}:{response_id}"] = survey_trigger_payload(
             trigger.survey_id,
             response_id,
@@ -227,27 +263,7 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
             recorded_at=recorded.isoformat() if recorded else None,
             source="reconcile",
         )
-    # A run still "queued" may never have reached the queue (a worker killed between this step's
-    # write and its checkpoint): queue it again; enqueueing an existing workflow id is a no-op.
-    existing = await asyncio.to_thread(runs_past_queue, services, list(candidates))
-    requests = [
-        RunRequest(automation_id, run_id.split(":", 1)[1], payload)
-        for run_id, payload in candidates.items()
-        if run_id not in existing
-    ]
-    # Only the responses of the runs it starts (or queues again) are cached for them: every
-    # other run has fetched its own already, and a busy survey's window holds minutes of them.
-    await asyncio.to_thread(
-        fetcher.store,
-        connection_id,
-        trigger.survey_id,
-        [exported[request.run_id] for request in requests],
-    )
-    prepared = await asyncio.to_thread(prepare_runs, services, requests)
-    return {
-        "runs": [(r.run_id, version, r.trigger) for r, version in prepared],
-        "watermark": latest.isoformat() if latest else None,
-    }
+    return latest, candidates, scanned
 
 
 def runs_past_queue(services: EngineServices, run_ids: list[str]) -> set[str]:
