@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import time
 from collections.abc import Callable
 from typing import Any
@@ -388,6 +390,17 @@ def test_manual_rewards_export_and_mark_paid(
     lines = exported.text.strip().splitlines()
     assert lines[0].startswith("reward,status,email")
     assert "d@example.org,,25.00,EUR" in lines[1]
+    # A respondent's first name that a spreadsheet would run as a formula is exported as text.
+    formula = hub.post(
+        f"{API}/{reference}/rewards",
+        json={"email": "e@example.org", "firstName": '=HYPERLINK("http://x.test","win")'},
+        auth=(platform, key),
+    )
+    assert formula.json()["status"] == "ordered"
+    rows = list(csv.reader(io.StringIO(hub.get(
+        f"{API}/{reference}/rewards.csv", params={"status": "ordered"}, headers=admin.headers
+    ).text)))  # fmt: skip
+    assert rows[2][2:4] == ["e@example.org", '\'=HYPERLINK("http://x.test","win")']
     paid = hub.post(
         f"{API}/rewards/{answer.json()['reference_id']}/mark-paid", headers=admin.headers
     )

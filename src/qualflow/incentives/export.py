@@ -18,6 +18,17 @@ COLUMNS = (
 )  # fmt: skip
 
 
+#: A cell starting with one of these is a formula to Excel, LibreOffice and Google Sheets.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def _cell(value: str) -> str:
+    """Text as a spreadsheet shows it, never runs it: names and emails come from respondents,
+    and a first name of ``=HYPERLINK(...)`` would otherwise be a live formula in finance's
+    sheet. A leading apostrophe makes the cell literal text (OWASP's advice)."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def rewards_csv(
     session: Session, incentive: Incentive, statuses: Sequence[str] | None = None
 ) -> tuple[str, int]:
@@ -32,12 +43,13 @@ def rewards_csv(
     for reward in session.scalars(query):
         count += 1
         writer.writerow(
-            [
+            _cell(text)
+            for text in (
                 reward.reference_id,
                 reward.status,
                 reward.email,
                 reward.first_name or "",
-                from_minor(reward.amount_minor, reward.currency),
+                str(from_minor(reward.amount_minor, reward.currency)),
                 reward.currency,
                 reward.response_id or "",
                 reward.survey_id or "",
@@ -46,6 +58,6 @@ def rewards_csv(
                 reward.paid_at.isoformat() if reward.paid_at else "",
                 reward.sent_at.isoformat() if reward.sent_at else "",
                 "; ".join(reward.reasons or []),
-            ]
+            )
         )
     return buffer.getvalue(), count
