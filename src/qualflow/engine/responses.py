@@ -11,14 +11,13 @@ the waiting runs are served from it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import tempfile
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import AsyncIterator, Iterable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,7 +31,7 @@ from qualflow.engine.models import CachedResponse
 from qualflow.engine.services import EngineServices
 from qualflow.qualtrics import AsyncClient, ExportOptions
 from qualflow.store.base import utcnow
-from qualflow.store.db import session_scope
+from qualflow.store.db import chunks, session_scope
 
 log = logging.getLogger(__name__)
 
@@ -165,8 +164,8 @@ class ResponseFetcher:
         if not missing:
             return found
         with self.services.connect() as conn:
-            for start in range(0, len(missing), 500):
-                rows = conn.execute(_CACHED_PAYLOADS, {"ids": missing[start : start + 500]})
+            for ids in chunks(missing, 500):
+                rows = conn.execute(_CACHED_PAYLOADS, {"ids": ids})
                 found.update((response_id, dict(payload)) for response_id, payload in rows)
         return found
 
@@ -187,12 +186,12 @@ class ResponseFetcher:
             for r in responses
             if r.get("responseId")
         ]
-        for start in range(0, len(rows), 500):
+        for batch in chunks(rows, 500):
             with session_scope(self.services.sessionmaker) as session:
                 insert_ignoring_duplicates(
                     session,
                     CachedResponse.__table__,  # type: ignore[arg-type]
-                    rows[start : start + 500],
+                    list(batch),
                 )
         self._remember(rows[-self.recent_limit :])
 
@@ -274,7 +273,7 @@ class ResponseFetcher:
     async def _run_batch(
         self, client: AsyncClient, connection_id: int, survey_id: str, batch: _Batch
     ) -> None:
-        with contextlib.suppress(TimeoutError):  # the window ended first
+        with suppress(TimeoutError):  # the window ended first
             await asyncio.wait_for(batch.full.wait(), self.batch_window)
         key = (connection_id, survey_id)
         if self._batches.get(key) is batch:
