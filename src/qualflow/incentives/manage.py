@@ -27,7 +27,7 @@ from qualflow.incentives.models import (
 )
 from qualflow.incentives.money import format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
-from qualflow.incentives.providers.gift_codes import ImportReport, import_codes
+from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import get_incentive
@@ -473,11 +473,9 @@ def low_stock(session: Session) -> list[LowStock]:
     emptiest first: what the overview and the incentives page warn about."""
     now = utcnow()
     usable = and_(
-        GiftCode.pool_id == Incentive.gift_code_pool_id,
-        GiftCode.value_minor == Incentive.amount_minor,
-        GiftCode.currency == Incentive.currency,
-        GiftCode.reward_id.is_(None),
-        or_(GiftCode.expires_on.is_(None), GiftCode.expires_on >= now.date()),
+        *available(
+            Incentive.gift_code_pool_id, Incentive.amount_minor, Incentive.currency, now.date()
+        )
     )
     unused = func.count(GiftCode.id)
     rows = session.execute(

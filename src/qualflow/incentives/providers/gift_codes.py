@@ -152,7 +152,10 @@ def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportRepor
 # --- stock and claims -----------------------------------------------------------------------------
 
 
-def _available(pool_id: int, value_minor: int, currency: str, today: date) -> list[object]:
+def available(pool_id: Any, value_minor: Any, currency: Any, today: date) -> list[Any]:
+    """The conditions on a usable code: in the pool, of this value and currency, unused and
+    unexpired. Each of the first three may be a value or a column (e.g. the incentive's, to
+    count every incentive's stock in one query)."""
     return [
         GiftCode.pool_id == pool_id,
         GiftCode.currency == currency,
@@ -168,7 +171,7 @@ def stock(session: Session, pool_id: int, value_minor: int, currency: str) -> in
     count = session.scalar(
         select(func.count())
         .select_from(GiftCode)
-        .where(*_available(pool_id, value_minor, currency, today))  # type: ignore[arg-type]
+        .where(*available(pool_id, value_minor, currency, today))
     )
     return int(count or 0)
 
