@@ -62,6 +62,11 @@ class AccountSnapshot:
         digest = hashlib.sha256(self.platform_key.encode()).hexdigest()[:16]
         return (self.base_url, self.platform_name, digest)
 
+    @property
+    def balance_key(self) -> tuple[str, str, str, str]:
+        """Where this account's balance is cached: its platform identity and account id."""
+        return (*self.platform_identity, self.account_id)
+
 
 # Per-process caches: the catalog changes rarely; the balance is re-read often and tracked
 # locally between reads (Tango still refuses an order it cannot cover, which we also hold).
@@ -276,7 +281,7 @@ class TangoProvider(RewardProvider):
     async def _balance(
         self, account: AccountSnapshot, client: TangoClient, currency: str, *, fresh: bool
     ) -> int:
-        key = (*account.platform_identity, account.account_id)
+        key = account.balance_key
         with _cache_lock:
             cached = _balances.get(key)
         if not fresh and cached and time.monotonic() - cached[0] < BALANCE_TTL:
@@ -289,10 +294,10 @@ class TangoProvider(RewardProvider):
 
     def _forget_balance(self, account: AccountSnapshot) -> None:
         with _cache_lock:
-            _balances.pop((*account.platform_identity, account.account_id), None)
+            _balances.pop(account.balance_key, None)
 
     def _spend(self, account: AccountSnapshot, amount_minor: int) -> None:
-        key = (*account.platform_identity, account.account_id)
+        key = account.balance_key
         with _cache_lock:
             cached = _balances.get(key)
             if cached:
