@@ -9,12 +9,13 @@ import time
 from email import message_from_bytes
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
 from qualflow.cli import app
-from qualflow.demo.hub import DemoHub
+from qualflow.demo.hub import DEMO_TANGO_BALANCE, DemoHub
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.models import Incentive
 from qualflow.incentives.schemas import IncentiveSpec
@@ -95,6 +96,7 @@ def test_a_restarted_demo_brings_new_screener_respondents_who_get_rewarded(
 ) -> None:
     """The sandbox is kept across starts; its respondents must not be the same people again,
     who would all be skipped as already rewarded."""
+    orders: list[str] = []
     for _start in range(2):
         with DemoHub(data_dir=tmp_path, port=0, respondent_interval=0) as hub:
             assert hub.incentive_reference.startswith("INC-")
@@ -110,6 +112,7 @@ def test_a_restarted_demo_brings_new_screener_respondents_who_get_rewarded(
             assert finished == 3, status
             assert sum(status.rewards.values()) >= 1, status
             _the_sandbox_tango_account_pays(hub, first_start=_start == 0)
+            _tango_orders_outlive_the_restart(hub, orders)
 
 
 def _the_sandbox_tango_account_pays(hub: DemoHub, *, first_start: bool) -> None:
@@ -131,3 +134,27 @@ def _the_sandbox_tango_account_pays(hub: DemoHub, *, first_start: bool) -> None:
     health = asyncio.run(manager.health(incentive))
     assert health.ok, health
     assert health.key_status == "accepted"
+
+
+def _tango_orders_outlive_the_restart(hub: DemoHub, orders: list[str]) -> None:
+    """The Tango double is kept in the sandbox's file: an order placed before a restart is
+    found after it, and the account's balance still shows what it paid."""
+    assert hub.store is not None
+    assert hub.sandbox_server is not None
+    manager = IncentiveManager(hub.store.sessionmaker)
+    account = next(a for a in manager.tango_accounts() if a.id == hub.tango_account_id)
+    auth = (account.platform_name, account.platform_key)
+    base = hub.sandbox_server.url + "/raas/v2"
+    if not orders:
+        placed = httpx.post(
+            base + "/orders", auth=auth, timeout=10,
+            json={"customerIdentifier": account.customer_id, "utid": "U561593",
+                  "accountIdentifier": account.account_id, "amount": 7, "sendEmail": False},
+        )  # fmt: skip
+        assert placed.status_code == 201, placed.text
+        orders.append(placed.json()["referenceOrderID"])
+        return
+    found = httpx.get(f"{base}/orders/{orders[0]}", auth=auth, timeout=10)
+    assert found.status_code == 200, found.text
+    balance = httpx.get(f"{base}/accounts/{account.account_id}", auth=auth, timeout=10)
+    assert balance.json()["currentBalance"] == float(DEMO_TANGO_BALANCE) - 7

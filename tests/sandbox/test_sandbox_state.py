@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,6 +21,7 @@ from qualflow.sandbox.seed import (
     seed_builtin,
     seed_generated,
 )
+from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER, TangoState
 
 FRAUD = ("Q_RecaptchaScore", "Q_RelevantIDDuplicateScore", "Q_RelevantIDFraudScore")
 
@@ -111,6 +114,53 @@ async def test_app_lifespan_saves_on_shutdown(tmp_path: Path) -> None:
         )
         assert resp.status_code == 200
     assert [s.name for s in SandboxState.load(path).surveys.values()] == ["Saved"]
+
+
+@pytest.mark.anyio
+async def test_the_tango_double_is_kept_in_the_state_file(tmp_path: Path) -> None:
+    """Orders, balances and the platform key outlive a restart: an order placed before it is
+    found after it, and repeating its externalRefID returns it without a second debit."""
+    path = tmp_path / "tango.json"
+    body = {
+        "customerIdentifier": DEFAULT_CUSTOMER, "accountIdentifier": DEFAULT_ACCOUNT,
+        "amount": 12.5, "utid": "U561593", "sendEmail": False, "externalRefID": "keep1",
+    }  # fmt: skip
+
+    async def started(state: SandboxState) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
+        app = create_app(state, autosave_interval=3600)
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://s.test"
+            ) as client,
+        ):
+            control = (await client.get("/_sandbox/tango")).json()
+            yield client, (control["platformName"], control["platformKey"])
+
+    async for client, auth in started(SandboxState(path=path)):
+        placed = await client.post("/raas/v2/orders", json=body, auth=auth)
+        assert placed.status_code == 201, placed.text
+        first_key = auth
+        reference = placed.json()["referenceOrderID"]
+
+    reloaded = SandboxState.load(path)
+    assert reloaded.extra["tango"]["orders"][0]["referenceOrderID"] == reference
+    async for client, auth in started(reloaded):
+        assert auth == first_key
+        found = await client.get(f"/raas/v2/orders/{reference}", auth=auth)
+        assert found.status_code == 200
+        assert found.json()["amountCharged"]["total"] == 12.5
+        again = await client.post("/raas/v2/orders", json=body, auth=auth)
+        assert again.status_code == 200
+        assert again.json()["referenceOrderID"] == reference
+        balance = await client.get(f"/raas/v2/accounts/{DEFAULT_ACCOUNT}", auth=auth)
+        assert balance.json()["currentBalance"] == 1000.0 - 12.5
+        assert (await client.get("/raas/v2/catalogs", auth=auth)).json()["brands"]
+
+
+def test_a_tango_state_record_of_another_version_is_refused() -> None:
+    with pytest.raises(ValueError, match="unsupported Tango double state version"):
+        TangoState.from_json({"version": 99})
 
 
 @pytest.fixture

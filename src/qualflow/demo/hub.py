@@ -566,8 +566,9 @@ class DemoHub:
 
     def _seed_tango_account(self) -> TangoState:
         """A Tango account in the hub, paid by the sandbox's Tango double, so a Tango incentive
-        can be tried offline. The double keeps no state across starts: its key is the account's
-        (kept, encrypted, in the hub) and its balance is full again on every start."""
+        can be tried offline. The double is kept in the sandbox's state file: its orders and
+        balance carry over to the next start. Its key is the hub account's (kept, encrypted,
+        in the hub)."""
         assert self.store is not None
         assert self.sandbox_server is not None
         manager = IncentiveManager(self.store.sessionmaker)
@@ -582,10 +583,17 @@ class DemoHub:
         elif account.base_url != base_url:  # the sandbox's port changes between starts
             account = manager.update_tango_account(account.id, base_url=base_url)
         self.tango_account_id = account.id
-        return TangoState.seeded(
-            platform_name=account.platform_name, platform_key=account.platform_key,
-            balance=DEMO_TANGO_BALANCE,
+        assert self.sandbox is not None
+        double = TangoState.kept_in(
+            self.sandbox, platform_name=account.platform_name,
+            platform_key=account.platform_key, balance=DEMO_TANGO_BALANCE,
         )  # fmt: skip
+        double.set_platform(account.platform_name, account.platform_key)
+        if DEFAULT_ACCOUNT not in double.accounts:
+            double.add_account(
+                DEFAULT_CUSTOMER, DEFAULT_ACCOUNT, balance=Decimal(DEMO_TANGO_BALANCE)
+            )
+        return double
 
     # -- respondents -------------------------------------------------------------------------
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from qualflow.sandbox import ids
 from qualflow.sandbox.directory import DirectoryStore
@@ -44,6 +44,14 @@ def iso(dt: datetime, *, millis: bool = False) -> str:
         f"{dt.year:04d}-{dt.month:02d}-{dt.day:02d}T{dt.hour:02d}:{dt.minute:02d}:{dt.second:02d}"
     )
     return f"{base}.{dt.microsecond // 1000:03d}Z" if millis else base + "Z"
+
+
+@runtime_checkable
+class KeptInState(Protocol):
+    """A live emulator kept in :attr:`SandboxState.extra` (the Tango double): written to the state
+    file as its ``to_json()``, and restored from that record by the emulator itself."""
+
+    def to_json(self) -> dict[str, Any]: ...
 
 
 @dataclass
@@ -244,7 +252,8 @@ class SandboxState:
         self.fail_next_exports: dict[str, int] = {}  # survey id or "*" -> count
         self._column_cache: dict[str, tuple[int, dict[str, ExportColumn]]] = {}
         # Extension point for other areas' emulators (e.g. a rewards API): JSON-serialisable
-        # data under a name of theirs, persisted with the state.
+        # data, or a live emulator (KeptInState), under a name of theirs, persisted with the
+        # state; after a load, the record until the emulator is attached again.
         self.extra: dict[str, Any] = {}
         self.directory = DirectoryStore(self)
 
@@ -930,10 +939,17 @@ class SandboxState:
                 "subscriptions": [asdict(s) for s in self.subscriptions.values()],
                 "inboundEvents": list(self.inbound_events),
                 "directory": self.directory.to_json(),
-                "extra": json.loads(json.dumps(self.extra)),
+                "extra": json.loads(json.dumps(self._extra_records())),
                 "faults": self.faults.to_json(),
             }
         return data
+
+    def _extra_records(self) -> dict[str, Any]:
+        # A live emulator kept in ``extra`` (the Tango double) is written as its own record.
+        return {
+            name: value.to_json() if isinstance(value, KeptInState) else value
+            for name, value in self.extra.items()
+        }
 
     def load_json(self, data: dict[str, Any]) -> None:
         if data.get("version") != STATE_FORMAT_VERSION:

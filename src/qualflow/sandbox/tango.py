@@ -4,8 +4,8 @@ Served: ``GET /raas/v2/catalogs``, ``GET /raas/v2/accounts/{id}``, ``POST|GET /r
 ``GET /raas/v2/orders/{id}``, ``POST /raas/v2/orders/{id}/resends``, with HTTP Basic auth
 (platform name + key). ``/_sandbox/tango`` shows the credentials and balances and lets a demo
 fund an account or inject failures. The state lives on ``app.state.tango``
-(:class:`~qualflow.sandbox.tango_state.TangoState`); one seeded with a funded account is created
-on first use when none was set.
+(:class:`~qualflow.sandbox.tango_state.TangoState`); when none was set, one is created on first
+use, kept in the sandbox's state file when the sandbox has one, else seeded with a funded account.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from qualflow.sandbox.state import SandboxState
 from qualflow.sandbox.tango_state import TangoApiError, TangoState
 
 PREFIX = "/raas/v2"
@@ -27,10 +28,12 @@ router = APIRouter(include_in_schema=False)
 
 
 def tango_state(request: Request) -> TangoState:
-    """The app's Tango state, created (seeded) on first use."""
+    """The app's Tango state, created on first use: kept in the sandbox's state (and so in its
+    state file, when it has one) where the app has a sandbox, else seeded in memory."""
     state: TangoState | None = getattr(request.app.state, "tango", None)
     if state is None:
-        state = TangoState.seeded()
+        sandbox: SandboxState | None = getattr(request.app.state, "sandbox", None)
+        state = TangoState.kept_in(sandbox) if sandbox is not None else TangoState.seeded()
         request.app.state.tango = state
     return state
 

@@ -15,15 +15,21 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qualflow.sandbox.state import SandboxState
 
 DEFAULT_PLATFORM = "qualflow_sandbox"
 DEFAULT_CUSTOMER = "qualflow-demo"
 DEFAULT_ACCOUNT = "qualflow-demo-account"
+#: The name the double's state is kept under in a sandbox state file (``SandboxState.extra``).
+SANDBOX_KEY = "tango"
+STATE_VERSION = 1
 
 
 def _now() -> str:
@@ -32,6 +38,26 @@ def _now() -> str:
 
 def _money(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01")))
+
+
+def _record(obj: Any) -> dict[str, Any]:
+    """A dataclass as JSON-ready data; money as exact decimal strings."""
+    return {
+        key: str(value) if isinstance(value, Decimal) else value
+        for key, value in asdict(obj).items()
+        if not isinstance(value, list)
+    }
+
+
+def _from_record(cls: Any, record: dict[str, Any], **extra: Any) -> Any:
+    decimals = {f.name for f in fields(cls) if "Decimal" in str(f.type)}
+    known = {f.name for f in fields(cls)} - set(extra)
+    values = {
+        key: Decimal(value) if key in decimals and value is not None else value
+        for key, value in record.items()
+        if key in known
+    }
+    return cls(**values, **extra)
 
 
 @dataclass
@@ -267,12 +293,80 @@ class TangoState:
         self.request_count = 0
         self.rate_limited_count = 0
         self.order_requests = 0
+        #: Called after each change worth keeping (accounts, balances, orders, resends); a
+        #: sandbox that keeps the double in its state file marks itself dirty here.
+        self.on_change: Callable[[], None] = lambda: None
 
     @classmethod
     def seeded(cls, *, balance: Decimal | str = "1000.00", **kwargs: Any) -> TangoState:
         """A platform with one customer and one funded USD account (ids ``DEFAULT_*``)."""
         state = cls(**kwargs)
         state.add_account(DEFAULT_CUSTOMER, DEFAULT_ACCOUNT, balance=Decimal(str(balance)))
+        return state
+
+    @classmethod
+    def kept_in(cls, sandbox: SandboxState, **seed: Any) -> TangoState:
+        """The double whose state lives in ``sandbox``'s state file: restored from it when the
+        file held one, else seeded (``seed`` as for :meth:`seeded`). Each change then marks the
+        sandbox state dirty, so its autosave or next save writes the orders and balances too,
+        and a restarted sandbox still knows every order it answered before."""
+        kept = sandbox.extra.get(SANDBOX_KEY)
+        if isinstance(kept, TangoState):
+            return kept
+        state = cls.from_json(kept) if isinstance(kept, dict) else cls.seeded(**seed)
+        sandbox.extra[SANDBOX_KEY] = state
+        state.on_change = sandbox.mark_dirty
+        sandbox.mark_dirty()
+        return state
+
+    # -- persistence -------------------------------------------------------------------------------
+
+    def to_json(self) -> dict[str, Any]:
+        """Everything a restart must remember; request counters, injected failures and the rate
+        limit's window are a run's own and start afresh."""
+        with self.lock:
+            return {
+                "version": STATE_VERSION,
+                "platforms": dict(self.platforms),
+                "customers": {key: dict(value) for key, value in self.customers.items()},
+                "accounts": [_record(account) for account in self.accounts.values()],
+                "brands": [
+                    {**_record(brand), "items": [_record(item) for item in brand.items]}
+                    for brand in self.brands
+                ],
+                "orders": [dict(order) for order in self.orders.values()],
+                "resends": [dict(resend) for resend in self.resends],
+                "requestsPerSecond": self.requests_per_second,
+            }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> TangoState:
+        if data.get("version") != STATE_VERSION:
+            raise ValueError(f"unsupported Tango double state version {data.get('version')!r}")
+        platforms = dict(data["platforms"])
+        if not platforms:
+            raise ValueError("the Tango double's saved state has no platform")
+        brands = [
+            _from_record(
+                TangoBrand,
+                brand,
+                items=[_from_record(TangoItem, item) for item in brand.get("items", [])],
+            )
+            for brand in data.get("brands", [])
+        ]
+        state = cls(catalog=brands, requests_per_second=data.get("requestsPerSecond"))
+        state.platforms = platforms
+        state.customers = {key: dict(value) for key, value in data.get("customers", {}).items()}
+        for record in data.get("accounts", []):
+            account: TangoAccountState = _from_record(TangoAccountState, record)
+            state.accounts[account.account_id] = account
+        for order in data.get("orders", []):
+            reference = order["referenceOrderID"]
+            state.orders[reference] = order
+            if order.get("externalRefID"):
+                key = (str(order["accountIdentifier"]).lower(), order["externalRefID"])
+                state.by_external[key] = reference
+        state.resends = [dict(resend) for resend in data.get("resends", [])]
         return state
 
     # -- setup ---------------------------------------------------------------------------------
@@ -284,6 +378,12 @@ class TangoState:
     @property
     def platform_key(self) -> str:
         return self.platforms[self.platform_name]
+
+    def set_platform(self, name: str, key: str) -> None:
+        """Accept ``name`` + ``key`` (a new platform, or a new key for a known one)."""
+        with self.lock:
+            self.platforms[name] = key
+        self.on_change()
 
     def add_account(
         self,
@@ -306,11 +406,13 @@ class TangoState:
                 balance=balance,
             )
             self.accounts[account.account_id] = account
-            return account
+        self.on_change()
+        return account
 
     def set_balance(self, account_id: str, balance: Decimal | str) -> None:
         with self.lock:
             self.accounts[account_id.lower()].balance = Decimal(str(balance))
+        self.on_change()
 
     def balance(self, account_id: str) -> Decimal:
         with self.lock:
@@ -489,7 +591,8 @@ class TangoState:
             self.orders[order["referenceOrderID"]] = order
             if external:
                 self.by_external[(account_id, external)] = order["referenceOrderID"]
-            return 201, order
+        self.on_change()
+        return 201, order
 
     def _check_amount(self, item: TangoItem, amount: Decimal) -> None:
         if item.value_type == "FIXED_VALUE":
@@ -604,4 +707,5 @@ class TangoState:
                 "createdAt": _now(),
             }
             self.resends.append(resend)
-            return resend
+        self.on_change()
+        return resend
