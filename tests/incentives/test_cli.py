@@ -46,6 +46,7 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     code, out, _ = run(
         cli_env, "create", "--name", "Card sort", "--provider", "gift_codes", "--pool", pool_id,
         "--amount", "10", "--currency", "USD", "--approval-mode", "review_all",
+        "--alert-email", "ops@example.org", "--alert-email", "Finance@example.org",
     )  # fmt: skip
     assert code == 0, out
     reference = out.strip()
@@ -57,6 +58,7 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     shown = {line.split("  ", 1)[0]: line.split("  ", 1)[1].strip() for line in out.splitlines()}
     assert shown["Reference id"] == reference
     assert shown["Approval mode"] == "review_all"
+    assert shown["Alert emails"] == "ops@example.org, finance@example.org"
     assert shown["Counts"] == "total 0 · held 0 · sent 0 · awaiting 0"
     assert "Tango account id" not in shown  # unset fields are left out
     code, out, _ = run(cli_env, "review", reference)
@@ -114,6 +116,12 @@ def test_bad_input_is_one_line_with_exit_code_1(cli_env: dict[str, str]) -> None
     assert code == 1
     assert "needs tango_account_id and utid" in err
     assert len(err.strip().splitlines()) == 1
+    code, _, err = run(
+        cli_env, "create", "--name", "x", "--provider", "manual", "--amount", "1",
+        "--currency", "USD", "--alert-email", "finance team",
+    )  # fmt: skip
+    assert code == 1
+    assert err.strip() == "error: alert_emails: Value error, 'finance team' is not an email address"
     code, _, err = run(cli_env, "rewards", "ls", "--status", "lost")
     assert code == 1
     assert "unknown status lost" in err

@@ -82,14 +82,25 @@ def test_incentive_pages_queue_and_keys(
     bad = hub.post("/incentives/new", data=form(token, **{**INCENTIVE_FIELDS, "amount": "ten"}))
     assert bad.status_code == 400
     assert "Enter a number." in bad.text
+    not_an_email = hub.post(
+        "/incentives/new",
+        data=form(token, **{**INCENTIVE_FIELDS, "alert_emails": "ops@example.org, finance"}),
+    )
+    assert not_an_email.status_code == 400
+    assert "&#39;finance&#39; is not an email address" in not_an_email.text
+    assert 'value="ops@example.org, finance"' in not_an_email.text  # kept for correcting
     missing = hub.post("/incentives/new", data=form(token, **INCENTIVE_FIELDS))
     assert missing.status_code == 400
     assert "a gift-code incentive needs gift_code_pool_id" in missing.text
     page = hub.post(
         "/incentives/new",
-        data=form(token, **INCENTIVE_FIELDS, gift_code_pool_id=pool_id.group(1)),
-    )
+        data=form(
+            token, **INCENTIVE_FIELDS, gift_code_pool_id=pool_id.group(1),
+            alert_emails="ops@example.org;\nfinance@example.org",
+        ),
+    )  # fmt: skip
     assert page.status_code == 200
+    assert "to ops@example.org, finance@example.org" in page.text
     reference = re.search(r"Incentive (INC-[A-Z0-9]{6}) created", page.text)
     assert reference
     ref = reference.group(1)

@@ -97,6 +97,58 @@ def test_low_then_out_then_restocked_is_two_emails_to_the_managers(
     assert again.level == "low"
 
 
+def test_an_incentive_can_name_who_gets_its_alerts(
+    hub: TestClient,
+    admin: Person,
+    make_person: Callable[..., Person],
+    smtp: SmtpSettings,
+    smtp_sink: SmtpSink,
+) -> None:
+    make_person("viewer", incentives="manage")  # a manager, not emailed while a list is named
+    named = [" Finance@Example.org", "finance@example.org", "ops@example.org"]
+    incentive = gift_incentive(hub, admin, stock=3, low_stock_threshold=3, alert_emails=named)
+    reference = incentive["reference_id"]
+    assert incentive["alert_emails"] == ["finance@example.org", "ops@example.org"]
+    key = platform_key(hub, admin)
+
+    _reward(hub, reference, 1, key)
+    [low] = _check(hub, smtp)
+    assert low.level == "low"
+    assert sorted(_alerts(smtp_sink)[-1]["to"]) == ["finance@example.org", "ops@example.org"]
+
+    # Without a list, the managers get the alerts again.
+    cleared = hub.patch(f"{API}/{reference}", json={"alert_emails": []}, headers=admin.headers)
+    assert cleared.status_code == 200, cleared.text
+    assert cleared.json()["alert_emails"] == []
+    _reward(hub, reference, 2, key)
+    _reward(hub, reference, 3, key)
+    [out] = _check(hub, smtp)
+    assert out.level == "out"
+    assert admin.email in _alerts(smtp_sink)[-1]["to"]
+    assert "ops@example.org" not in _alerts(smtp_sink)[-1]["to"]
+
+
+def test_an_alert_recipient_that_is_not_an_email_is_refused(
+    hub: TestClient, admin: Person
+) -> None:
+    incentive = gift_incentive(hub, admin, stock=1)
+    refused = hub.patch(
+        f"{API}/{incentive['reference_id']}",
+        json={"alert_emails": ["ops@example.org", "finance team"]},
+        headers=admin.headers,
+    )
+    assert refused.status_code == 422
+    assert "'finance team' is not an email address" in refused.text
+    too_many = [f"p{n}@example.org" for n in range(21)]
+    created = hub.post(
+        API,
+        json={"name": "x", "provider": "manual", "amount": "1", "currency": "USD",
+              "alert_emails": too_many},
+        headers=admin.headers,
+    )  # fmt: skip
+    assert created.status_code == 422
+
+
 def _import(hub: TestClient, admin: Person, pool: int, prefix: str, count: int) -> None:
     imported = hub.post(
         f"{API}/providers/gift-code-pools/{pool}/codes",

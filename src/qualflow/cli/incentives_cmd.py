@@ -179,6 +179,10 @@ def incentives_create(
     approval_mode: Annotated[str | None, typer.Option()] = None,
     max_rewards: Annotated[int | None, typer.Option()] = None,
     budget: Annotated[str | None, typer.Option()] = None,
+    alert_email: Annotated[
+        list[str] | None,
+        typer.Option(help="Who gets its stock alerts (repeat for several). Default: managers."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create an incentive from a JSON spec and/or options; prints its reference id."""
@@ -191,6 +195,7 @@ def incentives_create(
         "name": name, "provider": provider, "amount": amount, "currency": currency,
         "gift_code_pool_id": pool, "tango_account_id": tango_account, "utid": utid,
         "approval_mode": approval_mode, "max_rewards": max_rewards, "budget": budget,
+        "alert_emails": alert_email,
     }  # fmt: skip
     data.update({k: v for k, v in options.items() if v is not None})
     try:

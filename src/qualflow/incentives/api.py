@@ -135,6 +135,9 @@ class IncentiveOut(BaseModel):
     approval_mode: str
     fraud_rules: FraudRules
     low_stock_threshold: int
+    alert_emails: list[str] = Field(
+        description="Who gets this incentive's alerts; empty: everyone with Manage on incentives."
+    )
     committed_rewards: int
     committed_amount: Decimal
     counts: RewardCounts | None = None
@@ -171,6 +174,7 @@ class IncentiveOut(BaseModel):
             approval_mode=incentive.approval_mode,
             fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
             low_stock_threshold=incentive.low_stock_threshold,
+            alert_emails=list(incentive.alert_emails or []),
             committed_rewards=incentive.committed_count,
             committed_amount=from_minor(incentive.committed_minor, incentive.currency),
             counts=RewardCounts(**vars(counts)) if counts is not None else None,

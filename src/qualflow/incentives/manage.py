@@ -78,6 +78,7 @@ def spec_of(incentive: Incentive) -> IncentiveSpec:
         approval_mode=incentive.approval_mode,
         fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
         low_stock_threshold=incentive.low_stock_threshold,
+        alert_emails=list(incentive.alert_emails or []),
     )
 
 
@@ -132,6 +133,7 @@ class IncentiveManager:
             "approval_mode": spec.approval_mode,
             "fraud_rules": spec.fraud_rules.model_dump(mode="json"),
             "low_stock_threshold": spec.low_stock_threshold,
+            "alert_emails": spec.alert_emails,
         }
 
     async def create(self, spec: IncentiveSpec, *, actor: str) -> Incentive:

@@ -130,6 +130,9 @@ class Incentive(Base):
     approval_mode: Mapped[str] = mapped_column(String(24), default="review_suspicious")
     fraud_rules: Mapped[dict[str, Any]] = mapped_column(JSON)
     low_stock_threshold: Mapped[int] = mapped_column(Integer, default=10)
+    #: Who gets this incentive's alerts; empty (or None, before 0007): everyone with Manage on
+    #: incentives.
+    alert_emails: Mapped[list[str] | None] = mapped_column(JSON)
     #: The stock alert last emailed: "low", "out", or None while the stock is fine.
     stock_alert: Mapped[str | None] = mapped_column(String(8))
 

@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qualflow.engine.templates import check_template
+from qualflow.incentives.emails import normalize_email
 from qualflow.incentives.money import MoneyError, check_currency
 
 Provider = Literal["tango", "gift_codes", "manual"]
@@ -45,6 +46,19 @@ TEMPLATE_VARIABLES = (
     "reward_reference",
 )
 
+MAX_ALERT_EMAILS = 20
+
+
+def check_alert_emails(values: list[str]) -> list[str]:
+    """Normalized addresses, each once, in the order given; a clear error naming a bad one."""
+    kept: list[str] = []
+    for raw in values:
+        email = normalize_email(raw)
+        if email is None:
+            raise ValueError(f"{raw!r} is not an email address")
+        if email not in kept:
+            kept.append(email)
+    return kept
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -151,6 +165,18 @@ class IncentiveSpec(_Strict):
     low_stock_threshold: int = Field(
         default=10, ge=0, description="Gift codes: warn when fewer unused codes remain."
     )
+    alert_emails: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_ALERT_EMAILS,
+        description="Who gets this incentive's alerts (gift codes running low or out). Empty: "
+        "everyone with Manage permission on incentives.",
+        examples=[["finance@example.org"]],
+    )
+
+    @field_validator("alert_emails")
+    @classmethod
+    def _check_alert_emails(cls, value: list[str]) -> list[str]:
+        return check_alert_emails(value)
 
     @field_validator("email_subject", "email_body", "redemption_instructions")
     @classmethod
@@ -210,3 +236,4 @@ class IncentivePatch(_Strict):
     approval_mode: ApprovalMode | None = None
     fraud_rules: FraudRules | None = None
     low_stock_threshold: int | None = None
+    alert_emails: list[str] | None = None

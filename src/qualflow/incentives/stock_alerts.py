@@ -1,4 +1,5 @@
-"""Email the people who manage incentives when an open gift-code incentive runs low on codes.
+"""Email the people who manage incentives (or those an incentive names in ``alert_emails``)
+when an open gift-code incentive runs low on codes.
 
 Each incentive remembers the alert last sent (``stock_alert``: ``low``, ``out`` or None). A check
 sends one email when an incentive falls below its threshold and another when it runs out; the
@@ -65,8 +66,9 @@ def record_alerts(
     factory: sessionmaker[Session], *, sender: str, providers_url: str
 ) -> list[StockAlert]:
     """Mark the incentives whose stock got worse since their last alert and queue one email
-    for each (to every active person with Manage on incentives); clear the marks of those whose
-    stock is fine again. Returns the alerts queued."""
+    for each (to the incentive's ``alert_emails``, or without them to every active person with
+    Manage on incentives); clear the marks of those whose stock is fine again. Returns the
+    alerts queued."""
     alerts: list[StockAlert] = []
     with session_scope(factory) as session:
         shortages = low_stock(session)
@@ -76,7 +78,15 @@ def record_alerts(
             .where(Incentive.stock_alert.is_not(None), Incentive.reference_id.not_in(short))
             .values(stock_alert=None)
         )
-        recipients: list[str] | None = None
+        chosen: dict[str, list[str] | None] = {
+            reference: emails
+            for reference, emails in session.execute(
+                select(Incentive.reference_id, Incentive.alert_emails).where(
+                    Incentive.reference_id.in_(short)
+                )
+            )
+        }
+        managers: list[str] | None = None
         for shortage in shortages:
             level = "low" if shortage.unused else "out"
             worse = (
@@ -101,8 +111,11 @@ def record_alerts(
                         .values(stock_alert="low")
                     )
                 continue
-            if recipients is None:
-                recipients = _managers(session)
+            recipients = chosen.get(shortage.reference_id)
+            if not recipients:
+                if managers is None:
+                    managers = _managers(session)
+                recipients = managers
             if not recipients:
                 log.warning("no one to email about: %s", shortage.message)
                 continue

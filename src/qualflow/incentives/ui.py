@@ -9,6 +9,7 @@ live in this package (``templates/incentives/``) and extend the shared ``layout.
 from __future__ import annotations
 
 import asyncio
+import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -166,7 +167,7 @@ class IncentiveForm:
         "name", "description", "provider", "gift_code_pool_id", "tango_account_id", "utid",
         "amount", "currency", "reward_name", "approval_mode", "max_rewards", "budget",
         "opens_at", "closes_at", "email_subject", "email_body", "redemption_instructions",
-        "low_stock_threshold", "participant_id_field",
+        "low_stock_threshold", "alert_emails", "participant_id_field",
         "recaptcha_threshold", "duplicate_threshold", "fraud_threshold", "shared_email_threshold",
         "shared_ip_threshold",
     )  # fmt: skip
@@ -207,6 +208,7 @@ class IncentiveForm:
             "email_subject": spec.email_subject, "email_body": spec.email_body,
             "redemption_instructions": spec.redemption_instructions,
             "low_stock_threshold": spec.low_stock_threshold,
+            "alert_emails": ", ".join(spec.alert_emails),
             "participant_id_field": rules.participant_id_field or "",
             "active": spec.active,
             "recaptcha_enabled": rules.recaptcha.enabled,
@@ -308,6 +310,7 @@ class IncentiveForm:
             "email_body": v["email_body"] or DEFAULT_BODY,
             "redemption_instructions": v["redemption_instructions"],
             "low_stock_threshold": self._number("low_stock_threshold", int) or 0,
+            "alert_emails": [e for e in re.split(r"[\s,;]+", v["alert_emails"]) if e],
             "fraud_rules": rules,
         }
 
