@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import statistics
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -95,11 +95,9 @@ def test_autosave_writes_changes(tmp_path: Path) -> None:
     assert len(SandboxState.load(path).surveys) == 1
 
 
-@pytest.mark.anyio
-async def test_app_lifespan_saves_on_shutdown(tmp_path: Path) -> None:
-    path = tmp_path / "life.json"
-    state = SandboxState(path=path)
-    _, token = state.create_user("life@example.com")
+@asynccontextmanager
+async def _serving(state: SandboxState) -> AsyncIterator[httpx.AsyncClient]:
+    """The sandbox app on ``state`` through its lifespan (which saves the state at the end)."""
     app = create_app(state, autosave_interval=3600)
     async with (
         app.router.lifespan_context(app),
@@ -107,6 +105,15 @@ async def test_app_lifespan_saves_on_shutdown(tmp_path: Path) -> None:
             transport=httpx.ASGITransport(app=app), base_url="http://s.test"
         ) as client,
     ):
+        yield client
+
+
+@pytest.mark.anyio
+async def test_app_lifespan_saves_on_shutdown(tmp_path: Path) -> None:
+    path = tmp_path / "life.json"
+    state = SandboxState(path=path)
+    _, token = state.create_user("life@example.com")
+    async with _serving(state) as client:
         resp = await client.post(
             "/API/v3/survey-definitions",
             json={"SurveyName": "Saved"},
@@ -126,18 +133,12 @@ async def test_the_tango_double_is_kept_in_the_state_file(tmp_path: Path) -> Non
         "amount": 12.5, "utid": "U561593", "sendEmail": False, "externalRefID": "keep1",
     }  # fmt: skip
 
-    async def started(state: SandboxState) -> AsyncIterator[tuple[httpx.AsyncClient, Any]]:
-        app = create_app(state, autosave_interval=3600)
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://s.test"
-            ) as client,
-        ):
-            control = (await client.get("/_sandbox/tango")).json()
-            yield client, (control["platformName"], control["platformKey"])
+    async def platform(client: httpx.AsyncClient) -> tuple[str, str]:
+        control = (await client.get("/_sandbox/tango")).json()
+        return control["platformName"], control["platformKey"]
 
-    async for client, auth in started(SandboxState(path=path)):
+    async with _serving(SandboxState(path=path)) as client:
+        auth = await platform(client)
         placed = await client.post("/raas/v2/orders", json=body, auth=auth)
         assert placed.status_code == 201, placed.text
         first_key = auth
@@ -145,7 +146,8 @@ async def test_the_tango_double_is_kept_in_the_state_file(tmp_path: Path) -> Non
 
     reloaded = SandboxState.load(path)
     assert reloaded.extra["tango"]["orders"][0]["referenceOrderID"] == reference
-    async for client, auth in started(reloaded):
+    async with _serving(reloaded) as client:
+        auth = await platform(client)
         assert auth == first_key
         found = await client.get(f"/raas/v2/orders/{reference}", auth=auth)
         assert found.status_code == 200
