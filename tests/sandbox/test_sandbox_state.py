@@ -158,6 +158,10 @@ async def test_the_tango_double_is_kept_in_the_state_file(tmp_path: Path) -> Non
         balance = await client.get(f"/raas/v2/accounts/{DEFAULT_ACCOUNT}", auth=auth)
         assert balance.json()["currentBalance"] == 1000.0 - 12.5
         assert (await client.get("/raas/v2/catalogs", auth=auth)).json()["brands"]
+        # Resetting the Qualtrics data leaves the Tango double, still kept in the file.
+        reloaded.reset()
+        await client.post("/raas/v2/orders", json={**body, "externalRefID": "keep2"}, auth=auth)
+    assert len(SandboxState.load(path).extra["tango"]["orders"]) == 2
 
 
 def test_a_tango_state_record_of_another_version_is_refused() -> None:

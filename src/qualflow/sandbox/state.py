@@ -253,12 +253,17 @@ class SandboxState:
         self._column_cache: dict[str, tuple[int, dict[str, ExportColumn]]] = {}
         # Extension point for other areas' emulators (e.g. a rewards API): JSON-serialisable
         # data, or a live emulator (KeptInState), under a name of theirs, persisted with the
-        # state; after a load, the record until the emulator is attached again.
-        self.extra: dict[str, Any] = {}
+        # state; after a load, the record until the emulator is attached again. A live one is
+        # another service's double (Tango's), which a reset of the Qualtrics data leaves be.
+        previous: dict[str, Any] = getattr(self, "extra", {})
+        self.extra: dict[str, Any] = {
+            name: value for name, value in previous.items() if isinstance(value, KeptInState)
+        }
         self.directory = DirectoryStore(self)
 
     def reset(self) -> None:
-        """Forget everything (users and tokens too)."""
+        """Forget everything (users and tokens too); another service's live double kept in
+        :attr:`extra` (Tango's) stays, as it would were it served on its own."""
         with self.lock:
             self._clear()
         self.mark_dirty()
