@@ -18,7 +18,7 @@ from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import Incentive, TangoAccount
 from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.providers.tango import external_ref_id
-from qualflow.incentives.schemas import IncentiveSpec
+from qualflow.incentives.schemas import IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import (
     Fulfiller,
     RewardFailed,
@@ -26,11 +26,14 @@ from qualflow.incentives.service import (
     RewardRetry,
     RewardService,
 )
+from qualflow.incentives.stock_alerts import record_alerts
 from qualflow.notify.email import SmtpSettings
+from qualflow.notify.models import OutboxEmail
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import Db, Tango, body_text, reward_row
 
+HUB = "http://hub.example"
 CLEAN = {
     "Q_RecaptchaScore": 1.0,
     "Q_RelevantIDDuplicateScore": 0,
@@ -252,6 +255,55 @@ def test_insufficient_balance_holds_and_a_top_up_then_release_pays(
     asyncio.run(Fulfiller(service).drain())
     assert reward_row(db, reward.reference_id).status == "sent"
     assert len(tango.state.orders) == 1
+
+
+def _funds_alerts(db: Db) -> list[tuple[str, int, list[str], str, str]]:
+    alerts = record_alerts(
+        db.sessionmaker, sender="hub@example.org", providers_url=f"{HUB}/incentives/providers"
+    )
+    with db.sessionmaker() as session:
+        rows = [session.get(OutboxEmail, alert.email_id) for alert in alerts]
+        return [
+            (alert.level, getattr(alert.shortage, "held", 0), row.recipients, row.subject,
+             row.body_text)
+            for alert, row in zip(alerts, rows, strict=True)
+            if row is not None
+        ]  # fmt: skip
+
+
+def test_rewards_held_for_funds_are_emailed_once_to_the_alert_recipients(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    patch = IncentivePatch(alert_emails=["finance@example.org"])
+    asyncio.run(manager.update(incentive.reference_id, patch, actor="tests"))
+    tango.state.set_balance(DEFAULT_ACCOUNT, "4.00")
+
+    def held(email: str) -> str:
+        submission = service.submit(ask(incentive, email), lease_owner="t")
+        assert submission.reward is not None
+        asyncio.run(service.fulfil(submission.reward.id, owner="t"))
+        assert reward_row(db, submission.reward.reference_id).status == "held"
+        return submission.reward.reference_id
+
+    first = held("poor1@example.org")
+    [(level, count, to, subject, text)] = _funds_alerts(db)
+    assert (level, count, to) == ("funds", 1, ["finance@example.org"])
+    reference = incentive.reference_id
+    assert subject == f"Rewards held for Tango funds: Tango study ({reference}), 1 held"
+    assert "has too little balance to pay them" in text
+    assert f"{HUB}/incentives/review-queue" in text
+    second = held("poor2@example.org")
+    assert _funds_alerts(db) == []  # emailed once while rewards wait for funds
+
+    tango.state.set_balance(DEFAULT_ACCOUNT, "100")
+    assert all(r.ok for r in service.release([first, second], actor="finance"))
+    asyncio.run(Fulfiller(service).drain())
+    assert _funds_alerts(db) == []  # nothing held: the mark clears
+    tango.state.set_balance(DEFAULT_ACCOUNT, "1.00")
+    held("poor3@example.org")
+    [(level, count, *_)] = _funds_alerts(db)  # a new shortage is emailed again
+    assert (level, count) == ("funds", 1)
 
 
 def test_server_errors_are_retried_with_the_same_external_ref(

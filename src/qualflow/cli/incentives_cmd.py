@@ -181,7 +181,7 @@ def incentives_create(
     budget: Annotated[str | None, typer.Option()] = None,
     alert_email: Annotated[
         list[str] | None,
-        typer.Option(help="Who gets its stock alerts (repeat for several). Default: managers."),
+        typer.Option(help="Who gets its alerts (repeat for several). Default: the managers."),
     ] = None,
     as_json: JsonOption = False,
 ) -> None:

@@ -133,7 +133,8 @@ class Incentive(Base):
     #: Who gets this incentive's alerts; empty (or None, before 0007): everyone with Manage on
     #: incentives.
     alert_emails: Mapped[list[str] | None] = mapped_column(JSON)
-    #: The stock alert last emailed: "low", "out", or None while the stock is fine.
+    #: The alert last emailed: "low" or "out" (gift codes), "funds" (Tango rewards held for
+    #: insufficient balance), or None while the incentive can pay.
     stock_alert: Mapped[str | None] = mapped_column(String(8))
 
     #: Rewards counted against the limits (reserved atomically with a conditional UPDATE).

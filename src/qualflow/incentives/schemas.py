@@ -168,8 +168,8 @@ class IncentiveSpec(_Strict):
     alert_emails: list[str] = Field(
         default_factory=list,
         max_length=MAX_ALERT_EMAILS,
-        description="Who gets this incentive's alerts (gift codes running low or out). Empty: "
-        "everyone with Manage permission on incentives.",
+        description="Who gets this incentive's alerts (gift codes running low or out, rewards "
+        "held for Tango funds). Empty: everyone with Manage permission on incentives.",
         examples=[["finance@example.org"]],
     )
 

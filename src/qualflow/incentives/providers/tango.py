@@ -38,6 +38,8 @@ from qualflow.incentives.throttle import wait_for_slot
 CATALOG_TTL = 300.0
 BALANCE_TTL = 10.0
 _INSUFFICIENT = ("insufficient", "funds", "balance")
+#: How a reward held for want of funds states its reason (the funds alert looks for it).
+INSUFFICIENT_BALANCE = "insufficient balance"
 
 
 def external_ref_id(incentive_reference: str, email_normalized: str) -> str:
@@ -421,14 +423,14 @@ class TangoProvider(RewardProvider):
                     balance = await self._balance(account, client, request.currency, fresh=True)
                 if balance < request.amount_minor:
                     raise ProviderHold(
-                        f"insufficient balance: Tango account {account.account_id} has "
+                        f"{INSUFFICIENT_BALANCE}: Tango account {account.account_id} has "
                         f"{format_money(balance, request.currency)}, this reward needs {needed}"
                     )
                 order, _created = await client.create_order(self._order_body(request, account))
             except TangoError as exc:
                 if _is_insufficient_funds(exc):
                     self._forget_balance(account)
-                    raise ProviderHold(f"insufficient balance: {exc}") from None
+                    raise ProviderHold(f"{INSUFFICIENT_BALANCE}: {exc}") from None
                 raise ProviderError(
                     str(exc), retriable=exc.retriable, retry_after=exc.retry_after
                 ) from None
@@ -463,7 +465,7 @@ class TangoProvider(RewardProvider):
                 raise ProviderError(f"catalog: {exc}", retriable=False) from None
         if balance < request.amount_minor:
             raise ProviderHold(
-                f"insufficient balance: Tango account {account.account_id} has "
+                f"{INSUFFICIENT_BALANCE}: Tango account {account.account_id} has "
                 f"{format_money(balance, request.currency)}, this reward needs "
                 f"{format_money(request.amount_minor, request.currency)}"
             )
