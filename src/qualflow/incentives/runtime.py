@@ -157,6 +157,7 @@ async def incentives_lifespan(app: FastAPI) -> AsyncIterator[None]:
                     runtime.service.smtp,
                     stop,
                     providers_url=f"{base}/incentives/providers",
+                    queue_url=f"{base}/incentives/review-queue",
                     interval=options.stock_check_interval,
                 ),
                 name="qualflow-stock-alerts",

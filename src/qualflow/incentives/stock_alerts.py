@@ -168,7 +168,8 @@ def record_alerts(
     """Mark the incentives whose stock got worse since their last alert, and the Tango ones
     that newly hold rewards for want of funds, and queue one email for each (to the
     incentive's ``alert_emails``, or without them to every active person with Manage on
-    incentives); clear the marks of those that are fine again. Returns the alerts queued."""
+    incentives); clear the marks of those that are fine again. Returns the alerts queued.
+    ``queue_url`` (the review queue's page) defaults to a sibling of ``providers_url``."""
     alerts: list[StockAlert] = []
     queue_url = queue_url or providers_url.rsplit("/", 1)[0] + "/review-queue"
     with session_scope(factory) as session:
@@ -211,13 +212,17 @@ def record_alerts(
 
 
 async def alert_low_stock(
-    factory: sessionmaker[Session], smtp: SmtpSettings | None, *, providers_url: str
+    factory: sessionmaker[Session],
+    smtp: SmtpSettings | None,
+    *,
+    providers_url: str,
+    queue_url: str | None = None,
 ) -> list[StockAlert]:
     """One check: queue the alerts due, then send every alert still pending (these and any an
     earlier check could not send)."""
     sender = smtp.sender if smtp is not None else SmtpSettings.sender
     alerts = await asyncio.to_thread(
-        record_alerts, factory, sender=sender, providers_url=providers_url
+        record_alerts, factory, sender=sender, providers_url=providers_url, queue_url=queue_url
     )
     for alert in alerts:
         log.warning("incentive alert queued: %s", alert.shortage.message)
@@ -232,12 +237,15 @@ async def watch_stock(
     stop: asyncio.Event,
     *,
     providers_url: str,
+    queue_url: str | None = None,
     interval: float = 60.0,
 ) -> None:
     """Check every ``interval`` seconds until ``stop`` is set (a failed check is logged)."""
     while not stop.is_set():
         try:
-            await alert_low_stock(factory, smtp, providers_url=providers_url)
+            await alert_low_stock(
+                factory, smtp, providers_url=providers_url, queue_url=queue_url
+            )
         except Exception:
             log.exception("the stock check failed; trying again in %.0f s", interval)
         try:
