@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import signal
+import subprocess
+import sys
 import time
 from email import message_from_bytes
 from pathlib import Path
@@ -61,6 +65,31 @@ def test_bounded_demo_turns_respondents_into_runs_and_emails(tmp_path: Path) -> 
     text = reward_mails[0].get_payload(decode=True)
     assert isinstance(text, bytes)
     assert re.search(r"Gift code: DEMO-\w+-\d{4}", text.decode())
+
+
+@pytest.mark.slow
+def test_a_terminated_demo_stops_as_ctrl_c_does(tmp_path: Path) -> None:
+    """SIGTERM (docker stop, systemd, kill) drains the runs, saves the sandbox and prints the
+    summary, like Ctrl-C, instead of dying mid-run."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "qualflow", "demo", "--data-dir", str(tmp_path),
+         "--port", "0", "--every", "0.3"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        env={**os.environ, "COLUMNS": "200"},
+    )  # fmt: skip
+    assert demo.stdout is not None
+    lines: list[str] = []
+    for line in demo.stdout:
+        lines.append(line)
+        if re.search(r"responses [1-9]\d* ", line):  # respondents are answering
+            break
+    demo.send_signal(signal.SIGTERM)
+    output, _ = demo.communicate(timeout=120)
+    output = "".join(lines) + output
+    assert demo.returncode == 0, output
+    assert "Stopping…" in output
+    assert re.search(r"Stopped\. \d+ responses? → \d+ runs?", output), output
+    assert (tmp_path / "demo-sandbox.json").exists()
 
 
 def test_demo_refuses_a_port_that_is_taken(tmp_path: Path) -> None:

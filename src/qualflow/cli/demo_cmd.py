@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -89,12 +90,16 @@ def _run_hub(
     except OSError as exc:
         console.print(f"[red]demo failed:[/] {exc} (is port {port} taken? try --port 0)")
         raise typer.Exit(1) from None
+    # `docker stop`, systemd and kill send SIGTERM: stop as Ctrl-C does (runs drained, the
+    # sandbox saved, the summary printed). A second signal while stopping ends it at once.
+    previous = signal.signal(signal.SIGTERM, _interrupt)
     try:
         _banner(console, hub)
         _watch(console, hub, duration)
     except KeyboardInterrupt:
         console.print("\nStopping…")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         hub.stop()
     final = hub.final_status
     if final is None:
@@ -108,6 +113,10 @@ def _run_hub(
         f"Data kept in {data_dir}/.",
         soft_wrap=True,
     )
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _statuses(counts: dict[str, int]) -> str:
