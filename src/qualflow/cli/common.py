@@ -1,14 +1,19 @@
-"""What every hub command shares: the one-line failure and the settings read from the
-environment (each bad variable named)."""
+"""What every hub command shares: the one-line failure, the settings read from the
+environment (each bad variable named), and the hub's database opened for a command."""
 
 from __future__ import annotations
 
-from typing import NoReturn
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from pydantic import ValidationError
 
 from qualflow.settings import Settings
+
+if TYPE_CHECKING:
+    from qualflow.store.runtime import Store
 
 
 def fail(message: str) -> NoReturn:
@@ -27,3 +32,39 @@ def load_settings() -> Settings:
             for error in exc.errors()
         )
         fail(f"invalid settings: {problems}")
+
+
+def one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else exc.__class__.__name__
+
+
+@contextmanager
+def hub_store(settings: Settings | None = None) -> Iterator[Store]:
+    """The hub's database for one command: the embedded SQLite default is migrated; a database
+    that is not migrated by itself (PostgreSQL) must be at the current revision already, or the
+    command fails saying to run ``qualflow migrate``, instead of on a missing table."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qualflow.store.migrate import current_revision, head_revision
+    from qualflow.store.runtime import open_store
+    from qualflow.store.secrets import SecretKeyError
+
+    settings = settings or load_settings()
+    try:
+        if not settings.should_auto_migrate:
+            at, head = current_revision(settings.database_url), head_revision()
+            if at != head:
+                shown = make_url(settings.database_url).render_as_string(hide_password=True)
+                fail(
+                    f"the database at {shown} is at revision {at or 'none'}, not {head}; "
+                    "run `qualflow migrate` first"
+                )
+        store = open_store(settings)
+    except (SecretKeyError, SQLAlchemyError, OSError) as exc:
+        fail(f"cannot open the database: {one_line(exc)}")
+    try:
+        yield store
+    finally:
+        store.close()

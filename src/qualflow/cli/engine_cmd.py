@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qualflow.cli.common import fail, load_settings
+from qualflow.cli.common import fail, hub_store, load_settings
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
@@ -49,14 +49,9 @@ _out = Console()
 def _services() -> Iterator[EngineServices]:
     """Engine services over the configured database (no engine is started)."""
     from qualflow.connections.clients import client_factory
-    from qualflow.store.runtime import open_store
 
     settings = load_settings()
-    try:
-        store = open_store(settings, run_migrations=False)
-    except Exception as exc:
-        fail(f"cannot open the database: {exc}")
-    try:
+    with hub_store(settings) as store:
         config = EngineConfig(
             database_url=settings.database_url,
             public_base_url=settings.public_base_url,
@@ -67,8 +62,6 @@ def _services() -> Iterator[EngineServices]:
             sessionmaker=store.sessionmaker,
             client_factory=client_factory(store.sessionmaker),
         )
-    finally:
-        store.close()
 
 
 @contextmanager
@@ -145,26 +138,19 @@ def worker(
     """Execute queued runs until stopped (SIGTERM/Ctrl-C finish cleanly)."""
     from qualflow.engine.runtime import engine_for
     from qualflow.engine.worker import run_worker
-    from qualflow.store.runtime import open_store
 
     settings = load_settings()
-    try:
-        store = open_store(settings, run_migrations=False)
-    except Exception as exc:
-        fail(f"cannot open the database: {exc}")
     name = executor_id or _stable_id("worker")
-    engine = engine_for(
-        settings,
-        store=store,
-        executor_id=name,
-        worker=True,
-        edge=False,
-        worker_concurrency=concurrency,
-    )
-    try:
+    with hub_store(settings) as store:
+        engine = engine_for(
+            settings,
+            store=store,
+            executor_id=name,
+            worker=True,
+            edge=False,
+            worker_concurrency=concurrency,
+        )
         run_worker(engine, ready=lambda: typer.echo(f"worker {name} ready", err=True))
-    finally:
-        store.close()
 
 
 # -- runs ------------------------------------------------------------------------------------

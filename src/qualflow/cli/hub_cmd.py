@@ -8,8 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
 import anyio
@@ -27,7 +26,7 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
-from qualflow.cli.common import fail, load_settings
+from qualflow.cli.common import fail, hub_store, load_settings, one_line
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
@@ -36,9 +35,8 @@ from qualflow.connections.service import (
     revalidate_connection,
 )
 from qualflow.store.base import Base
-from qualflow.store.migrate import current_revision, head_revision, migrate
+from qualflow.store.migrate import current_revision, migrate
 from qualflow.store.models_registry import load_all
-from qualflow.store.runtime import Store, open_store
 from qualflow.store.secrets import (
     SecretBox,
     SecretDecryptionError,
@@ -71,32 +69,6 @@ def _shown_url(url: str) -> str:
     return make_url(url).render_as_string(hide_password=True)
 
 
-@contextmanager
-def _store() -> Iterator[Store]:
-    """Open the store; the embedded SQLite default is migrated, PostgreSQL must be already."""
-    settings = load_settings()
-    try:
-        if not settings.should_auto_migrate:
-            at, head = current_revision(settings.database_url), head_revision()
-            if at != head:
-                fail(
-                    f"the database at {_shown_url(settings.database_url)} is at revision "
-                    f"{at or 'none'}, not {head}; run `qualflow migrate` first"
-                )
-        store = open_store(settings)
-    except (SecretKeyError, SQLAlchemyError, OSError) as exc:
-        fail(_one_line(exc))
-    try:
-        yield store
-    finally:
-        store.close()
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
-
-
 def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
@@ -105,7 +77,7 @@ def _guard(call: Callable[[], T]) -> T:
     except (SecretKeyError, SecretDecryptionError) as exc:
         fail(str(exc))
     except SQLAlchemyError as exc:
-        fail(f"database error: {_one_line(exc)}")
+        fail(f"database error: {one_line(exc)}")
 
 
 # --- migrate ------------------------------------------------------------------------------------
@@ -159,7 +131,7 @@ def users_create(
             fail("no password given: use --password, --generate-password or --no-password")
         secret = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
 
-    with _store() as store, store.sessionmaker() as session:
+    with hub_store() as store, store.sessionmaker() as session:
 
         def create() -> User:
             user = create_user(session, email=email, name=name, role=role, password=secret)
@@ -175,7 +147,7 @@ def users_create(
 @users_app.command("ls")
 def users_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """List people."""
-    with _store() as store, store.sessionmaker() as session:
+    with hub_store() as store, store.sessionmaker() as session:
         users = _guard(lambda: list(list_users(session)))
         rows = [
             {
@@ -235,7 +207,7 @@ def secrets_rotate(
             f"QUALFLOW_SECRET_KEYS={','.join(new_box.keys)}"
         )
     load_all()
-    with _store() as store:
+    with hub_store() as store:
 
         def rotate() -> dict[str, int]:
             with store.engine.begin() as connection:
@@ -281,7 +253,7 @@ def connections_ls(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """List every connection (credentials masked)."""
-    with _store() as store, store.sessionmaker() as session:
+    with hub_store() as store, store.sessionmaker() as session:
 
         def load() -> list[dict[str, Any]]:
             owners = {user.id: user.email for user in list_users(session)}
@@ -364,7 +336,7 @@ def connections_add(
         )
     except ValidationError as exc:
         fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()))
-    with _store() as store, store.sessionmaker() as session:
+    with hub_store() as store, store.sessionmaker() as session:
         owner_id = _owner_id(session, owner)
 
         async def add() -> tuple[Connection, Any]:
@@ -383,7 +355,7 @@ def connections_test(
     connection: Annotated[str, typer.Argument(help="Connection name or id.")],
 ) -> None:
     """Check a saved connection's credentials with Qualtrics (whoami) and record the result."""
-    with _store() as store, store.sessionmaker() as session:
+    with hub_store() as store, store.sessionmaker() as session:
 
         def find() -> Connection:
             query = select(Connection).where(Connection.name == connection)

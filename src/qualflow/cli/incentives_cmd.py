@@ -25,7 +25,7 @@ from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
-from qualflow.cli.common import fail, load_settings
+from qualflow.cli.common import fail, hub_store, load_settings
 
 __all__ = ["app"]
 
@@ -62,23 +62,17 @@ def _json(value: Any) -> None:
 def _runtime() -> Iterator[Any]:
     """The incentives runtime over the configured database; one-line errors on failure."""
     from qualflow.incentives.runtime import IncentiveOptions, build_runtime
-    from qualflow.store.runtime import open_store
 
     settings = load_settings()
-    try:
-        store = open_store(settings, run_migrations=False)
-    except Exception as exc:
-        fail(f"cannot open the database: {exc}")
-    try:
-        yield build_runtime(store.sessionmaker, settings, IncentiveOptions())
-    except typer.Exit:
-        raise
-    except (LookupError, ValueError) as exc:
-        fail(str(exc).strip("'\""))
-    except Exception as exc:
-        fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
-    finally:
-        store.close()
+    with hub_store(settings) as store:
+        try:
+            yield build_runtime(store.sessionmaker, settings, IncentiveOptions())
+        except typer.Exit:
+            raise
+        except (LookupError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+        except Exception as exc:
+            fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def _load_json(path: Path) -> dict[str, Any]:
