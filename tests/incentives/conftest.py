@@ -118,7 +118,7 @@ def hub(hub_settings: Settings, tango: Tango, smtp: SmtpSettings) -> Iterator[Te
     app = create_app(hub_settings, engine="off")
     configure_incentives(
         app, tango_transport=tango.transport, tango_interval=0.0, smtp=smtp,
-        fulfiller_interval=0.1, stock_check_interval=0,  # tests call the stock check themselves
+        fulfiller_interval=0.1, alert_check_interval=0,  # tests check the alerts themselves
     )  # fmt: skip
     with TestClient(app) as client:
         yield client

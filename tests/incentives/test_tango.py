@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import update
 
 from qualflow.incentives import throttle
+from qualflow.incentives.alerts import record_alerts
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import Incentive, TangoAccount
 from qualflow.incentives.providers import ProviderContext
@@ -26,7 +27,6 @@ from qualflow.incentives.service import (
     RewardRetry,
     RewardService,
 )
-from qualflow.incentives.stock_alerts import record_alerts
 from qualflow.notify.email import SmtpSettings
 from qualflow.notify.models import OutboxEmail
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER

@@ -10,7 +10,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 
-def _insert(session: Session | Connection, table: Table) -> Any:
+def dialect_insert(session: Session | Connection, table: Table | Any) -> Any:
+    """The INSERT of the session's dialect (PostgreSQL or SQLite), which has ON CONFLICT."""
     dialect = (
         session.get_bind().dialect.name if isinstance(session, Session) else session.dialect.name
     )
@@ -22,13 +23,13 @@ def insert_ignoring_duplicates(
 ) -> None:
     """INSERT rows, silently skipping those whose primary key exists."""
     if rows:
-        session.execute(_insert(session, table).on_conflict_do_nothing(), rows)
+        session.execute(dialect_insert(session, table).on_conflict_do_nothing(), rows)
 
 
 def upsert(
     session: Session | Connection, table: Table, values: dict[str, Any], *, keys: Sequence[str]
 ) -> None:
     """INSERT one row, or UPDATE the existing row with the same ``keys``."""
-    statement = _insert(session, table).values(**values)
+    statement = dialect_insert(session, table).values(**values)
     updates = {k: statement.excluded[k] for k in values if k not in keys}
     session.execute(statement.on_conflict_do_update(index_elements=list(keys), set_=updates))

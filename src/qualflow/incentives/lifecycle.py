@@ -213,6 +213,11 @@ def write_transitions(
 # --- limits -------------------------------------------------------------------------------------
 
 
+#: How a reward held by the incentive's limits states its reason (the limit alert looks for it).
+LIMIT_REACHED = "limit reached"
+BUDGET_EXHAUSTED = "budget exhausted"
+
+
 def reserve(session: Db, incentive: Incentive, amount_minor: int) -> str | None:
     """Count one reward of ``amount_minor`` against the incentive's max rewards and budget.
 
@@ -227,14 +232,14 @@ def reserve(session: Db, incentive: Incentive, amount_minor: int) -> str | None:
     row = session.execute(_LIMITS, {"i_id": incentive.id}).one()
     max_rewards, count, budget, committed, currency = row
     if max_rewards is not None and count >= max_rewards:
-        return f"limit reached: {count} of {max_rewards} rewards already committed"
+        return f"{LIMIT_REACHED}: {count} of {max_rewards} rewards already committed"
     if budget is not None:
         return (
-            f"budget exhausted: {format_money(committed, currency)} of "
+            f"{BUDGET_EXHAUSTED}: {format_money(committed, currency)} of "
             f"{format_money(budget, currency)} committed, this reward "
             f"needs {format_money(amount_minor, currency)}"
         )
-    return "limit reached"
+    return LIMIT_REACHED
 
 
 # PostgreSQL: the reservation and the COMMIT leave in one write (psycopg's pipeline mode), so the

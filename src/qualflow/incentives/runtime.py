@@ -21,10 +21,10 @@ import httpx
 from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
 
+from qualflow.incentives.alerts import watch_alerts
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.service import Fulfiller, RewardService
-from qualflow.incentives.stock_alerts import watch_stock
 from qualflow.notify.email import SmtpSettings
 from qualflow.settings import Settings
 
@@ -41,7 +41,7 @@ class IncentiveOptions:
     run_fulfiller: bool = True
     fulfiller_interval: float = 5.0
     #: Seconds between checks for incentives running out of gift codes (0: no check).
-    stock_check_interval: float = 60.0
+    alert_check_interval: float = 60.0
     #: Opens a Qualtrics client for a connection id (default: the connections package).
     client_opener: ClientOpener | None = None
 
@@ -147,20 +147,20 @@ async def incentives_lifespan(app: FastAPI) -> AsyncIterator[None]:
             name="qualflow-reward-fulfiller",
         )
     tasks = [task] if task is not None else []
-    if options.stock_check_interval > 0:
+    if options.alert_check_interval > 0:
         settings: Settings | None = getattr(app.state, "settings", None)
         base = settings.public_base_url.rstrip("/") if settings is not None else ""
         tasks.append(
             asyncio.create_task(
-                watch_stock(
+                watch_alerts(
                     runtime.factory,
                     runtime.service.smtp,
                     stop,
                     providers_url=f"{base}/incentives/providers",
                     queue_url=f"{base}/incentives/review-queue",
-                    interval=options.stock_check_interval,
+                    interval=options.alert_check_interval,
                 ),
-                name="qualflow-stock-alerts",
+                name="qualflow-incentive-alerts",
             )
         )
     try:

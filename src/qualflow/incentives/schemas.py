@@ -169,7 +169,8 @@ class IncentiveSpec(_Strict):
         default_factory=list,
         max_length=MAX_ALERT_EMAILS,
         description="Who gets this incentive's alerts (gift codes running low or out, rewards "
-        "held for Tango funds). Empty: everyone with Manage permission on incentives.",
+        "held for Tango funds, a limit reached). Empty: everyone with Manage permission on "
+        "incentives.",
         examples=[["finance@example.org"]],
     )
 

@@ -1,14 +1,19 @@
 """Email the people who manage incentives (or those an incentive names in ``alert_emails``)
-when an incentive cannot pay: a gift-code incentive runs low on codes or out of them, or a
-Tango incentive holds rewards because its account's balance is too low.
+when an incentive cannot pay: a gift-code incentive runs low on codes or out of them, a Tango
+incentive holds rewards because its account's balance is too low, or an incentive holds
+rewards because its max rewards or budget is used up.
 
-Each incentive remembers the alert last sent (``stock_alert``: ``low``, ``out``, ``funds`` or
-None). A check sends one email when an incentive falls below its threshold and another when it
-runs out, and one when a Tango incentive first holds rewards for funds; the mark moves in the
-same transaction as the email's outbox row, with a conditional UPDATE, so processes checking at
-the same time send it once, and a crash cannot lose it. The mark clears at the first check that
-finds the incentive fine again (codes imported; the rewards held for funds released), so the
-next shortage is emailed again.
+Stock and funds: each incentive remembers the alert last sent (``stock_alert``: ``low``,
+``out``, ``funds`` or None). A check sends one email when an incentive falls below its
+threshold and another when it runs out, and one when a Tango incentive first holds rewards for
+funds; the mark moves in the same transaction as the email's outbox row, with a conditional
+UPDATE, so processes checking at the same time send it once, and a crash cannot lose it. The
+mark clears at the first check that finds the incentive fine again (codes imported; the
+rewards held for funds released), so the next shortage is emailed again.
+
+Limits: one email per incentive and limit values (the outbox key names them, so a second
+process finds it taken), when the limit is reached and rewards wait for it; a raised limit
+that is reached again is news again.
 """
 
 from __future__ import annotations
@@ -17,14 +22,17 @@ import asyncio
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.accounts.models import User
 from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.users import grants_for
+from qualflow.engine.dispatch_sql import dialect_insert
+from qualflow.incentives.lifecycle import BUDGET_EXHAUSTED, LIMIT_REACHED
 from qualflow.incentives.manage import LowStock, low_stock
 from qualflow.incentives.models import Incentive, Reward, TangoAccount
+from qualflow.incentives.money import format_money
 from qualflow.incentives.providers.tango import INSUFFICIENT_BALANCE
 from qualflow.notify.email import Email, SmtpSettings, drain_outbox, outbox_values
 from qualflow.notify.models import OutboxEmail
@@ -54,9 +62,36 @@ class HeldForFunds:
 
 
 @dataclass(frozen=True)
-class StockAlert:
-    shortage: LowStock | HeldForFunds
-    level: str  # "low" or "out" (gift codes), "funds" (Tango)
+class HeldByLimits:
+    """An incentive with rewards held because its max rewards or budget is used up."""
+
+    reference_id: str
+    incentive_name: str
+    max_rewards: int | None
+    budget: str | None
+    held: int
+
+    @property
+    def limits(self) -> str:
+        parts = [f"{self.max_rewards} rewards" if self.max_rewards is not None else "",
+                 f"a budget of {self.budget}" if self.budget is not None else ""]  # fmt: skip
+        return " and ".join(p for p in parts if p) or "its limits"
+
+    @property
+    def message(self) -> str:
+        return (
+            f"{self.incentive_name} ({self.reference_id}) reached {self.limits}: "
+            f"{self.held} more reward(s) are held"
+        )
+
+
+Shortage = LowStock | HeldForFunds | HeldByLimits
+
+
+@dataclass(frozen=True)
+class Alert:
+    shortage: Shortage
+    level: str  # "low" or "out" (gift codes), "funds" (Tango), "limit" (max rewards, budget)
     email_id: int
 
 
@@ -74,6 +109,46 @@ def held_for_funds(session: Session) -> list[HeldForFunds]:
         if any(str(reason).startswith(INSUFFICIENT_BALANCE) for reason in reasons or []):
             held[(reference, name, account)] = held.get((reference, name, account), 0) + 1
     found = [HeldForFunds(*key, held=count) for key, count in held.items()]
+    return sorted(found, key=lambda f: (-f.held, f.incentive_name, f.reference_id))
+
+
+def held_by_limits(session: Session) -> list[HeldByLimits]:
+    """Incentives whose max rewards or budget is used up now, with rewards held for it
+    (raising the limit, then releasing them, pays them), most held first. Rewards held by a
+    limit since raised do not count: they wait for a release, not for news."""
+    reached = or_(
+        and_(
+            Incentive.max_rewards.is_not(None),
+            Incentive.committed_count >= Incentive.max_rewards,
+        ),
+        and_(
+            Incentive.budget_minor.is_not(None),
+            Incentive.committed_minor + Incentive.amount_minor > Incentive.budget_minor,
+        ),
+    )
+    rows = session.execute(
+        select(
+            Incentive.reference_id, Incentive.name, Incentive.max_rewards,
+            Incentive.budget_minor, Incentive.currency, Reward.reasons,
+        )
+        .join(Reward, Reward.incentive_id == Incentive.id)
+        .where(Reward.status == "held", reached)
+    )  # fmt: skip
+    held: dict[tuple[str, str, int | None, int | None, str], int] = {}
+    for reference, name, max_rewards, budget, currency, reasons in rows:
+        if any(str(r).startswith((LIMIT_REACHED, BUDGET_EXHAUSTED)) for r in reasons or []):
+            key = (reference, name, max_rewards, budget, currency)
+            held[key] = held.get(key, 0) + 1
+    found = [
+        HeldByLimits(
+            reference_id=reference,
+            incentive_name=name,
+            max_rewards=max_rewards,
+            budget=format_money(budget, currency) if budget is not None else None,
+            held=count,
+        )
+        for (reference, name, max_rewards, budget, currency), count in held.items()
+    ]
     return sorted(found, key=lambda f: (-f.held, f.incentive_name, f.reference_id))
 
 
@@ -113,6 +188,18 @@ def _funds_email(need: HeldForFunds, to: list[str], queue_url: str) -> Email:
     return Email(to=to, subject=subject, text=text)
 
 
+def _limit_email(need: HeldByLimits, to: list[str], detail_url: str) -> Email:
+    subject = (
+        f"Limit reached: {need.incentive_name} ({need.reference_id}), {need.held} reward(s) held"
+    )
+    text = (
+        f"{need.message}.\n\n"
+        f"To pay them, raise the incentive's limits and release the held rewards; to refuse "
+        f"them, block them. The incentive:\n{detail_url}\n"
+    )
+    return Email(to=to, subject=subject, text=text)
+
+
 class _Alerting:
     """One check's transaction: whom to email (the incentive's ``alert_emails``, else every
     active manager), and the email queued with the incentive's mark."""
@@ -148,14 +235,20 @@ class _Alerting:
             ).rowcount  # type: ignore[attr-defined]
         )
 
-    def queue(self, shortage: LowStock | HeldForFunds, level: str, email: Email) -> StockAlert:
-        key = f"{KEY_PREFIX}{shortage.reference_id}:{level}:{utcnow().isoformat()}"
+    def queue(
+        self, shortage: Shortage, level: str, email: Email, *, once_as: str | None = None
+    ) -> Alert | None:
+        """Queue ``email``; with ``once_as``, only if no alert was ever queued under that name
+        (None then)."""
+        key = f"{KEY_PREFIX}{shortage.reference_id}:{level}:{once_as or utcnow().isoformat()}"
+        values = outbox_values(key, email, sender=self.sender, run_id=None)
+        statement = dialect_insert(self.session, OutboxEmail.__table__).values(**values)
         email_id = self.session.execute(
-            insert(OutboxEmail)
-            .values(**outbox_values(key, email, sender=self.sender, run_id=None))
-            .returning(OutboxEmail.id)
-        ).scalar_one()
-        return StockAlert(shortage, level, int(email_id))
+            statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
+                OutboxEmail.id
+            )
+        ).scalar()
+        return Alert(shortage, level, int(email_id)) if email_id is not None else None
 
 
 def record_alerts(
@@ -164,24 +257,26 @@ def record_alerts(
     sender: str,
     providers_url: str,
     queue_url: str | None = None,
-) -> list[StockAlert]:
+) -> list[Alert]:
     """Mark the incentives whose stock got worse since their last alert, and the Tango ones
     that newly hold rewards for want of funds, and queue one email for each (to the
     incentive's ``alert_emails``, or without them to every active person with Manage on
     incentives); clear the marks of those that are fine again. Returns the alerts queued.
     ``queue_url`` (the review queue's page) defaults to a sibling of ``providers_url``."""
-    alerts: list[StockAlert] = []
-    queue_url = queue_url or providers_url.rsplit("/", 1)[0] + "/review-queue"
+    alerts: list[Alert] = []
+    base_url = providers_url.rsplit("/", 1)[0]  # the incentives pages
+    queue_url = queue_url or base_url + "/review-queue"
     with session_scope(factory) as session:
         shortages = low_stock(session)
         needs = held_for_funds(session)
+        limits = held_by_limits(session)
         short = [s.reference_id for s in shortages] + [n.reference_id for n in needs]
         session.execute(
             update(Incentive)
             .where(Incentive.stock_alert.is_not(None), Incentive.reference_id.not_in(short))
             .values(stock_alert=None)
         )
-        alerting = _Alerting(session, sender, short)
+        alerting = _Alerting(session, sender, short + [n.reference_id for n in limits])
         for shortage in shortages:
             level = "low" if shortage.unused else "out"
             worse = (
@@ -199,7 +294,7 @@ def record_alerts(
                 log.warning("no one to email about: %s", shortage.message)
                 continue
             email = _email(shortage, level, recipients, providers_url)
-            alerts.append(alerting.queue(shortage, level, email))
+            alerts.extend(_queued(alerting.queue(shortage, level, email)))
         for need in needs:
             if not alerting.mark(need.reference_id, "funds", Incentive.stock_alert.is_(None)):
                 continue  # emailed already; again once nothing is held for funds any more
@@ -207,17 +302,32 @@ def record_alerts(
             if not recipients:
                 log.warning("no one to email about: %s", need.message)
                 continue
-            alerts.append(alerting.queue(need, "funds", _funds_email(need, recipients, queue_url)))
+            email = _funds_email(need, recipients, queue_url)
+            alerts.extend(_queued(alerting.queue(need, "funds", email)))
+        for limited in limits:
+            # Once per incentive and limits: raising a limit makes the next time news again.
+            once_as = f"{limited.max_rewards}:{limited.budget}"
+            recipients = alerting.recipients(limited.reference_id)
+            if not recipients:
+                log.warning("no one to email about: %s", limited.message)
+                continue
+            detail_url = f"{base_url}/{limited.reference_id}"
+            email = _limit_email(limited, recipients, detail_url)
+            alerts.extend(_queued(alerting.queue(limited, "limit", email, once_as=once_as)))
     return alerts
 
 
-async def alert_low_stock(
+def _queued(alert: Alert | None) -> list[Alert]:
+    return [alert] if alert is not None else []
+
+
+async def send_due_alerts(
     factory: sessionmaker[Session],
     smtp: SmtpSettings | None,
     *,
     providers_url: str,
     queue_url: str | None = None,
-) -> list[StockAlert]:
+) -> list[Alert]:
     """One check: queue the alerts due, then send every alert still pending (these and any an
     earlier check could not send)."""
     sender = smtp.sender if smtp is not None else SmtpSettings.sender
@@ -231,7 +341,7 @@ async def alert_low_stock(
     return alerts
 
 
-async def watch_stock(
+async def watch_alerts(
     factory: sessionmaker[Session],
     smtp: SmtpSettings | None,
     stop: asyncio.Event,
@@ -243,11 +353,11 @@ async def watch_stock(
     """Check every ``interval`` seconds until ``stop`` is set (a failed check is logged)."""
     while not stop.is_set():
         try:
-            await alert_low_stock(
+            await send_due_alerts(
                 factory, smtp, providers_url=providers_url, queue_url=queue_url
             )
         except Exception:
-            log.exception("the stock check failed; trying again in %.0f s", interval)
+            log.exception("the incentive alerts check failed; trying again in %.0f s", interval)
         try:
             await asyncio.wait_for(stop.wait(), timeout=interval)
         except TimeoutError:

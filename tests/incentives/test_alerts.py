@@ -1,5 +1,6 @@
-"""Stock alerts: one email to the incentive managers when a gift-code incentive runs low, one
-when it runs out, none again until codes are imported and it runs short once more."""
+"""Incentive alerts: one email to the incentive managers (or its alert recipients) when a
+gift-code incentive runs low, one when it runs out, none again until codes are imported and it
+runs short once more; one when a limit is reached while rewards wait for it."""
 
 from __future__ import annotations
 
@@ -12,11 +13,11 @@ from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from qualflow.accounts.users import create_user
+from qualflow.incentives.alerts import record_alerts, send_due_alerts
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.models import Incentive
 from qualflow.incentives.runtime import configure_incentives
 from qualflow.incentives.schemas import IncentiveSpec
-from qualflow.incentives.stock_alerts import alert_low_stock, record_alerts
 from qualflow.notify.email import SmtpSettings
 from qualflow.notify.models import OutboxEmail
 from qualflow.settings import Settings
@@ -30,7 +31,7 @@ PROVIDERS_URL = "http://hub.example/incentives/providers"
 
 def _check(hub: TestClient, smtp: SmtpSettings | None) -> list[Any]:
     factory = hub.app.state.store.sessionmaker  # type: ignore[attr-defined]
-    return asyncio.run(alert_low_stock(factory, smtp, providers_url=PROVIDERS_URL))
+    return asyncio.run(send_due_alerts(factory, smtp, providers_url=PROVIDERS_URL))
 
 
 def _alerts(sink: SmtpSink) -> list[dict[str, Any]]:
@@ -128,6 +129,50 @@ def test_an_incentive_can_name_who_gets_its_alerts(
     assert "ops@example.org" not in _alerts(smtp_sink)[-1]["to"]
 
 
+def test_a_reached_limit_is_emailed_once_per_limit(
+    hub: TestClient, admin: Person, smtp: SmtpSettings, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(
+        hub, admin, stock=10, low_stock_threshold=0, max_rewards=2, name="Diary study",
+        alert_emails=["lead@example.org"],
+    )  # fmt: skip
+    reference = incentive["reference_id"]
+    key = platform_key(hub, admin)
+
+    def held(n: int) -> str:
+        answer = hub.post(
+            f"{API}/{reference}/rewards", json={"email": f"l{n}@example.org"}, auth=key
+        )
+        assert answer.json()["status"] == "held", answer.text
+        return str(answer.json()["reference_id"])
+
+    _reward(hub, reference, 1, key)
+    _reward(hub, reference, 2, key)
+    assert _check(hub, smtp) == []  # reached, but nobody is waiting
+    first = held(3)
+    [limit] = _check(hub, smtp)
+    assert (limit.level, limit.shortage.held) == ("limit", 1)
+    [mail] = [m for m in smtp_sink.messages if "Limit reached" in str(parsed(m)["Subject"])]
+    assert mail["to"] == ["lead@example.org"]
+    assert str(parsed(mail)["Subject"]) == (
+        f"Limit reached: Diary study ({reference}), 1 reward(s) held"
+    )
+    assert "reached 2 rewards: 1 more reward(s) are held" in body_text(mail)
+    assert f"http://hub.example/incentives/{reference}" in body_text(mail)
+    held(4)
+    assert _check(hub, smtp) == []  # the same limit: told already
+
+    # Raised to 3: the held rewards wait for a release, which is no news; releasing one
+    # reaches the new limit with one still held, which is.
+    raised = hub.patch(f"{API}/{reference}", json={"max_rewards": 3}, headers=admin.headers)
+    assert raised.status_code == 200, raised.text
+    assert _check(hub, smtp) == []
+    released = hub.post(f"{API}/rewards/{first}/release", headers=admin.headers)
+    assert released.status_code == 200, released.text
+    [again] = _check(hub, smtp)
+    assert (again.level, again.shortage.held, again.shortage.limits) == ("limit", 1, "3 rewards")
+
+
 def test_an_alert_recipient_that_is_not_an_email_is_refused(
     hub: TestClient, admin: Person
 ) -> None:
@@ -187,7 +232,7 @@ def test_the_hub_checks_the_stock_by_itself(
     hub_settings: Settings, smtp: SmtpSettings, smtp_sink: SmtpSink
 ) -> None:
     app = create_app(hub_settings, engine="off")
-    configure_incentives(app, smtp=smtp, stock_check_interval=0.1, run_fulfiller=False)
+    configure_incentives(app, smtp=smtp, alert_check_interval=0.1, run_fulfiller=False)
     with TestClient(app) as client:
         factory = app.state.store.sessionmaker
         with factory() as session:
