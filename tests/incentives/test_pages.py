@@ -100,7 +100,10 @@ def test_incentive_pages_queue_and_keys(
         ),
     )  # fmt: skip
     assert page.status_code == 200
-    assert "to ops@example.org, finance@example.org" in page.text
+    assert (
+        "<dd>below 10 codes, out of codes; to ops@example.org, finance@example.org</dd>"
+        in page.text
+    )
     reference = re.search(r"Incentive (INC-[A-Z0-9]{6}) created", page.text)
     assert reference
     ref = reference.group(1)

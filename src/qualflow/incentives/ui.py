@@ -755,7 +755,22 @@ def incentive_page(
         budget=budget,
         committed=format_money(incentive.committed_minor, incentive.currency),
         platform_url=platform_reward_url(request, incentive.reference_id),
+        alerts=alerts_of(incentive),
     )  # fmt: skip
+
+
+def alerts_of(incentive: Incentive) -> str:
+    """What this incentive emails about, and to whom (the Alerts line of its page)."""
+    kinds = {
+        "gift_codes": [f"below {incentive.low_stock_threshold} codes", "out of codes"],
+        "tango": ["rewards held for Tango funds"],
+    }.get(incentive.provider, [])
+    if incentive.max_rewards is not None or incentive.budget_minor is not None:
+        kinds.append("a limit reached")
+    if not kinds:
+        return "none (no limits)"
+    to = ", ".join(incentive.alert_emails or []) or "everyone with Manage on incentives"
+    return f"{', '.join(kinds)}; to {to}"
 
 
 def platform_reward_url(request: Request, reference: str) -> str:
