@@ -99,6 +99,9 @@ def test_incentive_crud_and_permissions(
     assert changed.status_code == 200
     assert changed.json()["max_rewards"] == 100
     assert changed.json()["state"] == "paused"
+    zero = hub.patch(f"{API}/{reference}", json={"max_rewards": 0}, headers=admin.headers)
+    assert zero.status_code in (400, 422), zero.text
+    assert zero.json()["error"]["message"] == "max_rewards: Input should be greater than 0"
 
     bad = hub.post(API, json={"name": "x", "provider": "tango"}, headers=admin.headers)
     assert bad.status_code == 422

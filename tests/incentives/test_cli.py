@@ -64,6 +64,24 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     code, out, _ = run(cli_env, "review", reference)
     assert code == 0
     assert "limits: 0 rewards committed (no limit) · 0.00 USD (no budget limit)" in out
+    code, out, err = run(
+        cli_env, "update", reference, "--max-rewards", "50", "--paused",
+        "--managers-get-alerts",
+    )  # fmt: skip
+    assert code == 0, err
+    assert out.strip() == f"updated {reference}"
+    code, out, _ = run(cli_env, "show", reference, "--json")
+    changed = json.loads(out)
+    assert (changed["max_rewards"], changed["active"], changed["alert_emails"]) == (50, False, [])
+    assert changed["approval_mode"] == "review_all"  # what was not given stays
+    code, _, _ = run(cli_env, "update", reference, "--active", "--alert-email", "ops@example.org")
+    assert code == 0
+    code, _, err = run(cli_env, "update", reference)
+    assert (code, err.strip()) == (
+        1, "error: nothing to change: give --file PATCH.json or an option (see --help)"
+    )
+    code, _, err = run(cli_env, "update", reference, "--max-rewards", "0")
+    assert (code, err.strip()) == (1, "error: max_rewards: Input should be greater than 0")
     code, out, err = run(cli_env, "pools", "ls")
     assert code == 0
     assert err.strip() == (
@@ -121,7 +139,7 @@ def test_bad_input_is_one_line_with_exit_code_1(cli_env: dict[str, str]) -> None
         "--currency", "USD", "--alert-email", "finance team",
     )  # fmt: skip
     assert code == 1
-    assert err.strip() == "error: alert_emails: Value error, 'finance team' is not an email address"
+    assert err.strip() == "error: alert_emails: 'finance team' is not an email address"
     code, _, err = run(cli_env, "rewards", "ls", "--status", "lost")
     assert code == 1
     assert "unknown status lost" in err

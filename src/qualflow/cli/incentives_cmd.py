@@ -88,9 +88,9 @@ def _load_json(path: Path) -> dict[str, Any]:
 
 
 def _validation(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'spec'}: {e['msg']}" for e in exc.errors()
-    )
+    from qualflow.incentives.schemas import describe_errors
+
+    return describe_errors(exc)
 
 
 # -- incentives -----------------------------------------------------------------------------------
@@ -211,15 +211,45 @@ def incentives_create(
 def incentives_update(
     reference: str,
     patch_file: Annotated[
-        Path, typer.Option("--file", "-f", help="JSON with the fields to change.")
-    ],
+        Path | None, typer.Option("--file", "-f", help="JSON with the fields to change.")
+    ] = None,
+    name: Annotated[str | None, typer.Option()] = None,
+    amount: Annotated[str | None, typer.Option()] = None,
+    approval_mode: Annotated[str | None, typer.Option()] = None,
+    max_rewards: Annotated[int | None, typer.Option()] = None,
+    budget: Annotated[str | None, typer.Option()] = None,
+    active: Annotated[
+        bool | None, typer.Option("--active/--paused", help="Open it, or pause it.")
+    ] = None,
+    alert_email: Annotated[
+        list[str] | None,
+        typer.Option(help="Who gets its alerts from now on (repeat for several)."),
+    ] = None,
+    managers_get_alerts: Annotated[
+        bool,
+        typer.Option(
+            "--managers-get-alerts", help="Clear its alert recipients: the managers get them."
+        ),
+    ] = False,
 ) -> None:
-    """Change an incentive (validated again with its provider)."""
+    """Change an incentive from a JSON patch and/or options (validated again with its
+    provider); fields not given stay as they are."""
     from qualflow.incentives.manage import IncentiveError
     from qualflow.incentives.schemas import IncentivePatch
 
+    if alert_email and managers_get_alerts:
+        fail("give --alert-email or --managers-get-alerts, not both")
+    data = _load_json(patch_file) if patch_file else {}
+    options = {
+        "name": name, "amount": amount, "approval_mode": approval_mode,
+        "max_rewards": max_rewards, "budget": budget, "active": active,
+        "alert_emails": [] if managers_get_alerts else alert_email,
+    }  # fmt: skip
+    data.update({k: v for k, v in options.items() if v is not None})
+    if not data:
+        fail("nothing to change: give --file PATCH.json or an option (see --help)")
     try:
-        patch = IncentivePatch.model_validate(_load_json(patch_file))
+        patch = IncentivePatch.model_validate(data)
     except ValidationError as exc:
         fail(_validation(exc))
     with _runtime() as runtime:

@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -29,7 +30,12 @@ from qualflow.incentives.money import format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
-from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
+from qualflow.incentives.schemas import (
+    FraudRules,
+    IncentivePatch,
+    IncentiveSpec,
+    describe_errors,
+)
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -182,8 +188,8 @@ class IncentiveManager:
             merged["amount"] = None  # a new item decides its own value unless one is given
         try:
             spec = IncentiveSpec.model_validate(merged)
-        except ValueError as exc:
-            raise IncentiveError(str(exc)) from None
+        except ValidationError as exc:
+            raise IncentiveError(describe_errors(exc)) from None
         values = await self._resolve(spec)
 
         def store() -> Incentive:
