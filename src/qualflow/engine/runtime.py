@@ -13,6 +13,8 @@ import dataclasses
 import logging
 import sqlite3
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -198,6 +200,7 @@ class Engine:
         if self.services.run_queue is not None:
             self.services.run_queue.close()
             self.services.run_queue = None
+        _stop_dequeuing()
         DBOS.destroy(workflow_completion_timeout_sec=0)
         if self._system_engine is not None and self._owns_system_engine:
             self._system_engine.dispose()
@@ -220,6 +223,23 @@ class Engine:
             yield self
         finally:
             self.stop()
+
+
+def _stop_dequeuing(timeout: float = 10.0) -> None:
+    """Stop DBOS's queue threads before ``DBOS.destroy``, which closes its event loop first and
+    joins them after: a thread that claimed runs in between handed them to a closed loop (they
+    waited, pending, for the next start's recovery, and Python warned of a coroutine never
+    awaited). A run it starts now simply stops with the engine, like any run in flight."""
+    from dbos import _dbos
+
+    instance = getattr(_dbos, "_dbos_global_instance", None)
+    for stop in getattr(instance, "background_thread_stop_events", ()):
+        stop.set()
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        # DBOS names each queue's worker thread so; its manager thread joins them too.
+        if thread.name.startswith("queue-worker-"):
+            thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def _load_workflow_modules() -> None:
