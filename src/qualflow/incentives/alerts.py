@@ -19,7 +19,9 @@ that is reached again is news again.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
@@ -217,7 +219,7 @@ class _Alerting:
         }
         self._managers: list[str] | None = None
 
-    def recipients(self, reference: str) -> list[str]:
+    def _recipients(self, reference: str) -> list[str]:
         chosen = self.chosen.get(reference)
         if chosen:
             return chosen
@@ -236,19 +238,28 @@ class _Alerting:
         )
 
     def queue(
-        self, shortage: Shortage, level: str, email: Email, *, once_as: str | None = None
-    ) -> Alert | None:
-        """Queue ``email``; with ``once_as``, only if no alert was ever queued under that name
-        (None then)."""
+        self,
+        shortage: Shortage,
+        level: str,
+        compose: Callable[[list[str]], Email],
+        *,
+        once_as: str | None = None,
+    ) -> list[Alert]:
+        """Queue the email ``compose`` writes to the incentive's recipients; with ``once_as``,
+        only if no alert was ever queued under that name. The alert queued, if any."""
+        recipients = self._recipients(shortage.reference_id)
+        if not recipients:
+            log.warning("no one to email about: %s", shortage.message)
+            return []
         key = f"{KEY_PREFIX}{shortage.reference_id}:{level}:{once_as or utcnow().isoformat()}"
-        values = outbox_values(key, email, sender=self.sender, run_id=None)
+        values = outbox_values(key, compose(recipients), sender=self.sender, run_id=None)
         statement = dialect_insert(self.session, OutboxEmail.__table__).values(**values)
         email_id = self.session.execute(
             statement.on_conflict_do_nothing(index_elements=["idempotency_key"]).returning(
                 OutboxEmail.id
             )
         ).scalar()
-        return Alert(shortage, level, int(email_id)) if email_id is not None else None
+        return [Alert(shortage, level, int(email_id))] if email_id is not None else []
 
 
 def record_alerts(
@@ -289,36 +300,20 @@ def record_alerts(
                     # Out before, some codes imported since: low again, which was emailed.
                     alerting.mark(shortage.reference_id, "low", Incentive.stock_alert == "out")
                 continue
-            recipients = alerting.recipients(shortage.reference_id)
-            if not recipients:
-                log.warning("no one to email about: %s", shortage.message)
-                continue
-            email = _email(shortage, level, recipients, providers_url)
-            alerts.extend(_queued(alerting.queue(shortage, level, email)))
+            compose = functools.partial(_email, shortage, level, providers_url=providers_url)
+            alerts += alerting.queue(shortage, level, compose)
         for need in needs:
             if not alerting.mark(need.reference_id, "funds", Incentive.stock_alert.is_(None)):
                 continue  # emailed already; again once nothing is held for funds any more
-            recipients = alerting.recipients(need.reference_id)
-            if not recipients:
-                log.warning("no one to email about: %s", need.message)
-                continue
-            email = _funds_email(need, recipients, queue_url)
-            alerts.extend(_queued(alerting.queue(need, "funds", email)))
+            compose = functools.partial(_funds_email, need, queue_url=queue_url)
+            alerts += alerting.queue(need, "funds", compose)
         for limited in limits:
             # Once per incentive and limits: raising a limit makes the next time news again.
-            once_as = f"{limited.max_rewards}:{limited.budget}"
-            recipients = alerting.recipients(limited.reference_id)
-            if not recipients:
-                log.warning("no one to email about: %s", limited.message)
-                continue
             detail_url = f"{base_url}/{limited.reference_id}"
-            email = _limit_email(limited, recipients, detail_url)
-            alerts.extend(_queued(alerting.queue(limited, "limit", email, once_as=once_as)))
+            compose = functools.partial(_limit_email, limited, detail_url=detail_url)
+            once_as = f"{limited.max_rewards}:{limited.budget}"
+            alerts += alerting.queue(limited, "limit", compose, once_as=once_as)
     return alerts
-
-
-def _queued(alert: Alert | None) -> list[Alert]:
-    return [alert] if alert is not None else []
 
 
 async def send_due_alerts(
