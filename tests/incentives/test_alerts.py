@@ -118,7 +118,7 @@ def test_an_incentive_can_name_who_gets_its_alerts(
     assert sorted(_alerts(smtp_sink)[-1]["to"]) == ["finance@example.org", "ops@example.org"]
 
     # Without a list, the managers get the alerts again.
-    cleared = hub.patch(f"{API}/{reference}", json={"alert_emails": []}, headers=admin.headers)
+    cleared = hub.patch(f"{API}/{reference}", json={"alert_emails": None}, headers=admin.headers)
     assert cleared.status_code == 200, cleared.text
     assert cleared.json()["alert_emails"] == []
     _reward(hub, reference, 2, key)

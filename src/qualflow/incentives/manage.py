@@ -179,6 +179,8 @@ class IncentiveManager:
         changes = patch.model_dump(exclude_unset=True)
         if "fraud_rules" in changes and changes["fraud_rules"] is None:
             changes["fraud_rules"] = FraudRules().model_dump()
+        if "alert_emails" in changes and changes["alert_emails"] is None:
+            changes["alert_emails"] = []  # the managers get the alerts again
         merged.update(changes)
         if (
             "amount" not in changes
