@@ -21,8 +21,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
@@ -88,6 +90,7 @@ class HeldByLimits:
 
 
 Shortage = LowStock | HeldForFunds | HeldByLimits
+T = TypeVar("T", HeldForFunds, HeldByLimits)
 
 
 @dataclass(frozen=True)
@@ -97,21 +100,45 @@ class Alert:
     email_id: int
 
 
+def _held_for(
+    session: Session, reasons: tuple[str, ...], columns: tuple[Any, ...], *filters: Any
+) -> Counter[tuple[Any, ...]]:
+    """Held rewards with a reason starting with one of ``reasons``, counted per value of
+    ``columns`` (the incentive's, and what else the query joins; ``filters`` narrow it)."""
+    rows = session.execute(
+        select(*columns, Reward.reasons)
+        .select_from(Incentive)
+        .join(Reward, Reward.incentive_id == Incentive.id)
+        .where(Reward.status == "held", *filters)
+    )
+    held: Counter[tuple[Any, ...]] = Counter()
+    for *key, why in rows:
+        if any(str(reason).startswith(reasons) for reason in why or []):
+            held[tuple(key)] += 1
+    return held
+
+
+def _most_held(found: list[T]) -> list[T]:
+    return sorted(found, key=lambda f: (-f.held, f.incentive_name, f.reference_id))
+
+
 def held_for_funds(session: Session) -> list[HeldForFunds]:
     """Tango incentives with rewards held for insufficient balance (a top-up, then a release
     in the review queue, pays them), most held first."""
-    rows = session.execute(
-        select(Incentive.reference_id, Incentive.name, TangoAccount.name, Reward.reasons)
-        .join(Reward, Reward.incentive_id == Incentive.id)
-        .join(TangoAccount, TangoAccount.id == Incentive.tango_account_id)
-        .where(Incentive.provider == "tango", Reward.status == "held")
+    held = _held_for(
+        session,
+        (INSUFFICIENT_BALANCE,),
+        (Incentive.reference_id, Incentive.name, TangoAccount.name),
+        Incentive.provider == "tango",
+        TangoAccount.id == Incentive.tango_account_id,
     )
-    held: dict[tuple[str, str, str], int] = {}
-    for reference, name, account, reasons in rows:
-        if any(str(reason).startswith(INSUFFICIENT_BALANCE) for reason in reasons or []):
-            held[(reference, name, account)] = held.get((reference, name, account), 0) + 1
-    found = [HeldForFunds(*key, held=count) for key, count in held.items()]
-    return sorted(found, key=lambda f: (-f.held, f.incentive_name, f.reference_id))
+    return _most_held(
+        [
+            HeldForFunds(reference_id=reference, incentive_name=name, account_name=account,
+                         held=count)
+            for (reference, name, account), count in held.items()
+        ]
+    )  # fmt: skip
 
 
 def held_by_limits(session: Session) -> list[HeldByLimits]:
@@ -128,30 +155,25 @@ def held_by_limits(session: Session) -> list[HeldByLimits]:
             Incentive.committed_minor + Incentive.amount_minor > Incentive.budget_minor,
         ),
     )
-    rows = session.execute(
-        select(
-            Incentive.reference_id, Incentive.name, Incentive.max_rewards,
-            Incentive.budget_minor, Incentive.currency, Reward.reasons,
-        )
-        .join(Reward, Reward.incentive_id == Incentive.id)
-        .where(Reward.status == "held", reached)
+    held = _held_for(
+        session,
+        (LIMIT_REACHED, BUDGET_EXHAUSTED),
+        (Incentive.reference_id, Incentive.name, Incentive.max_rewards,
+         Incentive.budget_minor, Incentive.currency),
+        reached,
     )  # fmt: skip
-    held: dict[tuple[str, str, int | None, int | None, str], int] = {}
-    for reference, name, max_rewards, budget, currency, reasons in rows:
-        if any(str(r).startswith((LIMIT_REACHED, BUDGET_EXHAUSTED)) for r in reasons or []):
-            key = (reference, name, max_rewards, budget, currency)
-            held[key] = held.get(key, 0) + 1
-    found = [
-        HeldByLimits(
-            reference_id=reference,
-            incentive_name=name,
-            max_rewards=max_rewards,
-            budget=format_money(budget, currency) if budget is not None else None,
-            held=count,
-        )
-        for (reference, name, max_rewards, budget, currency), count in held.items()
-    ]
-    return sorted(found, key=lambda f: (-f.held, f.incentive_name, f.reference_id))
+    return _most_held(
+        [
+            HeldByLimits(
+                reference_id=reference,
+                incentive_name=name,
+                max_rewards=max_rewards,
+                budget=format_money(budget, currency) if budget is not None else None,
+                held=count,
+            )
+            for (reference, name, max_rewards, budget, currency), count in held.items()
+        ]
+    )
 
 
 def _managers(session: Session) -> list[str]:
@@ -270,9 +292,10 @@ def record_alerts(
     queue_url: str | None = None,
 ) -> list[Alert]:
     """Mark the incentives whose stock got worse since their last alert, and the Tango ones
-    that newly hold rewards for want of funds, and queue one email for each (to the
-    incentive's ``alert_emails``, or without them to every active person with Manage on
-    incentives); clear the marks of those that are fine again. Returns the alerts queued.
+    that newly hold rewards for want of funds, and queue one email for each, and one for each
+    limit newly reached while rewards wait for it (to the incentive's ``alert_emails``, or
+    without them to every active person with Manage on incentives); clear the marks of those
+    that are fine again. Returns the alerts queued.
     ``queue_url`` (the review queue's page) defaults to a sibling of ``providers_url``."""
     alerts: list[Alert] = []
     base_url = providers_url.rsplit("/", 1)[0]  # the incentives pages
