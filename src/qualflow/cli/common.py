@@ -34,6 +34,13 @@ def load_settings() -> Settings:
         fail(f"invalid settings: {problems}")
 
 
+def shown_url(url: str) -> str:
+    """A database URL as a message may show it (no password)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).render_as_string(hide_password=True)
+
+
 def one_line(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0] if text else exc.__class__.__name__
@@ -44,7 +51,6 @@ def hub_store(settings: Settings | None = None) -> Iterator[Store]:
     """The hub's database for one command: the embedded SQLite default is migrated; a database
     that is not migrated by itself (PostgreSQL) must be at the current revision already, or the
     command fails saying to run ``qualflow migrate``, instead of on a missing table."""
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from qualflow.store.migrate import current_revision, head_revision
@@ -56,10 +62,9 @@ def hub_store(settings: Settings | None = None) -> Iterator[Store]:
         if not settings.should_auto_migrate:
             at, head = current_revision(settings.database_url), head_revision()
             if at != head:
-                shown = make_url(settings.database_url).render_as_string(hide_password=True)
                 fail(
-                    f"the database at {shown} is at revision {at or 'none'}, not {head}; "
-                    "run `qualflow migrate` first"
+                    f"the database at {shown_url(settings.database_url)} is at revision "
+                    f"{at or 'none'}, not {head}; run `qualflow migrate` first"
                 )
         store = open_store(settings)
     except (SecretKeyError, SQLAlchemyError, OSError) as exc:

@@ -17,7 +17,6 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import select
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,7 +25,7 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
-from qualflow.cli.common import fail, hub_store, load_settings, one_line
+from qualflow.cli.common import fail, hub_store, load_settings, one_line, shown_url
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
@@ -65,10 +64,6 @@ _out = Console()
 
 
 
-def _shown_url(url: str) -> str:
-    return make_url(url).render_as_string(hide_password=True)
-
-
 def _guard(call: Callable[[], T]) -> T:
     try:
         return call()
@@ -91,7 +86,7 @@ def migrate_command(
     settings = load_settings()
     if settings.is_sqlite:
         settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    shown = _shown_url(settings.database_url)
+    shown = shown_url(settings.database_url)
     before = _guard(lambda: current_revision(settings.database_url))
     _guard(lambda: migrate(settings.database_url, revision))
     after = current_revision(settings.database_url)

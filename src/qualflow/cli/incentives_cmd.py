@@ -87,6 +87,13 @@ def _load_json(path: Path) -> dict[str, Any]:
     return data
 
 
+def _file_and_options(path: Path | None, **options: Any) -> dict[str, Any]:
+    """The JSON object in ``path`` (if given), with the options that were given on top."""
+    data = _load_json(path) if path else {}
+    data.update({key: value for key, value in options.items() if value is not None})
+    return data
+
+
 def _validation(exc: ValidationError) -> str:
     from qualflow.incentives.schemas import describe_errors
 
@@ -184,14 +191,13 @@ def incentives_create(
     from qualflow.incentives.manage import IncentiveError
     from qualflow.incentives.schemas import IncentiveSpec
 
-    data = _load_json(spec_file) if spec_file else {}
-    options = {
-        "name": name, "provider": provider, "amount": amount, "currency": currency,
-        "gift_code_pool_id": pool, "tango_account_id": tango_account, "utid": utid,
-        "approval_mode": approval_mode, "max_rewards": max_rewards, "budget": budget,
-        "alert_emails": alert_email,
-    }  # fmt: skip
-    data.update({k: v for k, v in options.items() if v is not None})
+    data = _file_and_options(
+        spec_file,
+        name=name, provider=provider, amount=amount, currency=currency,
+        gift_code_pool_id=pool, tango_account_id=tango_account, utid=utid,
+        approval_mode=approval_mode, max_rewards=max_rewards, budget=budget,
+        alert_emails=alert_email,
+    )  # fmt: skip
     try:
         spec = IncentiveSpec.model_validate(data)
     except ValidationError as exc:
@@ -239,13 +245,11 @@ def incentives_update(
 
     if alert_email and managers_get_alerts:
         fail("give --alert-email or --managers-get-alerts, not both")
-    data = _load_json(patch_file) if patch_file else {}
-    options = {
-        "name": name, "amount": amount, "approval_mode": approval_mode,
-        "max_rewards": max_rewards, "budget": budget, "active": active,
-        "alert_emails": [] if managers_get_alerts else alert_email,
-    }  # fmt: skip
-    data.update({k: v for k, v in options.items() if v is not None})
+    data = _file_and_options(
+        patch_file,
+        name=name, amount=amount, approval_mode=approval_mode, max_rewards=max_rewards,
+        budget=budget, active=active, alert_emails=[] if managers_get_alerts else alert_email,
+    )  # fmt: skip
     if not data:
         fail("nothing to change: give --file PATCH.json or an option (see --help)")
     try:
