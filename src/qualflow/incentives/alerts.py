@@ -371,9 +371,7 @@ async def watch_alerts(
     """Check every ``interval`` seconds until ``stop`` is set (a failed check is logged)."""
     while not stop.is_set():
         try:
-            await send_due_alerts(
-                factory, smtp, providers_url=providers_url, queue_url=queue_url
-            )
+            await send_due_alerts(factory, smtp, providers_url=providers_url, queue_url=queue_url)
         except Exception:
             log.exception("the incentive alerts check failed; trying again in %.0f s", interval)
         try:

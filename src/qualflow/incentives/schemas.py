@@ -77,6 +77,7 @@ def check_alert_emails(values: list[str]) -> list[str]:
             kept.append(email)
     return kept
 
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
