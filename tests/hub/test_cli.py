@@ -201,6 +201,16 @@ def test_connections_add_refuses_bad_credentials(env: Path, sandbox: Sandbox) ->
     )
     assert both.exit_code == 1
     assert "exactly one of datacenter or base_url" in both.output
+    bad_fields = _run(
+        "connections", "add", "--name", "", "--datacenter", "iad1", "--api-token", "t",
+        "--requests-per-minute", "0",
+    )
+    assert bad_fields.exit_code == 1
+    # One line naming each field, without pydantic's report or docs links.
+    assert bad_fields.output.strip().splitlines() == [
+        "error: name: String should have at least 1 character; "
+        "requests_per_minute: Input should be greater than or equal to 1"
+    ]
     missing = _run("connections", "test", "Nope")
     assert missing.exit_code == 1
     assert "no connection named 'Nope'" in missing.output

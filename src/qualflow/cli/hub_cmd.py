@@ -45,6 +45,7 @@ from qualflow.store.secrets import (
     rotate_database,
     write_keys_file,
 )
+from qualflow.validation import describe_errors
 from qualflow.web.api.step_secrets import reseal_definitions
 
 __all__ = ["app"]
@@ -330,7 +331,7 @@ def connections_add(
             requests_per_minute=requests_per_minute,
         )
     except ValidationError as exc:
-        fail("; ".join(str(error["msg"]).removeprefix("Value error, ") for error in exc.errors()))
+        fail(describe_errors(exc))
     with hub_store() as store, store.sessionmaker() as session:
         owner_id = _owner_id(session, owner)
 

@@ -26,6 +26,7 @@ from sqlalchemy import select
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
 from qualflow.cli.common import fail, hub_store, load_settings
+from qualflow.validation import describe_errors
 
 __all__ = ["app"]
 
@@ -92,12 +93,6 @@ def _file_and_options(path: Path | None, **options: Any) -> dict[str, Any]:
     data = _load_json(path) if path else {}
     data.update({key: value for key, value in options.items() if value is not None})
     return data
-
-
-def _validation(exc: ValidationError) -> str:
-    from qualflow.incentives.schemas import describe_errors
-
-    return describe_errors(exc)
 
 
 # -- incentives -----------------------------------------------------------------------------------
@@ -201,7 +196,7 @@ def incentives_create(
     try:
         spec = IncentiveSpec.model_validate(data)
     except ValidationError as exc:
-        fail(_validation(exc))
+        fail(describe_errors(exc))
     with _runtime() as runtime:
         try:
             incentive = asyncio.run(runtime.manager.create(spec, actor=_actor()))
@@ -255,7 +250,7 @@ def incentives_update(
     try:
         patch = IncentivePatch.model_validate(data)
     except ValidationError as exc:
-        fail(_validation(exc))
+        fail(describe_errors(exc))
     with _runtime() as runtime:
         try:
             incentive = asyncio.run(runtime.manager.update(reference, patch, actor=_actor()))

@@ -34,11 +34,11 @@ from qualflow.incentives.schemas import (
     FraudRules,
     IncentivePatch,
     IncentiveSpec,
-    describe_errors,
 )
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
+from qualflow.validation import describe_errors
 
 
 class IncentiveError(ValueError):

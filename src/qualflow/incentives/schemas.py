@@ -15,7 +15,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    ValidationError,
     field_validator,
     model_validator,
 )
@@ -54,16 +53,6 @@ TEMPLATE_VARIABLES = (
 )
 
 MAX_ALERT_EMAILS = 20
-
-
-def describe_errors(exc: ValidationError) -> str:
-    """A validation failure on one line: ``field: message; field: message``."""
-    parts = []
-    for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
-        message = str(error["msg"]).removeprefix("Value error, ")
-        parts.append(f"{where}: {message}" if where else message)
-    return "; ".join(parts)
 
 
 def check_alert_emails(values: list[str]) -> list[str]:
