@@ -436,3 +436,21 @@ def test_the_rate_limit_is_shared_by_every_process(
     ordered = sorted(slots)
     gaps = [(later - earlier).total_seconds() for earlier, later in pairwise(ordered)]
     assert min(gaps) >= interval - 1e-6
+
+
+def test_an_unreachable_tango_is_named_as_such() -> None:
+    from qualflow.incentives.providers.tango_client import TangoClient, TangoError
+
+    async def ask() -> None:
+        # Port 1 on loopback refuses the connection at once.
+        client = TangoClient("http://127.0.0.1:1/raas/v2", "platform", "key", max_attempts=1)
+        try:
+            await client.get_catalog()
+        finally:
+            await client.aclose()
+
+    with pytest.raises(TangoError) as caught:
+        asyncio.run(ask())
+    assert caught.value.status_code is None
+    assert caught.value.retriable
+    assert str(caught.value).startswith("Tango could not be reached: ConnectError")

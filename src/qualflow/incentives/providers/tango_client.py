@@ -47,10 +47,12 @@ class TangoError(Exception):
         self.retriable = retriable
         self.retry_after = retry_after
         self.constraints = constraints or []
-        status = f"HTTP {status_code}" if status_code else "no answer"
         detail = "; ".join(messages) or "no details"
         suffix = f" (request id {request_id})" if request_id else ""
-        super().__init__(f"Tango answered {status}: {detail}{suffix}")
+        if status_code:
+            super().__init__(f"Tango answered HTTP {status_code}: {detail}{suffix}")
+        else:
+            super().__init__(f"Tango could not be reached: {detail}")
 
 
 def _error_from(response: httpx.Response) -> TangoError:
