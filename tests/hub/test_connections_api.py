@@ -75,6 +75,7 @@ def test_rejected_credentials_are_a_422_and_nothing_is_saved(
         ({"oauth_client_id": "abc"}, "not both"),
         ({"name": "  "}, "name"),
         ({"requests_per_minute": 0}, "requests_per_minute"),
+        ({"api_token": "tökén"}, "printable ASCII"),
     ],
 )
 def test_bad_connection_input_is_a_422(

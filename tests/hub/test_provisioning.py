@@ -106,6 +106,15 @@ def test_a_rejected_admin_token_saves_nothing(
     assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
 
 
+def test_an_admin_token_no_header_can_carry_is_a_422(
+    hub: TestClient, admin: Person, sandbox: Sandbox
+) -> None:
+    answer = _provision(hub, admin, sandbox, admin_api_token="Ⱥdmin-token")
+    assert answer.status_code == 422
+    assert "printable ASCII" in answer.json()["error"]["message"]
+    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+
+
 def test_provisioning_needs_manage_on_connections(
     hub: TestClient, sandbox: Sandbox, make_person
 ) -> None:  # type: ignore[no-untyped-def]

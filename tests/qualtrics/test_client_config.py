@@ -86,6 +86,9 @@ def test_credentials_are_required_and_unique() -> None:
         Client(datacenter="iad1", api_token=TOKEN, oauth=OAuthCredentials("id", "secret"))
     with pytest.raises(ConfigurationError):
         Client(datacenter="iad1", api_token="  ")
+    for pasted_wrong in ("tökén", "abc\x00def", "\u2060abc"):
+        with pytest.raises(ConfigurationError, match="printable ASCII"):
+            Client(datacenter="iad1", api_token=pasted_wrong)
     with pytest.raises(ConfigurationError):
         OAuthCredentials("id", "")
 

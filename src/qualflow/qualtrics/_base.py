@@ -71,8 +71,13 @@ class ClientBase:
             )
         if api_token is not None:
             api_token = api_token.strip()
-            if not api_token or not api_token.isprintable() or any(c.isspace() for c in api_token):
+            if not api_token or any(c.isspace() for c in api_token):
                 raise ConfigurationError("api_token is empty or contains whitespace")
+            if not (api_token.isascii() and api_token.isprintable()):
+                # It travels in an HTTP header, which carries ASCII only.
+                raise ConfigurationError(
+                    "api_token has characters no Qualtrics API token has (printable ASCII only)"
+                )
         self._api_token = api_token
         self._oauth = OAuthSession(oauth, self.location.token_url) if oauth else None
         self.retry_policy = retry or RetryPolicy()
