@@ -202,17 +202,26 @@ def test_ids_out_of_range_are_a_422_not_a_database_error(client: TestClient, adm
 
 
 def test_an_automation_needs_a_connection_that_exists(client: TestClient, admin: Person) -> None:
-    answer = client.post(
-        "/api/v1/automations",
-        json={
-            "name": "Nowhere",
-            "connection_id": 4242,
-            "trigger": {"type": "schedule", "cron": "0 3 * * *"},
-            "steps": [{"action": "condition", "config": {"expression": "true"}}],
-        },
-        headers=admin.headers,
-    )
+    definition = {
+        "name": "Nowhere",
+        "connection_id": 4242,
+        "trigger": {"type": "schedule", "cron": "0 3 * * *"},
+        "steps": [{"action": "condition", "config": {"expression": "true"}}],
+    }
+    answer = client.post("/api/v1/automations", json=definition, headers=admin.headers)
     assert answer.status_code == 422
     assert answer.json()["error"]["details"] == [
         {"field": "connection_id", "message": "no connection 4242 that you may use"}
     ]
+    # An edit is held to the same rule (it answered 500, a foreign-key failure, before).
+    created = client.post(
+        "/api/v1/automations", json={**definition, "connection_id": None}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    automation = f"/api/v1/automations/{created.json()['id']}"
+    edited = client.put(automation, json=definition, headers=admin.headers)
+    assert edited.status_code == 422, edited.text
+    assert edited.json()["error"]["details"] == [
+        {"field": "connection_id", "message": "no connection 4242 that you may use"}
+    ]
+    assert client.get(automation, headers=admin.headers).json()["connection_id"] is None

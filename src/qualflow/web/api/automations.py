@@ -233,12 +233,19 @@ async def update_automation(
     automation_id: ResourceId,
     services: Services,
     store: Store,
+    db: DbSession,
     principal: Manager,
     definition: AutomationDefinition,
 ) -> AutomationOut:
     service = Automations(services)
     try:
         saved = await run_in_threadpool(service.get, automation_id)
+    except (EngineError, ValueError) as exc:
+        raise api_error(exc) from None
+    await run_in_threadpool(
+        check_connection, db, principal, definition.model_dump(mode="json"), saved.connection_id
+    )
+    try:
         sealed = seal_definition(definition.model_dump(mode="json"), store.secret_box, saved.steps)
         updated = await service.update_async(automation_id, sealed, actor=principal.email)
     except (EngineError, ValueError) as exc:
