@@ -7,6 +7,7 @@ its event-subscription webhooks straight into our edge (``webhook_transport``).
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -286,6 +287,31 @@ def test_disable_deletes_the_subscription_and_enable_creates_a_new_key(hub: Hub)
         endpoint = session.scalar(select(TriggerEndpoint))
         assert endpoint is not None
         assert endpoint.subscription_ids == []
+
+
+def test_reconciliation_of_a_deleted_survey_logs_one_line_and_keeps_the_watermark(
+    hub: Hub, caplog: pytest.LogCaptureFixture
+) -> None:
+    automation_id, _token, _ = enabled_automation(hub)
+    with hub.engine.services.sessionmaker() as session:
+        endpoint = session.scalar(select(TriggerEndpoint))
+        assert endpoint is not None
+        watermark = endpoint.watermark
+    hub.sandbox.delete_survey(hub.survey_id)
+
+    with caplog.at_level(logging.WARNING, logger="qualflow.engine.survey_triggers"):
+        # The pass ends normally (it raised NotFound, logged by DBOS as a failed workflow).
+        DBOS.trigger_schedule(reconcile_schedule_name(automation_id)).get_result()
+
+    lines = [r.getMessage() for r in caplog.records if r.name == "qualflow.engine.survey_triggers"]
+    assert len(lines) == 1
+    assert f"automation {automation_id}: reconciliation of {hub.survey_id} skipped" in lines[0]
+    assert "not found" in lines[0]
+    with hub.engine.services.sessionmaker() as session:
+        endpoint = session.scalar(select(TriggerEndpoint))
+        assert endpoint is not None
+        assert endpoint.watermark == watermark
+    assert Runs(hub.engine.services).query(automation_id=automation_id).total == 0
 
 
 def test_reconciliation_starts_runs_for_lost_webhooks(hub: Hub) -> None:

@@ -10,6 +10,7 @@ exist yet. Run ids are the same as the webhook's, so nothing runs twice.
 from __future__ import annotations
 
 import asyncio
+import logging
 import secrets
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -29,6 +30,8 @@ from qualflow.engine.workflow import run_automation
 from qualflow.qualtrics import NotFound, QualtricsError
 from qualflow.store.base import utcnow
 from qualflow.store.db import chunks, session_scope
+
+log = logging.getLogger(__name__)
 
 WEBHOOK_PATH = "/hooks/qualtrics"
 RECONCILE_WORKFLOW = "qualflow.reconcile"
@@ -202,6 +205,28 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
     start = (
         watermark or now - timedelta(minutes=trigger.reconcile_every_minutes)
     ) - RECONCILE_OVERLAP
+    try:
+        return await _export_missed(
+            services, automation_id, trigger, connection_id, watermark, start, now
+        )
+    except QualtricsError as exc:
+        # A survey deleted, a token revoked, Qualtrics down: the next pass tries again from
+        # the same watermark, so one line says why this one found nothing.
+        log.warning(
+            "automation %s: reconciliation of %s skipped: %s", automation_id, trigger.survey_id, exc
+        )
+        return {"runs": [], "watermark": None}
+
+
+async def _export_missed(
+    services: EngineServices,
+    automation_id: int,
+    trigger: SurveyResponseTrigger,
+    connection_id: int,
+    watermark: datetime | None,
+    start: datetime,
+    now: datetime,
+) -> dict[str, Any]:
     client = await services.qualtrics_client(connection_id)
     fetcher = services.response_fetcher
     # The end is exclusive and clocks differ a little: look slightly into the future.
