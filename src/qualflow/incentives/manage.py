@@ -30,11 +30,7 @@ from qualflow.incentives.money import format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
-from qualflow.incentives.schemas import (
-    FraudRules,
-    IncentivePatch,
-    IncentiveSpec,
-)
+from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope

@@ -11,13 +11,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    field_validator,
-    model_validator,
-)
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from qualflow.engine.templates import check_template
 from qualflow.incentives.emails import normalize_email
