@@ -242,11 +242,10 @@ async def update_automation(
         saved = await run_in_threadpool(service.get, automation_id)
     except (EngineError, ValueError) as exc:
         raise api_error(exc) from None
-    await run_in_threadpool(
-        check_connection, db, principal, definition.model_dump(mode="json"), saved.connection_id
-    )
+    submitted = definition.model_dump(mode="json")
+    await run_in_threadpool(check_connection, db, principal, submitted, saved.connection_id)
     try:
-        sealed = seal_definition(definition.model_dump(mode="json"), store.secret_box, saved.steps)
+        sealed = seal_definition(submitted, store.secret_box, saved.steps)
         updated = await service.update_async(automation_id, sealed, actor=principal.email)
     except (EngineError, ValueError) as exc:
         raise api_error(exc) from None
