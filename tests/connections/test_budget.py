@@ -32,7 +32,7 @@ from qualflow.connections.clients import (
     use_budget_database,
 )
 from qualflow.connections.models import Connection
-from qualflow.qualtrics import RetryPolicy
+from qualflow.qualtrics import RateLimiterBusy, RetryPolicy
 from qualflow.sandbox import SandboxState
 from qualflow.store.db import make_engine, make_sessionmaker
 from tests.connections.budget_process import run_processes
@@ -236,3 +236,22 @@ def test_clients_in_separate_limiters_never_meet_a_429(
         assert shared is not None
         granted += shared.stats().granted
     assert granted == 36
+
+
+def test_a_caller_that_will_not_wait_is_refused_and_its_slot_serves_the_next(
+    postgres: Engine,
+) -> None:
+    plan = BudgetPlan.per_minute(1)  # a slot every ~63 s
+    budget = SharedBudget(postgres, "connection:11", plan)
+    budget.acquire(max_wait=5)  # the first lease starts a second in the past: no wait
+    with pytest.raises(RateLimiterBusy) as info:
+        budget.acquire(max_wait=5)
+    assert info.value.retry_after == pytest.approx(plan.interval - plan.burst, abs=2)
+    assert "1 request per minute" in str(info.value)
+    with pytest.raises(RateLimiterBusy):
+        anyio.run(lambda: budget.acquire_async(max_wait=5))
+    # The second refusal took the slot the first gave back: no third slot was leased, so
+    # refusals do not spend the budget the workers need.
+    assert budget.stats().leases == 2
+    another_process = lease_slots(postgres, "connection:11", 1, plan)
+    assert another_process.first_offset > 2 * plan.interval - plan.burst - 2

@@ -17,6 +17,8 @@ from qualflow.qualtrics import (
     Client,
     DatacenterNotice,
     RateLimited,
+    RateLimiter,
+    RateLimiterBusy,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -166,6 +168,20 @@ def test_429_pauses_a_shared_limiter(api: Api, sandbox: Sandbox) -> None:
     _fault(sandbox, path="/API/v3/whoami", status=429, retry_after=5, count=1)
     api(client.whoami())
     assert limiter.pauses == [5.0]
+
+
+def test_a_request_the_limiter_would_hold_too_long_is_refused_unsent(
+    api: Api, sandbox: Sandbox
+) -> None:
+    sent = _fault(sandbox, path="/API/v3/whoami", latency=0.001)  # counts what reaches it
+    frozen = RateLimiter(60, burst=1, clock=lambda: 100.0)  # one a second, time standing still
+    client = api.make(rate_limiter=frozen, max_rate_limit_wait=0.5)
+    api(client.whoami())
+    with pytest.raises(RateLimiterBusy) as info:
+        api(client.whoami())
+    assert info.value.retry_after == pytest.approx(1.0)
+    assert sent.hits == 1
+    assert api.sleeps == []  # not retried either: the wait is what the caller declined
 
 
 def _closed_port() -> int:

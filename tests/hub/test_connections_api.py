@@ -236,3 +236,20 @@ def test_surveys_shared_with_the_connection_user(
     assert [s["name"] for s in usable["elements"]] == ["Onboarding NPS"]
     assert usable["elements"][0]["shared"] is True
     assert usable["elements"][0]["is_active"] is True
+
+
+def test_a_spent_rate_limit_is_a_503_with_retry_after_instead_of_a_hung_request(
+    hub: TestClient, admin: Person, sandbox: Sandbox
+) -> None:
+    connection_id = _create(hub, admin, sandbox, requests_per_minute=1).json()["id"]
+    surveys = f"/api/v1/connections/{connection_id}/surveys"
+    assert hub.get(surveys, headers=admin.headers).status_code == 200  # the minute's request
+    for answer in (
+        hub.get(surveys, headers=admin.headers),
+        hub.post(f"/api/v1/connections/{connection_id}/validate", headers=admin.headers),
+    ):
+        assert answer.status_code == 503, answer.text
+        error = answer.json()["error"]
+        assert error["code"] == "rate_limited"
+        assert "1 request per minute" in error["message"]
+        assert 10 < int(answer.headers["Retry-After"]) <= 65

@@ -93,6 +93,12 @@ def test_credentials_are_required_and_unique() -> None:
         OAuthCredentials("id", "")
 
 
+@pytest.mark.parametrize("wait", [-1.0, float("nan")])
+def test_max_rate_limit_wait_must_be_seconds(wait: float) -> None:
+    with pytest.raises(ConfigurationError, match="max_rate_limit_wait"):
+        Client(datacenter="iad1", api_token=TOKEN, max_rate_limit_wait=wait)
+
+
 @given(st.sampled_from(sorted(DATACENTERS)), st.from_regex(r"[a-z][a-z0-9-]{0,20}", fullmatch=True))
 def test_datacenter_of_brand_hosts(dc: str, brand: str) -> None:
     assert datacenter_of_host(f"{dc}.qualtrics.com") == dc

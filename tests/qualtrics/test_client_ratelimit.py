@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from qualflow.qualtrics.errors import RateLimiterBusy
 from qualflow.qualtrics.ratelimit import Limiter, RateLimiter, Unlimited
 
 
@@ -131,3 +132,37 @@ def test_grants_never_exceed_burst_plus_rate_and_are_fifo(
         for j in range(i, len(ready)):
             granted = j - i + 1
             assert granted <= burst + rate * (ready[j] - ready[i]) + 1e-6
+
+
+def test_a_wait_beyond_max_wait_is_refused_without_taking_a_token() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(60, burst=1, clock=clock)  # one a second
+    assert limiter.reserve(max_wait=0.5) == 0.0
+    with pytest.raises(RateLimiterBusy) as info:
+        limiter.reserve(max_wait=0.5)
+    assert info.value.retry_after == pytest.approx(1.0)
+    assert not info.value.retriable
+    assert "60 requests per minute" in str(info.value)
+    assert "nothing was sent" in str(info.value)
+    # The refused caller took nothing: the next one still waits one second, not two.
+    assert limiter.reserve(max_wait=1.0) == pytest.approx(1.0)
+    assert limiter.reserve() == pytest.approx(2.0)
+
+
+def test_a_pause_longer_than_max_wait_is_refused_with_its_length() -> None:
+    clock = FakeClock()
+    limiter = RateLimiter(600, clock=clock)
+    limiter.pause(30)
+    with pytest.raises(RateLimiterBusy) as info:
+        anyio.run(lambda: limiter.acquire_async(max_wait=10))
+    # The pause, then a tenth of a second for a token: the pause voided the burst.
+    assert info.value.retry_after == pytest.approx(30.1)
+    with pytest.raises(RateLimiterBusy):
+        limiter.acquire(max_wait=10)
+    clock.now += 31
+    limiter.acquire(max_wait=0)  # the pause is over and a token refilled: nothing sleeps
+
+
+def test_unlimited_never_refuses() -> None:
+    Unlimited().acquire(max_wait=0)
+    anyio.run(lambda: Unlimited().acquire_async(max_wait=0))

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import math
 import threading
@@ -39,6 +40,7 @@ from sqlalchemy import Engine, String, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, mapped_column
 
+from qualflow.qualtrics.ratelimit import limiter_busy
 from qualflow.store.base import Base, UTCDateTime
 from qualflow.store.db import autocommit
 
@@ -282,6 +284,8 @@ class SharedBudget:
         self._lock = threading.Lock()
         self._lease_done = threading.Condition(self._lock)
         self._batches: deque[_Batch] = deque()
+        #: (opens_at, closes_at) of slots taken and then given back unused, earliest first.
+        self._returned: list[tuple[float, float]] = []
         self._batch_size = 1
         self._leasing = False
         self._waiting = 0
@@ -310,8 +314,14 @@ class SharedBudget:
             void = self._stats.void + sum(batch.void for batch in self._batches)
             return replace(self._stats, void=void)
 
-    def acquire(self) -> None:
-        """Block the calling thread until this process may send one request."""
+    def acquire(self, max_wait: float | None = None) -> None:
+        """Block the calling thread until this process may send one request.
+
+        With ``max_wait``, raise :class:`~qualflow.qualtrics.RateLimiterBusy` as soon as it is
+        clear the request would wait longer than that (a slot it took then serves the next
+        caller instead).
+        """
+        deadline = None if max_wait is None else self._clock() + max_wait
         while True:
             with self._lock:
                 slot, lease_now, paused = self._claim()
@@ -323,8 +333,13 @@ class SharedBudget:
                         self._waiting -= 1
                     continue
             if paused:
+                self._refuse_beyond(deadline, paused, max_wait)
                 time.sleep(paused)
                 continue
+            if slot is not None:
+                self._refuse_beyond(
+                    deadline, slot.opens_at - self._clock(), max_wait, slot, lease_now
+                )
             if lease_now:
                 try:
                     self._lease()
@@ -339,9 +354,11 @@ class SharedBudget:
             if self._granted(slot):
                 return
 
-    async def acquire_async(self) -> None:
-        """Wait, without blocking the event loop, until this process may send one request."""
+    async def acquire_async(self, max_wait: float | None = None) -> None:
+        """Wait, without blocking the event loop, until this process may send one request;
+        ``max_wait`` as for :meth:`acquire`."""
         loop = asyncio.get_running_loop()
+        deadline = None if max_wait is None else self._clock() + max_wait
         while True:
             woken: asyncio.Future[None] | None = None
             with self._lock:
@@ -358,8 +375,13 @@ class SharedBudget:
                         self._waiting -= 1
                 continue
             if paused:
+                self._refuse_beyond(deadline, paused, max_wait)
                 await anyio.sleep(paused)
                 continue
+            if slot is not None:
+                self._refuse_beyond(
+                    deadline, slot.opens_at - self._clock(), max_wait, slot, lease_now
+                )
             if lease_now:
                 try:
                     await anyio.to_thread.run_sync(self._lease)
@@ -373,6 +395,29 @@ class SharedBudget:
                 await anyio.sleep(delay)
             if self._granted(slot):
                 return
+
+    def _refuse_beyond(
+        self,
+        deadline: float | None,
+        wait: float,
+        max_wait: float | None,
+        slot: _Slot | None = None,
+        leasing: bool = False,
+    ) -> None:
+        """Raise RateLimiterBusy if waiting ``wait`` more seconds would pass ``deadline``.
+
+        ``slot`` (not used then) goes back for the next caller, and a lease this caller was
+        to take ahead of need is not taken: a refusal leaves the budget as it found it.
+        """
+        if deadline is None or max_wait is None or self._clock() + wait <= deadline:
+            return
+        if slot is not None:
+            with self._lock:
+                heapq.heappush(self._returned, (slot.opens_at, slot.closes_at))
+        if leasing:
+            self._lease_over()
+        requests_per_minute = self._plan.requests * 60.0 / self._plan.period
+        raise limiter_busy(wait, max_wait, requests_per_minute)
 
     def pause(self, seconds: float) -> None:
         """Hold back this process now, and every process once the database has the pause."""
@@ -410,6 +455,13 @@ class SharedBudget:
         return slot, lease_now, 0.0
 
     def _next_slot(self, now: float) -> _Slot | None:
+        # Slots given back by callers that would not wait for them come first: they are the
+        # earliest this process holds.
+        while self._returned:
+            opens_at, closes_at = heapq.heappop(self._returned)
+            if now <= closes_at:
+                return _Slot(opens_at, closes_at)
+            self._stats.void += 1
         while self._batches:
             batch = self._batches[0]
             found = batch.take(now)
@@ -427,7 +479,7 @@ class SharedBudget:
             self._batch_size = max(1, min(self._batch_size, batch.taken))
 
     def _running_low(self, now: float) -> bool:
-        left = sum(batch.remaining(now) for batch in self._batches)
+        left = len(self._returned) + sum(batch.remaining(now) for batch in self._batches)
         return left < max(1, self._batch_size // 2)
 
     def _granted(self, slot: _Slot) -> bool:
@@ -466,14 +518,18 @@ class SharedBudget:
                 self._batches.append(batch)
                 self._stats.leases += 1
         finally:
-            with self._lock:
-                self._leasing = False
-                self._lease_done.notify_all()
-                waiters, self._async_waiters = self._async_waiters, []
-            for loop, woken in waiters:
-                # A closed loop raises RuntimeError: nobody is waiting there any more.
-                with contextlib.suppress(RuntimeError):
-                    loop.call_soon_threadsafe(_wake, woken)
+            self._lease_over()
+
+    def _lease_over(self) -> None:
+        """Let the next caller lease, and wake everyone waiting for this lease."""
+        with self._lock:
+            self._leasing = False
+            self._lease_done.notify_all()
+            waiters, self._async_waiters = self._async_waiters, []
+        for loop, woken in waiters:
+            # A closed loop raises RuntimeError: nobody is waiting there any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_wake, woken)
 
 
 def _wake(woken: asyncio.Future[None]) -> None:

@@ -48,6 +48,7 @@ from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.qualtrics import AsyncClient, OAuthCredentials, RateLimiter, RetryPolicy
 
 __all__ = [
+    "INTERACTIVE_RATE_LIMIT_WAIT",
     "ConnectionClientFactory",
     "ConnectionLimiter",
     "Credentials",
@@ -186,25 +187,25 @@ class ConnectionLimiter(RateLimiter):
                 plan = BudgetPlan.per_minute(self.requests_per_minute)
                 self._shared = SharedBudget(database, key, plan)
 
-    def acquire(self) -> None:
+    def acquire(self, max_wait: float | None = None) -> None:
         shared = self._shared
         if shared is not None:
             try:
-                shared.acquire()
+                shared.acquire(max_wait)
                 return
             except BudgetUnavailable:
                 pass  # already logged; the bucket limits this process until the database is back
-        super().acquire()
+        super().acquire(max_wait)
 
-    async def acquire_async(self) -> None:
+    async def acquire_async(self, max_wait: float | None = None) -> None:
         shared = self._shared
         if shared is not None:
             try:
-                await shared.acquire_async()
+                await shared.acquire_async(max_wait)
                 return
             except BudgetUnavailable:
                 pass
-        await super().acquire_async()
+        await super().acquire_async(max_wait)
 
     def pause(self, seconds: float) -> None:
         super().pause(seconds)
@@ -268,11 +269,13 @@ def client_for_credentials(
     *,
     rate_limiter: RateLimiter | None = None,
     retry: RetryPolicy | None = None,
+    max_rate_limit_wait: float | None = None,
 ) -> AsyncClient:
     """A client for credentials that may not be saved yet (validation, provisioning)."""
     return AsyncClient(
         **credentials.client_kwargs(),  # type: ignore[arg-type]
         rate_limiter=rate_limiter,
+        max_rate_limit_wait=max_rate_limit_wait,
         retry=retry,
         timeout=_registry.timeout,
         transport=_registry.transport,
@@ -280,17 +283,34 @@ def client_for_credentials(
     )
 
 
-def client_for(connection: Connection, *, retry: RetryPolicy | None = None) -> AsyncClient:
+#: How long a request someone is waiting on (a page, an API call) may wait for its
+#: connection's rate limit; beyond it the hub answers "try again in N s" at once.
+INTERACTIVE_RATE_LIMIT_WAIT = 10.0
+
+
+def client_for(
+    connection: Connection,
+    *,
+    retry: RetryPolicy | None = None,
+    max_rate_limit_wait: float | None = None,
+) -> AsyncClient:
     """A new client for a saved connection, sharing the connection's rate limiter.
 
-    The caller owns it: ``async with client_for(connection) as qualtrics: …``.
+    The caller owns it: ``async with client_for(connection) as qualtrics: …``. Callers that
+    answer a person pass ``max_rate_limit_wait=INTERACTIVE_RATE_LIMIT_WAIT``: a request the
+    limiter would hold longer raises :class:`~qualflow.qualtrics.RateLimiterBusy` unsent.
     """
     limiter = limiter_for(
         connection.id,
         connection.requests_per_minute,
         database=_engine_of(getattr(object_session(connection), "bind", None)),
     )
-    return client_for_credentials(Credentials.of(connection), rate_limiter=limiter, retry=retry)
+    return client_for_credentials(
+        Credentials.of(connection),
+        rate_limiter=limiter,
+        retry=retry,
+        max_rate_limit_wait=max_rate_limit_wait,
+    )
 
 
 #: How long a cached client is trusted before its connection is re-read from the database.

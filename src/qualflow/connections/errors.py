@@ -55,6 +55,19 @@ class QualtricsUnavailable(ConnectionsError):
     code = "qualtrics_unavailable"
 
 
+class QualtricsBusy(QualtricsUnavailable):
+    """The connection's rate limit would hold the request longer than a person should wait.
+
+    Nothing was sent; ``retry_after`` says in how many seconds it could be.
+    """
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class ProvisioningFailed(ConnectionsError):
     """Creating the service user, or getting its token, did not work."""
 

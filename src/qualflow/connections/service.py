@@ -17,7 +17,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qualflow.accounts.principal import Principal
-from qualflow.connections.clients import Credentials, invalidate_clients, limiter_for
+from qualflow.connections.clients import (
+    INTERACTIVE_RATE_LIMIT_WAIT,
+    Credentials,
+    invalidate_clients,
+    limiter_for,
+)
 from qualflow.connections.errors import (
     ConnectionForbidden,
     ConnectionInUse,
@@ -296,6 +301,7 @@ async def revalidate_connection(db: Session, connection: Connection) -> Identity
     identity = await check_credentials(
         Credentials.of(connection),
         rate_limiter=limiter_for(connection.id, connection.requests_per_minute),
+        max_rate_limit_wait=INTERACTIVE_RATE_LIMIT_WAIT,
     )
     apply_identity(connection, identity)
     db.flush()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from qualflow.connections.clients import client_for
+from qualflow.connections.clients import INTERACTIVE_RATE_LIMIT_WAIT, client_for
 from qualflow.connections.models import Connection
 from qualflow.connections.validation import translate_error
 from qualflow.qualtrics import QualtricsError
@@ -36,7 +36,9 @@ async def list_surveys(
     own_id = connection.qualtrics_user_id
     found: list[AvailableSurvey] = []
     try:
-        async with client_for(connection) as qualtrics:
+        async with client_for(
+            connection, max_rate_limit_wait=INTERACTIVE_RATE_LIMIT_WAIT
+        ) as qualtrics:
             async for survey in qualtrics.surveys.iter():
                 shared = survey.owner_id is not None and survey.owner_id != own_id
                 active = bool(survey.is_active)

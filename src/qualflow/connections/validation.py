@@ -8,6 +8,7 @@ from qualflow.connections.clients import Credentials, client_for_credentials
 from qualflow.connections.errors import (
     CredentialsRejected,
     InvalidConnection,
+    QualtricsBusy,
     QualtricsUnavailable,
 )
 from qualflow.qualtrics import (
@@ -17,6 +18,7 @@ from qualflow.qualtrics import (
     QualtricsError,
     RateLimited,
     RateLimiter,
+    RateLimiterBusy,
     RetryPolicy,
     ServerError,
     TransportError,
@@ -62,6 +64,10 @@ def translate_error(error: QualtricsError, *, doing: str) -> Exception:
     detail = getattr(error, "error_message", None) or str(error)
     if isinstance(error, ConfigurationError):
         return InvalidConnection(str(error))
+    if isinstance(error, RateLimiterBusy):
+        return QualtricsBusy(
+            f"the connection's rate limit is spent while {doing}: {error}", error.retry_after
+        )
     if isinstance(error, AuthError | PermissionDenied):
         return CredentialsRejected(f"Qualtrics rejected the credentials while {doing}: {detail}")
     if isinstance(error, TransportError | ServerError | RateLimited):
@@ -72,12 +78,18 @@ def translate_error(error: QualtricsError, *, doing: str) -> Exception:
 
 
 async def check_credentials(
-    credentials: Credentials, *, rate_limiter: RateLimiter | None = None
+    credentials: Credentials,
+    *,
+    rate_limiter: RateLimiter | None = None,
+    max_rate_limit_wait: float | None = None,
 ) -> Identity:
     """Call ``whoami`` with the credentials; raise a connections error if that fails."""
     try:
         async with client_for_credentials(
-            credentials, rate_limiter=rate_limiter, retry=VALIDATION_RETRY
+            credentials,
+            rate_limiter=rate_limiter,
+            retry=VALIDATION_RETRY,
+            max_rate_limit_wait=max_rate_limit_wait,
         ) as qualtrics:
             me = await qualtrics.whoami()
     except QualtricsError as error:

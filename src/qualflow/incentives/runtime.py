@@ -72,7 +72,7 @@ def smtp_from_settings(settings: Settings) -> SmtpSettings | None:
 def default_client_opener(factory: sessionmaker[Session]) -> ClientOpener:
     @asynccontextmanager
     async def open_client(connection_id: int) -> AsyncIterator[Any]:
-        from qualflow.connections.clients import client_for
+        from qualflow.connections.clients import INTERACTIVE_RATE_LIMIT_WAIT, client_for
         from qualflow.connections.models import Connection
 
         def load() -> Connection:
@@ -83,7 +83,10 @@ def default_client_opener(factory: sessionmaker[Session]) -> ClientOpener:
                 return connection
 
         connection = await asyncio.to_thread(load)
-        async with client_for(connection) as client:
+        # Someone is waiting on these calls (a configuration review, a test reward).
+        async with client_for(
+            connection, max_rate_limit_wait=INTERACTIVE_RATE_LIMIT_WAIT
+        ) as client:
             yield client
 
     return open_client

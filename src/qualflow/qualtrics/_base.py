@@ -59,6 +59,7 @@ class ClientBase:
         retry: RetryPolicy | None,
         rate_limiter: Limiter | None,
         requests_per_minute: float | None,
+        max_rate_limit_wait: float | None,
         user_agent: str | None,
     ) -> None:
         self.location: ApiLocation = resolve_location(datacenter=datacenter, base_url=base_url)
@@ -87,6 +88,13 @@ class ClientBase:
             self.rate_limiter = Unlimited()
         else:
             self.rate_limiter = RateLimiter(requests_per_minute)
+        if max_rate_limit_wait is not None and not max_rate_limit_wait >= 0:
+            raise ConfigurationError("max_rate_limit_wait must be a number of seconds >= 0")
+        self.max_rate_limit_wait = max_rate_limit_wait
+        #: What each request passes to the limiter (nothing: a custom limiter need not know it).
+        self._limiter_wait: dict[str, float] = (
+            {} if max_rate_limit_wait is None else {"max_wait": max_rate_limit_wait}
+        )
         self._user_agent = user_agent or f"qualflow/{_package_version()} (+httpx)"
 
     def __repr__(self) -> str:

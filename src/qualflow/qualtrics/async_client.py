@@ -66,7 +66,10 @@ class AsyncClient(ClientBase):
     Failed requests are retried per ``retry`` (429/5xx/timeouts, honouring ``Retry-After``);
     requests wait for ``rate_limiter`` (by default a private bucket of
     ``requests_per_minute``; pass one :class:`RateLimiter` to several clients of the same brand
-    so together they stay under its limit). ``transport`` is any async httpx transport, e.g.
+    so together they stay under its limit). With ``max_rate_limit_wait`` a request that the
+    limiter would hold longer than that many seconds raises
+    :class:`~qualflow.qualtrics.errors.RateLimiterBusy` instead of waiting (for callers
+    someone is waiting on). ``transport`` is any async httpx transport, e.g.
     ``httpx.ASGITransport(app=sandbox_app)`` to talk to the sandbox in-process.
 
     Task-safe: one client may serve many concurrent tasks of one event loop.
@@ -83,6 +86,7 @@ class AsyncClient(ClientBase):
         retry: RetryPolicy | None = None,
         rate_limiter: Limiter | None = None,
         requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
+        max_rate_limit_wait: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str | None = None,
     ) -> None:
@@ -94,6 +98,7 @@ class AsyncClient(ClientBase):
             retry=retry,
             rate_limiter=rate_limiter,
             requests_per_minute=requests_per_minute,
+            max_rate_limit_wait=max_rate_limit_wait,
             user_agent=user_agent,
         )
         self._http = httpx.AsyncClient(
@@ -250,7 +255,7 @@ class AsyncClient(ClientBase):
         async def attempt(token: AccessToken | None) -> T:
             request = self._http.build_request(**self._request_kwargs(call, token))
             if call.authenticated:
-                await self.rate_limiter.acquire_async()
+                await self.rate_limiter.acquire_async(**self._limiter_wait)
             try:
                 response = await self._http.send(request)
             except httpx.TransportError as exc:
@@ -271,7 +276,7 @@ class AsyncClient(ClientBase):
 
         async def attempt(token: AccessToken | None) -> int:
             request = self._http.build_request(**self._request_kwargs(call, token))
-            await self.rate_limiter.acquire_async()
+            await self.rate_limiter.acquire_async(**self._limiter_wait)
             try:
                 response = await self._http.send(request, stream=True)
                 try:

@@ -61,7 +61,10 @@ class Client(ClientBase):
     Failed requests are retried per ``retry`` (429/5xx/timeouts, honouring ``Retry-After``);
     requests wait for ``rate_limiter`` (by default a private bucket of
     ``requests_per_minute``; pass one :class:`RateLimiter` to several clients of the same brand
-    so together they stay under its limit). ``transport`` is any httpx transport (tests use
+    so together they stay under its limit). With ``max_rate_limit_wait`` a request that the
+    limiter would hold longer than that many seconds raises
+    :class:`~qualflow.qualtrics.errors.RateLimiterBusy` instead of waiting (for callers
+    someone is waiting on). ``transport`` is any httpx transport (tests use
     :class:`~qualflow.qualtrics.transports.SyncASGITransport` around the sandbox).
 
     Thread-safe: one client may be used from many threads.
@@ -78,6 +81,7 @@ class Client(ClientBase):
         retry: RetryPolicy | None = None,
         rate_limiter: Limiter | None = None,
         requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
+        max_rate_limit_wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
         user_agent: str | None = None,
     ) -> None:
@@ -89,6 +93,7 @@ class Client(ClientBase):
             retry=retry,
             rate_limiter=rate_limiter,
             requests_per_minute=requests_per_minute,
+            max_rate_limit_wait=max_rate_limit_wait,
             user_agent=user_agent,
         )
         self._http = httpx.Client(
@@ -243,7 +248,7 @@ class Client(ClientBase):
         def attempt(token: AccessToken | None) -> T:
             request = self._http.build_request(**self._request_kwargs(call, token))
             if call.authenticated:
-                self.rate_limiter.acquire()
+                self.rate_limiter.acquire(**self._limiter_wait)
             try:
                 response = self._http.send(request)
             except httpx.TransportError as exc:
@@ -264,7 +269,7 @@ class Client(ClientBase):
 
         def attempt(token: AccessToken | None) -> int:
             request = self._http.build_request(**self._request_kwargs(call, token))
-            self.rate_limiter.acquire()
+            self.rate_limiter.acquire(**self._limiter_wait)
             try:
                 response = self._http.send(request, stream=True)
                 try:

@@ -13,6 +13,8 @@ The hierarchy, grouped by what a caller should do about it::
     │   ├── RateLimited               429                         retriable, carries retry_after
     │   └── ServerError               5xx                         retriable for 500/502/503/504
     ├── TransportError                connect/read error or timeout, no answer    retriable
+    ├── RateLimiterBusy               the client's own rate limiter would hold the request longer
+    │                                 than the caller allows; nothing was sent (carries retry_after)
     ├── UnexpectedResponse            an answer that is not the documented Qualtrics shape
     ├── ForeignNextPage               a `nextPage` link pointing at another host (never followed)
     ├── NotYetAvailable               202: the response exists but is not readable yet (retriable)
@@ -52,6 +54,7 @@ __all__ = [
     "QualtricsError",
     "QualtricsWarning",
     "RateLimited",
+    "RateLimiterBusy",
     "ServerError",
     "TransportError",
     "UnexpectedResponse",
@@ -192,6 +195,20 @@ class TransportError(QualtricsError):
     def __init__(self, message: str, *, request_sent: bool = True) -> None:
         super().__init__(message)
         self.request_sent = request_sent
+
+
+class RateLimiterBusy(QualtricsError):
+    """The client-side rate limiter would hold this request longer than the caller allows.
+
+    Raised before anything is sent, when the client was made with ``max_rate_limit_wait`` (an
+    interactive caller would rather answer "try again in N s" than hang). ``retry_after`` is
+    how many seconds the limiter would have held the request. The client's retry loop does not
+    wait it out: that wait is exactly what the caller declined.
+    """
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class UnexpectedResponse(QualtricsError):

@@ -17,7 +17,9 @@ from typing import Protocol, runtime_checkable
 
 import anyio
 
-__all__ = ["DEFAULT_REQUESTS_PER_MINUTE", "Limiter", "RateLimiter", "Unlimited"]
+from qualflow.qualtrics.errors import RateLimiterBusy
+
+__all__ = ["DEFAULT_REQUESTS_PER_MINUTE", "Limiter", "RateLimiter", "Unlimited", "limiter_busy"]
 
 DEFAULT_REQUESTS_PER_MINUTE = 3000
 
@@ -26,14 +28,29 @@ DEFAULT_REQUESTS_PER_MINUTE = 3000
 class Limiter(Protocol):
     """What the clients need from a rate limiter; implement it to plug in a distributed one."""
 
-    def acquire(self) -> None:
-        """Block the calling thread until one request may be sent."""
+    def acquire(self, max_wait: float | None = None) -> None:
+        """Block the calling thread until one request may be sent.
 
-    async def acquire_async(self) -> None:
-        """Wait (without blocking the event loop) until one request may be sent."""
+        With ``max_wait``, raise :class:`~qualflow.qualtrics.errors.RateLimiterBusy` at once
+        (taking nothing) when the request would have to wait longer than that many seconds.
+        """
+
+    async def acquire_async(self, max_wait: float | None = None) -> None:
+        """Wait (without blocking the event loop) until one request may be sent; ``max_wait``
+        as for :meth:`acquire`."""
 
     def pause(self, seconds: float) -> None:
         """Hold every caller back for ``seconds`` (the server said it is overloaded)."""
+
+
+def limiter_busy(wait: float, max_wait: float, requests_per_minute: float) -> RateLimiterBusy:
+    """The error for a request the limiter would hold ``wait`` s, more than ``max_wait``."""
+    unit = "request" if requests_per_minute == 1 else "requests"
+    return RateLimiterBusy(
+        f"the rate limit of {requests_per_minute:g} {unit} per minute would hold this request "
+        f"{wait:.0f} s (at most {max_wait:g} s allowed); nothing was sent, try again later",
+        retry_after=wait,
+    )
 
 
 class RateLimiter:
@@ -69,8 +86,12 @@ class RateLimiter:
     def __repr__(self) -> str:
         return f"RateLimiter(requests_per_minute={self.requests_per_minute:g}, burst={self.burst})"
 
-    def reserve(self) -> float:
-        """Take one token now and return how many seconds the caller must wait before sending."""
+    def reserve(self, max_wait: float | None = None) -> float:
+        """Take one token now and return how many seconds the caller must wait before sending.
+
+        With ``max_wait``, a wait longer than that takes no token and raises
+        :class:`RateLimiterBusy` instead.
+        """
         with self._lock:
             now = self._clock()
             elapsed = max(0.0, now - self._updated)
@@ -79,15 +100,19 @@ class RateLimiter:
             self._updated = max(self._updated, now)
             self._tokens -= 1.0
             ready_at = now if self._tokens >= 0 else self._updated - self._tokens / self._rate
-            return max(0.0, ready_at - now, self._paused_until - now)
+            delay = max(0.0, ready_at - now, self._paused_until - now)
+            if max_wait is not None and delay > max_wait:
+                self._tokens += 1.0
+                raise limiter_busy(delay, max_wait, self.requests_per_minute)
+            return delay
 
-    def acquire(self) -> None:
-        delay = self.reserve()
+    def acquire(self, max_wait: float | None = None) -> None:
+        delay = self.reserve(max_wait)
         if delay > 0:
             time.sleep(delay)
 
-    async def acquire_async(self) -> None:
-        delay = self.reserve()
+    async def acquire_async(self, max_wait: float | None = None) -> None:
+        delay = self.reserve(max_wait)
         if delay > 0:
             await anyio.sleep(delay)
 
@@ -105,10 +130,10 @@ class RateLimiter:
 class Unlimited:
     """A limiter that never waits (for tests, or when another layer already limits)."""
 
-    def acquire(self) -> None:
+    def acquire(self, max_wait: float | None = None) -> None:
         return None
 
-    async def acquire_async(self) -> None:
+    async def acquire_async(self, max_wait: float | None = None) -> None:
         return None
 
     def pause(self, seconds: float) -> None:

@@ -6,6 +6,7 @@ characters. Creating or changing credentials validates them with Qualtrics ``who
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import Annotated
 
@@ -27,6 +28,7 @@ from qualflow.connections.errors import (
     DuplicateConnectionName,
     InvalidConnection,
     ProvisioningFailed,
+    QualtricsBusy,
     QualtricsUnavailable,
 )
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
@@ -68,6 +70,7 @@ _STATUS = {
     DuplicateConnectionName: 409,
     ConnectionInUse: 409,
     QualtricsUnavailable: 502,
+    QualtricsBusy: 503,
 }
 
 
@@ -75,7 +78,12 @@ def _api_error(exc: ConnectionsError) -> ApiError:
     details = None
     if isinstance(exc, ConnectionInUse) and exc.users:
         details = [{"used_by": usage} for usage in exc.users]
-    return ApiError(_STATUS.get(type(exc), 400), exc.code, exc.message, details=details)
+    headers = None
+    if isinstance(exc, QualtricsBusy):
+        headers = {"Retry-After": str(max(1, math.ceil(exc.retry_after)))}
+    return ApiError(
+        _STATUS.get(type(exc), 400), exc.code, exc.message, headers=headers, details=details
+    )
 
 
 # --- bodies -------------------------------------------------------------------------------------
@@ -391,7 +399,7 @@ async def change_connection(
 @router.post(
     "/{connection_id}/validate",
     response_model=ConnectionUpdated,
-    responses=_WRITE_ERRORS,
+    responses=error_responses(401, 403, 404, 409, 422, 502, 503),
     summary="Check the stored credentials again with Qualtrics whoami",
 )
 async def revalidate(
@@ -427,7 +435,7 @@ def remove_connection(connection_id: ResourceId, db: DbSession, principal: Manag
 @router.get(
     "/{connection_id}/surveys",
     response_model=SurveyList,
-    responses=error_responses(401, 403, 404, 422, 502),
+    responses=error_responses(401, 403, 404, 422, 502, 503),
     summary="Surveys the connection's Qualtrics user can see",
 )
 async def read_surveys(
