@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
@@ -16,10 +17,36 @@ if TYPE_CHECKING:
     from qualflow.store.runtime import Store
 
 
+#: The largest id a command accepts (the databases' 64-bit integer keys): use as
+#: ``typer.Argument(min=1, max=MAX_ID)`` so a huge number is a usage error, not an overflow.
+MAX_ID = 2**63 - 1
+
+#: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
+#: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.
+MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
 def fail(message: str) -> NoReturn:
     """End the command with ``error: message`` on stderr and exit code 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
+    """The bytes of an input file the command was given, or a one-line failure that says why
+    not (missing, a directory, unreadable, larger than ``limit``)."""
+    try:
+        with path.open("rb") as handle:
+            data = handle.read(limit + 1)
+    except FileNotFoundError:
+        fail(f"{path}: no such file")
+    except IsADirectoryError:
+        fail(f"{path}: is a directory, not a file")
+    except OSError as exc:
+        fail(f"{path}: cannot read it: {exc.strerror or one_line(exc)}")
+    if len(data) > limit:
+        fail(f"{path}: larger than {limit // (1024 * 1024)} MB; is it the right file?")
+    return data
 
 
 def load_settings() -> Settings:
