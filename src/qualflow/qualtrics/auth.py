@@ -18,7 +18,12 @@ from urllib.parse import quote
 import anyio
 
 from qualflow.qualtrics._core import ApiCall, Envelope
-from qualflow.qualtrics.errors import AuthError, ConfigurationError, UnexpectedResponse
+from qualflow.qualtrics.errors import (
+    AuthError,
+    ConfigurationError,
+    TransportError,
+    UnexpectedResponse,
+)
 
 __all__ = ["AccessToken", "OAuthCredentials", "OAuthSession"]
 
@@ -123,6 +128,15 @@ class OAuthSession:
             form=form,
             headers={"Authorization": f"Basic {basic}", "Accept": "application/json"},
             parse=self._parse_token,
+        )
+
+    def unreachable(self, error: TransportError) -> TransportError:
+        """The error for a token request that got no answer even after the client's retries
+        (the token call is retried by the client's policy itself, never again by the call
+        that needed the token)."""
+        return TransportError(
+            f"the OAuth token endpoint {self.token_url} could not be reached: {error}",
+            request_sent=error.request_sent,
         )
 
     def _parse_token(self, envelope: Envelope) -> AccessToken:

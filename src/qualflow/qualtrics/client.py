@@ -19,7 +19,12 @@ from qualflow.qualtrics._core import (
     transport_error,
 )
 from qualflow.qualtrics.auth import AccessToken, OAuthCredentials
-from qualflow.qualtrics.errors import AuthError, QualtricsError, UnexpectedResponse
+from qualflow.qualtrics.errors import (
+    AuthError,
+    QualtricsError,
+    TransportError,
+    UnexpectedResponse,
+)
 from qualflow.qualtrics.models import ExportFormat, ExportOptions, WhoAmI
 from qualflow.qualtrics.ratelimit import DEFAULT_REQUESTS_PER_MINUTE, Limiter
 from qualflow.qualtrics.resources.definitions import SurveyDefinitions
@@ -216,7 +221,10 @@ class Client(ClientBase):
         with session.thread_lock:
             token = session.current()
             if token is None:
-                token = self._execute(session.token_call())
+                try:
+                    token = self._execute(session.token_call())
+                except TransportError as error:
+                    raise session.unreachable(error) from error
                 session.store(token)
             return token
 
@@ -227,9 +235,11 @@ class Client(ClientBase):
         while True:
             state.start_attempt()
             token: AccessToken | None = None
+            if call.authenticated and self._oauth is not None:
+                # The token request has its own retries, under the same policy: its failure is
+                # final here, or every attempt of this call would repeat all of them.
+                token = self._bearer()
             try:
-                if call.authenticated and self._oauth is not None:
-                    token = self._bearer()
                 return attempt(token)
             except AuthError:
                 if token is None or renewed or self._oauth is None:
