@@ -69,3 +69,15 @@ def test_oauth_token_endpoint_unreachable_is_retried_by_one_policy(
     assert "could not be reached" in line
     # One retry policy for the token request, not one inside another.
     assert len(waits) == RetryPolicy().max_attempts - 1
+
+
+def test_token_and_oauth_credentials_together_are_refused(env: dict[str, str]) -> None:
+    result = _run(["q", "whoami", "--token", "T", "--client-id", "a", "--client-secret", "b"], env)
+    assert result.exit_code == 2, result.output
+    assert "not both" in _one_line(result)
+
+
+def test_token_from_the_environment_and_oauth_flags_are_refused(env: dict[str, str]) -> None:
+    result = _run(["q", "whoami", "--client-id", "a", "--client-secret", "b"], env)
+    assert result.exit_code == 2, result.output
+    assert "QUALTRICS_API_TOKEN" in _one_line(result)

@@ -75,6 +75,16 @@ class Connection:
     scope: str | None
     as_json: bool
 
+    def __post_init__(self) -> None:
+        if self.api_token and (self.client_id or self.client_secret):
+            # Either would authenticate: picking one silently could act as the wrong user.
+            _fail(
+                "give either an API token (--token or QUALTRICS_API_TOKEN) or OAuth client "
+                "credentials (--client-id/--client-secret or QUALTRICS_CLIENT_ID/"
+                "QUALTRICS_CLIENT_SECRET), not both",
+                EXIT_USAGE,
+            )
+
     def client(self) -> Client:
         oauth = None
         if self.client_id or self.client_secret:
