@@ -4,9 +4,13 @@ on a loopback port (or, for an unreachable server, a closed one)."""
 
 from __future__ import annotations
 
+import os
 import socket
+import stat
+import threading
 import types
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -81,3 +85,109 @@ def test_token_from_the_environment_and_oauth_flags_are_refused(env: dict[str, s
     result = _run(["q", "whoami", "--client-id", "a", "--client-secret", "b"], env)
     assert result.exit_code == 2, result.output
     assert "QUALTRICS_API_TOKEN" in _one_line(result)
+
+
+# --- export: where the responses go -------------------------------------------------------------
+
+
+def _respond(sandbox: Sandbox, survey_id: str, count: int) -> list[str]:
+    return [
+        sandbox.state.record_response(survey_id, {"QID1": 1 + i % 5, "finished": 1}).id
+        for i in range(count)
+    ]
+
+
+def test_export_writes_through_a_symlink(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    ids = _respond(sandbox, survey_id, 2)
+    real = tmp_path / "real" / "responses.csv"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "link.csv"
+    link.symlink_to(real)
+    result = _run(["q", "export", survey_id, "-o", str(link), "-f", "csv"], env)
+    assert result.exit_code == 0, result.output
+    assert link.is_symlink()
+    assert link.resolve() == real.resolve()
+    lines = real.read_text().splitlines()
+    assert len(lines) == 3
+    assert all(response_id in real.read_text() for response_id in ids)
+    assert [p.name for p in real.parent.iterdir()] == ["responses.csv"]  # no leftover .part
+
+
+def test_export_writes_into_a_fifo_instead_of_replacing_it(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    ids = _respond(sandbox, survey_id, 3)
+    fifo = tmp_path / "fifo.csv"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+
+    def read() -> None:
+        with open(fifo, "rb") as pipe:
+            received.append(pipe.read())
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        result = _run(["q", "export", survey_id, "-o", str(fifo), "-f", "csv"], env)
+    finally:
+        if reader.is_alive() and stat.S_ISFIFO(os.stat(fifo).st_mode):
+            # The command never opened the pipe: let the reader go.
+            os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join(timeout=30)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode), "the FIFO was replaced by a regular file"
+    assert result.exit_code == 0, result.output
+    text = received[0].decode()
+    assert text.startswith('"StartDate"')
+    assert all(response_id in text for response_id in ids)
+    assert [p.name for p in tmp_path.iterdir()] == ["fifo.csv"]
+
+
+def test_export_refuses_a_socket_as_output(
+    env: dict[str, str], survey_id: str, tmp_path: Path, sandbox: Sandbox
+) -> None:
+    path = tmp_path / "out.csv"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        result = _run(["q", "export", survey_id, "-o", str(path)], env)
+        assert stat.S_ISSOCK(os.stat(path).st_mode)
+    assert result.exit_code == 2, result.output
+    assert "is a socket" in _one_line(result)
+    assert not sandbox.state.exports  # refused before any export started
+
+
+@pytest.mark.skipif(
+    not os.path.isdir("/proc/self"), reason="needs procfs, a folder that takes no new files"
+)
+def test_export_to_a_folder_that_takes_no_files_fails_before_exporting(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    # /proc takes no new files, even for root; nothing can be created there.
+    result = _run(["q", "export", survey_id, "-o", "/proc/qualflow-test.csv"], env)
+    assert result.exit_code == 2, result.output
+    line = _one_line(result)
+    assert "/proc/qualflow-test.csv" in line
+    assert ".part" not in line
+    assert ".qualflow-" not in line
+    assert not sandbox.state.exports  # the check came before the export
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root may write into any folder")
+def test_export_to_a_read_only_folder_fails_before_exporting(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        result = _run(["q", "export", survey_id, "-o", str(folder / "x.csv")], env)
+    finally:
+        folder.chmod(0o700)
+    assert result.exit_code == 2, result.output
+    line = _one_line(result)
+    assert str(folder / "x.csv") in line
+    assert ".part" not in line
+    assert not sandbox.state.exports

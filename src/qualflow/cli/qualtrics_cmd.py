@@ -3,7 +3,8 @@
 Credentials come from flags or the environment: ``QUALTRICS_API_TOKEN`` (or
 ``QUALTRICS_CLIENT_ID`` + ``QUALTRICS_CLIENT_SECRET``) and ``QUALTRICS_DATACENTER`` or
 ``QUALTRICS_BASE_URL``. Every command prints a table, or JSON with ``--json``. Failures print a
-one-line reason on stderr and exit non-zero (2 for bad input, 1 for API/network failures).
+one-line reason on stderr and exit non-zero (2 for bad input, 1 for API, network or disk
+failures).
 """
 
 from __future__ import annotations
@@ -357,6 +358,35 @@ def _moment(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _check_output(output: Path) -> None:
+    """Fail now, before any export starts, unless the export can be written to ``output``:
+    an existing FIFO or character device we may write to, or a new or regular file in an
+    existing folder that takes new files (the export is renamed into place from one)."""
+    from qualflow.qualtrics.export_file import output_target
+
+    try:
+        target, stream = output_target(output)
+    except ValueError as exc:
+        _fail(f"--output {exc}", EXIT_USAGE)
+    if stream:
+        if not os.access(target, os.W_OK):
+            _fail(f"cannot write --output {output}: permission denied", EXIT_USAGE)
+        return
+    folder = os.path.dirname(target)
+    if not os.path.isdir(folder):
+        _fail(f"the folder of --output ({folder}) does not exist", EXIT_USAGE)
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".qualflow-", suffix=".probe", dir=folder)
+    except OSError as exc:
+        _fail(
+            f"cannot write --output {output}: its folder {folder} takes no new files "
+            f"({exc.strerror or exc})",
+            EXIT_USAGE,
+        )
+    os.close(handle)
+    os.unlink(probe)
+
+
 class _AmountColumn(ProgressColumn):
     """What a task has done in its own unit: bytes for the download, responses for the
     conversion, nothing for the export job (its bar and percentage say it all)."""
@@ -408,7 +438,12 @@ def export(
     output: Annotated[
         Path,
         typer.Option(
-            "--output", "-o", help="File to write (parent folder must exist); - for stdout."
+            "--output",
+            "-o",
+            help="File to write (its folder must exist and be writable); - for stdout. A file "
+            "is replaced only once the export is complete; a symlink is written through to "
+            "its target; a FIFO or character device (e.g. /dev/stdout) is written into "
+            "directly, never replaced; a folder, socket or block device is refused.",
         ),
     ],
     output_format: Annotated[
@@ -493,10 +528,8 @@ def export(
             ".jsonl, or give --format",
             EXIT_USAGE,
         )
-    if not to_stdout and output.is_dir():
-        _fail(f"--output {output} is a folder; give a file name", EXIT_USAGE)
-    if not to_stdout and not output.parent.is_dir():
-        _fail(f"the folder of --output ({output.parent}) does not exist", EXIT_USAGE)
+    if not to_stdout:
+        _check_output(output)
     with _reported():
         options = ExportOptions(
             format=source.value,
@@ -533,9 +566,14 @@ def export(
             try:
                 rows = result.write(destination, fmt, labels=labels)
             except BrokenPipeError:
+                if not to_stdout:
+                    _fail(f"cannot write --output {output}: its reader went away", EXIT_API)
                 # The reader stopped early (`| head`): as for any Unix filter, not an error.
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 raise typer.Exit(0) from None
+            except OSError as exc:
+                where = "stdout" if to_stdout else f"--output {output}"
+                _fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
             progress.update(convert, total=rows, completed=rows)
         if to_stdout:
             sys.stdout.flush()

@@ -40,6 +40,7 @@ import itertools
 import json
 import os
 import queue
+import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
@@ -79,6 +80,7 @@ __all__ = [
     "ExportFormat",
     "OutputFormat",
     "kind_for_import_id",
+    "output_target",
 ]
 
 ExportFormat = Literal["csv", "tsv", "json", "ndjson"]
@@ -452,7 +454,10 @@ class ExportFile:
         (:data:`OUTPUT_SUFFIXES`), Parquet without one, and a ``ValueError`` for another
         extension (``.xlsx``, ``.json``…) rather than Parquet bytes under that name.
         A path is written through a temporary file in the same folder and renamed into place
-        only when complete, so a failed export never leaves a truncated file behind.
+        only when complete, so a failed export never leaves a truncated file behind. A symlink
+        is followed (its target is replaced, the link stays); a FIFO or a character device
+        (``/dev/stdout``) is written into directly, never replaced by a regular file; a folder,
+        socket or block device is refused with a ``ValueError`` (see :func:`output_target`).
         """
         if format is None:
             format = output_format_for(dest)
@@ -466,9 +471,16 @@ class ExportFile:
             raise ValueError(f"format must be one of {_OUTPUT_FORMATS}, not {format!r}")
         if not isinstance(dest, str | os.PathLike):
             return self._write_batches(dest, format, labels, compression)
-        target = os.fspath(dest)
-        folder = os.path.dirname(os.path.abspath(target))
-        handle, temporary = tempfile.mkstemp(prefix=".qualflow-", suffix=".part", dir=folder)
+        target, stream = output_target(dest)
+        if stream:
+            with open(target, "wb") as sink:
+                return self._write_batches(sink, format, labels, compression)
+        folder = os.path.dirname(target)
+        try:
+            handle, temporary = tempfile.mkstemp(prefix=".qualflow-", suffix=".part", dir=folder)
+        except OSError as exc:
+            # Name the file asked for, not the temporary one that could not be made.
+            raise OSError(exc.errno, exc.strerror, os.fspath(dest)) from exc
         try:
             rows = None
             seed: json_reader.JsonLayout | None = None
@@ -488,9 +500,11 @@ class ExportFile:
                 with os.fdopen(handle, "wb") as sink:
                     rows = self._write_batches(sink, format, labels, compression)
             os.replace(temporary, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temporary)
+            if isinstance(exc, OSError) and exc.filename == temporary:
+                raise OSError(exc.errno, exc.strerror, os.fspath(dest)) from exc
             raise
         return rows
 
@@ -641,6 +655,34 @@ def output_format_for(dest: StrPath | IO[bytes]) -> OutputFormat | None:
         return "parquet"
     suffix = os.path.splitext(os.fspath(dest))[1].lower()
     return OUTPUT_SUFFIXES.get(suffix) if suffix else "parquet"
+
+
+def output_target(dest: StrPath) -> tuple[str, bool]:
+    """Where writing to the path ``dest`` really goes, and whether it is a stream.
+
+    Symlinks are resolved, so a link is written through to its target instead of being
+    replaced. A FIFO or character device is a stream (written into directly: renaming a
+    finished file over it would replace the device or pipe with a regular file). A folder,
+    socket or block device raises a ``ValueError`` naming ``dest``.
+    """
+    target = os.path.realpath(os.fspath(dest))
+    try:
+        mode = os.stat(target).st_mode
+    except OSError:
+        return target, False  # absent (or unreachable: creating it says why)
+    if stat.S_ISREG(mode):
+        return target, False
+    if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
+        return target, True
+    if stat.S_ISDIR(mode):
+        kind = "a folder"
+    elif stat.S_ISSOCK(mode):
+        kind = "a socket"
+    elif stat.S_ISBLK(mode):
+        kind = "a block device"
+    else:
+        kind = "not a regular file"
+    raise ValueError(f"{os.fspath(dest)} is {kind}: give a file name")
 
 
 def _write_to(
