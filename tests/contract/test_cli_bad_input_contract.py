@@ -4,6 +4,7 @@ on a loopback port (or, for an unreachable server, a closed one)."""
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import stat
@@ -191,3 +192,47 @@ def test_export_to_a_read_only_folder_fails_before_exporting(
     assert str(folder / "x.csv") in line
     assert ".part" not in line
     assert not sandbox.state.exports
+
+
+# --- export: the format -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt"),
+    [("out.csv", "parquet"), ("out.parquet", "csv"), ("out.jsonl", "csv"), ("OUT.NDJSON", "csv")],
+)
+def test_export_refuses_a_format_that_contradicts_the_extension(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path, name: str, fmt: str
+) -> None:
+    target = tmp_path / name
+    result = _run(["q", "export", survey_id, "-o", str(target), "-f", fmt], env)
+    assert result.exit_code == 2, result.output
+    line = _one_line(result)
+    assert f"--format {fmt} contradicts the extension of {name!r}" in line
+    assert not target.exists()
+    assert not sandbox.state.exports
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "fmt"),
+    [
+        ("out.jsonl", [], "ndjson"),
+        ("out.jsonl", ["-f", "ndjson"], "ndjson"),
+        ("out.CSV", [], "csv"),
+        ("out.txt", ["-f", "csv"], "csv"),  # an extension of no format: --format decides
+    ],
+)
+def test_export_format_agreeing_with_or_named_by_the_extension(
+    env: dict[str, str],
+    sandbox: Sandbox,
+    survey_id: str,
+    tmp_path: Path,
+    name: str,
+    args: list[str],
+    fmt: str,
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    target = tmp_path / name
+    result = _run(["q", "export", survey_id, "-o", str(target), "--json", *args], env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["format"] == fmt

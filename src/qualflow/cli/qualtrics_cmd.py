@@ -452,7 +452,8 @@ def export(
             "--format",
             "-f",
             help="parquet, csv or ndjson (default: from the output's extension — .parquet, "
-            ".csv, .ndjson, .jsonl — or parquet when it has none).",
+            ".csv, .ndjson, .jsonl — or parquet when it has none). A format that contradicts "
+            "one of those extensions is refused.",
         ),
     ] = None,
     source: Annotated[
@@ -508,9 +509,16 @@ def export(
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
         _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
-    from qualflow.qualtrics.export_file import output_format_for
+    from qualflow.qualtrics.export_file import OUTPUT_SUFFIXES, output_format_for
 
     to_stdout = str(output) == "-"
+    named = None if to_stdout else OUTPUT_SUFFIXES.get(output.suffix.lower())
+    if output_format is not None and named is not None and output_format.value != named:
+        _fail(
+            f"--format {output_format.value} contradicts the extension of {output.name!r} "
+            f"({named}): rename the file or leave out --format",
+            EXIT_USAGE,
+        )
     fmt = output_format.value if output_format else output_format_for(output)
     if to_stdout:
         if as_json:
