@@ -146,6 +146,25 @@ def test_export_writes_into_a_fifo_instead_of_replacing_it(
     assert [p.name for p in tmp_path.iterdir()] == ["fifo.csv"]
 
 
+@pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="needs /proc/self/fd")
+def test_export_into_a_pipe_named_by_a_magic_link(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str
+) -> None:
+    # Like -o /dev/stdout on a pipe: the link resolves to no path ("pipe:[…]"), only opens.
+    ids = _respond(sandbox, survey_id, 2)
+    read_end, write_end = os.pipe()
+    try:
+        result = _run(
+            ["q", "export", survey_id, "-o", f"/proc/self/fd/{write_end}", "-f", "csv"], env
+        )
+    finally:
+        os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        text = pipe.read().decode()
+    assert result.exit_code == 0, result.output
+    assert all(response_id in text for response_id in ids)
+
+
 def test_export_refuses_a_socket_as_output(
     env: dict[str, str], survey_id: str, tmp_path: Path, sandbox: Sandbox
 ) -> None:

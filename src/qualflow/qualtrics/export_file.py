@@ -665,15 +665,17 @@ def output_target(dest: StrPath) -> tuple[str, bool]:
     finished file over it would replace the device or pipe with a regular file). A folder,
     socket or block device raises a ``ValueError`` naming ``dest``.
     """
-    target = os.path.realpath(os.fspath(dest))
+    path = os.fspath(dest)
+    target = os.path.realpath(path)
     try:
-        mode = os.stat(target).st_mode
+        mode = os.stat(path).st_mode
     except OSError:
         return target, False  # absent (or unreachable: creating it says why)
     if stat.S_ISREG(mode):
         return target, False
     if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
-        return target, True
+        # Opened as given: /dev/stdout on a pipe resolves to no path ("pipe:[…]").
+        return path, True
     if stat.S_ISDIR(mode):
         kind = "a folder"
     elif stat.S_ISSOCK(mode):
@@ -682,7 +684,7 @@ def output_target(dest: StrPath) -> tuple[str, bool]:
         kind = "a block device"
     else:
         kind = "not a regular file"
-    raise ValueError(f"{os.fspath(dest)} is {kind}: give a file name")
+    raise ValueError(f"{path} is {kind}: give a file name")
 
 
 def _write_to(
