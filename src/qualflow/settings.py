@@ -19,6 +19,11 @@ EngineMode = Literal["embedded", "web", "off"]
 SECRET_KEYS_FILENAME = "secret.keys"
 
 
+#: The databases qualflow runs on, and the URL schemes that reach them with the drivers it ships.
+_DATABASES = ("sqlite", "postgresql", "postgres")
+_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+
+
 class Settings(BaseSettings):
     """qualflow's configuration, read from ``QUALFLOW_*`` environment variables."""
 
@@ -112,6 +117,26 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("public_base_url must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str) -> str:
+        if not value:
+            return value
+        scheme = value.split("://", 1)[0].lower() if "://" in value else ""
+        if scheme.split("+", 1)[0] not in _DATABASES or scheme not in _DRIVERS:
+            raise ValueError(
+                "must be a SQLite (sqlite:///path) or PostgreSQL (postgresql://user@host/db) URL"
+            )
+        return value
+
+    @field_validator("data_dir")
+    @classmethod
+    def _check_data_dir(cls, value: Path) -> Path:
+        if not str(value).strip() or str(value) == ".":
+            # An empty variable would silently mean the current directory.
+            raise ValueError("must name a directory (unset it for the default ./.qualflow)")
+        return value
 
     @model_validator(mode="after")
     def _default_database_url(self) -> Settings:

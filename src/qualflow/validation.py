@@ -1,8 +1,24 @@
-"""Pydantic validation failures as the one-line messages our CLI and services show."""
+"""Pydantic validation failures as the one-line messages our CLI and services show, and the
+checks every display text (names) shares."""
 
 from __future__ import annotations
 
+import unicodedata
+
 from pydantic import ValidationError
+
+
+def refuse_control_characters(value: str) -> str:
+    """``value`` unchanged, or ValueError when it holds a control character.
+
+    Names are shown in terminals, tables and emails: an escape sequence in one could rewrite
+    what a terminal shows, and a line break would split a one-line listing.
+    """
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ValueError(
+            "must not contain control characters (escape sequences, line breaks, tabs)"
+        )
+    return value
 
 
 def describe_errors(exc: ValidationError) -> str:

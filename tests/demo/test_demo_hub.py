@@ -104,7 +104,7 @@ def test_demo_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
         )
 
     assert result.exit_code == 1
-    assert f"is port {port} taken?" in result.output
+    assert f"--port {port} or --sandbox-port 0 is taken" in " ".join(result.output.split())
 
 
 @pytest.fixture

@@ -93,14 +93,14 @@ def test_users_create_bad_input_is_one_line_and_nonzero(
 
 
 @pytest.mark.parametrize(
-    "command", [["users", "ls"], ["incentives", "ls"], ["runs", "ls"], ["worker"]]
+    "command", [["users", "ls"], ["incentives", "ls"], ["runs", "ls"], ["worker"], ["serve"]]
 )
 def test_postgres_must_be_migrated_explicitly(
     monkeypatch: pytest.MonkeyPatch, env: Path, database_url: str, command: list[str]
 ) -> None:
     """Every command on the hub's database says to migrate, not which table is missing."""
     if database_url.startswith("sqlite"):
-        if command != ["worker"]:  # a worker runs until stopped
+        if command not in (["worker"], ["serve"]):  # they run until stopped
             # The embedded default migrates itself.
             assert _run(*command).exit_code == 0, _run(*command).output
         return
@@ -217,3 +217,149 @@ def test_connections_add_refuses_bad_credentials(env: Path, sandbox: Sandbox) ->
     listed = _run("connections", "ls", "--json")
     assert listed.exit_code == 0
     assert json.loads(listed.stdout) == []
+
+
+# -- bad input: one line and a non-zero exit, never a traceback --------------------------------
+
+
+def _one_line_failure(result, message: str, exit_code: int = 1) -> None:  # type: ignore[no-untyped-def]
+    assert result.exit_code == exit_code, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_migrate_refuses_unknown_and_older_revisions(env: Path) -> None:
+    _one_line_failure(_run("migrate", "--revision", "nosuch"), "unknown revision 'nosuch'")
+    _one_line_failure(_run("migrate", "--revision", ""), "unknown revision ''")
+    assert _run("migrate").exit_code == 0
+    _one_line_failure(_run("migrate", "--revision", "0003"), "only upgrades")
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("QUALFLOW_DATABASE_URL", "garbage", "QUALFLOW_DATABASE_URL: must be a SQLite"),
+        ("QUALFLOW_DATABASE_URL", "mysql://u:pw@127.0.0.1:1/db", "or PostgreSQL"),
+        ("QUALFLOW_DATA_DIR", "", "QUALFLOW_DATA_DIR: must name a directory"),
+    ],
+)
+def test_bad_settings_are_named_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: Path, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    for command in (["migrate"], ["users", "ls"]):
+        result = _run(*command)
+        _one_line_failure(result, message)
+        assert "pw@" not in result.output
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "a-file").write_text("x")
+    monkeypatch.setenv("QUALFLOW_DATA_DIR", str(tmp_path / "a-file" / "data"))
+    monkeypatch.delenv("QUALFLOW_DATABASE_URL")
+    _one_line_failure(_run("migrate"), "cannot create the data directory")
+
+
+def test_without_auto_migrate_a_missing_sqlite_database_says_to_migrate(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setenv("QUALFLOW_DATA_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.delenv("QUALFLOW_DATABASE_URL", raising=False)
+    monkeypatch.setenv("QUALFLOW_AUTO_MIGRATE", "false")
+    for command in (["users", "ls"], ["serve", "--port", "0"]):
+        _one_line_failure(_run(*command), "there is no database at")
+
+
+def test_serve_refuses_ports_and_hosts_it_cannot_listen_on(env: Path) -> None:
+    assert _run("migrate").exit_code == 0
+    assert _run("serve", "--port", "70000").exit_code == 2
+    _one_line_failure(_run("serve", "--host", "bad host", "--port", "0"), "cannot listen on")
+
+
+def test_names_with_control_characters_are_refused(env: Path, sandbox: Sandbox) -> None:
+    configure_clients(transport=sandbox.transport)
+    assert _run("migrate").exit_code == 0
+    user = _run(
+        "users", "create", "--email", "e@example.org", "--name", "\x1b[31mRED", "--no-password"
+    )
+    _one_line_failure(user, "must not contain control characters")
+    connection = _run(
+        "connections", "add", "--name", "c\x1b[2J", "--base-url", sandbox.base_url,
+        "--api-token", sandbox.admin_token,
+    )  # fmt: skip
+    _one_line_failure(connection, "name: must not contain control characters")
+
+
+def test_connections_add_refuses_credentials_in_the_url_and_two_tokens(
+    env: Path, sandbox: Sandbox
+) -> None:
+    configure_clients(transport=sandbox.transport)
+    assert _run("migrate").exit_code == 0
+    with_password = sandbox.base_url.replace("://", "://bob:PASSW0RDX@")
+    result = _run(
+        "connections", "add", "--name", "c", "--base-url", with_password,
+        "--api-token", sandbox.admin_token,
+    )  # fmt: skip
+    _one_line_failure(result, "base_url: must not contain a user name or password")
+    assert "PASSW0RDX" not in result.output
+    both = _run(
+        "connections", "add", "--name", "c", "--base-url", sandbox.base_url,
+        "--api-token", "x", "--api-token-stdin",
+    )  # fmt: skip
+    _one_line_failure(both, "not both")
+
+
+@pytest.mark.parametrize("reference", ["99999999999999999999999", "\u0661"])
+def test_connections_test_with_an_impossible_id_is_not_found(env: Path, reference: str) -> None:
+    assert _run("migrate").exit_code == 0
+    _one_line_failure(_run("connections", "test", reference), "no connection named")
+
+
+def test_secrets_rotate_refuses_empty_or_known_keys(env: Path) -> None:
+    assert _run("migrate").exit_code == 0
+    assert _run("users", "ls").exit_code == 0  # opening the store creates the keys file
+    keys = read_keys_file(env / "secret.keys")
+    _one_line_failure(_run("secrets", "rotate", "--new-key", ""), "--new-key is empty")
+    _one_line_failure(_run("secrets", "rotate", "--new-key", keys[0]), "already one of the keys")
+    assert read_keys_file(env / "secret.keys") == keys
+
+
+def test_a_failed_rotation_leaves_the_keys_file_as_it_was(env: Path, sandbox: Sandbox) -> None:
+    configure_clients(transport=sandbox.transport)
+    assert _run("migrate").exit_code == 0
+    added = _run(
+        "connections", "add", "--name", "Main", "--base-url", sandbox.base_url,
+        "--api-token", sandbox.admin_token,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    # The stored token was sealed with a key this file no longer holds: nothing can rotate.
+    foreign = [Fernet.generate_key().decode()]
+    (env / "secret.keys").write_text(foreign[0] + "\n")
+    failed = _run("secrets", "rotate")
+    assert failed.exit_code == 1, failed.output
+    assert read_keys_file(env / "secret.keys") == foreign
+
+
+def test_runs_recover_on_a_database_no_engine_has_used(env: Path) -> None:
+    assert _run("migrate").exit_code == 0
+    result = _run("runs", "recover", "--executor-id", "gone-worker")
+    assert result.exit_code == 0, result.output
+    assert "0 run(s) of gone-worker" in result.output
+    _one_line_failure(_run("runs", "recover", "--executor-id", " "), "--executor-id is empty")
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["automations", "show", "99999999999999999999999"],
+        ["automations", "enable", "0"],
+        ["runs", "ls", "--automation", "99999999999999999999999"],
+        ["demo", "--responses", "5"],
+    ],
+)
+def test_out_of_range_or_misplaced_options_are_usage_errors(env: Path, command: list[str]) -> None:
+    result = _run(*command)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output

@@ -19,6 +19,7 @@ from qualflow.accounts.passwords import (
 )
 from qualflow.accounts.permissions import Area, Level, Role, effective_grants
 from qualflow.store.base import utcnow
+from qualflow.validation import refuse_control_characters
 
 __all__ = [
     "authenticate_password",
@@ -51,7 +52,10 @@ def _check_name(name: str) -> str:
         raise InvalidAccountInput("name must not be empty")
     if len(value) > 200:
         raise InvalidAccountInput("name must be at most 200 characters")
-    return value
+    try:
+        return refuse_control_characters(value)
+    except ValueError as exc:
+        raise InvalidAccountInput(f"name {exc}") from None
 
 
 def _parse_role(role: str | Role) -> Role:

@@ -55,7 +55,8 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: {error['msg']}"
+            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: "
+            f"{error['msg'].removeprefix('Value error, ')}"
             for error in exc.errors()
         )
         fail(f"invalid settings: {problems}")
@@ -73,6 +74,34 @@ def one_line(exc: BaseException) -> str:
     return text[0] if text else exc.__class__.__name__
 
 
+def require_migrated(settings: Settings) -> None:
+    """Fail, saying to run ``qualflow migrate``, when the settings' database is not migrated
+    by itself (``QUALFLOW_AUTO_MIGRATE`` off, the PostgreSQL default) and is not at the
+    current revision, instead of failing later on a missing table."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qualflow.store.migrate import current_revision, head_revision
+
+    if settings.should_auto_migrate:
+        return
+    shown = shown_url(settings.database_url)
+    database = make_url(settings.database_url).database
+    if settings.is_sqlite and database and database != ":memory:":
+        path = Path(database)
+        if not path.exists():
+            fail(f"there is no database at {path}; run `qualflow migrate` first")
+    try:
+        at, head = current_revision(settings.database_url), head_revision()
+    except (SQLAlchemyError, OSError) as exc:
+        fail(f"cannot open the database: {one_line(exc)}")
+    if at != head:
+        fail(
+            f"the database at {shown} is at revision {at or 'none'}, not {head}; "
+            "run `qualflow migrate` first"
+        )
+
+
 @contextmanager
 def hub_store(settings: Settings | None = None) -> Iterator[Store]:
     """The hub's database for one command: the embedded SQLite default is migrated; a database
@@ -80,19 +109,12 @@ def hub_store(settings: Settings | None = None) -> Iterator[Store]:
     command fails saying to run ``qualflow migrate``, instead of on a missing table."""
     from sqlalchemy.exc import SQLAlchemyError
 
-    from qualflow.store.migrate import current_revision, head_revision
     from qualflow.store.runtime import open_store
     from qualflow.store.secrets import SecretKeyError
 
     settings = settings or load_settings()
+    require_migrated(settings)
     try:
-        if not settings.should_auto_migrate:
-            at, head = current_revision(settings.database_url), head_revision()
-            if at != head:
-                fail(
-                    f"the database at {shown_url(settings.database_url)} is at revision "
-                    f"{at or 'none'}, not {head}; run `qualflow migrate` first"
-                )
         store = open_store(settings)
     except (SecretKeyError, SQLAlchemyError, OSError) as exc:
         fail(f"cannot open the database: {one_line(exc)}")

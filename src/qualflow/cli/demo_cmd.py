@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import signal
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.panel import Panel
 
 if TYPE_CHECKING:
@@ -53,17 +55,22 @@ def demo(
         ),
     ] = False,
     responses: Annotated[
-        int,
-        typer.Option(min=0, max=5000, help="--tour only: simulated responses per survey."),
-    ] = 60,
+        int | None,
+        typer.Option(
+            min=0, max=5000, help="--tour only: simulated responses per survey (default 60)."
+        ),
+    ] = None,
 ) -> None:
     """Run qualflow with a sandbox Qualtrics, an SMTP sink and simulated respondents."""
     console = Console(highlight=False)
+    if responses is not None and not tour:
+        console.print("[red]error:[/] --responses applies to --tour only")
+        raise typer.Exit(2)
     if tour:
         from qualflow.demo.tour import run_tour
 
         try:
-            run_tour(console, data_dir / "demo", responses_per_survey=responses)
+            run_tour(console, data_dir / "demo", responses_per_survey=60 if responses is None else responses)
         except OSError as exc:
             console.print(f"[red]demo failed:[/] {exc}")
             raise typer.Exit(1) from None
@@ -88,7 +95,10 @@ def _run_hub(
     try:
         hub.start()
     except OSError as exc:
-        console.print(f"[red]demo failed:[/] {exc} (is port {port} taken? try --port 0)")
+        hint = ""
+        if exc.errno == errno.EADDRINUSE:
+            hint = f" (--port {port} or --sandbox-port {sandbox_port} is taken; 0 picks a free one)"
+        console.print(f"[red]demo failed:[/] {escape(str(exc))}{hint}")
         raise typer.Exit(1) from None
     # `docker stop`, systemd and kill send SIGTERM: stop as Ctrl-C does (runs drained, the
     # sandbox saved, the summary printed). A second signal while stopping ends it at once.

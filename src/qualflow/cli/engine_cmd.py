@@ -19,7 +19,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qualflow.cli.common import fail, hub_store, load_settings
+from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, require_migrated
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
@@ -93,7 +93,9 @@ def _json(value: Any) -> None:
 @app.command()
 def serve(
     host: Annotated[str | None, typer.Option(help="Interface (default QUALFLOW_HOST).")] = None,
-    port: Annotated[int | None, typer.Option(help="Port (default QUALFLOW_PORT).")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=0, max=65535, help="Port (default QUALFLOW_PORT).")
+    ] = None,
     worker: Annotated[
         bool, typer.Option("--worker/--no-worker", help="Also execute runs in this process.")
     ] = True,
@@ -107,12 +109,33 @@ def serve(
     from qualflow.web.app import create_app
 
     settings = load_settings()
+    require_migrated(settings)
+    host = host or settings.host
+    port = port if port is not None else settings.port
+    _check_can_listen(host, port)
     app_ = create_app(
         settings,
         engine=settings.engine if worker else "web",
         executor_id=executor_id or _stable_id("serve"),
     )
-    uvicorn.run(app_, host=host or settings.host, port=port if port is not None else settings.port)
+    uvicorn.run(app_, host=host, port=port)
+
+
+def _check_can_listen(host: str, port: int) -> None:
+    """Fail in one line when ``host:port`` cannot be listened on (before anything starts)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        fail(f"cannot listen on {host}: {getattr(exc, 'strerror', None) or exc}")
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            fail(f"cannot listen on {host}:{port}: {exc.strerror or exc}")
 
 
 def _stable_id(role: str) -> str:
@@ -158,7 +181,9 @@ def worker(
 
 @runs_app.command("ls")
 def runs_ls(
-    automation: Annotated[int | None, typer.Option(help="Only this automation's runs.")] = None,
+    automation: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ID, help="Only this automation's runs.")
+    ] = None,
     status: Annotated[list[str] | None, typer.Option(help="Only runs with this status.")] = None,
     since: Annotated[datetime | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
@@ -207,9 +232,10 @@ def _print_run(run: RunDetail) -> None:
         f"[bold]{run.id}[/bold]  {run.status}  (automation {run.automation_id} "
         f"v{run.automation_version}, attempt {run.attempt})"
     )
-    _out.print(f"trigger: {run.trigger_summary}")
+    # Summaries and errors are data: "[...]" in them is not rich markup.
+    _out.print(f"trigger: {run.trigger_summary}", markup=False)
     if run.error:
-        _out.print(f"[red]error: {run.error}[/red]")
+        _out.print(f"error: {run.error}", style="red", markup=False)
     table = Table()
     for column in ("#", "step", "action", "status", "attempts", "duration", "error / output"):
         table.add_column(column)
@@ -217,12 +243,12 @@ def _print_run(run: RunDetail) -> None:
         detail = step.error or json.dumps(step.output, default=str)
         table.add_row(
             str(step.position),
-            step.key,
+            escape(step.key),
             step.action,
             step.status,
             str(step.attempts),
             f"{step.duration_ms} ms" if step.duration_ms is not None else "",
-            detail[:80],
+            escape(detail[:80]),
         )
     _out.print(table)
 
@@ -253,10 +279,21 @@ def runs_recover(
 
     Only for an executor that is really gone: a live one would find its runs taken over.
     """
+    if not executor_id.strip():
+        fail("--executor-id is empty: give the id of the dead worker")
     if executor_id == default_executor_id():
         fail("refusing to recover this very process's executor id")
+    from sqlalchemy.exc import OperationalError, ProgrammingError
+
     with _services() as services, _engine_errors(), Control(services.config) as control:
-        pending = control.pending_of(executor_id)
+        try:
+            pending = control.pending_of(executor_id)
+        except (OperationalError, ProgrammingError) as exc:
+            if "workflow_status" not in str(exc):
+                raise
+            # The engine creates its tables when it first starts: no run was ever executed.
+            typer.echo(f"0 run(s) of {executor_id}: no run has been executed on this database")
+            return
         for workflow_id in pending:
             control.resume(workflow_id)
     typer.echo(f"{len(pending)} run(s) of {executor_id} handed to the live workers")
@@ -282,8 +319,8 @@ def automations_ls(
     for a in items:
         table.add_row(
             str(a.id),
-            a.name,
-            _trigger_text(a),
+            escape(a.name),
+            escape(_trigger_text(a)),
             ", ".join(s["action"] for s in a.steps),
             "yes" if a.enabled else "no",
             str(a.version),
@@ -303,7 +340,7 @@ def _trigger_text(automation: AutomationOut) -> str:
 
 @automations_app.command("show")
 def automations_show(
-    automation_id: int,
+    automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)],
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show an automation's current definition."""
@@ -326,7 +363,7 @@ def automations_show(
 
 
 @automations_app.command("enable")
-def automations_enable(automation_id: int) -> None:
+def automations_enable(automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
     """Enable (creates the Qualtrics subscription or the schedule)."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, True)
@@ -334,7 +371,7 @@ def automations_enable(automation_id: int) -> None:
 
 
 @automations_app.command("disable")
-def automations_disable(automation_id: int) -> None:
+def automations_disable(automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
     """Disable (deletes the Qualtrics subscription or the schedule)."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, False)

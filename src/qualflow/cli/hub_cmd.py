@@ -25,7 +25,7 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
-from qualflow.cli.common import fail, hub_store, load_settings, one_line, shown_url
+from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, one_line, shown_url
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
@@ -34,7 +34,7 @@ from qualflow.connections.service import (
     revalidate_connection,
 )
 from qualflow.store.base import Base
-from qualflow.store.migrate import current_revision, migrate
+from qualflow.store.migrate import current_revision, known_revisions, migrate
 from qualflow.store.models_registry import load_all
 from qualflow.store.secrets import (
     SecretBox,
@@ -85,10 +85,22 @@ def migrate_command(
 ) -> None:
     """Upgrade the database schema (creates it on first run)."""
     settings = load_settings()
+    known = known_revisions()
+    if revision != "head" and revision not in known:
+        fail(f"unknown revision {revision!r}: give head or one of {', '.join(known)}")
     if settings.is_sqlite:
-        settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            settings.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError as exc:
+            fail(f"cannot create the data directory {settings.data_dir}: {exc.strerror or exc}")
     shown = shown_url(settings.database_url)
     before = _guard(lambda: current_revision(settings.database_url))
+    target = known[-1] if revision == "head" else revision
+    if before in known and known.index(before) > known.index(target):
+        fail(
+            f"{shown} is at revision {before}, newer than {target}; "
+            "`qualflow migrate` only upgrades"
+        )
     _guard(lambda: migrate(settings.database_url, revision))
     after = current_revision(settings.database_url)
     if before == after:
@@ -188,9 +200,13 @@ def secrets_rotate(
 ) -> None:
     """Put a new key first and re-encrypt every stored secret with it (one transaction)."""
     settings = load_settings()
+    if new_key is not None and not new_key.strip():
+        fail("--new-key is empty: give a Fernet key, or leave the option out to generate one")
     try:
         keys, source = load_or_create_keys(settings)
-        new_box = SecretBox([new_key or SecretBox.generate_key(), *keys])
+        if new_key is not None and new_key.strip() in keys:
+            fail("--new-key is already one of the keys: give a new one, or leave it out")
+        new_box = SecretBox([new_key.strip() if new_key else SecretBox.generate_key(), *keys])
     except (SecretKeyError, OSError) as exc:
         fail(str(exc))
     newest = new_box.keys[0]
@@ -211,7 +227,13 @@ def secrets_rotate(
                 counts["automation step secrets"] = reseal_definitions(connection, new_box)
                 return counts
 
-        counts = _guard(rotate)
+        try:
+            counts = _guard(rotate)
+        except typer.Exit:
+            if source == "file":
+                # Nothing was re-encrypted (one transaction): the new key is not needed.
+                write_keys_file(settings.secret_keys_file, keys)
+            raise
     total = sum(counts.values())
     for label, count in counts.items():
         typer.echo(f"  {label}: {count} re-encrypted")
@@ -311,6 +333,8 @@ def connections_add(
     ] = DEFAULT_REQUESTS_PER_MINUTE,
 ) -> None:
     """Add a connection after checking its credentials with Qualtrics (whoami)."""
+    if api_token_stdin and api_token is not None:
+        fail("give the API token with --api-token or --api-token-stdin, not both")
     if api_token_stdin:
         api_token = sys.stdin.readline().strip()
     elif api_token is None and oauth_client_id is None:
@@ -356,8 +380,9 @@ def connections_test(
         def find() -> Connection:
             query = select(Connection).where(Connection.name == connection)
             found = session.scalar(query)
-            if found is None and connection.isdigit():
-                found = session.get(Connection, int(connection))
+            if found is None and connection.isascii() and connection.isdigit():
+                number = int(connection)
+                found = session.get(Connection, number) if number <= MAX_ID else None
             if found is None:
                 raise ConnectionNotFound(f"no connection named {connection!r}")
             return found

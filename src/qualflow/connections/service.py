@@ -10,8 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
 from sqlalchemy import or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -35,6 +43,7 @@ from qualflow.connections.usage import connection_usages
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import register_secret
+from qualflow.validation import refuse_control_characters
 
 __all__ = [
     "ConnectionChanges",
@@ -48,10 +57,28 @@ __all__ = [
     "visible_connections",
 ]
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
+Name = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
+    AfterValidator(refuse_control_characters),
+]
 Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-Url = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
+
+
+def _no_credentials_in_url(value: str) -> str:
+    # Credentials belong in their own (encrypted) fields; a URL is shown wherever the
+    # connection is listed.
+    if "@" in urlsplit(value).netloc:
+        raise ValueError("must not contain a user name or password (use the credential fields)")
+    return value
+
+
+Url = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
+    AfterValidator(_no_credentials_in_url),
+]
 
 
 class ConnectionSpec(BaseModel):

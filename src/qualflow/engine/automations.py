@@ -418,10 +418,12 @@ class Automations:
         if kind == "schedule":
             await asyncio.to_thread(apply_schedule, self.control, automation_id, None)
         elif kind == "survey_response":
+            # Subscriptions first: when Qualtrics cannot delete them the automation stays
+            # enabled, and must keep its reconciliation schedule too.
+            await unsubscribe(self.services, automation_id)
             await asyncio.to_thread(
                 self.control.delete_schedule, reconcile_schedule_name(automation_id)
             )
-            await unsubscribe(self.services, automation_id)
 
     def rotate_token(self, automation_id: int) -> str:
         """Issue a new JSON-event API token (the old one stops working); returned once."""

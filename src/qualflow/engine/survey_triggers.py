@@ -143,8 +143,10 @@ async def unsubscribe(services: EngineServices, automation_id: int) -> None:
             except NotFound:
                 pass
             except QualtricsError as exc:
+                what = "refused to delete" if exc.status_code else "could not be reached to delete"
                 raise ConflictError(
-                    f"Qualtrics refused to delete subscription {subscription_id}: {exc}"
+                    f"Qualtrics {what} subscription {subscription_id}: {exc}; "
+                    "the automation stays enabled"
                 ) from None
     with session_scope(services.sessionmaker) as session:
         row = session.scalar(

@@ -97,6 +97,12 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 
+def known_revisions() -> list[str]:
+    """Every revision shipped with this version of qualflow, oldest first."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return [script.revision for script in reversed(list(scripts.walk_revisions()))]
+
+
 def current_revision(url: str) -> str | None:
     """The revision the database at ``url`` is at (None when it was never migrated)."""
     engine = _engine_for(url)
