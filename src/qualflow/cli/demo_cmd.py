@@ -70,7 +70,8 @@ def demo(
         from qualflow.demo.tour import run_tour
 
         try:
-            run_tour(console, data_dir / "demo", responses_per_survey=60 if responses is None else responses)
+            per_survey = 60 if responses is None else responses
+            run_tour(console, data_dir / "demo", responses_per_survey=per_survey)
         except OSError as exc:
             console.print(f"[red]demo failed:[/] {exc}")
             raise typer.Exit(1) from None
