@@ -11,6 +11,7 @@ import asyncio
 import getpass
 import json
 import os
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +26,7 @@ from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
-from qualflow.cli.common import fail, hub_store, load_settings
+from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, read_input_file
 from qualflow.validation import describe_errors
 
 __all__ = ["app"]
@@ -42,6 +43,13 @@ app.add_typer(keys_app, name="keys")
 
 _out = Console()
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+ActiveOption = Annotated[bool, typer.Option("--active", help="Open ones only.")]
+PausedOption = Annotated[bool, typer.Option("--paused", help="Paused ones only.")]
+KeyIdArgument = Annotated[
+    int, typer.Argument(min=1, max=MAX_ID, help="Key id (see 'keys ls').", show_default=False)
+]
+#: The longest platform key read from stdin (Tango's are far shorter).
+MAX_KEY_LENGTH = 4096
 
 
 def _id_column(header: str, width: int) -> Column:
@@ -70,17 +78,23 @@ def _runtime() -> Iterator[Any]:
             yield build_runtime(store.sessionmaker, settings, IncentiveOptions())
         except typer.Exit:
             raise
+        except KeyError as exc:  # str() of a KeyError is the repr of its argument
+            fail(str(exc.args[0]) if exc.args else "not found")
         except (LookupError, ValueError) as exc:
-            fail(str(exc).strip("'\""))
+            fail(str(exc))
         except Exception as exc:
+            message = getattr(exc, "message", None)  # an API error's readable message
+            if isinstance(message, str) and message:
+                fail(message)
             fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
 def _load_json(path: Path) -> dict[str, Any]:
+    raw = read_input_file(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        fail(f"cannot read {path}: {exc.strerror}")
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        fail(f"{path} is not UTF-8 text")
     except ValueError as exc:
         fail(f"{path} is not JSON: {exc}")
     if not isinstance(data, dict):
@@ -101,11 +115,13 @@ def _file_and_options(path: Path | None, **options: Any) -> dict[str, Any]:
 @app.command("ls")
 def incentives_ls(
     as_json: JsonOption = False,
-    active: Annotated[bool | None, typer.Option("--active/--paused")] = None,
+    only_active: ActiveOption = False,
+    only_paused: PausedOption = False,
 ) -> None:
     """List incentives with their reward counts."""
     from qualflow.incentives.api import IncentiveOut
 
+    active = _active_or_paused(only_active, only_paused)
     with _runtime() as runtime:
         incentives = runtime.manager.list_incentives(active=active)
         counts = runtime.manager.counts([i.id for i in incentives])
@@ -140,6 +156,13 @@ def incentives_show(reference: str, as_json: JsonOption = False) -> None:
     _out.print(_fields(out.model_dump(mode="json", exclude={"email_body", "fraud_rules"})))
 
 
+def _active_or_paused(active: bool, paused: bool) -> bool | None:
+    """True for --active, False for --paused, None for neither; both is a contradiction."""
+    if active and paused:
+        fail("give --active or --paused, not both")
+    return True if active else False if paused else None
+
+
 def _fields(record: dict[str, Any]) -> Table:
     """A record as label/value rows; unset fields are left out."""
     grid = Table.grid(padding=(0, 2))
@@ -169,8 +192,10 @@ def incentives_create(
     provider: Annotated[str | None, typer.Option(help="tango, gift_codes or manual")] = None,
     amount: Annotated[str | None, typer.Option()] = None,
     currency: Annotated[str | None, typer.Option()] = None,
-    pool: Annotated[int | None, typer.Option(help="Gift-code pool id.")] = None,
-    tango_account: Annotated[int | None, typer.Option(help="Tango account id.")] = None,
+    pool: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="Gift-code pool id.")] = None,
+    tango_account: Annotated[
+        int | None, typer.Option(min=1, max=MAX_ID, help="Tango account id.")
+    ] = None,
     utid: Annotated[str | None, typer.Option(help="Tango catalog item.")] = None,
     approval_mode: Annotated[str | None, typer.Option()] = None,
     max_rewards: Annotated[int | None, typer.Option()] = None,
@@ -219,9 +244,8 @@ def incentives_update(
     approval_mode: Annotated[str | None, typer.Option()] = None,
     max_rewards: Annotated[int | None, typer.Option()] = None,
     budget: Annotated[str | None, typer.Option()] = None,
-    active: Annotated[
-        bool | None, typer.Option("--active/--paused", help="Open it, or pause it.")
-    ] = None,
+    make_active: Annotated[bool, typer.Option("--active", help="Open it.")] = False,
+    make_paused: Annotated[bool, typer.Option("--paused", help="Pause it.")] = False,
     alert_email: Annotated[
         list[str] | None,
         typer.Option(help="Who gets its alerts from now on (repeat for several)."),
@@ -240,6 +264,7 @@ def incentives_update(
 
     if alert_email and managers_get_alerts:
         fail("give --alert-email or --managers-get-alerts, not both")
+    active = _active_or_paused(make_active, make_paused)
     data = _file_and_options(
         patch_file,
         name=name, amount=amount, approval_mode=approval_mode, max_rewards=max_rewards,
@@ -315,12 +340,10 @@ def rewards_ls(
 ) -> None:
     """List rewards (the review queue: --status held)."""
     from qualflow.incentives.api import RewardOut
-    from qualflow.incentives.models import REWARD_STATUSES, Incentive, Reward
+    from qualflow.incentives.models import Incentive, Reward
     from qualflow.incentives.service import get_incentive
 
-    unknown = [s for s in status or [] if s not in REWARD_STATUSES]
-    if unknown:
-        fail(f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})")
+    _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
         query = (
             select(Reward, Incentive.reference_id)
@@ -351,6 +374,15 @@ def rewards_ls(
     _out.print(table)
 
 
+def _check_statuses(statuses: list[str] | None) -> None:
+    from qualflow.incentives.models import check_statuses
+
+    try:
+        check_statuses(statuses or [])
+    except ValueError as exc:
+        fail(str(exc))
+
+
 @rewards_app.command("show")
 def rewards_show(reference: str, as_json: JsonOption = False) -> None:
     """Show a reward and its transitions (who, why, when)."""
@@ -378,7 +410,9 @@ def _report(results: list[Any]) -> None:
     failed = 0
     for result in results:
         mark = "ok" if result.ok else "refused"
-        typer.echo(f"{result.reference_id}: {mark} ({result.status}) {result.message}".rstrip())
+        status = f" ({result.status})" if result.status else ""
+        message = f"{' ' if result.ok else ': '}{result.message}" if result.message else ""
+        typer.echo(f"{result.reference_id}: {mark}{status}{message}")
         failed += not result.ok
     if failed:
         raise typer.Exit(1)
@@ -451,6 +485,7 @@ def rewards_export(
     from qualflow.incentives.export import rewards_csv
     from qualflow.incentives.service import get_incentive
 
+    _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
         text, count = rewards_csv(session, get_incentive(session, incentive), status)
     try:
@@ -494,19 +529,24 @@ def pools_create(name: str, description: Annotated[str, typer.Option()] = "") ->
 
 
 @pools_app.command("import")
-def pools_import(pool_id: int, csv_file: Path) -> None:
+def pools_import(
+    pool_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Pool id (see 'pools ls').")],
+    csv_file: Path,
+) -> None:
     """Import codes from a CSV file (code,value,currency,expiry; expiry YYYY-MM-DD or empty)."""
+    raw = read_input_file(csv_file)
     try:
-        text = csv_file.read_text(encoding="utf-8")
-    except OSError as exc:
-        fail(f"cannot read {csv_file}: {exc.strerror}")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         fail(f"{csv_file} is not UTF-8 text")
     # On stderr, as every progress display: stdout carries only the result.
-    spinner = Progress(transient=True, console=Console(stderr=True))
-    with _runtime() as runtime, spinner as progress:
-        progress.add_task(f"importing {csv_file.name}", total=None)
-        report = runtime.manager.import_codes(pool_id, text)
+    console = Console(stderr=True)
+    spinner = Progress(transient=True, console=console, disable=not console.is_terminal)
+    with _runtime() as runtime:
+        runtime.manager.pool(pool_id)  # an unknown pool fails before the spinner draws
+        with spinner as progress:
+            progress.add_task(f"importing {csv_file.name}", total=None)
+            report = runtime.manager.import_codes(pool_id, text)
     typer.echo(f"imported {report.imported}, skipped {report.duplicates} duplicate(s)")
     for error in report.errors:
         typer.echo(f"rejected {error}", err=True)
@@ -538,7 +578,9 @@ def tango_ls(as_json: JsonOption = False) -> None:
 
 @tango_app.command("catalog")
 def tango_catalog(
-    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+    account: Annotated[
+        int, typer.Argument(min=1, max=MAX_ID, help="Tango account id (see 'tango ls').")
+    ],
     as_json: JsonOption = False,
 ) -> None:
     """List the catalog items an account can order: the utid and amount an incentive needs."""
@@ -560,6 +602,30 @@ def tango_catalog(
     _out.print(table)
 
 
+def _key_from_stdin() -> str:
+    """The platform key on the first line of stdin, or a one-line failure."""
+    try:
+        line = sys.stdin.readline(MAX_KEY_LENGTH + 1)
+    except (OSError, UnicodeDecodeError):
+        fail("cannot read a platform key from stdin: it is not text")
+    key = line.strip()
+    if len(line.rstrip("\r\n")) > MAX_KEY_LENGTH or not key.isprintable():
+        fail("the first line of stdin is not a platform key (too long, or not text)")
+    if not key:
+        fail("no platform key on stdin (--platform-key-stdin reads its first line)")
+    return key
+
+
+def _prompt_key(no_terminal: str) -> str:
+    """The platform key typed at a terminal; without one, fail with ``no_terminal``."""
+    if not sys.stdin.isatty():
+        fail(no_terminal)
+    key = str(typer.prompt("Platform key", hide_input=True)).strip()
+    if not key:
+        fail("the platform key must not be empty")
+    return key
+
+
 @tango_app.command("add")
 def tango_add(
     name: Annotated[str, typer.Option()],
@@ -568,10 +634,26 @@ def tango_add(
     account_id: Annotated[str, typer.Option()],
     base_url: Annotated[str, typer.Option()] = "https://integration-api.tangocard.com",
     platform_key: Annotated[
-        str, typer.Option(prompt=True, hide_input=True, envvar="TANGO_PLATFORM_KEY")
-    ] = "",
+        str | None,
+        typer.Option(
+            help="The platform key (prefer the prompt, TANGO_PLATFORM_KEY or "
+            "--platform-key-stdin: shell history)."
+        ),
+    ] = None,
+    platform_key_stdin: Annotated[
+        bool, typer.Option("--platform-key-stdin", help="Read the platform key from stdin.")
+    ] = False,
 ) -> None:
-    """Add a Tango account (the key is prompted for, or read from TANGO_PLATFORM_KEY)."""
+    """Add a Tango account (the key is prompted for, read from TANGO_PLATFORM_KEY, or from
+    stdin with --platform-key-stdin)."""
+    if platform_key is not None and platform_key_stdin:
+        fail("give --platform-key or --platform-key-stdin, not both")
+    if platform_key_stdin:
+        platform_key = _key_from_stdin()
+    elif platform_key is None:
+        platform_key = os.environ.get("TANGO_PLATFORM_KEY") or _prompt_key(
+            "no platform key given: use --platform-key-stdin, TANGO_PLATFORM_KEY or --platform-key"
+        )
     with _runtime() as runtime:
         account = runtime.manager.create_tango_account(
             name=name, base_url=base_url, platform_name=platform_name,
@@ -582,7 +664,9 @@ def tango_add(
 
 @tango_app.command("update")
 def tango_update(
-    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+    account: Annotated[
+        int, typer.Argument(min=1, max=MAX_ID, help="Tango account id (see 'tango ls').")
+    ],
     name: Annotated[str | None, typer.Option()] = None,
     base_url: Annotated[str | None, typer.Option()] = None,
     platform_name: Annotated[str | None, typer.Option()] = None,
@@ -594,14 +678,22 @@ def tango_update(
             "--new-key", help="Replace the platform key (prompted for, or TANGO_PLATFORM_KEY)."
         ),
     ] = False,
+    platform_key_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--platform-key-stdin", help="Replace the platform key with the one on stdin."
+        ),
+    ] = False,
 ) -> None:
     """Change a Tango account, e.g. rotate its platform key; unset options stay as they are."""
     from qualflow.incentives.manage import IncentiveError
 
     key = None
-    if new_key:
-        key = os.environ.get("TANGO_PLATFORM_KEY") or typer.prompt(
-            "Platform key", hide_input=True
+    if platform_key_stdin:
+        key = _key_from_stdin()
+    elif new_key:
+        key = os.environ.get("TANGO_PLATFORM_KEY") or _prompt_key(
+            "no platform key given: use --platform-key-stdin or TANGO_PLATFORM_KEY with --new-key"
         )
     changes = {
         "name": name, "base_url": base_url, "platform_name": platform_name,
@@ -619,7 +711,9 @@ def tango_update(
 
 @tango_app.command("rm")
 def tango_rm(
-    account: Annotated[int, typer.Argument(help="Tango account id (see 'tango ls').")],
+    account: Annotated[
+        int, typer.Argument(min=1, max=MAX_ID, help="Tango account id (see 'tango ls').")
+    ],
 ) -> None:
     """Delete a Tango account that no incentive uses."""
     from qualflow.incentives.manage import InUse
@@ -669,7 +763,7 @@ def keys_create(
 
 
 @keys_app.command("rename")
-def keys_rename(key_id: int, name: str) -> None:
+def keys_rename(key_id: KeyIdArgument, name: str) -> None:
     """Change a key's display name."""
     from qualflow.incentives import api_keys
 
@@ -681,7 +775,7 @@ def keys_rename(key_id: int, name: str) -> None:
 
 @keys_app.command("deactivate")
 def keys_deactivate(
-    key_id: int,
+    key_id: KeyIdArgument,
     yes: Annotated[bool, typer.Option("--yes", help="Confirm: this cannot be undone.")] = False,
 ) -> None:
     """Deactivate a key for good (callers using it are refused from now on)."""
@@ -696,7 +790,7 @@ def keys_deactivate(
 
 
 @keys_app.command("reveal")
-def keys_reveal(key_id: int) -> None:
+def keys_reveal(key_id: KeyIdArgument) -> None:
     """Print platform:key for copying (the reveal is audited)."""
     from qualflow.incentives import api_keys
 

@@ -33,14 +33,20 @@ from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.export import rewards_csv
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
 from qualflow.incentives.lifecycle import TransitionError, describe
-from qualflow.incentives.manage import IncentiveError, InUse, low_stock, window_state
+from qualflow.incentives.manage import (
+    IncentiveError,
+    InUse,
+    low_stock,
+    shown_base_url,
+    window_state,
+)
 from qualflow.incentives.models import (
-    REWARD_STATUSES,
     Incentive,
     PlatformApiKey,
     Reward,
     RewardTransition,
     TangoAccount,
+    check_statuses,
 )
 from qualflow.incentives.money import from_minor
 from qualflow.incentives.platform_request import (
@@ -389,7 +395,7 @@ class TangoAccountPatch(BaseModel):
 class TangoAccountOut(BaseModel):
     id: int
     name: str
-    base_url: str
+    base_url: str = Field(description="A password in it (user:password@) is masked.")
     platform_name: str
     platform_key: str = Field(description="Masked: the last 4 characters at most.")
     customer_id: str
@@ -401,7 +407,7 @@ class TangoAccountOut(BaseModel):
         return cls(
             id=account.id,
             name=account.name,
-            base_url=account.base_url,
+            base_url=shown_base_url(account.base_url),
             platform_name=account.platform_name,
             platform_key=mask(account.platform_key),
             customer_id=account.customer_id,
@@ -576,13 +582,10 @@ def list_rewards(
     if incentive:
         conditions.append(Reward.incentive_id == _load_incentive(db, incentive).id)
     if reward_status:
-        unknown = [s for s in reward_status if s not in REWARD_STATUSES]
-        if unknown:
-            raise ApiError(
-                422,
-                "validation_error",
-                f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})",
-            )
+        try:
+            check_statuses(reward_status)
+        except ValueError as exc:
+            raise ApiError(422, "validation_error", str(exc)) from None
         conditions.append(Reward.status.in_(reward_status))
     if q:
         needle = q.strip().lower()
@@ -1358,6 +1361,10 @@ def export_rewards(
     _viewer: Viewer,
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
 ) -> Response:
+    try:
+        check_statuses(reward_status or [])
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
     incentive = _load_incentive(db, reference_id)
     text, _count = rewards_csv(db, incentive, reward_status)
     filename = f"{incentive.reference_id}-rewards.csv"

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
 from sqlalchemy import and_, func, or_, select
@@ -26,7 +27,7 @@ from qualflow.incentives.models import (
     Reward,
     TangoAccount,
 )
-from qualflow.incentives.money import format_money, from_minor, to_minor
+from qualflow.incentives.money import MoneyError, check_stored, format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
@@ -84,6 +85,43 @@ def spec_of(incentive: Incentive) -> IncentiveSpec:
     )
 
 
+def check_base_url(url: str) -> str:
+    """A Tango API base URL as stored (no trailing slash), or :class:`IncentiveError`."""
+    text = url.strip().rstrip("/")
+    try:
+        parts = urlsplit(text)
+        port = parts.port  # refuses a port that is not a number
+    except ValueError:
+        parts, port = None, None
+    if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        raise IncentiveError(
+            f"base_url must be an http:// or https:// URL with a host, "
+            f"e.g. https://api.tangocard.com; not {shown_base_url(url)!r}"
+        )
+    if any(ch.isspace() for ch in text) or parts.query or parts.fragment:
+        raise IncentiveError("base_url must not hold spaces, a query (?…) or a fragment (#…)")
+    del port
+    return text
+
+
+def shown_base_url(url: str) -> str:
+    """A Tango base URL as shown to people: a password in it (user:password@) is masked."""
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:
+        password = None
+        parts = None
+    if parts is None or password is None:
+        if "@" in url and "://" in url:  # unparsable: hide whatever credentials there may be
+            scheme, _, rest = url.partition("://")
+            return f"{scheme}://***@{rest.rpartition('@')[2]}"
+        return url
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 class IncentiveManager:
     """CRUD for incentives and their providers' accounts and pools."""
 
@@ -105,10 +143,14 @@ class IncentiveManager:
             )
         except ValueError as exc:
             raise IncentiveError(str(exc)) from None
+        try:
+            check_stored(value.amount_minor, value.currency)
+        except MoneyError as exc:
+            raise IncentiveError(f"amount: {exc}") from None
         budget_minor = None
         if spec.budget is not None:
             try:
-                budget_minor = to_minor(spec.budget, value.currency)
+                budget_minor = check_stored(to_minor(spec.budget, value.currency), value.currency)
             except ValueError as exc:
                 raise IncentiveError(f"budget: {exc}") from None
             if budget_minor < value.amount_minor:
@@ -291,8 +333,7 @@ class IncentiveManager:
         customer_id: str,
         account_id: str,
     ) -> TangoAccount:
-        if not base_url.startswith(("http://", "https://")):
-            raise IncentiveError("base_url must start with http:// or https://")
+        base_url = check_base_url(base_url)
         for label, value in (
             ("name", name),
             ("platform_name", platform_name),
@@ -306,7 +347,7 @@ class IncentiveManager:
             with session_scope(self.factory) as session:
                 account = TangoAccount(
                     name=name.strip(),
-                    base_url=base_url.rstrip("/"),
+                    base_url=base_url,
                     platform_name=platform_name.strip(),
                     platform_key=platform_key.strip(),
                     customer_id=customer_id.strip(),
@@ -330,9 +371,7 @@ class IncentiveManager:
                     continue
                 if not value.strip():
                     raise IncentiveError(f"{key} must not be empty")
-                setattr(
-                    account, key, value.strip().rstrip("/") if key == "base_url" else value.strip()
-                )
+                setattr(account, key, check_base_url(value) if key == "base_url" else value.strip())
             return account
 
     def tango_accounts(self) -> list[TangoAccount]:

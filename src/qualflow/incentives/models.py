@@ -14,6 +14,7 @@ Money is stored in minor units (cents) as integers: exact on SQLite and PostgreS
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
 
@@ -48,6 +49,19 @@ REWARD_STATUSES = (
     "cancelled",
 )
 #: Statuses after which nothing happens to a reward any more (resending aside).
+
+
+def check_statuses(statuses: Sequence[str]) -> list[str]:
+    """``statuses`` if each is a reward status, else ``ValueError`` naming the unknown ones
+    (what the CLI, the REST API and the export share)."""
+    unknown = [s for s in statuses if s not in REWARD_STATUSES]
+    if unknown:
+        raise ValueError(
+            f"unknown status {', '.join(unknown)} (one of {', '.join(REWARD_STATUSES)})"
+        )
+    return list(statuses)
+
+
 FINAL_REWARD_STATUSES = ("sent", "blocked", "failed", "cancelled")
 REWARD_SOURCES = ("automation", "api", "manual")
 REQUEST_OUTCOMES = ("created", "duplicate", "rejected")

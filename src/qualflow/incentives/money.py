@@ -18,6 +18,11 @@ _EXPONENTS = {
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
+#: The largest amount stored, in minor units: the database's integer columns (32-bit on
+#: PostgreSQL) hold reward values, budgets and gift-code values.
+MAX_MINOR = 2**31 - 1
+
+
 class MoneyError(ValueError):
     """An amount or currency that cannot be used."""
 
@@ -42,11 +47,23 @@ def to_minor(amount: Decimal | str | int | float, currency: str) -> int:
         raise MoneyError(f"{amount!r} is not an amount") from None
     if not value.is_finite():
         raise MoneyError(f"{amount!r} is not an amount")
+    if value and value.adjusted() > 30:
+        raise MoneyError(f"{amount} {currency} is too large an amount")
     scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         places = exponent(currency)
         raise MoneyError(f"{amount} {currency} has more than {places} decimal places")
     return int(scaled)
+
+
+def check_stored(minor: int, currency: str) -> int:
+    """``minor`` if the database can store it as a value or budget, else :class:`MoneyError`."""
+    if minor > MAX_MINOR:
+        raise MoneyError(
+            f"{from_minor(minor, currency)} {currency} is too large "
+            f"(at most {from_minor(MAX_MINOR, currency)} {currency})"
+        )
+    return minor
 
 
 def from_minor(minor: int, currency: str) -> Decimal:

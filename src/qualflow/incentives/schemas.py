@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qualflow.engine.templates import check_template
 from qualflow.incentives.emails import normalize_email
-from qualflow.incentives.money import MoneyError, check_currency
+from qualflow.incentives.money import MAX_MINOR, MoneyError, check_currency
 
 Provider = Literal["tango", "gift_codes", "manual"]
 ApprovalMode = Literal["automatic", "review_all", "review_suspicious"]
@@ -47,6 +47,10 @@ TEMPLATE_VARIABLES = (
 )
 
 MAX_ALERT_EMAILS = 20
+#: The largest database id (64-bit keys): a bigger number is refused, not an overflow.
+MAX_ID = 2**63 - 1
+#: The largest count stored (max_rewards, low_stock_threshold): 32-bit integer columns.
+MAX_COUNT = MAX_MINOR
 
 
 def check_alert_emails(values: list[str]) -> list[str]:
@@ -134,11 +138,15 @@ class IncentiveSpec(_Strict):
     description: str = Field(default="", max_length=5000)
     active: bool = Field(default=True, description="Paused incentives hold new rewards.")
     provider: Provider
-    tango_account_id: int | None = Field(default=None, description="Tango provider only.")
+    tango_account_id: int | None = Field(
+        default=None, le=MAX_ID, description="Tango provider only."
+    )
     utid: str | None = Field(
         default=None, max_length=64, description="Tango catalog item (UTID).", examples=["U561593"]
     )
-    gift_code_pool_id: int | None = Field(default=None, description="Gift-code provider only.")
+    gift_code_pool_id: int | None = Field(
+        default=None, le=MAX_ID, description="Gift-code provider only."
+    )
     amount: Decimal | None = Field(
         default=None,
         gt=0,
@@ -153,7 +161,7 @@ class IncentiveSpec(_Strict):
     email_subject: str = Field(default=DEFAULT_SUBJECT, min_length=1, max_length=998)
     email_body: str = Field(default=DEFAULT_BODY, min_length=1, max_length=20000)
     redemption_instructions: str = Field(default="", max_length=5000)
-    max_rewards: int | None = Field(default=None, gt=0)
+    max_rewards: int | None = Field(default=None, gt=0, le=MAX_COUNT)
     budget: Decimal | None = Field(default=None, gt=0, description="In the reward currency.")
     opens_at: datetime | None = None
     closes_at: datetime | None = None
@@ -164,7 +172,10 @@ class IncentiveSpec(_Strict):
     )
     fraud_rules: FraudRules = Field(default_factory=FraudRules)
     low_stock_threshold: int = Field(
-        default=10, ge=0, description="Gift codes: warn when fewer unused codes remain."
+        default=10,
+        ge=0,
+        le=MAX_COUNT,
+        description="Gift codes: warn when fewer unused codes remain.",
     )
     alert_emails: list[str] = Field(
         default_factory=list,
@@ -209,6 +220,14 @@ class IncentiveSpec(_Strict):
                 raise ValueError("a Tango incentive needs tango_account_id and utid")
         elif self.provider == "gift_codes" and self.gift_code_pool_id is None:
             raise ValueError("a gift-code incentive needs gift_code_pool_id")
+        if self.provider != "tango" and (self.tango_account_id is not None or self.utid):
+            raise ValueError(
+                f"tango_account_id and utid are for Tango incentives, not {self.provider} ones"
+            )
+        if self.provider != "gift_codes" and self.gift_code_pool_id is not None:
+            raise ValueError(
+                f"gift_code_pool_id is for gift-code incentives, not {self.provider} ones"
+            )
         if self.provider != "tango" and (self.amount is None or self.currency is None):
             raise ValueError(f"a {self.provider} incentive needs amount and currency")
         if self.opens_at and self.closes_at and self.closes_at <= self.opens_at:
@@ -222,20 +241,20 @@ class IncentivePatch(_Strict):
     name: str | None = Field(default=None, min_length=1, max_length=200)
     description: str | None = None
     active: bool | None = None
-    tango_account_id: int | None = None
+    tango_account_id: int | None = Field(default=None, le=MAX_ID)
     utid: str | None = None
-    gift_code_pool_id: int | None = None
+    gift_code_pool_id: int | None = Field(default=None, le=MAX_ID)
     amount: Decimal | None = Field(default=None, gt=0)
     currency: str | None = None
     reward_name: str | None = None
     email_subject: str | None = None
     email_body: str | None = None
     redemption_instructions: str | None = None
-    max_rewards: int | None = None
+    max_rewards: int | None = Field(default=None, le=MAX_COUNT)
     budget: Decimal | None = None
     opens_at: datetime | None = None
     closes_at: datetime | None = None
     approval_mode: ApprovalMode | None = None
     fraud_rules: FraudRules | None = None
-    low_stock_threshold: int | None = None
+    low_stock_threshold: int | None = Field(default=None, le=MAX_COUNT)
     alert_emails: list[str] | None = None

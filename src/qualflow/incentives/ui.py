@@ -29,7 +29,13 @@ from qualflow.accounts.principal import Principal
 from qualflow.incentives import api_keys
 from qualflow.incentives.api import TestRewardIn, build_review, run_test_reward
 from qualflow.incentives.lifecycle import TransitionError
-from qualflow.incentives.manage import IncentiveError, InUse, spec_of, window_state
+from qualflow.incentives.manage import (
+    IncentiveError,
+    InUse,
+    shown_base_url,
+    spec_of,
+    window_state,
+)
 from qualflow.incentives.models import (
     REWARD_STATUSES,
     ApiKeyAudit,
@@ -441,7 +447,10 @@ async def reward_queue_act(request: Request, principal: Manager, runtime: Runtim
 @router.get("/incentives/providers", name="ui_incentive_providers")
 def providers_page(request: Request, principal: Viewer, runtime: Runtime) -> Response:
     pools = [(pool, runtime.manager.pool_stock(pool.id)) for pool in runtime.manager.pools()]
-    accounts = [(a, mask(a.platform_key)) for a in runtime.manager.tango_accounts()]
+    accounts = [
+        (a, mask(a.platform_key), shown_base_url(a.base_url))
+        for a in runtime.manager.tango_accounts()
+    ]
     return render(
         request, "incentives/providers.html", principal=principal, nav="incentives",
         pools=pools, accounts=accounts, low_stock=runtime.manager.low_stock(),

@@ -25,7 +25,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from qualflow.incentives.models import GiftCode, GiftCodePool
-from qualflow.incentives.money import MoneyError, check_currency, format_money, to_minor
+from qualflow.incentives.money import (
+    MoneyError,
+    check_currency,
+    check_stored,
+    format_money,
+    to_minor,
+)
 from qualflow.incentives.providers.base import (
     Credential,
     Delivery,
@@ -94,19 +100,39 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
     rows: list[_Row] = []
     errors: list[str] = []
     today = utcnow().date()
-    for number, record in enumerate(reader, start=2):
+    required = [name for name in header if name in ("code", "value", "currency")]
+    while True:
+        number = reader.line_num + 1  # where the record starts (a quoted cell may span lines)
+        try:
+            record = next(reader)
+        except StopIteration:
+            break
         code = (record.get("code") or "").strip()
         # Cells past the header's columns come as one list (under the key None).
         cells = [c for v in record.values() for c in (v if isinstance(v, list) else [v or ""])]
         if not code and not any(cell.strip() for cell in cells):
             continue  # blank line
         try:
+            if reader.line_num > number:
+                raise ValueError(
+                    f"a quoted cell runs over lines {number}-{reader.line_num}: "
+                    'is a closing quote (") missing?'
+                )
+            short = [name for name in required if record.get(name) is None]
+            if short:
+                given = sum(1 for k, v in record.items() if k is not None and v is not None)
+                raise ValueError(
+                    f"the row has {given} cell(s), too few for the header's "
+                    f"{', '.join(header)} (missing: {', '.join(short)})"
+                )
             if not code:
                 raise ValueError("the code is empty")
             if len(code) > MAX_CODE_LENGTH:
                 raise ValueError(f"the code is longer than {MAX_CODE_LENGTH} characters")
             currency = check_currency(record.get("currency") or "")
-            value_minor = to_minor((record.get("value") or "").strip(), currency)
+            value_minor = check_stored(
+                to_minor((record.get("value") or "").strip(), currency), currency
+            )
             if value_minor <= 0:
                 raise ValueError("the value must be positive")
             expiry_text = (record.get("expiry") or "").strip()
