@@ -357,3 +357,21 @@ def test_overlong_emails_are_refused(cli_env: dict[str, str | None]) -> None:
         "--currency", "USD", "--alert-email", "a" * 65 + "@example.org",
     )  # fmt: skip
     assert "is not an email address" in line
+
+
+def test_tango_fields_too_long_or_taken_are_one_line(cli_env: dict[str, str | None]) -> None:
+    first = tango_account(cli_env)
+    code, second, err = run(
+        cli_env, "tango", "add", "--name", "Other", "--platform-name", "p", "--customer-id", "c",
+        "--account-id", "a", "--platform-key-stdin", stdin="another-key-5678\n",
+    )  # fmt: skip
+    assert code == 0, err
+    assert one_error(cli_env, "tango", "update", second.strip(), "--name", "T") == (
+        "error: a Tango account named 'T' exists already"
+    )
+    assert one_error(cli_env, "tango", "update", first, "--customer-id", "c" * 101) == (
+        "error: customer_id is longer than 100 characters"
+    )
+    assert one_error(cli_env, "pools", "create", "p" * 201) == (
+        "error: the pool's name is longer than 200 characters"
+    )

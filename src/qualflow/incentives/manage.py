@@ -85,6 +85,24 @@ def spec_of(incentive: Incentive) -> IncentiveSpec:
     )
 
 
+#: The longest value of each Tango account field (its database column's size).
+TANGO_FIELD_LIMITS = {
+    "name": 200, "base_url": 500, "platform_name": 200, "platform_key": 4096,
+    "customer_id": 100, "account_id": 100,
+}  # fmt: skip
+
+
+def check_tango_field(key: str, value: str) -> str:
+    """A Tango account field as stored (trimmed; the base URL checked), or
+    :class:`IncentiveError` saying why not."""
+    if not value.strip():
+        raise IncentiveError(f"{key} must not be empty")
+    limit = TANGO_FIELD_LIMITS.get(key)
+    if limit is not None and len(value.strip()) > limit:
+        raise IncentiveError(f"{key} is longer than {limit} characters")
+    return check_base_url(value) if key == "base_url" else value.strip()
+
+
 def check_base_url(url: str) -> str:
     """A Tango API base URL as stored (no trailing slash), or :class:`IncentiveError`."""
     text = url.strip().rstrip("/")
@@ -333,7 +351,7 @@ class IncentiveManager:
         customer_id: str,
         account_id: str,
     ) -> TangoAccount:
-        base_url = check_base_url(base_url)
+        base_url = check_tango_field("base_url", base_url)
         for label, value in (
             ("name", name),
             ("platform_name", platform_name),
@@ -341,8 +359,7 @@ class IncentiveManager:
             ("customer_id", customer_id),
             ("account_id", account_id),
         ):
-            if not value.strip():
-                raise IncentiveError(f"{label} must not be empty")
+            check_tango_field(label, value)
         try:
             with session_scope(self.factory) as session:
                 account = TangoAccount(
@@ -362,17 +379,20 @@ class IncentiveManager:
     def update_tango_account(self, row_id: int, /, **changes: str | None) -> TangoAccount:
         """``changes`` may include ``account_id`` (Tango's own account identifier), hence the
         positional-only row id."""
-        with session_scope(self.factory) as session:
-            account = session.get(TangoAccount, row_id)
-            if account is None:
-                raise LookupError(f"Tango account {row_id} does not exist")
-            for key, value in changes.items():
-                if value is None:
-                    continue
-                if not value.strip():
-                    raise IncentiveError(f"{key} must not be empty")
-                setattr(account, key, check_base_url(value) if key == "base_url" else value.strip())
-            return account
+        try:
+            with session_scope(self.factory) as session:
+                account = session.get(TangoAccount, row_id)
+                if account is None:
+                    raise LookupError(f"Tango account {row_id} does not exist")
+                for key, value in changes.items():
+                    if value is None:
+                        continue
+                    setattr(account, key, check_tango_field(key, value))
+                return account
+        except IntegrityError:
+            raise IncentiveError(
+                f"a Tango account named {(changes.get('name') or '').strip()!r} exists already"
+            ) from None
 
     def tango_accounts(self) -> list[TangoAccount]:
         with self.factory() as session:
@@ -397,6 +417,8 @@ class IncentiveManager:
     def create_pool(self, name: str, description: str = "") -> GiftCodePool:
         if not name.strip():
             raise IncentiveError("the pool needs a name")
+        if len(name.strip()) > 200:
+            raise IncentiveError("the pool's name is longer than 200 characters")
         try:
             with session_scope(self.factory) as session:
                 pool = GiftCodePool(name=name.strip(), description=description)
