@@ -48,7 +48,6 @@ REWARD_STATUSES = (
     "failed",
     "cancelled",
 )
-#: Statuses after which nothing happens to a reward any more (resending aside).
 
 
 def check_statuses(statuses: Sequence[str]) -> list[str]:
@@ -62,6 +61,7 @@ def check_statuses(statuses: Sequence[str]) -> list[str]:
     return list(statuses)
 
 
+#: Statuses after which nothing happens to a reward any more (resending aside).
 FINAL_REWARD_STATUSES = ("sent", "blocked", "failed", "cancelled")
 REWARD_SOURCES = ("automation", "api", "manual")
 REQUEST_OUTCOMES = ("created", "duplicate", "rejected")
