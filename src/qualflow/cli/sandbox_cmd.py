@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import re
 import socket
+import stat
+import tempfile
 import time
 from contextlib import contextmanager
+from enum import StrEnum
 from pathlib import Path
+from types import FrameType
 from typing import Annotated, Any, NoReturn
 
 import httpx
@@ -13,6 +19,8 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+
+from qualflow.cli.common import read_input_file
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -27,6 +35,39 @@ StateFile = Annotated[
 ]
 _URL_HELP = "Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."
 Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
+
+#: Bounds on the counts a command takes, so a typo fails at once instead of running for hours.
+MAX_SURVEYS = 1000
+MAX_RESPONSES = 10_000  # per survey
+MAX_TOTAL_RESPONSES = 1_000_000  # per seed command
+#: The methods a fault rule may be limited to, and its longest latency or hang (seconds): the
+#: sandbox's own bounds (qualflow.sandbox.faults, not imported here: it loads the whole server).
+MAX_DELAY = 300.0
+
+
+class HttpMethod(StrEnum):
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels."""
+
+    CRITICAL = "critical"
+    ERROR = "error"
+    WARNING = "warning"
+    INFO = "info"
+    DEBUG = "debug"
+    TRACE = "trace"
+
+
+#: A survey id as a command accepts it.
+SURVEY_ID = re.compile(r"SV_[A-Za-z0-9]{1,60}")
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -47,18 +88,45 @@ def _progress() -> Progress:
 
 
 def _load_state(path: Path | None) -> Any:
+    """The state in ``path`` (a fresh one bound to it if it does not exist yet), after checking
+    it can be saved there; a one-line failure otherwise."""
     from qualflow.sandbox import SandboxState
+    from qualflow.sandbox.state import MAX_STATE_BYTES
 
     if path is None:
         return SandboxState()
     if path.exists() and path.is_dir():
         fail(f"{path} is a directory, not a state file")
-    try:
+    if not path.exists():
+        _check_writable(path)
         return SandboxState.load(path)
-    except (ValueError, KeyError, TypeError) as exc:
-        fail(f"cannot load sandbox state from {path}: {exc}")
+    try:
+        mode = path.stat().st_mode
     except OSError as exc:
         fail(f"cannot read {path}: {exc.strerror}")
+    if not stat.S_ISREG(mode):
+        fail(f"{path} is not a regular file, so not a sandbox state file")
+    raw = read_input_file(path, limit=MAX_STATE_BYTES)
+    _check_writable(path)
+    try:
+        return SandboxState.from_bytes(raw, path=path)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        fail(f"cannot load sandbox state from {path}: {exc}")
+
+
+def _check_writable(path: Path) -> None:
+    """Fail now, naming ``path``, if the state could not be saved there later."""
+    directory = path.parent
+    while not directory.exists() and directory != directory.parent:
+        directory = directory.parent  # saving creates the missing directories
+    if not directory.is_dir():
+        fail(f"cannot save the state to {path}: {directory} is not a directory")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".sandbox-", suffix=".probe", dir=directory)
+    except OSError as exc:
+        fail(f"cannot save the state to {path}: {directory} is not writable ({exc.strerror})")
+    os.close(fd)
+    Path(probe).unlink(missing_ok=True)
 
 
 def _save(state: Any) -> None:
@@ -79,15 +147,23 @@ def serve(
         bool, typer.Option("--seed/--no-seed", help="Add the built-in surveys to an empty sandbox.")
     ] = True,
     responses: Annotated[
-        int, typer.Option(help="Simulated responses per seeded survey.", min=0)
+        int,
+        typer.Option(
+            help=f"Simulated responses per seeded survey (at most {MAX_RESPONSES:,}).",
+            min=0,
+            max=MAX_RESPONSES,
+        ),
     ] = 25,
     token: Annotated[
-        str | None, typer.Option(help="Use this API token for the default user (40 chars).")
+        str | None,
+        typer.Option(help="Use this API token for the default user (40 ASCII letters and digits)."),
     ] = None,
     export_duration: Annotated[
         float, typer.Option(help="Seconds an export stays inProgress.", min=0)
     ] = 0.0,
-    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+    log_level: Annotated[
+        LogLevel, typer.Option(case_sensitive=False, help="uvicorn log level.")
+    ] = LogLevel.WARNING,
 ) -> None:
     """Serve the sandbox; prints the base URL and an API token to use."""
     import uvicorn
@@ -96,8 +172,8 @@ def serve(
     from qualflow.sandbox.respondents import Simulator
     from qualflow.sandbox.seed import seed_builtin
 
-    if token is not None and (len(token) != 40 or not token.isalnum()):
-        fail("--token must be 40 letters and digits")
+    if token is not None and (len(token) != 40 or not (token.isascii() and token.isalnum())):
+        fail("--token must be 40 ASCII letters and digits")
     state = _load_state(state_file)
     state.config.export_duration = export_duration
     if token is not None:
@@ -125,14 +201,32 @@ def serve(
     typer.echo(f"  brand: {state.config.brand_id}  datacenter: {state.config.datacenter}")
     typer.echo(f"  surveys: {len(state.surveys)}  state file: {state_file or '(memory only)'}")
     typer.echo(f"  try: curl -H 'X-API-TOKEN: {api_token}' {url}/API/v3/surveys", nl=True)
-    config = uvicorn.Config(create_app(state), log_level=log_level, lifespan="on")
-    server = uvicorn.Server(config)
+    config = uvicorn.Config(
+        create_app(state),
+        log_level=log_level.value,
+        lifespan="on",
+        timeout_graceful_shutdown=10,  # a slow request cannot hold off SIGTERM for long
+    )
+    server = _server(config, state)
     try:
         server.run(sockets=[sock])
     finally:
         sock.close()
         if state.path is not None and state.dirty:
             _save(state)
+
+
+def _server(config: Any, state: Any) -> Any:
+    """uvicorn's server, whose SIGTERM / SIGINT also cuts injected latencies and hangs short
+    (a request hanging on a fault would otherwise hold off the shutdown for its whole hang)."""
+    import uvicorn
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            state.faults.cut_short()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 @contextmanager
@@ -169,9 +263,26 @@ def _one_target(state_file: Path | None, url: str | None) -> None:
 
 @app.command("seed")
 def seed_cmd(
-    surveys: Annotated[int, typer.Option("--surveys", help="Generated surveys to add.", min=0)] = 0,
+    surveys: Annotated[
+        int,
+        typer.Option(
+            "--surveys",
+            help=f"Generated surveys to add (at most {MAX_SURVEYS:,}).",
+            min=0,
+            max=MAX_SURVEYS,
+        ),
+    ] = 0,
     responses: Annotated[
-        int, typer.Option("--responses", help="Simulated responses per survey.", min=0)
+        int,
+        typer.Option(
+            "--responses",
+            help=(
+                f"Simulated responses per survey (at most {MAX_RESPONSES:,}, and "
+                f"{MAX_TOTAL_RESPONSES:,} in all)."
+            ),
+            min=0,
+            max=MAX_RESPONSES,
+        ),
     ] = 0,
     builtin: Annotated[
         bool, typer.Option("--builtin/--no-builtin", help="Also add the four built-in surveys.")
@@ -184,6 +295,15 @@ def seed_cmd(
     _one_target(state_file, url)
     if not builtin and surveys == 0:
         fail("nothing to seed: use --surveys N and/or --builtin", 2)
+    from qualflow.sandbox.seed import BUILTIN_SURVEYS
+
+    planned = (surveys + (len(BUILTIN_SURVEYS) if builtin else 0)) * responses
+    if planned > MAX_TOTAL_RESPONSES:
+        fail(
+            f"{planned:,} responses in all is more than {MAX_TOTAL_RESPONSES:,}; "
+            "ask for fewer --surveys or --responses",
+            2,
+        )
     if url is not None:
         with _remote(url) as client, _progress() as progress:
             ids: list[str] = []
@@ -220,7 +340,7 @@ def seed_cmd(
         typer.echo(f"seeded {_surveys(len(ids), created)} and {total} responses at {url}")
         return
     from qualflow.sandbox.respondents import Simulator
-    from qualflow.sandbox.seed import BUILTIN_SURVEYS, seed_builtin, seed_generated
+    from qualflow.sandbox.seed import seed_builtin, seed_generated
 
     state = _load_state(state_file)
     state.default_user()
@@ -281,8 +401,12 @@ def respond(
 ) -> None:
     """Simulate respondents completing or abandoning SURVEY_ID (webhooks fire on a live sandbox)."""
     _one_target(state_file, url)
-    if not (survey_id.startswith("SV_") and len(survey_id) > 3):
-        fail(f"{survey_id!r} is not a survey id (expected SV_…)", 2)
+    _check_survey_id(survey_id)
+    if state_file is not None and not state_file.exists():
+        fail(
+            f"cannot respond to {survey_id}: state file {state_file} does not exist "
+            f"(create it with `qualflow sandbox seed -f {state_file}`)"
+        )
     profile = {"abandonRate": abandon_rate, "botRate": bot_rate, "duplicateRate": duplicate_rate}
     # Paced in batches: one batch per tick keeps the achieved rate close to the asked one.
     batch = max(1, min(200, int(rate) or 200))
@@ -323,6 +447,11 @@ def respond(
                     _pace(started, done / rate)
             _save(state)
     typer.echo(f"{completed} completed and {partial} partial responses recorded for {survey_id}")
+
+
+def _check_survey_id(survey_id: str) -> None:
+    if not SURVEY_ID.fullmatch(survey_id):
+        fail(f"{survey_id!r} is not a survey id (expected SV_ and letters and digits)", 2)
 
 
 def _pace(started: float, due: float) -> None:
@@ -374,7 +503,9 @@ def faults_add(
     path: Annotated[
         str, typer.Option(help="Shell-style pattern over the request path, e.g. /API/v3/surveys*.")
     ] = "*",
-    method: Annotated[str | None, typer.Option(help="Only this HTTP method.")] = None,
+    method: Annotated[
+        HttpMethod | None, typer.Option(case_sensitive=False, help="Only this HTTP method.")
+    ] = None,
     status: Annotated[
         int | None, typer.Option(help="Answer this error: 429, 500, 503 or 504.")
     ] = None,
@@ -384,9 +515,19 @@ def faults_add(
     retry_after: Annotated[
         int | None, typer.Option(min=0, help="Retry-After seconds (429: 1 unless given).")
     ] = None,
-    latency: Annotated[float, typer.Option(min=0.0, help="Seconds added to each call.")] = 0.0,
+    latency: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=MAX_DELAY, help=f"Seconds added to each call (at most {MAX_DELAY:g})."
+        ),
+    ] = 0.0,
     hang: Annotated[
-        float, typer.Option(min=0.0, help="Seconds to stall, then answer 504 (a timeout).")
+        float,
+        typer.Option(
+            min=0.0,
+            max=MAX_DELAY,
+            help=f"Seconds to stall, then answer 504 (a timeout; at most {MAX_DELAY:g}).",
+        ),
     ] = 0.0,
     count: Annotated[
         int | None, typer.Option(min=1, help="Affect this many calls, then stop.")
@@ -394,7 +535,7 @@ def faults_add(
 ) -> None:
     """Add a fault rule; prints its id. Give at least one of --status, --latency, --hang."""
     body = {
-        "path": path, "method": method, "status": status, "rate": rate,
+        "path": path, "method": method and method.value, "status": status, "rate": rate,
         "retryAfter": retry_after, "latency": latency, "hang": hang, "count": count,
     }  # fmt: skip
     with _remote(url) as client:
@@ -441,5 +582,7 @@ def faults_fail_exports(
     count: Annotated[int, typer.Option(min=1, max=1000, help="How many exports fail.")] = 1,
 ) -> None:
     """Make the next exports end with status "failed"."""
+    if survey_id is not None:
+        _check_survey_id(survey_id)
     with _remote(url) as client:
         _control(client, "faults/exports", {"surveyId": survey_id, "count": count})

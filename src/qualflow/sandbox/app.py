@@ -109,9 +109,9 @@ class SandboxMiddleware:
             return
         verdict = self.state.faults.check(scope["method"], path)
         if verdict.latency:
-            await asyncio.sleep(verdict.latency)
+            await self.state.faults.stall(verdict.latency)
         if verdict.hang:
-            await asyncio.sleep(verdict.hang)
+            await self.state.faults.stall(verdict.hang)
             raise ApiError(504, errors.UNAVAILABLE, "Gateway timeout (injected hang).")
         if verdict.error is not None:
             raise verdict.error

@@ -191,7 +191,10 @@ async def fail_exports(request: Request) -> JSONResponse:
     if survey_id is not None and not isinstance(survey_id, str):
         raise errors.invalid_param("surveyId", "expected a survey id or null")
     count = _int(body, "count", 1, lo=1, hi=1000)
-    state_of(request).fail_exports(survey_id, count)
+    state = state_of(request)
+    if survey_id is not None and survey_id not in state.surveys:
+        raise errors.invalid_param("surveyId", f"no survey {survey_id!r} in this sandbox")
+    state.fail_exports(survey_id, count)
     return errors.ok_meta()
 
 

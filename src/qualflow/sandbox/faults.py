@@ -9,6 +9,7 @@ count=2``: the next two calls fail, then the rule is spent).
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import random
 import threading
@@ -21,6 +22,10 @@ from qualflow.sandbox import errors
 from qualflow.sandbox.errors import ApiError, bad_request
 
 ERROR_STATUSES = (429, 500, 503, 504)
+#: The methods a rule may be limited to.
+HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+#: The longest latency or hang a rule may add (seconds): longer is a typo, not a test.
+MAX_DELAY = 300.0
 
 
 @dataclass
@@ -45,11 +50,17 @@ class FaultRule:
             raise bad_request("Invalid fault: rate must be between 0 and 1.")
         if self.latency < 0 or self.hang < 0 or (self.retry_after or 0) < 0:
             raise bad_request("Invalid fault: latency, hang and retry_after must not be negative.")
+        if not (self.latency <= MAX_DELAY and self.hang <= MAX_DELAY):  # also refuses NaN
+            raise bad_request(f"Invalid fault: latency and hang must be at most {MAX_DELAY:g} s.")
         if self.count is not None and self.count < 0:
             raise bad_request("Invalid fault: count must not be negative.")
         if self.status is None and not self.latency and not self.hang:
             raise bad_request("Invalid fault: give at least one of status, latency, hang.")
-        if self.method:
+        if self.method is not None:
+            if not isinstance(self.method, str) or self.method.upper() not in HTTP_METHODS:
+                raise bad_request(
+                    f"Invalid fault: method must be one of {', '.join(HTTP_METHODS)}."
+                )
             self.method = self.method.upper()
 
     def matches(self, method: str, path: str) -> bool:
@@ -125,6 +136,7 @@ class FaultInjector:
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
+        self._stopping = threading.Event()
         self._random = random.Random(self.seed)
         self._bucket: TokenBucket | None = None
         self._next_id = 1
@@ -155,6 +167,20 @@ class FaultInjector:
         with self._lock:
             self.rate_limit_per_minute = per_minute
             self._bucket = TokenBucket(per_minute) if per_minute else None
+
+    def cut_short(self) -> None:
+        """The server is stopping: end every latency and hang now (safe from a signal handler)."""
+        self._stopping.set()
+
+    async def stall(self, seconds: float) -> None:
+        """Sleep ``seconds``, or less if :meth:`cut_short` is called meanwhile."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while not self._stopping.is_set():
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            await asyncio.sleep(min(left, 0.1))
 
     def check(self, method: str, path: str) -> Verdict:
         """Decide latency / hang / error for one API call."""

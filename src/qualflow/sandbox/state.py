@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import tempfile
@@ -28,6 +29,12 @@ from qualflow.sandbox.errors import ApiError, bad_request, not_found
 from qualflow.sandbox.export import LAST_MODIFIED_KEY, ExportOptions, parse_iso
 from qualflow.sandbox.faults import FaultInjector
 from qualflow.sandbox.model import Block, ExportColumn, Question, Survey, nps_group
+
+log = logging.getLogger(__name__)
+
+#: The largest state file :meth:`SandboxState.load` reads: far beyond any seeded sandbox, and a
+#: file that never ends (``/dev/zero``) fails instead of filling memory.
+MAX_STATE_BYTES = 512 * 1024 * 1024
 
 STATE_FORMAT_VERSION = 1
 
@@ -1031,34 +1038,55 @@ class SandboxState:
         if target is None:
             raise ValueError("no state file configured")
         self._dirty.clear()
-        data = self.to_json()
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".json", dir=target.parent)
         try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
-            os.replace(tmp, target)
+            data = self.to_json()
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".sandbox-", suffix=".json", dir=target.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh, ensure_ascii=False, separators=(",", ":"))
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
         except BaseException:
-            Path(tmp).unlink(missing_ok=True)
+            self._dirty.set()  # not saved: a later save tries again
             raise
         return target
 
     @classmethod
     def load(cls, path: str | Path, *, config: SandboxConfig | None = None) -> SandboxState:
         """Load a state file (a fresh state bound to ``path`` if the file does not exist)."""
-        state = cls(config, path=path)
         p = Path(path)
-        if p.exists():
-            with p.open(encoding="utf-8") as fh:
-                try:
-                    data = json.load(fh)
-                except json.JSONDecodeError as exc:
-                    raise ValueError(f"{p}: not a sandbox state file ({exc.msg})") from None
-            if not isinstance(data, dict):
-                raise ValueError(f"{p}: not a sandbox state file")
-            state.load_json(data)
-            if config is not None:
-                state.config = config
+        if not p.exists():
+            return cls(config, path=path)
+        with p.open("rb") as fh:
+            raw = fh.read(MAX_STATE_BYTES + 1)
+        return cls.from_bytes(raw, path=path, config=config)
+
+    @classmethod
+    def from_bytes(
+        cls, raw: bytes, *, path: str | Path, config: SandboxConfig | None = None
+    ) -> SandboxState:
+        """The state a state file's bytes describe, bound to ``path``; ValueError if they are
+        not a sandbox state file."""
+        p = Path(path)
+        if len(raw) > MAX_STATE_BYTES:
+            raise ValueError(
+                f"{p}: larger than {MAX_STATE_BYTES // (1024 * 1024)} MB; not a sandbox state file"
+            )
+        try:
+            data = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{p}: not a sandbox state file ({exc.msg})") from None
+        except UnicodeDecodeError:
+            raise ValueError(f"{p}: not a sandbox state file (not UTF-8)") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"{p}: not a sandbox state file")
+        state = cls(config, path=path)
+        state.load_json(data)
+        if config is not None:
+            state.config = config
         state._dirty.clear()
         return state
 
@@ -1072,12 +1100,31 @@ class SandboxState:
             raise ValueError("no state file configured")
         stop = threading.Event()
 
+        failing = False
+
+        def save_now() -> None:
+            # A failed save is one log line (once until a save succeeds again), not a dead
+            # thread: the state stays dirty and the next tick tries again.
+            nonlocal failing
+            try:
+                self.save()
+            except (OSError, ValueError, TypeError) as exc:
+                if not failing:
+                    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                    log.error("cannot save the sandbox state to %s: %s (will retry)", self.path,
+                              reason)  # fmt: skip
+                failing = True
+            else:
+                if failing:
+                    log.warning("saved the sandbox state to %s again", self.path)
+                failing = False
+
         def run() -> None:
             while not stop.wait(interval):
                 if self._dirty.is_set():
-                    self.save()
+                    save_now()
             if self._dirty.is_set():
-                self.save()
+                save_now()
 
         thread = threading.Thread(target=run, name="sandbox-autosave", daemon=True)
         thread.start()
