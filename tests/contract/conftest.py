@@ -129,3 +129,17 @@ def survey_id(sandbox: Sandbox) -> str:
 def oauth_client(sandbox: Sandbox) -> OAuthCredentials:
     client_id, secret = sandbox.state.add_oauth_client(sandbox.user_id)
     return OAuthCredentials(client_id, secret)
+
+
+@pytest.fixture
+def env(sandbox: Sandbox, loopback_server: LoopbackServer) -> Iterator[dict[str, str]]:
+    """Environment for `qualflow q …` against the sandbox on the loopback server."""
+    loopback_server.target.app = sandbox.app
+    yield {
+        "QUALTRICS_BASE_URL": loopback_server.base_url,
+        "QUALTRICS_API_TOKEN": sandbox.token,
+        "QUALTRICS_DATACENTER": "",
+        "QUALTRICS_CLIENT_ID": "",
+        "QUALTRICS_CLIENT_SECRET": "",
+    }
+    loopback_server.target.app = None

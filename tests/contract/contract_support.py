@@ -137,3 +137,12 @@ class StripAuthTransport(httpx.AsyncBaseTransport, httpx.BaseTransport):
 
     async def aclose(self) -> None:
         await self.inner.aclose()
+
+
+def run_cli(args: list[str], env: dict[str, str]) -> Any:
+    """``qualflow`` with ``args`` in-process (typer's runner), with ``env`` set."""
+    from typer.testing import CliRunner
+
+    from qualflow.cli import app
+
+    return CliRunner().invoke(app, args, env=env)

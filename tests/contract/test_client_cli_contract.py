@@ -3,33 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
-from typer.testing import CliRunner
 
-from qualflow.cli import app
-from tests.contract.contract_support import LoopbackServer, Sandbox
-
-
-@pytest.fixture
-def env(sandbox: Sandbox, loopback_server: LoopbackServer) -> Iterator[dict[str, str]]:
-    loopback_server.target.app = sandbox.app
-    yield {
-        "QUALTRICS_BASE_URL": loopback_server.base_url,
-        "QUALTRICS_API_TOKEN": sandbox.token,
-        "QUALTRICS_DATACENTER": "",
-        "QUALTRICS_CLIENT_ID": "",
-        "QUALTRICS_CLIENT_SECRET": "",
-    }
-    loopback_server.target.app = None
-
-
-def _run(args: list[str], env: dict[str, str]) -> Any:
-    return CliRunner().invoke(app, args, env=env)
+from tests.contract.contract_support import Sandbox
+from tests.contract.contract_support import run_cli as _run
 
 
 def _respond(sandbox: Sandbox, survey_id: str, count: int) -> list[str]:

@@ -10,18 +10,16 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from qualflow.cli import app
-from qualflow.sandbox import SandboxState, create_app
+from qualflow.sandbox import SandboxState
 from qualflow.sandbox.seed import customer_satisfaction
 
 runner = CliRunner()
@@ -60,26 +58,6 @@ def usage_error(result: Any, needle: str) -> None:
     assert needle in result.stderr, result.stderr
     assert "listening" not in result.stdout
     assert "Traceback" not in result.output
-
-
-@pytest.fixture
-def live_sandbox() -> Iterator[tuple[str, SandboxState]]:
-    """The sandbox on a real loopback port (port 0), served by uvicorn in a thread."""
-    state = SandboxState()
-    state.create_user("live@example.com")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("sandbox server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(timeout=10)
 
 
 # 1. --log-level is a choice, checked before the server starts -------------------------------

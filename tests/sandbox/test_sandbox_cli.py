@@ -6,17 +6,15 @@ import re
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from qualflow.cli import app
-from qualflow.sandbox import SandboxState, create_app
+from qualflow.sandbox import SandboxState
 
 runner = CliRunner()
 
@@ -95,26 +93,6 @@ def test_garbage_state_file_is_a_clear_error(tmp_path: Path) -> None:
     assert "cannot load sandbox state" in result.stderr
 
 
-@pytest.fixture
-def live_sandbox() -> Iterator[tuple[str, SandboxState]]:
-    """The sandbox on a real loopback port (port 0), served by uvicorn in a thread."""
-    state = SandboxState()
-    state.create_user("live@example.com")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("sandbox server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 def test_seed_and_respond_against_a_running_sandbox(live_sandbox: tuple[str, SandboxState]) -> None:
     url, state = live_sandbox
     result = runner.invoke(
@@ -155,7 +133,16 @@ def test_faults_from_the_command_line(live_sandbox: tuple[str, SandboxState]) ->
     listed = runner.invoke(app, ["sandbox", "faults", "ls", "--url", url], env={"COLUMNS": "150"})
     row = next(line for line in listed.stdout.splitlines() if "/API/v3/surveys*" in line)
     assert [cell.strip() for cell in row.split("│")[1:-1]] == [
-        rule_id, "any", "/API/v3/surveys*", "429", "1", "3 s", "0 s", "0 s", "0", "1"
+        rule_id,
+        "any",
+        "/API/v3/surveys*",
+        "429",
+        "1",
+        "3 s",
+        "0 s",
+        "0 s",
+        "0",
+        "1",
     ]
     assert "brand rate limit: off" in listed.stderr
 
