@@ -7,6 +7,10 @@ import unicodedata
 
 from pydantic import ValidationError
 
+#: The largest id a row can have (the id columns are 32-bit integers on PostgreSQL): bound
+#: every id taken from outside with it, so a bigger number is refused, not a database error.
+MAX_ID = 2**31 - 1
+
 
 def refuse_control_characters(value: str) -> str:
     """``value`` unchanged, or ValueError when it holds a control character.

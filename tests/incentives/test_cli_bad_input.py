@@ -15,6 +15,7 @@ from qualflow.incentives.api import TangoAccountOut
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.providers.gift_codes import parse_codes_csv
 from qualflow.store.secrets import SecretBox
+from qualflow.validation import MAX_ID
 from tests.incentives.support import Db, Person
 from tests.incentives.test_pages import sign_in
 
@@ -256,7 +257,7 @@ def test_huge_ids_are_a_usage_error(cli_env: dict[str, str | None], args: tuple[
     assert result.exit_code == 2, result.stderr
     assert isinstance(result.exception, SystemExit)
     assert "OverflowError" not in result.stderr
-    assert "9223372036854775807" in result.stderr
+    assert str(MAX_ID) in result.stderr
 
 
 def test_a_huge_value_in_a_pool_csv_is_a_rejected_line(

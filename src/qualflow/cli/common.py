@@ -12,14 +12,23 @@ import typer
 from pydantic import ValidationError
 
 from qualflow.settings import Settings
+from qualflow.validation import MAX_ID
+
+__all__ = [
+    "MAX_ID",
+    "MAX_INPUT_BYTES",
+    "fail",
+    "hub_store",
+    "load_settings",
+    "one_line",
+    "read_input_file",
+    "require_migrated",
+    "shown_url",
+]
 
 if TYPE_CHECKING:
     from qualflow.store.runtime import Store
 
-
-#: The largest id a command accepts (the databases' 64-bit integer keys): use as
-#: ``typer.Argument(min=1, max=MAX_ID)`` so a huge number is a usage error, not an overflow.
-MAX_ID = 2**63 - 1
 
 #: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
 #: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from qualflow.engine.templates import check_template
 from qualflow.incentives.emails import normalize_email
 from qualflow.incentives.money import MAX_MINOR, MoneyError, check_currency
+from qualflow.validation import MAX_ID
 
 Provider = Literal["tango", "gift_codes", "manual"]
 ApprovalMode = Literal["automatic", "review_all", "review_suspicious"]
@@ -47,8 +48,6 @@ TEMPLATE_VARIABLES = (
 )
 
 MAX_ALERT_EMAILS = 20
-#: The largest database id (64-bit keys): a bigger number is refused, not an overflow.
-MAX_ID = 2**63 - 1
 #: The largest count stored (max_rewards, low_stock_threshold): 32-bit integer columns.
 MAX_COUNT = MAX_MINOR
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from qualflow.settings import Settings
 from qualflow.store.runtime import Store
+from qualflow.validation import MAX_ID
 
 __all__ = [
     "MAX_ID",
@@ -30,9 +31,6 @@ __all__ = [
     "get_store",
 ]
 
-
-#: The largest id a row can have (the id columns are 32-bit integers on PostgreSQL).
-MAX_ID = 2**31 - 1
 
 #: A row id in a path: out of range is a 422, never a database error.
 ResourceId = Annotated[int, Path(ge=1, le=MAX_ID)]
