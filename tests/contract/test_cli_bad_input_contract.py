@@ -98,6 +98,21 @@ def test_export_writes_through_a_symlink(
     assert [p.name for p in real.parent.iterdir()] == ["responses.csv"]  # no leftover .part
 
 
+def test_an_export_over_a_file_keeps_its_mode_and_a_new_one_is_private(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    shared = tmp_path / "shared.csv"
+    shared.write_text("old\n")
+    shared.chmod(0o644)
+    fresh = tmp_path / "fresh.csv"
+    for target in (shared, fresh):
+        result = _run(["q", "export", survey_id, "-o", str(target)], env)
+        assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(shared.stat().st_mode) == 0o644
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o600
+
+
 def test_export_writes_into_a_fifo_instead_of_replacing_it(
     env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
 ) -> None:

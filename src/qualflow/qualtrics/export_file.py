@@ -499,6 +499,10 @@ class ExportFile:
             if rows is None:
                 with os.fdopen(handle, "wb") as sink:
                     rows = self._write_batches(sink, format, labels, compression)
+            with contextlib.suppress(FileNotFoundError):
+                # A file written over keeps who may read it; a new one stays private (0600,
+                # from the temporary file): exports hold respondents' data.
+                os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
             os.replace(temporary, target)
         except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
