@@ -48,8 +48,6 @@ PausedOption = Annotated[bool, typer.Option("--paused", help="Paused ones only."
 KeyIdArgument = Annotated[
     int, typer.Argument(min=1, max=MAX_ID, help="Key id (see 'keys ls').", show_default=False)
 ]
-#: The longest platform key read from stdin (Tango's are far shorter).
-MAX_KEY_LENGTH = 4096
 
 
 def _id_column(header: str, width: int) -> Column:
@@ -604,6 +602,8 @@ def tango_catalog(
 
 def _key_from_stdin() -> str:
     """The platform key on the first line of stdin, or a one-line failure."""
+    from qualflow.incentives.manage import MAX_PLATFORM_KEY_LENGTH as MAX_KEY_LENGTH
+
     try:
         line = sys.stdin.readline(MAX_KEY_LENGTH + 1)
     except (OSError, UnicodeDecodeError):

@@ -85,11 +85,14 @@ def spec_of(incentive: Incentive) -> IncentiveSpec:
     )
 
 
-#: The longest value of each Tango account field (its database column's size).
-TANGO_FIELD_LIMITS = {
-    "name": 200, "base_url": 500, "platform_name": 200, "platform_key": 4096,
-    "customer_id": 100, "account_id": 100,
-}  # fmt: skip
+#: The longest platform key accepted (stored encrypted, so its column has no size of its own).
+MAX_PLATFORM_KEY_LENGTH = 4096
+
+
+def _column_length(model: type[Any], key: str) -> int | None:
+    """The size of ``model``'s string column ``key`` (None: unbounded, or not a column)."""
+    column = model.__table__.c.get(key)
+    return getattr(column.type, "length", None) if column is not None else None
 
 
 def check_tango_field(key: str, value: str) -> str:
@@ -97,7 +100,9 @@ def check_tango_field(key: str, value: str) -> str:
     :class:`IncentiveError` saying why not."""
     if not value.strip():
         raise IncentiveError(f"{key} must not be empty")
-    limit = TANGO_FIELD_LIMITS.get(key)
+    limit = (
+        MAX_PLATFORM_KEY_LENGTH if key == "platform_key" else _column_length(TangoAccount, key)
+    )
     if limit is not None and len(value.strip()) > limit:
         raise IncentiveError(f"{key} is longer than {limit} characters")
     return check_base_url(value) if key == "base_url" else value.strip()
@@ -108,9 +113,9 @@ def check_base_url(url: str) -> str:
     text = url.strip().rstrip("/")
     try:
         parts = urlsplit(text)
-        port = parts.port  # refuses a port that is not a number
+        parts.port  # noqa: B018 (reading it refuses a port that is not a number)
     except ValueError:
-        parts, port = None, None
+        parts = None
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise IncentiveError(
             f"base_url must be an http:// or https:// URL with a host, "
@@ -118,7 +123,6 @@ def check_base_url(url: str) -> str:
         )
     if any(ch.isspace() for ch in text) or parts.query or parts.fragment:
         raise IncentiveError("base_url must not hold spaces, a query (?…) or a fragment (#…)")
-    del port
     return text
 
 
@@ -417,8 +421,9 @@ class IncentiveManager:
     def create_pool(self, name: str, description: str = "") -> GiftCodePool:
         if not name.strip():
             raise IncentiveError("the pool needs a name")
-        if len(name.strip()) > 200:
-            raise IncentiveError("the pool's name is longer than 200 characters")
+        limit = _column_length(GiftCodePool, "name")
+        if limit is not None and len(name.strip()) > limit:
+            raise IncentiveError(f"the pool's name is longer than {limit} characters")
         try:
             with session_scope(self.factory) as session:
                 pool = GiftCodePool(name=name.strip(), description=description)
