@@ -559,6 +559,14 @@ async def create_incentive(spec: IncentiveSpec, runtime: Runtime, manager: Manag
     return IncentiveOut.of(incentive)
 
 
+def _known_statuses(statuses: list[str]) -> list[str]:
+    """``statuses``, or a 422 naming the ones that are not reward statuses."""
+    try:
+        return check_statuses(statuses)
+    except ValueError as exc:
+        raise ApiError(422, "validation_error", str(exc)) from None
+
+
 @router.get(
     "/rewards",
     tags=[TAG_REWARDS],
@@ -582,11 +590,7 @@ def list_rewards(
     if incentive:
         conditions.append(Reward.incentive_id == _load_incentive(db, incentive).id)
     if reward_status:
-        try:
-            check_statuses(reward_status)
-        except ValueError as exc:
-            raise ApiError(422, "validation_error", str(exc)) from None
-        conditions.append(Reward.status.in_(reward_status))
+        conditions.append(Reward.status.in_(_known_statuses(reward_status)))
     if q:
         needle = q.strip().lower()
         conditions.append(
@@ -965,9 +969,7 @@ class LowStockOut(BaseModel):
     summary="Open gift-code incentives running out of codes (below their low-stock threshold)",
 )
 def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
-    return [
-        LowStockOut(**{**vars(item), "message": item.message}) for item in low_stock(db)
-    ]
+    return [LowStockOut(**{**vars(item), "message": item.message}) for item in low_stock(db)]
 
 
 @router.get(
@@ -1361,10 +1363,7 @@ def export_rewards(
     _viewer: Viewer,
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
 ) -> Response:
-    try:
-        check_statuses(reward_status or [])
-    except ValueError as exc:
-        raise ApiError(422, "validation_error", str(exc)) from None
+    _known_statuses(reward_status or [])
     incentive = _load_incentive(db, reference_id)
     text, _count = rewards_csv(db, incentive, reward_status)
     filename = f"{incentive.reference_id}-rewards.csv"
