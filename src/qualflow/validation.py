@@ -7,9 +7,12 @@ import unicodedata
 
 from pydantic import ValidationError
 
-#: The largest id a row can have (the id columns are 32-bit integers on PostgreSQL): bound
-#: every id taken from outside with it, so a bigger number is refused, not a database error.
-MAX_ID = 2**31 - 1
+#: The largest value an integer column holds (32-bit on PostgreSQL): ids, counts and amounts
+#: in minor units taken from outside are bounded by it, so a bigger number is refused, not a
+#: database error.
+MAX_STORED_INT = 2**31 - 1
+#: The largest id a row can have.
+MAX_ID = MAX_STORED_INT
 
 
 def refuse_control_characters(value: str) -> str:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import re
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
+from qualflow.validation import MAX_STORED_INT
+
 # ISO 4217 currencies whose minor unit is not 1/100.
 _EXPONENTS = {
     "BIF": 0, "CLP": 0, "DJF": 0, "GNF": 0, "ISK": 0, "JPY": 0, "KMF": 0, "KRW": 0, "PYG": 0,
@@ -18,9 +20,9 @@ _EXPONENTS = {
 _CURRENCY = re.compile(r"^[A-Z]{3}$")
 
 
-#: The largest amount stored, in minor units: the database's integer columns (32-bit on
-#: PostgreSQL) hold reward values, budgets and gift-code values.
-MAX_MINOR = 2**31 - 1
+#: The largest amount stored, in minor units: integer columns hold reward values, budgets and
+#: gift-code values.
+MAX_MINOR = MAX_STORED_INT
 
 
 class MoneyError(ValueError):

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from qualflow.engine.templates import check_template
 from qualflow.incentives.emails import normalize_email
-from qualflow.incentives.money import MAX_MINOR, MoneyError, check_currency
-from qualflow.validation import MAX_ID
+from qualflow.incentives.money import MoneyError, check_currency
+from qualflow.validation import MAX_ID, MAX_STORED_INT
 
 Provider = Literal["tango", "gift_codes", "manual"]
 ApprovalMode = Literal["automatic", "review_all", "review_suspicious"]
@@ -48,8 +48,8 @@ TEMPLATE_VARIABLES = (
 )
 
 MAX_ALERT_EMAILS = 20
-#: The largest count stored (max_rewards, low_stock_threshold): 32-bit integer columns.
-MAX_COUNT = MAX_MINOR
+#: The largest count stored (max_rewards, low_stock_threshold).
+MAX_COUNT = MAX_STORED_INT
 
 
 def check_alert_emails(values: list[str]) -> list[str]:
