@@ -3,6 +3,8 @@ environment (each bad variable named), and the hub's database opened for a comma
 
 from __future__ import annotations
 
+import os
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +22,7 @@ __all__ = [
     "fail",
     "hub_store",
     "load_settings",
+    "new_file_refused",
     "one_line",
     "read_input_file",
     "require_migrated",
@@ -56,6 +59,18 @@ def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     if len(data) > limit:
         fail(f"{path}: larger than {limit // (1024 * 1024)} MB; is it the right file?")
     return data
+
+
+def new_file_refused(folder: str | Path) -> str | None:
+    """Why no new file can be made in ``folder`` (tried with a real one, removed at once), or
+    None when one can: a command checks where it will write before doing the work."""
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".qualflow-", suffix=".probe", dir=folder)
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    os.close(handle)
+    os.unlink(probe)
+    return None
 
 
 def load_settings() -> Settings:

@@ -362,6 +362,7 @@ def _check_output(output: Path) -> None:
     """Fail now, before any export starts, unless the export can be written to ``output``:
     an existing FIFO or character device we may write to, or a new or regular file in an
     existing folder that takes new files (the export is renamed into place from one)."""
+    from qualflow.cli.common import new_file_refused
     from qualflow.qualtrics.export_file import output_target
 
     try:
@@ -375,16 +376,12 @@ def _check_output(output: Path) -> None:
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
         _fail(f"the folder of --output ({folder}) does not exist", EXIT_USAGE)
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".qualflow-", suffix=".probe", dir=folder)
-    except OSError as exc:
+    refused = new_file_refused(folder)
+    if refused is not None:
         _fail(
-            f"cannot write --output {output}: its folder {folder} takes no new files "
-            f"({exc.strerror or exc})",
+            f"cannot write --output {output}: its folder {folder} takes no new files ({refused})",
             EXIT_USAGE,
         )
-    os.close(handle)
-    os.unlink(probe)
 
 
 class _AmountColumn(ProgressColumn):

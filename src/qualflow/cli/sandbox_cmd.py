@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import re
 import socket
 import stat
-import tempfile
 import time
 from contextlib import contextmanager
 from enum import StrEnum
@@ -20,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from qualflow.cli.common import read_input_file
+from qualflow.cli.common import new_file_refused, read_input_file
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -121,12 +119,9 @@ def _check_writable(path: Path) -> None:
         directory = directory.parent  # saving creates the missing directories
     if not directory.is_dir():
         fail(f"cannot save the state to {path}: {directory} is not a directory")
-    try:
-        fd, probe = tempfile.mkstemp(prefix=".sandbox-", suffix=".probe", dir=directory)
-    except OSError as exc:
-        fail(f"cannot save the state to {path}: {directory} is not writable ({exc.strerror})")
-    os.close(fd)
-    Path(probe).unlink(missing_ok=True)
+    refused = new_file_refused(directory)
+    if refused is not None:
+        fail(f"cannot save the state to {path}: {directory} is not writable ({refused})")
 
 
 def _save(state: Any) -> None:
