@@ -4,6 +4,7 @@ checks every display text (names) shares."""
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -28,15 +29,19 @@ def refuse_control_characters(value: str) -> str:
     return value
 
 
-def describe_errors(exc: ValidationError) -> str:
+def describe_errors(
+    exc: ValidationError, *, name_field: Callable[[str], str] | None = None
+) -> str:
     """A validation failure on one line: ``field: message; field: message``.
 
     A model-level check has no field, so its message stands alone; pydantic's
-    ``Value error, `` prefix is dropped because it tells a user nothing.
+    ``Value error, `` prefix is dropped because it tells a user nothing. ``name_field`` turns a
+    field's dotted path into the name the user knows it by (e.g. an environment variable).
     """
     parts = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"])
+        path = ".".join(str(part) for part in error["loc"])
+        where = name_field(path) if path and name_field else path
         message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)

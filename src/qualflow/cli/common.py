@@ -14,7 +14,7 @@ import typer
 from pydantic import ValidationError
 
 from qualflow.settings import Settings
-from qualflow.validation import MAX_ID
+from qualflow.validation import MAX_ID, describe_errors
 
 __all__ = [
     "MAX_ID",
@@ -78,11 +78,8 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        problems = "; ".join(
-            f"QUALFLOW_{'_'.join(str(p) for p in error['loc']).upper()}: "
-            f"{error['msg'].removeprefix('Value error, ')}"
-            for error in exc.errors()
-        )
+        # Settings fields are flat: each is named by its environment variable.
+        problems = describe_errors(exc, name_field=lambda field: f"QUALFLOW_{field.upper()}")
         fail(f"invalid settings: {problems}")
 
 
