@@ -19,9 +19,8 @@ EngineMode = Literal["embedded", "web", "off"]
 SECRET_KEYS_FILENAME = "secret.keys"
 
 
-#: The databases qualflow runs on, and the URL schemes that reach them with the drivers it ships.
-_DATABASES = ("sqlite", "postgresql", "postgres")
-_DRIVERS = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
+#: The URL schemes of the databases qualflow runs on, with the drivers it ships.
+_DATABASE_SCHEMES = ("sqlite", "sqlite+pysqlite", "postgresql", "postgres", "postgresql+psycopg")
 
 
 class Settings(BaseSettings):
@@ -124,7 +123,7 @@ class Settings(BaseSettings):
         if not value:
             return value
         scheme = value.split("://", 1)[0].lower() if "://" in value else ""
-        if scheme.split("+", 1)[0] not in _DATABASES or scheme not in _DRIVERS:
+        if scheme not in _DATABASE_SCHEMES:
             raise ValueError(
                 "must be a SQLite (sqlite:///path) or PostgreSQL (postgresql://user@host/db) URL"
             )
