@@ -106,6 +106,7 @@ def serve(
     """Serve the web app (UI, REST API, webhook edge) with the engine."""
     import uvicorn
 
+    from qualflow.gc_tuning import tune_for_long_running_process
     from qualflow.web.app import create_app
 
     settings = load_settings()
@@ -118,6 +119,7 @@ def serve(
         engine=settings.engine if worker else "web",
         executor_id=executor_id or _stable_id("serve"),
     )
+    tune_for_long_running_process()
     uvicorn.run(app_, host=host, port=port)
 
 

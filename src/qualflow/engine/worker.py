@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from qualflow.engine.runtime import Engine
+from qualflow.gc_tuning import tune_for_long_running_process
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,7 @@ def run_worker(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     engine.start()
+    tune_for_long_running_process()
     try:
         if ready is not None:
             ready()
