@@ -9,7 +9,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 
 from qualflow.engine.errors import RetriableError
 from qualflow.engine.models import CachedResponse
@@ -76,6 +76,25 @@ def test_exported_responses_are_served_from_memory_then_table_then_qualtrics(
     assert asyncio.run(scenario()) == ["a", "b", "c", "live"]
     assert fetcher.stats["cache_hits"] == 3
     assert fetcher.stats["single_gets"] == 1
+
+
+def test_an_overlapping_export_stores_only_the_responses_not_cached_yet(engine: Engine) -> None:
+    fetcher = ResponseFetcher(engine.services)
+    fetcher.store(1, "SV_a", [_exported("R_a", "a"), _exported("R_b", "b")])
+    # Another worker's later export of the same seconds: one new response, one cached already
+    # (the cached copy is kept), and more than one chunk of rows.
+    later = [_exported("R_b", "changed"), _exported("R_c", "c")]
+    later += [_exported(f"R_n{n:04}", "n") for n in range(1200)]
+    fetcher.store(1, "SV_a", later)
+    with engine.services.sessionmaker() as session:
+        query = select(CachedResponse.response_id, CachedResponse.payload)
+        stored = {row[0]: row[1] for row in session.execute(query)}
+    assert len(stored) == 1203
+    assert {r: stored[r]["values"]["tier"] for r in ("R_a", "R_b", "R_c")} == {
+        "R_a": "a",
+        "R_b": "b",
+        "R_c": "c",
+    }
 
 
 def test_a_batch_served_by_another_process_s_export_does_not_export_again(

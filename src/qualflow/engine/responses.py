@@ -44,6 +44,11 @@ _CACHED_PAYLOAD = select(CachedResponse.payload).where(
 )
 
 
+_CACHED_IDS = select(CachedResponse.response_id).where(
+    CachedResponse.response_id.in_(bindparam("ids", expanding=True))
+)
+
+
 _CACHED_PAYLOADS = select(CachedResponse.response_id, CachedResponse.payload).where(
     CachedResponse.response_id.in_(bindparam("ids", expanding=True))
 )
@@ -188,10 +193,16 @@ class ResponseFetcher:
         ]
         for batch in chunks(rows, 500):
             with session_scope(self.services.sessionmaker) as session:
+                # In a burst every worker's export covers the same seconds, so most of its
+                # rows are cached already; encoding them again only to be skipped cost more
+                # than asking which ones are there.
+                cached = set(
+                    session.scalars(_CACHED_IDS, {"ids": [row["response_id"] for row in batch]})
+                )
                 insert_ignoring_duplicates(
                     session,
                     CachedResponse.__table__,  # type: ignore[arg-type]
-                    list(batch),
+                    [row for row in batch if row["response_id"] not in cached],
                 )
         self._remember(rows[-self.recent_limit :])
 
