@@ -56,6 +56,10 @@ def _bound_socket() -> socket.socket:
 def _serve(app: Any, sock: socket.socket) -> None:
     import uvicorn
 
+    from qualflow.gc_tuning import tune_for_long_running_process
+
+    # The roles stand in for `qualflow serve` and `qualflow worker`, which do the same.
+    tune_for_long_running_process()
     config = uvicorn.Config(app, log_level="warning", access_log=False, backlog=2048)
     server = uvicorn.Server(config)
     signal.signal(signal.SIGTERM, lambda *_: setattr(server, "should_exit", True))

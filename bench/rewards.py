@@ -228,6 +228,7 @@ class Chain:
         from qualflow.engine.automations import Automations
         from qualflow.engine.config import EngineConfig
         from qualflow.engine.runtime import Engine
+        from qualflow.gc_tuning import tune_for_long_running_process
         from qualflow.notify.email import SmtpSettings
         from qualflow.store.db import session_scope
         from qualflow.store.secrets import SecretBox
@@ -289,6 +290,8 @@ class Chain:
         if scale_out:
             for n in (1, 2):
                 self._spawn(f"bench-worker-{n}")
+        # This process's edge and engine stand in for `qualflow serve`, which does the same.
+        tune_for_long_running_process()
 
     def _spawn(self, executor_id: str) -> None:
         env = {
