@@ -2,7 +2,15 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
+
 import typer
+
+try:  # typer >= 0.22 carries its own copy of click; its commands raise that copy's errors
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover - older typer runs on click itself
+    from click import exceptions as click_errors  # type: ignore[no-redef]
 
 from qualflow import __version__
 from qualflow.cli.demo_cmd import demo as demo_command
@@ -33,5 +41,34 @@ def version() -> None:
     typer.echo(__version__)
 
 
+def run(args: Sequence[str] | None = None, *, prog_name: str | None = None) -> int:
+    """Run the command line and return its exit code. A usage error (unknown command or option,
+    a value of the wrong type, a missing argument) is one line on stderr and exit code 2, like
+    every other error, instead of click's usage block and framed message."""
+    try:
+        result = app(args=args, prog_name=prog_name, standalone_mode=False)
+    except click_errors.NoArgsIsHelpError as exc:
+        # A group run without a command: its help is the answer.
+        typer.echo(exc.format_message(), err=True)
+        return exc.exit_code
+    except click_errors.ClickException as exc:
+        typer.echo(usage_error_line(exc), err=True)
+        return exc.exit_code
+    except typer.Abort:
+        typer.echo("Aborted.", err=True)
+        return 1
+    # Without standalone mode, click returns typer.Exit's code, or the command's return value.
+    return result if isinstance(result, int) else 0
+
+
+def usage_error_line(exc: click_errors.ClickException) -> str:
+    """``error: <what is wrong> (see 'qualflow … --help')`` on one line."""
+    message = " ".join(exc.format_message().split())
+    context = getattr(exc, "ctx", None)
+    if context is None:
+        return f"error: {message}"
+    return f"error: {message} (see '{context.command_path} --help')"
+
+
 def main() -> None:
-    app()
+    sys.exit(run())
