@@ -17,6 +17,7 @@ from qualflow.engine.responses import ResponseFetcher, read_exported
 from qualflow.engine.runtime import Engine
 from qualflow.qualtrics import AsyncClient
 from qualflow.sandbox.app import create_app
+from qualflow.sandbox.faults import FaultRule
 from qualflow.sandbox.state import SandboxConfig, SandboxState
 
 
@@ -171,6 +172,36 @@ def test_a_batch_exports_as_soon_as_enough_responses_wait_without_waiting_out_it
     assert asyncio.run(scenario()) == [r.id for r in responses]
     assert fetcher.stats["exports"] == 1
     assert fetcher.stats["single_gets"] == 0
+
+
+def test_once_demand_outruns_single_gets_later_requests_join_the_export(engine: Engine) -> None:
+    qualtrics = _Qualtrics()
+    state, survey_id = qualtrics.state, qualtrics.survey_id
+    recorded = datetime.now(UTC) - timedelta(seconds=10)
+    stamp = recorded.strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    first, second, third = (
+        state.record_response(survey_id, {"recordedDate": stamp, "endDate": stamp}, emit=False)
+        for _ in range(3)
+    )
+    # The first single GET is slow, so the second request finds no free single slot.
+    state.faults.add(FaultRule(path=f"*/responses/{first.id}", method="GET", latency=0.3))
+    fetcher = ResponseFetcher(engine.services, single_limit=1, batch_window=1.0, export_at=100)
+
+    async def scenario() -> list[str]:
+        async with qualtrics.client() as client:
+            asked = [asyncio.create_task(fetcher.get(client, 1, survey_id, first.id, recorded))]
+            await asyncio.sleep(0.05)
+            asked.append(
+                asyncio.create_task(fetcher.get(client, 1, survey_id, second.id, recorded))
+            )
+            await asked[0]  # the single slot is free again, while the export still gathers
+            asked.append(asyncio.create_task(fetcher.get(client, 1, survey_id, third.id, recorded)))
+            served = await asyncio.wait_for(asyncio.gather(*asked), 60)
+            return [s["responseId"] for s in served]
+
+    assert asyncio.run(scenario()) == [first.id, second.id, third.id]
+    assert fetcher.stats["single_gets"] == 1
+    assert fetcher.stats["exports"] == 1
 
 
 def test_an_export_file_is_read_one_response_at_a_time_and_a_broken_line_is_retried(
