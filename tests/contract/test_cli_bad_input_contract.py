@@ -251,3 +251,29 @@ def test_export_format_agreeing_with_or_named_by_the_extension(
     result = _run(["q", "export", survey_id, "-o", str(target), "--json", *args], env)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["format"] == fmt
+
+
+@pytest.mark.parametrize("output", ["/dev/stdout", "redirected"])
+def test_export_with_json_refuses_an_output_that_is_stdout_under_another_name(
+    tmp_path: Path, output: str
+) -> None:
+    import subprocess
+    import sys
+
+    target = tmp_path / "responses.csv"
+    path = str(target) if output == "redirected" else output
+    args = ["q", "export", "SV_abc", "-o", path, "--json", "--token", "t"]
+    args += ["--base-url", "http://127.0.0.1:9"]
+    with target.open("wb") as stdout:
+        done = subprocess.run(
+            [sys.executable, "-m", "qualflow", *args],
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"error: --json prints a summary on stdout, where -o {path} writes the responses\n"
+    )
+    assert target.read_bytes() == b""

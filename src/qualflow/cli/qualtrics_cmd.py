@@ -9,6 +9,7 @@ failures).
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import sys
@@ -358,6 +359,17 @@ def _moment(value: str | None, option: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
+def _is_stdout(path: Path) -> bool:
+    """Whether ``path`` is this process's stdout under another name (/dev/stdout, /dev/fd/1,
+    the terminal's device, the file stdout is redirected to)."""
+    try:
+        target = os.stat(path)
+        stdout = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return (target.st_dev, target.st_ino) == (stdout.st_dev, stdout.st_ino)
+
+
 def _check_output(output: Path) -> None:
     """Fail now, before any export starts, unless the export can be written to ``output``:
     an existing FIFO or character device we may write to, or a new or regular file in an
@@ -517,9 +529,12 @@ def export(
             EXIT_USAGE,
         )
     fmt = output_format.value if output_format else output_format_for(output)
+    if as_json and (to_stdout or _is_stdout(output)):
+        _fail(
+            f"--json prints a summary on stdout, where -o {output} writes the responses",
+            EXIT_USAGE,
+        )
     if to_stdout:
-        if as_json:
-            _fail("--json prints a summary on stdout, where -o - writes the responses", EXIT_USAGE)
         if fmt == "parquet" and sys.stdout.isatty():
             _fail(
                 "Parquet is binary: redirect stdout to a file or a program, or give --format "
