@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -29,9 +30,19 @@ def refuse_control_characters(value: str) -> str:
     return value
 
 
-def describe_errors(
-    exc: ValidationError, *, name_field: Callable[[str], str] | None = None
-) -> str:
+def refuse_credentials_in_url(value: str) -> str:
+    """``value`` unchanged, or ValueError when it carries a user name or password
+    (``https://user:password@host``).
+
+    Credentials belong in their own encrypted fields; a base URL is stored in clear and shown
+    wherever its connection or account is listed.
+    """
+    if "@" in urlsplit(value).netloc:
+        raise ValueError("must not contain a user name or password (they have fields of their own)")
+    return value
+
+
+def describe_errors(exc: ValidationError, *, name_field: Callable[[str], str] | None = None) -> str:
     """A validation failure on one line: ``field: message; field: message``.
 
     A model-level check has no field, so its message stands alone; pydantic's

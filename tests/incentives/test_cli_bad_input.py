@@ -8,12 +8,15 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 from typer.testing import CliRunner, Result
 
 from qualflow.cli import app
 from qualflow.incentives.api import TangoAccountOut
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
+from qualflow.incentives.models import TangoAccount
 from qualflow.incentives.providers.gift_codes import parse_codes_csv
+from qualflow.settings import Settings
 from qualflow.store.secrets import SecretBox
 from qualflow.validation import MAX_ID
 from tests.incentives.support import Db, Person
@@ -182,37 +185,65 @@ def test_rest_export_refuses_an_unknown_status(hub: TestClient, admin: Person) -
     assert "unknown status bogus" in answer.text
 
 
-# 5. a password in a Tango base URL is never shown -----------------------------------------------
+# 5. a password in a Tango base URL is refused, and never shown -----------------------------------
+
+CREDENTIALS_REFUSED = (
+    "base_url must not contain a user name or password (they have fields of their own)"
+)
 
 
-def test_a_password_in_the_base_url_is_masked(cli_env: dict[str, str | None]) -> None:
-    tango_account(cli_env, "http://bob:PASSW0RDX@127.0.0.1:18765")
-    code, table, _ = run({**cli_env, "COLUMNS": "200"}, "tango", "ls")
-    assert code == 0
-    assert "PASSW0RDX" not in table
-    assert "bob:***@127.0.0.1:18765" in table
-    code, out, _ = run(cli_env, "tango", "ls", "--json")
-    assert "PASSW0RDX" not in out
-    assert json.loads(out)[0]["base_url"] == "http://bob:***@127.0.0.1:18765"
+def test_a_base_url_with_credentials_is_refused(cli_env: dict[str, str | None]) -> None:
+    error = one_error(
+        cli_env, "tango", "add", "--name", "T", "--platform-name", "p", "--customer-id", "c",
+        "--account-id", "a", "--base-url", "http://bob:PASSW0RDX@127.0.0.1:18765",
+        "--platform-key-stdin", stdin="tango-secret-key-1234\n",
+    )  # fmt: skip
+    assert error == f"error: {CREDENTIALS_REFUSED}"
+    account = tango_account(cli_env)
+    error = one_error(
+        cli_env, "tango", "update", account, "--base-url", "https://ann@tango.example"
+    )
+    assert error == f"error: {CREDENTIALS_REFUSED}"
 
 
-def test_rest_and_ui_mask_a_password_in_the_base_url(hub: TestClient, admin: Person) -> None:
+def test_rest_refuses_a_base_url_with_credentials(hub: TestClient, admin: Person) -> None:
+    account = {
+        "name": "Secret", "base_url": "https://ann:S3CRETPW@tango.example", "platform_name": "p",
+        "platform_key": "k" * 12, "customer_id": "c", "account_id": "a",
+    }  # fmt: skip
+    created = hub.post(f"{API}/providers/tango-accounts", json=account, headers=admin.headers)
+    assert created.status_code == 422
+    assert CREDENTIALS_REFUSED in created.text
+    assert "S3CRETPW" not in created.text
+
+
+def test_an_account_stored_with_a_password_in_its_base_url_shows_it_masked(
+    hub: TestClient, hub_settings: Settings, admin: Person, cli_env: dict[str, str | None]
+) -> None:
+    """Accounts stored before such URLs were refused keep working, with the password hidden."""
     created = hub.post(
         f"{API}/providers/tango-accounts",
-        json={"name": "Secret", "base_url": "https://ann:S3CRETPW@tango.example",
-              "platform_name": "p", "platform_key": "k" * 12, "customer_id": "c",
-              "account_id": "a"},
+        json={"name": "Old", "base_url": "https://tango.example", "platform_name": "p",
+              "platform_key": "k" * 12, "customer_id": "c", "account_id": "a"},
         headers=admin.headers,
     )  # fmt: skip
     assert created.status_code == 201, created.text
-    assert created.json()["base_url"] == "https://ann:***@tango.example"
+    store = hub.app.state.store  # type: ignore[attr-defined]
+    with store.sessionmaker() as session, session.begin():
+        session.execute(update(TangoAccount).values(base_url="https://ann:S3CRETPW@tango.example"))
     listed = hub.get(f"{API}/providers/tango-accounts", headers=admin.headers)
+    assert listed.json()[0]["base_url"] == "https://ann:***@tango.example"
     assert "S3CRETPW" not in listed.text
     sign_in(hub, admin)
     page = hub.get("/incentives/providers")
     assert page.status_code == 200
     assert "https://ann:***@tango.example" in page.text
     assert "S3CRETPW" not in page.text
+    keys = ",".join(key.get_secret_value() for key in hub_settings.secret_keys)
+    code, out, _ = run({**cli_env, "QUALFLOW_SECRET_KEYS": keys}, "tango", "ls", "--json")
+    assert code == 0
+    assert "S3CRETPW" not in out
+    assert json.loads(out)[0]["base_url"] == "https://ann:***@tango.example"
 
 
 def test_shown_base_url_without_a_password_is_unchanged() -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated
-from urllib.parse import urlsplit
 
 from pydantic import (
     AfterValidator,
@@ -43,7 +42,7 @@ from qualflow.connections.usage import connection_usages
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import register_secret
-from qualflow.validation import refuse_control_characters
+from qualflow.validation import refuse_control_characters, refuse_credentials_in_url
 
 __all__ = [
     "ConnectionChanges",
@@ -66,18 +65,10 @@ Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, m
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 
-def _no_credentials_in_url(value: str) -> str:
-    # Credentials belong in their own (encrypted) fields; a URL is shown wherever the
-    # connection is listed.
-    if "@" in urlsplit(value).netloc:
-        raise ValueError("must not contain a user name or password (use the credential fields)")
-    return value
-
-
 Url = Annotated[
     str,
     StringConstraints(strip_whitespace=True, min_length=1, max_length=500),
-    AfterValidator(_no_credentials_in_url),
+    AfterValidator(refuse_credentials_in_url),
 ]
 
 

@@ -35,7 +35,7 @@ from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpe
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
-from qualflow.validation import describe_errors
+from qualflow.validation import describe_errors, refuse_credentials_in_url
 
 
 class IncentiveError(ValueError):
@@ -100,9 +100,7 @@ def check_tango_field(key: str, value: str) -> str:
     :class:`IncentiveError` saying why not."""
     if not value.strip():
         raise IncentiveError(f"{key} must not be empty")
-    limit = (
-        MAX_PLATFORM_KEY_LENGTH if key == "platform_key" else _column_length(TangoAccount, key)
-    )
+    limit = MAX_PLATFORM_KEY_LENGTH if key == "platform_key" else _column_length(TangoAccount, key)
     if limit is not None and len(value.strip()) > limit:
         raise IncentiveError(f"{key} is longer than {limit} characters")
     return check_base_url(value) if key == "base_url" else value.strip()
@@ -123,11 +121,15 @@ def check_base_url(url: str) -> str:
         )
     if any(ch.isspace() for ch in text) or parts.query or parts.fragment:
         raise IncentiveError("base_url must not hold spaces, a query (?…) or a fragment (#…)")
-    return text
+    try:
+        return refuse_credentials_in_url(text)
+    except ValueError as exc:
+        raise IncentiveError(f"base_url {exc}") from None
 
 
 def shown_base_url(url: str) -> str:
-    """A Tango base URL as shown to people: a password in it (user:password@) is masked."""
+    """A Tango base URL as shown to people: a password in it (user:password@), which only an
+    account stored before such URLs were refused can hold, is masked."""
     try:
         parts = urlsplit(url)
         password = parts.password
