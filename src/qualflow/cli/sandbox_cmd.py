@@ -19,6 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from qualflow.cli.common import new_file_refused, read_input_file
+from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -38,19 +39,6 @@ Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
 MAX_SURVEYS = 1000
 MAX_RESPONSES = 10_000  # per survey
 MAX_TOTAL_RESPONSES = 1_000_000  # per seed command
-#: The methods a fault rule may be limited to, and its longest latency or hang (seconds): the
-#: sandbox's own bounds (qualflow.sandbox.faults, not imported here: it loads the whole server).
-MAX_DELAY = 300.0
-
-
-class HttpMethod(StrEnum):
-    GET = "GET"
-    HEAD = "HEAD"
-    POST = "POST"
-    PUT = "PUT"
-    PATCH = "PATCH"
-    DELETE = "DELETE"
-    OPTIONS = "OPTIONS"
 
 
 class LogLevel(StrEnum):

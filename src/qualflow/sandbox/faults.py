@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from enum import StrEnum
 from typing import Any
 
 from qualflow.sandbox import errors
@@ -23,7 +24,21 @@ from qualflow.sandbox.errors import ApiError, bad_request
 
 ERROR_STATUSES = (429, 500, 503, 504)
 #: The methods a rule may be limited to.
-HTTP_METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
+
+
+class HttpMethod(StrEnum):
+    """The methods a fault rule may be limited to."""
+
+    GET = "GET"
+    HEAD = "HEAD"
+    POST = "POST"
+    PUT = "PUT"
+    PATCH = "PATCH"
+    DELETE = "DELETE"
+    OPTIONS = "OPTIONS"
+
+
+HTTP_METHODS = tuple(method.value for method in HttpMethod)
 #: The longest latency or hang a rule may add (seconds): longer is a typo, not a test.
 MAX_DELAY = 300.0
 
