@@ -48,8 +48,10 @@ def run(args: Sequence[str] | None = None, *, prog_name: str | None = None) -> i
     try:
         result = app(args=args, prog_name=prog_name, standalone_mode=False)
     except click_errors.NoArgsIsHelpError as exc:
-        # A group run without a command: its help is the answer.
-        typer.echo(exc.format_message(), err=True)
+        # A group run without a command: its help is the answer (typer's rich help prints
+        # itself, click's plain help comes back as the message).
+        if exc.format_message():
+            typer.echo(exc.format_message(), err=True)
         return exc.exit_code
     except click_errors.ClickException as exc:
         typer.echo(usage_error_line(exc), err=True)
