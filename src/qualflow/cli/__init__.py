@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 import typer
 
-try:  # typer >= 0.22 carries its own copy of click; its commands raise that copy's errors
+try:  # recent typer releases carry their own copy of click, and raise that copy's errors
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover - older typer runs on click itself
     from click import exceptions as click_errors  # type: ignore[no-redef]
