@@ -82,3 +82,10 @@ def test_the_installed_command_ends_with_the_code() -> None:
     assert (
         done.stderr == "error: No such option: --bogus (see 'python -m qualflow runs ls --help')\n"
     )
+
+
+def test_version_as_an_option_and_as_a_command(capsys: pytest.CaptureFixture[str]) -> None:
+    from qualflow import __version__
+
+    assert _ran(capsys, "--version") == (0, f"{__version__}\n", "")
+    assert _ran(capsys, "version") == (0, f"{__version__}\n", "")

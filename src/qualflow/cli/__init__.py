@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Sequence
+from typing import Annotated
 
 import typer
 
@@ -39,6 +40,27 @@ app.add_typer(incentives_app, name="incentives", help="Incentives: reward respon
 def version() -> None:
     """Print the qualflow version."""
     typer.echo(__version__)
+
+
+def _print_version(wanted: bool) -> None:
+    if wanted:
+        typer.echo(__version__)
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            callback=_print_version,
+            is_eager=True,
+            help="Print the qualflow version and exit.",
+        ),
+    ] = False,
+) -> None:
+    pass
 
 
 def run(args: Sequence[str] | None = None, *, prog_name: str | None = None) -> int:
