@@ -89,3 +89,12 @@ def test_version_as_an_option_and_as_a_command(capsys: pytest.CaptureFixture[str
 
     assert _ran(capsys, "--version") == (0, f"{__version__}\n", "")
     assert _ran(capsys, "version") == (0, f"{__version__}\n", "")
+
+
+@pytest.mark.parametrize(
+    "args", [["-h"], ["runs", "ls", "-h"], ["incentives", "tango", "add", "-h"]]
+)
+def test_dash_h_is_help_everywhere(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    code, out, err = _ran(capsys, *args)
+    assert (code, err) == (0, "")
+    assert f"Usage: qualflow {' '.join(args[:-1])}".rstrip() in " ".join(out.split())

@@ -26,6 +26,8 @@ app = typer.Typer(
     help="Self-hosted hub that connects a Qualtrics account to the rest of your stack.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Every command's context inherits these from the root's.
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(qualtrics_app, name="qualtrics", help="Talk to the Qualtrics API (alias: q).")
 app.add_typer(qualtrics_app, name="q", hidden=True)
