@@ -23,4 +23,6 @@ def tune_for_long_running_process() -> None:
     done; calling it again freezes what was allocated since)."""
     _, middle, oldest = gc.get_threshold()
     gc.set_threshold(YOUNG_GENERATION_THRESHOLD, middle, oldest)
+    # Garbage left by start-up would never be freed once frozen: collect it first.
+    gc.collect()
     gc.freeze()

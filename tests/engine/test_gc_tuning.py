@@ -13,8 +13,16 @@ def test_tuning_raises_the_young_threshold_and_freezes_what_exists() -> None:
         """
         import gc
         from qualflow.gc_tuning import YOUNG_GENERATION_THRESHOLD, tune_for_long_running_process
+        class Cycle:
+            pass
+        garbage = Cycle()
+        garbage.itself = garbage
+        import weakref
+        left = weakref.ref(garbage)
+        del garbage
         before = gc.get_threshold()
         tune_for_long_running_process()
+        assert left() is None, "start-up garbage was frozen instead of freed"
         after = gc.get_threshold()
         assert after == (YOUNG_GENERATION_THRESHOLD, before[1], before[2]), (before, after)
         assert gc.get_freeze_count() > 1000, gc.get_freeze_count()
