@@ -160,9 +160,9 @@ class ResponseFetcher:
 
     def _bulk_under_way(self, connection_id: int, survey_id: str) -> bool:
         """Whether an export of the survey is gathering or running: demand outran single GETs,
-        so later requests join the exports too. A single GET costs the worker (and Qualtrics)
-        about as much as a whole export costs per hundred responses; taking a free single slot
-        whenever one came up made ~15% of a burst's responses single GETs."""
+        so later requests join the exports too. A single GET costs the worker far more CPU
+        than its share of an export; taking a free single slot whenever one came up made ~15%
+        of a burst's responses single GETs."""
         key = (connection_id, survey_id)
         return key in self._batches or key in self._exporting
 
