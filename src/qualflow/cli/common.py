@@ -30,12 +30,24 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+
     from qualflow.store.runtime import Store
 
 
 #: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
 #: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.
 MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+def print_listing(console: Console, table: Table, empty: str) -> None:
+    """``table``, or, when it has no rows, the one line ``empty`` saying what to do next
+    (an empty frame of column headers tells a newcomer nothing)."""
+    if table.row_count:
+        console.print(table)
+    else:
+        console.print(empty, markup=False, highlight=False, soft_wrap=True)
 
 
 def fail(message: str) -> NoReturn:

@@ -19,7 +19,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, require_migrated
+from qualflow.cli.common import (
+    MAX_ID,
+    fail,
+    hub_store,
+    load_settings,
+    print_listing,
+    require_migrated,
+)
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
@@ -41,8 +48,6 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(automations_app, name="automations")
 
 _out = Console()
-
-
 
 
 @contextmanager
@@ -212,7 +217,15 @@ def runs_ls(
             f"{run.duration_ms} ms" if run.duration_ms is not None else "",
             (run.error or "")[:60],
         )
-    _out.print(table)
+    filtered = automation is not None or bool(status) or since is not None
+    print_listing(
+        _out,
+        table,
+        "No runs match these filters."
+        if filtered
+        else "No runs yet: an enabled automation starts one each time its trigger fires "
+        "(qualflow automations ls).",
+    )
 
 
 @runs_app.command("show")
@@ -327,7 +340,12 @@ def automations_ls(
             "yes" if a.enabled else "no",
             str(a.version),
         )
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No automations yet: create one in the web UI (Automations → New automation) or with "
+        "POST /api/v1/automations.",
+    )
 
 
 def _trigger_text(automation: AutomationOut) -> str:

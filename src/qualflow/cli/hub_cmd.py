@@ -25,7 +25,15 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
-from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, one_line, shown_url
+from qualflow.cli.common import (
+    MAX_ID,
+    fail,
+    hub_store,
+    load_settings,
+    one_line,
+    print_listing,
+    shown_url,
+)
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
@@ -61,8 +69,6 @@ app.add_typer(secrets_app, name="secrets")
 app.add_typer(connections_app, name="connections")
 
 _out = Console()
-
-
 
 
 def _guard(call: Callable[[], T]) -> T:
@@ -182,7 +188,12 @@ def users_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON output."
             "yes" if row["active"] else "no",
             str(row["last_login_at"] or "never"),
         )
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No users yet: create the first admin with qualflow users create --email … --name … "
+        "--generate-password.",
+    )
 
 
 # --- secrets ------------------------------------------------------------------------------------
@@ -294,7 +305,12 @@ def connections_ls(
             str(row["qualtrics_user"]),
             "yes" if row["shared"] else "no",
         )
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No connections yet: add one with qualflow connections add --name … --datacenter … "
+        "--api-token-stdin.",
+    )
 
 
 def _owner_id(session: Session, owner: str | None) -> int | None:

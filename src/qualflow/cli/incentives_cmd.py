@@ -26,7 +26,14 @@ from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
-from qualflow.cli.common import MAX_ID, fail, hub_store, load_settings, read_input_file
+from qualflow.cli.common import (
+    MAX_ID,
+    fail,
+    hub_store,
+    load_settings,
+    print_listing,
+    read_input_file,
+)
 from qualflow.validation import describe_errors
 
 __all__ = ["app"]
@@ -137,7 +144,12 @@ def incentives_ls(
             str(counted.held if counted else 0), str(counted.sent if counted else 0),
             str(counted.total if counted else 0),
         )  # fmt: skip
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No incentives match." if active is not None
+        else "No incentives yet: create one with qualflow incentives create (or in the web UI).",
+    )  # fmt: skip
 
 
 @app.command("show")
