@@ -357,25 +357,19 @@ class IncentiveManager:
         customer_id: str,
         account_id: str,
     ) -> TangoAccount:
-        base_url = check_tango_field("base_url", base_url)
-        for label, value in (
-            ("name", name),
-            ("platform_name", platform_name),
-            ("platform_key", platform_key),
-            ("customer_id", customer_id),
-            ("account_id", account_id),
-        ):
-            check_tango_field(label, value)
+        given = {
+            "base_url": base_url,
+            "name": name,
+            "platform_name": platform_name,
+            "platform_key": platform_key,
+            "customer_id": customer_id,
+            "account_id": account_id,
+        }
+        fields = {key: check_tango_field(key, value) for key, value in given.items()}
+        fields["account_id"] = fields["account_id"].lower()
         try:
             with session_scope(self.factory) as session:
-                account = TangoAccount(
-                    name=name.strip(),
-                    base_url=base_url,
-                    platform_name=platform_name.strip(),
-                    platform_key=platform_key.strip(),
-                    customer_id=customer_id.strip(),
-                    account_id=account_id.strip().lower(),
-                )
+                account = TangoAccount(**fields)
                 session.add(account)
                 session.flush()
                 return account
