@@ -23,7 +23,6 @@ from qualflow.sandbox import errors
 from qualflow.sandbox.errors import ApiError, bad_request
 
 ERROR_STATUSES = (429, 500, 503, 504)
-#: The methods a rule may be limited to.
 
 
 class HttpMethod(StrEnum):
