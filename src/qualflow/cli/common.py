@@ -24,6 +24,7 @@ __all__ = [
     "load_settings",
     "new_file_refused",
     "one_line",
+    "print_listing",
     "read_input_file",
     "require_migrated",
     "shown_url",
