@@ -202,8 +202,16 @@ def test_connections_add_refuses_bad_credentials(env: Path, sandbox: Sandbox) ->
     assert both.exit_code == 1
     assert "exactly one of datacenter or base_url" in both.output
     bad_fields = _run(
-        "connections", "add", "--name", "", "--datacenter", "iad1", "--api-token", "t",
-        "--requests-per-minute", "0",
+        "connections",
+        "add",
+        "--name",
+        "",
+        "--datacenter",
+        "iad1",
+        "--api-token",
+        "t",
+        "--requests-per-minute",
+        "0",
     )
     assert bad_fields.exit_code == 1
     # One line naming each field, without pydantic's report or docs links.
@@ -363,3 +371,16 @@ def test_out_of_range_or_misplaced_options_are_usage_errors(env: Path, command: 
     result = _run(*command)
     assert result.exit_code == 2, result.output
     assert "Traceback" not in result.output
+
+
+def test_connections_add_reads_one_checked_token_from_stdin(env: Path, sandbox: Sandbox) -> None:
+    configure_clients(transport=sandbox.transport)
+    assert _run("migrate").exit_code == 0
+    add = ["connections", "add", "--name", "c", "--base-url", sandbox.base_url, "--api-token-stdin"]
+    _one_line_failure(_run(*add, input="\n"), "no API token on stdin (--api-token-stdin reads")
+    _one_line_failure(_run(*add, input="x" * 2001 + "\n"), "not an API token (too long")
+    _one_line_failure(_run(*add, input="tok\x1ben\n"), "(too long, or not text)")
+    assert _run("connections", "ls", "--json").stdout.strip() == "[]"
+    added = _run(*add, input=f"  {sandbox.admin_token}\nignored second line\n")
+    assert added.exit_code == 0, added.output
+    assert "added connection 'c'" in added.stdout

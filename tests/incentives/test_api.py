@@ -598,7 +598,7 @@ def test_tango_account_edits_include_tangos_own_account_id(
         url, json={"account_id": "A-OTHER", "name": "Renamed"}, headers=admin.headers
     )
     assert changed.status_code == 200, changed.text
-    assert changed.json()["account_id"] == "A-OTHER"
+    assert changed.json()["account_id"] == "a-other"  # Tango's identifiers are lower case
     assert changed.json()["name"] == "Renamed"
     assert changed.json()["platform_key"] == "••••" + tango.state.platform_key[-4:]
 

@@ -4,6 +4,7 @@ environment (each bad variable named), and the hub's database opened for a comma
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,6 +28,7 @@ __all__ = [
     "print_listing",
     "read_input_file",
     "require_migrated",
+    "secret_from_stdin",
     "shown_url",
 ]
 
@@ -55,6 +57,26 @@ def fail(message: str) -> NoReturn:
     """End the command with ``error: message`` on stderr and exit code 1."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(1)
+
+
+def secret_from_stdin(what: str, option: str, max_length: int) -> str:
+    """The secret (``what``: "API token", "platform key") on the first line of stdin, or a
+    one-line failure. At most ``max_length + 1`` characters are read, so a stream that never
+    ends a line (``/dev/zero``) or a binary file fails at once instead of filling memory."""
+    try:
+        line = sys.stdin.readline(max_length + 1)
+    except (OSError, UnicodeDecodeError):
+        fail(f"cannot read the {what} from stdin: it is not text")
+    secret = line.strip()
+    if len(line.rstrip("\r\n")) > max_length or not secret.isprintable():
+        fail(f"the first line of stdin is not {_with_article(what)} (too long, or not text)")
+    if not secret:
+        fail(f"no {what} on stdin ({option} reads its first line)")
+    return secret
+
+
+def _with_article(noun: str) -> str:
+    return f"an {noun}" if noun[:1].lower() in "aeiou" else f"a {noun}"
 
 
 def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:

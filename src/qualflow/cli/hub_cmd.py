@@ -32,11 +32,13 @@ from qualflow.cli.common import (
     load_settings,
     one_line,
     print_listing,
+    secret_from_stdin,
     shown_url,
 )
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
 from qualflow.connections.service import (
+    MAX_SECRET_LENGTH,
     ConnectionSpec,
     create_connection,
     revalidate_connection,
@@ -352,7 +354,7 @@ def connections_add(
     if api_token_stdin and api_token is not None:
         fail("give the API token with --api-token or --api-token-stdin, not both")
     if api_token_stdin:
-        api_token = sys.stdin.readline().strip()
+        api_token = secret_from_stdin("API token", "--api-token-stdin", MAX_SECRET_LENGTH)
     elif api_token is None and oauth_client_id is None:
         if not sys.stdin.isatty():
             fail("no credentials given: use --api-token, --api-token-stdin or --oauth-client-id")

@@ -33,6 +33,7 @@ from qualflow.cli.common import (
     load_settings,
     print_listing,
     read_input_file,
+    secret_from_stdin,
 )
 from qualflow.validation import describe_errors
 
@@ -613,19 +614,9 @@ def tango_catalog(
 
 
 def _key_from_stdin() -> str:
-    """The platform key on the first line of stdin, or a one-line failure."""
-    from qualflow.incentives.manage import MAX_PLATFORM_KEY_LENGTH as MAX_KEY_LENGTH
+    from qualflow.incentives.manage import MAX_PLATFORM_KEY_LENGTH
 
-    try:
-        line = sys.stdin.readline(MAX_KEY_LENGTH + 1)
-    except (OSError, UnicodeDecodeError):
-        fail("cannot read a platform key from stdin: it is not text")
-    key = line.strip()
-    if len(line.rstrip("\r\n")) > MAX_KEY_LENGTH or not key.isprintable():
-        fail("the first line of stdin is not a platform key (too long, or not text)")
-    if not key:
-        fail("no platform key on stdin (--platform-key-stdin reads its first line)")
-    return key
+    return secret_from_stdin("platform key", "--platform-key-stdin", MAX_PLATFORM_KEY_LENGTH)
 
 
 def _prompt_key(no_terminal: str) -> str:

@@ -61,7 +61,11 @@ Name = Annotated[
     StringConstraints(strip_whitespace=True, min_length=1, max_length=200),
     AfterValidator(refuse_control_characters),
 ]
-Secret = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
+#: The longest API token or OAuth secret a connection accepts.
+MAX_SECRET_LENGTH = 2000
+Secret = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=MAX_SECRET_LENGTH)
+]
 Short = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
 
 

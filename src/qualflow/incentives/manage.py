@@ -96,14 +96,16 @@ def _column_length(model: type[Any], key: str) -> int | None:
 
 
 def check_tango_field(key: str, value: str) -> str:
-    """A Tango account field as stored (trimmed; the base URL checked), or
-    :class:`IncentiveError` saying why not."""
+    """A Tango account field as stored (trimmed; the base URL checked; the account id in lower
+    case, Tango's own form of it), or :class:`IncentiveError` saying why not."""
     if not value.strip():
         raise IncentiveError(f"{key} must not be empty")
     limit = MAX_PLATFORM_KEY_LENGTH if key == "platform_key" else _column_length(TangoAccount, key)
     if limit is not None and len(value.strip()) > limit:
         raise IncentiveError(f"{key} is longer than {limit} characters")
-    return check_base_url(value) if key == "base_url" else value.strip()
+    if key == "base_url":
+        return check_base_url(value)
+    return value.strip().lower() if key == "account_id" else value.strip()
 
 
 def check_base_url(url: str) -> str:
@@ -366,7 +368,6 @@ class IncentiveManager:
             "account_id": account_id,
         }
         fields = {key: check_tango_field(key, value) for key, value in given.items()}
-        fields["account_id"] = fields["account_id"].lower()
         try:
             with session_scope(self.factory) as session:
                 account = TangoAccount(**fields)
