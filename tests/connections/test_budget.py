@@ -20,7 +20,7 @@ import pytest
 from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 
-from qualflow.connections.budget import BudgetPlan, SharedBudget, lease_slots
+from qualflow.connections.budget import BudgetPlan, SharedBudget, lease_slots, pause_budget
 from qualflow.connections.clients import (
     ConnectionLimiter,
     Credentials,
@@ -255,3 +255,36 @@ def test_a_caller_that_will_not_wait_is_refused_and_its_slot_serves_the_next(
     assert budget.stats().leases == 2
     another_process = lease_slots(postgres, "connection:11", 1, plan)
     assert another_process.first_offset > 2 * plan.interval - plan.burst - 2
+
+
+def test_raising_a_very_low_rate_does_not_wait_out_the_slots_leased_at_it(
+    postgres: Engine,
+) -> None:
+    slow = BudgetPlan.per_minute(1)  # a slot every ~63 s
+    budget = SharedBudget(postgres, "connection:12", slow)
+    budget.acquire(max_wait=5)
+    with pytest.raises(RateLimiterBusy):
+        budget.acquire(max_wait=5)  # its next slot is leased ~a minute ahead
+    other_process = lease_slots(postgres, "connection:12", 1, slow)
+    assert other_process.first_offset > 2 * slow.interval - slow.burst - 2
+
+    budget.retune(3000)
+    budget.acquire(max_wait=5)  # not ~2 minutes for the slots leased at 1/min
+    fast = budget.plan
+    after = lease_slots(postgres, "connection:12", 1, fast)
+    assert after.first_offset <= fast.rebase_within
+    assert budget.stats().void >= 1, "the slot held at the old rate was dropped"
+
+
+def test_only_a_raise_pulls_the_budget_back(postgres: Engine) -> None:
+    plan = BudgetPlan.per_minute(600)
+    budget = SharedBudget(postgres, "connection:13", plan)
+    budget.acquire(max_wait=5)
+    pause_budget(postgres, "connection:13", 30.0)  # another process met a 429
+    budget.retune(300)
+    with pytest.raises(RateLimiterBusy):  # once the slots it held are spent, the pause holds
+        for _ in range(budget.plan.largest_batch + 2):
+            budget.acquire(max_wait=5)
+    assert lease_slots(postgres, "connection:13", 1, budget.plan).first_offset > 25
+    budget.retune(3000)
+    budget.acquire(max_wait=5)

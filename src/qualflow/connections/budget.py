@@ -132,6 +132,13 @@ class BudgetPlan:
         return self.interval_us / 1_000_000
 
     @property
+    def rebase_within(self) -> float:
+        """Seconds ahead the stored budget may reach once the rate was raised: what processes
+        leasing at this rate put ahead (a batch each, used within ``lateness``); further than
+        this, the slots were leased at the old, slower rate."""
+        return self.lease_seconds + self.lateness
+
+    @property
     def largest_batch(self) -> int:
         return max(1, int(self.lease_seconds / self.interval))
 
@@ -171,6 +178,24 @@ _LEASE = text(
     """
 )
 
+# The same after the rate was raised: first the next free slot comes back to no later than
+# `rebase_us` from now (slots leased at the old rate may reach minutes ahead).
+_LEASE_REBASED = text(
+    """
+    INSERT INTO qualtrics_budgets AS budget (budget_key, next_slot_at)
+    VALUES (:key, statement_timestamp() + interval '1 microsecond' * (:span_us - :burst_us))
+    ON CONFLICT (budget_key) DO UPDATE SET next_slot_at =
+        GREATEST(
+            LEAST(
+                budget.next_slot_at,
+                statement_timestamp() + interval '1 microsecond' * :rebase_us
+            ),
+            statement_timestamp() - interval '1 microsecond' * :burst_us
+        ) + interval '1 microsecond' * :span_us
+    RETURNING budget.next_slot_at, statement_timestamp()
+    """
+)
+
 # After a 429 every process holds back: no slot is handed out before the pause ends.
 _PAUSE = text(
     """
@@ -182,8 +207,12 @@ _PAUSE = text(
 )
 
 
-def lease_slots(database: Engine, key: str, count: int, plan: BudgetPlan) -> Lease:
-    """Reserve the next ``count`` slots of budget ``key`` (one autocommitted statement)."""
+def lease_slots(
+    database: Engine, key: str, count: int, plan: BudgetPlan, *, rebase: bool = False
+) -> Lease:
+    """Reserve the next ``count`` slots of budget ``key`` (one autocommitted statement);
+    ``rebase``: the rate was just raised, so start no later than
+    :attr:`BudgetPlan.rebase_within` from now."""
     if count < 1:
         raise ValueError("a lease holds at least one slot")
     params = {
@@ -191,8 +220,11 @@ def lease_slots(database: Engine, key: str, count: int, plan: BudgetPlan) -> Lea
         "span_us": count * plan.interval_us,
         "burst_us": round(plan.burst * 1_000_000),
     }
+    if rebase:
+        params["rebase_us"] = round(plan.rebase_within * 1_000_000)
     with autocommit(database) as connection:
-        next_slot_at, database_now = connection.execute(_LEASE, params).one()
+        statement = _LEASE_REBASED if rebase else _LEASE
+        next_slot_at, database_now = connection.execute(statement, params).one()
     first_slot_at = next_slot_at - timedelta(microseconds=count * plan.interval_us)
     return Lease(first_slot_at, count, plan.interval_us, database_now)
 
@@ -293,6 +325,8 @@ class SharedBudget:
         self._paused_until = 0.0
         self._unavailable_until = 0.0
         self._stats = BudgetStats()
+        #: The rate was raised: the next lease pulls the stored budget back (see retune).
+        self._rebase = False
 
     def __repr__(self) -> str:
         plan = self._plan
@@ -303,11 +337,27 @@ class SharedBudget:
         return self._plan
 
     def retune(self, requests: float) -> None:
-        """New leases use ``requests`` per period (slots already leased keep their spacing)."""
+        """New leases use ``requests`` per period.
+
+        Raising the rate also drops the slots this process holds (spaced for the old rate) and
+        has its next lease pull the stored budget back to at most :attr:`BudgetPlan.rebase_within`
+        ahead: at a very low rate the slots leased so far reach minutes ahead, and the new rate
+        would otherwise start only after them. What other processes hold from the old rate (a
+        slot or a second's worth each) may still leave alongside the new slots, and a pause
+        after a 429 that has more than that left is cut to it (a new 429 pauses again)."""
         with self._lock:
-            if requests != self._plan.requests:
-                self._plan = replace(self._plan, requests=float(requests))
-                self._batch_size = min(self._batch_size, self._plan.largest_batch)
+            if requests == self._plan.requests:
+                return
+            raised = requests > self._plan.requests
+            self._plan = replace(self._plan, requests=float(requests))
+            self._batch_size = min(self._batch_size, self._plan.largest_batch)
+            if raised:
+                self._rebase = True
+                self._stats.void += len(self._returned) + sum(
+                    batch.count - batch.taken for batch in self._batches
+                )
+                self._returned.clear()
+                self._batches.clear()
 
     def stats(self) -> BudgetStats:
         with self._lock:
@@ -498,11 +548,13 @@ class SharedBudget:
             with self._lock:
                 plan = self._plan
                 count = min(plan.largest_batch, max(self._batch_size, self._waiting + 1))
+                rebase, self._rebase = self._rebase, False
             asked = self._clock()
             try:
-                lease = lease_slots(self.database, self.key, count, plan)
+                lease = lease_slots(self.database, self.key, count, plan, rebase=rebase)
             except SQLAlchemyError as exc:
                 with self._lock:
+                    self._rebase = self._rebase or rebase
                     self._unavailable_until = self._clock() + UNAVAILABLE_SECONDS
                 log.warning("the Qualtrics budget %s is unavailable: %s", self.key, exc)
                 raise BudgetUnavailable(str(exc)) from exc
