@@ -178,7 +178,12 @@ def test_the_api_answers_as_its_openapi_document_says(api: TestClient) -> None:
             content=kwargs.get("data") if isinstance(kwargs.get("data"), bytes | str) else None,
             json=kwargs.get("json"),
         )
+        documented = case.operation.definition.raw.get("responses", {})
         if (case.method.upper(), case.path) in ENGINE_ONLY and response.status_code == 503:
+            checks = [c for c in CHECKS if c is not not_a_server_error]
+        elif response.status_code == 502 and "502" in documented:
+            # The provider (e.g. Tango, given a generated platform key) refused: a documented
+            # answer about the other service, not an error of this one.
             checks = [c for c in CHECKS if c is not not_a_server_error]
         else:
             checks = CHECKS

@@ -23,7 +23,7 @@ from qualflow.notify.models import OutboxEmail
 from qualflow.settings import Settings
 from qualflow.web.app import create_app
 from tests.engine.engine_support import SmtpSink
-from tests.incentives.support import Person, body_text, parsed
+from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, body_text, parsed
 from tests.incentives.test_api import API, codes, gift_incentive, platform_key, wait_for
 
 PROVIDERS_URL = "http://hub.example/incentives/providers"
@@ -39,7 +39,11 @@ def _alerts(sink: SmtpSink) -> list[dict[str, Any]]:
 
 
 def _reward(hub: TestClient, reference: str, n: int, key: tuple[str, str]) -> None:
-    answer = hub.post(f"{API}/{reference}/rewards", json={"email": f"r{n}@example.org"}, auth=key)
+    answer = hub.post(
+        f"{API}/{reference}/rewards",
+        json={"email": f"r{n}@example.org", **CLEAN_FRAUD_FIELDS},
+        auth=key,
+    )
     assert answer.status_code == 201, answer.text
 
 
@@ -141,7 +145,9 @@ def test_a_reached_limit_is_emailed_once_per_limit(
 
     def held(n: int) -> str:
         answer = hub.post(
-            f"{API}/{reference}/rewards", json={"email": f"l{n}@example.org"}, auth=key
+            f"{API}/{reference}/rewards",
+            json={"email": f"l{n}@example.org", **CLEAN_FRAUD_FIELDS},
+            auth=key,
         )
         assert answer.json()["status"] == "held", answer.text
         return str(answer.json()["reference_id"])
@@ -173,9 +179,7 @@ def test_a_reached_limit_is_emailed_once_per_limit(
     assert (again.level, again.shortage.held, again.shortage.limits) == ("limit", 1, "3 rewards")
 
 
-def test_an_alert_recipient_that_is_not_an_email_is_refused(
-    hub: TestClient, admin: Person
-) -> None:
+def test_an_alert_recipient_that_is_not_an_email_is_refused(hub: TestClient, admin: Person) -> None:
     incentive = gift_incentive(hub, admin, stock=1)
     refused = hub.patch(
         f"{API}/{incentive['reference_id']}",

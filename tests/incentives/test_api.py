@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import time
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 from fastapi.testclient import TestClient
@@ -15,9 +17,10 @@ from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.models import Reward
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER
 from tests.engine.engine_support import SmtpSink
-from tests.incentives.support import Person, Tango, body_text, parsed
+from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, Tango, body_text, parsed
 
 API = "/api/v1/incentives"
+CLEAN_FORM = urlencode(CLEAN_FRAUD_FIELDS).encode()
 MakePerson = Callable[..., Person]
 
 
@@ -198,7 +201,10 @@ def test_platform_endpoint_outcomes(hub: TestClient, admin: Person, smtp_sink: S
     )
     assert hub.post(url, json={"email": "a@example.org"}, auth=("other", key)).status_code == 401
 
-    body = {"email": "Pat@Example.org", "firstName": "Pat", "responseId": "R_1", "surveyId": "SV_1"}
+    body = {
+        "email": "Pat@Example.org", "firstName": "Pat", "responseId": "R_1", "surveyId": "SV_1",
+        **CLEAN_FRAUD_FIELDS,
+    }  # fmt: skip
     created = hub.post(url, json=body, auth=(platform, key))
     assert created.status_code == 201, created.text
     reward = created.json()
@@ -250,32 +256,36 @@ def test_platform_endpoint_takes_every_shape_a_qualtrics_web_service_task_sends(
 
     # URL-encoded body.
     form = hub.post(
-        url, content=b"email=form%40example.org&firstName=Flo&responseId=R_f", auth=(platform, key),
+        url, content=b"email=form%40example.org&firstName=Flo&responseId=R_f&" + CLEAN_FORM,
+        auth=(platform, key),
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )  # fmt: skip
     assert form.status_code == 201, form.text
     # Query parameters and no body (the task's way to send URL-encoded parameters); piped text
     # that resolved to nothing is an empty value, the same as none.
     query = hub.post(
-        url, params={"email": "query@example.org", "firstName": "", "responseId": "R_q"},
+        url, params={"email": "query@example.org", "firstName": "", "responseId": "R_q",
+                     **CLEAN_FRAUD_FIELDS},
         auth=(platform, key),
     )  # fmt: skip
     assert query.status_code == 201, query.text
     # JSON sent as "Plain Text".
     plain = hub.post(
-        url, content=b'{"email": "plain@example.org", "responseId": "R_p"}', auth=(platform, key),
+        url, content=json.dumps({"email": "plain@example.org", "responseId": "R_p",
+                                 **CLEAN_FRAUD_FIELDS}).encode(), auth=(platform, key),
         headers={"Content-Type": "text/plain"},
     )  # fmt: skip
     assert plain.status_code == 201, plain.text
     # The body's fields win over the query's.
     both = hub.post(
-        url, params={"email": "ignored@example.org"}, json={"email": "body@example.org"},
+        url, params={"email": "ignored@example.org", **CLEAN_FRAUD_FIELDS},
+        json={"email": "body@example.org"},
         auth=(platform, key),
     )  # fmt: skip
     assert both.status_code == 201, both.text
-    rewards = hub.get(
-        f"{API}/{incentive['reference_id']}/rewards", headers=admin.headers
-    ).json()["items"]
+    rewards = hub.get(f"{API}/{incentive['reference_id']}/rewards", headers=admin.headers).json()[
+        "items"
+    ]
     assert {r["email"] for r in rewards} == {
         "form@example.org", "query@example.org", "plain@example.org", "body@example.org",
     }  # fmt: skip
@@ -308,9 +318,9 @@ def test_platform_endpoint_takes_every_shape_a_qualtrics_web_service_task_sends(
     )  # fmt: skip
     assert huge.status_code == 413
     assert len(smtp_sink.messages) == 4
-    operation = hub.get("/openapi.json").json()["paths"][url.replace(
-        incentive["reference_id"], "{reference_id}"
-    )]["post"]
+    operation = hub.get("/openapi.json").json()["paths"][
+        url.replace(incentive["reference_id"], "{reference_id}")
+    ]["post"]
     assert set(operation["requestBody"]["content"]) == {
         "application/json", "application/x-www-form-urlencoded",
     }  # fmt: skip
@@ -324,7 +334,9 @@ def test_review_queue_release_block_and_bulk(
     url = f"{API}/{incentive['reference_id']}/rewards"
     references = []
     for n in range(4):
-        answer = hub.post(url, json={"email": f"q{n}@example.org"}, auth=(platform, key))
+        answer = hub.post(
+            url, json={"email": f"q{n}@example.org", **CLEAN_FRAUD_FIELDS}, auth=(platform, key)
+        )
         assert answer.json()["status"] == "held"
         assert answer.json()["message"].startswith("held for review: this incentive reviews")
         references.append(answer.json()["reference_id"])
@@ -382,7 +394,9 @@ def test_manual_rewards_export_and_mark_paid(
     reference = created.json()["reference_id"]
     platform, key = platform_key(hub, admin)
     answer = hub.post(
-        f"{API}/{reference}/rewards", json={"email": "d@example.org"}, auth=(platform, key)
+        f"{API}/{reference}/rewards",
+        json={"email": "d@example.org", **CLEAN_FRAUD_FIELDS},
+        auth=(platform, key),
     )
     assert answer.json()["status"] == "ordered"
     assert answer.json()["message"] == "ordered: to be paid by hand, then emailed"
@@ -396,7 +410,11 @@ def test_manual_rewards_export_and_mark_paid(
     # A respondent's first name that a spreadsheet would run as a formula is exported as text.
     formula = hub.post(
         f"{API}/{reference}/rewards",
-        json={"email": "e@example.org", "firstName": '=HYPERLINK("http://x.test","win")'},
+        json={
+            "email": "e@example.org",
+            "firstName": '=HYPERLINK("http://x.test","win")',
+            **CLEAN_FRAUD_FIELDS,
+        },
         auth=(platform, key),
     )
     assert formula.json()["status"] == "ordered"
@@ -423,16 +441,12 @@ def test_the_platform_answer_says_what_a_reward_waits_for() -> None:
         return Reward(**{**base, **fields})
 
     no_smtp = "email is not configured (set QUALFLOW_SMTP_HOST)"
-    assert describe(reward(last_error=no_smtp)) == (
-        f"ordered, not emailed yet: {no_smtp}"
-    )
+    assert describe(reward(last_error=no_smtp)) == (f"ordered, not emailed yet: {no_smtp}")
     assert describe(reward(status="approved", last_error="Tango answered 503")) == (
         "approved, not paid yet: Tango answered 503"
     )
     assert describe(reward(status="failed", last_error="bad utid")) == "failed: bad utid"
-    assert describe(reward(status="held", reasons=["a", "b"])) == (
-        "held for review: a; b"
-    )
+    assert describe(reward(status="held", reasons=["a", "b"])) == ("held for review: a; b")
     assert describe(reward(status="sent")) == "sent: 10.00 USD to a@example.org"
     assert describe(reward()) == "ordered"
 
@@ -612,3 +626,88 @@ def test_out_of_range_ids_are_a_clear_4xx(hub: TestClient, admin: Person) -> Non
     ]:
         answer = hub.request(method, f"{API}/{path}", json={}, headers=admin.headers)
         assert answer.status_code == 422, (method, path, answer.text)
+
+
+def test_platform_requests_meet_the_same_fraud_rules(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(hub, admin, approval_mode="review_suspicious")
+    platform, key = platform_key(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+
+    bare = hub.post(url, json={"email": "bare@example.org"}, auth=(platform, key))
+    assert bare.status_code == 201, bare.text
+    assert bare.json()["status"] == "held"
+    [missing] = bare.json()["reasons"]
+    assert missing.startswith(
+        "fraud-detection field(s) missing from the request: Q_RecaptchaScore, "
+        "Q_RelevantIDDuplicate, Q_RelevantIDFraudScore (send them with the request, e.g. "
+        "Q_RecaptchaScore=${e://Field/Q_RecaptchaScore}"
+    )
+    # Piped as a form, as a Web Service task sends them: a bot and a duplicate.
+    bot = hub.post(
+        url,
+        content=b"email=bot%40example.org&Q_RecaptchaScore=0.1&Q_RelevantIDDuplicate=true"
+        b"&Q_RelevantIDFraudScore=0",
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+        auth=(platform, key),
+    )
+    assert bot.json()["status"] == "held"
+    assert bot.json()["reasons"] == [
+        "Q_RecaptchaScore 0.1 is below 0.5 (likely a bot)",
+        "Q_RelevantIDDuplicate is true (RelevantID saw this respondent before)",
+    ]
+    clean = hub.post(
+        url, json={"email": "ok@example.org", "Q_RecaptchaScore": 0.9,
+                   "Q_RelevantIDDuplicateScore": 0, "Q_RelevantIDFraudScore": 0},
+        auth=(platform, key),
+    )  # fmt: skip
+    assert clean.json()["status"] == "sent", clean.text
+    # Many emails from one IP address are suspicious, as for survey responses.
+    statuses = [
+        hub.post(
+            url,
+            json={"email": f"ip{n}@example.org", "ipAddress": "203.0.113.9", **CLEAN_FRAUD_FIELDS},
+            auth=(platform, key),
+        ).json()
+        for n in range(5)
+    ]
+    assert statuses[0]["status"] == "sent"
+    assert statuses[-1]["status"] == "held"
+    assert any("203.0.113.9" in reason for reason in statuses[-1]["reasons"])
+    refused = hub.post(
+        url, json={"email": "x@example.org", "ipAddress": "not-an-ip"}, auth=(platform, key)
+    )
+    assert refused.status_code == 422
+    assert "ipAddress" in refused.json()["error"]["message"]
+    assert "not an IPv4 or IPv6 address" in refused.json()["error"]["message"]
+
+    # With the rule switched off, a request without the fields is paid.
+    relaxed = gift_incentive(
+        hub, admin, fraud_rules={"hold_when_fields_missing": False}, name="Relaxed"
+    )
+    paid = hub.post(
+        f"{API}/{relaxed['reference_id']}/rewards", json={"email": "r@example.org"},
+        auth=(platform, key),
+    )  # fmt: skip
+    assert paid.json()["status"] == "sent", paid.text
+
+
+def test_a_request_refused_for_want_of_an_email_goes_through_once_it_has_one(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(hub, admin)
+    platform, key = platform_key(hub, admin)
+    url = f"{API}/{incentive['reference_id']}/rewards"
+    anonymous = hub.post(url, json={"responseId": "R_9"}, auth=(platform, key))
+    assert anonymous.status_code == 422
+    corrected = {"responseId": "R_9", "email": "sam@example.org", **CLEAN_FRAUD_FIELDS}
+    created = hub.post(url, json=corrected, auth=(platform, key))
+    assert created.status_code == 201, created.text
+    assert created.json()["status"] == "sent"
+    again = hub.post(url, json=corrected, auth=(platform, key))
+    assert (again.status_code, again.json()["reference_id"]) == (
+        200, created.json()["reference_id"],
+    )  # fmt: skip
+    # Without an email it is still refused, whatever came before.
+    assert hub.post(url, json={"responseId": "R_9"}, auth=(platform, key)).status_code == 422

@@ -78,7 +78,8 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     assert code == 0
     code, _, err = run(cli_env, "update", reference)
     assert (code, err.strip()) == (
-        1, "error: nothing to change: give --file PATCH.json or an option (see --help)"
+        1,
+        "error: nothing to change: give --file PATCH.json or an option (see --help)",
     )
     code, _, err = run(cli_env, "update", reference, "--max-rewards", "0")
     assert (code, err.strip()) == (1, "error: max_rewards: Input should be greater than 0")

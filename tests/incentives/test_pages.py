@@ -10,7 +10,7 @@ from fastapi.testclient import TestClient
 
 from qualflow.settings import Settings
 from tests.engine.engine_support import SmtpSink
-from tests.incentives.support import Person, Tango, body_text
+from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, Tango, body_text
 from tests.incentives.test_api import wait_for
 
 _CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -144,7 +144,7 @@ def test_incentive_pages_queue_and_keys(
     assert raw.group(1) not in hub.get("/incentives/api-keys").text  # only when revealed
     assert "revealed by " + admin.email in hub.get("/incentives/api-keys").text
     answer = hub.post(
-        f"/api/v1/incentives/{ref}/rewards", json={"email": "q@example.org"},
+        f"/api/v1/incentives/{ref}/rewards", json={"email": "q@example.org", **CLEAN_FRAUD_FIELDS},
         auth=("acme", raw.group(1)),
     )  # fmt: skip
     reward = answer.json()["reference_id"]

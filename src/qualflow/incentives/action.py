@@ -205,7 +205,8 @@ async def send_reward(ctx: ActionContext, config: SendRewardConfig) -> dict[str,
         participant_id=participant_id(values, fraud_rules, ctx.trigger),
         ip_address=str(values["ipAddress"]) if values.get("ipAddress") else None,
         run_id=ctx.run_id,
-        response_values=values if response is not None else None,
+        response_values=values,
+        values_origin="response" if response is not None else "event",
     )
     try:
         submission = await in_db_thread(service.submit, request, lease_owner=ctx.idempotency_key)

@@ -1455,6 +1455,10 @@ async def platform_reward(
         request_key=request_key,
         response_id=body.response_id,
         survey_id=body.survey_id,
+        participant_id=body.participant_id,
+        ip_address=body.ip_address,
+        response_values=body.fraud_values(),
+        values_origin="request",
     )
     try:
         submission = await asyncio.to_thread(

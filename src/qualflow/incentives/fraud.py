@@ -20,6 +20,16 @@ DUPLICATE = "Q_RelevantIDDuplicate"
 DUPLICATE_SCORE = "Q_RelevantIDDuplicateScore"
 FRAUD_SCORE = "Q_RelevantIDFraudScore"
 BALLOT_BOX = "Q_BallotBoxStuffing"
+#: Every field the rules read, as Qualtrics names them (and a platform request may carry them).
+FRAUD_FIELDS = (RECAPTCHA, DUPLICATE, DUPLICATE_SCORE, FRAUD_SCORE, BALLOT_BOX)
+
+#: How to supply missing fields, by where the values came from.
+_SUPPLY_MISSING = {
+    "response": "turn fraud detection on in the survey",
+    "request": "send them with the request, e.g. Q_RecaptchaScore=${e://Field/Q_RecaptchaScore}"
+    " in a Qualtrics Web Service task",
+    "event": "send them in the event's fields",
+}
 
 _TRUE = {"true", "1", "yes", "y", "t"}
 _FALSE = {"false", "0", "no", "n", "f", ""}
@@ -60,8 +70,11 @@ def _fmt(value: float) -> str:
     return f"{value:g}"
 
 
-def response_findings(values: Mapping[str, Any], rules: FraudRules) -> list[str]:
-    """Reasons to hold a reward, from the fraud-detection fields of its response."""
+def response_findings(
+    values: Mapping[str, Any], rules: FraudRules, origin: str = "response"
+) -> list[str]:
+    """Reasons to hold a reward, from the fraud-detection fields of its response (or of the
+    platform ``request`` or JSON ``event`` that asked for it: ``origin``)."""
     findings: list[str] = []
     missing: list[str] = []
 
@@ -116,9 +129,10 @@ def response_findings(values: Mapping[str, Any], rules: FraudRules) -> list[str]
 
     if missing and rules.hold_when_fields_missing:
         findings.append(
-            "fraud-detection field(s) missing from the response: "
+            f"fraud-detection field(s) missing from the {origin}: "
             + ", ".join(missing)
-            + " (turn fraud detection on in the survey, or switch these rules off)"
+            + f" ({_SUPPLY_MISSING.get(origin, _SUPPLY_MISSING['response'])},"
+            " or switch these rules off)"
         )
     return findings
 

@@ -9,17 +9,47 @@ text that is not JSON) gets a 415 that names the shapes that work.
 from __future__ import annotations
 
 import json
-from typing import Any
+from ipaddress import ip_address
+from typing import Annotated, Any
 from urllib.parse import parse_qsl
 
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+)
 
+from qualflow.incentives.fraud import (
+    BALLOT_BOX,
+    DUPLICATE,
+    DUPLICATE_SCORE,
+    FRAUD_FIELDS,
+    FRAUD_SCORE,
+    RECAPTCHA,
+)
 from qualflow.web.deps import ApiError, media_type, read_limited
 
 #: A reward request is a few short fields; anything this large is not one.
 MAX_BODY = 64 * 1024
+
+
+#: A fraud-detection field's value as piped text ("0.9", "true") or as JSON (0.9, true).
+FraudValue = Annotated[str, StringConstraints(max_length=32)] | float | bool | None
+
+
+def _fraud_field(name: str, meaning: str) -> Any:
+    return Field(
+        default=None,
+        alias=name,
+        description=f"{meaning}; pipe it in a Qualtrics Web Service task as "
+        f"${{e://Field/{name}}}. The incentive's fraud rules read it (an enabled rule's field "
+        "left out holds the reward when the rules say so).",
+    )
 
 
 class PlatformRewardIn(BaseModel):
@@ -30,6 +60,49 @@ class PlatformRewardIn(BaseModel):
     first_name: str | None = Field(default=None, alias="firstName", max_length=100)
     response_id: str | None = Field(default=None, alias="responseId", max_length=64)
     survey_id: str | None = Field(default=None, alias="surveyId", max_length=64)
+    participant_id: str | None = Field(
+        default=None,
+        alias="participantId",
+        max_length=200,
+        description="Your id of the respondent (one email across many ids is suspicious).",
+    )
+    ip_address: str | None = Field(
+        default=None,
+        alias="ipAddress",
+        max_length=64,
+        description="The respondent's IP address (many emails from one address is suspicious).",
+    )
+    recaptcha_score: FraudValue = _fraud_field(RECAPTCHA, "reCAPTCHA score, 0-1")
+    relevant_id_duplicate: FraudValue = _fraud_field(DUPLICATE, "RelevantID duplicate flag")
+    relevant_id_duplicate_score: FraudValue = _fraud_field(
+        DUPLICATE_SCORE, "RelevantID duplicate score, 0-100"
+    )
+    relevant_id_fraud_score: FraudValue = _fraud_field(FRAUD_SCORE, "RelevantID fraud score, 0-100")
+    ballot_box_stuffing: FraudValue = _fraud_field(BALLOT_BOX, "ballot-box-stuffing flag")
+
+    @field_validator("ip_address")
+    @classmethod
+    def _an_ip_address(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            return str(ip_address(value.strip()))
+        except ValueError:
+            raise ValueError("not an IPv4 or IPv6 address") from None
+
+    def fraud_values(self) -> dict[str, Any]:
+        """The fraud-detection fields it carries, by their Qualtrics names."""
+        given = self.model_dump(by_alias=True, include=_FRAUD_ATTRIBUTES, exclude_none=True)
+        return {name: value for name, value in given.items() if name in FRAUD_FIELDS}
+
+
+_FRAUD_ATTRIBUTES = {
+    "recaptcha_score",
+    "relevant_id_duplicate",
+    "relevant_id_duplicate_score",
+    "relevant_id_fraud_score",
+    "ballot_box_stuffing",
+}
 
 
 def _unsupported(content_type: str) -> ApiError:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, bindparam, delete, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.orm.attributes import set_committed_value
@@ -155,8 +155,10 @@ class RewardRequestIn:
     participant_id: str | None = None
     ip_address: str | None = None
     run_id: str | None = None
-    #: The response's values (fraud fields); None when the request carries no response.
+    #: The values the fraud rules read: the response's, or the fields of the platform request
+    #: or JSON event (``values_origin``); None when nothing could carry them (checks skipped).
     response_values: dict[str, Any] | None = None
+    values_origin: Literal["response", "request", "event"] = "response"
 
 
 @dataclass
@@ -424,15 +426,28 @@ class RewardService:
                 incentive_id = get_incentive(session, request.incentive_reference).id
             self._record_request(incentive_id, request, "rejected", None, NO_EMAIL_MESSAGE)
             return Submission("rejected", NO_EMAIL_MESSAGE)
-        try:
-            return self._create(request, email, lease_owner)
-        except IntegrityError:
-            pass
-        # A unique constraint refused the reward: the same request again (its request key) or
-        # another request for the same email or response (a duplicate).
+        for _ in range(2):
+            try:
+                return self._create(request, email, lease_owner)
+            except IntegrityError:
+                pass
+            # A unique constraint refused the reward: the same request again (its request key)
+            # or another request for the same email or response (a duplicate).
+            with self._writing() as session:
+                incentive_id = get_incentive(session, request.incentive_reference).id
+                previous = self._previous(session, incentive_id, request.request_key[:300])
+                if previous is None or previous.outcome != "rejected":
+                    break
+                # Rejected before for want of an email, which it now has (a corrected request,
+                # a replayed run): that answer created nothing, so this one is decided anew.
+                session.execute(
+                    delete(RewardRequest).where(
+                        RewardRequest.incentive_id == incentive_id,
+                        RewardRequest.request_key == request.request_key[:300],
+                        RewardRequest.outcome == "rejected",
+                    )
+                )
         with self._writing() as session:
-            incentive_id = get_incentive(session, request.incentive_reference).id
-            previous = self._previous(session, incentive_id, request.request_key)
             if previous is not None:
                 return previous
             existing = session.scalar(
@@ -566,7 +581,7 @@ class RewardService:
                 f"incentive {incentive.reference_id} closed at {_fmt(incentive.closes_at)}"
             )
         if request.response_values is not None:
-            reasons.extend(response_findings(request.response_values, rules))
+            reasons.extend(response_findings(request.response_values, rules, request.values_origin))
         else:
             warnings.append("fraud-detection fields not checked: no survey response came with it")
         signals = count_findings(
