@@ -583,9 +583,13 @@ def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: Smtp
     assert report["paid"] is False
     names = [s["name"] for s in report["steps"]]
     assert names == [
-        "respondent email", "one reward per respondent", "fraud rules", "limits and dates",
-        "provider (gift_codes)", "email template", "test email",
+        "respondent email", "one reward per respondent", "fraud rules", "approval",
+        "limits and dates", "provider (gift_codes)", "email template", "test email",
     ]  # fmt: skip
+    assert report["steps"][3] == {
+        "name": "approval", "ok": True,
+        "detail": "nothing suspicious: it would be paid without review",
+    }  # fmt: skip
     fraud = report["steps"][2]
     assert not fraud["ok"]
     assert "missing from the response" in fraud["detail"]
@@ -601,6 +605,44 @@ def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: Smtp
     ).json()
     assert no_email["ok"] is False
     assert no_email["steps"][0]["detail"] == NO_EMAIL_MESSAGE
+
+
+def test_test_reward_says_when_a_reviewer_would_have_to_release_it(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    def approval(incentive: dict[str, Any], **body: Any) -> dict[str, Any]:
+        result = hub.post(
+            f"{API}/{incentive['reference_id']}/test-reward",
+            json={"values": CLEAN_FRAUD_FIELDS, **body}, headers=admin.headers,
+        )  # fmt: skip
+        assert result.status_code == 200, result.text
+        [step] = [s for s in result.json()["steps"] if s["name"] == "approval"]
+        return dict(step)
+
+    reviewed = gift_incentive(hub, admin, approval_mode="review_all")
+    assert approval(reviewed, email="t@example.org") == {
+        "name": "approval", "ok": False,
+        "detail": "would be held: this incentive reviews every reward before paying it "
+        "(release it from the review queue)",
+    }  # fmt: skip
+    # Many emails from one IP address: held when suspicious rewards are reviewed, a warning
+    # when they are paid automatically.
+    platform, key = platform_key(hub, admin)
+    watched = gift_incentive(hub, admin, approval_mode="review_suspicious", stock=8)
+    for n in range(4):
+        hub.post(
+            f"{API}/{watched['reference_id']}/rewards",
+            json={"email": f"s{n}@example.org", "ipAddress": "198.51.100.7", **CLEAN_FRAUD_FIELDS},
+            auth=(platform, key),
+        )
+    ip_values = {**CLEAN_FRAUD_FIELDS, "ipAddress": "198.51.100.7"}
+    held = approval(watched, email="new@example.org", values=ip_values)
+    assert held["ok"] is False
+    assert held["detail"].startswith("would be held as suspicious: 5 different emails came from")
+    automatic = gift_incentive(hub, admin, approval_mode="automatic")
+    warned = approval(automatic, email="new@example.org", values=ip_values)
+    assert warned["ok"] is True
+    assert warned["detail"].startswith("paid automatically, with a warning: 5 different emails")
 
 
 def test_tango_account_edits_include_tangos_own_account_id(

@@ -1314,6 +1314,7 @@ async def run_test_reward(
             incentive=reference,
             email_source=chosen.email_source,
             email_field=chosen.email_field,
+            first_name_field=chosen.first_name_field,
         )
     if values is None and body.response_id:
         if chosen is None or chosen.connection_id is None or not chosen.survey_id:
@@ -1346,6 +1347,7 @@ async def run_test_reward(
         response_id=body.response_id,
         response_values=values,
         send_to=body.send_to or default_send_to,
+        ip_address=str(values["ipAddress"]) if values and values.get("ipAddress") else None,
     )
     steps.extend(vars(step) for step in report.steps)
     return {"ok": all(step["ok"] for step in steps), "steps": steps}

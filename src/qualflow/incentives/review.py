@@ -38,6 +38,7 @@ class AutomationReview:
     connection_id: int | None
     email_source: str
     email_field: str | None
+    first_name_field: str | None = None
     survey_name: str | None = None
     email_question: str | None = None
     email_required: bool | None = None
@@ -84,6 +85,7 @@ def automations_using(factory: sessionmaker[Session], reference: str) -> list[Au
                     connection_id=definition.get("connection_id") or automation.connection_id,
                     email_source=str(config.get("email_source") or "question"),
                     email_field=config.get("email_field"),
+                    first_name_field=config.get("first_name_field"),
                 )
             )
     return found

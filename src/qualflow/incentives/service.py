@@ -1289,6 +1289,7 @@ class RewardService:
         response_id: str | None,
         response_values: dict[str, Any] | None,
         send_to: str | None,
+        ip_address: str | None = None,
     ) -> TestReport:
         """Run the whole chain for one response without creating a reward or paying anyone.
 
@@ -1296,6 +1297,7 @@ class RewardService:
         person testing), marked as a test.
         """
         report = TestReport()
+        signals: list[str] = []
 
         def inspect() -> tuple[Incentive, str | None, list[str]]:
             with self.factory() as session:
@@ -1303,6 +1305,17 @@ class RewardService:
                 normalized = normalize_email(email)
                 notes: list[str] = []
                 if normalized:
+                    # What a real request's first read counts (it would be recorded too).
+                    row = session.execute(
+                        _context(False, bool(ip_address)),
+                        {"ref": incentive.reference_id, "f_email": normalized, "f_ip": ip_address},
+                    ).one()
+                    found = count_findings(
+                        self._rules_of(incentive), email_normalized=normalized,
+                        ip_address=ip_address, participants=row.f_participants,
+                        emails=row.f_emails,
+                    )  # fmt: skip
+                    signals.extend(found)
                     existing = session.scalar(
                         select(Reward.reference_id).where(
                             Reward.incentive_id == incentive.id,
@@ -1347,6 +1360,7 @@ class RewardService:
                 not holds,
                 "; ".join(holds) if holds else "no fraud rule would hold it",
             )
+        report.add(*_approval_step(incentive.approval_mode, signals))
         now = utcnow()
         window: list[str] = []
         if not incentive.active:
@@ -1415,6 +1429,23 @@ class RewardService:
             except EmailError as exc:
                 report.add("test email", False, str(exc))
         return report
+
+
+def _approval_step(approval_mode: str, signals: list[str]) -> tuple[str, bool, str]:
+    """The test report's "approval" step: whether a reviewer would have to release the reward
+    (for the incentive's approval mode, and the suspicious patterns across requests)."""
+    if approval_mode == "review_all":
+        return (
+            "approval", False,
+            "would be held: this incentive reviews every reward before paying it "
+            "(release it from the review queue)",
+        )  # fmt: skip
+    if not signals:
+        return "approval", True, "nothing suspicious: it would be paid without review"
+    found = "; ".join(signals)
+    if approval_mode == "automatic":
+        return "approval", True, f"paid automatically, with a warning: {found}"
+    return "approval", False, f"would be held as suspicious: {found}"
 
 
 class Fulfiller:
