@@ -257,6 +257,38 @@ def test_insufficient_balance_holds_and_a_top_up_then_release_pays(
     assert len(tango.state.orders) == 1
 
 
+def test_an_item_in_another_currency_is_charged_at_tangos_rate_and_tango_judges_the_balance(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango, utid="U561594", amount="20.00")  # EUR item
+    assert incentive.currency == "EUR"
+    health = asyncio.run(manager.health(manager.get(incentive.reference_id)))
+    assert health.ok, health.warnings
+    assert any("the account is in USD and the rewards in EUR" in w for w in health.warnings)
+
+    paid = service.submit(ask(incentive, "eu@example.org"), lease_owner="t")
+    assert paid.reward is not None
+    asyncio.run(service.fulfil(paid.reward.id, owner="t"))
+    assert reward_row(db, paid.reward.reference_id).status == "sent"
+    [order] = tango.state.orders.values()
+    assert order["denomination"]["currencyCode"] == "EUR"
+    assert order["amountCharged"]["currencyCode"] == "USD"
+    assert order["amountCharged"]["exchangeRate"] == 1.08
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("1000.00") - Decimal("21.60")
+
+    # 21.00 USD looks like enough for 20.00, but Tango charges 21.60 USD for 20 EUR: only
+    # Tango can judge, and its refusal holds the reward.
+    tango.state.set_balance(DEFAULT_ACCOUNT, "21.00")
+    short = service.submit(ask(incentive, "short@example.org"), lease_owner="t")
+    assert short.reward is not None
+    asyncio.run(service.fulfil(short.reward.id, owner="t"))
+    held = reward_row(db, short.reward.reference_id)
+    assert held.status == "held"
+    assert held.reasons[0].startswith("insufficient balance: ")
+    assert "21.60" in held.reasons[0]
+    assert len(tango.state.orders) == 1
+
+
 def _funds_alerts(db: Db) -> list[tuple[str, int, list[str], str, str]]:
     alerts = record_alerts(
         db.sessionmaker, sender="hub@example.org", providers_url=f"{HUB}/incentives/providers"

@@ -36,6 +36,27 @@ def _now() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
+#: The double's made-up exchange rates (US dollars per unit): an order for an item in another
+#: currency than its account's is charged in the account's currency at these, as Tango charges
+#: at its own rate and says so in ``amountCharged.exchangeRate``.
+USD_PER_UNIT = {
+    "USD": Decimal("1"),
+    "EUR": Decimal("1.08"),
+    "GBP": Decimal("1.27"),
+    "CAD": Decimal("0.73"),
+    "AUD": Decimal("0.66"),
+}
+
+
+def exchange_rate(item_currency: str, account_currency: str) -> Decimal | None:
+    """Units of ``account_currency`` per unit of ``item_currency`` (None: the double has no
+    rate between them)."""
+    item, account = USD_PER_UNIT.get(item_currency), USD_PER_UNIT.get(account_currency)
+    if item is None or account is None:
+        return None
+    return (item / account).quantize(Decimal("0.000001"))
+
+
 def _money(value: Decimal) -> float:
     return float(value.quantize(Decimal("0.01")))
 
@@ -578,16 +599,24 @@ class TangoState:
                     400, [_field_error("amount", "amount must be a number.", "Type", amount_raw)]
                 ) from None
             self._check_amount(item, amount)
-            if amount > account.balance:
+            rate = exchange_rate(item.currency, account.currency)
+            if rate is None:
+                raise TangoApiError(
+                    400,
+                    [_field_error("utid", f"Item {item.utid} ({item.currency}) cannot be ordered "
+                                  f"from an account in {account.currency}.", "Currency", utid)],
+                )  # fmt: skip
+            charged = (amount * rate).quantize(Decimal("0.01"))
+            if charged > account.balance:
                 raise TangoApiError(
                     400,
                     [_field_error("amount", f"Insufficient funds: account {account_id} has "
                                   f"{_money(account.balance):.2f} {account.currency}, the order "
-                                  f"needs {_money(amount):.2f}.", "InsufficientFunds",
+                                  f"needs {_money(charged):.2f}.", "InsufficientFunds",
                                   _money(amount))],
                 )  # fmt: skip
-            account.balance -= amount
-            order = self._order(body, account, item, amount)
+            account.balance -= charged
+            order = self._order(body, account, item, amount, rate)
             self.orders[order["referenceOrderID"]] = order
             if external:
                 self.by_external[(account_id, external)] = order["referenceOrderID"]
@@ -618,7 +647,12 @@ class TangoState:
             )  # fmt: skip
 
     def _order(
-        self, body: dict[str, Any], account: TangoAccountState, item: TangoItem, amount: Decimal
+        self,
+        body: dict[str, Any],
+        account: TangoAccountState,
+        item: TangoItem,
+        amount: Decimal,
+        rate: Decimal,
     ) -> dict[str, Any]:
         stamp = datetime.now(UTC)
         reference = f"RA{stamp:%y%m%d}-{secrets.randbelow(10**6):06d}-{len(self.orders) + 1:02d}"
@@ -629,15 +663,24 @@ class TangoState:
             "type": "text",
             "credentialType": "claimCode",
         }
-        value = {"value": _money(amount), "currencyCode": item.currency, "exchangeRate": 1.0}
+        charged = _money(amount * rate)
+        denomination = {
+            "value": _money(amount), "currencyCode": item.currency, "exchangeRate": float(rate),
+        }  # fmt: skip
         return {
             "referenceOrderID": reference,
             "externalRefID": body.get("externalRefID"),
             "customerIdentifier": account.customer_id,
             "accountIdentifier": account.account_id,
             "accountNumber": account.account_number,
-            "amountCharged": {**value, "fee": 0.0, "total": _money(amount)},
-            "denomination": value,
+            "amountCharged": {
+                "value": charged,
+                "currencyCode": account.currency,
+                "exchangeRate": float(rate),
+                "fee": 0.0,
+                "total": charged,
+            },
+            "denomination": denomination,
             "utid": item.utid,
             "rewardName": item.reward_name,
             "sender": body.get("sender") or {},

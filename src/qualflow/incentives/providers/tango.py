@@ -74,7 +74,7 @@ class AccountSnapshot:
 # locally between reads (Tango still refuses an order it cannot cover, which we also hold).
 _cache_lock = threading.Lock()
 _catalogs: dict[tuple[str, str, str], tuple[float, dict[str, Any]]] = {}
-_balances: dict[tuple[str, str, str, str], tuple[float, int]] = {}
+_balances: dict[tuple[str, str, str, str], tuple[float, int, str]] = {}
 
 
 def clear_caches() -> None:
@@ -282,28 +282,34 @@ class TangoProvider(RewardProvider):
 
     async def _balance(
         self, account: AccountSnapshot, client: TangoClient, currency: str, *, fresh: bool
-    ) -> int:
+    ) -> int | None:
+        """The account's balance in minor units of ``currency``, or None when the account is
+        in another currency: Tango then charges each order at its own exchange rate, so only
+        Tango can tell whether the balance covers it (and refuses the order if not)."""
         key = account.balance_key
         with _cache_lock:
             cached = _balances.get(key)
-        if not fresh and cached and time.monotonic() - cached[0] < BALANCE_TTL:
-            return cached[1]
-        data = await client.get_account(account.account_id)
-        balance = to_minor(Decimal(str(data.get("currentBalance", 0))), currency)
-        with _cache_lock:
-            _balances[key] = (time.monotonic(), balance)
-        return balance
+        if fresh or not cached or time.monotonic() - cached[0] >= BALANCE_TTL:
+            data = await client.get_account(account.account_id)
+            held_in = str(data.get("currencyCode") or currency).upper()
+            balance = to_minor(Decimal(str(data.get("currentBalance", 0))), held_in)
+            cached = (time.monotonic(), balance, held_in)
+            with _cache_lock:
+                _balances[key] = cached
+        return cached[1] if cached[2] == currency.upper() else None
 
     def _forget_balance(self, account: AccountSnapshot) -> None:
         with _cache_lock:
             _balances.pop(account.balance_key, None)
 
-    def _spend(self, account: AccountSnapshot, amount_minor: int) -> None:
+    def _spend(self, account: AccountSnapshot, amount_minor: int, currency: str) -> None:
         key = account.balance_key
         with _cache_lock:
             cached = _balances.get(key)
-            if cached:
-                _balances[key] = (cached[0], cached[1] - amount_minor)
+            if cached and cached[2] == currency.upper():
+                _balances[key] = (cached[0], cached[1] - amount_minor, cached[2])
+            elif cached:
+                del _balances[key]  # charged at an exchange rate only Tango knows
 
     async def resolve_value(
         self,
@@ -371,7 +377,13 @@ class TangoProvider(RewardProvider):
             if str(data.get("status") or "active").lower() != "active":
                 health.ok = False
                 health.warnings.append(f"the Tango account is {data.get('status')}")
-            if to_minor(balance, health.currency) < amount_minor:
+            if health.currency.upper() != currency.upper():
+                health.warnings.append(
+                    f"the account is in {health.currency} and the rewards in {currency}: Tango "
+                    "charges each order at its exchange rate, so the balance is checked by "
+                    "Tango when ordering (a refusal holds the reward)"
+                )
+            elif to_minor(balance, health.currency) < amount_minor:
                 health.ok = False
                 health.warnings.append(
                     f"insufficient balance: {shown} does not cover one "
@@ -419,9 +431,9 @@ class TangoProvider(RewardProvider):
                 item = await self._item(account, client, request.utid)
                 check_amount(item, from_minor(request.amount_minor, request.currency))
                 balance = await self._balance(account, client, request.currency, fresh=False)
-                if balance < request.amount_minor:
+                if balance is not None and balance < request.amount_minor:
                     balance = await self._balance(account, client, request.currency, fresh=True)
-                if balance < request.amount_minor:
+                if balance is not None and balance < request.amount_minor:
                     raise ProviderHold(
                         f"{INSUFFICIENT_BALANCE}: Tango account {account.account_id} has "
                         f"{format_money(balance, request.currency)}, this reward needs {needed}"
@@ -436,7 +448,7 @@ class TangoProvider(RewardProvider):
                 ) from None
             except ValueError as exc:
                 raise ProviderError(f"catalog: {exc}", retriable=False) from None
-        self._spend(account, request.amount_minor)
+        self._spend(account, request.amount_minor, request.currency)
         reference = str(order.get("referenceOrderID") or "")
         reward = order.get("reward") or {}
         return Delivery(
@@ -463,7 +475,7 @@ class TangoProvider(RewardProvider):
                 raise ProviderError(str(exc), retriable=exc.retriable) from None
             except ValueError as exc:
                 raise ProviderError(f"catalog: {exc}", retriable=False) from None
-        if balance < request.amount_minor:
+        if balance is not None and balance < request.amount_minor:
             raise ProviderHold(
                 f"{INSUFFICIENT_BALANCE}: Tango account {account.account_id} has "
                 f"{format_money(balance, request.currency)}, this reward needs "
