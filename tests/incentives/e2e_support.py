@@ -17,6 +17,7 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from sqlalchemy import select
 
 from qualflow.connections.clients import client_factory, configure_clients
@@ -29,6 +30,7 @@ from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.models import Incentive, Reward, TangoAccount
 from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.providers.tango import clear_caches
+from qualflow.incentives.runtime import IncentiveOptions, IncentivesRuntime, build_runtime
 from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.notify.email import SmtpSettings
 from qualflow.sandbox import SandboxState, create_app
@@ -41,6 +43,7 @@ from qualflow.store.secrets import SecretBox
 from qualflow.web import edge
 
 PUBLIC = "http://hub.test"
+EVENTS_PATH = "/inbound-event/v1/events/json/triggers"
 FINAL = ("succeeded", "failed", "skipped", "cancelled")
 CLEAN_FRAUD = {
     "Q_RecaptchaScore": 0.9,
@@ -56,6 +59,13 @@ def email_qid(survey: Survey) -> str:
         if getattr(question, "content_type", None) == "ValidEmail":
             return qid
     raise AssertionError(f"{survey.id} has no email question")
+
+
+@dataclass(frozen=True)
+class EventAutomation:
+    id: int
+    url_token: str
+    api_token: str
 
 
 @dataclass
@@ -81,6 +91,22 @@ class RewardHub:
                 sessionmaker=self.factory,
                 tango_transport=httpx.ASGITransport(app=self.sandbox_app),
                 tango_interval=0.0,
+            ),
+        )
+
+    @property
+    def runtime(self) -> IncentivesRuntime:
+        """The incentives runtime the web app and the CLI build (service, manager, fulfiller),
+        emailing through the same SMTP sink as the engine."""
+        return build_runtime(
+            self.factory,
+            None,
+            IncentiveOptions(
+                tango_transport=httpx.ASGITransport(app=self.sandbox_app),
+                tango_interval=0.0,
+                smtp=self.engine.services.extras["smtp"],
+                run_fulfiller=False,
+                alert_check_interval=0,
             ),
         )
 
@@ -135,6 +161,43 @@ class RewardHub:
         automations.set_enabled(created.id, True)
         return created.id
 
+    def event_automation(
+        self, incentive: Incentive, fields: dict[str, str], config: dict[str, Any]
+    ) -> EventAutomation:
+        """A JSON-event automation (``fields``: name → JSONPath) whose one step rewards."""
+        automations = Automations(self.engine.services)
+        created = automations.create(
+            {
+                "name": f"event reward {incentive.reference_id} {time.monotonic_ns()}",
+                "trigger": {"type": "json_event", "fields": fields},
+                "steps": [
+                    {
+                        "action": "incentives.send_reward",
+                        "key": "reward",
+                        "config": {"incentive": incentive.reference_id, **config},
+                    }
+                ],
+            }
+        )
+        automations.set_enabled(created.id, True)
+        assert created.endpoint is not None
+        assert created.api_token is not None
+        return EventAutomation(
+            created.id, created.endpoint.url.split("urlTokenId=")[1], created.api_token
+        )
+
+    def post_event(self, automation: EventAutomation, document: dict[str, Any]) -> str:
+        """POST one JSON event to the hub's edge; returns the run id it starts."""
+        response = TestClient(self.edge_app).post(
+            EVENTS_PATH,
+            params={"urlTokenId": automation.url_token},
+            json=document,
+            headers={"X-API-TOKEN": automation.api_token},
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] == "accepted"
+        return f"{automation.id}:event:{response.json()['eventId']}"
+
     def respond(self, survey: Survey | None = None, **values: Any) -> str:
         """Record one completed response (webhooks fire); ``values`` override the simulated."""
         survey = survey or self.screener
@@ -145,8 +208,10 @@ class RewardHub:
         return self.sandbox.record_response(survey.id, generated).id
 
     def wait_run(self, automation_id: int, survey: Survey, response_id: str) -> RunDetail:
+        return self.wait_run_id(f"{automation_id}:{survey.id}:{response_id}")
+
+    def wait_run_id(self, run_id: str) -> RunDetail:
         runs = Runs(self.engine.services)
-        run_id = f"{automation_id}:{survey.id}:{response_id}"
         deadline = time.monotonic() + 120
         while True:
             try:
