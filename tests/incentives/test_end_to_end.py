@@ -12,7 +12,6 @@ import pytest
 from sqlalchemy import select
 
 from qualflow.engine.automations import Automations
-from qualflow.engine.errors import DefinitionError
 from qualflow.engine.runs import RunDetail
 from qualflow.incentives.api import build_review
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
@@ -276,13 +275,6 @@ def test_json_event_without_fraud_fields_is_held_then_released_to_the_inbox(
     assert len(smtp_sink.messages) == 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=DefinitionError,
-    reason="product bug: a json_event trigger's field names must match ^[a-z][a-z0-9_]{0,63}$ "
-    "(engine/definitions.py), so no event field can be named Q_RecaptchaScore etc., the names "
-    "the fraud rules read (incentives/fraud.py); every JSON-event reward is held as missing them",
-)
 def test_json_event_with_clean_fraud_fields_is_sent_and_emailed(
     hub: RewardHub, smtp_sink: SmtpSink
 ) -> None:

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from qualflow.engine.errors import DefinitionError
 
 _KEY = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+#: A JSON event's field names may be spelled as Qualtrics spells its own (Q_RecaptchaScore,
+#: firstName): the steps read them under those names, e.g. the reward's fraud rules.
+_FIELD_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,63}$")
 
 
 class _Strict(BaseModel):
@@ -53,8 +56,8 @@ class JsonEventTrigger(_Strict):
     @classmethod
     def _check_paths(cls, fields: dict[str, str]) -> dict[str, str]:
         for name, path in fields.items():
-            if not _KEY.match(name):
-                raise ValueError(f"field name {name!r} must match {_KEY.pattern}")
+            if not _FIELD_NAME.match(name):
+                raise ValueError(f"field name {name!r} must match {_FIELD_NAME.pattern}")
             try:
                 parse_jsonpath(path)
             except (JsonPathLexerError, JsonPathParserError, Exception) as exc:
