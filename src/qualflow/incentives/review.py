@@ -2,15 +2,24 @@
 
 It gathers, per automation that rewards with this incentive: the survey, where the email comes
 from (and whether a respondent can finish without giving one), whether Qualtrics' fraud
-detection feeds the enabled rules, and whether the survey is distributed by anonymous link.
+detection feeds the enabled rules, and whether the survey is answered by anonymous link.
 Then the provider's health (balance, stock, key), the limits and the fraud rules. Problems
 are ``warnings`` in plain words; nothing here changes anything.
+
+A survey's own anonymous link is not a distribution: Qualtrics only shows it in the
+responses, whose ``distributionChannel`` is ``anonymous``. So the review reads the channel
+of a small sample of recent responses besides the distributions, and says "unknown"
+(``anonymous_link`` None) when neither can tell.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
+import tempfile
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -21,12 +30,20 @@ from qualflow.incentives.models import Incentive
 from qualflow.incentives.money import format_money
 from qualflow.incentives.providers import ProviderHealth
 from qualflow.incentives.schemas import FraudRules
+from qualflow.qualtrics.models import ExportOptions
 
 ACTION = "incentives.send_reward"
 ANONYMOUS_WARNING = (
     "the survey is distributed by anonymous link: anyone with the link can answer and claim a "
     "reward; send incentive surveys to known people only (personal links, panels)"
 )
+#: The response sample: a window recent enough to reflect how the survey is fielded now, and
+#: a size that answers in seconds whatever the survey's size.
+SAMPLE_DAYS = 90
+SAMPLE_SIZE = 200
+SAMPLE_TIMEOUT = 30.0
+#: Channels of the survey's owners trying it out: they say nothing about how respondents come.
+_OWNER_CHANNELS = frozenset({"preview", "test"})
 
 
 @dataclass
@@ -44,6 +61,7 @@ class AutomationReview:
     email_required: bool | None = None
     fraud_detection: dict[str, bool] = field(default_factory=dict)
     anonymous_link: bool | None = None
+    anonymous_link_basis: str | None = None
     warnings: list[str] = field(default_factory=list)
 
 
@@ -121,7 +139,8 @@ def _truthy(value: Any) -> bool:
 
 
 async def inspect_survey(review: AutomationReview, client: Any, rules: FraudRules) -> None:
-    """Fill ``review`` from the survey's definition and distributions (read-only calls)."""
+    """Fill ``review`` from the survey's definition, distributions and a sample of recent
+    responses (read-only calls)."""
     survey_id = review.survey_id
     if not survey_id:
         review.warnings.append(
@@ -192,17 +211,91 @@ async def inspect_survey(review: AutomationReview, client: Any, rules: FraudRule
             "RelevantID is off in the survey but its rules are on: every reward will be held "
             "for the missing RelevantID fields"
         )
+    await _inspect_anonymous_link(review, client, survey_id)
+
+
+async def recent_channels(client: Any, survey_id: str) -> list[str]:
+    """The ``distributionChannel`` of up to :data:`SAMPLE_SIZE` responses recorded in the last
+    :data:`SAMPLE_DAYS` days (an export of that one column, never of the whole survey)."""
+    options = ExportOptions(
+        format="json",
+        compress=False,
+        start_date=datetime.now(UTC) - timedelta(days=SAMPLE_DAYS),
+        limit=SAMPLE_SIZE,
+        survey_metadata_ids=["distributionChannel"],
+        question_ids=[],
+        embedded_data_ids=[],
+    )
+    with tempfile.TemporaryDirectory(prefix="qualflow-review-") as folder:
+        done = await client.exports.run(
+            survey_id,
+            options,
+            dest=Path(folder) / "sample.json",
+            poll_interval=0.5,
+            max_poll_interval=2.0,
+            timeout=SAMPLE_TIMEOUT,
+        )
+        text = await asyncio.to_thread(done.path.read_text, encoding="utf-8")
+    responses = json.loads(text).get("responses") or []
+    return [
+        str((r.get("values") or {}).get("distributionChannel") or "").strip().lower()
+        for r in responses
+        if isinstance(r, dict)
+    ]
+
+
+async def _inspect_anonymous_link(review: AutomationReview, client: Any, survey_id: str) -> None:
+    by_distribution: bool | None
     try:
         distributions = await client.distributions.list(survey_id, limit=200)
     except Exception as exc:
         review.warnings.append(f"could not list the survey's distributions: {exc}")
-        return
-    review.anonymous_link = any(
-        (getattr(d.survey_link, "link_type", None) or "").lower() == "anonymous"
-        for d in distributions
-    )
-    if review.anonymous_link:
+        by_distribution = None
+    else:
+        by_distribution = any(
+            (getattr(d.survey_link, "link_type", None) or "").lower() == "anonymous"
+            for d in distributions
+        )
+    by_response: bool | None = None
+    try:
+        channels = await recent_channels(client, survey_id)
+    except Exception as exc:  # e.g. no permission to download responses
+        review.warnings.append(
+            f"could not read the survey's recent responses to tell whether it is answered by "
+            f"anonymous link: {exc}"
+        )
+        response_basis = f"recent responses could not be read ({exc})"
+    else:
+        respondents = [c for c in channels if c and c not in _OWNER_CHANNELS]
+        anonymous = sum(c == "anonymous" for c in respondents)
+        if anonymous:
+            by_response = True
+            response_basis = (
+                f"{anonymous} of the {len(respondents)} responses sampled from the last "
+                f"{SAMPLE_DAYS} days came by the anonymous link"
+            )
+        elif respondents:
+            by_response = False
+            response_basis = (
+                f"none of the {len(respondents)} responses sampled from the last {SAMPLE_DAYS} "
+                "days came by the anonymous link"
+            )
+        else:
+            response_basis = f"no responses in the last {SAMPLE_DAYS} days to tell from"
+    if by_response or by_distribution:
+        review.anonymous_link = True
+        review.anonymous_link_basis = (
+            response_basis if by_response else "a distribution of the survey is an anonymous link"
+        )
         review.warnings.append(ANONYMOUS_WARNING)
+    elif by_response is False and by_distribution is False:
+        review.anonymous_link = False
+        review.anonymous_link_basis = response_basis
+    else:
+        review.anonymous_link = None
+        review.anonymous_link_basis = response_basis + (
+            "; the distributions could not be listed" if by_distribution is None else ""
+        )
 
 
 def describe_rules(rules: FraudRules, approval_mode: str) -> list[str]:

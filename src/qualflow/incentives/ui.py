@@ -9,6 +9,7 @@ live in this package (``templates/incentives/``) and extend the shared ``layout.
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -27,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.principal import Principal
 from qualflow.incentives import api_keys
-from qualflow.incentives.api import TestRewardIn, build_review, run_test_reward
+from qualflow.incentives.api import TestRewardIn, run_test_reward
 from qualflow.incentives.lifecycle import TransitionError
 from qualflow.incentives.manage import (
     IncentiveError,
@@ -45,6 +46,7 @@ from qualflow.incentives.models import (
 )
 from qualflow.incentives.money import format_money, from_minor
 from qualflow.incentives.providers.tango_client import TangoError
+from qualflow.incentives.review import review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
     DEFAULT_BODY,
@@ -166,6 +168,20 @@ def incentives_page(request: Request, principal: Viewer, runtime: Runtime) -> Re
     )  # fmt: skip
 
 
+#: What a blank field means: the defaults the REST API and the CLI apply too.
+_RULES = FraudRules()
+_LOW_STOCK_DEFAULT: int = IncentiveSpec.model_fields["low_stock_threshold"].default
+#: The same defaults as the form's help text shows them.
+_BLANK_MEANS = {
+    "recaptcha_threshold": f"{_RULES.recaptcha.threshold:g}",
+    "duplicate_threshold": f"{_RULES.relevant_id_duplicate.threshold:g}",
+    "fraud_threshold": f"{_RULES.relevant_id_fraud.threshold:g}",
+    "shared_email_threshold": str(_RULES.shared_email.threshold),
+    "shared_ip_threshold": str(_RULES.shared_ip.threshold),
+    "low_stock_threshold": str(_LOW_STOCK_DEFAULT),
+}
+
+
 class IncentiveForm:
     """The incentive form: raw strings in, an :class:`IncentiveSpec` (or errors) out."""
 
@@ -248,10 +264,36 @@ class IncentiveForm:
         if raw == "":
             return None
         try:
-            return kind(str(raw))
+            value = kind(str(raw))
         except (InvalidOperation, ValueError):
             self.errors[name] = "Enter a number."
             return None
+        # float() and Decimal() accept "nan" and "inf", which no amount or threshold can be.
+        if isinstance(value, Decimal) and not value.is_finite():
+            self.errors[name] = "Enter a number."
+            return None
+        if isinstance(value, float) and not math.isfinite(value):
+            self.errors[name] = "Enter a number."
+            return None
+        return value
+
+    def _threshold(self, name: str, default: float, low: float, high: float | None = None) -> float:
+        """A score threshold: blank is ``default``; 0 is a threshold like any other."""
+        value = self._number(name, float)
+        if value is None:
+            return default
+        if value < low or (high is not None and value > high):
+            self.errors[name] = (
+                f"Enter a number from {low:g} to {high:g}."
+                if high is not None
+                else f"Enter a number of at least {low:g}."
+            )
+        return float(value)
+
+    def _count(self, name: str, default: int) -> int:
+        """A count: blank is ``default``; the spec's bounds judge the rest (0 included)."""
+        value = self._number(name, int)
+        return default if value is None else int(value)
 
     def _when(self, name: str) -> datetime | None:
         raw = self.values.get(name) or ""
@@ -269,25 +311,32 @@ class IncentiveForm:
         rules = {
             "recaptcha": {
                 "enabled": v["recaptcha_enabled"],
-                "threshold": self._number("recaptcha_threshold", float) or 0.5,
+                "threshold": self._threshold(
+                    "recaptcha_threshold", _RULES.recaptcha.threshold, 0, 1
+                ),
             },
             "relevant_id_duplicate": {
                 "enabled": v["duplicate_enabled"],
-                "threshold": self._number("duplicate_threshold", float) or 75,
+                "threshold": self._threshold(
+                    "duplicate_threshold", _RULES.relevant_id_duplicate.threshold, 0, 100
+                ),
             },
             "relevant_id_fraud": {
                 "enabled": v["fraud_enabled"],
-                "threshold": self._number("fraud_threshold", float) or 30,
+                # Qualtrics' fraud score has no stated maximum (0–100+).
+                "threshold": self._threshold(
+                    "fraud_threshold", _RULES.relevant_id_fraud.threshold, 0
+                ),
             },
             "ballot_box_stuffing": {"enabled": v["ballot_enabled"]},
             "hold_when_fields_missing": v["hold_missing"],
             "shared_email": {
                 "enabled": v["shared_email_enabled"],
-                "threshold": self._number("shared_email_threshold", int) or 3,
+                "threshold": self._count("shared_email_threshold", _RULES.shared_email.threshold),
             },
             "shared_ip": {
                 "enabled": v["shared_ip_enabled"],
-                "threshold": self._number("shared_ip_threshold", int) or 3,
+                "threshold": self._count("shared_ip_threshold", _RULES.shared_ip.threshold),
             },
             "participant_id_field": v["participant_id_field"] or None,
         }
@@ -315,7 +364,7 @@ class IncentiveForm:
             "email_subject": v["email_subject"] or DEFAULT_SUBJECT,
             "email_body": v["email_body"] or DEFAULT_BODY,
             "redemption_instructions": v["redemption_instructions"],
-            "low_stock_threshold": self._number("low_stock_threshold", int) or 0,
+            "low_stock_threshold": self._count("low_stock_threshold", _LOW_STOCK_DEFAULT),
             "alert_emails": [e for e in re.split(r"[\s,;]+", v["alert_emails"]) if e],
             "fraud_rules": rules,
         }
@@ -358,7 +407,7 @@ def _form_page(
         request, "incentives/edit.html", principal=principal, nav="incentives", form=form,
         values=form.values, errors=form.errors, incentive=incentive,
         pools=runtime.manager.pools(), tango_accounts=runtime.manager.tango_accounts(),
-        variables=TEMPLATE_VARIABLES, status_code=status_code,
+        variables=TEMPLATE_VARIABLES, blank_means=_BLANK_MEANS, status_code=status_code,
     )  # fmt: skip
 
 
@@ -794,7 +843,16 @@ async def incentive_review(
 ) -> Response:
     """The configuration review (an htmx fragment: it calls Qualtrics and the provider)."""
     try:
-        review = await build_review(runtime, reference)
+        # review_incentive's own result, not the REST shape: the page also says what each
+        # anonymous-link answer rests on.
+        incentive = await asyncio.to_thread(runtime.manager.get, reference)
+        health = await runtime.manager.health(incentive)
+        review = await review_incentive(
+            incentive,
+            factory=runtime.factory,
+            health=health,
+            client_for_connection=runtime.open_client,
+        )
     except Exception as exc:  # shown in place of the panel
         return render_fragment(
             request,
