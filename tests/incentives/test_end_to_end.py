@@ -309,7 +309,7 @@ def test_configuration_review_reads_the_survey(hub: RewardHub) -> None:
     assert screener.fraud_detection == {
         "recaptcha": True, "relevant_id": True, "ballot_box_stuffing": True
     }  # fmt: skip
-    assert screener.anonymous_link is False
+    assert screener.anonymous_link is None  # no responses yet, no anonymous distribution: unknown
     assert screener.warnings == []
     cx = by_name["cx rewards"]
     assert cx.email_required is False
