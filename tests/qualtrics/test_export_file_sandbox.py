@@ -142,3 +142,37 @@ def test_sandbox_label_exports(
         "Somewhat satisfied",
         "Extremely satisfied",
     }, satisfied
+
+
+def test_multi_answer_cells_of_a_csv_export_get_the_labels_a_json_export_gives(
+    sandbox: tuple[SandboxState, str, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    from qualflow.qualtrics.models import Survey
+
+    state, survey_id, _recorded = sandbox
+    legacy = asyncio.run(_legacy_survey(state, survey_id))
+    csv_path, json_path = tmp_path / "codes.csv", tmp_path / "labels.json"
+    definition = download(state, survey_id, {"format": "csv"}, csv_path)
+    download(state, survey_id, {"format": "json"}, json_path)
+    from_csv = ExportFile(
+        csv_path, format="csv", compressed=True, names="import_id",
+        label_map=Survey.model_validate(legacy).label_map(), survey=definition,
+    )  # fmt: skip
+    from_json = ExportFile(json_path, format="json", compressed=True)
+    json_labels = {r["_recordId"]: r["QID4_label"] for r in from_json.iter_rows(labels=True)}
+    csv_rows = list(from_csv.iter_rows(labels=True))
+    multi = [r for r in csv_rows if r["QID4"] and "," in r["QID4"]]
+    assert multi, "the simulated respondents chose several answers somewhere"
+    for row in csv_rows:
+        assert row["QID4_label"] == json_labels[row["_recordId"]], row["QID4"]
+    assert all("," in str(r["QID4_label"]) for r in multi)
+
+
+async def _legacy_survey(state: SandboxState, survey_id: str) -> dict[str, Any]:
+    transport = httpx.ASGITransport(app=create_app(state))
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://sandbox.test", headers={"X-API-TOKEN": TOKEN}
+    ) as client:
+        answer = await client.get(f"/API/v3/surveys/{survey_id}")
+        assert answer.status_code == 200, answer.text
+        return dict(answer.json()["result"])

@@ -114,6 +114,23 @@ class _LabelSource:
     labels: pa.Array
 
 
+def _labelled(values: pa.Array, source: _LabelSource) -> pa.Array:
+    """The labels of a column's codes. A multi-answer cell (``"2,4"``) gets its codes' labels
+    joined as a JSON export gives them (``"Delivery,Product questions"``); a cell with a code
+    the map lacks gets none."""
+    labels = pc.take(source.labels, pc.index_in(values, value_set=source.keys))
+    if labels.null_count == values.null_count or not pa.types.is_string(values.type):
+        return labels  # every cell labelled (the usual case): no multi-answer cells to split
+    multi = pc.and_(pc.is_null(labels), pc.match_substring(values, ","))
+    if not pc.any(multi).as_py():
+        return labels
+    parts = pc.split_pattern(pc.filter(values, multi), ",")
+    codes = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+    part_labels = pc.take(source.labels, pc.index_in(codes, value_set=source.keys))
+    joined = pc.binary_join(pa.ListArray.from_arrays(parts.offsets, part_labels), ",")
+    return pc.replace_with_mask(labels, multi, joined)
+
+
 class ExportFile:
     """A downloaded response export on disk, read as a stream of typed rows.
 
@@ -398,9 +415,7 @@ class ExportFile:
             arrays = []
             for _, _, source in plan:
                 if isinstance(source, _LabelSource):
-                    values = batch.column(source.of)
-                    index = pc.index_in(values, value_set=source.keys)
-                    arrays.append(pc.take(source.labels, index))
+                    arrays.append(_labelled(batch.column(source.of), source))
                 else:
                     arrays.append(batch.column(source))
             yield pa.RecordBatch.from_arrays(arrays, schema=schema)
