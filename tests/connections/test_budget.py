@@ -282,9 +282,13 @@ def test_only_a_raise_pulls_the_budget_back(postgres: Engine) -> None:
     budget.acquire(max_wait=5)
     pause_budget(postgres, "connection:13", 30.0)  # another process met a 429
     budget.retune(300)
-    with pytest.raises(RateLimiterBusy):  # once the slots it held are spent, the pause holds
+
+    def spend_what_it_holds() -> None:
         for _ in range(budget.plan.largest_batch + 2):
             budget.acquire(max_wait=5)
+
+    with pytest.raises(RateLimiterBusy):  # once the slots it held are spent, the pause holds
+        spend_what_it_holds()
     assert lease_slots(postgres, "connection:13", 1, budget.plan).first_offset > 25
     budget.retune(3000)
     budget.acquire(max_wait=5)
