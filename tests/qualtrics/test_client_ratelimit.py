@@ -166,3 +166,25 @@ def test_a_pause_longer_than_max_wait_is_refused_with_its_length() -> None:
 def test_unlimited_never_refuses() -> None:
     Unlimited().acquire(max_wait=0)
     anyio.run(lambda: Unlimited().acquire_async(max_wait=0))
+
+
+def test_clients_of_one_brand_share_one_bucket_by_default() -> None:
+    from qualflow.qualtrics import AsyncClient, Client, OAuthCredentials
+
+    acme = Client(base_url="https://acme.qualtrics.com", api_token="A" * 40)
+    also_acme = AsyncClient(base_url="https://acme.qualtrics.com/API/v3", api_token="B" * 40)
+    other = Client(base_url="https://other.qualtrics.com", api_token="A" * 40)
+    slower = Client(base_url="https://acme.qualtrics.com", api_token="A" * 40,
+                    requests_per_minute=600)  # fmt: skip
+    assert acme.rate_limiter is also_acme.rate_limiter
+    assert other.rate_limiter is not acme.rate_limiter
+    assert slower.rate_limiter is not acme.rate_limiter
+    # A bare datacenter host serves many brands: there the credentials tell them apart.
+    first = Client(datacenter="iad1", api_token="A" * 40)
+    same = Client(base_url="https://iad1.qualtrics.com", api_token="A" * 40)
+    second = Client(datacenter="iad1", oauth=OAuthCredentials("client", "secret"))
+    assert first.rate_limiter is same.rate_limiter
+    assert second.rate_limiter is not first.rate_limiter
+    own = RateLimiter(100)
+    assert Client(base_url="https://acme.qualtrics.com", api_token="A" * 40,
+                  rate_limiter=own).rate_limiter is own  # fmt: skip

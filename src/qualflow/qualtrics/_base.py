@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -13,7 +14,7 @@ from qualflow.qualtrics._core import ApiCall, query_params
 from qualflow.qualtrics.auth import AccessToken, OAuthCredentials, OAuthSession
 from qualflow.qualtrics.datacenters import ApiLocation, resolve_location
 from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLimited
-from qualflow.qualtrics.ratelimit import Limiter, RateLimiter, Unlimited
+from qualflow.qualtrics.ratelimit import Limiter, Unlimited, brand_limiter
 from qualflow.qualtrics.retry import RetryPolicy
 
 __all__ = ["ClientBase", "env_settings"]
@@ -44,6 +45,18 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             scope=env.get("QUALTRICS_SCOPE") or None,
         )
     return settings
+
+
+def _brand_of(location: ApiLocation, api_token: str | None, oauth: OAuthCredentials | None) -> str:
+    """What identifies the brand whose quota a client spends. A brand host
+    (``acme.qualtrics.com``, a sandbox) is the brand; a bare datacenter host
+    (``iad1.qualtrics.com``) serves many brands, so there the credentials tell them apart
+    (two tokens of one brand then count apart: give them one limiter to share)."""
+    host = httpx.URL(location.origin).host
+    if location.datacenter is None or host != f"{location.datacenter}.qualtrics.com":
+        return location.origin
+    credential = api_token if api_token is not None else oauth.client_id if oauth else ""
+    return f"{location.origin}#{hashlib.sha256(credential.encode()).hexdigest()[:16]}"
 
 
 class ClientBase:
@@ -87,7 +100,8 @@ class ClientBase:
         elif requests_per_minute is None or requests_per_minute == float("inf"):
             self.rate_limiter = Unlimited()
         else:
-            self.rate_limiter = RateLimiter(requests_per_minute)
+            brand = _brand_of(self.location, api_token, oauth)
+            self.rate_limiter = brand_limiter(brand, requests_per_minute)
         if max_rate_limit_wait is not None and not max_rate_limit_wait >= 0:
             raise ConfigurationError("max_rate_limit_wait must be a number of seconds >= 0")
         self.max_rate_limit_wait = max_rate_limit_wait
@@ -162,4 +176,3 @@ def _package_version() -> str:
         return version("qualflow")
     except Exception:  # pragma: no cover - only when run from an uninstalled tree
         return "0"
-

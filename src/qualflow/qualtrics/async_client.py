@@ -69,10 +69,11 @@ class AsyncClient(ClientBase):
     authenticate with ``api_token`` or ``oauth=OAuthCredentials(...)``.
 
     Failed requests are retried per ``retry`` (429/5xx/timeouts, honouring ``Retry-After``);
-    requests wait for ``rate_limiter`` (by default a private bucket of
-    ``requests_per_minute``; pass one :class:`RateLimiter` to several clients of the same brand
-    so together they stay under its limit). With ``max_rate_limit_wait`` a request that the
-    limiter would hold longer than that many seconds raises
+    requests wait for ``rate_limiter`` (by default a bucket of ``requests_per_minute`` that
+    every client of the same brand in this process shares, so together they stay under its
+    limit; on a bare datacenter host the brand is told by the credentials). With
+    ``max_rate_limit_wait`` a request that the limiter would hold longer than that many
+    seconds raises
     :class:`~qualflow.qualtrics.errors.RateLimiterBusy` instead of waiting (for callers
     someone is waiting on). ``transport`` is any async httpx transport, e.g.
     ``httpx.ASGITransport(app=sandbox_app)`` to talk to the sandbox in-process.

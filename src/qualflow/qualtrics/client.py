@@ -64,10 +64,11 @@ class Client(ClientBase):
     authenticate with ``api_token`` or ``oauth=OAuthCredentials(...)``.
 
     Failed requests are retried per ``retry`` (429/5xx/timeouts, honouring ``Retry-After``);
-    requests wait for ``rate_limiter`` (by default a private bucket of
-    ``requests_per_minute``; pass one :class:`RateLimiter` to several clients of the same brand
-    so together they stay under its limit). With ``max_rate_limit_wait`` a request that the
-    limiter would hold longer than that many seconds raises
+    requests wait for ``rate_limiter`` (by default a bucket of ``requests_per_minute`` that
+    every client of the same brand in this process shares, so together they stay under its
+    limit; on a bare datacenter host the brand is told by the credentials). With
+    ``max_rate_limit_wait`` a request that the limiter would hold longer than that many
+    seconds raises
     :class:`~qualflow.qualtrics.errors.RateLimiterBusy` instead of waiting (for callers
     someone is waiting on). ``transport`` is any httpx transport (tests use
     :class:`~qualflow.qualtrics.transports.SyncASGITransport` around the sandbox).

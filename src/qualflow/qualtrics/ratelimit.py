@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
@@ -19,7 +20,14 @@ import anyio
 
 from qualflow.qualtrics.errors import RateLimiterBusy
 
-__all__ = ["DEFAULT_REQUESTS_PER_MINUTE", "Limiter", "RateLimiter", "Unlimited", "limiter_busy"]
+__all__ = [
+    "DEFAULT_REQUESTS_PER_MINUTE",
+    "Limiter",
+    "RateLimiter",
+    "Unlimited",
+    "brand_limiter",
+    "limiter_busy",
+]
 
 DEFAULT_REQUESTS_PER_MINUTE = 3000
 
@@ -41,6 +49,25 @@ class Limiter(Protocol):
 
     def pause(self, seconds: float) -> None:
         """Hold every caller back for ``seconds`` (the server said it is overloaded)."""
+
+
+_brand_limiters: weakref.WeakValueDictionary[tuple[str, float], RateLimiter] = (
+    weakref.WeakValueDictionary()
+)
+_brand_limiters_lock = threading.Lock()
+
+
+def brand_limiter(brand: str, requests_per_minute: float) -> RateLimiter:
+    """This process's one limiter for ``brand`` at ``requests_per_minute``: every client made
+    without a limiter of its own for the same brand shares it, so that together they keep to
+    the brand's quota. It lives as long as some client uses it."""
+    key = (brand, float(requests_per_minute))
+    with _brand_limiters_lock:
+        limiter = _brand_limiters.get(key)
+        if limiter is None:
+            limiter = RateLimiter(requests_per_minute)
+            _brand_limiters[key] = limiter
+        return limiter
 
 
 def limiter_busy(wait: float, max_wait: float, requests_per_minute: float) -> RateLimiterBusy:
