@@ -254,16 +254,35 @@ def check_next_page(next_page: str, current_url: str, origin: str) -> str:
     """The absolute URL to fetch for ``nextPage``, or :class:`ForeignNextPage`.
 
     Relative links are resolved against the page that returned them; absolute ones must share
-    scheme, host and port with the API base, so credentials never travel to another host.
+    scheme, host and port with the API base, so credentials never travel to another host. One
+    exception keeps brand hosts working: Qualtrics writes its links on the datacenter's host
+    (``https://iad1.qualtrics.com/API/v3/surveys?offset=100``) whichever host was called, so
+    when both are Qualtrics hosts the link's path and query are fetched from the API base's
+    own host instead.
     """
     try:
         target = httpx.URL(current_url).join(next_page)
     except (httpx.InvalidURL, ValueError, TypeError):
         raise ForeignNextPage(next_page, origin) from None
-    target_origin = f"{target.scheme}://{target.netloc.decode('ascii', 'replace')}"
-    if target_origin.lower() != origin.lower() or target.fragment:
+    if target.fragment:
         raise ForeignNextPage(next_page, origin)
-    return str(target)
+    target_origin = f"{target.scheme}://{target.netloc.decode('ascii', 'replace')}"
+    if target_origin.lower() == origin.lower():
+        return str(target)
+    if (
+        _qualtrics_https(httpx.URL(origin))
+        and _qualtrics_https(target)
+        and target.path.startswith("/API/v3/")
+        and not target.userinfo
+    ):
+        return str(httpx.URL(origin).copy_with(path=target.path, query=target.query))
+    raise ForeignNextPage(next_page, origin)
+
+
+def _qualtrics_https(url: httpx.URL) -> bool:
+    """An https URL on a Qualtrics host (``*.qualtrics.com``) on the default port."""
+    host = (url.host or "").lower()
+    return url.scheme == "https" and url.port is None and host.endswith(".qualtrics.com")
 
 
 def path_segment(value: str, name: str) -> str:
