@@ -141,9 +141,11 @@ class RewardHub:
         survey: Survey | None = None,
         email_source: str = "question",
         name: str | None = None,
+        **step_config: Any,
     ) -> int:
         survey = survey or self.screener
         config: dict[str, Any] = {"incentive": incentive.reference_id, "email_source": email_source}
+        config.update(step_config)
         if email_source == "question":
             config["email_field"] = email_qid(survey)
         automations = Automations(self.engine.services)

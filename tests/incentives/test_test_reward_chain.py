@@ -8,10 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from qualflow.engine.automations import Automations
 from qualflow.incentives import api as incentives_api
-from qualflow.incentives.runtime import IncentiveOptions, build_runtime
-from qualflow.notify.email import SmtpSettings
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.e2e_support import RewardHub, email_qid, reward_hub
 from tests.incentives.support import body_text
@@ -29,33 +26,14 @@ def test_the_test_reward_reads_the_response_as_the_automation_would(
     hub: RewardHub, smtp_sink: SmtpSink
 ) -> None:
     incentive = hub.incentive("gift_codes", stock=2)
-    automations = Automations(hub.engine.services)
-    created = automations.create(
-        {
-            "name": "screener rewards",
-            "connection_id": hub.connection_id,
-            "trigger": {"type": "survey_response", "survey_id": hub.screener.id},
-            "steps": [
-                {"action": "qualtrics.get_response", "key": "response"},
-                {
-                    "action": "incentives.send_reward",
-                    "key": "reward",
-                    "config": {
-                        "incentive": incentive.reference_id,
-                        "email_source": "question",
-                        "email_field": email_qid(hub.screener),
-                        "first_name_field": "preferredName",
-                    },
-                },
-            ],
-        }
+    automation_id = hub.automation(
+        incentive, name="screener rewards", first_name_field="preferredName"
     )
     response_id = hub.respond(
         **{f"{email_qid(hub.screener)}_TEXT": "ana@example.org", "preferredName": "Anita"}
     )
-    smtp = SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="rewards@example.org")
-    runtime = build_runtime(hub.factory, None, IncentiveOptions(smtp=smtp))
-    body = incentives_api.TestRewardIn(automation_id=created.id, response_id=response_id)
+    runtime = hub.runtime
+    body = incentives_api.TestRewardIn(automation_id=automation_id, response_id=response_id)
     report = asyncio.run(
         incentives_api.run_test_reward(
             runtime, incentive.reference_id, body, default_send_to="me@example.org"
