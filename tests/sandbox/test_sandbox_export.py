@@ -220,9 +220,10 @@ async def test_in_progress_export(
         ({"format": "csv", "useLabels": True, "includeLabelColumns": True}, "includeLabelColumns"),
         ({"format": "csv", "timeZone": "Mars/Olympus"}, "timeZone"),
         ({"format": "csv", "colour": "red"}, "colour"),
-        ({"format": "csv", "includeDisplayOrder": True}, "includeDisplayOrder"),
-        ({"format": "csv", "seenUnansweredRecode": -99}, "seenUnansweredRecode"),
-        ({"format": "csv", "filterId": "F_1"}, "filterId"),
+        ({"format": "csv", "includeDisplayOrder": "yes"}, "includeDisplayOrder"),
+        ({"format": "csv", "seenUnansweredRecode": "-99"}, "seenUnansweredRecode"),
+        ({"format": "csv", "multiselectSeenUnansweredRecode": 0.5}, "multiselectSeenUnanswered"),
+        ({"format": "csv", "filterId": "F_1"}, "filterId"),  # not a filter of the survey
     ],
 )
 async def test_bad_export_bodies(

@@ -12,7 +12,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 
 from qualflow.sandbox import errors
 from qualflow.sandbox.errors import bad_request, not_found, ok, ok_meta
-from qualflow.sandbox.export import STATUS_LABELS, media_type, parse_iso, stream_file
+from qualflow.sandbox.export import (
+    STATUS_LABELS,
+    SeenModel,
+    media_type,
+    parse_iso,
+    stream_file,
+)
 from qualflow.sandbox.http import (
     Routes,
     caller,
@@ -335,21 +341,24 @@ def response_result(
         labels["status"] = STATUS_LABELS[status]
     if "finished" in values:
         labels["finished"] = "True" if str(values["finished"]) == "1" else "False"
-    displayed_values: dict[str, list[int | str]] = {}
     for key, col in columns.items():
         if key in values:
             label = col.label(values[key])
             if label is not None:
                 labels[key] = label
-        q = col.question
-        if q is not None and col.kind in ("single", "multi"):
-            pool = q.answers if q.type == "Matrix" else q.choices
-            displayed_values[key] = [int(c.code) if c.code.isdecimal() else c.code for c in pool]
+    # What was shown is decided as in exports, so both tell the same story about a response.
+    fields: list[str] = []
+    displayed_values: dict[str, list[int | str]] = {}
+    for q in SeenModel(survey).seen(values):
+        for key, _ in q.fields:
+            fields.append(key)
+            if key in q.displayed_values:
+                displayed_values[key] = q.displayed_values[key]
     return {
         "responseId": response_id,
         "values": values,
         "labels": labels,
-        "displayedFields": [k for k in columns if k in values],
+        "displayedFields": fields,
         "displayedValues": displayed_values,
     }
 
@@ -409,6 +418,13 @@ async def delete_response(request: Request, survey_id: str, response_id: str) ->
 
 
 # -- exports -------------------------------------------------------------------------------
+
+
+@router.get("/surveys/{survey_id}/filters")
+async def list_filters(request: Request, survey_id: str) -> JSONResponse:
+    """The survey's saved filters, ``{filterId, filterName, creationDate}`` each."""
+    state = state_of(request)
+    return ok(offset_page(request, state.list_filters(survey_id), state.config.page_size))
 
 
 @router.post("/surveys/{survey_id}/export-responses")

@@ -109,6 +109,16 @@ async def seed(request: Request) -> JSONResponse:
     return errors.ok({"surveyIds": [s.id for s in made], "created": created, "responses": total})
 
 
+@router.post("/surveys/{survey_id}/filters")
+async def add_filter(request: Request, survey_id: str) -> JSONResponse:
+    """Save a response filter: ``{"filterName", "conditions": [{"field", "operator", "value"}]}``
+    (operators: eq, ne, in, notIn, gt, gte, lt, lte, exists, missing; all conditions must hold).
+    Answers ``{"filterId"}``, for an export's ``filterId``."""
+    state = state_of(request)
+    body = await json_object(request)
+    return errors.ok({"filterId": state.add_filter(survey_id, body).filter_id})
+
+
 @router.post("/respond")
 async def respond(request: Request) -> JSONResponse:
     """Simulate respondents: ``{"surveyId", "count", "seed"?, "abandonRate"?, ...}``."""

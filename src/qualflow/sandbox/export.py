@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from qualflow.sandbox import errors
 from qualflow.sandbox.errors import bad_request
-from qualflow.sandbox.model import NPS_GROUPS, ExportColumn, Survey, plain_text
+from qualflow.sandbox.model import NPS_GROUPS, Choice, ExportColumn, Question, Survey, plain_text
 
 FORMATS = ("csv", "tsv", "json", "ndjson")
 UNSUPPORTED_FORMATS = ("spss", "xml")
@@ -96,6 +96,15 @@ def _bool(body: dict[str, Any], name: str, default: bool) -> bool:
     return value
 
 
+def _int_or_none(body: dict[str, Any], name: str) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise errors.invalid_param(name, "expected an integer")
+    return value
+
+
 def _str_list(body: dict[str, Any], name: str) -> list[str] | None:
     value = body.get(name)
     if value is None:
@@ -126,7 +135,26 @@ class ExportOptions:
     newline_replacement: str | None = None
     decimal_comma: bool = False
     sort_by_modified: bool = False
+    include_display_order: bool = False
+    seen_unanswered_recode: int | None = None
+    multiselect_seen_unanswered_recode: int | None = None
+    filter_id: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def recodes_seen_unanswered(self) -> bool:
+        return (
+            self.seen_unanswered_recode is not None
+            or self.multiselect_seen_unanswered_recode is not None
+        )
+
+    @property
+    def multiselect_recode(self) -> int | None:
+        """The multi-select recode; the spec: "If not set, this will be the
+        ``seenUnansweredRecode`` value"."""
+        if self.multiselect_seen_unanswered_recode is not None:
+            return self.multiselect_seen_unanswered_recode
+        return self.seen_unanswered_recode
 
     @classmethod
     def parse(cls, body: Any, survey: Survey) -> ExportOptions:
@@ -195,16 +223,11 @@ class ExportOptions:
         opts.decimal_comma = _bool(body, "formatDecimalAsComma", False)
         opts.sort_by_modified = _bool(body, "sortByLastModifiedDate", False)
         _bool(body, "breakoutSets", True)  # multi-value answers stay one comma-joined column
-        if _bool(body, "includeDisplayOrder", False):
-            raise bad_request(
-                "includeDisplayOrder is not supported by the sandbox (it does not randomize "
-                "display order)."
-            )
-        for name in ("seenUnansweredRecode", "multiselectSeenUnansweredRecode"):
-            if body.get(name) is not None:
-                raise bad_request(
-                    f"{name} is not supported by the sandbox (it does not track seen questions)."
-                )
+        opts.include_display_order = _bool(body, "includeDisplayOrder", False)
+        opts.seen_unanswered_recode = _int_or_none(body, "seenUnansweredRecode")
+        opts.multiselect_seen_unanswered_recode = _int_or_none(
+            body, "multiselectSeenUnansweredRecode"
+        )
         unknown = sorted(set(body) - _KNOWN_FIELDS)
         if unknown:
             raise bad_request(f"Invalid request: unknown export field(s) {', '.join(unknown)}.")
@@ -212,8 +235,20 @@ class ExportOptions:
         if replacement is not None and not isinstance(replacement, str):
             raise bad_request("Invalid request. Missing or invalid parameter newlineReplacement.")
         opts.newline_replacement = replacement
-        if body.get("filterId") is not None:
-            raise bad_request("filterId is not supported by the sandbox (no saved filters).")
+        filter_id = body.get("filterId")
+        if filter_id is not None:
+            if not isinstance(filter_id, str) or not filter_id:
+                raise errors.invalid_param("filterId", "expected a filter id")
+            if opts.sort_by_modified:
+                raise bad_request("sortByLastModifiedDate cannot be combined with filterId.")
+            # An unknown filter is a bad request: the spec lists 404 only for an unknown survey.
+            if survey.find_filter(filter_id) is None:
+                raise errors.invalid_param(
+                    "filterId",
+                    f"{filter_id!r} is not a filter of survey {survey.id} "
+                    f"(see GET /surveys/{survey.id}/filters)",
+                )
+            opts.filter_id = filter_id
         return opts
 
     def to_record(self) -> dict[str, Any]:
@@ -235,6 +270,10 @@ class ExportOptions:
             "newlineReplacement": self.newline_replacement,
             "formatDecimalAsComma": self.decimal_comma,
             "sortByLastModifiedDate": self.sort_by_modified,
+            "includeDisplayOrder": self.include_display_order,
+            "seenUnansweredRecode": self.seen_unanswered_recode,
+            "multiselectSeenUnansweredRecode": self.multiselect_seen_unanswered_recode,
+            "filterId": self.filter_id,
         }
 
     @classmethod
@@ -280,7 +319,232 @@ def selected_columns(survey: Survey, opts: ExportOptions) -> list[ExportColumn]:
             for n in opts.embedded_data_ids or []
             if n not in declared
         )
+    if opts.include_display_order:
+        cols.extend(display_order_columns(survey, wanted_q))
     return cols
+
+
+# -- display order and "seen" ------------------------------------------------------------------
+#
+# Qualtrics records what each respondent was shown: the order of randomised flow elements,
+# block questions and answer choices (``includeDisplayOrder`` exports it as ``…_DO`` columns,
+# choice codes joined with ``|``), and which questions were seen (``displayedFields``, and what
+# ``seenUnansweredRecode`` fills). The sandbox never randomises, so every order is the natural
+# one; and it keeps no page history, so "seen" is inferred: a question that shows under
+# conditions (display logic, a flow branch, a randomizer showing a subset) was seen only when it
+# was answered; any other was seen when the response finished, or when the respondent answered
+# it or a later question (a partial response stops where the respondent left).
+# The research notes give the spec's wording only; the ``…_DO`` names and header texts follow
+# real CSV exports (``Q1_DO``, ``FL_12_DO``) and are the part most worth checking against one.
+
+_DO_SUFFIX = "_DO"
+_RANDOMIZERS = {"BlockRandomizer": "Block Randomizer", "Randomizer": "Randomizer"}
+
+
+def _is_randomized(setting: Any) -> bool:
+    if isinstance(setting, dict):
+        return str(setting.get("Type") or "None") != "None"
+    return setting not in (None, "", False, "false", "None")
+
+
+def _children_shown(element: dict[str, Any]) -> list[dict[str, Any]]:
+    children = [c for c in element.get("Flow") or [] if isinstance(c, dict)]
+    subset = element.get("SubSet")
+    try:
+        count = int(subset) if subset not in (None, "") else 0
+    except (TypeError, ValueError):
+        count = 0
+    return children[:count] if 0 < count < len(children) else children
+
+
+def _flow_walk(
+    elements: list[Any], conditional: bool, out: list[tuple[dict[str, Any], bool]]
+) -> None:
+    for e in elements:
+        if not isinstance(e, dict):
+            continue
+        out.append((e, conditional))
+        kind = e.get("Type")
+        children = [c for c in e.get("Flow") or [] if isinstance(c, dict)]
+        if kind == "Branch":
+            _flow_walk(children, True, out)
+        elif kind in _RANDOMIZERS:
+            shown = _children_shown(e)
+            _flow_walk(children, conditional or len(shown) < len(children), out)
+        else:
+            _flow_walk(children, conditional, out)
+
+
+def _flow(survey: Survey) -> list[tuple[dict[str, Any], bool]]:
+    """Every flow element, depth first, with whether it shows only under conditions."""
+    out: list[tuple[dict[str, Any], bool]] = []
+    _flow_walk(survey.flow, False, out)
+    return out
+
+
+def _order_pool(q: Question) -> list[Choice]:
+    return q.choices if q.type in ("MC", "Matrix", "RO", "Slider") else []
+
+
+def display_order_columns(survey: Survey, wanted_q: set[str] | None = None) -> list[ExportColumn]:
+    """The ``…_DO`` columns: flow randomizers and randomised blocks always (as the spec says),
+    then the questions with randomised choices (only those of ``questionIds`` when given)."""
+    cols: list[ExportColumn] = []
+    for e, _ in _flow(survey):
+        kind, flow_id = e.get("Type"), e.get("FlowID")
+        if kind in _RANDOMIZERS and isinstance(flow_id, str):
+            key = f"{flow_id}{_DO_SUFFIX}"
+            header = f"{flow_id} - {_RANDOMIZERS[str(kind)]} - Display Order"
+            cols.append(ExportColumn(key, key, header, "display_order"))
+    for block in survey.blocks.values():
+        if block.type != "Trash" and _is_randomized(
+            (block.options or {}).get("RandomizeQuestions")
+        ):
+            cols.append(
+                ExportColumn(
+                    f"{block.id}{_DO_SUFFIX}",
+                    f"{block.description}{_DO_SUFFIX}",
+                    f"{block.description} - Display Order",
+                    "display_order",
+                )
+            )
+    for qid in survey.ordered_question_ids():
+        q = survey.questions[qid]
+        if wanted_q is not None and qid not in wanted_q:
+            continue
+        if _order_pool(q) and _is_randomized(q.extra.get("Randomization")):
+            cols.append(
+                ExportColumn(
+                    f"{qid}{_DO_SUFFIX}",
+                    f"{q.tag}{_DO_SUFFIX}",
+                    f"{plain_text(q.text)} - Display Order",
+                    "display_order",
+                    q,
+                )
+            )
+    return cols
+
+
+def _code_value(code: str) -> int | str:
+    return int(code) if code.lstrip("-").isdecimal() else code
+
+
+@dataclass(frozen=True)
+class _Shown:
+    """One question as the seen-model needs it."""
+
+    qid: str
+    keys: tuple[str, ...]  # every values key of the question (to tell whether it was answered)
+    fields: tuple[tuple[str, bool], ...]  # its answer columns, and whether each is multi-select
+    displayed_values: dict[str, list[int | str]]  # codes offered, by answer column
+    conditional: bool
+    block_id: str | None
+
+
+def _answer_fields(q: Question) -> list[ExportColumn]:
+    """The columns that hold the answer itself (not the NPS group, not an "other" text box)."""
+    return [
+        c
+        for c in q.export_columns()
+        if c.kind != "nps_group" and not (q.type == "MC" and c.kind == "text")
+    ]
+
+
+class SeenModel:
+    """Which questions a response was shown, and the display orders, for one export."""
+
+    def __init__(self, survey: Survey) -> None:
+        flow = _flow(survey)
+        conditional_blocks = {
+            str(e.get("ID")) for e, conditional in flow if conditional and e.get("ID")
+        }
+        block_of = {
+            qid: block.id for block in survey.blocks.values() for qid in block.question_ids()
+        }
+        self.questions: list[_Shown] = []
+        for qid in survey.ordered_question_ids():
+            q = survey.questions[qid]
+            fields = _answer_fields(q)
+            if not fields:
+                continue  # descriptive text: nothing to see in the data
+            shown: dict[str, list[int | str]] = {}
+            for col in fields:
+                if col.kind in ("single", "multi"):
+                    pool = q.answers if q.type == "Matrix" else q.choices
+                    shown[col.key] = [_code_value(c.code) for c in pool]
+            block_id = block_of.get(qid)
+            self.questions.append(
+                _Shown(
+                    qid=qid,
+                    keys=tuple(c.key for c in q.export_columns()),
+                    fields=tuple((c.key, c.kind == "multi") for c in fields),
+                    displayed_values=shown,
+                    conditional="DisplayLogic" in q.extra or block_id in conditional_blocks,
+                    block_id=block_id,
+                )
+            )
+        self.any_conditional = any(q.conditional for q in self.questions)
+        self.orders: dict[str, str] = {}
+        for e, _ in flow:
+            if e.get("Type") in _RANDOMIZERS and isinstance(e.get("FlowID"), str):
+                self.orders[f"{e['FlowID']}{_DO_SUFFIX}"] = "|".join(
+                    str(c.get("FlowID") or c.get("ID") or "") for c in _children_shown(e)
+                )
+        self.block_orders = {
+            f"{b.id}{_DO_SUFFIX}": "|".join(b.question_ids())
+            for b in survey.blocks.values()
+            if b.type != "Trash" and _is_randomized((b.options or {}).get("RandomizeQuestions"))
+        }
+        self.choice_orders = {
+            f"{qid}{_DO_SUFFIX}": "|".join(c.code for c in _order_pool(q))
+            for qid, q in survey.questions.items()
+            if _order_pool(q) and _is_randomized(q.extra.get("Randomization"))
+        }
+
+    def seen(self, record: dict[str, Any]) -> list[_Shown]:
+        """The questions ``record`` was shown; ``self.questions`` itself when it saw them all
+        (callers cache what they derive from that list)."""
+        finished = str(record.get("finished", 1)) in ("1", "True", "true")
+        if finished and not self.any_conditional:
+            return self.questions
+        answered = [any(not _blank(record.get(k)) for k in q.keys) for q in self.questions]
+        last = max((i for i, a in enumerate(answered) if a), default=-1)
+        return [
+            q
+            for i, q in enumerate(self.questions)
+            if answered[i] or (not q.conditional and (finished or i <= last))
+        ]
+
+    def derive(
+        self, record: dict[str, Any], opts: ExportOptions, seen: list[_Shown] | None = None
+    ) -> dict[str, Any]:
+        """``record`` with what the export adds: recodes of seen-unanswered answers and the
+        display orders (a copy; the stored values are shared with other readers)."""
+        out = dict(record)
+        if seen is None:
+            seen = self.seen(record)
+        if opts.recodes_seen_unanswered:
+            single, multi = opts.seen_unanswered_recode, opts.multiselect_recode
+            for q in seen:
+                for key, is_multi in q.fields:
+                    recode = multi if is_multi else single
+                    if recode is not None and _blank(out.get(key)):
+                        out[key] = recode
+        if opts.include_display_order:
+            out.update(self.orders)
+            blocks = {q.block_id for q in seen}
+            for key, block_order in self.block_orders.items():
+                if key[: -len(_DO_SUFFIX)] in blocks:
+                    out[key] = block_order
+            for q in seen:
+                choice_order = self.choice_orders.get(f"{q.qid}{_DO_SUFFIX}")
+                if choice_order is not None:
+                    out[f"{q.qid}{_DO_SUFFIX}"] = choice_order
+        return out
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == "" or value == []
 
 
 def file_name(survey: Survey, fmt: str) -> str:
@@ -435,22 +699,38 @@ def _stream_text(
     survey: Survey, records: Iterable[dict[str, Any]], opts: ExportOptions
 ) -> Iterator[str]:
     cols = selected_columns(survey, opts)
+    derives = opts.include_display_order or opts.recodes_seen_unanswered
     if opts.format in ("csv", "tsv"):
+        if derives:
+            model = SeenModel(survey)
+            records = (model.derive(r, opts) for r in records)
         yield from _stream_delimited(cols, records, opts)
         return
     plan = _plan(cols)
+    model = SeenModel(survey)
     dumps = json.JSONEncoder(ensure_ascii=False).encode
+
+    exported = frozenset(p.key for p in plan)
+    shown_all = _displayed(model.questions, exported)
+
+    def pieces() -> Iterator[str]:
+        for record in records:
+            seen = model.seen(record)
+            if derives:
+                record = model.derive(record, opts, seen)
+            shown = shown_all if seen is model.questions else _displayed(seen, exported)
+            yield dumps(_json_response(plan, record, shown, opts.use_labels))
+
     if opts.format == "json":
         yield '{"responses":['
         first = True
-        for record in records:
-            piece = dumps(_json_response(plan, record))
+        for piece in pieces():
             yield piece if first else "," + piece
             first = False
         yield "]}"
     else:
-        for record in records:
-            yield dumps(_json_response(plan, record)) + "\n"
+        for piece in pieces():
+            yield piece + "\n"
 
 
 def _stream_delimited(
@@ -554,7 +834,29 @@ def _csv_cell(kind: str, value: Any, tz: ZoneInfo | None) -> Any:
     return value
 
 
-def _json_response(plan: list[_Planned], record: dict[str, Any]) -> dict[str, Any]:
+def _displayed(
+    seen: list[_Shown], exported: frozenset[str]
+) -> tuple[list[str], dict[str, list[int | str]]]:
+    """``displayedFields`` and ``displayedValues`` of a response that saw ``seen``."""
+    fields: list[str] = []
+    offered: dict[str, list[int | str]] = {}
+    for q in seen:
+        for key, _ in q.fields:
+            if key in exported:
+                fields.append(key)
+                if key in q.displayed_values:
+                    offered[key] = q.displayed_values[key]
+    return fields, offered
+
+
+def _json_response(
+    plan: list[_Planned],
+    record: dict[str, Any],
+    shown: tuple[list[str], dict[str, list[int | str]]],
+    use_labels: bool,
+) -> dict[str, Any]:
+    """One response: ``values`` (labels in place of codes with ``useLabels``, as in CSV),
+    ``labels``, and the answer fields it was shown with the codes each one offered."""
     values = {p.key: record[p.key] for p in plan if p.key in record}
     labels: dict[str, Any] = {}
     for p in plan:
@@ -564,10 +866,12 @@ def _json_response(plan: list[_Planned], record: dict[str, Any]) -> dict[str, An
                 label = p.label(value)
                 if label is not None:
                     labels[p.key] = label
+                    if use_labels:
+                        values[p.key] = label
     return {
         "responseId": record.get("_recordId"),
         "values": values,
         "labels": labels,
-        "displayedFields": [p.key for p in plan if p.is_question and p.key in values],
-        "displayedValues": {},
+        "displayedFields": shown[0],
+        "displayedValues": shown[1],
     }

@@ -19,6 +19,7 @@ from typing import Any
 
 from qualflow.sandbox import ids
 from qualflow.sandbox.errors import ApiError, bad_request
+from qualflow.sandbox.filters import ResponseFilter
 
 MULTI_SELECTORS = frozenset({"MAVR", "MAHR", "MACOL", "MSB", "MAVRTXT"})
 TEXT_SELECTORS = frozenset({"SL", "ML", "ESTB", "PW"})
@@ -593,6 +594,7 @@ class Survey:
     deleted_responses: int = 0
     generated_responses: int = 0
     revision: int = 0
+    filters: list[ResponseFilter] = field(default_factory=list)
 
     def touch(self, now: str) -> None:
         """Record a change: bumps ``revision`` (invalidates cached columns) and lastModified."""
@@ -627,6 +629,9 @@ class Survey:
         trashed = {q for b in self.blocks.values() if b.type == "Trash" for q in b.question_ids()}
         seen.extend(q for q in self.questions if q not in seen and q not in trashed)
         return seen
+
+    def find_filter(self, filter_id: str) -> ResponseFilter | None:
+        return next((f for f in self.filters if f.filter_id == filter_id), None)
 
     def email_question_id(self) -> str | None:
         """The first question (in flow order) that validates its answer as an email."""
@@ -854,6 +859,7 @@ class Survey:
             "blocks": [b.to_definition() for b in self.blocks.values()],
             "flow": copy.deepcopy(self.flow),
             "options": copy.deepcopy(self.options),
+            "filters": [f.to_record() for f in self.filters],
         }
 
     @classmethod
@@ -882,6 +888,7 @@ class Survey:
             blocks={b.id: b for b in blocks},
             flow=data.get("flow") or [],
             options=data.get("options") or {},
+            filters=[ResponseFilter.from_record(f) for f in data.get("filters") or []],
         )
 
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from qualflow.sandbox import ids
+from qualflow.sandbox.filters import finished_responses
 from qualflow.sandbox.model import Block, Question, Survey
 from qualflow.sandbox.state import SandboxState, default_survey_options, iso, utcnow
 
@@ -145,7 +146,13 @@ class SurveyBuilder:
         return self._add(d)
 
     def matrix(
-        self, text: str, rows: Sequence[str], scale: Sequence[str], *, tag: str | None = None
+        self,
+        text: str,
+        rows: Sequence[str],
+        scale: Sequence[str],
+        *,
+        randomize_rows: bool = False,
+        tag: str | None = None,
     ) -> str:
         d: dict[str, Any] = {
             "QuestionText": text,
@@ -156,6 +163,9 @@ class SurveyBuilder:
             "Answers": self._choices(scale),
             "Validation": {"Settings": {"ForceResponse": "OFF", "Type": "None"}},
         }
+        if randomize_rows:
+            # The QSF shape of "Randomize the order of all choices".
+            d["Randomization"] = {"Advanced": None, "TotalRandSubset": "", "Type": "All"}
         if tag:
             d["DataExportTag"] = tag
         return self._add(d, page_break=True)
@@ -248,6 +258,7 @@ class SurveyBuilder:
             blocks={b.id: b for b in self.blocks},
             flow=flow,
             options=self.options,
+            filters=[finished_responses(now)],
         )
         return state.add_survey(survey)
 
@@ -277,6 +288,7 @@ def customer_satisfaction(state: SandboxState, **kw: Any) -> Survey:
             "Support was helpful",
         ],
         AGREE_5,
+        randomize_rows=True,
     )
     b.mc(
         "Which of these did you contact us about?",

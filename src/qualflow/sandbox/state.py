@@ -17,7 +17,7 @@ import secrets
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -28,6 +28,7 @@ from qualflow.sandbox.directory import DirectoryStore
 from qualflow.sandbox.errors import ApiError, bad_request, not_found
 from qualflow.sandbox.export import LAST_MODIFIED_KEY, ExportOptions, parse_iso
 from qualflow.sandbox.faults import FaultInjector
+from qualflow.sandbox.filters import ResponseFilter
 from qualflow.sandbox.model import Block, ExportColumn, Question, Survey, nps_group
 
 log = logging.getLogger(__name__)
@@ -484,6 +485,7 @@ class SandboxState:
             deleted_responses=0,
             generated_responses=0,
             response_set_id=ids.response_set_id(),
+            filters=[],  # a filter id names one survey's filter
         )
         return self.add_survey(Survey.from_record(record))
 
@@ -750,6 +752,19 @@ class SandboxState:
     def response_count(self, survey_id: str) -> int:
         return sum(1 for r in self.responses.get(survey_id, {}).values() if not r.in_progress)
 
+    # -- saved response filters ----------------------------------------------------------
+    def list_filters(self, survey_id: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [f.to_api() for f in self.get_survey(survey_id).filters]
+
+    def add_filter(self, survey_id: str, body: dict[str, Any]) -> ResponseFilter:
+        """Save a filter (in Qualtrics, only its web UI can); see :mod:`sandbox.filters`."""
+        saved = ResponseFilter.parse(body, self.now_iso())
+        with self.lock:
+            self.get_survey(survey_id).filters.append(saved)
+        self.mark_dirty()
+        return saved
+
     # -- exports -----------------------------------------------------------------------
     def start_export(self, survey_id: str, body: Any) -> ExportJob:
         with self.lock:
@@ -764,6 +779,19 @@ class SandboxState:
                         "unknown or expired token."
                     )
                 after = found[1]
+            upto = self.seq
+            if opts.limit is not None and (opts.allow_continuation or opts.continuation_token):
+                # The token must resume right after the last response this export holds, or
+                # the ones the limit left out are never exported; so the limit takes responses
+                # in the order they were recorded and the export ends at the last one taken.
+                survey = self.surveys[survey_id]
+                taken = sorted(
+                    r.seq
+                    for r in _selectable(self.responses[survey_id].values(), survey, opts)
+                    if after < r.seq <= upto
+                )
+                if len(taken) > opts.limit:
+                    upto = taken[opts.limit - 1]
             fail = False
             for key in (survey_id, "*"):
                 left = self.fail_next_exports.get(key, 0)
@@ -776,7 +804,7 @@ class SandboxState:
                 survey_id=survey_id,
                 options=opts,
                 after_seq=after,
-                upto_seq=self.seq,
+                upto_seq=upto,
                 started_at=time.monotonic(),
                 fail=fail,
             )
@@ -830,20 +858,16 @@ class SandboxState:
         opts = job.options
         with self.lock:
             pool = list(self.responses.get(job.survey_id, {}).values())
-        start = opts.start.timestamp() if opts.start else None
-        end = opts.end.timestamp() if opts.end else None
+            survey = self.surveys.get(job.survey_id)
+        if survey is None:
+            return
         by_modified = opts.sort_by_modified
 
         def stamp(r: Response) -> float:
             return r.last_modified if by_modified else r.recorded_ts
 
         selected = [
-            r
-            for r in pool
-            if r.in_progress == opts.in_progress
-            and job.after_seq < r.seq <= job.upto_seq
-            and (start is None or stamp(r) >= start)
-            and (end is None or stamp(r) < end)
+            r for r in _selectable(pool, survey, opts) if job.after_seq < r.seq <= job.upto_seq
         ]
         selected.sort(key=lambda r: (stamp(r), r.seq))
         if opts.limit is not None:
@@ -1238,6 +1262,25 @@ def _normalise_values(
             if type(score) is int:
                 clean[key] = nps_group(score)
     return clean, recorded.timestamp()
+
+
+def _selectable(
+    pool: Iterable[Response], survey: Survey, opts: ExportOptions
+) -> Iterator[Response]:
+    """The responses of ``pool`` an export with ``opts`` takes, whatever their sequence."""
+    start = opts.start.timestamp() if opts.start else None
+    end = opts.end.timestamp() if opts.end else None
+    by_modified = opts.sort_by_modified
+    saved = survey.find_filter(opts.filter_id) if opts.filter_id else None
+    for r in pool:
+        if r.in_progress != opts.in_progress:
+            continue
+        stamp = r.last_modified if by_modified else r.recorded_ts
+        if (start is not None and stamp < start) or (end is not None and stamp >= end):
+            continue
+        if saved is not None and not saved.matches(r.values):
+            continue
+        yield r
 
 
 def default_survey_options() -> dict[str, Any]:
