@@ -123,31 +123,6 @@ def _qsf(name: str, elements: list[Any], **entry: Any) -> dict[str, Any]:
 _BIG_QSF = _qsf("Too big", [], SurveyDescription="x" * (2 * SMALL_BODY_LIMIT))
 
 
-def _sandbox_bug(reason: str) -> Any:
-    return pytest.mark.xfail(strict=True, reason=f"sandbox bug: {reason}")
-
-
-# Survey.from_qsf (src/qualflow/sandbox/model.py) checks that SurveyElements is a list of
-# objects but not the types inside them; each of these answers anything but the 400 the other
-# invalid QSFs get.
-_QSF_QUESTION_PAYLOAD_BUG = _sandbox_bug(
-    "Survey.from_qsf calls `(payload or {}).get('QuestionID')` on an SQ element whose Payload "
-    "is not an object (model.py:905 at fa307ec): POST /surveys crashes with AttributeError "
-    "(sync: HTTP 500 SRV_1 'Internal server error: AttributeError.'; async in-process: the "
-    "exception escapes the app) instead of answering 400 'Invalid QSF file'"
-)
-_QSF_ENTRY_BUG = _sandbox_bug(
-    "Survey.from_qsf takes `qsf.get('SurveyEntry') or {}` without checking it is an object and "
-    "later calls entry.get(...) on it (model.py:894 at fa307ec): a SurveyEntry string crashes "
-    "POST /surveys with AttributeError (HTTP 500 SRV_1) instead of answering 400"
-)
-_QSF_FLOW_BUG = _sandbox_bug(
-    "Survey.from_qsf keeps `list(payload.get('Flow') or [])` of an FL element unchecked "
-    "(model.py:915 at fa307ec): a Flow that is a string is imported (200, new SV_ id) as a flow "
-    "of one-character strings, and every later GET /surveys/{id}, /survey-definitions/{id} and "
-    "…/flow of that survey answers 500 SRV_1 (AttributeError); the import should be a 400"
-)
-
 CASES = [
     # -- /surveys ----------------------------------------------------------------------------
     Case(
@@ -217,7 +192,6 @@ CASES = [
         BadRequest,
         400,
         "QSF",
-        marks=(_QSF_QUESTION_PAYLOAD_BUG,),
     ),
     Case(
         "import-qsf-survey-entry-not-an-object",
@@ -227,7 +201,6 @@ CASES = [
         BadRequest,
         400,
         "SurveyEntry",
-        marks=(_QSF_ENTRY_BUG,),
     ),
     Case(
         "import-qsf-flow-not-a-list",
@@ -237,7 +210,6 @@ CASES = [
         BadRequest,
         400,
         "Flow",
-        marks=(_QSF_FLOW_BUG,),
     ),
     Case(
         "import-qsf-body-too-large",

@@ -14,12 +14,15 @@ from __future__ import annotations
 import copy
 import html
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from qualflow.sandbox import ids
 from qualflow.sandbox.errors import ApiError, bad_request
 from qualflow.sandbox.filters import ResponseFilter
+
+_T = TypeVar("_T")
 
 MULTI_SELECTORS = frozenset({"MAVR", "MAHR", "MACOL", "MSB", "MAVRTXT"})
 TEXT_SELECTORS = frozenset({"SL", "ML", "ESTB", "PW"})
@@ -570,6 +573,14 @@ def _walk_flow(elements: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return out
 
 
+def _parsed(what: str, parse: Callable[..., _T], *args: Any) -> _T:
+    """``parse(*args)``, or a 400 saying which part of the QSF file could not be read."""
+    try:
+        return parse(*args)
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise bad_request(f"Invalid QSF file: {what} could not be read ({exc}).") from None
+
+
 @dataclass
 class Survey:
     id: str
@@ -899,6 +910,8 @@ class Survey:
         if not isinstance(qsf, dict) or not isinstance(qsf.get("SurveyElements"), list):
             raise bad_request("Invalid QSF file: expected an object with SurveyElements.")
         entry = qsf.get("SurveyEntry") or {}
+        if not isinstance(entry, dict):
+            raise bad_request("Invalid QSF file: SurveyEntry must be an object.")
         questions: dict[str, Question] = {}
         blocks: dict[str, Block] = {}
         flow: list[dict[str, Any]] = []
@@ -909,17 +922,24 @@ class Survey:
             kind = element.get("Element")
             payload = element.get("Payload")
             if kind == "SQ":
-                qid = (payload or {}).get("QuestionID") or element.get("PrimaryAttribute")
+                if not isinstance(payload, dict):
+                    raise bad_request("Invalid QSF file: a question's Payload must be an object.")
+                qid = payload.get("QuestionID") or element.get("PrimaryAttribute")
                 if not isinstance(qid, str):
                     raise bad_request("Invalid QSF file: a question has no QuestionID.")
-                questions[qid] = Question.from_definition(qid, payload)
+                questions[qid] = _parsed(f"question {qid}", Question.from_definition, qid, payload)
             elif kind == "BL":
-                items = payload.values() if isinstance(payload, dict) else (payload or [])
+                items = list(payload.values()) if isinstance(payload, dict) else payload or []
+                if not isinstance(items, list) or not all(isinstance(b, dict) for b in items):
+                    raise bad_request("Invalid QSF file: the blocks must be objects.")
                 for raw in items:
-                    block = Block.from_definition(raw)
+                    block = _parsed("a block", Block.from_definition, raw)
                     blocks[block.id] = block
             elif kind == "FL" and isinstance(payload, dict):
-                flow = list(payload.get("Flow") or [])
+                raw_flow = payload.get("Flow") or []
+                if not isinstance(raw_flow, list) or not all(isinstance(f, dict) for f in raw_flow):
+                    raise bad_request("Invalid QSF file: the flow must be a list of objects.")
+                flow = list(raw_flow)
             elif kind == "SO" and isinstance(payload, dict):
                 options = dict(payload)
         survey_name = name or entry.get("SurveyName")
