@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from qualflow.qualtrics import BadRequest, ExportResult
+from qualflow.qualtrics import BadRequest, ExportResult, NotFound
 from tests.contract.contract_support import Api, Sandbox
 
 
@@ -82,8 +82,10 @@ def test_export_with_a_saved_filter(api: Api, sandbox: Sandbox, survey_id: str) 
     state = sandbox.state
     finished = state.record_response(survey_id, {"QID1": 5}).id
     state.record_response(survey_id, {"QID1": 1, "finished": 0})
-    (saved,) = state.surveys[survey_id].filters
-    assert saved.name == "Finished responses"
+    (saved,) = api(api.client.surveys.filters(survey_id))
+    assert saved.filter_name == "Finished responses"
+    assert saved.filter_id == state.surveys[survey_id].filters[0].filter_id
+    assert saved.creation_date is not None
     done = api(api.client.export_responses(survey_id, format="json", filter_id=saved.filter_id))
     assert [row["responseId"] for row in _rows(done)] == [finished]
 
@@ -92,3 +94,5 @@ def test_export_with_a_saved_filter(api: Api, sandbox: Sandbox, survey_id: str) 
             api.client.export_responses(survey_id, filter_id="9b67fbb7-ef89-430d-8ddf-f17f44de9254")
         )
     assert "filterId" in str(info.value)
+    with pytest.raises(NotFound):
+        api(api.client.surveys.filters("SV_0000000000000000"))

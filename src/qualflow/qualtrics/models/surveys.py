@@ -50,6 +50,15 @@ class SurveySummary(ApiModel):
     is_active: bool | None = None
 
 
+class ResponseFilter(ApiModel):
+    """One element of ``GET /surveys/{id}/filters``: a saved response filter, whose
+    ``filter_id`` an export's ``filter_id`` takes."""
+
+    filter_id: str
+    filter_name: str | None = None
+    creation_date: ApiDatetime = None
+
+
 class SurveyExpiration(ApiModel):
     start_date: ApiDatetime = None
     end_date: ApiDatetime = None

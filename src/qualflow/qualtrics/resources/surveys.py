@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,7 @@ from qualflow.qualtrics.models import (
     CollaborationPermissions,
     CreatedId,
     Page,
+    ResponseFilter,
     Survey,
     SurveyExpirationUpdate,
     SurveySummary,
@@ -42,6 +44,11 @@ class _Calls:
     @staticmethod
     def list(offset: int | None) -> ApiCall[Page[SurveySummary]]:
         return ApiCall("GET", "/surveys", page_of(SurveySummary), params={"offset": offset})
+
+    @staticmethod
+    def filters(survey_id: str) -> ApiCall[Page[ResponseFilter]]:
+        sid = path_segment(survey_id, "survey_id")
+        return ApiCall("GET", f"/surveys/{sid}/filters", page_of(ResponseFilter))
 
     @staticmethod
     def get(survey_id: str) -> ApiCall[Survey]:
@@ -142,6 +149,10 @@ class Surveys(SyncResource):
         embedded data, ``expiration`` and ``response_counts``."""
         return self._run(_Calls.get(survey_id))
 
+    def filters(self, survey_id: str) -> builtins.list[ResponseFilter]:
+        """The survey's saved response filters: an export's ``filter_id`` takes one's id."""
+        return self._pager(_Calls.filters(survey_id)).take(None)
+
     def update(
         self,
         survey_id: str,
@@ -202,6 +213,9 @@ class AsyncSurveys(AsyncResource):
 
     async def get(self, survey_id: str) -> Survey:
         return await self._run(_Calls.get(survey_id))
+
+    async def filters(self, survey_id: str) -> builtins.list[ResponseFilter]:
+        return await self._pager(_Calls.filters(survey_id)).take(None)
 
     async def update(
         self,
