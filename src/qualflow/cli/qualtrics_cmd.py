@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import sys
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -25,6 +27,7 @@ from typing import Annotated, Any, BinaryIO, NoReturn, TypeVar
 import pydantic
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     DownloadColumn,
@@ -36,17 +39,24 @@ from rich.progress import (
     TextColumn,
     TimeElapsedColumn,
 )
+from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
+from qualflow.cli.common import print_listing
 from qualflow.qualtrics import (
+    DATACENTERS,
     Client,
     ConfigurationError,
+    DatacenterNotice,
     ExportEvent,
     ExportFileError,
     ExportOptions,
+    ExportTimeout,
     OAuthCredentials,
     QualtricsError,
+    QualtricsWarning,
+    TransportError,
 )
 from qualflow.qualtrics.models import Survey
 
@@ -60,6 +70,7 @@ T = TypeVar("T")
 
 EXIT_API = 1
 EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped with Ctrl-C
 
 _out = Console()
 _err = Console(stderr=True)
@@ -76,6 +87,8 @@ class Connection:
     client_secret: str | None
     scope: str | None
     as_json: bool
+    #: The API root the client talks to, once made (for messages that name the host).
+    root: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         if self.api_token and (self.client_id or self.client_secret):
@@ -97,26 +110,60 @@ class Connection:
                 "no credentials: set QUALTRICS_API_TOKEN (or --token), or "
                 "QUALTRICS_CLIENT_ID and QUALTRICS_CLIENT_SECRET"
             )
-        return Client(
+        self._check_location()
+        client = Client(
             datacenter=self.datacenter,
             base_url=self.base_url,
             api_token=token,
             oauth=oauth,
         )
+        self.root = client.location.root
+        return client
+
+    def _check_location(self) -> None:
+        # The client's own messages name its keyword arguments; a shell user gave a flag or,
+        # often without remembering it, an environment variable: name the one in play.
+        if self.datacenter and self.base_url:
+            datacenter = _given("--datacenter", "QUALTRICS_DATACENTER", self.datacenter)
+            base_url = _given("--base-url", "QUALTRICS_BASE_URL", self.base_url)
+            _fail(f"give either {datacenter} or {base_url}, not both", EXIT_USAGE)
+        if not self.datacenter and not self.base_url:
+            _fail(
+                "say where the Qualtrics account lives: --datacenter or QUALTRICS_DATACENTER "
+                f"(one of {', '.join(DATACENTERS)}), or --base-url or QUALTRICS_BASE_URL (a "
+                "brand host such as https://acme.qualtrics.com, or the URL `qualflow sandbox "
+                "serve` prints)",
+                EXIT_USAGE,
+            )
+
+
+def _given(flag: str, variable: str, value: str) -> str:
+    """``variable`` when the environment holds ``value``, else ``flag`` (which overrides it)."""
+    return f"{variable} (set in the environment)" if os.environ.get(variable) == value else flag
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    _err.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+    # Plain text: messages carry survey names, paths and API text, whose brackets rich would
+    # take for markup (and fail on, for a stray "[/]").
+    _err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
+def _plain(value: str | None) -> Text:
+    """A table cell from API data, shown as it is (never parsed as rich markup)."""
+    return Text(value or "-")
+
+
 @contextmanager
-def _reported() -> Iterator[None]:
+def _reported(connection: Connection | None = None) -> Iterator[None]:
     """Turn every expected failure into a one-line reason and an exit code."""
     try:
-        yield
+        with _warnings_as_lines():
+            yield
     except ConfigurationError as exc:
         _fail(str(exc), EXIT_USAGE)
+    except TransportError as exc:
+        _fail(_unreachable(exc, connection.root if connection else None), EXIT_API)
     except QualtricsError as exc:
         _fail(str(exc), EXIT_API)
     except ExportFileError as exc:
@@ -124,13 +171,136 @@ def _reported() -> Iterator[None]:
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "input"
-        _fail(f"invalid {where}: {first.get('msg')}", EXIT_USAGE)
+        message = str(first.get("msg", ""))
+        # pydantic's "Value error, " prefix tells the user nothing.
+        _fail(f"invalid {where}: {message.removeprefix('Value error, ')}", EXIT_USAGE)
     except (ValueError, OSError) as exc:
         _fail(str(exc), EXIT_USAGE)
+    except KeyboardInterrupt:
+        _fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _unreachable(exc: TransportError, root: str | None) -> str:
+    """The reason for a request that got no answer, naming the host it went to."""
+    message = str(exc)
+    if root is None or root in message:
+        return message
+    if exc.request_sent:
+        return f"no answer from {root}: {message}"
+    return f"cannot reach {root}: {message}"
+
+
+@contextmanager
+def _warnings_as_lines() -> Iterator[None]:
+    """Show the client's warnings as one ``warning: …`` line each, once, instead of Python's
+    two-line format that names a source file of the client."""
+    shown: set[str] = set()
+    original = warnings.showwarning
+
+    def show(message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+        if not isinstance(message, QualtricsWarning):
+            original(message, category, *args, **kwargs)
+            return
+        text = _warning_text(message)
+        if text not in shown:
+            shown.add(text)
+            _err.print(Text.assemble(("warning:", "yellow"), " ", text), soft_wrap=True)
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("always", category=QualtricsWarning)
+        warnings.showwarning = show
+        yield
+
+
+def _warning_text(warning: QualtricsWarning) -> str:
+    if not isinstance(warning, DatacenterNotice):
+        return str(warning)
+    if warning.datacenter:
+        advice = (
+            f"give --datacenter {warning.datacenter} (or QUALTRICS_DATACENTER="
+            f"{warning.datacenter}) for faster responses"
+        )
+    elif warning.host:
+        advice = f"give --base-url https://{warning.host} for faster responses"
+    else:
+        return str(warning)
+    return f"Qualtrics: {warning.notice.strip()} — {advice}"
+
+
+class _RetryNotes(logging.Handler):
+    """Hands the client's retry notes to ``show`` while a command waits on them. Left to
+    Python's last-resort handler, each would stay on stderr as a raw line, so that a failure
+    ended with several lines repeating its one-line reason."""
+
+    def __init__(self, show: Callable[[str], None], *, with_call: bool) -> None:
+        super().__init__(logging.WARNING)
+        self.show = show
+        self.with_call = with_call
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.show(_retry_note(record, with_call=self.with_call))
+        except Exception:  # pragma: no cover - a display failure must not end the command
+            self.handleError(record)
+
+
+def _retry_note(record: logging.LogRecord, *, with_call: bool) -> str:
+    """A short line for a retry (the client's own message repeats the whole error, which the
+    final reason gives anyway if the retries do not help)."""
+    args = record.args
+    if not (isinstance(args, tuple) and len(args) == 4):
+        return record.getMessage()
+    call, error, attempt, delay = args
+    if not isinstance(error, QualtricsError) or not isinstance(delay, int | float):
+        return record.getMessage()
+    if error.status_code:
+        cause = f"HTTP {error.status_code}"
+    elif isinstance(error, TransportError):
+        cause = "a network error"
+    else:
+        cause = type(error).__name__
+    note = f"retry {attempt} in {delay:.1f} s after {cause}"
+    return f"{call}: {note}" if with_call else f"R{note[1:]}"
+
+
+@contextmanager
+def _retry_notes(show: Callable[[str], None], *, with_call: bool = True) -> Iterator[None]:
+    logger = logging.getLogger("qualflow.qualtrics")
+    handler = _RetryNotes(show, with_call=with_call)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+@contextmanager
+def _retry_status() -> Iterator[None]:
+    """Retries shown on a spinner line that goes away once the command ends (nothing is
+    shown when stderr is not a terminal: the final result or reason says it all)."""
+    status: Status | None = None
+
+    def show(note: str) -> None:
+        nonlocal status
+        if status is None:
+            status = Status(Text(note), console=_err)
+            status.start()
+        else:
+            status.update(Text(note))
+
+    try:
+        with _retry_notes(show):
+            yield
+    finally:
+        if status is not None:
+            status.stop()
 
 
 def _with_client(connection: Connection, work: Callable[[Client], T]) -> T:
-    with _reported(), connection.client() as client:
+    with _reported(connection), _retry_status(), connection.client() as client:
         return work(client)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -225,7 +395,7 @@ def whoami(
         ("account type", me.account_type),
         ("datacenter", me.datacenter),
     ]:
-        table.add_row(f"[bold]{label}[/]", value or "-")
+        table.add_row(f"[bold]{label}[/]", _plain(value))
     _out.print(table)
 
 
@@ -266,14 +436,19 @@ def surveys(
         table.add_column(column, no_wrap=True)
     for survey in found:
         table.add_row(
-            survey.name,
+            _plain(survey.name),
             "yes" if survey.is_active else "no",
             f"{survey.last_modified:%Y-%m-%d %H:%M}" if survey.last_modified else "-",
             f"{survey.creation_date:%Y-%m-%d}" if survey.creation_date else "-",
-            survey.id,
+            _plain(survey.id),
         )
-    _out.print(table)
-    _err.print(f"{len(found)} survey(s)", style="dim")
+    if active_only:
+        empty = "no active surveys (leave out --active to list the inactive ones too)"
+    else:
+        empty = "no surveys: these credentials see none"
+    print_listing(_out, table, empty)
+    if found:
+        _err.print(f"{len(found)} survey(s)", style="dim")
 
 
 @app.command()
@@ -314,7 +489,7 @@ def survey(
         ("open from", f"{window.start_date:%Y-%m-%d %H:%M}" if window.start_date else "-"),
         ("open until", f"{window.end_date:%Y-%m-%d %H:%M}" if window.end_date else "-"),
     ]:
-        summary.add_row(f"[bold]{label}[/]", value)
+        summary.add_row(f"[bold]{label}[/]", _plain(value))
     _out.print(summary)
     tags = {qid: tag for tag, qid in found.export_tags().items()}
     questions = Table("export tag", "type", "text", "choices")
@@ -322,13 +497,13 @@ def survey(
     for qid, question in found.questions.items():
         kind = question.question_type
         questions.add_row(
-            question.question_name or tags.get(qid, "-"),
-            "/".join(p for p in (kind.type, kind.selector) if p),
-            question.text[:70] + ("…" if len(question.text) > 70 else ""),
+            _plain(question.question_name or tags.get(qid, "-")),
+            _plain("/".join(p for p in (kind.type, kind.selector) if p)),
+            _plain(question.text[:70] + ("…" if len(question.text) > 70 else "")),
             str(len(question.choices or {})) if question.choices else "-",
-            qid,
+            _plain(qid),
         )
-    _out.print(questions)
+    print_listing(_out, questions, "no questions")
 
 
 class OutputFormat(StrEnum):
@@ -413,6 +588,28 @@ class _AmountColumn(ProgressColumn):
         return Text("")
 
 
+class _Progress(Progress):
+    """rich's progress display, minus the empty line it ends with on a non-terminal even when
+    it showed nothing there (transient): stderr then holds only what the command says."""
+
+    def stop(self) -> None:
+        if self.live.transient and not self.console.is_interactive:
+            self.live.stop()
+        else:
+            super().stop()
+
+
+@contextmanager
+def _erased_on_failure(progress: Progress) -> Iterator[None]:
+    """Erase the progress display if the export fails or is interrupted: its bars, frozen
+    where the export stopped, would otherwise sit above the one-line reason."""
+    try:
+        yield
+    except BaseException:
+        progress.live.transient = True
+        raise
+
+
 class _ExportProgress:
     """One rich progress display across the export's start, polling, download and conversion."""
 
@@ -420,8 +617,17 @@ class _ExportProgress:
         self.progress = progress
         self.job = progress.add_task("Qualtrics prepares the export", total=100)
         self.download = progress.add_task("Download", total=None, visible=False, unit="bytes")
+        self.retry = progress.add_task("", total=None, visible=False)
+
+    def note(self, text: str | None) -> None:
+        """Show the client's latest retry note on a row of its own, or hide it (None)."""
+        if text is None:
+            self.progress.update(self.retry, visible=False)
+        else:
+            self.progress.update(self.retry, description=escape(text), visible=True)
 
     def __call__(self, event: ExportEvent) -> None:
+        self.note(None)  # the export moved on: the retry that was waited for went through
         if event.stage in ("started", "polling"):
             self.progress.update(self.job, completed=event.percent_complete)
         elif event.stage == "downloading":
@@ -560,7 +766,7 @@ def export(
             continuation_token=continuation_token,
             allow_continuation=(incremental or continuation_token is not None) or None,
         )
-    progress = Progress(
+    progress = _Progress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),
@@ -570,36 +776,52 @@ def export(
         console=_err,
         transient=as_json,
     )
-    with _reported(), tempfile.TemporaryDirectory(prefix="qualflow-export-") as scratch:
-        with progress, connection.client() as client:
-            tracker = _ExportProgress(progress)
-            result = client.export_responses(
-                survey_id,
-                options=options,
-                dest=Path(scratch),
-                timeout=timeout,
-                on_progress=tracker,
-                labels=labels,
+    with _reported(connection), tempfile.TemporaryDirectory(prefix="qualflow-export-") as scratch:
+        try:
+            with progress, _erased_on_failure(progress), connection.client() as client:
+                tracker = _ExportProgress(progress)
+                with _retry_notes(tracker.note, with_call=False):
+                    result = client.export_responses(
+                        survey_id,
+                        options=options,
+                        dest=Path(scratch),
+                        timeout=timeout,
+                        on_progress=tracker,
+                        labels=labels,
+                    )
+                tracker.note(None)
+                convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
+                destination: Path | BinaryIO = sys.stdout.buffer if to_stdout else output
+                try:
+                    rows = result.write(destination, fmt, labels=labels)
+                except BrokenPipeError:
+                    if not to_stdout:
+                        _fail(f"cannot write --output {output}: its reader went away", EXIT_API)
+                    # The reader stopped early (`| head`): as for any Unix filter, not an error.
+                    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                    raise typer.Exit(0) from None
+                except OSError as exc:
+                    where = "stdout" if to_stdout else f"--output {output}"
+                    _fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
+                progress.update(convert, total=rows, completed=rows)
+        except ExportTimeout as exc:
+            _fail(
+                f"{exc} (--timeout {timeout:g}); Qualtrics may still finish it: try again with "
+                "a longer --timeout",
+                EXIT_API,
             )
-            convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
-            destination: Path | BinaryIO = sys.stdout.buffer if to_stdout else output
-            try:
-                rows = result.write(destination, fmt, labels=labels)
-            except BrokenPipeError:
-                if not to_stdout:
-                    _fail(f"cannot write --output {output}: its reader went away", EXIT_API)
-                # The reader stopped early (`| head`): as for any Unix filter, not an error.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                raise typer.Exit(0) from None
-            except OSError as exc:
-                where = "stdout" if to_stdout else f"--output {output}"
-                _fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
-            progress.update(convert, total=rows, completed=rows)
+        except KeyboardInterrupt:
+            # The file is only renamed into place once complete, so Ctrl-C leaves it untouched.
+            kept = "stdout may have received part of it" if to_stdout else f"{output} is unchanged"
+            _fail(f"export interrupted; {kept}", EXIT_INTERRUPTED)
         if to_stdout:
             sys.stdout.flush()
-            _err.print(f"{rows} response(s) → stdout ({fmt})", highlight=False)
+            _err.print(f"{rows} response(s) → stdout ({fmt})", highlight=False, markup=False)
             if result.continuation_token:
-                _err.print(f"continuation token for the next export: {result.continuation_token}")
+                _err.print(
+                    f"continuation token for the next export: {result.continuation_token}",
+                    markup=False,
+                )
             return
         summary = {
             "surveyId": survey_id,
@@ -614,8 +836,11 @@ def export(
         _print_json(summary)
         return
     _out.print(
-        f"{rows} response(s) → [bold]{output}[/] ({summary['bytes']:,} bytes, {fmt})",
-        highlight=False,
+        Text.assemble(
+            f"{rows} response(s) → ", (str(output), "bold"), f" ({summary['bytes']:,} bytes, {fmt})"
+        )
     )
     if result.continuation_token:
-        _out.print(f"continuation token for the next export: {result.continuation_token}")
+        _out.print(
+            f"continuation token for the next export: {result.continuation_token}", markup=False
+        )
