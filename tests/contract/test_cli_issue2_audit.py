@@ -1,6 +1,8 @@
-"""`qualflow qualtrics …` as a new user meets it: API text and paths shown as they are, one
-line on stderr for every failure (no frozen progress bar, no raw retry log, no Python warning
-format), errors that name the flag or variable in play, and Ctrl-C reported, not swallowed."""
+"""`qualflow qualtrics …` and `qualflow sandbox …` as a new user meets them: API text and
+paths shown as they are, one line on stderr for every failure (no frozen progress bar, no raw
+retry log, no Python warning format, no trailing empty line), errors that name the flag or
+variable in play, Ctrl-C reported instead of swallowed, and `sandbox respond --rate` below 1/s
+pacing responses instead of sending them all at once."""
 
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from typing import Any
 
 import pytest
 
+import qualflow.cli.sandbox_cmd as sandbox_cmd
 import qualflow.qualtrics.client as client_module
 from qualflow.qualtrics import Client
-from tests.contract.contract_support import Sandbox
+from tests.contract.contract_support import LoopbackServer, Sandbox
 from tests.contract.contract_support import run_cli as _run
 
 
@@ -199,3 +202,121 @@ def test_no_surveys_is_a_sentence_not_an_empty_table(env: dict[str, str]) -> Non
     active = _run(["q", "surveys", "--active"], env)
     assert "no active surveys" in active.stdout
     assert "┏" not in active.stdout
+
+
+# --- qualflow sandbox … ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def live(sandbox: Sandbox, loopback_server: LoopbackServer) -> Any:
+    """The sandbox on the loopback port, as `--url` reaches it."""
+    loopback_server.target.app = sandbox.app
+    yield loopback_server.base_url
+    loopback_server.target.app = None
+
+
+def test_respond_under_one_per_second_sends_one_response_per_tick(
+    live: str, sandbox: Sandbox, survey_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A batch of 200 used to go out at once for any rate below 1/s, followed by one long wait.
+    sent: list[int] = []
+    waits: list[float] = []
+    control = sandbox_cmd._control
+
+    def recording(client: Any, path: str, body: Any = None, method: str = "POST") -> Any:
+        if path == "respond":
+            sent.append(body["count"])
+        return control(client, path, body, method)
+
+    monkeypatch.setattr(sandbox_cmd, "_control", recording)
+    monkeypatch.setattr(sandbox_cmd, "_pace", lambda started, due: waits.append(due))
+    result = _run(["sandbox", "respond", survey_id, "--url", live, "-n", "3", "-r", "0.5"], {})
+    assert result.exit_code == 0, result.output
+    assert sent == [1, 1, 1]
+    assert waits == [2.0, 4.0]  # and none after the last response
+    assert sandbox.state.response_count(survey_id) == 3
+
+
+def test_respond_takes_the_api_url_a_client_is_given(
+    live: str, sandbox: Sandbox, survey_id: str
+) -> None:
+    result = _run(["sandbox", "respond", survey_id, "--url", f"{live}/API/v3/", "-n", "2"], {})
+    assert result.exit_code == 0, result.output
+    assert sandbox.state.response_count(survey_id) == 2
+
+
+def test_sandbox_failures_are_exactly_one_line(live: str) -> None:
+    # Off a terminal the (transient) progress display used to add an empty line after it.
+    missing = _run(["sandbox", "respond", "SV_000000000000000", "--url", live], {})
+    assert missing.exit_code == 1
+    assert "not found" in _only_line(missing)
+    bracket = _run(["sandbox", "respond", "SV_[/]", "--url", live], {})
+    assert bracket.exit_code == 2
+    assert "'SV_[/]' is not a survey id" in _only_line(bracket)
+
+
+def test_unreachable_sandbox_suggests_starting_it() -> None:
+    url = f"http://127.0.0.1:{_closed_port()}"
+    result = _run(["sandbox", "respond", "SV_x", "--url", url], {})
+    assert result.exit_code == 1
+    assert "is `qualflow sandbox serve` running there?" in _only_line(result)
+
+
+def test_fault_list_shows_a_glob_with_brackets(live: str) -> None:
+    path = "/API/v3/surveys/SV_[ab]*"
+    added = _run(["sandbox", "faults", "add", "--url", live, "--path", path, "--status", "503"], {})
+    assert added.exit_code == 0, added.output
+    listed = _run(["sandbox", "faults", "ls", "--url", live], {"COLUMNS": "200"})
+    assert listed.exit_code == 0, listed.output
+    assert path in listed.stdout
+
+
+def test_ctrl_c_during_respond_says_how_many_were_recorded(
+    live: str, sandbox: Sandbox, survey_id: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    control = sandbox_cmd._control
+    calls: list[str] = []
+
+    def interrupted_on_the_second(client: Any, path: str, *args: Any) -> Any:
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return control(client, path, *args)
+
+    monkeypatch.setattr(sandbox_cmd, "_control", interrupted_on_the_second)
+    monkeypatch.setattr(sandbox_cmd, "_pace", lambda started, due: None)
+    result = _run(["sandbox", "respond", survey_id, "--url", live, "-n", "3", "-r", "1"], {})
+    assert result.exit_code == 130
+    assert _only_line(result) == "error: interrupted; 1 of 3 responses were recorded"
+    assert sandbox.state.response_count(survey_id) == 1
+
+
+def test_ctrl_c_during_an_offline_seed_says_nothing_was_saved(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qualflow.sandbox.respondents import Simulator
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Simulator, "run", interrupted)
+    path = tmp_path / "s.json"
+    result = _run(["sandbox", "seed", "-f", str(path), "--responses", "5"], {})
+    assert result.exit_code == 130
+    assert _only_line(result) == f"error: interrupted; nothing was saved to {path}"
+    assert not path.exists()
+
+
+def test_serve_says_how_to_point_the_qualtrics_commands_at_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    class Stopped:
+        def run(self, sockets: Any) -> None:
+            pass
+
+    monkeypatch.setattr(sandbox_cmd, "_server", lambda config, state: Stopped())
+    result = _run(["sandbox", "serve", "--port", "0", "--no-seed"], {})
+    assert result.exit_code == 0, result.output
+    url = result.stdout.split("listening on ", 1)[1].split()[0]
+    token = result.stdout.split("X-API-TOKEN): ", 1)[1].split()[0]
+    assert f"export QUALTRICS_BASE_URL={url} QUALTRICS_API_TOKEN={token}" in result.stdout

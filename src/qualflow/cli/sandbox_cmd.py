@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from rich.text import Text
 
 from qualflow.cli.common import new_file_refused, read_input_file
 from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
@@ -34,6 +35,9 @@ StateFile = Annotated[
 ]
 _URL_HELP = "Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."
 Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
+
+#: Exit code of a command stopped with Ctrl-C (128 + SIGINT, as a shell reports it).
+EXIT_INTERRUPTED = 130
 
 #: Bounds on the counts a command takes, so a typo fails at once instead of running for hours.
 MAX_SURVEYS = 1000
@@ -58,7 +62,9 @@ SURVEY_ID = re.compile(r"SV_[A-Za-z0-9]{1,60}")
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print a one-line reason and exit non-zero."""
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    # Plain text: messages carry paths, ids and the sandbox's answers, whose brackets rich
+    # would take for markup (and fail on, for a stray "[/]").
+    err.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -70,6 +76,8 @@ def _progress() -> Progress:
         TimeRemainingColumn(),
         console=err,
         transient=True,  # an error then stays the only line; a summary line follows success
+        # Off a terminal it would show nothing but still end with an empty line on stderr.
+        disable=not err.is_terminal,
     )
 
 
@@ -184,6 +192,10 @@ def serve(
     typer.echo(f"  brand: {state.config.brand_id}  datacenter: {state.config.datacenter}")
     typer.echo(f"  surveys: {len(state.surveys)}  state file: {state_file or '(memory only)'}")
     typer.echo(f"  try: curl -H 'X-API-TOKEN: {api_token}' {url}/API/v3/surveys", nl=True)
+    typer.echo(
+        f"  or:  export QUALTRICS_BASE_URL={url} QUALTRICS_API_TOKEN={api_token}"
+        "  # then: qualflow qualtrics surveys"
+    )
     config = uvicorn.Config(
         create_app(state),
         log_level=log_level.value,
@@ -212,13 +224,25 @@ def _server(config: Any, state: Any) -> Any:
     return Server(config)
 
 
+#: What Qualtrics clients are given as the API's URL; the sandbox's control API is beside it.
+_API_PATH = "/API/v3"
+
+
 @contextmanager
 def _remote(url: str) -> Any:
     if not url.startswith(("http://", "https://")):
         fail(f"--url must be an http(s) URL, got {url!r}")
-    with httpx.Client(base_url=url.rstrip("/"), timeout=60.0) as client:
+    base = url.rstrip("/")
+    if base.lower().endswith(_API_PATH.lower()):
+        base = base[: -len(_API_PATH)]
+    with httpx.Client(base_url=base, timeout=60.0) as client:
         try:
             yield client
+        except httpx.ConnectError as exc:
+            fail(
+                f"cannot reach the sandbox at {url}: {exc} (is `qualflow sandbox serve` "
+                "running there?)"
+            )
         except httpx.TransportError as exc:
             fail(f"cannot reach the sandbox at {url}: {exc}")
 
@@ -287,6 +311,26 @@ def seed_cmd(
             "ask for fewer --surveys or --responses",
             2,
         )
+    try:
+        _seed(surveys, responses, builtin, rng_seed, state_file, url)
+    except KeyboardInterrupt:
+        if url is not None:
+            kept = f"what was added so far stays in the sandbox at {url}"
+        else:
+            kept = f"nothing was saved to {state_file}"
+        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+
+
+def _seed(
+    surveys: int,
+    responses: int,
+    builtin: bool,
+    rng_seed: int,
+    state_file: Path | None,
+    url: str | None,
+) -> None:
+    from qualflow.sandbox.seed import BUILTIN_SURVEYS
+
     if url is not None:
         with _remote(url) as client, _progress() as progress:
             ids: list[str] = []
@@ -391,44 +435,55 @@ def respond(
             f"(create it with `qualflow sandbox seed -f {state_file}`)"
         )
     profile = {"abandonRate": abandon_rate, "botRate": bot_rate, "duplicateRate": duplicate_rate}
-    # Paced in batches: one batch per tick keeps the achieved rate close to the asked one.
-    batch = max(1, min(200, int(rate) or 200))
+    # Paced in batches: one batch per tick keeps the achieved rate close to the asked one; under
+    # 1/s a tick is one response (a batch of 200 would send them all at once, then wait).
+    batch = max(1, min(200, int(rate))) if rate else 200
     interval = batch / rate if rate else 0.0
-    completed = partial = 0
+    completed = partial = done = 0
     started = time.monotonic()
-    with _progress() as progress:
-        task = progress.add_task(f"responding to {survey_id}", total=count)
-        if url is not None:
-            with _remote(url) as client:
-                done = 0
-                while done < count:
-                    chunk = min(batch, count - done)
-                    body: dict[str, Any] = {"surveyId": survey_id, "count": chunk, **profile}
-                    if rng_seed is not None:
-                        body["seed"] = rng_seed + done
-                    result = _control(client, "respond", body)
-                    completed += result["completed"]
-                    partial += result["partial"]
-                    done += chunk
-                    progress.advance(task, chunk)
-                    _pace(started, done / batch * interval if rate else 0.0)
-        else:
-            from qualflow.sandbox.errors import ApiError
-            from qualflow.sandbox.respondents import Profile, Simulator
+    try:
+        with _progress() as progress:
+            task = progress.add_task(f"responding to {survey_id}", total=count)
+            if url is not None:
+                with _remote(url) as client:
+                    while done < count:
+                        chunk = min(batch, count - done)
+                        body: dict[str, Any] = {"surveyId": survey_id, "count": chunk, **profile}
+                        if rng_seed is not None:
+                            body["seed"] = rng_seed + done
+                        result = _control(client, "respond", body)
+                        completed += result["completed"]
+                        partial += result["partial"]
+                        done += chunk
+                        progress.advance(task, chunk)
+                        if rate and done < count:
+                            _pace(started, done / batch * interval)
+            else:
+                from qualflow.sandbox.errors import ApiError
+                from qualflow.sandbox.respondents import Profile, Simulator
 
-            state = _load_state(state_file)
-            try:
-                sim = Simulator(state, survey_id, seed=rng_seed, profile=Profile.from_json(profile))
-            except ApiError as exc:
-                fail(exc.message)
-            for done in range(1, count + 1):
-                (response,) = sim.run(1)
-                completed += response.finished
-                partial += not response.finished
-                progress.advance(task)
-                if rate:
-                    _pace(started, done / rate)
-            _save(state)
+                state = _load_state(state_file)
+                try:
+                    sim = Simulator(
+                        state, survey_id, seed=rng_seed, profile=Profile.from_json(profile)
+                    )
+                except ApiError as exc:
+                    fail(exc.message)
+                while done < count:
+                    (response,) = sim.run(1)
+                    completed += response.finished
+                    partial += not response.finished
+                    done += 1
+                    progress.advance(task)
+                    if rate and done < count:
+                        _pace(started, done / rate)
+                _save(state)
+    except KeyboardInterrupt:
+        if url is not None:
+            kept = f"{done} of {count} responses were recorded"
+        else:
+            kept = f"nothing was saved to {state_file}"
+        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
     typer.echo(f"{completed} completed and {partial} partial responses recorded for {survey_id}")
 
 
@@ -467,11 +522,15 @@ def faults_ls(url: LiveUrl) -> None:
 
 
 def _fault_table(rules: list[dict[str, Any]]) -> Table:
-    table = Table("Id", "Method", "Path", "Status", "Rate", "Retry-After", "Latency", "Hang",
-                  "Calls left", "Hits")  # fmt: skip
+    table = Table("Id", "Method")
+    # The pattern is what a rule is about: fold it on a narrow terminal rather than cut it.
+    table.add_column("Path", overflow="fold")
+    for name in ("Status", "Rate", "Retry-After", "Latency", "Hang", "Calls left", "Hits"):
+        table.add_column(name)
     for rule in rules:
         table.add_row(
-            str(rule["id"]), rule["method"] or "any", rule["path"],
+            # A glob's [ab] is not rich markup.
+            str(rule["id"]), rule["method"] or "any", Text(rule["path"]),
             str(rule["status"] or "—"), f"{rule['rate']:g}",
             "—" if rule["retryAfter"] is None else f"{rule['retryAfter']} s",
             f"{rule['latency']:g} s", f"{rule['hang']:g} s",
