@@ -320,3 +320,31 @@ def test_serve_says_how_to_point_the_qualtrics_commands_at_it(
     url = result.stdout.split("listening on ", 1)[1].split()[0]
     token = result.stdout.split("X-API-TOKEN): ", 1)[1].split()[0]
     assert f"export QUALTRICS_BASE_URL={url} QUALTRICS_API_TOKEN={token}" in result.stdout
+
+
+# --- help texts say what a flag does -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "says"),
+    [
+        (["q", "whoami"], "--scope", "space-separated"),
+        (["q", "export"], "--json", "JSON summary"),
+        (["q", "export"], "--timeout", "has not finished the export"),
+        (["q", "export"], "--start-date", "UTC unless it names a zone"),
+        (["sandbox", "respond"], "--bot-rate", "Q_RecaptchaScore"),
+        (["sandbox", "respond"], "--abandon-rate", "partial responses"),
+        (["sandbox", "respond"], "--seed", "same answers every run"),
+        (["sandbox", "serve"], "--export-duration", "before it completes"),
+    ],
+)
+def test_help_says_what_a_flag_does(command: list[str], option: str, says: str) -> None:
+    import typer.main
+
+    from qualflow.cli import app
+
+    group: Any = typer.main.get_command(app)
+    for name in command:
+        group = group.commands[name]
+    (param,) = [p for p in group.params if option in p.opts]
+    assert says in (param.help or "")

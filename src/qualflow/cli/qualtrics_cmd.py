@@ -317,7 +317,7 @@ Datacenter = Annotated[
         "--datacenter",
         "-d",
         envvar="QUALTRICS_DATACENTER",
-        help="Datacenter id, e.g. iad1.",
+        help="Datacenter id of the account, e.g. iad1 (or give --base-url).",
         rich_help_panel=_CONNECTION,
     ),
 ]
@@ -326,7 +326,7 @@ BaseUrl = Annotated[
     typer.Option(
         "--base-url",
         envvar="QUALTRICS_BASE_URL",
-        help="Brand host or sandbox URL, e.g. https://acme.qualtrics.com.",
+        help="Brand host or sandbox URL, e.g. https://acme.qualtrics.com (or give --datacenter).",
         rich_help_panel=_CONNECTION,
     ),
 ]
@@ -346,7 +346,7 @@ ClientId = Annotated[
     typer.Option(
         "--client-id",
         envvar="QUALTRICS_CLIENT_ID",
-        help="OAuth client id.",
+        help="OAuth client id (with --client-secret, instead of an API token).",
         rich_help_panel=_CONNECTION,
     ),
 ]
@@ -363,10 +363,22 @@ ClientSecret = Annotated[
 Scope = Annotated[
     str | None,
     typer.Option(
-        "--scope", envvar="QUALTRICS_SCOPE", help="OAuth scopes.", rich_help_panel=_CONNECTION
+        "--scope",
+        envvar="QUALTRICS_SCOPE",
+        help="OAuth scopes to ask for, space-separated, e.g. 'read:surveys read:survey_responses' "
+        "(default: the OAuth client's own).",
+        rich_help_panel=_CONNECTION,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")]
+ExportJson = Annotated[
+    bool,
+    typer.Option(
+        "--json",
+        help="Print a JSON summary (output, format, rows, bytes, continuation token) instead of "
+        "the summary line; the progress bar is not kept on stderr.",
+    ),
+]
 
 
 @app.command()
@@ -673,25 +685,39 @@ def export(
     ] = None,
     source: Annotated[
         SourceFormat,
-        typer.Option("--qualtrics-format", help="Format Qualtrics exports in before conversion."),
+        typer.Option(
+            "--qualtrics-format",
+            help="File format Qualtrics builds the export in; it is then converted to --format.",
+        ),
     ] = SourceFormat.csv,
     labels: Annotated[
         bool, typer.Option("--labels", help="Add <column>_label columns beside choice codes.")
     ] = False,
     start_date: Annotated[
         str | None,
-        typer.Option("--start-date", help="Only responses recorded at or after (ISO; UTC)."),
+        typer.Option(
+            "--start-date",
+            help="Only responses recorded at or after this ISO date or datetime, e.g. 2025-01-31 "
+            "or 2025-01-31T09:00 (UTC unless it names a zone).",
+        ),
     ] = None,
     end_date: Annotated[
         str | None,
-        typer.Option("--end-date", help="Only responses recorded before (ISO; UTC)."),
+        typer.Option(
+            "--end-date",
+            help="Only responses recorded before this ISO date or datetime (UTC unless it names "
+            "a zone).",
+        ),
     ] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", min=1, help="At most N responses.")
+        int | None, typer.Option("--limit", min=1, help="Export at most N responses.")
     ] = None,
     in_progress: Annotated[
         bool,
-        typer.Option("--in-progress", help="Export responses still in progress instead."),
+        typer.Option(
+            "--in-progress",
+            help="Export the responses still in progress (not yet recorded) instead.",
+        ),
     ] = False,
     continuation_token: Annotated[
         str | None,
@@ -707,7 +733,12 @@ def export(
         ),
     ] = False,
     timeout: Annotated[
-        float, typer.Option("--timeout", min=1, help="Give up after this many seconds.")
+        float,
+        typer.Option(
+            "--timeout",
+            min=1,
+            help="Give up after this many seconds if Qualtrics has not finished the export.",
+        ),
     ] = 3600,
     datacenter: Datacenter = None,
     base_url: BaseUrl = None,
@@ -715,7 +746,7 @@ def export(
     client_id: ClientId = None,
     client_secret: ClientSecret = None,
     scope: Scope = None,
-    as_json: Json = False,
+    as_json: ExportJson = False,
 ) -> None:
     """Export a survey's responses to Parquet, CSV or NDJSON with typed columns.
 

@@ -150,7 +150,12 @@ def serve(
         typer.Option(help="Use this API token for the default user (40 ASCII letters and digits)."),
     ] = None,
     export_duration: Annotated[
-        float, typer.Option(help="Seconds an export stays inProgress.", min=0)
+        float,
+        typer.Option(
+            help="Seconds each export stays inProgress before it completes (to watch a client "
+            "poll).",
+            min=0,
+        ),
     ] = 0.0,
     log_level: Annotated[
         LogLevel, typer.Option(case_sensitive=False, help="uvicorn log level.")
@@ -294,7 +299,9 @@ def seed_cmd(
     builtin: Annotated[
         bool, typer.Option("--builtin/--no-builtin", help="Also add the four built-in surveys.")
     ] = True,
-    rng_seed: Annotated[int, typer.Option("--seed", help="Random seed.", min=0)] = 0,
+    rng_seed: Annotated[
+        int, typer.Option("--seed", help="Random seed: the same seed adds the same data.", min=0)
+    ] = 0,
     state_file: StateFile = None,
     url: Url = None,
 ) -> None:
@@ -415,13 +422,32 @@ def respond(
         float,
         typer.Option("--rate", "-r", help="Responses per second (0 = as fast as possible).", min=0),
     ] = 0.0,
-    rng_seed: Annotated[int | None, typer.Option("--seed", help="Random seed.")] = None,
+    rng_seed: Annotated[
+        int | None,
+        typer.Option("--seed", help="Random seed for the same answers every run (default: new)."),
+    ] = None,
     abandon_rate: Annotated[
-        float, typer.Option(help="Share who abandon part-way.", min=0, max=1)
+        float,
+        typer.Option(
+            help="Share (0-1) who abandon part-way, recorded as partial responses.", min=0, max=1
+        ),
     ] = 0.15,
-    bot_rate: Annotated[float, typer.Option(help="Share of bots.", min=0, max=1)] = 0.05,
+    bot_rate: Annotated[
+        float,
+        typer.Option(
+            help="Share (0-1) of bots: straight-lined answers, low Q_RecaptchaScore, high "
+            "Q_RelevantIDFraudScore (fraud fields only where the survey enables them).",
+            min=0,
+            max=1,
+        ),
+    ] = 0.05,
     duplicate_rate: Annotated[
-        float, typer.Option(help="Share reusing an email.", min=0, max=1)
+        float,
+        typer.Option(
+            help="Share (0-1) reusing an earlier respondent's email (Q_RelevantIDDuplicate).",
+            min=0,
+            max=1,
+        ),
     ] = 0.05,
     state_file: StateFile = None,
     url: Url = None,
