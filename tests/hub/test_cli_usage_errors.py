@@ -33,6 +33,10 @@ def _ran(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]
         (["connections", "add"], "Missing option '--name'."),
         (["q", "export"], "Missing argument 'survey_id'."),
         (["version", "extra"], "Got unexpected extra argument(s) (extra)"),
+        (
+            ["q", "export", "SV_1", "--format", "xlsx"],
+            "Invalid value for '--format' / '-f': 'xlsx' is not one of",
+        ),
     ],
 )
 def test_a_usage_error_is_one_line_on_stderr_with_exit_code_2(

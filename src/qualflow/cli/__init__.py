@@ -89,7 +89,8 @@ def run(args: Sequence[str] | None = None, *, prog_name: str | None = None) -> i
 
 def usage_error_line(exc: click_errors.ClickException) -> str:
     """``error: <what is wrong> (see 'qualflow … --help')`` on one line."""
-    message = " ".join(exc.format_message().split())
+    # A parameter checked by a pydantic validator carries pydantic's "Value error, " prefix.
+    message = " ".join(exc.format_message().split()).replace(": Value error, ", ": ")
     context = getattr(exc, "ctx", None)
     if context is None:
         return f"error: {message}"
