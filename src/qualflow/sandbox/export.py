@@ -435,7 +435,7 @@ class _Shown:
 
     qid: str
     keys: tuple[str, ...]  # every values key of the question (to tell whether it was answered)
-    fields: tuple[tuple[str, bool], ...]  # its answer columns, and whether each is multi-select
+    fields: tuple[tuple[str, str], ...]  # its answer columns, with each one's kind
     displayed_values: dict[str, list[int | str]]  # codes offered, by answer column
     conditional: bool
     block_id: str | None
@@ -477,7 +477,7 @@ class SeenModel:
                 _Shown(
                     qid=qid,
                     keys=tuple(c.key for c in q.export_columns()),
-                    fields=tuple((c.key, c.kind == "multi") for c in fields),
+                    fields=tuple((c.key, c.kind) for c in fields),
                     displayed_values=shown,
                     conditional="DisplayLogic" in q.extra or block_id in conditional_blocks,
                     block_id=block_id,
@@ -525,11 +525,14 @@ class SeenModel:
             seen = self.seen(record)
         if opts.recodes_seen_unanswered:
             single, multi = opts.seen_unanswered_recode, opts.multiselect_recode
+            text = None if single is None else str(single)
             for q in seen:
-                for key, is_multi in q.fields:
-                    recode = multi if is_multi else single
+                for key, kind in q.fields:
+                    recode = multi if kind == "multi" else single
                     if recode is not None and _blank(out.get(key)):
-                        out[key] = recode
+                        # A text answer is a string in JSON, so its recode is one too (a CSV
+                        # cell reads the same either way).
+                        out[key] = text if kind == "text" else recode
         if opts.include_display_order:
             out.update(self.orders)
             blocks = {q.block_id for q in seen}

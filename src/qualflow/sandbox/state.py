@@ -159,10 +159,17 @@ class Response:
     recipient_id: str | None = None
     distribution_id: str | None = None
     modified_ts: float = 0.0  # last change (embedded-data updates); 0 = never changed
+    # The sequence number of the last change; a continuation token that follows last-modified
+    # dates must see a modified response again, which ``seq`` (recording only) never moves for.
+    modified_seq: int = 0
 
     @property
     def last_modified(self) -> float:
         return self.modified_ts or self.recorded_ts
+
+    def export_seq(self, by_modified: bool) -> int:
+        """Where this response sits in what a continuation token follows."""
+        return max(self.seq, self.modified_seq) if by_modified else self.seq
 
     @property
     def finished(self) -> bool:
@@ -731,11 +738,12 @@ class SandboxState:
             values = dict(response.values)  # copy-on-write: a saver may be reading the old dict
             values.update({k: _embedded_value(v) for k, v in embedded.items()})
             response.modified_ts = time.time()
+            self.seq += 1
+            response.modified_seq = self.seq
             if reset_recorded_date:
                 now = utcnow()
                 values["recordedDate"] = iso(now, millis=True)
                 response.recorded_ts = now.timestamp()
-                self.seq += 1
                 response.seq = self.seq
             response.values = values
         self.mark_dirty()
@@ -783,12 +791,14 @@ class SandboxState:
             if opts.limit is not None and (opts.allow_continuation or opts.continuation_token):
                 # The token must resume right after the last response this export holds, or
                 # the ones the limit left out are never exported; so the limit takes responses
-                # in the order they were recorded and the export ends at the last one taken.
+                # in the order they were recorded (or last changed, when the export follows
+                # modified dates) and the export ends at the last one taken.
                 survey = self.surveys[survey_id]
+                by_modified = opts.sort_by_modified
                 taken = sorted(
-                    r.seq
+                    n
                     for r in _selectable(self.responses[survey_id].values(), survey, opts)
-                    if after < r.seq <= upto
+                    if after < (n := r.export_seq(by_modified)) <= upto
                 )
                 if len(taken) > opts.limit:
                     upto = taken[opts.limit - 1]
@@ -867,9 +877,11 @@ class SandboxState:
             return r.last_modified if by_modified else r.recorded_ts
 
         selected = [
-            r for r in _selectable(pool, survey, opts) if job.after_seq < r.seq <= job.upto_seq
+            r
+            for r in _selectable(pool, survey, opts)
+            if job.after_seq < r.export_seq(by_modified) <= job.upto_seq
         ]
-        selected.sort(key=lambda r: (stamp(r), r.seq))
+        selected.sort(key=lambda r: (stamp(r), r.export_seq(by_modified)))
         if opts.limit is not None:
             selected = selected[: opts.limit]
         for r in selected:
@@ -945,6 +957,7 @@ class SandboxState:
                     "recipientId": r.recipient_id,
                     "distributionId": r.distribution_id,
                     "modifiedTs": r.modified_ts,
+                    "modifiedSeq": r.modified_seq,
                 }
                 for per_survey in self.responses.values()
                 for r in per_survey.values()
@@ -1020,6 +1033,7 @@ class SandboxState:
                     recipient_id=raw.get("recipientId"),
                     distribution_id=raw.get("distributionId"),
                     modified_ts=raw.get("modifiedTs", 0.0),
+                    modified_seq=int(raw.get("modifiedSeq", 0)),
                 )
                 if response.survey_id in self.responses:
                     self.responses[response.survey_id][response.id] = response
