@@ -10,19 +10,23 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import logging
 import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import Progress
 from rich.table import Column, Table
-from sqlalchemy import select
+from rich.text import Text
+from sqlalchemy import func, select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
@@ -49,13 +53,54 @@ app.add_typer(pools_app, name="pools")
 app.add_typer(tango_app, name="tango")
 app.add_typer(keys_app, name="keys")
 
-_out = Console()
+# Names, reasons and emails are people's text: read as rich markup, a '[/]' in one ended the
+# command in a MarkupError traceback and a '[bold]' vanished. Styles are given as Text instead.
+_out = Console(markup=False)
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 ActiveOption = Annotated[bool, typer.Option("--active", help="Open ones only.")]
 PausedOption = Annotated[bool, typer.Option("--paused", help="Paused ones only.")]
 KeyIdArgument = Annotated[
     int, typer.Argument(min=1, max=MAX_ID, help="Key id (see 'keys ls').", show_default=False)
 ]
+
+
+def _not_blank(value: str | None) -> str | None:
+    # An empty id (an unset shell variable) would otherwise end in "incentive  does not exist".
+    if value is not None and not value.strip():
+        fail("an empty reference id was given (an unset shell variable?)")
+    return value
+
+
+IncentiveArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Incentive reference id, e.g. INC-7F3K2Q (see 'incentives ls'; any case).",
+        callback=_not_blank,
+        show_default=False,
+    ),
+]
+RewardArgument = Annotated[
+    str,
+    typer.Argument(
+        help="Reward reference id, e.g. RW-7F3K2QMX (see 'rewards ls'; any case).",
+        callback=_not_blank,
+        show_default=False,
+    ),
+]
+_APPROVAL_MODES = (
+    "automatic: pay unless a fraud rule holds it; review_suspicious: also hold what the "
+    "cross-response signals flag; review_all: hold every reward for review."
+)
+_MAX_REWARDS = "The most rewards it pays (more are held)."
+_BUDGET = "The most it pays in all, in its currency (more is held)."
+_OPENS_AT = (
+    "When it starts rewarding (earlier requests are held): ISO 8601 with a time zone, "
+    "e.g. 2025-06-01T00:00:00Z."
+)
+_CLOSES_AT = (
+    "When it stops rewarding (later requests are held): ISO 8601 with a time zone, "
+    "e.g. 2025-06-30T23:59:00Z."
+)
 
 
 def _id_column(header: str, width: int) -> Column:
@@ -154,7 +199,7 @@ def incentives_ls(
 
 
 @app.command("show")
-def incentives_show(reference: str, as_json: JsonOption = False) -> None:
+def incentives_show(reference: IncentiveArgument, as_json: JsonOption = False) -> None:
     """Show one incentive."""
     from qualflow.incentives.api import IncentiveOut
 
@@ -197,20 +242,48 @@ def _fields(record: dict[str, Any]) -> Table:
 @app.command("create")
 def incentives_create(
     spec_file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="JSON incentive spec (see the API).")
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help="JSON incentive spec (the REST API's fields, e.g. email_body, fraud_rules); "
+            "the options given override its fields.",
+        ),
     ] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    provider: Annotated[str | None, typer.Option(help="tango, gift_codes or manual")] = None,
-    amount: Annotated[str | None, typer.Option()] = None,
-    currency: Annotated[str | None, typer.Option()] = None,
-    pool: Annotated[int | None, typer.Option(min=1, max=MAX_ID, help="Gift-code pool id.")] = None,
+    name: Annotated[str | None, typer.Option(help="Its name, shown to people (required).")] = None,
+    provider: Annotated[
+        str | None, typer.Option(help="tango, gift_codes or manual (required).")
+    ] = None,
+    amount: Annotated[
+        str | None,
+        typer.Option(
+            help="Value of each reward, e.g. 10 or 12.50 (a fixed-value Tango item: "
+            "optional, its face value)."
+        ),
+    ] = None,
+    currency: Annotated[
+        str | None, typer.Option(help="ISO 4217 code of the amount, e.g. USD.")
+    ] = None,
+    pool: Annotated[
+        int | None,
+        typer.Option(min=1, max=MAX_ID, help="Gift-code pool id (gift_codes; see 'pools ls')."),
+    ] = None,
     tango_account: Annotated[
-        int | None, typer.Option(min=1, max=MAX_ID, help="Tango account id.")
+        int | None,
+        typer.Option(min=1, max=MAX_ID, help="Tango account id (tango; see 'tango ls')."),
     ] = None,
-    utid: Annotated[str | None, typer.Option(help="Tango catalog item.")] = None,
-    approval_mode: Annotated[str | None, typer.Option()] = None,
-    max_rewards: Annotated[int | None, typer.Option()] = None,
-    budget: Annotated[str | None, typer.Option()] = None,
+    utid: Annotated[
+        str | None, typer.Option(help="Tango catalog item (tango; see 'tango catalog ID').")
+    ] = None,
+    approval_mode: Annotated[
+        str | None, typer.Option(help=f"{_APPROVAL_MODES} Default: review_suspicious.")
+    ] = None,
+    max_rewards: Annotated[
+        int | None, typer.Option(help=f"{_MAX_REWARDS} Default: no limit.")
+    ] = None,
+    budget: Annotated[str | None, typer.Option(help=f"{_BUDGET} Default: no limit.")] = None,
+    opens_at: Annotated[str | None, typer.Option(help=f"{_OPENS_AT} Default: at once.")] = None,
+    closes_at: Annotated[str | None, typer.Option(help=f"{_CLOSES_AT} Default: never.")] = None,
     alert_email: Annotated[
         list[str] | None,
         typer.Option(help="Who gets its alerts (repeat for several). Default: the managers."),
@@ -227,7 +300,7 @@ def incentives_create(
         name=name, provider=provider, amount=amount, currency=currency,
         gift_code_pool_id=pool, tango_account_id=tango_account, utid=utid,
         approval_mode=approval_mode, max_rewards=max_rewards, budget=budget,
-        alert_emails=alert_email,
+        opens_at=opens_at, closes_at=closes_at, alert_emails=alert_email,
     )  # fmt: skip
     try:
         spec = IncentiveSpec.model_validate(data)
@@ -246,15 +319,25 @@ def incentives_create(
 
 @app.command("update")
 def incentives_update(
-    reference: str,
+    reference: IncentiveArgument,
     patch_file: Annotated[
-        Path | None, typer.Option("--file", "-f", help="JSON with the fields to change.")
+        Path | None,
+        typer.Option(
+            "--file",
+            "-f",
+            help='JSON with the fields to change (null clears one, e.g. {"max_rewards": '
+            "null}); the options given override its fields.",
+        ),
     ] = None,
-    name: Annotated[str | None, typer.Option()] = None,
-    amount: Annotated[str | None, typer.Option()] = None,
-    approval_mode: Annotated[str | None, typer.Option()] = None,
-    max_rewards: Annotated[int | None, typer.Option()] = None,
-    budget: Annotated[str | None, typer.Option()] = None,
+    name: Annotated[str | None, typer.Option(help="Its new name.")] = None,
+    amount: Annotated[
+        str | None, typer.Option(help="New value of each reward (in its currency).")
+    ] = None,
+    approval_mode: Annotated[str | None, typer.Option(help=_APPROVAL_MODES)] = None,
+    max_rewards: Annotated[int | None, typer.Option(help=_MAX_REWARDS)] = None,
+    budget: Annotated[str | None, typer.Option(help=_BUDGET)] = None,
+    opens_at: Annotated[str | None, typer.Option(help=_OPENS_AT)] = None,
+    closes_at: Annotated[str | None, typer.Option(help=_CLOSES_AT)] = None,
     make_active: Annotated[bool, typer.Option("--active", help="Open it.")] = False,
     make_paused: Annotated[bool, typer.Option("--paused", help="Pause it.")] = False,
     alert_email: Annotated[
@@ -268,8 +351,9 @@ def incentives_update(
         ),
     ] = False,
 ) -> None:
-    """Change an incentive from a JSON patch and/or options (validated again with its
-    provider); fields not given stay as they are."""
+    """Change an incentive from a JSON patch and/or options; the rest stays as it is.
+
+    The result is validated again with its provider (e.g. a Tango item's range)."""
     from qualflow.incentives.manage import IncentiveError
     from qualflow.incentives.schemas import IncentivePatch
 
@@ -279,7 +363,8 @@ def incentives_update(
     data = _file_and_options(
         patch_file,
         name=name, amount=amount, approval_mode=approval_mode, max_rewards=max_rewards,
-        budget=budget, active=active, alert_emails=[] if managers_get_alerts else alert_email,
+        budget=budget, opens_at=opens_at, closes_at=closes_at, active=active,
+        alert_emails=[] if managers_get_alerts else alert_email,
     )  # fmt: skip
     if not data:
         fail("nothing to change: give --file PATCH.json or an option (see --help)")
@@ -296,7 +381,7 @@ def incentives_update(
 
 
 @app.command("delete")
-def incentives_delete(reference: str) -> None:
+def incentives_delete(reference: IncentiveArgument) -> None:
     """Delete an incentive that has no rewards."""
     with _runtime() as runtime:
         runtime.manager.delete(reference)
@@ -304,7 +389,7 @@ def incentives_delete(reference: str) -> None:
 
 
 @app.command("review")
-def incentives_review(reference: str, as_json: JsonOption = False) -> None:
+def incentives_review(reference: IncentiveArgument, as_json: JsonOption = False) -> None:
     """Configuration review: survey, email source, provider health, limits, fraud rules."""
     from qualflow.incentives.api import build_review
 
@@ -314,8 +399,9 @@ def incentives_review(reference: str, as_json: JsonOption = False) -> None:
         _json(review.model_dump(mode="json"))
         return
     health = review.provider
-    _out.print(f"[bold]{review.incentive.reference_id}[/bold] {review.incentive.name}")
+    _out.print(Text.assemble((review.incentive.reference_id, "bold"), " ", review.incentive.name))
     _out.print(f"provider: {'OK' if health.ok else 'PROBLEM'} — {health.summary}")
+    _out.print(f"approval: {review.incentive.approval_mode}")
     for automation in review.automations:
         _out.print(
             f"automation {automation.name}: survey "
@@ -326,47 +412,88 @@ def incentives_review(reference: str, as_json: JsonOption = False) -> None:
     for rule in review.fraud_rules:
         _out.print(f"rule: {rule}")
     for warning in review.warnings:
-        _out.print(f"[yellow]warning[/yellow]: {warning}")
+        _out.print(Text.assemble(("warning", "yellow"), f": {warning}"))
     if not review.warnings:
-        _out.print("[green]no warnings[/green]")
+        _out.print(Text("no warnings", style="green"))
 
 
 @app.command("fulfil")
 def incentives_fulfil() -> None:
     """Pay every reward that is due now (approved, retries), then exit."""
     with _runtime() as runtime:
-        handled = asyncio.run(runtime.fulfiller.drain())
+        handled = _drain(runtime)
     typer.echo(f"handled {handled} reward(s)")
 
 
 # -- rewards --------------------------------------------------------------------------------------
 
 
+def _check_statuses(statuses: list[str] | None) -> list[str]:
+    """The statuses given, as stored (lower case: 'HELD' is what a person may type)."""
+    from qualflow.incentives.models import check_statuses
+
+    try:
+        return check_statuses([status.strip().lower() for status in statuses or []])
+    except ValueError as exc:
+        fail(str(exc))
+
+
+StatusOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        help="Only rewards in this status (repeat for several): pending, held, approved, "
+        "ordered, sent, blocked, failed or cancelled. Default: all.",
+        show_default=False,
+    ),
+]
+
+
 @rewards_app.command("ls")
 def rewards_ls(
-    incentive: Annotated[str | None, typer.Option()] = None,
-    status: Annotated[list[str] | None, typer.Option(help="Repeat for several.")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10000)] = 50,
+    incentive: Annotated[
+        str | None,
+        typer.Option(
+            help="Only this incentive's rewards (reference id, e.g. INC-7F3K2Q).",
+            callback=_not_blank,
+        ),
+    ] = None,
+    status: StatusOption = None,
+    limit: Annotated[
+        int, typer.Option(min=1, max=10000, help="Show at most this many, the newest first.")
+    ] = 50,
     as_json: JsonOption = False,
 ) -> None:
-    """List rewards (the review queue: --status held)."""
+    """List rewards, newest first (the review queue: --status held)."""
     from qualflow.incentives.api import RewardOut
     from qualflow.incentives.models import Incentive, Reward
     from qualflow.incentives.service import get_incentive
 
-    _check_statuses(status)
+    status = _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
+        conditions = []
+        if incentive is not None:
+            conditions.append(Reward.incentive_id == get_incentive(session, incentive).id)
+        if status:
+            conditions.append(Reward.status.in_(status))
         query = (
             select(Reward, Incentive.reference_id)
             .join(Incentive, Incentive.id == Reward.incentive_id)
+            .where(*conditions)
             .order_by(Reward.created_at.desc(), Reward.id.desc())
             .limit(limit)
         )
-        if incentive:
-            query = query.where(Reward.incentive_id == get_incentive(session, incentive).id)
-        if status:
-            query = query.where(Reward.status.in_(status))
         rows = [RewardOut.of(reward, ref) for reward, ref in session.execute(query).all()]
+        total = len(rows)
+        if total == limit:
+            counted = select(func.count()).select_from(Reward).where(*conditions)
+            total = session.scalar(counted) or 0
+    if total > len(rows):
+        # Otherwise a long review queue looks like it has exactly --limit rewards in it.
+        typer.echo(
+            f"note: showing the newest {len(rows)} of {total} rewards; "
+            "--limit shows more (up to 10000)",
+            err=True,
+        )
     if as_json:
         _json([row.model_dump(mode="json") for row in rows])
         return
@@ -379,23 +506,26 @@ def rewards_ls(
     for row in rows:
         table.add_row(
             row.reference_id, row.incentive, row.status, row.email,
-            f"{row.amount} {row.currency}", "; ".join(row.reasons)[:80],
+            f"{row.amount} {row.currency}", _shortened("; ".join(row.reasons), 80),
             row.created_at.strftime("%Y-%m-%d %H:%M"),
         )  # fmt: skip
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No rewards match." if incentive or status
+        else "No rewards yet: they come from an automation's incentives.send_reward step or "
+        "the platform API (see 'incentives review').",
+    )  # fmt: skip
 
 
-def _check_statuses(statuses: list[str] | None) -> None:
-    from qualflow.incentives.models import check_statuses
-
-    try:
-        check_statuses(statuses or [])
-    except ValueError as exc:
-        fail(str(exc))
+def _shortened(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters with an ellipsis that says it was cut
+    ('rewards show' has it all)."""
+    return text if len(text) <= width else text[: width - 1].rstrip() + "…"
 
 
 @rewards_app.command("show")
-def rewards_show(reference: str, as_json: JsonOption = False) -> None:
+def rewards_show(reference: RewardArgument, as_json: JsonOption = False) -> None:
     """Show a reward and its transitions (who, why, when)."""
     from qualflow.incentives.api import _reward_detail
 
@@ -407,9 +537,18 @@ def rewards_show(reference: str, as_json: JsonOption = False) -> None:
     if as_json:
         _json(detail.model_dump(mode="json"))
         return
-    _out.print(f"[bold]{detail.reference_id}[/bold] {detail.status} — {detail.email}")
+    _out.print(Text.assemble((detail.reference_id, "bold"), f" {detail.status} — {detail.email}"))
+    _out.print(
+        f"  {detail.amount} {detail.currency} from {detail.incentive} ({detail.provider})"
+        + (f", {detail.delivery}" if detail.delivery else "")
+    )
     for reason in detail.reasons:
         _out.print(f"  reason: {reason}")
+    for warning in detail.warnings:
+        _out.print(f"  warning: {warning}")
+    if detail.last_error and detail.status not in ("sent", "blocked", "cancelled"):
+        # A reward paid but not emailed says why only here.
+        _out.print(f"  last error: {detail.last_error}")
     for t in detail.transitions:
         _out.print(
             f"  {t.at:%Y-%m-%d %H:%M:%S} {t.from_status or '∅'} → {t.to_status} by {t.actor}"
@@ -417,63 +556,220 @@ def rewards_show(reference: str, as_json: JsonOption = False) -> None:
         )
 
 
-def _report(results: list[Any]) -> None:
-    failed = 0
-    for result in results:
-        mark = "ok" if result.ok else "refused"
-        status = f" ({result.status})" if result.status else ""
-        message = f"{' ' if result.ok else ': '}{result.message}" if result.message else ""
-        typer.echo(f"{result.reference_id}: {mark}{status}{message}")
-        failed += not result.ok
+@dataclass(frozen=True)
+class _Outcome:
+    """What a bulk action did to one reward, as it is after the payment attempt that follows."""
+
+    reference_id: str
+    ok: bool
+    status: str
+    message: str
+    #: "ok", "refused", or why an accepted action still left the respondent without a reward.
+    mark: str
+
+
+def _references(references: list[str]) -> list[str]:
+    """The reward ids given, each once: the same reward named twice would be refused the second
+    time ("cannot become blocked"), which reads as a failure of the whole command."""
+    from qualflow.incentives.ids import normalize_reference
+
+    kept: list[str] = []
+    for reference in references:
+        normalized = normalize_reference(reference)
+        if not normalized:
+            fail("an empty reward reference id was given (an unset shell variable?)")
+        if normalized not in kept:
+            kept.append(normalized)
+    return kept
+
+
+def _outcomes(results: list[Any]) -> list[_Outcome]:
+    return [
+        _Outcome(r.reference_id, r.ok, r.status, r.message, "ok" if r.ok else "refused")
+        for r in results
+    ]
+
+
+def _after_payment(runtime: Any, results: list[Any]) -> list[_Outcome]:
+    """Each accepted action as the payment attempt left its reward. The service answers before
+    paying, so its status alone would call a released reward that the pool cannot pay
+    "ok (approved)" although it is held again."""
+    from qualflow.incentives.models import Reward
+
+    accepted = [r.reference_id for r in results if r.ok]
+    now: dict[str, _Outcome] = {}
+    with runtime.factory() as session:
+        query = select(Reward).where(Reward.reference_id.in_(accepted))
+        for reward in session.scalars(query) if accepted else ():
+            result = next(r for r in results if r.reference_id == reward.reference_id)
+            now[reward.reference_id] = _settled(result.message, reward)
+    return [now.get(o.reference_id, o) for o in _outcomes(results)]
+
+
+def _settled(done: str, reward: Any) -> _Outcome:
+    ref, status, error = reward.reference_id, reward.status, reward.last_error
+    if status in ("held", "failed", "blocked", "cancelled"):
+        why = "; ".join(reward.reasons or []) or error or ""
+        return _Outcome(
+            ref, False, status, f"{done}, then {status}" + (f": {why}" if why else ""), "not paid"
+        )
+    awaiting_payment = reward.provider == "manual" and reward.paid_at is None
+    if status == "ordered" and error and reward.next_attempt_at is None and not awaiting_payment:
+        # The email failed for good: nothing retries it, a person has to resend it.
+        message = f"{done}, but {error}; send it with 'qualflow incentives rewards resend {ref}'"
+        return _Outcome(ref, False, status, message, "not emailed")
+    if error and reward.next_attempt_at is not None:
+        done += f"; to be tried again by a worker ({error})"
+    return _Outcome(ref, True, status, done, "ok")
+
+
+def _report(outcomes: list[_Outcome], what: str, as_json: bool) -> None:
+    """One line per reward on stdout (or the REST bulk answer's JSON), then, if any did not go
+    through, one ``error:`` line saying how many and exit code 1."""
+    failed = sum(not o.ok for o in outcomes)
+    if as_json:
+        _json({
+            "succeeded": len(outcomes) - failed, "failed": failed,
+            "results": [
+                {"reference_id": o.reference_id, "ok": o.ok, "status": o.status,
+                 "message": o.message}
+                for o in outcomes
+            ],
+        })  # fmt: skip
+    else:
+        for o in outcomes:
+            status = f" ({o.status})" if o.status else ""
+            message = f"{' ' if o.ok else ': '}{o.message}" if o.message else ""
+            typer.echo(f"{o.reference_id}: {o.mark}{status}{message}")
     if failed:
-        raise typer.Exit(1)
+        fail(f"{failed} of {len(outcomes)} reward(s) not {what}")
+
+
+@contextmanager
+def _drain_notes() -> Iterator[list[tuple[int, str]]]:
+    """Collects what paying rewards ran into, as (reward row id, reason). Left to Python's
+    last-resort handler, each would be a raw ``reward 9: …`` line on stderr naming the row id,
+    which no command takes."""
+    logger = logging.getLogger("qualflow.incentives.service")
+    notes: list[tuple[int, str]] = []
+    handler = _DrainNotes(notes)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield notes
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
+
+
+class _DrainNotes(logging.Handler):
+    def __init__(self, notes: list[tuple[int, str]]) -> None:
+        super().__init__(logging.WARNING)
+        self.notes = notes
+
+    def emit(self, record: logging.LogRecord) -> None:
+        args = record.args
+        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], int):
+            self.notes.append((args[0], str(getattr(args[1], "reason", args[1]))))
+        else:
+            self.notes.append((0, record.getMessage()))
+
+
+def _drain(runtime: Any, *, reported: frozenset[str] = frozenset()) -> int:
+    """Pay every reward due now; a problem with one not in ``reported`` (which the command
+    reports itself) is one ``warning:`` line naming the reward."""
+    from qualflow.incentives.models import Reward
+
+    with _drain_notes() as notes:
+        handled: int = asyncio.run(runtime.fulfiller.drain())
+    ids = {row_id for row_id, _ in notes if row_id}
+    with runtime.factory() as session:
+        query = select(Reward.id, Reward.reference_id).where(Reward.id.in_(ids))
+        names = {row_id: ref for row_id, ref in session.execute(query)} if ids else {}
+    for row_id, reason in notes:
+        reference = names.get(row_id, "")
+        if reference in reported:
+            continue
+        named = not reference or reason.startswith(reference)
+        typer.echo(f"warning: {reason if named else f'{reference}: {reason}'}", err=True)
+    return handled
+
+
+ReasonOption = Annotated[
+    str, typer.Option(help="Why, recorded with each reward's transition (shown in 'rewards show').")
+]
+RewardsArgument = Annotated[
+    list[str], typer.Argument(help="Reward reference ids (RW-…), one or more.", show_default=False)
+]
 
 
 @rewards_app.command("release")
-def rewards_release(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
-    """Release held rewards: they are approved and paid."""
+def rewards_release(
+    references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
+    """Release held rewards: they are approved and paid at once (each line says how it ended)."""
+    wanted = _references(references)
     with _runtime() as runtime:
-        results = runtime.service.release(references, actor=_actor(), note=reason)
-        asyncio.run(runtime.fulfiller.drain())
-    _report(results)
+        results = runtime.service.release(wanted, actor=_actor(), note=reason)
+        _drain(runtime, reported=frozenset(wanted))
+        outcomes = _after_payment(runtime, results)
+    _report(outcomes, "released and paid", as_json)
 
 
 @rewards_app.command("block")
-def rewards_block(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
+def rewards_block(
+    references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
     """Block held rewards: those respondents are not paid."""
+    wanted = _references(references)
     with _runtime() as runtime:
-        _report(runtime.service.block(references, actor=_actor(), reason=reason))
+        results = runtime.service.block(wanted, actor=_actor(), reason=reason)
+    _report(_outcomes(results), "blocked", as_json)
 
 
 @rewards_app.command("cancel")
-def rewards_cancel(references: list[str], reason: Annotated[str, typer.Option()] = "") -> None:
+def rewards_cancel(
+    references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
+) -> None:
     """Cancel rewards nobody was paid for yet."""
+    wanted = _references(references)
     with _runtime() as runtime:
-        _report(runtime.service.cancel(references, actor=_actor(), reason=reason))
+        results = runtime.service.cancel(wanted, actor=_actor(), reason=reason)
+    _report(_outcomes(results), "cancelled", as_json)
 
 
 @rewards_app.command("retry")
-def rewards_retry(references: list[str]) -> None:
-    """Try paying failed rewards again."""
+def rewards_retry(references: RewardsArgument, as_json: JsonOption = False) -> None:
+    """Try paying failed rewards again, at once (each line says how it ended)."""
+    wanted = _references(references)
     with _runtime() as runtime:
-        results = runtime.service.retry(references, actor=_actor())
-        asyncio.run(runtime.fulfiller.drain())
-    _report(results)
+        results = runtime.service.retry(wanted, actor=_actor())
+        _drain(runtime, reported=frozenset(wanted))
+        outcomes = _after_payment(runtime, results)
+    _report(outcomes, "paid", as_json)
 
 
 @rewards_app.command("mark-paid")
-def rewards_mark_paid(references: list[str]) -> None:
-    """Record manual rewards as paid by hand; their emails go out."""
+def rewards_mark_paid(references: RewardsArgument, as_json: JsonOption = False) -> None:
+    """Record manual rewards as paid by hand; their emails go out at once."""
+    wanted = _references(references)
     with _runtime() as runtime:
-        results = runtime.service.mark_paid(references, actor=_actor())
-        asyncio.run(runtime.fulfiller.drain())
-    _report(results)
+        results = runtime.service.mark_paid(wanted, actor=_actor())
+        _drain(runtime, reported=frozenset(wanted))
+        outcomes = _after_payment(runtime, results)
+    _report(outcomes, "marked paid and emailed", as_json)
 
 
 @rewards_app.command("resend")
 def rewards_resend(
-    reference: str,
-    email: Annotated[str | None, typer.Option(help="Send to a corrected address.")] = None,
+    reference: RewardArgument,
+    email: Annotated[
+        str | None,
+        typer.Option(
+            help="Send to this corrected address (kept for the reward). Default: its own."
+        ),
+    ] = None,
 ) -> None:
     """Email a paid reward again."""
     from qualflow.incentives.service import RewardFailed
@@ -488,17 +784,31 @@ def rewards_resend(
 
 @rewards_app.command("export")
 def rewards_export(
-    incentive: str,
-    output: Annotated[Path, typer.Option("--output", "-o")],
-    status: Annotated[list[str] | None, typer.Option()] = None,
+    incentive: IncentiveArgument,
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="CSV file to write (replaced if it exists); '-' writes to stdout.",
+            show_default=False,
+        ),
+    ],
+    status: StatusOption = None,
 ) -> None:
     """Write an incentive's rewards to CSV (e.g. manual rewards to pay by hand)."""
     from qualflow.incentives.export import rewards_csv
     from qualflow.incentives.service import get_incentive
 
-    _check_statuses(status)
+    status = _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
-        text, count = rewards_csv(session, get_incentive(session, incentive), status)
+        text, count = rewards_csv(session, get_incentive(session, incentive), status or None)
+    if str(output) == "-":
+        # As 'qualflow qualtrics export -o -': the CSV alone on stdout, for a pipe.
+        sys.stdout.write(text)
+        sys.stdout.flush()
+        typer.echo(f"wrote {count} reward(s) to stdout", err=True)
+        return
     try:
         output.write_text(text, encoding="utf-8")
     except OSError as exc:
@@ -527,13 +837,22 @@ def pools_ls(as_json: JsonOption = False) -> None:
                 str(pool.id), pool.name, f"{entry['value']} {entry['currency']}".strip(),
                 str(entry["unused"]), str(entry["used"]), str(entry["expired"]),
             )  # fmt: skip
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No gift-code pools yet: create one with qualflow incentives pools create NAME.",
+    )
     for item in running_out:
         typer.echo(f"warning: {item.message}", err=True)
 
 
 @pools_app.command("create")
-def pools_create(name: str, description: Annotated[str, typer.Option()] = "") -> None:
+def pools_create(
+    name: Annotated[str, typer.Argument(help="Its name (unique).", show_default=False)],
+    description: Annotated[
+        str, typer.Option(help="A note for people, e.g. where the codes came from.")
+    ] = "",
+) -> None:
     """Create a gift-code pool; prints its id."""
     with _runtime() as runtime:
         typer.echo(str(runtime.manager.create_pool(name, description).id))
@@ -542,9 +861,18 @@ def pools_create(name: str, description: Annotated[str, typer.Option()] = "") ->
 @pools_app.command("import")
 def pools_import(
     pool_id: Annotated[int, typer.Argument(min=1, max=MAX_ID, help="Pool id (see 'pools ls').")],
-    csv_file: Path,
+    csv_file: Annotated[
+        Path,
+        typer.Argument(
+            help="UTF-8 CSV with a header row code,value,currency[,expiry]; codes already in "
+            "the pool are skipped.",
+            show_default=False,
+        ),
+    ],
 ) -> None:
-    """Import codes from a CSV file (code,value,currency,expiry; expiry YYYY-MM-DD or empty)."""
+    """Import codes from a CSV file (code,value,currency,expiry; expiry YYYY-MM-DD or empty).
+
+    Bad lines are listed on stderr and the rest imported; it fails if nothing could be."""
     raw = read_input_file(csv_file)
     try:
         text = raw.decode("utf-8")
@@ -556,13 +884,15 @@ def pools_import(
     with _runtime() as runtime:
         runtime.manager.pool(pool_id)  # an unknown pool fails before the spinner draws
         with spinner as progress:
-            progress.add_task(f"importing {csv_file.name}", total=None)
+            progress.add_task(f"importing {escape(csv_file.name)}", total=None)
             report = runtime.manager.import_codes(pool_id, text)
     typer.echo(f"imported {report.imported}, skipped {report.duplicates} duplicate(s)")
     for error in report.errors:
         typer.echo(f"rejected {error}", err=True)
     if report.errors and not report.imported:
-        raise typer.Exit(1)
+        fail(f"no code imported: {len(report.errors)} line(s) of {csv_file} rejected")
+    if not (report.imported or report.duplicates):
+        fail(f"{csv_file} has no codes below its header row")
 
 
 # -- Tango accounts -------------------------------------------------------------------------------
@@ -584,7 +914,7 @@ def tango_ls(as_json: JsonOption = False) -> None:
             str(r.id), r.name, r.base_url, r.platform_name, r.platform_key, r.customer_id,
             r.account_id,
         )  # fmt: skip
-    _out.print(table)
+    print_listing(_out, table, "No Tango accounts yet: add one with qualflow incentives tango add.")
 
 
 @tango_app.command("catalog")
@@ -613,6 +943,22 @@ def tango_catalog(
     _out.print(table)
 
 
+TangoNameOption = Annotated[
+    str, typer.Option(help="Its name in qualflow (unique).", show_default=False)
+]
+TangoPlatformOption = Annotated[
+    str | None,
+    typer.Option(help="Tango platform name (the API user name).", show_default=False),
+]
+TangoCustomerOption = Annotated[
+    str | None, typer.Option(help="Tango customer identifier.", show_default=False)
+]
+TangoAccountOption = Annotated[
+    str | None,
+    typer.Option(help="Tango account identifier: the account that pays.", show_default=False),
+]
+
+
 def _key_from_stdin() -> str:
     from qualflow.incentives.manage import MAX_PLATFORM_KEY_LENGTH
 
@@ -631,11 +977,13 @@ def _prompt_key(no_terminal: str) -> str:
 
 @tango_app.command("add")
 def tango_add(
-    name: Annotated[str, typer.Option()],
-    platform_name: Annotated[str, typer.Option()],
-    customer_id: Annotated[str, typer.Option()],
-    account_id: Annotated[str, typer.Option()],
-    base_url: Annotated[str, typer.Option()] = "https://integration-api.tangocard.com",
+    name: TangoNameOption,
+    platform_name: TangoPlatformOption,
+    customer_id: TangoCustomerOption,
+    account_id: TangoAccountOption,
+    base_url: Annotated[
+        str, typer.Option(help="Tango's API (https://api.tangocard.com for production).")
+    ] = "https://integration-api.tangocard.com",
     platform_key: Annotated[
         str | None,
         typer.Option(
@@ -670,11 +1018,13 @@ def tango_update(
     account: Annotated[
         int, typer.Argument(min=1, max=MAX_ID, help="Tango account id (see 'tango ls').")
     ],
-    name: Annotated[str | None, typer.Option()] = None,
-    base_url: Annotated[str | None, typer.Option()] = None,
-    platform_name: Annotated[str | None, typer.Option()] = None,
-    customer_id: Annotated[str | None, typer.Option()] = None,
-    account_id: Annotated[str | None, typer.Option(help="Tango's own account identifier.")] = None,
+    name: Annotated[str | None, typer.Option(help="Its new name in qualflow.")] = None,
+    base_url: Annotated[
+        str | None, typer.Option(help="Tango's API (https://api.tangocard.com for production).")
+    ] = None,
+    platform_name: TangoPlatformOption = None,
+    customer_id: TangoCustomerOption = None,
+    account_id: TangoAccountOption = None,
     new_key: Annotated[
         bool,
         typer.Option(
@@ -747,14 +1097,28 @@ def keys_ls(as_json: JsonOption = False) -> None:
     for r in rows:
         used = r.last_used_at.strftime("%Y-%m-%d %H:%M") if r.last_used_at else "never"
         table.add_row(str(r.id), r.platform, r.display_name, r.key, r.status, used)
-    _out.print(table)
+    print_listing(
+        _out,
+        table,
+        "No platform API keys yet: create one with qualflow incentives keys create "
+        "--platform NAME --name LABEL.",
+    )
 
 
 @keys_app.command("create")
 def keys_create(
-    platform: Annotated[str, typer.Option()], name: Annotated[str, typer.Option()]
+    platform: Annotated[
+        str,
+        typer.Option(
+            help="The platform calling, e.g. qualtrics: the user name of its HTTP Basic auth.",
+            show_default=False,
+        ),
+    ],
+    name: Annotated[
+        str, typer.Option(help="A display name, e.g. 'Survey workflow'.", show_default=False)
+    ],
 ) -> None:
-    """Create a key (at most two active per platform); prints its id."""
+    """Create a key (at most two active per platform); prints its id, for 'keys reveal'."""
     from qualflow.incentives import api_keys
 
     with _runtime() as runtime, runtime.factory() as session:
@@ -766,7 +1130,10 @@ def keys_create(
 
 
 @keys_app.command("rename")
-def keys_rename(key_id: KeyIdArgument, name: str) -> None:
+def keys_rename(
+    key_id: KeyIdArgument,
+    name: Annotated[str, typer.Argument(help="The new display name.", show_default=False)],
+) -> None:
     """Change a key's display name."""
     from qualflow.incentives import api_keys
 
