@@ -132,6 +132,8 @@ def test_mark_paid_without_email_says_the_reward_was_not_emailed(
     )  # fmt: skip
     (reward,) = submit(db, reference, "m@example.org")
     assert ok(cli_env, "fulfil") == "handled 1 reward(s)"  # manual: waits to be paid by hand
+    ok(cli_env, "update", reference, "--approval-mode", "review_all")
+    (held,) = submit(db, reference, "h@example.org")
     stdout, error = failed(cli_env, "rewards", "mark-paid", reward)
     assert stdout == (
         f"{reward}: not emailed (ordered): marked paid by cli:{_user()}, but email is not "
@@ -144,6 +146,9 @@ def test_mark_paid_without_email_says_the_reward_was_not_emailed(
     assert "last error: email is not configured (set QUALFLOW_SMTP_HOST)" in shown
 
     assert ok(mail_env, "rewards", "resend", reward) == f"resent {reward} to m@example.org"
+    assert failed(mail_env, "rewards", "resend", held)[1] == (
+        f"error: only rewards that were paid can be resent; {held} is held"
+    )
     assert "last error" not in ok(mail_env, "rewards", "show", reward)
     assert len(smtp_sink.messages) == 1
 
@@ -214,6 +219,8 @@ def test_rewards_ls_says_when_it_shows_only_the_newest(db: Db, cli_env: Env) -> 
         "note: showing the newest 2 of 3 rewards; --limit shows more (up to 10000)\n"
     )
     assert invoke(cli_env, "rewards", "ls", "--limit", "3").stderr == ""
+    listed = ok(cli_env, "rewards", "ls", "--status", "sent,held", "--status", "failed", "--json")
+    assert len(json.loads(listed)) == 3
 
 
 def test_text_people_wrote_is_printed_as_it_is(db: Db, cli_env: Env, tmp_path: Path) -> None:
@@ -271,6 +278,17 @@ def test_a_pool_import_that_imports_nothing_ends_with_an_error_line(
     assert failed(cli_env, "pools", "import", pool, str(header_only))[1] == (
         f"error: {header_only} has no codes below its header row"
     )
+
+
+def test_pools_ls_json_carries_the_low_stock_warnings(cli_env: Env, tmp_path: Path) -> None:
+    reference = gift_codes(cli_env, tmp_path, 2)
+    result = invoke(cli_env, "pools", "ls")
+    assert result.stderr.startswith(f"warning: Study ({reference}) has 2 unused 10.00 USD code(s)")
+    (pool,) = json.loads(ok(cli_env, "pools", "ls", "--json"))
+    assert pool["stock"][0]["unused"] == 2
+    (low,) = pool["low_stock"]
+    assert (low["reference_id"], low["unused"], low["threshold"]) == (reference, 2, 10)
+    assert low["message"] == result.stderr.strip().removeprefix("warning: ")
 
 
 def test_rewards_export_to_stdout(

@@ -429,11 +429,13 @@ def incentives_fulfil() -> None:
 
 
 def _check_statuses(statuses: list[str] | None) -> list[str]:
-    """The statuses given, as stored (lower case: 'HELD' is what a person may type)."""
+    """The statuses given, as stored: lower case, and one each of 'held,approved' (what a
+    person may type, as other tools take lists)."""
     from qualflow.incentives.models import check_statuses
 
+    given = [part.strip().lower() for status in statuses or [] for part in status.split(",")]
     try:
-        return check_statuses([status.strip().lower() for status in statuses or []])
+        return check_statuses([status for status in given if status])
     except ValueError as exc:
         fail(str(exc))
 
@@ -441,8 +443,8 @@ def _check_statuses(statuses: list[str] | None) -> list[str]:
 StatusOption = Annotated[
     list[str] | None,
     typer.Option(
-        help="Only rewards in this status (repeat for several): pending, held, approved, "
-        "ordered, sent, blocked, failed or cancelled. Default: all.",
+        help="Only rewards in this status (repeat or comma-separate for several): pending, "
+        "held, approved, ordered, sent, blocked, failed or cancelled. Default: all.",
         show_default=False,
     ),
 ]
@@ -766,12 +768,11 @@ def rewards_resend(
     reference: RewardArgument,
     email: Annotated[
         str | None,
-        typer.Option(
-            help="Send to this corrected address (kept for the reward). Default: its own."
-        ),
+        typer.Option(help="Send it to this address instead, this once (the reward keeps its own)."),
     ] = None,
 ) -> None:
     """Email a paid reward again."""
+    from qualflow.incentives.lifecycle import TransitionError
     from qualflow.incentives.service import RewardFailed
 
     with _runtime() as runtime:
@@ -779,6 +780,8 @@ def rewards_resend(
             reward = asyncio.run(runtime.service.resend(reference, actor=_actor(), new_email=email))
         except RewardFailed as exc:
             fail(exc.reason)
+        except TransitionError as exc:  # else "error: TransitionError: only rewards that …"
+            fail(str(exc))
     typer.echo(f"resent {reward.reference_id} to {email or reward.email}")
 
 
@@ -821,12 +824,26 @@ def rewards_export(
 
 @pools_app.command("ls")
 def pools_ls(as_json: JsonOption = False) -> None:
-    """List gift-code pools and their stock."""
+    """List gift-code pools and their stock; incentives running low are warned about."""
+    from qualflow.incentives.api import LowStockOut
+
     with _runtime() as runtime:
         pools = [(p, runtime.manager.pool_stock(p.id)) for p in runtime.manager.pools()]
         running_out = runtime.manager.low_stock()
     if as_json:
-        _json([{"id": p.id, "name": p.name, "stock": stock} for p, stock in pools])
+        # The text listing's low-stock warnings go to stderr; a script reads them here.
+        _json([
+            {
+                "id": p.id, "name": p.name, "description": p.description, "stock": stock,
+                "low_stock": [
+                    LowStockOut(
+                        **{field: getattr(item, field) for field in LowStockOut.model_fields}
+                    ).model_dump(mode="json")
+                    for item in running_out if item.pool_id == p.id
+                ],
+            }
+            for p, stock in pools
+        ])  # fmt: skip
         return
     table = Table("Id", "Name", "Value", "Unused", "Used", "Expired")
     for pool, stock in pools:
