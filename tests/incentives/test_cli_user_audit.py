@@ -315,6 +315,11 @@ def test_open_and_close_dates_have_options(cli_env: Env) -> None:
     )  # fmt: skip
     shown = json.loads(ok(cli_env, "show", reference, "--json"))
     assert (shown["opens_at"], shown["state"]) == ("2030-01-01T00:00:00Z", "not yet open")
+    ok(cli_env, "update", reference, "--budget", "100")
+    text = ok(cli_env, "show", reference)
+    assert "Opens at             2030-01-01T00:00:00Z" in text
+    assert "Budget               100.00 USD" in text  # amounts carry their currency
+    assert "Committed amount     0.00 USD" in text
     assert failed(cli_env, "update", reference, "--closes-at", "2031-01-01T00:00")[1] == (
         "error: closes_at: give a time zone (e.g. 2025-01-31T23:59:00Z)"
     )

@@ -209,7 +209,12 @@ def incentives_show(reference: IncentiveArgument, as_json: JsonOption = False) -
     if as_json:
         _json(out.model_dump(mode="json"))
         return
-    _out.print(_fields(out.model_dump(mode="json", exclude={"email_body", "fraud_rules"})))
+    record = out.model_dump(mode="json", exclude={"email_body", "fraud_rules"})
+    for money in ("amount", "budget", "committed_amount"):
+        # "Budget 100.00" alone leaves the reader to find the currency a few lines up.
+        if record.get(money) is not None:
+            record[money] = f"{record[money]} {record['currency']}"
+    _out.print(_fields(record))
 
 
 def _active_or_paused(active: bool, paused: bool) -> bool | None:
