@@ -4,7 +4,9 @@ duplicates, fraud, limits, review, emails received by a real SMTP server."""
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
+from dataclasses import replace
 from datetime import timedelta
 from decimal import Decimal
 from typing import Any
@@ -16,7 +18,13 @@ from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import GiftCode, Incentive, RewardRequest
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
-from qualflow.incentives.service import Fulfiller, RewardRequestIn, RewardService, Submission
+from qualflow.incentives.service import (
+    Fulfiller,
+    RewardFailed,
+    RewardRequestIn,
+    RewardService,
+    Submission,
+)
 from qualflow.store.base import utcnow
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import Db, body_text, parsed, reward_row, transitions
@@ -445,6 +453,17 @@ def test_block_cancel_retry_and_resend(
     assert any("email resent to d2@example.org" in t[2] for t in transitions(db, d.reference_id))
     with pytest.raises(ValueError, match="not an email"):
         asyncio.run(service.resend(d.reference_id, actor="r", new_email="nope"))
+    # A resend that could not be sent is not in the history as resent.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    assert service.smtp is not None
+    unreachable = replace(service.smtp, port=closed_port, timeout=2.0)
+    broken = RewardService(service.factory, providers=service.providers, smtp=unreachable)
+    with pytest.raises(RewardFailed, match="resending"):
+        asyncio.run(broken.resend(d.reference_id, actor="r", new_email="d3@example.org"))
+    assert not any("d3@example.org" in t[2] for t in transitions(db, d.reference_id))
+    assert len(smtp_sink.messages) == 2
 
 
 def test_concurrent_claims_never_share_a_code(

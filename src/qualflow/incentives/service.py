@@ -1247,19 +1247,13 @@ class RewardService:
                     )
                 incentive = session.get(Incentive, reward.incentive_id)
                 assert incentive is not None
+                # Numbers the resend's email (its idempotency key), sent or not.
                 reward.resend_count += 1
-                session.add(
-                    RewardTransition(
-                        reward_id=reward.id, from_status=reward.status, to_status=reward.status,
-                        actor=actor[:320],
-                        reason=f"email resent to {target or reward.email} by {actor}",
-                    )
-                )  # fmt: skip
                 return reward, incentive, reward.resend_count
 
-        reward, incentive, count = await in_db_thread(prepare)
         if self.smtp is None:
             raise RewardFailed("email is not configured (set QUALFLOW_SMTP_HOST)")
+        reward, incentive, count = await in_db_thread(prepare)
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
         email = _reward_email(incentive, reward, delivery, to=target)
         try:
@@ -1268,15 +1262,26 @@ class RewardService:
             )
         except EmailError as exc:
             raise RewardFailed(f"resending {reward.reference_id} failed: {exc}") from None
-        if reward.status == "ordered":
-            # The first email had failed; the resend delivered it.
+
+        def record() -> Reward:
+            # Only an email that went out is in the history.
             with self._writing() as session:
                 fresh = session.get(Reward, reward.id)
                 assert fresh is not None
-                move(session, fresh, "sent", actor=actor, reason="emailed by a resend",
-                     sent_at=utcnow(), last_error=None)  # fmt: skip
+                session.add(
+                    RewardTransition(
+                        reward_id=fresh.id, from_status=fresh.status, to_status=fresh.status,
+                        actor=actor[:320],
+                        reason=f"email resent to {target or fresh.email} by {actor}",
+                    )
+                )  # fmt: skip
+                if fresh.status == "ordered":
+                    # The first email had failed; the resend delivered it.
+                    move(session, fresh, "sent", actor=actor, reason="emailed by a resend",
+                         sent_at=utcnow(), last_error=None)  # fmt: skip
                 return fresh
-        return reward
+
+        return await in_db_thread(record)
 
     # -- test rewards ------------------------------------------------------------------------
 
