@@ -31,6 +31,19 @@ def test_text_that_is_not_csv_is_refused_with_the_reason() -> None:
         parse_codes_csv(f"{HEADER}\n{'x' * 200_000},10.00,USD,\n")
 
 
+def test_bad_cells_and_an_empty_file_say_what_to_write() -> None:
+    rows, errors = parse_codes_csv(
+        f"{HEADER}\nA-1,10.00,USD,31/12/2099\nB-2,10.00,XXX,\nC-3,10.00,usd,2099-12-31\n"
+    )
+    assert [row.code for row in rows] == ["C-3"]
+    assert errors == [
+        "line 2: the expiry '31/12/2099' is not a date as YYYY-MM-DD",
+        "line 3: XXX is ISO 4217's code for no currency (or a test or metal)",
+    ]
+    with pytest.raises(ValueError, match="the CSV is empty"):
+        parse_codes_csv("")
+
+
 def test_the_api_answers_422_for_unreadable_csv(hub: TestClient, admin: Person) -> None:
     pools = "/api/v1/incentives/providers/gift-code-pools"
     pool = hub.post(pools, json={"name": "Imports"}, headers=admin.headers).json()

@@ -319,7 +319,7 @@ class IncentiveManager:
             if rewards:
                 raise InUse(
                     f"{incentive.reference_id} has {rewards} reward(s) and cannot be deleted; "
-                    "pause it instead (active: false)"
+                    "pause it instead (CLI: update --paused; REST: active false)"
                 )
             session.delete(incentive)
 

@@ -29,11 +29,18 @@ class MoneyError(ValueError):
     """An amount or currency that cannot be used."""
 
 
+#: ISO 4217 codes that name no money a reward could be paid in: no currency, testing, funds
+#: units and precious metals.
+_NO_MONEY = frozenset({"XXX", "XTS", "XAU", "XAG", "XPT", "XPD", "XBA", "XBB", "XBC", "XBD", "XDR"})
+
+
 def check_currency(currency: str) -> str:
     """Return the upper-cased ISO 4217 code, or raise :class:`MoneyError`."""
     code = currency.strip().upper()
     if not _CURRENCY.match(code):
         raise MoneyError(f"{currency!r} is not a three-letter ISO 4217 currency code")
+    if code in _NO_MONEY:
+        raise MoneyError(f"{code} is ISO 4217's code for no currency (or a test or metal)")
     return code
 
 

@@ -90,6 +90,8 @@ def parse_codes_csv(text: str) -> tuple[list[_Row], list[str]]:
 
 def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
     header = [name.strip().lower() for name in reader.fieldnames or []]
+    if not header:
+        raise ValueError("the CSV is empty: it needs a header row code,value,currency[,expiry]")
     missing = [name for name in ("code", "value", "currency") if name not in header]
     if missing:
         raise ValueError(
@@ -136,7 +138,7 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
             if value_minor <= 0:
                 raise ValueError("the value must be positive")
             expiry_text = (record.get("expiry") or "").strip()
-            expires_on = date.fromisoformat(expiry_text) if expiry_text else None
+            expires_on = _expiry(expiry_text) if expiry_text else None
             if expires_on is not None and expires_on < today:
                 # It could never be given out: stored, it would only pad the stock's figures.
                 raise ValueError(f"the code expired on {expires_on.isoformat()}")
@@ -145,6 +147,13 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
             continue
         rows.append(_Row(number, code, value_minor, currency, expires_on))
     return rows, errors
+
+
+def _expiry(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise ValueError(f"the expiry {text!r} is not a date as YYYY-MM-DD") from None
 
 
 def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportReport:
