@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
@@ -146,3 +147,10 @@ def run_cli(args: list[str], env: dict[str, str]) -> Any:
     from qualflow.cli import app
 
     return CliRunner().invoke(app, args, env=env)
+
+
+def closed_port() -> int:
+    """A local TCP port nothing listens on (bound, read and released)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

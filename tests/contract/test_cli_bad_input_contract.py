@@ -17,7 +17,7 @@ import pytest
 
 import qualflow.qualtrics.client as client_module
 from qualflow.qualtrics import RetryPolicy
-from tests.contract.contract_support import Sandbox
+from tests.contract.contract_support import Sandbox, closed_port
 from tests.contract.contract_support import run_cli as _run
 
 
@@ -29,12 +29,6 @@ def _one_line(result: Any) -> str:
     return str(lines[0])
 
 
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 # --- credentials --------------------------------------------------------------------------------
 
 
@@ -44,7 +38,7 @@ def test_oauth_token_endpoint_unreachable_is_retried_by_one_policy(
     # Waits are recorded, not slept: their number is the number of retries made.
     waits: list[float] = []
     monkeypatch.setattr(client_module, "time", types.SimpleNamespace(sleep=waits.append))
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{closed_port()}"
     result = _run(
         ["q", "whoami", "--base-url", url, "--client-id", "abc", "--client-secret", "x"],
         {"QUALTRICS_API_TOKEN": "", "QUALTRICS_DATACENTER": "", "QUALTRICS_BASE_URL": ""},

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import types
 from pathlib import Path
 from typing import Any
@@ -18,7 +17,7 @@ import pytest
 import qualflow.cli.sandbox_cmd as sandbox_cmd
 import qualflow.qualtrics.client as client_module
 from qualflow.qualtrics import Client
-from tests.contract.contract_support import LoopbackServer, Sandbox
+from tests.contract.contract_support import LoopbackServer, Sandbox, closed_port
 from tests.contract.contract_support import run_cli as _run
 
 
@@ -28,12 +27,6 @@ def _only_line(result: Any) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     return str(lines[0])
-
-
-def _closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- API text and paths are shown as they are, never as rich markup ----------------------------
@@ -133,7 +126,7 @@ def test_unreachable_host_is_named_and_retries_are_not_logged_raw(
     # (here: pytest's, on the root logger), which printed each as a raw line on stderr.
     monkeypatch.setattr(client_module, "time", types.SimpleNamespace(sleep=lambda _: None))
     monkeypatch.chdir(tmp_path)
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{closed_port()}"
     env = {"QUALTRICS_API_TOKEN": "t" * 40, "QUALTRICS_BASE_URL": url, "QUALTRICS_DATACENTER": ""}
     with caplog.at_level(logging.WARNING):
         result = _run(["q", *command], env)
@@ -256,7 +249,7 @@ def test_sandbox_failures_are_exactly_one_line(live: str) -> None:
 
 
 def test_unreachable_sandbox_suggests_starting_it() -> None:
-    url = f"http://127.0.0.1:{_closed_port()}"
+    url = f"http://127.0.0.1:{closed_port()}"
     result = _run(["sandbox", "respond", "SV_x", "--url", url], {})
     assert result.exit_code == 1
     assert "is `qualflow sandbox serve` running there?" in _only_line(result)
