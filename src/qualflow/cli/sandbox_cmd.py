@@ -120,6 +120,13 @@ def _check_writable(path: Path) -> None:
         fail(f"cannot save the state to {path}: {directory} is not writable ({refused})")
 
 
+def _interrupted(url: str | None, state_file: Path | None, kept_at_url: str) -> NoReturn:
+    """Ctrl-C: say what stays (a server keeps what it got; a state file is only written at
+    the end) and exit with the interrupted code."""
+    kept = kept_at_url if url is not None else f"nothing was saved to {state_file}"
+    fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+
+
 def _save(state: Any) -> None:
     try:
         state.save()
@@ -321,11 +328,7 @@ def seed_cmd(
     try:
         _seed(surveys, responses, builtin, rng_seed, state_file, url)
     except KeyboardInterrupt:
-        if url is not None:
-            kept = f"what was added so far stays in the sandbox at {url}"
-        else:
-            kept = f"nothing was saved to {state_file}"
-        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+        _interrupted(url, state_file, f"what was added so far stays in the sandbox at {url}")
 
 
 def _seed(
@@ -505,11 +508,7 @@ def respond(
                         _pace(started, done / rate)
                 _save(state)
     except KeyboardInterrupt:
-        if url is not None:
-            kept = f"{done} of {count} responses were recorded"
-        else:
-            kept = f"nothing was saved to {state_file}"
-        fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+        _interrupted(url, state_file, f"{done} of {count} responses were recorded")
     typer.echo(f"{completed} completed and {partial} partial responses recorded for {survey_id}")
 
 
