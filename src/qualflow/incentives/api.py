@@ -825,7 +825,7 @@ async def _fulfil_now(
     "/rewards/{reward_id}/resend",
     tags=[TAG_REWARDS],
     response_model=RewardDetail,
-    responses=_ERRORS,
+    responses={**_ERRORS, **error_responses(502)},
     summary="Email a paid reward again (optionally to a corrected address)",
 )
 async def resend_reward(

@@ -1251,9 +1251,9 @@ class RewardService:
                 reward.resend_count += 1
                 return reward, incentive, reward.resend_count
 
+        reward, incentive, count = await in_db_thread(prepare)
         if self.smtp is None:
             raise RewardFailed("email is not configured (set QUALFLOW_SMTP_HOST)")
-        reward, incentive, count = await in_db_thread(prepare)
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
         email = _reward_email(incentive, reward, delivery, to=target)
         try:
