@@ -151,15 +151,19 @@ def test_faults_from_the_command_line(live_sandbox: tuple[str, SandboxState]) ->
     assert refused.stderr.strip() == (
         "error: Invalid fault: status must be one of (429, 500, 503, 504)."
     )
-    assert sandbox("rate-limit", "3000").exit_code == 0
+    # Each change says what it did, as `add` prints the new rule's id.
+    limited = sandbox("rate-limit", "3000")
+    assert limited.exit_code == 0
+    assert limited.stdout == "brand rate limit: 3000 requests per minute\n"
     assert state.faults.rate_limit_per_minute == 3000
     assert sandbox("rate-limit").exit_code == 2
-    assert sandbox("rate-limit", "--off").exit_code == 0
+    assert sandbox("rate-limit", "--off").stdout == "brand rate limit: off\n"
     assert state.faults.rate_limit_per_minute is None
-    assert sandbox("fail-exports", "--count", "2").exit_code == 0
-    assert sandbox("rm", rule_id).exit_code == 0
+    assert sandbox("fail-exports", "--count", "2").stdout == "the next 2 export(s) will fail\n"
+    assert sandbox("rm", rule_id).stdout == f"removed fault rule {rule_id}\n"
     assert sandbox("rm", rule_id).exit_code == 1
-    assert sandbox("clear").exit_code == 0
+    cleared = sandbox("clear")
+    assert cleared.stdout == "removed every fault rule and pending export failure\n"
     assert "no fault rules" in sandbox("ls").stderr
     assert not state.fail_next_exports
 

@@ -615,6 +615,7 @@ def faults_rm(url: LiveUrl, rule_id: Annotated[int, typer.Argument(help="The rul
     """Remove one fault rule."""
     with _remote(url) as client:
         _control(client, f"faults/{rule_id}", method="DELETE")
+    typer.echo(f"removed fault rule {rule_id}")
 
 
 @faults_app.command("clear")
@@ -622,6 +623,7 @@ def faults_clear(url: LiveUrl) -> None:
     """Remove every fault rule and pending export failure (the rate limit stays as it is)."""
     with _remote(url) as client:
         _control(client, "faults", method="DELETE")
+    typer.echo("removed every fault rule and pending export failure")
 
 
 @faults_app.command("rate-limit")
@@ -638,6 +640,10 @@ def faults_rate_limit(
         fail("give the requests per minute (e.g. 3000) or --off", 2)
     with _remote(url) as client:
         _control(client, "faults/rate-limit", {"perMinute": per_minute}, method="PUT")
+    typer.echo(
+        "brand rate limit: off" if per_minute is None
+        else f"brand rate limit: {per_minute} requests per minute"
+    )  # fmt: skip
 
 
 @faults_app.command("fail-exports")
@@ -653,3 +659,5 @@ def faults_fail_exports(
         _check_survey_id(survey_id)
     with _remote(url) as client:
         _control(client, "faults/exports", {"surveyId": survey_id, "count": count})
+    which = f"export(s) of {survey_id}" if survey_id else "export(s)"
+    typer.echo(f"the next {count} {which} will fail")
