@@ -28,6 +28,7 @@ from qualflow.incentives.action import (
     SendRewardConfig,
     extract_email,
     extract_first_name,
+    ip_address_of,
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE
 from qualflow.incentives.export import rewards_csv
@@ -56,7 +57,7 @@ from qualflow.incentives.platform_request import (
 )
 from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.providers.tango_client import TangoError
-from qualflow.incentives.review import automations_using, review_incentive
+from qualflow.incentives.review import Review, automations_using, review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import (
@@ -1245,15 +1246,22 @@ async def review(reference_id: str, runtime: Runtime, _viewer: Viewer) -> Review
     return await build_review(runtime, reference_id)
 
 
-async def build_review(runtime: IncentivesRuntime, reference_id: str) -> ReviewOut:
+async def load_review(runtime: IncentivesRuntime, reference_id: str) -> Review:
+    """The configuration review of an incentive (404 when there is none), as
+    :func:`review_incentive` assembles it: the UI shows all of it, REST its :class:`ReviewOut`."""
     try:
         incentive = await asyncio.to_thread(runtime.manager.get, _reference(reference_id))
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
     health = await runtime.manager.health(incentive)
-    result = await review_incentive(
+    return await review_incentive(
         incentive, factory=runtime.factory, health=health, client_for_connection=runtime.open_client
     )
+
+
+async def build_review(runtime: IncentivesRuntime, reference_id: str) -> ReviewOut:
+    result = await load_review(runtime, reference_id)
+    incentive, health = result.incentive, result.provider
     return ReviewOut(
         incentive=IncentiveOut.of(incentive),
         provider=ProviderHealthOut(**vars(health)),
@@ -1347,7 +1355,7 @@ async def run_test_reward(
         response_id=body.response_id,
         response_values=values,
         send_to=body.send_to or default_send_to,
-        ip_address=str(values["ipAddress"]) if values and values.get("ipAddress") else None,
+        ip_address=ip_address_of(values) if values else None,
     )
     steps.extend(vars(step) for step in report.steps)
     return {"ok": all(step["ok"] for step in steps), "steps": steps}

@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.principal import Principal
 from qualflow.incentives import api_keys
-from qualflow.incentives.api import TestRewardIn, run_test_reward
+from qualflow.incentives.api import TestRewardIn, load_review, run_test_reward
 from qualflow.incentives.lifecycle import TransitionError
 from qualflow.incentives.manage import (
     IncentiveError,
@@ -46,7 +46,6 @@ from qualflow.incentives.models import (
 )
 from qualflow.incentives.money import format_money, from_minor
 from qualflow.incentives.providers.tango_client import TangoError
-from qualflow.incentives.review import review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
     DEFAULT_BODY,
@@ -843,16 +842,9 @@ async def incentive_review(
 ) -> Response:
     """The configuration review (an htmx fragment: it calls Qualtrics and the provider)."""
     try:
-        # review_incentive's own result, not the REST shape: the page also says what each
-        # anonymous-link answer rests on.
-        incentive = await asyncio.to_thread(runtime.manager.get, reference)
-        health = await runtime.manager.health(incentive)
-        review = await review_incentive(
-            incentive,
-            factory=runtime.factory,
-            health=health,
-            client_for_connection=runtime.open_client,
-        )
+        # The whole review, not the REST shape: the page also says what each anonymous-link
+        # answer rests on.
+        review = await load_review(runtime, reference)
     except Exception as exc:  # shown in place of the panel
         return render_fragment(
             request,
