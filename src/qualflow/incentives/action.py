@@ -108,6 +108,12 @@ def extract_first_name(values: dict[str, Any], config: SendRewardConfig) -> str 
     return str(value).strip() or None if value not in (None, "") else None
 
 
+def ip_address_of(values: dict[str, Any]) -> str | None:
+    """The respondent's IP address among a response's values (``ipAddress``), if recorded."""
+    value = values.get("ipAddress")
+    return str(value) if value else None
+
+
 def participant_id(
     values: dict[str, Any], rules: FraudRules, trigger: dict[str, Any]
 ) -> str | None:
@@ -203,7 +209,7 @@ async def send_reward(ctx: ActionContext, config: SendRewardConfig) -> dict[str,
         response_id=(response or {}).get("responseId") or ctx.trigger.get("response_id"),
         survey_id=ctx.trigger.get("survey_id") or (response or {}).get("surveyId"),
         participant_id=participant_id(values, fraud_rules, ctx.trigger),
-        ip_address=str(values["ipAddress"]) if values.get("ipAddress") else None,
+        ip_address=ip_address_of(values),
         run_id=ctx.run_id,
         response_values=values,
         values_origin="response" if response is not None else "event",

@@ -92,16 +92,12 @@ class PlatformRewardIn(BaseModel):
 
     def fraud_values(self) -> dict[str, Any]:
         """The fraud-detection fields it carries, by their Qualtrics names."""
-        given = self.model_dump(by_alias=True, include=_FRAUD_ATTRIBUTES, exclude_none=True)
-        return {name: value for name, value in given.items() if name in FRAUD_FIELDS}
+        return self.model_dump(by_alias=True, include=_FRAUD_ATTRIBUTES, exclude_none=True)
 
 
+#: The attributes that hold a fraud-detection field (those aliased to a Qualtrics name).
 _FRAUD_ATTRIBUTES = {
-    "recaptcha_score",
-    "relevant_id_duplicate",
-    "relevant_id_duplicate_score",
-    "relevant_id_fraud_score",
-    "ballot_box_stuffing",
+    name for name, info in PlatformRewardIn.model_fields.items() if info.alias in FRAUD_FIELDS
 }
 
 

@@ -1310,13 +1310,14 @@ class RewardService:
                 normalized = normalize_email(email)
                 notes: list[str] = []
                 if normalized:
+                    rules = self._rules_of(incentive)
                     # What a real request's first read counts (it would be recorded too).
                     row = session.execute(
                         _context(False, bool(ip_address)),
                         {"ref": incentive.reference_id, "f_email": normalized, "f_ip": ip_address},
                     ).one()
                     found = count_findings(
-                        self._rules_of(incentive), email_normalized=normalized,
+                        rules, email_normalized=normalized,
                         ip_address=ip_address, participants=row.f_participants,
                         emails=row.f_emails,
                     )  # fmt: skip
@@ -1336,7 +1337,6 @@ class RewardService:
                         notes.append(
                             f"a real request would be skipped: already rewarded as {existing}"
                         )
-                    rules = FraudRules.model_validate(incentive.fraud_rules or {})
                     findings = (
                         response_findings(response_values or {}, rules)
                         if response_values is not None
