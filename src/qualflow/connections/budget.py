@@ -167,20 +167,10 @@ _ONE_SECOND = timedelta(seconds=1)
 
 # One statement, one round trip: create the row on first use, else move its next free slot on
 # by the batch, starting no earlier than `burst` before now (slots nobody took have passed).
+# After the rate was raised, `rebase_us` first brings the next free slot back to no later than
+# that far from now (slots leased at the old rate may reach minutes ahead); otherwise it is
+# NULL, which LEAST ignores.
 _LEASE = text(
-    """
-    INSERT INTO qualtrics_budgets AS budget (budget_key, next_slot_at)
-    VALUES (:key, statement_timestamp() + interval '1 microsecond' * (:span_us - :burst_us))
-    ON CONFLICT (budget_key) DO UPDATE SET next_slot_at =
-        GREATEST(budget.next_slot_at, statement_timestamp() - interval '1 microsecond' * :burst_us)
-        + interval '1 microsecond' * :span_us
-    RETURNING budget.next_slot_at, statement_timestamp()
-    """
-)
-
-# The same after the rate was raised: first the next free slot comes back to no later than
-# `rebase_us` from now (slots leased at the old rate may reach minutes ahead).
-_LEASE_REBASED = text(
     """
     INSERT INTO qualtrics_budgets AS budget (budget_key, next_slot_at)
     VALUES (:key, statement_timestamp() + interval '1 microsecond' * (:span_us - :burst_us))
@@ -188,7 +178,7 @@ _LEASE_REBASED = text(
         GREATEST(
             LEAST(
                 budget.next_slot_at,
-                statement_timestamp() + interval '1 microsecond' * :rebase_us
+                statement_timestamp() + interval '1 microsecond' * CAST(:rebase_us AS bigint)
             ),
             statement_timestamp() - interval '1 microsecond' * :burst_us
         ) + interval '1 microsecond' * :span_us
@@ -219,12 +209,10 @@ def lease_slots(
         "key": key,
         "span_us": count * plan.interval_us,
         "burst_us": round(plan.burst * 1_000_000),
+        "rebase_us": round(plan.rebase_within * 1_000_000) if rebase else None,
     }
-    if rebase:
-        params["rebase_us"] = round(plan.rebase_within * 1_000_000)
     with autocommit(database) as connection:
-        statement = _LEASE_REBASED if rebase else _LEASE
-        next_slot_at, database_now = connection.execute(statement, params).one()
+        next_slot_at, database_now = connection.execute(_LEASE, params).one()
     first_slot_at = next_slot_at - timedelta(microseconds=count * plan.interval_us)
     return Lease(first_slot_at, count, plan.interval_us, database_now)
 

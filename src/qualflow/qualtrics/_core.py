@@ -269,13 +269,14 @@ def check_next_page(next_page: str, current_url: str, origin: str) -> str:
     target_origin = f"{target.scheme}://{target.netloc.decode('ascii', 'replace')}"
     if target_origin.lower() == origin.lower():
         return str(target)
+    own = httpx.URL(origin)
     if (
-        _qualtrics_https(httpx.URL(origin))
+        _qualtrics_https(own)
         and _qualtrics_https(target)
         and target.path.startswith("/API/v3/")
         and not target.userinfo
     ):
-        return str(httpx.URL(origin).copy_with(path=target.path, query=target.query))
+        return str(own.copy_with(path=target.path, query=target.query))
     raise ForeignNextPage(next_page, origin)
 
 
