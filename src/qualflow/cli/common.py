@@ -3,10 +3,11 @@ environment (each bad variable named), and the hub's database opened for a comma
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -20,6 +21,7 @@ from qualflow.validation import MAX_ID, describe_errors
 __all__ = [
     "MAX_ID",
     "MAX_INPUT_BYTES",
+    "captured_log",
     "fail",
     "hub_store",
     "load_settings",
@@ -42,6 +44,37 @@ if TYPE_CHECKING:
 #: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
 #: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.
 MAX_INPUT_BYTES = 64 * 1024 * 1024
+
+
+class _Captured(logging.Handler):
+    def __init__(self, on_record: Callable[[logging.LogRecord], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.on_record = on_record
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self.on_record(record)
+        except Exception:  # pragma: no cover - a display failure must not end the command
+            self.handleError(record)
+
+
+@contextmanager
+def captured_log(
+    logger_name: str, on_record: Callable[[logging.LogRecord], None]
+) -> Iterator[None]:
+    """While the block runs, the warnings of ``logger_name`` go to ``on_record`` only. Left to
+    Python's last-resort handler, each would be a raw line on stderr beside the command's own
+    one-line report."""
+    logger = logging.getLogger(logger_name)
+    handler = _Captured(on_record)
+    propagate = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagate
 
 
 def print_listing(console: Console, table: Table, empty: str) -> None:

@@ -32,6 +32,7 @@ from sqlalchemy import func, select
 import qualflow.incentives  # noqa: F401
 from qualflow.cli.common import (
     MAX_ID,
+    captured_log,
     fail,
     hub_store,
     load_settings,
@@ -652,35 +653,14 @@ def _report(outcomes: list[_Outcome], what: str, as_json: bool) -> None:
         fail(f"{failed} of {len(outcomes)} reward(s) not {what}")
 
 
-@contextmanager
-def _drain_notes() -> Iterator[list[tuple[int, str]]]:
-    """Collects what paying rewards ran into, as (reward row id, reason). Left to Python's
-    last-resort handler, each would be a raw ``reward 9: …`` line on stderr naming the row id,
-    which no command takes."""
-    logger = logging.getLogger("qualflow.incentives.service")
-    notes: list[tuple[int, str]] = []
-    handler = _DrainNotes(notes)
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield notes
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
-
-
-class _DrainNotes(logging.Handler):
-    def __init__(self, notes: list[tuple[int, str]]) -> None:
-        super().__init__(logging.WARNING)
-        self.notes = notes
-
-    def emit(self, record: logging.LogRecord) -> None:
-        args = record.args
-        if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], int):
-            self.notes.append((args[0], str(getattr(args[1], "reason", args[1]))))
-        else:
-            self.notes.append((0, record.getMessage()))
+def _drain_note(notes: list[tuple[int, str]], record: logging.LogRecord) -> None:
+    """What paying a reward ran into, as (reward row id, reason); a raw ``reward 9: …`` line
+    would name the row id, which no command takes."""
+    args = record.args
+    if isinstance(args, tuple) and len(args) == 2 and isinstance(args[0], int):
+        notes.append((args[0], str(getattr(args[1], "reason", args[1]))))
+    else:
+        notes.append((0, record.getMessage()))
 
 
 def _drain(runtime: Any, *, reported: frozenset[str] = frozenset()) -> int:
@@ -688,7 +668,8 @@ def _drain(runtime: Any, *, reported: frozenset[str] = frozenset()) -> int:
     reports itself) is one ``warning:`` line naming the reward."""
     from qualflow.incentives.models import Reward
 
-    with _drain_notes() as notes:
+    notes: list[tuple[int, str]] = []
+    with captured_log("qualflow.incentives.service", lambda r: _drain_note(notes, r)):
         handled: int = asyncio.run(runtime.fulfiller.drain())
     ids = {row_id for row_id, _ in notes if row_id}
     with runtime.factory() as session:

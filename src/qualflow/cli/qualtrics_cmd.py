@@ -17,7 +17,7 @@ import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -43,7 +43,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import print_listing
+from qualflow.cli.common import captured_log, print_listing
 from qualflow.qualtrics import (
     DATACENTERS,
     Client,
@@ -227,23 +227,6 @@ def _warning_text(warning: QualtricsWarning) -> str:
     return f"Qualtrics: {warning.notice.strip()} — {advice}"
 
 
-class _RetryNotes(logging.Handler):
-    """Hands the client's retry notes to ``show`` while a command waits on them. Left to
-    Python's last-resort handler, each would stay on stderr as a raw line, so that a failure
-    ended with several lines repeating its one-line reason."""
-
-    def __init__(self, show: Callable[[str], None], *, with_call: bool) -> None:
-        super().__init__(logging.WARNING)
-        self.show = show
-        self.with_call = with_call
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            self.show(_retry_note(record, with_call=self.with_call))
-        except Exception:  # pragma: no cover - a display failure must not end the command
-            self.handleError(record)
-
-
 def _retry_note(record: logging.LogRecord, *, with_call: bool) -> str:
     """A short line for a retry (the client's own message repeats the whole error, which the
     final reason gives anyway if the retries do not help)."""
@@ -263,18 +246,14 @@ def _retry_note(record: logging.LogRecord, *, with_call: bool) -> str:
     return f"{call}: {note}" if with_call else f"R{note[1:]}"
 
 
-@contextmanager
-def _retry_notes(show: Callable[[str], None], *, with_call: bool = True) -> Iterator[None]:
-    logger = logging.getLogger("qualflow.qualtrics")
-    handler = _RetryNotes(show, with_call=with_call)
-    propagate = logger.propagate
-    logger.addHandler(handler)
-    logger.propagate = False
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.propagate = propagate
+def _retry_notes(
+    show: Callable[[str], None], *, with_call: bool = True
+) -> AbstractContextManager[None]:
+    """Hands the client's retry notes to ``show`` while a command waits on them, as short
+    lines: a failure then ends with its one-line reason, not several lines repeating it."""
+    return captured_log(
+        "qualflow.qualtrics", lambda record: show(_retry_note(record, with_call=with_call))
+    )
 
 
 @contextmanager
