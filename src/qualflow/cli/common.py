@@ -19,6 +19,7 @@ from qualflow.settings import Settings
 from qualflow.validation import MAX_ID, describe_errors
 
 __all__ = [
+    "EXIT_INTERRUPTED",
     "MAX_ID",
     "MAX_INPUT_BYTES",
     "captured_log",
@@ -40,6 +41,9 @@ if TYPE_CHECKING:
 
     from qualflow.store.runtime import Store
 
+
+#: The exit code of a command stopped with Ctrl-C: 128 + SIGINT, as a shell reports it.
+EXIT_INTERRUPTED = 130
 
 #: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
 #: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.

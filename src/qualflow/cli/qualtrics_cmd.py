@@ -43,7 +43,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import captured_log, print_listing
+from qualflow.cli.common import EXIT_INTERRUPTED, captured_log, print_listing
 from qualflow.qualtrics import (
     DATACENTERS,
     Client,
@@ -70,7 +70,6 @@ T = TypeVar("T")
 
 EXIT_API = 1
 EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports a command stopped with Ctrl-C
 
 _out = Console()
 _err = Console(stderr=True)

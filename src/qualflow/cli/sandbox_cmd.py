@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import new_file_refused, read_input_file
+from qualflow.cli.common import EXIT_INTERRUPTED, new_file_refused, read_input_file
 from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
 
 app = typer.Typer(
@@ -35,9 +35,6 @@ StateFile = Annotated[
 ]
 _URL_HELP = "Base URL of a running sandbox (e.g. http://127.0.0.1:8765)."
 Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
-
-#: Exit code of a command stopped with Ctrl-C (128 + SIGINT, as a shell reports it).
-EXIT_INTERRUPTED = 130
 
 #: Bounds on the counts a command takes, so a typo fails at once instead of running for hours.
 MAX_SURVEYS = 1000
