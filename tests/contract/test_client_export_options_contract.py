@@ -68,7 +68,8 @@ def test_seen_but_unanswered_recodes(api: Api, sandbox: Sandbox, survey_id: str)
     assert row["Q1"] == 4
     assert row["Q2"] == -99
     assert [row[f"Q3_{i}"] for i in (1, 2, 3, 4)] == [-99, 3, -99, -99]
-    assert row["Q4"] == 0  # the multi-select recode
+    # The multi-select recode, in each choice's column (breakoutSets, the default, splits it).
+    assert [row[f"Q4_{i}"] for i in range(1, 6)] == [0] * 5
     assert row["Q5"] == "-99"
     assert row["Q2_NPS_GROUP"] is None
 

@@ -81,11 +81,18 @@ def test_sandbox_exports_read_back_typed(
         names="import_id",
         survey=definition,
     )
-    kinds = {c.import_id: c.kind for c in export.columns if not c.is_label}
+    kinds = {c.name: c.kind for c in export.columns if not c.is_label}
     assert kinds["startDate"] == kinds["recordedDate"] == "timestamp"
     assert kinds["status"] == kinds["finished"] == kinds["duration"] == "integer"
     assert kinds["QID1"] == kinds["QID2"] == kinds["QID3_1"] == "float"
-    assert kinds["QID4"] == "string"  # multi-answer: comma-joined codes
+    if fmt in ("csv", "tsv"):
+        # breakoutSets (the default) splits the multi-answer question into a column per choice,
+        # each holding one code: numbers, named <ImportId>_<choiceId>.
+        assert "QID4" not in kinds
+        assert [kinds[f"QID4_{i}"] for i in range(1, 6)] == ["float"] * 5
+        assert {c.choice_id for c in export.columns if c.import_id == "QID4"} == set("12345")
+    else:
+        assert kinds["QID4"] == "string"  # multi-answer: comma-joined codes
     assert kinds["customer_id"] == "string"
 
     rows = list(export.iter_rows())
@@ -104,7 +111,11 @@ def test_sandbox_exports_read_back_typed(
         assert row["QID1"] == values.get("QID1")
         assert row["QID2"] == values.get("QID2")
         expected_multi = values.get("QID4")
-        assert row["QID4"] == (",".join(expected_multi) if expected_multi else None)
+        if fmt in ("csv", "tsv"):
+            chosen = [str(int(row[f"QID4_{i}"])) for i in range(1, 6) if row[f"QID4_{i}"]]
+            assert sorted(chosen) == sorted(expected_multi or [])
+        else:
+            assert row["QID4"] == (",".join(expected_multi) if expected_multi else None)
         assert row["customer_id"] == values.get("customer_id")
         assert row["locationLatitude"] == float(values["locationLatitude"])
 
@@ -152,11 +163,12 @@ def test_multi_answer_cells_of_a_csv_export_get_the_labels_a_json_export_gives(
     state, survey_id, _recorded = sandbox
     legacy = asyncio.run(_legacy_survey(state, survey_id))
     csv_path, json_path = tmp_path / "codes.csv", tmp_path / "labels.json"
-    definition = download(state, survey_id, {"format": "csv"}, csv_path)
+    definition = download(state, survey_id, {"format": "csv", "breakoutSets": False}, csv_path)
     download(state, survey_id, {"format": "json"}, json_path)
+    label_map = Survey.model_validate(legacy).label_map()
     from_csv = ExportFile(
         csv_path, format="csv", compressed=True, names="import_id",
-        label_map=Survey.model_validate(legacy).label_map(), survey=definition,
+        label_map=label_map, survey=definition,
     )  # fmt: skip
     from_json = ExportFile(json_path, format="json", compressed=True)
     json_labels = {r["_recordId"]: r["QID4_label"] for r in from_json.iter_rows(labels=True)}
@@ -166,6 +178,37 @@ def test_multi_answer_cells_of_a_csv_export_get_the_labels_a_json_export_gives(
     for row in csv_rows:
         assert row["QID4_label"] == json_labels[row["_recordId"]], row["QID4"]
     assert all("," in str(r["QID4_label"]) for r in multi)
+
+    # Split into choice columns (the default), each choice's column gets its own label.
+    split_path = tmp_path / "split.csv"
+    definition = download(state, survey_id, {"format": "csv"}, split_path)
+    split = ExportFile(
+        split_path, format="csv", compressed=True, label_map=label_map, survey=definition
+    )
+    names = split.schema(labels=True).names
+    assert names[names.index("Q4_2") + 1] == "Q4_2_label"
+    labels_by_response = {r["ResponseId"]: r for r in split.iter_rows(labels=True)}
+    for response_id, joined in json_labels.items():
+        row = labels_by_response[response_id]
+        chosen = [row[f"Q4_{i}_label"] for i in range(1, 6) if row[f"Q4_{i}"] is not None]
+        assert chosen == (joined.split(",") if joined else []), joined
+
+
+def test_split_choice_columns_pair_with_their_label_columns(
+    sandbox: tuple[SandboxState, str, dict[str, dict[str, Any]]], tmp_path: Path
+) -> None:
+    state, survey_id, recorded = sandbox
+    path = tmp_path / "label-columns.csv"
+    body = {"format": "csv", "includeLabelColumns": True, "questionIds": ["QID4"]}
+    download(state, survey_id, body, path)
+    export = ExportFile(path, format="csv", compressed=True, names="import_id")
+    labels = {c.name: c.label_of for c in export.columns if c.is_label}
+    assert labels["QID4_3_label"] == "QID4_3"
+    for row in export.iter_rows(labels=True):
+        chosen = recorded[str(row["_recordId"])].get("QID4") or []
+        for i in range(1, 6):
+            assert (row[f"QID4_{i}"] is not None) == (str(i) in chosen)
+            assert (row[f"QID4_{i}_label"] is None) == (row[f"QID4_{i}"] is None)
 
 
 async def _legacy_survey(state: SandboxState, survey_id: str) -> dict[str, Any]:

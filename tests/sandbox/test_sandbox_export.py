@@ -98,7 +98,11 @@ async def test_csv_export_has_three_header_rows_and_real_values(
     assert by_tag["Q2"] == "6"
     assert by_tag["Q2_NPS_GROUP"] == "1"
     assert by_tag["Q3_1"] == "4"
-    assert by_tag["Q4"] == "1,5"
+    # Split into a column per choice (breakoutSets defaults to true), each holding its code.
+    assert [by_tag[f"Q4_{i}"] for i in range(1, 6)] == ["1", "", "", "", "5"]
+    assert ids[tags.index("Q4_2")] == {"ImportId": "QID4", "choiceId": "2"}
+    assert headers[tags.index("Q4_2")] == "Which of these did you contact us about? - Delivery"
+    assert "Q4" not in tags
     assert by_tag["Q4_5_TEXT"] == "Gift, card"
     assert by_tag["Q5"] == "line1\nline2"
     assert by_import["QID5_TEXT"] == "line1\nline2"

@@ -202,19 +202,83 @@ async def test_seen_but_unanswered_questions_are_recoded(
     assert row["Q2"] == "-99"  # the NPS question
     assert row["Q2_NPS_GROUP"] == ""  # derived from an answer, not one itself
     assert [row[f"Q3_{i}"] for i in (1, 2, 3, 4)] == ["-99", "3", "-99", "-99"]
-    assert row["Q4"] == "-99"  # multi-select falls back to seenUnansweredRecode
+    # Multi-select falls back to seenUnansweredRecode, in every choice's column.
+    assert [row[f"Q4_{i}"] for i in range(1, 6)] == ["-99"] * 5
     assert row["Q4_5_TEXT"] == ""  # the "Other" box only opens with its choice
     assert row["Q5"] == "-99"
     assert row["customer_id"] == ""  # embedded data is never "seen"
 
     data, _ = await export(client, csat, {**body, "multiselectSeenUnansweredRecode": 0})
     tags, _, _, rows = csv_rows(data)
-    assert by_tag(tags, rows[0])["Q4"] == "0"
+    assert by_tag(tags, rows[0])["Q4_3"] == "0"
     assert by_tag(tags, rows[0])["Q2"] == "-99"
     data, _ = await export(client, csat, {"format": "csv", "multiselectSeenUnansweredRecode": 0})
     tags, _, _, rows = csv_rows(data)
-    assert by_tag(tags, rows[0])["Q4"] == "0"
+    assert by_tag(tags, rows[0])["Q4_3"] == "0"
     assert by_tag(tags, rows[0])["Q2"] == ""
+    unsplit = {"format": "csv", "multiselectSeenUnansweredRecode": 0, "breakoutSets": False}
+    data, _ = await export(client, csat, unsplit)
+    tags, _, _, rows = csv_rows(data)
+    assert by_tag(tags, rows[0])["Q4"] == "0"
+
+
+async def test_break_out_sets_splits_multi_answers_into_choice_columns(
+    client: httpx.AsyncClient, state: SandboxState, csat: str
+) -> None:
+    add(state, csat, {"QID1": 4, "QID4": ["2", "4"]})
+    add(state, csat, {"QID1": 3})  # QID4 left unanswered: seen (finished), nothing selected
+    data, _ = await export(client, csat, {"format": "csv", "questionIds": ["QID4"]})
+    tags, headers, ids, rows = csv_rows(data)
+    split = [t for t in tags if t.startswith("Q4_") and not t.endswith("_TEXT")]
+    assert split == ["Q4_1", "Q4_2", "Q4_3", "Q4_4", "Q4_5"]
+    assert [ids[tags.index(t)] for t in split] == [
+        {"ImportId": "QID4", "choiceId": str(i)} for i in range(1, 6)
+    ]
+    assert headers[tags.index("Q4_4")].endswith(" - Product questions")
+    assert [by_tag(tags, rows[0])[t] for t in split] == ["", "2", "", "4", ""]
+    assert [by_tag(tags, rows[1])[t] for t in split] == [""] * 5
+
+    # An answered question's unselected choices take the multi-select recode.
+    recoded = {"format": "csv", "questionIds": ["QID4"], "multiselectSeenUnansweredRecode": 0}
+    data, _ = await export(client, csat, recoded)
+    tags, _, _, rows = csv_rows(data)
+    assert [by_tag(tags, rows[0])[t] for t in split] == ["0", "2", "0", "4", "0"]
+    assert [by_tag(tags, rows[1])[t] for t in split] == ["0"] * 5
+
+    labelled = {"format": "tsv", "compress": False, "questionIds": ["QID4"], "useLabels": True}
+    data, _ = await export(client, csat, labelled)
+    lines = list(csv.reader(io.StringIO(data.decode()), delimiter="\t"))
+    row = by_tag(lines[0], lines[3])
+    assert [row[t] for t in split] == ["", "Delivery", "", "Product questions", ""]
+
+    data, _ = await export(
+        client, csat, {"format": "csv", "questionIds": ["QID4"], "includeLabelColumns": True}
+    )
+    tags, _, ids, rows = csv_rows(data)
+    row = by_tag(tags, rows[0])
+    assert (row["Q4_2"], row["Q4_2_LABEL"]) == ("2", "Delivery")
+    assert ids[tags.index("Q4_2_LABEL")] == {"ImportId": "QID4", "choiceId": "2", "label": True}
+
+    # breakoutSets false: one column, the codes joined by commas; JSON is never split.
+    data, _ = await export(
+        client, csat, {"format": "csv", "questionIds": ["QID4"], "breakoutSets": False}
+    )
+    tags, _, ids, rows = csv_rows(data)
+    assert by_tag(tags, rows[0])["Q4"] == "2,4"
+    assert ids[tags.index("Q4")] == {"ImportId": "QID4"}
+    assert not any(t in tags for t in split)
+    data, _ = await export(client, csat, {"format": "json", "questionIds": ["QID4"]})
+    assert [str(v) for v in json_responses(data)[0]["values"]["QID4"]] == ["2", "4"]
+
+
+async def test_export_column_map_lists_the_choice_columns(
+    client: httpx.AsyncClient, csat: str
+) -> None:
+    body = (await client.get(f"/API/v3/surveys/{csat}")).json()["result"]
+    column_map = body["exportColumnMap"]
+    assert column_map["Q4_2"] == {"question": "QID4", "choice": "QID4.choices.2"}
+    assert "Q4" not in column_map
+    assert column_map["Q1"] == {"question": "QID1"}
 
 
 async def test_a_partial_response_saw_only_what_came_before_it_stopped(

@@ -84,16 +84,31 @@ def test_any_paging_parameters_never_crash(skip_token: str, page_size: str) -> N
 
 
 def _csv_rows(data: bytes) -> list[dict[str, str]]:
+    """Rows keyed by ImportId; a multi-answer question's choice columns (``breakoutSets``) by
+    ImportId and choiceId, then folded back into its codes, comma-joined in code order."""
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
-    import_ids = [json.loads(c)["ImportId"] for c in rows[2]]
-    return [dict(zip(import_ids, row, strict=True)) for row in rows[3:]]
+    ids = [json.loads(c) for c in rows[2]]
+    keys = [f"{i['ImportId']}#{i['choiceId']}" if "choiceId" in i else i["ImportId"] for i in ids]
+    out = []
+    for row in rows[3:]:
+        cells = dict(zip(keys, row, strict=True))
+        chosen: dict[str, list[str]] = {}
+        for key, cell in cells.items():
+            question, _, choice = key.partition("#")
+            if choice:
+                chosen.setdefault(question, [])
+                if cell:
+                    chosen[question].append(cell)
+        cells.update({question: ",".join(sorted(codes)) for question, codes in chosen.items()})
+        out.append(cells)
+    return out
 
 
 def _as_csv(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
-        return ",".join(str(v) for v in value)
+        return ",".join(sorted(str(v) for v in value))
     return str(value)
 
 

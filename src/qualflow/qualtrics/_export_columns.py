@@ -83,6 +83,9 @@ class ExportColumn:
         import_id: row 3 ``ImportId`` (``"QID1"``, ``"startDate"``, ``"1_QID10_1"``) or the
             ``values`` key of a JSON export; ``"responseId"`` for the JSON response id.
         time_zone: the ``timeZone`` of a date column in a CSV/TSV export, if given.
+        choice_id: the ``choiceId`` of a CSV/TSV column that holds one choice of a multi-answer
+            question (exports with ``breakoutSets``, the default, split those into a column per
+            choice, each with the question's ImportId).
         kind: how the values are typed (see :data:`ColumnKind`).
         is_label: True for a label column (``includeLabelColumns`` exports, or ``*_label``
             columns added by ``labels=True``).
@@ -97,6 +100,7 @@ class ExportColumn:
     kind: ColumnKind
     is_label: bool = False
     label_of: str | None = None
+    choice_id: str | None = None
 
     @property
     def arrow_type(self) -> pa.DataType:
@@ -112,10 +116,12 @@ class ImportIdCell:
     import_id: str
     time_zone: str | None
     is_label_column: bool
+    choice_id: str | None = None
 
 
 def parse_import_id_cell(cell: str) -> ImportIdCell:
-    """Parse one row-3 cell: ``{"ImportId":"QID1","timeZone":"…","IsLabelsColumn":true}``."""
+    """Parse one row-3 cell: ``{"ImportId":"QID1","timeZone":"…","IsLabelsColumn":true}``,
+    or ``{"ImportId":"QID4","choiceId":"2"}`` for one choice of a split multi-answer question."""
     try:
         decoded = json.loads(cell)
     except json.JSONDecodeError:
@@ -125,11 +131,15 @@ def parse_import_id_cell(cell: str) -> ImportIdCell:
     time_zone = decoded.get("timeZone")
     if time_zone is not None and not isinstance(time_zone, str):
         raise HeaderError(f"timeZone is not a string in {cell[:80]!r}")
+    choice_id = decoded.get("choiceId")
+    if choice_id is not None and not isinstance(choice_id, str | int):
+        raise HeaderError(f"choiceId is not a string in {cell[:80]!r}")
     return ImportIdCell(
         import_id=decoded["ImportId"],
         time_zone=time_zone or None,
         # Qualtrics documents IsLabelsColumn; some exporters write "label": true.
         is_label_column=bool(decoded.get("IsLabelsColumn") or decoded.get("label") is True),
+        choice_id=None if choice_id is None else str(choice_id),
     )
 
 
@@ -138,14 +148,18 @@ _TEXT_QUESTION_TYPES = frozenset({"TE", "Meta", "DD", "FileUpload", "Draw", "Cap
 _QUESTION_ID_RE = re.compile(r"^(?:\d+_)?(?P<qid>QID\d+)(?P<suffix>(?:_.*)?)$")
 
 
-def text_import_ids_from_survey(survey: Mapping[str, object]) -> Callable[[str], bool]:
-    """From a survey definition, a predicate: does this ImportId hold text, not a number?
+def text_import_ids_from_survey(
+    survey: Mapping[str, object],
+) -> Callable[[str, str | None], bool]:
+    """From a survey definition, a predicate: does the column with this ImportId (and choiceId,
+    for one choice of a split multi-answer question) hold text, not a number?
 
     Accepts ``GET /survey-definitions/{id}`` (``Questions`` with ``QuestionType``/``Selector``)
     or the legacy ``GET /surveys/{id}`` object (``questions`` with ``questionType``), with or
     without the ``result`` envelope. Text: multi-answer choices (codes comma-joined in one
     cell), multi-answer matrix rows, and every column of text-entry, meta-info, drill-down,
-    file-upload, signature and side-by-side questions.
+    file-upload, signature and side-by-side questions. A split choice column holds one code,
+    so it is a number like any single answer.
     """
     body: object = survey.get("result", survey)
     whole: set[str] = set()  # every column of these questions is text
@@ -177,13 +191,15 @@ def text_import_ids_from_survey(survey: Mapping[str, object]) -> Callable[[str],
                         bare,
                     )
 
-    def is_text(import_id: str) -> bool:
+    def is_text(import_id: str, choice_id: str | None = None) -> bool:
         match = _QUESTION_ID_RE.match(import_id)
         if match is None:
             return False
         qid, suffix = match.group("qid"), match.group("suffix")
         if qid in whole:
             return True
+        if choice_id is not None:
+            return False
         return qid in bare and (suffix == "" or suffix.count("_") == 1)
 
     return is_text

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import pyarrow as pa
@@ -62,6 +62,7 @@ class CsvHeader:
     import_ids: list[str]
     time_zones: list[str | None]
     label_flags: list[bool]
+    choice_ids: list[str | None]
 
     @property
     def signature(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -116,6 +117,7 @@ def read_header(stream: Utf8Stream, member: Member, delimiter: str) -> CsvHeader
     import_ids: list[str] = []
     time_zones: list[str | None] = []
     label_flags: list[bool] = []
+    choice_ids: list[str | None] = []
     for position, cell in enumerate(ids):
         try:
             parsed = parse_import_id_cell(cell)
@@ -128,18 +130,29 @@ def read_header(stream: Utf8Stream, member: Member, delimiter: str) -> CsvHeader
         import_ids.append(parsed.import_id)
         time_zones.append(parsed.time_zone)
         label_flags.append(parsed.is_label_column)
-    return CsvHeader(tags, texts, import_ids, time_zones, label_flags)
+        choice_ids.append(parsed.choice_id)
+    return CsvHeader(tags, texts, import_ids, time_zones, label_flags, choice_ids)
 
 
 def build_columns(
     header: CsvHeader, *, names: Literal["export_tag", "import_id"]
 ) -> list[ExportColumn]:
-    """All columns of the file, in file order, typed from their ImportIds."""
-    raw_names = header.tags if names == "export_tag" else header.import_ids
+    """All columns of the file, in file order, typed from their ImportIds.
+
+    Named by ImportId, one choice of a split multi-answer question is ``<ImportId>_<choiceId>``
+    (``QID4_2``), as its export tag is ``Q4_2``: the ImportId alone is its question's."""
+    if names == "export_tag":
+        raw_names = header.tags
+    else:
+        raw_names = [
+            import_id if choice_id is None else f"{import_id}_{choice_id}"
+            for import_id, choice_id in zip(header.import_ids, header.choice_ids, strict=True)
+        ]
     base_names = unique_names(
         name for name, is_label in zip(raw_names, header.label_flags, strict=True) if not is_label
     )
-    by_import_id: dict[str, str] = {}
+    # A label column labels the value column of the same ImportId (and choiceId).
+    owners: dict[tuple[str, str | None], str] = {}
     base_iter = iter(base_names)
     columns: list[ExportColumn] = []
     pending_labels: list[int] = []
@@ -150,7 +163,7 @@ def build_columns(
             columns.append(_placeholder(header, position))
             continue
         name = next(base_iter)
-        by_import_id.setdefault(import_id, name)
+        owners.setdefault((import_id, header.choice_ids[position]), name)
         time_zone = header.time_zones[position]
         columns.append(
             ExportColumn(
@@ -160,12 +173,14 @@ def build_columns(
                 import_id=import_id,
                 time_zone=time_zone,
                 kind=kind_for_import_id(import_id, has_time_zone=time_zone is not None),
+                choice_id=header.choice_ids[position],
             )
         )
     taken = {c.name for c in columns if not c.is_label}
     for position in pending_labels:
         import_id = header.import_ids[position]
-        owner = by_import_id.get(import_id)
+        choice_id = header.choice_ids[position]
+        owner = owners.get((import_id, choice_id))
         stem = owner if owner is not None else raw_names[position]
         name = unique_names([*taken, f"{stem}_label"])[-1]
         taken.add(name)
@@ -178,6 +193,7 @@ def build_columns(
             kind="string",
             is_label=True,
             label_of=owner,
+            choice_id=choice_id,
         )
     return columns
 
@@ -319,7 +335,7 @@ def refine_with_sample(plans: list[ColumnPlan], sample: pa.RecordBatch | None) -
         values = sample.column(plan.field)
         _, invalid = convert_checked(values, plan.typing)
         if invalid is not None and pc.any(invalid).as_py():
-            column = _with_kind(plan.column, "string")
+            column = replace(plan.column, kind="string")
             refined.append(ColumnPlan(plan.position, column, CellTyping("string")))
             continue
         if kind == "timestamp":
@@ -333,19 +349,6 @@ def refine_with_sample(plans: list[ColumnPlan], sample: pa.RecordBatch | None) -
             continue
         refined.append(plan)
     return refined
-
-
-def _with_kind(column: ExportColumn, kind: Literal["string"]) -> ExportColumn:
-    return ExportColumn(
-        name=column.name,
-        export_tag=column.export_tag,
-        question_text=column.question_text,
-        import_id=column.import_id,
-        time_zone=column.time_zone,
-        kind=kind,
-        is_label=column.is_label,
-        label_of=column.label_of,
-    )
 
 
 def iter_csv_batches(

@@ -44,7 +44,7 @@ import stat
 import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import IO, Any, Literal
 
 import anyio
@@ -249,7 +249,9 @@ class ExportFile:
             return "string"
         if column.name in overrides:
             return overrides[column.name]
-        if not self.typed or (self._is_text is not None and self._is_text(column.import_id)):
+        if not self.typed:
+            return "string"
+        if self._is_text is not None and self._is_text(column.import_id, column.choice_id):
             return "string"
         return column.kind
 
@@ -283,7 +285,7 @@ class ExportFile:
         typed_columns = []
         for column in columns:
             kind = self._kind_for(column, overrides)
-            typed_columns.append(column if kind == column.kind else _replace_kind(column, kind))
+            typed_columns.append(column if kind == column.kind else replace(column, kind=kind))
         return typed_columns
 
     def _csv_layout(self) -> tuple[csv_reader.CsvHeader, list[csv_reader.ColumnPlan]]:
@@ -297,7 +299,7 @@ class ExportFile:
             for position, column in enumerate(columns):
                 kind = self._kind_for(column, overrides)
                 if kind != column.kind:
-                    column = _replace_kind(column, kind)
+                    column = replace(column, kind=kind)
                 typing = CellTyping(
                     kind, column.time_zone or self.time_zone, decimal_comma=self.decimal_comma
                 )
@@ -633,19 +635,6 @@ _ONE_PASS_ATTEMPTS = 3
 
 class _LayoutChanged(Exception):
     """A chunk read after writing began changed the columns or their types."""
-
-
-def _replace_kind(column: ExportColumn, kind: ColumnKind) -> ExportColumn:
-    return ExportColumn(
-        name=column.name,
-        export_tag=column.export_tag,
-        question_text=column.question_text,
-        import_id=column.import_id,
-        time_zone=column.time_zone,
-        kind=kind,
-        is_label=column.is_label,
-        label_of=column.label_of,
-    )
 
 
 def _label_arrays(column: ExportColumn, mapping: Mapping[str, str]) -> tuple[pa.Array, pa.Array]:

@@ -20,7 +20,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from qualflow.sandbox import errors
 from qualflow.sandbox.errors import bad_request
-from qualflow.sandbox.model import NPS_GROUPS, Choice, ExportColumn, Question, Survey, plain_text
+from qualflow.sandbox.model import (
+    NPS_GROUPS,
+    Choice,
+    ExportColumn,
+    Question,
+    Survey,
+    plain_text,
+    split_multi_answers,
+)
 
 FORMATS = ("csv", "tsv", "json", "ndjson")
 UNSUPPORTED_FORMATS = ("spss", "xml")
@@ -136,6 +144,7 @@ class ExportOptions:
     decimal_comma: bool = False
     sort_by_modified: bool = False
     include_display_order: bool = False
+    breakout_sets: bool = True
     seen_unanswered_recode: int | None = None
     multiselect_seen_unanswered_recode: int | None = None
     filter_id: str | None = None
@@ -222,7 +231,7 @@ class ExportOptions:
         opts.in_progress = _bool(body, "exportResponsesInProgress", False)
         opts.decimal_comma = _bool(body, "formatDecimalAsComma", False)
         opts.sort_by_modified = _bool(body, "sortByLastModifiedDate", False)
-        _bool(body, "breakoutSets", True)  # multi-value answers stay one comma-joined column
+        opts.breakout_sets = _bool(body, "breakoutSets", True)
         opts.include_display_order = _bool(body, "includeDisplayOrder", False)
         opts.seen_unanswered_recode = _int_or_none(body, "seenUnansweredRecode")
         opts.multiselect_seen_unanswered_recode = _int_or_none(
@@ -271,6 +280,7 @@ class ExportOptions:
             "formatDecimalAsComma": self.decimal_comma,
             "sortByLastModifiedDate": self.sort_by_modified,
             "includeDisplayOrder": self.include_display_order,
+            "breakoutSets": self.breakout_sets,
             "seenUnansweredRecode": self.seen_unanswered_recode,
             "multiselectSeenUnansweredRecode": self.multiselect_seen_unanswered_recode,
             "filterId": self.filter_id,
@@ -546,6 +556,50 @@ class SeenModel:
         return out
 
 
+class _ChoiceSplit:
+    """Splits multi-answer questions into a column per choice (``breakoutSets``, CSV/TSV).
+
+    A selected choice's column holds its code; with a multi-select recode set, an unselected
+    one holds the recode, as does every choice of a question seen but left unanswered.
+    """
+
+    def __init__(self, columns: list[ExportColumn], recode: int | None) -> None:
+        self.columns = columns
+        self.recode = recode
+        # (the question's values key, [(choice column key, code as stored, code as text)])
+        self.questions: list[tuple[str, list[tuple[str, int | str, str]]]] = []
+        for col in columns:
+            if col.kind == "choice" and col.question is not None:
+                if not self.questions or self.questions[-1][0] != col.import_key:
+                    self.questions.append((col.import_key, []))
+                choice = col.question.choice(col.import_extra["choiceId"])
+                assert choice is not None
+                self.questions[-1][1].append((col.key, _code_value(choice.code), choice.code))
+
+    @classmethod
+    def of(cls, columns: list[ExportColumn], opts: ExportOptions) -> _ChoiceSplit | None:
+        if not any(c.kind == "multi" for c in columns):
+            return None
+        recode = opts.multiselect_recode if opts.recodes_seen_unanswered else None
+        return cls(split_multi_answers(columns), recode)
+
+    def apply(self, record: dict[str, Any]) -> dict[str, Any]:
+        out = dict(record)
+        for key, choices in self.questions:
+            value = out.pop(key, None)
+            if _blank(value):
+                continue
+            chosen = {str(v) for v in value} if isinstance(value, list) else {str(value)}
+            if not isinstance(value, list) and not any(text in chosen for *_, text in choices):
+                # Not a code: the seen-but-unanswered recode, which every choice shows.
+                for choice_key, *_ in choices:
+                    out[choice_key] = value
+                continue
+            for choice_key, code, text in choices:
+                out[choice_key] = code if text in chosen else self.recode
+        return out
+
+
 def _blank(value: Any) -> bool:
     return value is None or value == "" or value == []
 
@@ -682,7 +736,7 @@ def _label_map(col: ExportColumn) -> dict[Any, Any] | None:
         return dict(_FINISHED_LABELS)
     elif col.kind == "nps_group":
         pairs = {str(k): v for k, v in NPS_GROUPS.items()}
-    elif col.kind in ("single", "multi") and q is not None:
+    elif col.kind in ("single", "multi", "choice") and q is not None:
         pool = q.answers if q.type == "Matrix" else q.choices
         pairs = {c.code: plain_text(c.text) for c in pool}
     else:
@@ -707,6 +761,11 @@ def _stream_text(
         if derives:
             model = SeenModel(survey)
             records = (model.derive(r, opts) for r in records)
+        if opts.breakout_sets:
+            split = _ChoiceSplit.of(cols, opts)
+            if split is not None:
+                cols = split.columns
+                records = (split.apply(r) for r in records)
         yield from _stream_delimited(cols, records, opts)
         return
     plan = _plan(cols)
@@ -752,13 +811,16 @@ def _stream_delimited(
         tags.append(col.tag)
         headers.append(col.header)
         import_ids.append(
-            json.dumps({"ImportId": col.key, **col.import_extra}, separators=(",", ":"))
+            json.dumps({"ImportId": col.import_key, **col.import_extra}, separators=(",", ":"))
         )
         if label_cols and planned.labels is not None:
             tags.append(f"{col.tag}_LABEL")
             headers.append(f"{col.header} - Label")
+            choice = {"choiceId": col.import_extra["choiceId"]} if col.kind == "choice" else {}
             import_ids.append(
-                json.dumps({"ImportId": col.key, "label": True}, separators=(",", ":"))
+                json.dumps(
+                    {"ImportId": col.import_key, **choice, "label": True}, separators=(",", ":")
+                )
             )
     for row in (tags, headers, import_ids):
         writer.writerow(row)

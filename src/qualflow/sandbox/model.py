@@ -57,6 +57,17 @@ def short_description(markup: str, limit: int = 100) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def split_multi_answers(columns: list[ExportColumn]) -> list[ExportColumn]:
+    """``columns`` with each multi-answer question's column replaced by its choice columns."""
+    out: list[ExportColumn] = []
+    for col in columns:
+        if col.kind == "multi" and col.question is not None:
+            out.extend(col.question.choice_columns())
+        else:
+            out.append(col)
+    return out
+
+
 def nps_group(score: int) -> int:
     """1 = Detractor (0–6), 2 = Passive (7–8), 3 = Promoter (9–10)."""
     if score <= 6:
@@ -84,18 +95,27 @@ class Choice:
 class ExportColumn:
     """One column of a response export.
 
-    ``key`` is the key of the value in a response's ``values`` (and the CSV ImportId);
-    ``tag`` is the export tag (CSV row 1); ``header`` the question text (row 2).
+    ``key`` is the key of the value in a response's ``values`` (and the CSV ImportId, unless
+    ``import_id`` names another); ``tag`` is the export tag (CSV row 1); ``header`` the question
+    text (row 2).
     """
 
     key: str
     tag: str
     header: str
-    kind: str  # meta | date | single | multi | text | number | nps_group | rank | embedded
+    # meta | date | single | multi | choice | text | number | nps_group | rank | embedded
+    kind: str
     question: Question | None = None
     import_extra: dict[str, str] = field(default_factory=dict)
     column_map: dict[str, str] | None = None
     valid: frozenset[str] | None = None  # accepted codes (single/multi), set by the question
+    # A choice column of a split multi-answer question has its question's ImportId (with a
+    # choiceId), so its key, which must tell the choices apart, cannot serve as one.
+    import_id: str | None = None
+
+    @property
+    def import_key(self) -> str:
+        return self.import_id or self.key
 
     def __post_init__(self) -> None:
         q = self.question
@@ -114,7 +134,7 @@ class ExportColumn:
                 return None
         if q is None:
             return None
-        if self.kind == "single":
+        if self.kind in ("single", "choice"):
             return q.label_for(str(value), matrix=q.type == "Matrix")
         if self.kind == "multi" and isinstance(value, list):
             return [q.label_for(str(v)) for v in value]
@@ -234,6 +254,25 @@ class Question:
                 )
             )
         return cols
+
+    def choice_columns(self) -> list[ExportColumn]:
+        """A multi-answer question's answer as CSV/TSV exports with ``breakoutSets`` (the
+        default) write it: one column per choice (``Q4_2``), holding that choice's code when it
+        was selected. Each keeps the question's ImportId, told apart by its ``choiceId``."""
+        text = plain_text(self.text)
+        return [
+            ExportColumn(
+                f"{self.qid}.choices.{c.id}",
+                f"{self.tag}_{c.id}",
+                f"{text} - {plain_text(c.text)}",
+                "choice",
+                self,
+                import_extra={"choiceId": c.id},
+                column_map={"question": self.qid, "choice": f"{self.qid}.choices.{c.id}"},
+                import_id=self.qid,
+            )
+            for c in self.choices
+        ]
 
     # -- value validation (POST /responses) --------------------------------------------
     def validate_value(self, key: str, value: Any, column: ExportColumn) -> None:
@@ -728,7 +767,8 @@ class Survey:
 
     def to_legacy(self, auditable: int) -> dict[str, Any]:
         export_map: dict[str, dict[str, str]] = {}
-        for col in self.question_columns():
+        # The map describes the default export, whose multi-answer questions are split.
+        for col in split_multi_answers(self.question_columns()):
             if col.column_map is not None:
                 export_map[col.tag] = dict(col.column_map)
         return {
