@@ -90,10 +90,10 @@ def print_listing(console: Console, table: Table, empty: str) -> None:
         console.print(empty, markup=False, highlight=False, soft_wrap=True)
 
 
-def fail(message: str) -> NoReturn:
-    """End the command with ``error: message`` on stderr and exit code 1."""
+def fail(message: str, code: int = 1) -> NoReturn:
+    """End the command with ``error: message`` on stderr and exit ``code``."""
     typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise typer.Exit(code)
 
 
 def secret_from_stdin(what: str, option: str, max_length: int) -> str:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any, BinaryIO, NoReturn, TypeVar
+from typing import Annotated, Any, BinaryIO, TypeVar
 
 import pydantic
 import typer
@@ -43,7 +43,7 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import EXIT_INTERRUPTED, captured_log, print_listing
+from qualflow.cli.common import EXIT_INTERRUPTED, captured_log, fail, print_listing
 from qualflow.qualtrics import (
     DATACENTERS,
     Client,
@@ -92,7 +92,7 @@ class Connection:
     def __post_init__(self) -> None:
         if self.api_token and (self.client_id or self.client_secret):
             # Either would authenticate: picking one silently could act as the wrong user.
-            _fail(
+            fail(
                 "give either an API token (--token or QUALTRICS_API_TOKEN) or OAuth client "
                 "credentials (--client-id/--client-secret or QUALTRICS_CLIENT_ID/"
                 "QUALTRICS_CLIENT_SECRET), not both",
@@ -125,9 +125,9 @@ class Connection:
         if self.datacenter and self.base_url:
             datacenter = _given("--datacenter", "QUALTRICS_DATACENTER", self.datacenter)
             base_url = _given("--base-url", "QUALTRICS_BASE_URL", self.base_url)
-            _fail(f"give either {datacenter} or {base_url}, not both", EXIT_USAGE)
+            fail(f"give either {datacenter} or {base_url}, not both", EXIT_USAGE)
         if not self.datacenter and not self.base_url:
-            _fail(
+            fail(
                 "say where the Qualtrics account lives: --datacenter or QUALTRICS_DATACENTER "
                 f"(one of {', '.join(DATACENTERS)}), or --base-url or QUALTRICS_BASE_URL (a "
                 "brand host such as https://acme.qualtrics.com, or the URL `qualflow sandbox "
@@ -139,13 +139,6 @@ class Connection:
 def _given(flag: str, variable: str, value: str) -> str:
     """``variable`` when the environment holds ``value``, else ``flag`` (which overrides it)."""
     return f"{variable} (set in the environment)" if os.environ.get(variable) == value else flag
-
-
-def _fail(message: str, code: int) -> NoReturn:
-    # Plain text: messages carry survey names, paths and API text, whose brackets rich would
-    # take for markup (and fail on, for a stray "[/]").
-    _err.print(Text.assemble(("error:", "bold red"), " ", message), soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _plain(value: str | None) -> Text:
@@ -160,23 +153,23 @@ def _reported(connection: Connection | None = None) -> Iterator[None]:
         with _warnings_as_lines():
             yield
     except ConfigurationError as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except TransportError as exc:
-        _fail(_unreachable(exc, connection.root if connection else None), EXIT_API)
+        fail(_unreachable(exc, connection.root if connection else None), EXIT_API)
     except QualtricsError as exc:
-        _fail(str(exc), EXIT_API)
+        fail(str(exc), EXIT_API)
     except ExportFileError as exc:
-        _fail(f"cannot read the export: {exc}", EXIT_API)
+        fail(f"cannot read the export: {exc}", EXIT_API)
     except pydantic.ValidationError as exc:
         first = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in first.get("loc", ())) or "input"
         message = str(first.get("msg", ""))
         # pydantic's "Value error, " prefix tells the user nothing.
-        _fail(f"invalid {where}: {message.removeprefix('Value error, ')}", EXIT_USAGE)
+        fail(f"invalid {where}: {message.removeprefix('Value error, ')}", EXIT_USAGE)
     except (ValueError, OSError) as exc:
-        _fail(str(exc), EXIT_USAGE)
+        fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
-        _fail("interrupted", EXIT_INTERRUPTED)
+        fail("interrupted", EXIT_INTERRUPTED)
 
 
 def _unreachable(exc: TransportError, root: str | None) -> str:
@@ -455,7 +448,7 @@ def survey(
     """Show one survey: status, response counts, availability window and questions."""
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
-        _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
+        fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
     found: Survey = _with_client(connection, lambda client: client.surveys.get(survey_id))
     if as_json:
         _print_json(found.model_dump(mode="json", by_alias=True))
@@ -519,7 +512,7 @@ def _moment(value: str | None, option: str) -> datetime | None:
         try:
             day = date.fromisoformat(value)
         except ValueError:
-            _fail(f"{option} must be an ISO date or datetime, e.g. 2025-01-31, not {value!r}", 2)
+            fail(f"{option} must be an ISO date or datetime, e.g. 2025-01-31, not {value!r}", 2)
         parsed = datetime(day.year, day.month, day.day)
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
@@ -545,17 +538,17 @@ def _check_output(output: Path) -> None:
     try:
         target, stream = output_target(output)
     except ValueError as exc:
-        _fail(f"--output {exc}", EXIT_USAGE)
+        fail(f"--output {exc}", EXIT_USAGE)
     if stream:
         if not os.access(target, os.W_OK):
-            _fail(f"cannot write --output {output}: permission denied", EXIT_USAGE)
+            fail(f"cannot write --output {output}: permission denied", EXIT_USAGE)
         return
     folder = os.path.dirname(target)
     if not os.path.isdir(folder):
-        _fail(f"the folder of --output ({folder}) does not exist", EXIT_USAGE)
+        fail(f"the folder of --output ({folder}) does not exist", EXIT_USAGE)
     refused = new_file_refused(folder)
     if refused is not None:
-        _fail(
+        fail(
             f"cannot write --output {output}: its folder {folder} takes no new files ({refused})",
             EXIT_USAGE,
         )
@@ -732,33 +725,33 @@ def export(
     """
     connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
-        _fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
+        fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
     from qualflow.qualtrics.export_file import OUTPUT_SUFFIXES, output_format_for
 
     to_stdout = str(output) == "-"
     named = None if to_stdout else OUTPUT_SUFFIXES.get(output.suffix.lower())
     if output_format is not None and named is not None and output_format.value != named:
-        _fail(
+        fail(
             f"--format {output_format.value} contradicts the extension of {output.name!r} "
             f"({named}): rename the file or leave out --format",
             EXIT_USAGE,
         )
     fmt = output_format.value if output_format else output_format_for(output)
     if as_json and (to_stdout or _is_stdout(output)):
-        _fail(
+        fail(
             f"--json prints a summary on stdout, where -o {output} writes the responses",
             EXIT_USAGE,
         )
     if to_stdout:
         if fmt == "parquet" and sys.stdout.isatty():
-            _fail(
+            fail(
                 "Parquet is binary: redirect stdout to a file or a program, or give --format "
                 "csv or ndjson",
                 EXIT_USAGE,
             )
     elif fmt is None:
         # Parquet bytes in a file named .xlsx (or .json) would mislead whoever opens it.
-        _fail(
+        fail(
             f"cannot tell the format from {output.name!r}: name it .parquet, .csv, .ndjson or "
             ".jsonl, or give --format",
             EXIT_USAGE,
@@ -805,16 +798,16 @@ def export(
                     rows = result.write(destination, fmt, labels=labels)
                 except BrokenPipeError:
                     if not to_stdout:
-                        _fail(f"cannot write --output {output}: its reader went away", EXIT_API)
+                        fail(f"cannot write --output {output}: its reader went away", EXIT_API)
                     # The reader stopped early (`| head`): as for any Unix filter, not an error.
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                     raise typer.Exit(0) from None
                 except OSError as exc:
                     where = "stdout" if to_stdout else f"--output {output}"
-                    _fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
+                    fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
                 progress.update(convert, total=rows, completed=rows)
         except ExportTimeout as exc:
-            _fail(
+            fail(
                 f"{exc} (--timeout {timeout:g}); Qualtrics may still finish it: try again with "
                 "a longer --timeout",
                 EXIT_API,
@@ -822,7 +815,7 @@ def export(
         except KeyboardInterrupt:
             # The file is only renamed into place once complete, so Ctrl-C leaves it untouched.
             kept = "stdout may have received part of it" if to_stdout else f"{output} is unchanged"
-            _fail(f"export interrupted; {kept}", EXIT_INTERRUPTED)
+            fail(f"export interrupted; {kept}", EXIT_INTERRUPTED)
         if to_stdout:
             sys.stdout.flush()
             _err.print(f"{rows} response(s) → stdout ({fmt})", highlight=False, markup=False)

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import EXIT_INTERRUPTED, new_file_refused, read_input_file
+from qualflow.cli.common import EXIT_INTERRUPTED, fail, new_file_refused, read_input_file
 from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
 
 app = typer.Typer(
@@ -55,14 +55,6 @@ class LogLevel(StrEnum):
 
 #: A survey id as a command accepts it.
 SURVEY_ID = re.compile(r"SV_[A-Za-z0-9]{1,60}")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print a one-line reason and exit non-zero."""
-    # Plain text: messages carry paths, ids and the sandbox's answers, whose brackets rich
-    # would take for markup (and fail on, for a stray "[/]").
-    err.print(Text.assemble(("error:", "red"), " ", message), soft_wrap=True)
-    raise typer.Exit(code)
 
 
 def _progress() -> Progress:
