@@ -396,43 +396,64 @@ def _order_pool(q: Question) -> list[Choice]:
     return q.choices if q.type in ("MC", "Matrix", "RO", "Slider") else []
 
 
-def display_order_columns(survey: Survey, wanted_q: set[str] | None = None) -> list[ExportColumn]:
-    """The ``…_DO`` columns: flow randomizers and randomised blocks always (as the spec says),
-    then the questions with randomised choices (only those of ``questionIds`` when given)."""
-    cols: list[ExportColumn] = []
+@dataclass(frozen=True)
+class _DisplayOrder:
+    """One ``…_DO`` column and the order it shows (the sandbox never shuffles: the natural one).
+
+    ``shown_with`` is the block or question whose being seen puts the order in a response;
+    ``None`` for a flow randomizer, which every response passes through."""
+
+    column: ExportColumn
+    order: str
+    shown_with: str | None
+
+
+def _display_orders(survey: Survey) -> list[_DisplayOrder]:
+    """Flow randomizers, randomised blocks, then questions with randomised choices."""
+    orders: list[_DisplayOrder] = []
     for e, _ in _flow(survey):
         kind, flow_id = e.get("Type"), e.get("FlowID")
         if kind in _RANDOMIZERS and isinstance(flow_id, str):
             key = f"{flow_id}{_DO_SUFFIX}"
             header = f"{flow_id} - {_RANDOMIZERS[str(kind)]} - Display Order"
-            cols.append(ExportColumn(key, key, header, "display_order"))
+            shown = "|".join(str(c.get("FlowID") or c.get("ID") or "") for c in _children_shown(e))
+            orders.append(
+                _DisplayOrder(ExportColumn(key, key, header, "display_order"), shown, None)
+            )
     for block in survey.blocks.values():
         if block.type != "Trash" and _is_randomized(
             (block.options or {}).get("RandomizeQuestions")
         ):
-            cols.append(
-                ExportColumn(
-                    f"{block.id}{_DO_SUFFIX}",
-                    f"{block.description}{_DO_SUFFIX}",
-                    f"{block.description} - Display Order",
-                    "display_order",
-                )
+            column = ExportColumn(
+                f"{block.id}{_DO_SUFFIX}",
+                f"{block.description}{_DO_SUFFIX}",
+                f"{block.description} - Display Order",
+                "display_order",
             )
+            orders.append(_DisplayOrder(column, "|".join(block.question_ids()), block.id))
     for qid in survey.ordered_question_ids():
         q = survey.questions[qid]
-        if wanted_q is not None and qid not in wanted_q:
-            continue
-        if _order_pool(q) and _is_randomized(q.extra.get("Randomization")):
-            cols.append(
-                ExportColumn(
-                    f"{qid}{_DO_SUFFIX}",
-                    f"{q.tag}{_DO_SUFFIX}",
-                    f"{plain_text(q.text)} - Display Order",
-                    "display_order",
-                    q,
-                )
+        pool = _order_pool(q)
+        if pool and _is_randomized(q.extra.get("Randomization")):
+            column = ExportColumn(
+                f"{qid}{_DO_SUFFIX}",
+                f"{q.tag}{_DO_SUFFIX}",
+                f"{plain_text(q.text)} - Display Order",
+                "display_order",
+                q,
             )
-    return cols
+            orders.append(_DisplayOrder(column, "|".join(c.code for c in pool), qid))
+    return orders
+
+
+def display_order_columns(survey: Survey, wanted_q: set[str] | None = None) -> list[ExportColumn]:
+    """The ``…_DO`` columns: flow randomizers and randomised blocks always (as the spec says),
+    then the questions with randomised choices (only those of ``questionIds`` when given)."""
+    return [
+        o.column
+        for o in _display_orders(survey)
+        if wanted_q is None or o.column.question is None or o.column.question.qid in wanted_q
+    ]
 
 
 def _code_value(code: str) -> int | str:
@@ -494,22 +515,14 @@ class SeenModel:
                 )
             )
         self.any_conditional = any(q.conditional for q in self.questions)
-        self.orders: dict[str, str] = {}
-        for e, _ in flow:
-            if e.get("Type") in _RANDOMIZERS and isinstance(e.get("FlowID"), str):
-                self.orders[f"{e['FlowID']}{_DO_SUFFIX}"] = "|".join(
-                    str(c.get("FlowID") or c.get("ID") or "") for c in _children_shown(e)
-                )
-        self.block_orders = {
-            f"{b.id}{_DO_SUFFIX}": "|".join(b.question_ids())
-            for b in survey.blocks.values()
-            if b.type != "Trash" and _is_randomized((b.options or {}).get("RandomizeQuestions"))
-        }
-        self.choice_orders = {
-            f"{qid}{_DO_SUFFIX}": "|".join(c.code for c in _order_pool(q))
-            for qid, q in survey.questions.items()
-            if _order_pool(q) and _is_randomized(q.extra.get("Randomization"))
-        }
+        display_orders = _display_orders(survey)
+        # Flow randomizers' orders are in every response; a block's or a question's only when
+        # it was seen.
+        self.orders = {o.column.key: o.order for o in display_orders if o.shown_with is None}
+        self.shown_orders: dict[str, list[tuple[str, str]]] = {}
+        for o in display_orders:
+            if o.shown_with is not None:
+                self.shown_orders.setdefault(o.shown_with, []).append((o.column.key, o.order))
 
     def seen(self, record: dict[str, Any]) -> list[_Shown]:
         """The questions ``record`` was shown; ``self.questions`` itself when it saw them all
@@ -545,14 +558,9 @@ class SeenModel:
                         out[key] = text if kind == "text" else recode
         if opts.include_display_order:
             out.update(self.orders)
-            blocks = {q.block_id for q in seen}
-            for key, block_order in self.block_orders.items():
-                if key[: -len(_DO_SUFFIX)] in blocks:
-                    out[key] = block_order
-            for q in seen:
-                choice_order = self.choice_orders.get(f"{q.qid}{_DO_SUFFIX}")
-                if choice_order is not None:
-                    out[f"{q.qid}{_DO_SUFFIX}"] = choice_order
+            shown = {q.block_id for q in seen} | {q.qid for q in seen}
+            for owner in shown & self.shown_orders.keys():
+                out.update(self.shown_orders[owner])
         return out
 
 
