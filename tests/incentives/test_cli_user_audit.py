@@ -14,7 +14,7 @@ from typer.testing import CliRunner, Result
 
 from qualflow.cli import app
 from qualflow.cli.incentives_cmd import app as incentives_app
-from qualflow.incentives.service import RewardRequestIn, RewardService
+from qualflow.incentives.service import EMAIL_AWAITS_SETTINGS, RewardRequestIn, RewardService
 from qualflow.store.secrets import SecretBox
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Db
@@ -123,7 +123,7 @@ def test_release_says_which_rewards_were_paid_and_which_are_held_again(
     assert result.stderr.strip() == "error: 1 of 1 reward(s) not released and paid"
 
 
-def test_mark_paid_without_email_says_the_reward_was_not_emailed(
+def test_mark_paid_without_email_says_the_email_waits_for_email_settings(
     db: Db, cli_env: Env, mail_env: Env, smtp_sink: SmtpSink
 ) -> None:
     reference = incentive(
@@ -134,16 +134,16 @@ def test_mark_paid_without_email_says_the_reward_was_not_emailed(
     assert ok(cli_env, "fulfil") == "handled 1 reward(s)"  # manual: waits to be paid by hand
     ok(cli_env, "update", reference, "--approval-mode", "review_all")
     (held,) = submit(db, reference, "h@example.org")
-    stdout, error = failed(cli_env, "rewards", "mark-paid", reward)
-    assert stdout == (
-        f"{reward}: not emailed (ordered): marked paid by cli:{_user()}, but email is not "
-        f"configured (set QUALFLOW_SMTP_HOST); send it with "
-        f"'qualflow incentives rewards resend {reward}'"
+    assert ok(cli_env, "rewards", "mark-paid", reward) == (
+        f"{reward}: ok (ordered) marked paid by cli:{_user()}; to be tried again by a worker "
+        f"({EMAIL_AWAITS_SETTINGS})"
     )
-    assert error == "error: 1 of 1 reward(s) not marked paid and emailed"
     shown = ok(cli_env, "rewards", "show", reward)
     assert "5.00 EUR from " + reference + " (manual)" in shown
-    assert "last error: email is not configured (set QUALFLOW_SMTP_HOST)" in shown
+    assert f"last error: {EMAIL_AWAITS_SETTINGS}" in shown
+    assert failed(cli_env, "rewards", "resend", reward)[1] == (
+        "error: email is not configured (set QUALFLOW_SMTP_HOST)"
+    )
 
     assert ok(mail_env, "rewards", "resend", reward) == f"resent {reward} to m@example.org"
     assert failed(mail_env, "rewards", "resend", held)[1] == (
@@ -153,16 +153,19 @@ def test_mark_paid_without_email_says_the_reward_was_not_emailed(
     assert len(smtp_sink.messages) == 1
 
 
-def test_fulfil_names_the_reward_it_could_not_email(db: Db, cli_env: Env, tmp_path: Path) -> None:
+def test_fulfil_names_the_reward_it_could_not_email(
+    db: Db, cli_env: Env, mail_env: Env, smtp_sink: SmtpSink, tmp_path: Path
+) -> None:
     reference = gift_codes(cli_env, tmp_path, 1, "--approval-mode", "automatic")
     (reward,) = submit(db, reference, "f@example.org")
     result = invoke(cli_env, "fulfil")
     assert (result.exit_code, result.stdout.strip()) == (0, "handled 1 reward(s)")
     # Not Python's raw "reward 1: …" log line, which names a row id no command takes.
-    assert result.stderr == (
-        f"warning: {reward} was ordered but not emailed: email is not configured "
-        "(set QUALFLOW_SMTP_HOST)\n"
-    )
+    assert result.stderr == f"warning: {reward} was {EMAIL_AWAITS_SETTINGS}\n"
+    # Run again with email settings, it sends what waited for them.
+    assert ok(mail_env, "fulfil") == "handled 1 reward(s)"
+    assert [m["to"] for m in smtp_sink.messages] == [["f@example.org"]]
+    assert ok(mail_env, "fulfil") == "handled 0 reward(s)"
 
 
 def test_refusals_end_with_one_error_line_and_blank_ids_are_refused(db: Db, cli_env: Env) -> None:

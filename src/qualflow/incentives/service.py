@@ -109,6 +109,14 @@ async def in_db_thread(function: Callable[..., T], *args: Any, **kwargs: Any) ->
 
 Outcome = Literal["created", "existing", "duplicate", "rejected"]
 
+EMAIL_NOT_CONFIGURED = "email is not configured (set QUALFLOW_SMTP_HOST)"
+#: A paid reward's ``last_error`` while its process has no email settings. A fulfiller with
+#: them finds such rewards by it and sends them at once, not after the backoff.
+EMAIL_AWAITS_SETTINGS = (
+    "paid, but its email waits for email settings (set QUALFLOW_SMTP_HOST); it goes out "
+    "automatically once qualflow runs with them"
+)
+
 
 class IncentiveNotFound(LookupError):
     """No incentive has this reference id."""
@@ -869,14 +877,29 @@ class RewardService:
                 unreserve(session, reward.incentive_id, reward.amount_minor)
             return reward
 
-    def _retry_later(self, reward_id: int, reason: str, *, final: bool = False) -> None:
+    def _retry_later(
+        self, reward_id: int, reason: str, *, final: bool = False, in_history: bool = False
+    ) -> Reward:
+        """Record why this attempt stopped and when the next one is due (never, if ``final``).
+
+        ``in_history``: the reason is also a transition of the history, written when it first
+        becomes the reason (a fulfiller meets the same one again at every retry)."""
         with self._writing() as session:
             reward = session.get(Reward, reward_id)
             assert reward is not None
+            reason = reason[:4000]
+            if in_history and reward.last_error != reason:
+                session.add(
+                    RewardTransition(
+                        reward_id=reward.id, from_status=reward.status, to_status=reward.status,
+                        actor=SYSTEM, reason=reason,
+                    )
+                )  # fmt: skip
             reward.attempts += 1
-            reward.last_error = reason[:4000]
+            reward.last_error = reason
             delay = min(30 * 2 ** min(reward.attempts, 7), 3600)
             reward.next_attempt_at = None if final else utcnow() + timedelta(seconds=delay)
+            return reward
 
     def _after_email(
         self, reward_id: int, outbox_id: int, *, paid: bool, owner: str | None = None
@@ -913,8 +936,10 @@ class RewardService:
 
         Returns None when someone else holds it right now (it is theirs to finish). Raises
         :class:`RewardRetry` for transient problems (the reward is scheduled for a retry) and
-        :class:`RewardFailed` when the respondent cannot be paid or mailed. ``submitted`` is
-        the :meth:`submit` that just approved it under ``owner``'s lease (no claim needed).
+        :class:`RewardFailed` when the respondent cannot be paid or mailed. Without email
+        settings, a paid reward is returned ``ordered`` with :data:`EMAIL_AWAITS_SETTINGS`: its
+        email stays due, for a fulfiller with them. ``submitted`` is the :meth:`submit` that
+        just approved it under ``owner``'s lease (no claim needed).
         """
         claim: _Claim | None = None
         if (
@@ -976,9 +1001,16 @@ class RewardService:
         claim: _Claim | None = None,
     ) -> Reward:
         if self.smtp is None:
-            reason = "email is not configured (set QUALFLOW_SMTP_HOST)"
-            await in_db_thread(self._retry_later, reward.id, reason, final=True)
-            raise RewardFailed(f"{reward.reference_id} was ordered but not emailed: {reason}")
+            # Not a failure of this reward: it stays due, for this process to look again later
+            # and for any fulfiller with email settings to send at once (Fulfiller.due).
+            waiting = await in_db_thread(
+                self._retry_later, reward.id, EMAIL_AWAITS_SETTINGS, in_history=True
+            )
+            # In the same shape as Fulfiller.drain's warnings (the CLI names the reward by it).
+            log.warning(
+                "reward %s: %s", reward.id, f"{reward.reference_id} was {EMAIL_AWAITS_SETTINGS}"
+            )
+            return waiting
         try:
             delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
             email = _reward_email(incentive, reward, delivery)
@@ -1231,16 +1263,19 @@ class RewardService:
             if target is None:
                 raise ValueError(f"{new_email!r} is not an email address")
 
-        def prepare() -> tuple[Reward, Incentive, int]:
+        def prepare() -> tuple[Reward, Incentive | None, int | None]:
+            """The reward, its incentive and the resend's number; no number (nor incentive)
+            when its first email is still due to a worker."""
             with self._writing() as session:
                 reward = get_reward(session, reference)
-                emailable_order = (
+                paid_order = (
                     reward.status == "ordered"
                     and reward.delivery is not None
-                    and reward.next_attempt_at is None
                     and (reward.provider != "manual" or reward.paid_at is not None)
                 )
-                if reward.status != "sent" and not emailable_order:
+                if paid_order and reward.next_attempt_at is not None:
+                    return reward, None, None
+                if reward.status != "sent" and not paid_order:
                     raise TransitionError(
                         f"only rewards that were paid can be resent; {reward.reference_id} is "
                         f"{reward.status}"
@@ -1253,7 +1288,10 @@ class RewardService:
 
         reward, incentive, count = await in_db_thread(prepare)
         if self.smtp is None:
-            raise RewardFailed("email is not configured (set QUALFLOW_SMTP_HOST)")
+            raise RewardFailed(EMAIL_NOT_CONFIGURED)
+        if count is None:
+            return await self._email_due_now(reward, actor=actor, target=target)
+        assert incentive is not None
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
         email = _reward_email(incentive, reward, delivery, to=target)
         try:
@@ -1282,6 +1320,42 @@ class RewardService:
                 return fresh
 
         return await in_db_thread(record)
+
+    async def _email_due_now(self, reward: Reward, *, actor: str, target: str | None) -> Reward:
+        """A paid reward's first email, which a worker was to send (e.g. it waits for email
+        settings), sent now at ``actor``'s request. It goes the worker's way (under a lease,
+        keyed ``reward:…`` in the outbox) so that the worker cannot send it a second time."""
+        reference = reward.reference_id
+        if target is not None and target != reward.email_normalized:
+            raise TransitionError(
+                f"{reference} was not emailed yet: resend it without another address to email "
+                f"it to {reward.email} now"
+            )
+        try:
+            done = await self.fulfil(reward.id, owner=f"resend:{uuid.uuid4().hex[:8]}")
+        except RewardRetry as exc:
+            raise RewardFailed(
+                f"emailing {reference} failed: {exc.reason}; a worker tries again later"
+            ) from None
+        if done is None:
+            raise TransitionError(
+                f"{reference} is being emailed by a worker right now; look again in a minute"
+            )
+        if done.status != "sent":
+            raise TransitionError(f"{reference} is {done.status} now; it was not emailed")
+
+        def record() -> None:
+            with self._writing() as session:
+                session.add(
+                    RewardTransition(
+                        reward_id=done.id, from_status="sent", to_status="sent",
+                        actor=actor[:320],
+                        reason=f"emailed to {done.email} at once at the request of {actor}",
+                    )
+                )  # fmt: skip
+
+        await in_db_thread(record)
+        return done
 
     # -- test rewards ------------------------------------------------------------------------
 
@@ -1419,7 +1493,7 @@ class RewardService:
         if send_to is None:
             report.add("test email", True, "not sent (no address to send the test to)")
         elif self.smtp is None:
-            report.add("test email", False, "email is not configured (set QUALFLOW_SMTP_HOST)")
+            report.add("test email", False, EMAIL_NOT_CONFIGURED)
         else:
             test_email = type(rendered)(
                 to=[send_to], subject=f"[TEST] {rendered.subject}",
@@ -1473,6 +1547,10 @@ class Fulfiller:
 
     def due(self) -> list[int]:
         now = utcnow()
+        ready = Reward.next_attempt_at <= now
+        if self.service.smtp is not None:
+            # Paid by a process without email settings, whose backoff may be an hour away.
+            ready = or_(ready, Reward.last_error == EMAIL_AWAITS_SETTINGS)
         with self.service.factory() as session:
             return list(
                 session.scalars(
@@ -1480,7 +1558,7 @@ class Fulfiller:
                     .where(
                         Reward.status.in_(("approved", "ordered")),
                         Reward.next_attempt_at.is_not(None),
-                        Reward.next_attempt_at <= now,
+                        ready,
                         or_(Reward.lease_until.is_(None), Reward.lease_until < now),
                     )
                     .order_by(Reward.next_attempt_at)
