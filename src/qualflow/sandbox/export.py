@@ -558,9 +558,10 @@ class SeenModel:
                         out[key] = text if kind == "text" else recode
         if opts.include_display_order:
             out.update(self.orders)
-            shown = {q.block_id for q in seen} | {q.qid for q in seen}
-            for owner in shown & self.shown_orders.keys():
-                out.update(self.shown_orders[owner])
+            for q in seen:
+                out.update(self.shown_orders.get(q.qid, ()))
+            for block_id in {q.block_id for q in seen if q.block_id is not None}:
+                out.update(self.shown_orders.get(block_id, ()))
         return out
 
 
