@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 from pydantic import ValidationError
+from rich.progress import Progress
 
 from qualflow.settings import Settings
 from qualflow.validation import MAX_ID, describe_errors
@@ -22,6 +23,7 @@ __all__ = [
     "EXIT_INTERRUPTED",
     "MAX_ID",
     "MAX_INPUT_BYTES",
+    "NoBlankLineProgress",
     "captured_log",
     "fail",
     "hub_store",
@@ -79,6 +81,17 @@ def captured_log(
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+class NoBlankLineProgress(Progress):
+    """rich's progress display, minus the empty line it ends with on a non-terminal even when
+    it showed nothing there (transient): stderr then holds only what the command says."""
+
+    def stop(self) -> None:
+        if self.live.transient and not self.console.is_interactive:
+            self.live.stop()
+        else:
+            super().stop()
 
 
 def print_listing(console: Console, table: Table, empty: str) -> None:

@@ -23,7 +23,6 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import Progress
 from rich.table import Column, Table
 from rich.text import Text
 from sqlalchemy import func, select
@@ -32,6 +31,7 @@ from sqlalchemy import func, select
 import qualflow.incentives  # noqa: F401
 from qualflow.cli.common import (
     MAX_ID,
+    NoBlankLineProgress,
     captured_log,
     fail,
     hub_store,
@@ -882,8 +882,7 @@ def pools_import(
     except UnicodeDecodeError:
         fail(f"{csv_file} is not UTF-8 text")
     # On stderr, as every progress display: stdout carries only the result.
-    console = Console(stderr=True)
-    spinner = Progress(transient=True, console=console, disable=not console.is_terminal)
+    spinner = NoBlankLineProgress(transient=True, console=Console(stderr=True))
     with _runtime() as runtime:
         runtime.manager.pool(pool_id)  # an unknown pool fails before the spinner draws
         with spinner as progress:

@@ -43,7 +43,13 @@ from rich.status import Status
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import EXIT_INTERRUPTED, captured_log, fail, print_listing
+from qualflow.cli.common import (
+    EXIT_INTERRUPTED,
+    NoBlankLineProgress,
+    captured_log,
+    fail,
+    print_listing,
+)
 from qualflow.qualtrics import (
     DATACENTERS,
     Client,
@@ -571,17 +577,6 @@ class _AmountColumn(ProgressColumn):
         return Text("")
 
 
-class _Progress(Progress):
-    """rich's progress display, minus the empty line it ends with on a non-terminal even when
-    it showed nothing there (transient): stderr then holds only what the command says."""
-
-    def stop(self) -> None:
-        if self.live.transient and not self.console.is_interactive:
-            self.live.stop()
-        else:
-            super().stop()
-
-
 @contextmanager
 def _erased_on_failure(progress: Progress) -> Iterator[None]:
     """Erase the progress display if the export fails or is interrupted: its bars, frozen
@@ -768,7 +763,7 @@ def export(
             continuation_token=continuation_token,
             allow_continuation=(incremental or continuation_token is not None) or None,
         )
-    progress = _Progress(
+    progress = NoBlankLineProgress(
         SpinnerColumn(),
         TextColumn("[progress.description]{task.description}"),
         BarColumn(),

@@ -19,7 +19,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 from rich.text import Text
 
-from qualflow.cli.common import EXIT_INTERRUPTED, fail, new_file_refused, read_input_file
+from qualflow.cli.common import (
+    EXIT_INTERRUPTED,
+    NoBlankLineProgress,
+    fail,
+    new_file_refused,
+    read_input_file,
+)
 from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
 
 app = typer.Typer(
@@ -58,15 +64,13 @@ SURVEY_ID = re.compile(r"SV_[A-Za-z0-9]{1,60}")
 
 
 def _progress() -> Progress:
-    return Progress(
+    return NoBlankLineProgress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,  # an error then stays the only line; a summary line follows success
-        # Off a terminal it would show nothing but still end with an empty line on stderr.
-        disable=not err.is_terminal,
     )
 
 
