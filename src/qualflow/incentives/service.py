@@ -1110,8 +1110,11 @@ class RewardService:
         references: Sequence[str],
         operation: Any,
     ) -> list[ActionResult]:
+        """``operation`` on each reward named, in its own transaction; a reward named again
+        (in any case or spacing) is acted on once: a second block or release would be refused
+        and read as a failure."""
         results: list[ActionResult] = []
-        for reference in references:
+        for reference in dict.fromkeys(normalize_reference(r) for r in references):
             try:
                 with self._writing() as session:
                     reward = get_reward(session, reference)
@@ -1121,14 +1124,10 @@ class RewardService:
                 status = ""
                 with self.factory() as session:
                     found = session.scalar(
-                        select(Reward.status).where(
-                            Reward.reference_id == normalize_reference(reference)
-                        )
+                        select(Reward.status).where(Reward.reference_id == reference)
                     )
                     status = found or ""
-                results.append(
-                    ActionResult(normalize_reference(reference), False, status, str(exc))
-                )
+                results.append(ActionResult(reference, False, status, str(exc)))
         return results
 
     def release(
