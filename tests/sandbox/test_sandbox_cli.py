@@ -70,6 +70,8 @@ def test_respond_into_state_file(tmp_path: Path) -> None:
         (["respond", "SV_x", "--state-file", "{path}", "--url", "http://x"], "not both"),
         (["seed", "--no-builtin", "--state-file", "{path}"], "nothing to seed"),
         (["seed", "--url", "ftp://x"], "http"),
+        (["seed", "--url", "http://[::1"], "--url is not a sandbox URL"),
+        (["seed", "--url", "http://127.0.0.1:9?x=1"], "query"),
         (["serve", "--token", "short"], "--token"),
     ],
 )

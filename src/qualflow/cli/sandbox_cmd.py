@@ -26,6 +26,8 @@ from qualflow.cli.common import (
     new_file_refused,
     read_input_file,
 )
+from qualflow.qualtrics.datacenters import resolve_location
+from qualflow.qualtrics.errors import ConfigurationError
 from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
 
 app = typer.Typer(
@@ -229,18 +231,17 @@ def _server(config: Any, state: Any) -> Any:
     return Server(config)
 
 
-#: What Qualtrics clients are given as the API's URL; the sandbox's control API is beside it.
-_API_PATH = "/API/v3"
-
-
 @contextmanager
 def _remote(url: str) -> Any:
+    # Read as the Qualtrics client reads its base URL, so whatever URL a client is given for
+    # the sandbox (with or without /API/v3) reaches the control API beside it too.
     if not url.startswith(("http://", "https://")):
         fail(f"--url must be an http(s) URL, got {url!r}")
-    base = url.rstrip("/")
-    if base.lower().endswith(_API_PATH.lower()):
-        base = base[: -len(_API_PATH)]
-    with httpx.Client(base_url=base, timeout=60.0) as client:
+    try:
+        root = resolve_location(datacenter=None, base_url=url).root
+    except ConfigurationError as exc:
+        fail(f"--url is not a sandbox URL: {exc}")
+    with httpx.Client(base_url=root, timeout=60.0) as client:
         try:
             yield client
         except httpx.ConnectError as exc:
