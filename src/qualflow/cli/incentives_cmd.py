@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -25,7 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
-from sqlalchemy import func, select
+from sqlalchemy import select
 
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
@@ -41,6 +41,9 @@ from qualflow.cli.common import (
     secret_from_stdin,
 )
 from qualflow.validation import describe_errors
+
+if TYPE_CHECKING:
+    from qualflow.incentives.service import ActionResult
 
 __all__ = ["app"]
 
@@ -472,29 +475,14 @@ def rewards_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List rewards, newest first (the review queue: --status held)."""
-    from qualflow.incentives.api import RewardOut
-    from qualflow.incentives.models import Incentive, Reward
+    from qualflow.incentives.api import reward_page
     from qualflow.incentives.service import get_incentive
 
     status = _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
-        conditions = []
-        if incentive is not None:
-            conditions.append(Reward.incentive_id == get_incentive(session, incentive).id)
-        if status:
-            conditions.append(Reward.status.in_(status))
-        query = (
-            select(Reward, Incentive.reference_id)
-            .join(Incentive, Incentive.id == Reward.incentive_id)
-            .where(*conditions)
-            .order_by(Reward.created_at.desc(), Reward.id.desc())
-            .limit(limit)
-        )
-        rows = [RewardOut.of(reward, ref) for reward, ref in session.execute(query).all()]
-        total = len(rows)
-        if total == limit:
-            counted = select(func.count()).select_from(Reward).where(*conditions)
-            total = session.scalar(counted) or 0
+        incentive_id = None if incentive is None else get_incentive(session, incentive).id
+        page = reward_page(session, incentive_id=incentive_id, statuses=status, limit=limit)
+    rows, total = page.items, page.total
     if total > len(rows):
         # Otherwise a long review queue looks like it has exactly --limit rewards in it.
         typer.echo(
@@ -568,10 +556,7 @@ def rewards_show(reference: RewardArgument, as_json: JsonOption = False) -> None
 class _Outcome:
     """What a bulk action did to one reward, as it is after the payment attempt that follows."""
 
-    reference_id: str
-    ok: bool
-    status: str
-    message: str
+    result: ActionResult
     #: "ok", "refused", or why an accepted action still left the respondent without a reward.
     mark: str
 
@@ -591,14 +576,11 @@ def _references(references: list[str]) -> list[str]:
     return kept
 
 
-def _outcomes(results: list[Any]) -> list[_Outcome]:
-    return [
-        _Outcome(r.reference_id, r.ok, r.status, r.message, "ok" if r.ok else "refused")
-        for r in results
-    ]
+def _outcomes(results: list[ActionResult]) -> list[_Outcome]:
+    return [_Outcome(r, "ok" if r.ok else "refused") for r in results]
 
 
-def _after_payment(runtime: Any, results: list[Any]) -> list[_Outcome]:
+def _after_payment(runtime: Any, results: list[ActionResult]) -> list[_Outcome]:
     """Each accepted action as the payment attempt left its reward. The service answers before
     paying, so its status alone would call a released reward that the pool cannot pay
     "ok (approved)" although it is held again."""
@@ -611,46 +593,43 @@ def _after_payment(runtime: Any, results: list[Any]) -> list[_Outcome]:
         for reward in session.scalars(query) if accepted else ():
             result = next(r for r in results if r.reference_id == reward.reference_id)
             now[reward.reference_id] = _settled(result.message, reward)
-    return [now.get(o.reference_id, o) for o in _outcomes(results)]
+    return [now.get(o.result.reference_id, o) for o in _outcomes(results)]
 
 
 def _settled(done: str, reward: Any) -> _Outcome:
+    from qualflow.incentives.service import ActionResult
+
     ref, status, error = reward.reference_id, reward.status, reward.last_error
     if status in ("held", "failed", "blocked", "cancelled"):
         why = "; ".join(reward.reasons or []) or error or ""
-        return _Outcome(
-            ref, False, status, f"{done}, then {status}" + (f": {why}" if why else ""), "not paid"
-        )
+        message = f"{done}, then {status}" + (f": {why}" if why else "")
+        return _Outcome(ActionResult(ref, False, status, message), "not paid")
     awaiting_payment = reward.provider == "manual" and reward.paid_at is None
     if status == "ordered" and error and reward.next_attempt_at is None and not awaiting_payment:
         # The email failed for good: nothing retries it, a person has to resend it.
         message = f"{done}, but {error}; send it with 'qualflow incentives rewards resend {ref}'"
-        return _Outcome(ref, False, status, message, "not emailed")
+        return _Outcome(ActionResult(ref, False, status, message), "not emailed")
     if error and reward.next_attempt_at is not None:
         done += f"; to be tried again by a worker ({error})"
-    return _Outcome(ref, True, status, done, "ok")
+    return _Outcome(ActionResult(ref, True, status, done), "ok")
 
 
 def _report(outcomes: list[_Outcome], what: str, as_json: bool) -> None:
     """One line per reward on stdout (or the REST bulk answer's JSON), then, if any did not go
     through, one ``error:`` line saying how many and exit code 1."""
-    failed = sum(not o.ok for o in outcomes)
+    from qualflow.incentives.api import bulk_outcome
+
+    bulk = bulk_outcome([o.result for o in outcomes])
     if as_json:
-        _json({
-            "succeeded": len(outcomes) - failed, "failed": failed,
-            "results": [
-                {"reference_id": o.reference_id, "ok": o.ok, "status": o.status,
-                 "message": o.message}
-                for o in outcomes
-            ],
-        })  # fmt: skip
+        _json(bulk.model_dump(mode="json"))
     else:
         for o in outcomes:
-            status = f" ({o.status})" if o.status else ""
-            message = f"{' ' if o.ok else ': '}{o.message}" if o.message else ""
-            typer.echo(f"{o.reference_id}: {o.mark}{status}{message}")
-    if failed:
-        fail(f"{failed} of {len(outcomes)} reward(s) not {what}")
+            r = o.result
+            status = f" ({r.status})" if r.status else ""
+            message = f"{' ' if r.ok else ': '}{r.message}" if r.message else ""
+            typer.echo(f"{r.reference_id}: {o.mark}{status}{message}")
+    if bulk.failed:
+        fail(f"{bulk.failed} of {len(outcomes)} reward(s) not {what}")
 
 
 def _drain_note(notes: list[tuple[int, str]], record: logging.LogRecord) -> None:

@@ -587,11 +587,34 @@ def list_rewards(
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> RewardPage:
+    return reward_page(
+        db,
+        incentive_id=_load_incentive(db, incentive).id if incentive else None,
+        statuses=_known_statuses(reward_status) if reward_status else None,
+        q=q,
+        source=source,
+        limit=limit,
+        offset=offset,
+    )
+
+
+def reward_page(
+    db: Session,
+    *,
+    incentive_id: int | None = None,
+    statuses: list[str] | None = None,
+    q: str | None = None,
+    source: str | None = None,
+    limit: int,
+    offset: int = 0,
+) -> RewardPage:
+    """The rewards that pass every filter given (``statuses`` already checked), newest first,
+    and how many pass in all."""
     conditions: list[Any] = []
-    if incentive:
-        conditions.append(Reward.incentive_id == _load_incentive(db, incentive).id)
-    if reward_status:
-        conditions.append(Reward.status.in_(_known_statuses(reward_status)))
+    if incentive_id is not None:
+        conditions.append(Reward.incentive_id == incentive_id)
+    if statuses:
+        conditions.append(Reward.status.in_(statuses))
     if q:
         needle = q.strip().lower()
         conditions.append(
@@ -620,7 +643,7 @@ def list_rewards(
     )
 
 
-def _results(results: list[ActionResult]) -> BulkOut:
+def bulk_outcome(results: list[ActionResult]) -> BulkOut:
     return BulkOut(
         succeeded=sum(1 for r in results if r.ok),
         failed=sum(1 for r in results if not r.ok),
@@ -649,7 +672,7 @@ def bulk_rewards(body: BulkBody, runtime: Runtime, manager: Manager) -> BulkOut:
     else:
         results = service.mark_paid(body.rewards, actor=actor)
     runtime.fulfiller.wake()
-    return _results(results)
+    return bulk_outcome(results)
 
 
 def _reward_detail(db: Session, reference: str) -> RewardDetail:
