@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from jinja2 import ChainableUndefined, Template
-from jinja2.exceptions import SecurityError, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from sqlalchemy import update
 from sqlalchemy.orm import Session, sessionmaker
@@ -28,6 +27,11 @@ from qualflow.notify.email import (
 )
 from qualflow.notify.models import OutboxEmail
 from qualflow.store.db import session_scope
+
+
+class TemplateRenderError(FatalError):
+    """An incentive's email template failed while rendering one reward's email (its syntax is
+    checked when it is saved, but an expression can still fail: ``{{ 1 // 0 }}``)."""
 
 
 @dataclass(frozen=True)
@@ -87,8 +91,8 @@ def _render(source: str, namespace: dict[str, Any]) -> str:
         return source
     try:
         return _compiled(source).render(**namespace)
-    except (SecurityError, TemplateError) as exc:
-        raise FatalError(f"template error: {exc}") from None
+    except Exception as exc:  # an expression may raise anything Python can (1 // 0)
+        raise TemplateRenderError(f"template error: {exc}") from None
 
 
 def render_email(template: EmailTemplate, to: str, namespace: dict[str, Any]) -> Email:

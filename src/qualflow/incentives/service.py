@@ -37,6 +37,7 @@ from sqlalchemy.orm.attributes import set_committed_value
 
 from qualflow.incentives.delivery import (
     EmailTemplate,
+    TemplateRenderError,
     record_outbox_failure,
     render_email,
     send_email,
@@ -770,7 +771,12 @@ class RewardService:
             )
         if awaiting or self.smtp is None:
             return None
-        return self._queue_email(session, reward, incentive, delivery, deferred)
+        try:
+            return self._queue_email(session, reward, incentive, delivery, deferred)
+        except TemplateRenderError:
+            # The payment is recorded all the same; _email meets the error again and records
+            # it on the reward.
+            return None
 
     # -- fulfilment ------------------------------------------------------------------------
 
@@ -1011,9 +1017,18 @@ class RewardService:
                 "reward %s: %s", reward.id, f"{reward.reference_id} was {EMAIL_AWAITS_SETTINGS}"
             )
             return waiting
+        delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
         try:
-            delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
             email = _reward_email(incentive, reward, delivery)
+        except TemplateRenderError as exc:
+            # Trying again cannot help until a person fixes the template.
+            reason = (
+                f"its email could not be written: {exc}; fix the incentive's email template, "
+                "then resend it"
+            )
+            await in_db_thread(self._retry_later, reward.id, reason, final=True, in_history=True)
+            raise RewardFailed(f"{reward.reference_id} was paid but {reason}") from None
+        try:
             key = f"reward:{reward.reference_id}"
             sent = await send_email(self.factory, self.smtp, key, email)
         except EmailError as exc:
@@ -1292,7 +1307,12 @@ class RewardService:
             return await self._email_due_now(reward, actor=actor, target=target)
         assert incentive is not None
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
-        email = _reward_email(incentive, reward, delivery, to=target)
+        try:
+            email = _reward_email(incentive, reward, delivery, to=target)
+        except TemplateRenderError as exc:
+            raise RewardFailed(
+                f"resending {reward.reference_id} failed: its email could not be written: {exc}"
+            ) from None
         try:
             await send_email(
                 self.factory, self.smtp, f"reward:{reward.reference_id}:resend:{count}", email
@@ -1485,7 +1505,7 @@ class RewardService:
         )
         try:
             rendered = render_email(_template(incentive), send_to or normalized, namespace)
-        except Exception as exc:  # template errors are the incentive's, show them
+        except TemplateRenderError as exc:  # the incentive's to fix: shown, not raised
             report.add("email template", False, str(exc))
             return report
         report.add("email template", True, f"subject: {rendered.subject}")
@@ -1568,15 +1588,26 @@ class Fulfiller:
     async def drain(self) -> int:
         """Fulfil every reward due now; returns how many were handled."""
         handled = 0
+        tried: set[int] = set()
         while True:
-            due = await in_db_thread(self.due)
+            due = [
+                reward_id for reward_id in await in_db_thread(self.due) if reward_id not in tried
+            ]
             if not due:
                 return handled
             for reward_id in due:
+                tried.add(reward_id)
                 try:
                     await self.service.fulfil(reward_id, owner=self.owner)
                 except (RewardRetry, RewardFailed) as exc:
                     log.warning("reward %s: %s", reward_id, exc)
+                except Exception as exc:  # one reward must not stall the rest
+                    log.exception("reward %s: fulfilling it failed", reward_id)
+                    await in_db_thread(
+                        self.service._retry_later,
+                        reward_id,
+                        f"unexpected error: {type(exc).__name__}: {exc}",
+                    )
                 handled += 1
             if len(due) < self.batch:
                 return handled
