@@ -184,3 +184,36 @@ def test_failed_export_is_one_line(
     assert result.exit_code == 1
     assert "failed" in result.stderr.splitlines()[-1]
     assert not target.exists()
+
+
+def test_export_splits_multi_answers_unless_asked_to_join_them(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    sandbox.state.record_response(survey_id, {"QID1": 2, "QID4": ["1", "3"], "finished": 1})
+    split = tmp_path / "split.parquet"
+    result = _run(["q", "export", survey_id, "-o", str(split), "--labels"], env)
+    assert result.exit_code == 0, result.output
+    (row,) = pq.read_table(split).to_pylist()
+    assert [row[f"Q4_{i}"] for i in range(1, 6)] == [1, None, 3, None, None]
+    assert row["Q4_3_label"] == "Returns"
+    assert "Q4" not in row
+
+    joined = tmp_path / "joined.parquet"
+    result = _run(
+        ["q", "export", survey_id, "-o", str(joined), "--labels", "--join-multi-answers"], env
+    )
+    assert result.exit_code == 0, result.output
+    (row,) = pq.read_table(joined).to_pylist()
+    assert (row["Q4"], row["Q4_label"]) == ("1,3", "Billing,Returns")
+    assert "Q4_1" not in row
+
+    refused = _run(
+        ["q", "export", survey_id, "-o", str(joined), "--qualtrics-format", "json",
+         "--join-multi-answers"],
+        env,
+    )  # fmt: skip
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip() == (
+        "error: --join-multi-answers applies to CSV and TSV exports; a json export always "
+        "keeps a multi-answer question's codes in one list"
+    )

@@ -659,6 +659,15 @@ def export(
     labels: Annotated[
         bool, typer.Option("--labels", help="Add <column>_label columns beside choice codes.")
     ] = False,
+    join_multi_answers: Annotated[
+        bool,
+        typer.Option(
+            "--join-multi-answers",
+            help="Keep each multi-answer question in one column of comma-joined codes (CSV and "
+            "TSV exports only), instead of Qualtrics' default: a column per choice (Q4_1, "
+            "Q4_2…) holding that choice's code when it was selected.",
+        ),
+    ] = False,
     start_date: Annotated[
         str | None,
         typer.Option(
@@ -732,6 +741,12 @@ def export(
             EXIT_USAGE,
         )
     fmt = output_format.value if output_format else output_format_for(output)
+    if join_multi_answers and source in (SourceFormat.json, SourceFormat.ndjson):
+        fail(
+            f"--join-multi-answers applies to CSV and TSV exports; a {source.value} export "
+            "always keeps a multi-answer question's codes in one list",
+            EXIT_USAGE,
+        )
     if as_json and (to_stdout or _is_stdout(output)):
         fail(
             f"--json prints a summary on stdout, where -o {output} writes the responses",
@@ -760,6 +775,7 @@ def export(
             end_date=_moment(end_date, "--end-date"),
             limit=limit,
             export_responses_in_progress=in_progress or None,
+            breakout_sets=False if join_multi_answers else None,
             continuation_token=continuation_token,
             allow_continuation=(incremental or continuation_token is not None) or None,
         )
