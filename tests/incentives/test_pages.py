@@ -5,10 +5,16 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 from fastapi.testclient import TestClient
+from sqlalchemy import delete, update
 
+from qualflow.incentives.models import Reward
+from qualflow.notify.models import OutboxEmail
 from qualflow.settings import Settings
+from qualflow.store.base import utcnow
+from qualflow.store.db import make_engine
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, Tango, body_text
 from tests.incentives.test_api import wait_for
@@ -169,6 +175,37 @@ def test_incentive_pages_queue_and_keys(
 
     deactivated = hub.post(f"/incentives/api-keys/{key_id.group(1)}/deactivate", data=form(token))
     assert "deactivated for good" in deactivated.text
+
+    # A sent reward can be resent; one paid whose first email waits for its next attempt (the
+    # mail server refused it a while ago) can be sent now instead.
+    sent_page = hub.get(f"/incentives/rewards/{reward}").text
+    assert "Resend email" in sent_page
+    assert 'data-testid="send-now"' not in sent_page
+    engine = make_engine(hub_settings.database_url)
+    with engine.begin() as connection:  # as a process without email settings leaves it
+        connection.execute(
+            update(Reward)
+            .where(Reward.reference_id == reward)
+            .values(
+                status="ordered", sent_at=None, email_outbox_id=None,
+                last_error="email to q@example.org failed: 421 try again later",
+                next_attempt_at=utcnow() + timedelta(minutes=30),
+            )
+        )  # fmt: skip
+        connection.execute(
+            delete(OutboxEmail).where(OutboxEmail.idempotency_key == f"reward:{reward}")
+        )
+    engine.dispose()
+    waiting_page = hub.get(f"/incentives/rewards/{reward}").text
+    assert 'data-testid="send-now"' in waiting_page
+    assert "otherwise a worker tries again" in waiting_page
+    assert "Resend email" not in waiting_page
+    emails = len(smtp_sink.messages)
+    sent_now = hub.post(f"/incentives/rewards/{reward}/resend", data=form(token))
+    assert "Email sent to the respondent." in sent_now.text
+    assert len(smtp_sink.messages) == emails + 1
+    assert smtp_sink.messages[-1]["to"] == ["q@example.org"]
+    assert "Resend email" in sent_now.text
 
 
 def test_pages_check_permissions_and_csrf(hub: TestClient, make_person: MakePerson) -> None:

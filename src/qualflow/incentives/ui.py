@@ -60,6 +60,7 @@ from qualflow.incentives.service import (
     IncentiveNotFound,
     RewardFailed,
     RewardNotFound,
+    RewardService,
     get_incentive,
     get_reward,
 )
@@ -714,6 +715,11 @@ def reward_page(request: Request, principal: Viewer, db: Db, reference: str) -> 
     )  # fmt: skip
 
 
+def _reward_status(service: RewardService, reference: str) -> str:
+    with service.factory() as session:
+        return get_reward(session, reference).status
+
+
 @router.post(
     "/incentives/rewards/{reference}/{action}", name="ui_reward_act", dependencies=[CsrfChecked]
 )
@@ -744,8 +750,11 @@ async def reward_act(
             results = await asyncio.to_thread(service.mark_paid, [reference], actor=actor)
         elif action == "resend":
             email = str(form.get("email") or "").strip() or None
+            # "sent" when it is the reward's first email (it had waited, or failed to render).
+            before = await asyncio.to_thread(_reward_status, service, reference)
             await service.resend(reference, actor=actor, new_email=email)
-            flash.add(request, response, "success", f"Email resent to {email or 'the respondent'}.")
+            verb = "resent" if before == "sent" else "sent"
+            flash.add(request, response, "success", f"Email {verb} to {email or 'the respondent'}.")
             return response
         else:
             flash.add(request, response, "error", f"Unknown action {action!r}.")
