@@ -10,7 +10,8 @@ Outcomes, as the run history shows them:
 * the email or response was rewarded already → the step is skipped: "already rewarded as RW-…";
 * a fraud rule, the review mode or a limit holds the reward → the step succeeds with status
   ``held`` and the reasons (the reward waits in the review queue, never dropped);
-* otherwise the reward is paid and emailed (status ``sent``, or ``ordered`` for manual ones).
+* otherwise the reward is paid and emailed (status ``sent``), or ``ordered`` when it is paid by
+  hand or its email waits (for email settings, or for the mail server to take it).
 """
 
 from __future__ import annotations
