@@ -3,17 +3,13 @@ whoever calls it (the REST bulk endpoint and the review queue pass people's list
 
 from __future__ import annotations
 
-import asyncio
-from decimal import Decimal
-
 from sqlalchemy import update
 
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.models import Incentive, Reward
-from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import ActionResult, RewardService
 from tests.incentives.support import Db, reward_row, transitions
-from tests.incentives.test_rewards import gift_incentive, request
+from tests.incentives.test_rewards import gift_incentive, manual_incentive, paid_reference, request
 
 
 def held_rewards(service: RewardService, manager: IncentiveManager, count: int) -> list[str]:
@@ -64,19 +60,7 @@ def test_release_retry_cancel_and_mark_paid_act_once_on_a_repeated_reward(
         assert incentive is not None
         assert incentive.committed_count == 2  # the release and the retry, each counted once
 
-    manual = asyncio.run(
-        manager.create(
-            IncentiveSpec(
-                name="Diary study", provider="manual", amount=Decimal("25"), currency="EUR",
-                approval_mode="automatic",
-            ),
-            actor="tests",
-        )
-    )  # fmt: skip
-    submission = service.submit(request(manual, "paid@example.org"), lease_owner="tests")
-    assert submission.reward is not None
-    unpaid = submission.reward.reference_id
-    asyncio.run(service.fulfil(submission.reward.id, owner="tests", submitted=submission))
+    unpaid = paid_reference(service, manual_incentive(manager), "paid@example.org")
     once(service.mark_paid([unpaid, unpaid.lower()], actor="r"), unpaid)
     marks = [t for t in transitions(db, unpaid) if t[2] == "marked paid by r"]
     assert len(marks) == 1

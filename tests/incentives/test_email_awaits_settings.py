@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
-from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -18,7 +17,6 @@ from qualflow.incentives.lifecycle import TransitionError, describe
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.models import Incentive, Reward
 from qualflow.incentives.providers import ProviderContext
-from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import (
     EMAIL_AWAITS_SETTINGS,
     EMAIL_NOT_CONFIGURED,
@@ -31,7 +29,7 @@ from qualflow.notify.models import OutboxEmail
 from qualflow.store.base import utcnow
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Db, body_text, reward_row, transitions
-from tests.incentives.test_rewards import gift_incentive, request
+from tests.incentives.test_rewards import gift_incentive, manual_incentive, paid_reference, request
 
 
 def send_reward_step(
@@ -160,12 +158,8 @@ def test_resend_of_a_waiting_reward_sends_its_email_once(
     smtp: SmtpSettings,
     smtp_sink: SmtpSink,
 ) -> None:
-    incentive = gift_incentive(manager)
     without_email = RewardService(db.sessionmaker, providers=providers)
-    submission = without_email.submit(request(incentive, "cy@example.org"), lease_owner="tests")
-    assert submission.reward is not None
-    reference = submission.reward.reference_id
-    asyncio.run(without_email.fulfil(submission.reward.id, owner="tests", submitted=submission))
+    reference = paid_reference(without_email, gift_incentive(manager), "cy@example.org")
 
     with pytest.raises(RewardFailed, match=r"^email is not configured") as no_settings:
         asyncio.run(without_email.resend(reference, actor="ops"))
@@ -194,20 +188,8 @@ def test_a_manual_reward_marked_paid_without_email_settings_waits_for_them(
     smtp: SmtpSettings,
     smtp_sink: SmtpSink,
 ) -> None:
-    incentive = asyncio.run(
-        manager.create(
-            IncentiveSpec(
-                name="Diary study", provider="manual", amount=Decimal("25"), currency="EUR",
-                approval_mode="automatic",
-            ),
-            actor="tests",
-        )
-    )  # fmt: skip
     without_email = RewardService(db.sessionmaker, providers=providers)
-    submission = without_email.submit(request(incentive, "di@example.org"), lease_owner="tests")
-    assert submission.reward is not None
-    reference = submission.reward.reference_id
-    asyncio.run(without_email.fulfil(submission.reward.id, owner="tests", submitted=submission))
+    reference = paid_reference(without_email, manual_incentive(manager), "di@example.org")
     assert reward_row(db, reference).next_attempt_at is None  # waits to be paid by hand
 
     (marked,) = without_email.mark_paid([reference], actor="ops")

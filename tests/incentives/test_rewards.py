@@ -95,6 +95,21 @@ def submit_and_pay(service: RewardService, req: RewardRequestIn) -> Submission:
     return submission
 
 
+def paid_reference(service: RewardService, incentive: Incentive, email: str) -> str:
+    """The reference of a reward created for ``email`` and taken as far as ``service`` can."""
+    submission = submit_and_pay(service, request(incentive, email))
+    assert submission.reward is not None
+    return submission.reward.reference_id
+
+
+def manual_incentive(manager: IncentiveManager) -> Incentive:
+    spec = IncentiveSpec(
+        name="Diary study", provider="manual", amount=Decimal("25"), currency="EUR",
+        approval_mode="automatic",
+    )  # fmt: skip
+    return asyncio.run(manager.create(spec, actor="tests"))
+
+
 def test_a_gift_code_reward_is_claimed_and_emailed_with_the_template(
     db: Db, manager: IncentiveManager, service: RewardService, smtp_sink: SmtpSink
 ) -> None:
