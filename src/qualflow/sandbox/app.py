@@ -142,6 +142,16 @@ class SandboxMiddleware:
                     raise ApiError(
                         401, errors.BAD_OAUTH_TOKEN, "Unrecognized or expired OAuth access token."
                     )
+                proxied_to = self.state.config.proxy_notice_host
+                if proxied_to:
+                    # Qualtrics proxies API-token calls made to the wrong datacenter, but an
+                    # OAuth token is only valid where its client was created.
+                    raise ApiError(
+                        401,
+                        errors.BAD_OAUTH_TOKEN,
+                        "OAuth access tokens are valid only in the datacenter where the client "
+                        f"was created; use this host instead: {proxied_to}",
+                    )
                 return user
             if scheme == "basic" and allow_basic:
                 try:

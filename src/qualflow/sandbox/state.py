@@ -81,7 +81,7 @@ class SandboxConfig:
     inbound_event_max_bytes: int = 100 * 1024
     delivery_log_size: int = 10_000
     # When set (e.g. "fra1.qualtrics.com"), successful /API/v3 answers carry the meta.notice a
-    # real wrong-datacenter call gets when Qualtrics proxies it.
+    # real wrong-datacenter call gets when Qualtrics proxies it; OAuth bearer calls get a 401.
     proxy_notice_host: str | None = None
 
 
