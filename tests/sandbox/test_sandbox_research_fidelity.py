@@ -35,3 +35,38 @@ async def test_oauth_token_is_refused_by_a_host_that_proxies_to_another_datacent
     proxied = await client.get("/API/v3/whoami")
     assert proxied.status_code == 200
     assert proxied.json()["meta"]["notice"].endswith("fra1.qualtrics.com")
+
+
+# -- Tango RaaS v2 (domain.md, section A) --------------------------------------------------------
+
+
+async def _tango_auth(anon: httpx.AsyncClient) -> tuple[str, str]:
+    summary = (await anon.get("/_sandbox/tango")).json()
+    return summary["platformName"], summary["platformKey"]
+
+
+def _order(external_ref: str, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "customerIdentifier": "qualflow-demo",
+        "accountIdentifier": "qualflow-demo-account",
+        "amount": 5.0,
+        "utid": "U442381",
+        "sendEmail": True,
+        "recipient": {"email": "pat@example.org", "firstName": "Pat", "lastName": "Lee"},
+        "externalRefID": external_ref,
+    }
+    return {**body, **changes}
+
+
+async def test_tango_refuses_recipient_names_over_100_characters(anon: httpx.AsyncClient) -> None:
+    auth = await _tango_auth(anon)
+    for name in ("firstName", "lastName"):
+        recipient = {"email": "pat@example.org", "firstName": "Pat", name: "x" * 101}
+        resp = await anon.post(
+            "/raas/v2/orders", json=_order(f"long{name}", recipient=recipient), auth=auth
+        )
+        assert resp.status_code == 400, resp.text
+        assert [e["path"] for e in resp.json()["errors"]] == [f"recipient.{name}"]
+    at_limit = {"email": "pat@example.org", "firstName": "x" * 100, "lastName": "y" * 100}
+    resp = await anon.post("/raas/v2/orders", json=_order("atlimit", recipient=at_limit), auth=auth)
+    assert resp.status_code == 201, resp.text

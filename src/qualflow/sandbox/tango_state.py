@@ -567,6 +567,14 @@ class TangoState:
                         _field_error("recipient.firstName", "recipient.firstName is required "
                                      "when sendEmail is true.", "NotNull")
                     )  # fmt: skip
+            if isinstance(recipient, dict):
+                for name in ("firstName", "lastName"):
+                    value = recipient.get(name)
+                    if isinstance(value, str) and len(value) > 100:
+                        errors.append(
+                            _field_error(f"recipient.{name}", f"recipient.{name} must be at most "
+                                         "100 characters.", "Size")
+                        )  # fmt: skip
             notes = body.get("notes")
             if isinstance(notes, str) and len(notes) > 150:
                 errors.append(
