@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import httpx
 import pytest
 
@@ -70,3 +72,27 @@ async def test_tango_refuses_recipient_names_over_100_characters(anon: httpx.Asy
     at_limit = {"email": "pat@example.org", "firstName": "x" * 100, "lastName": "y" * 100}
     resp = await anon.post("/raas/v2/orders", json=_order("atlimit", recipient=at_limit), auth=auth)
     assert resp.status_code == 201, resp.text
+
+
+async def test_tango_order_history_filters_by_start_and_end_date(anon: httpx.AsyncClient) -> None:
+    auth = await _tango_auth(anon)
+    for ref in ("first", "second"):
+        assert (await anon.post("/raas/v2/orders", json=_order(ref), auth=auth)).status_code == 201
+    now = datetime.now(UTC)
+    hour_ago = (now - timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+    hour_ahead = (now + timedelta(hours=1)).isoformat().replace("+00:00", "Z")
+
+    async def found(**params: str) -> list[str]:
+        resp = await anon.get("/raas/v2/orders", params=params, auth=auth)
+        assert resp.status_code == 200, resp.text
+        page = resp.json()
+        assert page["page"]["totalCount"] == len(page["orders"])
+        return [o["externalRefID"] for o in page["orders"]]
+
+    assert await found(startDate=hour_ago, endDate=hour_ahead) == ["first", "second"]
+    assert await found(startDate=hour_ahead) == []
+    assert await found(endDate=hour_ago) == []
+    assert await found(startDate=hour_ago.replace("Z", "-02:00")) == []
+    bad = await anon.get("/raas/v2/orders", params={"startDate": "yesterday"}, auth=auth)
+    assert bad.status_code == 400
+    assert [e["path"] for e in bad.json()["errors"]] == ["startDate"]

@@ -194,6 +194,27 @@ class TangoApiError(Exception):
         }
 
 
+def _parse_rfc3339(value: str) -> datetime:
+    parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if parsed.tzinfo is None:
+        raise ValueError("an RFC 3339 date-time carries its offset")
+    return parsed
+
+
+def _rfc3339_filter(filters: dict[str, str], name: str) -> datetime | None:
+    """The order-history date filter ``name`` (RFC 3339), or None when absent."""
+    raw = filters.get(name)
+    if not raw:
+        return None
+    try:
+        return _parse_rfc3339(raw)
+    except ValueError:
+        raise TangoApiError(
+            400,
+            [_field_error(name, f"{name} must be an RFC 3339 date-time.", "Pattern", raw)],
+        ) from None
+
+
 def _field_error(path: str, message: str, constraint: str, invalid: Any = None) -> dict[str, Any]:
     return {"path": path, "message": message, "constraint": constraint, "invalidValue": invalid}
 
@@ -725,6 +746,12 @@ class TangoState:
             if filters.get(key):
                 wanted = filters[key].lower() if key == "accountIdentifier" else filters[key]
                 orders = [o for o in orders if str(o.get(key)) == wanted]
+        start = _rfc3339_filter(filters, "startDate")
+        end = _rfc3339_filter(filters, "endDate")
+        if start is not None:
+            orders = [o for o in orders if _parse_rfc3339(o["createdAt"]) >= start]
+        if end is not None:
+            orders = [o for o in orders if _parse_rfc3339(o["createdAt"]) <= end]
         try:
             per_page = max(1, min(int(filters.get("elementsPerBlock") or 10), 100))
             page = max(0, int(filters.get("page") or 0))
