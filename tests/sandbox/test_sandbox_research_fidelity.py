@@ -96,3 +96,30 @@ async def test_tango_order_history_filters_by_start_and_end_date(anon: httpx.Asy
     bad = await anon.get("/raas/v2/orders", params={"startDate": "yesterday"}, auth=auth)
     assert bad.status_code == 400
     assert [e["path"] for e in bad.json()["errors"]] == ["startDate"]
+
+
+# -- workflow JSON events (qualtrics-api.md section 6) ------------------------------------------
+
+_OLDER_TRIGGER_PATH = "/inbound-event/v1/events/JSON/triggers"
+
+
+async def test_json_event_posted_to_the_older_trigger_url_form_is_recorded(
+    anon: httpx.AsyncClient, state: SandboxState, token: str
+) -> None:
+    url = f"{_OLDER_TRIGGER_PATH}?contextId=OC_ctx&userId=UR_u&brandId=sandbox&triggerId=OC_trig"
+    resp = await anon.post(url, json={"email": "a@b.c"}, headers={"X-API-TOKEN": token})
+    assert resp.status_code == 202, resp.text
+    assert resp.json()["meta"]["httpStatus"] == "202 - Accepted"
+    listed = (await anon.get("/_sandbox/json-events?urlTokenId=OC_trig")).json()["result"]
+    assert [e["body"] for e in listed["elements"]] == [{"email": "a@b.c"}]
+
+    basic = httpx.BasicAuth(state.users[state.inbound_events[0]["userId"]].username, token)
+    assert (await anon.post(url, json={}, auth=basic)).status_code == 202
+    assert_error(await anon.post(url, json={}), 400, "ATP_2")
+    no_trigger = await anon.post(
+        f"{_OLDER_TRIGGER_PATH}?contextId=OC_ctx", json={}, headers={"X-API-TOKEN": token}
+    )
+    assert "triggerId" in assert_error(no_trigger, 400)
+    too_large = await anon.post(url, json={"blob": "x" * 110_000}, headers={"X-API-TOKEN": token})
+    assert_error(too_large, 413)
+    assert len(state.inbound_events) == 2

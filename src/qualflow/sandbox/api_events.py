@@ -85,10 +85,24 @@ async def delete_subscription(request: Request, subscription_id: str) -> JSONRes
 @inbound_router.post("/inbound-event/v1/events/json/triggers")
 async def inbound_json_event(request: Request) -> JSONResponse:
     """A workflow JSON-event trigger: record the body, answer 202 with the envelope."""
-    state = state_of(request)
     token_id = request.query_params.get("urlTokenId")
     if not token_id:
         raise errors.invalid_param("urlTokenId", "the trigger URL's urlTokenId is required")
+    return await _record_json_event(request, token_id)
+
+
+@inbound_router.post("/inbound-event/v1/events/JSON/triggers")
+async def older_inbound_json_event(request: Request) -> JSONResponse:
+    """The older trigger URL form (``?contextId=&userId=&brandId=&triggerId=``); the event is
+    recorded under its ``triggerId``."""
+    trigger_id = request.query_params.get("triggerId")
+    if not trigger_id:
+        raise errors.invalid_param("triggerId", "the trigger URL's triggerId is required")
+    return await _record_json_event(request, trigger_id)
+
+
+async def _record_json_event(request: Request, token_id: str) -> JSONResponse:
+    state = state_of(request)
     content_type = request.headers.get("content-type", "")
     if not content_type.split(";")[0].strip().lower().endswith("json"):
         raise bad_request("Invalid request: JSON events must be sent as application/json.")

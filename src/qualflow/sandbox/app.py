@@ -31,6 +31,10 @@ from qualflow.web.api_docs import install_api_docs
 
 API_PREFIX = "/API/v3"
 INBOUND_PATH = "/inbound-event/v1/events/json/triggers"
+# Trigger URLs copied from older workflows name the trigger with ?triggerId= (and contextId,
+# userId, brandId) instead of ?urlTokenId=.
+OLDER_INBOUND_PATH = "/inbound-event/v1/events/JSON/triggers"
+INBOUND_PATHS = (INBOUND_PATH, OLDER_INBOUND_PATH)
 TOKEN_PATH = "/oauth2/token"
 CONTROL_PREFIX = "/_sandbox"
 
@@ -71,7 +75,7 @@ class SandboxMiddleware:
             return
         limit = (
             self.state.config.inbound_event_max_bytes
-            if path == INBOUND_PATH
+            if path in INBOUND_PATHS
             else self.state.config.max_body_bytes
         )
         length = _header(scope, b"content-length")
@@ -105,7 +109,7 @@ class SandboxMiddleware:
 
     async def _guard(self, scope: Scope, path: str) -> None:
         is_api = path.startswith(API_PREFIX + "/") or path == API_PREFIX
-        if not (is_api or path in (INBOUND_PATH, TOKEN_PATH)):
+        if not (is_api or path in INBOUND_PATHS or path == TOKEN_PATH):
             return
         verdict = self.state.faults.check(scope["method"], path)
         if verdict.latency:
@@ -117,7 +121,7 @@ class SandboxMiddleware:
             raise verdict.error
         if path == TOKEN_PATH:
             return
-        user = self._authenticate(scope, allow_basic=path == INBOUND_PATH, allow_bearer=is_api)
+        user = self._authenticate(scope, allow_basic=path in INBOUND_PATHS, allow_bearer=is_api)
         scope.setdefault("state", {})["user"] = user
         host = self.state.config.proxy_notice_host
         if host and is_api:
