@@ -50,6 +50,10 @@ TEMPLATE_VARIABLES = (
 MAX_ALERT_EMAILS = 20
 #: The largest count stored (max_rewards, low_stock_threshold).
 MAX_COUNT = MAX_STORED_INT
+#: No currency stores more whole units than this (amounts are stored in minor units, at most
+#: MAX_STORED_INT of them). Larger numbers are refused before any arithmetic on them; the
+#: provider then checks the exact limit of the incentive's currency.
+MAX_AMOUNT = Decimal(MAX_STORED_INT)
 
 
 def check_alert_emails(values: list[str]) -> list[str]:
@@ -194,6 +198,13 @@ class IncentiveSpec(_Strict):
     @classmethod
     def _check_template(cls, value: str) -> str:
         return check_template(value)
+
+    @field_validator("amount", "budget")
+    @classmethod
+    def _storable(cls, value: Decimal | None) -> Decimal | None:
+        if value is not None and value > MAX_AMOUNT:
+            raise ValueError(f"{value} is too large an amount")
+        return value
 
     @field_validator("currency")
     @classmethod
