@@ -3,12 +3,16 @@ no page sends a browser to another site."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.incentives.support import Person
-from tests.incentives.test_api import API
+from tests.incentives.test_api import API, gift_incentive
+from tests.incentives.test_pages import form, sign_in
 
+MakePerson = Callable[..., Person]
 MANUAL = {"name": "Diary study", "provider": "manual", "amount": "25", "currency": "USD"}
 
 
@@ -31,3 +35,27 @@ def test_an_amount_no_currency_could_store_is_refused_with_the_field_named(
     assert changed.status_code == 422, changed.text
     assert f"{field}: " in changed.json()["error"]["message"]
     assert "is too large" in changed.json()["error"]["message"]
+
+
+def test_a_test_reward_to_something_that_is_not_an_address_is_refused(
+    hub: TestClient, admin: Person
+) -> None:
+    reference = gift_incentive(hub, admin)["reference_id"]
+    url = f"{API}/{reference}/test-reward"
+    nowhere = hub.post(
+        url, json={"email": "pat@example.org", "send_to": "finance"}, headers=admin.headers
+    )
+    assert nowhere.status_code == 422, nowhere.text
+    assert nowhere.json()["error"]["message"] == (
+        "invalid request: send_to: Value error, 'finance' is not an email address"
+    )
+    endless = hub.post(url, json={"response_id": "R_" + "1" * 5000}, headers=admin.headers)
+    assert endless.status_code == 422, endless.text
+    assert endless.json()["error"]["message"].startswith("invalid request: response_id: String")
+
+    token = sign_in(hub, admin)
+    page = hub.post(
+        f"/incentives/{reference}/test", data=form(token, response_id="R_" + "1" * 5000)
+    )
+    assert page.status_code == 200
+    assert "response_id: String should have at most 64 characters" in page.text

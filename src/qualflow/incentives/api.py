@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -30,7 +30,7 @@ from qualflow.incentives.action import (
     extract_first_name,
     ip_address_of,
 )
-from qualflow.incentives.emails import NO_EMAIL_MESSAGE
+from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
 from qualflow.incentives.export import rewards_csv
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
 from qualflow.incentives.lifecycle import TransitionError, describe
@@ -311,16 +311,28 @@ class TestRewardIn(BaseModel):
         default=None, description="Read the email as this automation's reward step does."
     )
     response_id: str | None = Field(
-        default=None, description="A response of the automation's survey (fetched from Qualtrics)."
+        default=None,
+        max_length=64,
+        description="A response of the automation's survey (fetched from Qualtrics).",
     )
     values: dict[str, Any] | None = Field(
         default=None, description="Response values to test with instead of fetching a response."
     )
-    email: str | None = Field(default=None, description="Test with this email directly.")
-    first_name: str | None = None
-    send_to: str | None = Field(
-        default=None, description="Where the test email goes (default: you)."
+    # Not checked as an address: the test reports what a real request with it would get.
+    email: str | None = Field(
+        default=None, max_length=320, description="Test with this email directly."
     )
+    first_name: str | None = Field(default=None, max_length=100)
+    send_to: str | None = Field(
+        default=None, max_length=320, description="Where the test email goes (default: you)."
+    )
+
+    @field_validator("send_to")
+    @classmethod
+    def _an_address(cls, value: str | None) -> str | None:
+        if value is not None and normalize_email(value) is None:
+            raise ValueError(f"{value!r} is not an email address")
+        return value
 
 
 class TestStepOut(BaseModel):

@@ -65,6 +65,7 @@ from qualflow.incentives.service import (
     get_reward,
 )
 from qualflow.store.secrets import mask
+from qualflow.validation import describe_errors
 from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
@@ -870,11 +871,16 @@ async def incentive_test(
 ) -> Response:
     """Send a test reward (an htmx fragment with each step's outcome; nobody is paid)."""
     form = await request.form()
-    body = TestRewardIn(
-        response_id=str(form.get("response_id") or "").strip() or None,
-        email=str(form.get("email") or "").strip() or None,
-        first_name=str(form.get("first_name") or "").strip() or None,
-    )
+    try:
+        body = TestRewardIn(
+            response_id=str(form.get("response_id") or "").strip() or None,
+            email=str(form.get("email") or "").strip() or None,
+            first_name=str(form.get("first_name") or "").strip() or None,
+        )
+    except ValidationError as exc:
+        return render_fragment(
+            request, "incentives/_test.html", principal=principal, error=describe_errors(exc)
+        )
     try:
         report = await run_test_reward(
             runtime, reference.upper(), body, default_send_to=principal.email
