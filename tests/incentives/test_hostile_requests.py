@@ -59,3 +59,27 @@ def test_a_test_reward_to_something_that_is_not_an_address_is_refused(
     )
     assert page.status_code == 200
     assert "response_id: String should have at most 64 characters" in page.text
+
+
+def test_pages_given_an_id_or_page_beyond_any_row_say_it_does_not_exist(
+    hub: TestClient, admin: Person
+) -> None:
+    reference = gift_incentive(hub, admin)["reference_id"]
+    token = sign_in(hub, admin)
+    huge = 10**30
+    for action in ("rename", "deactivate"):
+        answer = hub.post(
+            f"/incentives/api-keys/{huge}/{action}", data=form(token, display_name="x")
+        )
+        assert answer.status_code == 200, action
+        assert f"API key {huge} does not exist" in answer.text, action
+    revealed = hub.post(f"/incentives/api-keys/{huge}/reveal", data=form(token))
+    assert f"API key {huge} does not exist" in revealed.text
+    imported = hub.post(
+        f"/incentives/providers/pools/{huge}/codes",
+        data={"csrf_token": token},
+        files={"file": ("codes.csv", b"code,value,currency,expiry\nA-1,10,USD,\n", "text/csv")},
+    )
+    assert f"gift-code pool {huge} does not exist" in imported.text
+    far = hub.get(f"/incentives/{reference}", params={"page": str(huge)})
+    assert far.status_code == 200

@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 
 from qualflow.incentives.models import ApiKeyAudit, ApiPlatform, PlatformApiKey
 from qualflow.store.base import utcnow
+from qualflow.validation import MAX_ID
 
 KEY_PREFIX = "qfk_"
 MAX_ACTIVE_KEYS = 2
@@ -155,7 +156,8 @@ def create_key(
 
 
 def get_key(session: Session, key_id: int) -> PlatformApiKey:
-    key = session.get(PlatformApiKey, key_id)
+    # An id beyond any row's is "no such key", not a database error.
+    key = session.get(PlatformApiKey, key_id) if 1 <= key_id <= MAX_ID else None
     if key is None:
         raise KeyNotFound(f"API key {key_id} does not exist")
     return key

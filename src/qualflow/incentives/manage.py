@@ -11,7 +11,7 @@ import asyncio
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
@@ -35,7 +35,7 @@ from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpe
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
-from qualflow.validation import describe_errors, refuse_credentials_in_url
+from qualflow.validation import MAX_ID, describe_errors, refuse_credentials_in_url
 
 
 class IncentiveError(ValueError):
@@ -146,6 +146,17 @@ def shown_base_url(url: str) -> str:
     userinfo, _, host = parts.netloc.rpartition("@")
     user = userinfo.partition(":")[0]
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
+Row = TypeVar("Row")
+
+
+def _row(session: Session, model: type[Row], row_id: int) -> Row | None:
+    """The row with this id, or None; also None for an id no row can have, which the database
+    would refuse with an error instead (a UI or CLI id is not range-checked by the API)."""
+    if not 1 <= row_id <= MAX_ID:
+        return None
+    return session.get(model, row_id)
 
 
 class IncentiveManager:
@@ -382,7 +393,7 @@ class IncentiveManager:
         positional-only row id."""
         try:
             with session_scope(self.factory) as session:
-                account = session.get(TangoAccount, row_id)
+                account = _row(session, TangoAccount, row_id)
                 if account is None:
                     raise LookupError(f"Tango account {row_id} does not exist")
                 for key, value in changes.items():
@@ -401,7 +412,7 @@ class IncentiveManager:
 
     def delete_tango_account(self, account_id: int) -> None:
         with session_scope(self.factory) as session:
-            account = session.get(TangoAccount, account_id)
+            account = _row(session, TangoAccount, account_id)
             if account is None:
                 raise LookupError(f"Tango account {account_id} does not exist")
             users = session.scalar(
@@ -436,7 +447,7 @@ class IncentiveManager:
 
     def pool(self, pool_id: int) -> GiftCodePool:
         with self.factory() as session:
-            pool = session.get(GiftCodePool, pool_id)
+            pool = _row(session, GiftCodePool, pool_id)
             if pool is None:
                 raise LookupError(f"gift-code pool {pool_id} does not exist")
             return pool
@@ -482,7 +493,7 @@ class IncentiveManager:
 
     def import_codes(self, pool_id: int, csv_text: str) -> ImportReport:
         with session_scope(self.factory) as session:
-            pool = session.get(GiftCodePool, pool_id)
+            pool = _row(session, GiftCodePool, pool_id)
             if pool is None:
                 raise LookupError(f"gift-code pool {pool_id} does not exist")
             try:
@@ -492,7 +503,7 @@ class IncentiveManager:
 
     def delete_pool(self, pool_id: int) -> None:
         with session_scope(self.factory) as session:
-            pool = session.get(GiftCodePool, pool_id)
+            pool = _row(session, GiftCodePool, pool_id)
             if pool is None:
                 raise LookupError(f"gift-code pool {pool_id} does not exist")
             users = session.scalar(

@@ -65,7 +65,7 @@ from qualflow.incentives.service import (
     get_reward,
 )
 from qualflow.store.secrets import mask
-from qualflow.validation import describe_errors
+from qualflow.validation import MAX_ID, describe_errors
 from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
@@ -786,6 +786,8 @@ def incentive_page(
     incentive = _incentive_or_404(request, db, reference)
     chosen = status if status in REWARD_STATUSES else None
     number = max(int(page), 1) if page and page.isdigit() else 1
+    # Past the last row any database can hold: the same empty page, not an offset it refuses.
+    number = min(number, MAX_ID // PAGE_SIZE + 1)
     conditions: list[Any] = [Reward.incentive_id == incentive.id]
     if chosen:
         conditions.append(Reward.status == chosen)
