@@ -83,3 +83,24 @@ def test_pages_given_an_id_or_page_beyond_any_row_say_it_does_not_exist(
     assert f"gift-code pool {huge} does not exist" in imported.text
     far = hub.get(f"/incentives/{reference}", params={"page": str(huge)})
     assert far.status_code == 200
+
+
+@pytest.mark.parametrize("back", ["//evil.example/queue", "/\\evil.example/queue", "https://x.y"])
+def test_the_review_queue_goes_back_only_to_a_page_of_this_site(
+    hub: TestClient, admin: Person, back: str
+) -> None:
+    token = sign_in(hub, admin)
+    answer = hub.post(
+        "/incentives/review-queue",
+        data=form(token, action="release", reward=["RW-22222222"], back=back),
+        follow_redirects=False,
+    )
+    assert answer.status_code == 303
+    assert answer.headers["location"] == "/incentives/review-queue"
+    filtered = "/incentives/review-queue?incentive=INC-7F3K2Q"
+    answer = hub.post(
+        "/incentives/review-queue",
+        data=form(token, action="release", reward=["RW-22222222"], back=filtered),
+        follow_redirects=False,
+    )
+    assert answer.headers["location"] == filtered

@@ -69,6 +69,7 @@ from qualflow.validation import MAX_ID, describe_errors
 from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
+from qualflow.web.ui.auth_pages import safe_next
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.rendering import NavItem, env, render, render_fragment
 from qualflow.web.ui.suggestions import register_suggestions
@@ -470,9 +471,7 @@ async def reward_queue_act(request: Request, principal: Manager, runtime: Runtim
     action = str(form.get("action") or "")
     references = [str(value) for value in form.getlist("reward") if str(value).strip()]
     reason = str(form.get("reason") or "").strip()
-    back = str(form.get("back") or "") or request.url_for("ui_reward_queue").path
-    if not back.startswith("/"):
-        back = request.url_for("ui_reward_queue").path
+    back = safe_next(str(form.get("back") or ""), request.url_for("ui_reward_queue").path)
     response = RedirectResponse(back, status_code=303)
     if not references:
         flash.add(request, response, "warning", "Select at least one reward first.")
