@@ -104,3 +104,17 @@ def test_the_review_queue_goes_back_only_to_a_page_of_this_site(
         follow_redirects=False,
     )
     assert answer.headers["location"] == filtered
+
+
+def test_a_pool_description_longer_than_an_incentives_is_refused(
+    hub: TestClient, admin: Person
+) -> None:
+    pools = f"{API}/providers/gift-code-pools"
+    endless = {"name": "Cards", "description": "d" * 5001}
+    refused = hub.post(pools, json=endless, headers=admin.headers)
+    assert refused.status_code == 422, refused.text
+    assert refused.json()["error"]["message"].startswith("invalid request: description: String")
+    token = sign_in(hub, admin)
+    page = hub.post("/incentives/providers/pools", data=form(token, **endless))
+    assert "the pool&#39;s description is longer than 5000 characters" in page.text
+    assert hub.get(pools, headers=admin.headers).json() == []

@@ -35,6 +35,7 @@ from qualflow.incentives.export import rewards_csv
 from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
 from qualflow.incentives.lifecycle import TransitionError, describe
 from qualflow.incentives.manage import (
+    MAX_POOL_DESCRIPTION,
     IncentiveError,
     InUse,
     low_stock,
@@ -452,7 +453,7 @@ class CatalogItemOut(BaseModel):
 class PoolIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(min_length=1, max_length=200)
-    description: str = ""
+    description: str = Field(default="", max_length=MAX_POOL_DESCRIPTION)
 
 
 class PoolStockOut(BaseModel):

@@ -148,6 +148,8 @@ def shown_base_url(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
 
 
+#: As long as an incentive's description may be (the column has no limit of its own).
+MAX_POOL_DESCRIPTION = 5000
 Row = TypeVar("Row")
 
 
@@ -432,6 +434,10 @@ class IncentiveManager:
         limit = _column_length(GiftCodePool, "name")
         if limit is not None and len(name.strip()) > limit:
             raise IncentiveError(f"the pool's name is longer than {limit} characters")
+        if len(description) > MAX_POOL_DESCRIPTION:
+            raise IncentiveError(
+                f"the pool's description is longer than {MAX_POOL_DESCRIPTION} characters"
+            )
         try:
             with session_scope(self.factory) as session:
                 pool = GiftCodePool(name=name.strip(), description=description)
