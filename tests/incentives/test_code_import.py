@@ -57,3 +57,14 @@ def test_the_api_answers_422_for_unreadable_csv(hub: TestClient, admin: Person) 
     assert refused.status_code == 422
     assert refused.json()["error"]["code"] == "invalid_csv"
     assert "field larger than field limit" in refused.json()["error"]["message"]
+
+
+def test_a_value_too_large_to_store_is_a_line_error_naming_it_exactly() -> None:
+    rows, errors = parse_codes_csv(
+        f"{HEADER}\nA-1,1e30,USD,\nB-2,123456789012345678901234567890.12,USD,\nC-3,25,USD,\n"
+    )
+    assert [row.code for row in rows] == ["C-3"]
+    assert errors == [
+        "line 2: 1000000000000000000000000000000.00 USD is too large (at most 21474836.47 USD)",
+        "line 3: 123456789012345678901234567890.12 USD is too large (at most 21474836.47 USD)",
+    ]

@@ -7,7 +7,7 @@ Stored as integers so sums and limits are exact on every database; converted fro
 from __future__ import annotations
 
 import re
-from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation, localcontext
 
 from qualflow.validation import MAX_STORED_INT
 
@@ -58,7 +58,9 @@ def to_minor(amount: Decimal | str | int | float, currency: str) -> int:
         raise MoneyError(f"{amount!r} is not an amount")
     if value and value.adjusted() > 30:
         raise MoneyError(f"{amount} {currency} is too large an amount")
-    scaled = value.scaleb(exponent(currency))
+    with localcontext() as context:  # exact: no rounding to the default 28 digits
+        context.prec = max(context.prec, len(value.as_tuple().digits) + exponent(currency) + 1)
+        scaled = value.scaleb(exponent(currency))
     if scaled != scaled.to_integral_value():
         places = exponent(currency)
         raise MoneyError(f"{amount} {currency} has more than {places} decimal places")
@@ -76,10 +78,14 @@ def check_stored(minor: int, currency: str) -> int:
 
 
 def from_minor(minor: int, currency: str) -> Decimal:
-    """``1050, "USD"`` → ``Decimal("10.50")``."""
+    """``1050, "USD"`` → ``Decimal("10.50")``, exact whatever its size."""
     places = exponent(currency)
     quantum = Decimal(1).scaleb(-places)
-    return (Decimal(minor).scaleb(-places)).quantize(quantum, rounding=ROUND_HALF_UP)
+    # Decimal's default 28 digits would round (or refuse to quantize) a longer amount, such as
+    # the too-large one an error message has to show.
+    with localcontext() as context:
+        context.prec = max(context.prec, len(str(abs(minor))) + places + 1)
+        return (Decimal(minor).scaleb(-places)).quantize(quantum, rounding=ROUND_HALF_UP)
 
 
 def format_money(minor: int, currency: str) -> str:
