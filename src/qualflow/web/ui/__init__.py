@@ -8,16 +8,17 @@ accounts package's ``require(area, level)``.
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from qualflow.web.ui import auth_pages, automations, connections, home, outbox, people, runs
+from qualflow.web.ui.access import refuse_impossible_ids
 from qualflow.web.ui.errors import install_error_pages
 from qualflow.web.ui.rendering import STATIC_DIR
 
 __all__ = ["install_ui", "router"]
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, dependencies=[Depends(refuse_impossible_ids)])
 for module in (auth_pages, home, connections, automations, runs, outbox, people):
     router.include_router(module.router)
 

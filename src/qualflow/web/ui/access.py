@@ -20,6 +20,7 @@ from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.principal import Principal
 from qualflow.accounts.sessions import resolve_session
 from qualflow.settings import Settings
+from qualflow.validation import MAX_ID
 from qualflow.web.deps import get_app_settings, get_db
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "UiAdminRequired",
     "UiForbidden",
     "UiNotFound",
+    "refuse_impossible_ids",
     "ui_principal",
     "ui_require",
 ]
@@ -66,6 +68,32 @@ class UiNotFound(Exception):
         self.what = what
         self.back_href = back_href
         self.back_label = back_label
+
+
+_ID_KINDS = {
+    "automation_id": "Automation",
+    "connection_id": "Connection",
+    "email_id": "Email",
+    "user_id": "Person",
+    "token_id": "Token",
+    "version": "Version",
+}
+
+
+def refuse_impossible_ids(request: Request) -> None:
+    """A page or action named by an id no row can have (0, negative, or too large for the
+    database's integer columns, which would make the lookup itself fail) does not exist."""
+    for name, value in request.path_params.items():
+        if name not in _ID_KINDS:
+            continue
+        try:
+            number = int(value)
+        except ValueError:
+            continue  # not a number at all: the route's own validation answers
+        if not 1 <= number <= MAX_ID:
+            raise UiNotFound(
+                f"{_ID_KINDS[name]} {value}", str(request.url_for("ui_home")), "Back to overview"
+            )
 
 
 def _next_url(request: Request) -> str:
