@@ -9,7 +9,8 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -205,6 +206,18 @@ def _destination(dest: str | os.PathLike[str] | None, survey_id: str, ext: str) 
     return path
 
 
+@contextmanager
+def _removed_on_failure(path: Path, *, made_here: bool) -> Iterator[None]:
+    """Delete ``path`` if the block fails and the client created it: the caller never got
+    the name of a temporary file whose download failed, so nobody else could remove it."""
+    try:
+        yield
+    except BaseException:
+        if made_here:
+            path.unlink(missing_ok=True)
+        raise
+
+
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
@@ -303,7 +316,8 @@ class Exports(SyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        with _removed_on_failure(path, made_here=dest is None):
+            size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
@@ -371,9 +385,7 @@ class AsyncExports(AsyncResource):
             # Local disk writes are fast and bounded by the chunk size: doing them inline
             # costs less than a thread hop per megabyte.
             with part.open("wb") as sink:
-                size = await self._client._download(
-                    _Calls.file(survey_id, file_id), sink, on_chunk
-                )
+                size = await self._client._download(_Calls.file(survey_id, file_id), sink, on_chunk)
             part.replace(path)
         finally:
             part.unlink(missing_ok=True)
@@ -405,7 +417,8 @@ class AsyncExports(AsyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        with _removed_on_failure(path, made_here=dest is None):
+            size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
