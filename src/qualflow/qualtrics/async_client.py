@@ -316,5 +316,7 @@ class AsyncClient(ClientBase):
                     await response.aclose()
             except httpx.TransportError as exc:
                 raise transport_error(exc, call) from exc
+            except httpx.DecodingError as exc:
+                raise UnexpectedResponse(f"{call.describe()}: {exc}") from exc
 
         return await self._attempts(call, attempt)

@@ -309,5 +309,7 @@ class Client(ClientBase):
                     response.close()
             except httpx.TransportError as exc:
                 raise transport_error(exc, call) from exc
+            except httpx.DecodingError as exc:
+                raise UnexpectedResponse(f"{call.describe()}: {exc}") from exc
 
         return self._attempts(call, attempt)
