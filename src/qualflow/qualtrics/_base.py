@@ -17,7 +17,7 @@ from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLi
 from qualflow.qualtrics.ratelimit import Limiter, Unlimited, brand_limiter
 from qualflow.qualtrics.retry import RetryPolicy
 
-__all__ = ["ClientBase", "env_settings"]
+__all__ = ["ClientBase", "env_settings", "env_settings_with"]
 
 log = logging.getLogger("qualflow.qualtrics")
 
@@ -44,6 +44,24 @@ def env_settings(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
             env.get("QUALTRICS_CLIENT_SECRET", ""),
             scope=env.get("QUALTRICS_SCOPE") or None,
         )
+    return settings
+
+
+#: Keyword arguments that name the same thing in two ways: giving one in code replaces both
+#: as read from the environment (else a base_url in code would clash with the environment's
+#: datacenter instead of taking precedence over it).
+_ALTERNATIVES = (("datacenter", "base_url"), ("api_token", "oauth"))
+
+
+def env_settings_with(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """:func:`env_settings` with ``overrides`` (``None`` values ignored) taking precedence."""
+    settings = env_settings()
+    given = {name: value for name, value in overrides.items() if value is not None}
+    for group in _ALTERNATIVES:
+        if any(name in given for name in group):
+            for name in group:
+                settings.pop(name, None)
+    settings.update(given)
     return settings
 
 

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
 import anyio
 import httpx
 
-from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings
+from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings_with
 from qualflow.qualtrics._core import (
     ApiCall,
     decode_response,
@@ -132,9 +132,7 @@ class AsyncClient(ClientBase):
     def from_env(cls, **overrides: Any) -> Self:
         """A client configured from ``QUALTRICS_*`` environment variables (see
         :func:`~qualflow.qualtrics._base.env_settings`); keyword arguments take precedence."""
-        settings = env_settings()
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        return cls(**settings)
+        return cls(**env_settings_with(overrides))
 
     # -- lifecycle ---------------------------------------------------------------------------
 
