@@ -63,7 +63,12 @@ class SyncASGITransport(httpx.BaseTransport):
             return response.status_code, response.headers.raw, content
 
         status, headers, content = self._call(send)
-        return httpx.Response(status, headers=headers, content=content, request=request)
+        # As a stream, not as content: the body then passes through httpx's byte counting
+        # (num_bytes_downloaded, what download progress reports) and gets no Content-Length
+        # the app did not send, exactly as over httpx.ASGITransport or a socket.
+        return httpx.Response(
+            status, headers=headers, stream=httpx.ByteStream(content), request=request
+        )
 
     def close(self) -> None:
         with self._lock:
