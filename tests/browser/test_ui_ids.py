@@ -68,3 +68,13 @@ def test_unknown_ids_are_not_found_pages(browser: TestClient, row_id: str) -> No
     }
     assert not_pages == {}
     assert "does not exist" in answers["/automations/{id}"].text
+
+
+def test_an_id_that_is_not_a_number_is_a_not_found_page(browser: TestClient) -> None:
+    token = csrf_token(browser, "/")
+    page = browser.get("/automations/abc")
+    action = browser.post("/connections/abc/delete", data={"csrf_token": token})
+    for answer in (page, action):
+        assert answer.status_code == 404
+        assert "text/html" in answer.headers["content-type"]
+    assert "/automations/abc does not exist." in page.text

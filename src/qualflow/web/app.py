@@ -20,7 +20,8 @@ from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
@@ -49,6 +50,7 @@ from qualflow.web.deps import (
 )
 from qualflow.web.retention import retention_lifespan
 from qualflow.web.ui import install_ui
+from qualflow.web.ui.errors import render_error
 
 __all__ = ["API_PREFIX", "add_lifespan", "create_app"]
 
@@ -200,6 +202,25 @@ def _non_json_body(request: Request, errors: list[dict[str, Any]]) -> str | None
     return sent_as if whole_body else None
 
 
+def _is_page(request: Request) -> bool:
+    """A UI page or form, which a browser shows: neither the REST API nor the webhook edge,
+    whose callers are programs."""
+    route = request.scope.get("route")
+    return (
+        isinstance(route, APIRoute)
+        and not request.url.path.startswith(f"{API_PREFIX}/")
+        and edge.EDGE_TAG not in route.tags
+    )
+
+
+def _page_for_invalid_request(request: Request, errors: list[dict[str, Any]]) -> Response:
+    if any(tuple(e.get("loc", ()))[:1] == ("path",) for e in errors):
+        # /automations/abc names nothing that can exist.
+        return render_error(request, 404, "Not found", f"{request.url.path} does not exist.")
+    message, _ = _validation_message(errors)
+    return render_error(request, 400, "This request is not valid", message)
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     async def api_error(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -214,9 +235,11 @@ def _install_error_handlers(app: FastAPI) -> None:
             message = str(exc.detail)
         return error_response(exc.status_code, code, message, headers=getattr(exc, "headers", None))
 
-    async def validation_error(request: Request, exc: Exception) -> JSONResponse:
+    async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)
         errors = list(jsonable_encoder(exc.errors()))
+        if _is_page(request):
+            return _page_for_invalid_request(request, errors)
         media_type = _non_json_body(request, errors)
         if media_type is not None:
             return error_response(
