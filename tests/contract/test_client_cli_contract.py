@@ -217,3 +217,42 @@ def test_export_splits_multi_answers_unless_asked_to_join_them(
         "error: --join-multi-answers applies to CSV and TSV exports; a json export always "
         "keeps a multi-answer question's codes in one list"
     )
+
+
+def test_export_a_subset_in_a_time_zone_through_a_saved_filter(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    state = sandbox.state
+    kept = state.record_response(
+        survey_id,
+        {"QID1": 4, "QID5_TEXT": "More sizes", "customer_id": "C-1", "finished": 1,
+         "recordedDate": "2025-06-01T12:00:00Z"},
+    ).id  # fmt: skip
+    state.record_response(survey_id, {"QID1": 2, "finished": 0})  # the filter leaves it out
+    saved = state.surveys[survey_id].filters[0].filter_id  # "Finished responses"
+    target = tmp_path / "subset.parquet"
+    result = _run(
+        ["q", "export", survey_id, "-o", str(target), "--question", "QID1", "--question",
+         "QID5", "--embedded-data", "customer_id", "--time-zone", "Europe/Berlin",
+         "--filter", saved],
+        env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(target)
+    (row,) = table.to_pylist()
+    assert row["ResponseId"] == kept
+    assert (row["Q1"], row["Q5"], row["customer_id"]) == (4, "More sizes", "C-1")
+    assert not any(name.startswith(("Q2", "Q3", "Q4")) for name in table.column_names)
+    # Written in Berlin's wall-clock time by Qualtrics, read back as the same instant.
+    assert row["RecordedDate"].isoformat() == "2025-06-01T12:00:00+00:00"
+
+    bad_zone = _run(
+        ["q", "export", survey_id, "-o", str(target), "--time-zone", "Mars/Olympus"], env
+    )
+    assert bad_zone.exit_code == 2, bad_zone.output
+    assert bad_zone.stderr.strip() == (
+        "error: --time-zone 'Mars/Olympus' is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+    )
+    unknown = _run(["q", "export", survey_id, "-o", str(target), "--question", "QID99"], env)
+    assert unknown.exit_code == 1, unknown.output
+    assert "QID99" in unknown.stderr

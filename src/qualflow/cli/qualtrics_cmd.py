@@ -23,6 +23,7 @@ from datetime import UTC, date, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, BinaryIO, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import pydantic
 import typer
@@ -508,6 +509,19 @@ class SourceFormat(StrEnum):
     ndjson = "ndjson"
 
 
+def _time_zone(name: str | None) -> str | None:
+    """An IANA zone name as given, or a usage error naming the option."""
+    if name is None:
+        return None
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"--time-zone {name!r} is not an IANA time zone (e.g. UTC, Europe/Berlin)"
+        ) from None
+    return name
+
+
 def _moment(value: str | None, option: str) -> datetime | None:
     """An ISO date or datetime from the command line; without a zone it is UTC."""
     if value is None:
@@ -700,6 +714,36 @@ def export(
             "--continuation-token", help="Only responses since the export that gave this token."
         ),
     ] = None,
+    questions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--question",
+            help="Only this question's columns (a QID, e.g. QID4); repeat for several. Survey "
+            "metadata and embedded data are still exported.",
+        ),
+    ] = None,
+    embedded_data: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--embedded-data",
+            help="Only this embedded-data field (repeat for several); others are left out.",
+        ),
+    ] = None,
+    time_zone: Annotated[
+        str | None,
+        typer.Option(
+            "--time-zone",
+            help="IANA time zone Qualtrics writes the dates in, e.g. Europe/Berlin (default "
+            "UTC); the written file holds them as UTC timestamps either way.",
+        ),
+    ] = None,
+    filter_id: Annotated[
+        str | None,
+        typer.Option(
+            "--filter",
+            help="Only the responses a saved filter of the survey selects (its filter id).",
+        ),
+    ] = None,
     incremental: Annotated[
         bool,
         typer.Option(
@@ -776,6 +820,10 @@ def export(
             limit=limit,
             export_responses_in_progress=in_progress or None,
             breakout_sets=False if join_multi_answers else None,
+            question_ids=questions or None,
+            embedded_data_ids=embedded_data or None,
+            time_zone=_time_zone(time_zone),
+            filter_id=filter_id,
             continuation_token=continuation_token,
             allow_continuation=(incremental or continuation_token is not None) or None,
         )
