@@ -151,6 +151,17 @@ def expect_message(exc: BaseException) -> None:
     assert str(exc).strip(), f"{type(exc).__name__} without a message"
 
 
+# What a request is drawn from: both ways of paying take the same requests.
+REQUEST_STRATEGIES = {
+    "incentive": INCENTIVES,
+    "person": st.integers(0, 5),
+    "spelling": st.sampled_from(sorted(SPELLINGS)),
+    "response": RESPONSES,
+    "fresh_key": st.booleans(),
+    "bot": BOTS,
+}
+
+
 class RewardLifecycle(RuleBasedStateMachine):
     def __init__(
         self, db: Db, manager: IncentiveManager, service: RewardService, sink: QuietSmtpSink
@@ -281,14 +292,7 @@ class RewardLifecycle(RuleBasedStateMachine):
 
     # -- requests ----------------------------------------------------------------------------
 
-    @rule(
-        incentive=INCENTIVES,
-        person=st.integers(0, 5),
-        spelling=st.sampled_from(sorted(SPELLINGS)),
-        response=RESPONSES,
-        fresh_key=st.booleans(),
-        bot=BOTS,
-    )
+    @rule(**REQUEST_STRATEGIES)
     def request_and_pay(
         self, incentive: str, person: int, spelling: str, response: int | None, fresh_key: bool,
         bot: bool,
@@ -296,14 +300,7 @@ class RewardLifecycle(RuleBasedStateMachine):
         """A workflow step: the request, then paying at once under the lease it took."""
         self.submit(incentive, person, spelling, response, fresh_key, bot, pay_now=True)
 
-    @rule(
-        incentive=INCENTIVES,
-        person=st.integers(0, 5),
-        spelling=st.sampled_from(sorted(SPELLINGS)),
-        response=RESPONSES,
-        fresh_key=st.booleans(),
-        bot=BOTS,
-    )
+    @rule(**REQUEST_STRATEGIES)
     def request_for_the_fulfiller(
         self, incentive: str, person: int, spelling: str, response: int | None, fresh_key: bool,
         bot: bool,
