@@ -10,15 +10,19 @@ platform name and API key.
 from __future__ import annotations
 
 import asyncio
+import binascii
+from base64 import b64decode
 from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
+from starlette.requests import HTTPConnection
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import Area, Level
@@ -90,7 +94,53 @@ TAG_PROVIDERS = "reward providers"
 TAG_KEYS = "platform API keys"
 TAG_PLATFORM = "platform"
 
-platform_auth = HTTPBasic(
+#: What a platform's ``Authorization`` header must hold, for the answers that say it is not so.
+BASIC_FORM = (
+    "expected 'Basic ' followed by the base64 of 'platform:key', i.e. HTTP Basic with your "
+    "platform name as the user name and the API key as the password"
+)
+
+
+class PlatformBasic(HTTPBasic):
+    """HTTP Basic whose answer to a ``Basic`` header it cannot read says what is wrong with it
+    (FastAPI's own says "Not authenticated" whatever it was). No header, or another scheme,
+    gives None: the endpoint answers that authentication is required."""
+
+    async def __call__(  # type: ignore[override]  # as HTTPBasic's own
+        self, request: HTTPConnection
+    ) -> HTTPBasicCredentials | None:
+        authorization = request.headers.get("Authorization")
+        scheme, param = get_authorization_scheme_param(authorization)
+        if not authorization or scheme.lower() != "basic":
+            return None
+        if not param:
+            raise _malformed_basic("holds no credentials after 'Basic'")
+        try:
+            decoded = b64decode(param, validate=True)
+        except (binascii.Error, ValueError):
+            raise _malformed_basic("is not base64 after 'Basic'") from None
+        try:
+            text = decoded.decode("utf-8")
+        except UnicodeDecodeError:
+            raise _malformed_basic("is not UTF-8 text once decoded from base64") from None
+        username, separator, password = text.partition(":")
+        if not separator:
+            raise _malformed_basic("has no ':' between the platform name and the API key")
+        return HTTPBasicCredentials(username=username, password=password)
+
+
+def _malformed_basic(problem: str) -> ApiError:
+    return _platform_unauthorized(f"the Authorization header {problem}: {BASIC_FORM}")
+
+
+def _platform_unauthorized(message: str) -> ApiError:
+    return ApiError(
+        401, "unauthorized", message,
+        headers={"WWW-Authenticate": 'Basic realm="qualflow incentives"'},
+    )  # fmt: skip
+
+
+platform_auth = PlatformBasic(
     auto_error=False,
     scheme_name="PlatformKey",
     realm="qualflow incentives",
@@ -1443,13 +1493,6 @@ def incentive_rewards(
 
 
 # --- the platform endpoint -----------------------------------------------------------------------
-
-
-def _platform_unauthorized(message: str) -> ApiError:
-    return ApiError(
-        401, "unauthorized", message,
-        headers={"WWW-Authenticate": 'Basic realm="qualflow incentives"'},
-    )  # fmt: skip
 
 
 @router.post(
