@@ -699,11 +699,19 @@ class RewardLifecycle(RuleBasedStateMachine):
     def check_emails(self, books: Books) -> None:
         messages = self.messages()
         expected = 0
+        keys_by_id = {row.id: key for key, row in books.outbox.items()}
         for reward in books.rewards.values():
             keys = [f"reward:{reward.reference_id}"] + [
                 f"reward:{reward.reference_id}:resend:{n}"
                 for n in range(1, reward.resend_count + 2)
             ]
+            # A sent reward names the email of its own that delivered it; no other does.
+            delivered = keys_by_id.get(reward.email_outbox_id or 0)
+            if reward.status == "sent":
+                assert delivered in keys, (reward.reference_id, reward.email_outbox_id)
+                assert books.outbox[delivered].status == "sent", reward.reference_id
+            else:
+                assert reward.email_outbox_id is None, reward.reference_id
             emailed = 0
             for key in keys:
                 row = books.outbox.get(key)

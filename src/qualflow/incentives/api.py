@@ -260,6 +260,11 @@ class RewardOut(BaseModel):
     warnings: list[str]
     provider_order_id: str | None
     delivery: str | None = Field(description="What was delivered, masked (never the code).")
+    email_outbox_id: int | None = Field(
+        description="The outbox email that delivered it (its first email, or the resend that "
+        "delivered it after the first was refused); null until one has. The web UI shows it "
+        "under Outbox."
+    )
     resend_count: int
     attempts: int
     last_error: str | None
@@ -289,6 +294,7 @@ class RewardOut(BaseModel):
             warnings=list(reward.warnings or []),
             provider_order_id=reward.provider_order_id,
             delivery=reward.delivery_hint,
+            email_outbox_id=reward.email_outbox_id,
             resend_count=reward.resend_count,
             attempts=reward.attempts,
             last_error=reward.last_error,

@@ -1314,7 +1314,7 @@ class RewardService:
                 f"resending {reward.reference_id} failed: its email could not be written: {exc}"
             ) from None
         try:
-            await send_email(
+            sent = await send_email(
                 self.factory, self.smtp, f"reward:{reward.reference_id}:resend:{count}", email
             )
         except EmailError as exc:
@@ -1333,9 +1333,11 @@ class RewardService:
                     )
                 )  # fmt: skip
                 if fresh.status == "ordered":
-                    # The first email had failed; the resend delivered it.
+                    # The first email had failed; the resend delivered it, and is the email
+                    # the reward records (as the first one would have been).
                     move(session, fresh, "sent", actor=actor, reason="emailed by a resend",
-                         sent_at=utcnow(), last_error=None)  # fmt: skip
+                         email_outbox_id=sent.id, sent_at=utcnow(), next_attempt_at=None,
+                         last_error=None)  # fmt: skip
                 return fresh
 
         return await in_db_thread(record)
