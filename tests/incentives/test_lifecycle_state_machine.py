@@ -312,7 +312,16 @@ class RewardLifecycle(RuleBasedStateMachine):
     def request_anonymously(
         self, incentive: str, response: int | None, address: str | None
     ) -> None:
+        response_id = None if response is None else f"R_{response}"
+        recorded = self.requests.get((incentive, f"req:{response_id or address}"))
         submission = self.submit_request(incentive, address, response, fresh_key=False)
+        if recorded is not None and recorded[0] != "rejected":
+            # A retry of a request that had its email: answered with what that one did.
+            outcome, reference = recorded
+            assert submission.outcome == ("existing" if outcome == "created" else outcome)
+            assert submission.reward is not None
+            assert submission.reward.reference_id == reference
+            return
         assert submission.outcome == "rejected"
         assert submission.reward is None
 

@@ -426,13 +426,17 @@ class RewardService:
         """Record a request and create (and decide) its reward, or say why there is none.
 
         Idempotent per ``request.request_key``: the same request again returns the reward it
-        created (outcome ``existing``). ``lease_owner`` claims an approved reward for the
+        created (outcome ``existing``), or the one it was a duplicate of, even when this copy
+        lost the email the first one had. ``lease_owner`` claims an approved reward for the
         caller's immediate :meth:`fulfil`, so the background fulfiller leaves it alone.
         """
         email = normalize_email(request.email)
         if email is None:
             with self.factory() as session:
                 incentive_id = get_incentive(session, request.incentive_reference).id
+                previous = self._previous(session, incentive_id, request.request_key[:300])
+            if previous is not None and previous.outcome != "rejected":
+                return previous
             self._record_request(incentive_id, request, "rejected", None, NO_EMAIL_MESSAGE)
             return Submission("rejected", NO_EMAIL_MESSAGE)
         for _ in range(2):
