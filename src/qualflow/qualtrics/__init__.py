@@ -51,7 +51,7 @@ from qualflow.qualtrics.models import (
 from qualflow.qualtrics.paging import AsyncPager, SyncPager
 from qualflow.qualtrics.ratelimit import Limiter, RateLimiter, Unlimited
 from qualflow.qualtrics.resources.exports import CompletedExport, ExportEvent
-from qualflow.qualtrics.retry import RetryPolicy
+from qualflow.qualtrics.retry import RetryEvent, RetryPolicy
 from qualflow.qualtrics.transports import SyncASGITransport
 from qualflow.qualtrics.webhooks import (
     WebhookError,
@@ -115,6 +115,7 @@ __all__ = [
     "RateLimited",
     "RateLimiter",
     "RateLimiterBusy",
+    "RetryEvent",
     "RetryPolicy",
     "ServerError",
     "Survey",

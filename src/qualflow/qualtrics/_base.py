@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -15,7 +15,7 @@ from qualflow.qualtrics.auth import AccessToken, OAuthCredentials, OAuthSession
 from qualflow.qualtrics.datacenters import ApiLocation, resolve_location
 from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLimited
 from qualflow.qualtrics.ratelimit import Limiter, Unlimited, brand_limiter
-from qualflow.qualtrics.retry import RetryPolicy
+from qualflow.qualtrics.retry import RetryEvent, RetryPolicy
 
 __all__ = ["ClientBase", "env_settings", "env_settings_with"]
 
@@ -92,6 +92,7 @@ class ClientBase:
         requests_per_minute: float | None,
         max_rate_limit_wait: float | None,
         user_agent: str | None,
+        on_retry: Callable[[RetryEvent], object] | None,
     ) -> None:
         self.location: ApiLocation = resolve_location(datacenter=datacenter, base_url=base_url)
         if api_token is not None and oauth is not None:
@@ -128,6 +129,9 @@ class ClientBase:
             {} if max_rate_limit_wait is None else {"max_wait": max_rate_limit_wait}
         )
         self._user_agent = user_agent or f"qualflow/{_package_version()} (+httpx)"
+        #: Called with a :class:`~qualflow.qualtrics.retry.RetryEvent` before each wait for a
+        #: retry (the ``qualflow.qualtrics`` logger also gets a warning for each).
+        self.on_retry = on_retry
 
     def __repr__(self) -> str:
         auth = "oauth" if self._oauth else "api_token"
@@ -174,7 +178,9 @@ class ClientBase:
 
     def _before_retry(
         self, call: ApiCall[Any], error: QualtricsError, delay: float, attempt: int
-    ) -> None:
+    ) -> object:
+        """Log the retry, hold back the limiter's other users on a 429, and tell ``on_retry``;
+        returns what ``on_retry`` returned (an ``AsyncClient`` awaits an awaitable)."""
         if isinstance(error, RateLimited) and error.retry_after:
             # Everyone sharing the limiter backs off, not only this request.
             self.rate_limiter.pause(error.retry_after)
@@ -184,6 +190,18 @@ class ClientBase:
             error,
             attempt,
             delay,
+        )
+        if self.on_retry is None:
+            return None
+        return self.on_retry(
+            RetryEvent(
+                attempt=attempt,
+                delay=delay,
+                method=call.method.upper(),
+                path=httpx.URL(self._url(call)).path,
+                status_code=error.status_code,
+                error=error,
+            )
         )
 
 

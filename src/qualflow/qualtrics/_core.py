@@ -29,7 +29,14 @@ from qualflow.qualtrics.errors import (
 from qualflow.qualtrics.models import Meta, Page
 from qualflow.qualtrics.retry import parse_retry_after
 
-__all__ = ["ApiCall", "Envelope", "decode_response", "error_from_response", "transport_error"]
+__all__ = [
+    "ApiCall",
+    "Envelope",
+    "content_length",
+    "decode_response",
+    "error_from_response",
+    "transport_error",
+]
 
 T = TypeVar("T")
 M = TypeVar("M", bound=pydantic.BaseModel)
@@ -109,6 +116,16 @@ def query_params(params: Mapping[str, QueryValue] | None) -> list[tuple[str, str
         else:
             pairs.extend((key, str(item)) for item in value)
     return pairs
+
+
+def content_length(headers: httpx.Headers) -> int | None:
+    """The ``Content-Length`` of an answer, or ``None`` when absent or not ASCII digits (a
+    progress total only: the body is read to its end either way)."""
+    value = headers.get("Content-Length", "").strip(" \t")
+    # 19 digits fit any real length (and int() refuses over 4300 of them).
+    if value.isascii() and value.isdigit() and len(value) <= 19:
+        return int(value)
+    return None
 
 
 def _json_body(response: httpx.Response) -> Any:

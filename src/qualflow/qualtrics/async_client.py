@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
@@ -13,6 +14,7 @@ import httpx
 from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings_with
 from qualflow.qualtrics._core import (
     ApiCall,
+    content_length,
     decode_response,
     error_from_response,
     result_as,
@@ -45,7 +47,7 @@ from qualflow.qualtrics.resources.responses import AsyncResponses
 from qualflow.qualtrics.resources.subscriptions import AsyncEventSubscriptions
 from qualflow.qualtrics.resources.surveys import AsyncSurveys
 from qualflow.qualtrics.resources.users import AsyncGroups, AsyncUsers
-from qualflow.qualtrics.retry import RetryPolicy, RetryState
+from qualflow.qualtrics.retry import AsyncRetryCallback, RetryPolicy, RetryState
 from qualflow.tls import verified_context
 
 if TYPE_CHECKING:
@@ -78,6 +80,11 @@ class AsyncClient(ClientBase):
     someone is waiting on). ``transport`` is any async httpx transport, e.g.
     ``httpx.ASGITransport(app=sandbox_app)`` to talk to the sandbox in-process.
 
+    Before each wait for a retry, ``on_retry`` (if given; a function or an ``async def``) is
+    called with a :class:`~qualflow.qualtrics.RetryEvent` (attempt, delay, method, path,
+    status), e.g. to show it; each retry is also logged as a warning on the
+    ``qualflow.qualtrics`` logger.
+
     Task-safe: one client may serve many concurrent tasks of one event loop.
     """
 
@@ -95,6 +102,7 @@ class AsyncClient(ClientBase):
         max_rate_limit_wait: float | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         user_agent: str | None = None,
+        on_retry: AsyncRetryCallback | None = None,
     ) -> None:
         super().__init__(
             datacenter=datacenter,
@@ -106,6 +114,7 @@ class AsyncClient(ClientBase):
             requests_per_minute=requests_per_minute,
             max_rate_limit_wait=max_rate_limit_wait,
             user_agent=user_agent,
+            on_retry=on_retry,
         )
         self._http = httpx.AsyncClient(
             timeout=timeout,
@@ -219,11 +228,15 @@ class AsyncClient(ClientBase):
     async def _bearer(self) -> AccessToken:
         session = self._oauth
         assert session is not None
+        # Read before the lock: a fetch that ends while we wait serves us too (see below).
+        generation = session.generation
         token = session.current()
         if token is not None:
             return token
         async with session.async_lock:
-            token = session.current()
+            # Another caller may have fetched while we waited: use its token, even a
+            # single-use one (expires_in 0), rather than fetch one more for each waiter.
+            token = session.current() or session.fetched_since(generation)
             if token is None:
                 try:
                     token = await self._execute(session.token_call())
@@ -257,7 +270,9 @@ class AsyncClient(ClientBase):
                 delay = state.next_delay(error)
                 if delay is None:
                     raise
-                self._before_retry(call, error, delay, state.attempts)
+                outcome = self._before_retry(call, error, delay, state.attempts)
+                if inspect.isawaitable(outcome):
+                    await outcome
                 await self._sleep(delay)
 
     async def _execute(self, call: ApiCall[T]) -> T:
@@ -300,8 +315,7 @@ class AsyncClient(ClientBase):
                         )
                     sink.seek(0)
                     sink.truncate()
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
+                    total = content_length(response.headers)
                     written = 0
                     async for chunk in response.aiter_bytes(chunk_size=1 << 20):
                         written += sink.write(chunk)

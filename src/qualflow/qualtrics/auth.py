@@ -2,12 +2,16 @@
 
 OAuth tokens come from ``{host}/oauth2/token`` (not under ``/API/v3``), are cached, and are
 renewed shortly before they expire. Renewal happens once even when many threads (``Client``)
-or tasks (``AsyncClient``) need a token at the same moment.
+or tasks (``AsyncClient``) need a token at the same moment. A token the server says expires
+at once (``expires_in`` of 0 or less) is not cached: it serves the request that fetched it
+(and the requests that waited for that fetch), and the next request fetches another.
 """
 
 from __future__ import annotations
 
 import base64
+import math
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -55,7 +59,11 @@ class OAuthCredentials:
 
 @dataclass(frozen=True)
 class AccessToken:
-    """A bearer token and the monotonic-clock instant it stops being usable."""
+    """A bearer token and the monotonic-clock instant it stops being usable.
+
+    A ``lifetime`` of 0 marks a token issued with ``expires_in`` of 0 or less: good for the
+    request it was fetched for, never cached for the next one (:attr:`single_use`).
+    """
 
     value: str = field(repr=False)
     expires_at: float
@@ -63,16 +71,45 @@ class AccessToken:
     token_type: str = "Bearer"
     scope: str | None = None
 
+    @property
+    def single_use(self) -> bool:
+        return self.lifetime <= 0
+
     def usable(self, now: float) -> bool:
         """Still good, with a safety margin so a request never leaves with a dying token."""
+        if self.single_use:
+            return False
         margin = min(60.0, self.lifetime * 0.1)
         return now < self.expires_at - margin
+
+
+#: ``expires_in`` sent as a string ("3600"): ASCII digits, an optional sign and fraction.
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)")
+
+
+def _seconds(value: Any) -> float | None:
+    """``expires_in`` as seconds, or ``None`` when it is absent or not a finite number."""
+    if isinstance(value, bool):  # JSON true is not a number of seconds
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and _NUMBER.fullmatch(text)):
+            return None
+        value = float(text)
+    if not isinstance(value, int | float):
+        return None
+    try:
+        seconds = float(value)
+    except OverflowError:  # a JSON integer too large for a float is no lifetime either
+        return None
+    return seconds if math.isfinite(seconds) else None
 
 
 class OAuthSession:
     """The cached token of one client and the logic to renew it (I/O done by the client)."""
 
-    #: Used when the server omits ``expires_in``; Qualtrics tokens last an hour.
+    #: Used when the server omits ``expires_in`` or sends something that is not a number;
+    #: Qualtrics tokens last an hour.
     DEFAULT_LIFETIME = 3600.0
 
     def __init__(
@@ -86,6 +123,9 @@ class OAuthSession:
         self.token_url = token_url
         self._clock = clock
         self._token: AccessToken | None = None
+        #: How many tokens were stored: a caller that read it before waiting for the lock
+        #: can tell that a fetch completed meanwhile (see :meth:`fetched_since`).
+        self.generation = 0
         self.thread_lock = threading.Lock()
         self._async_lock: anyio.Lock | None = None
 
@@ -96,13 +136,22 @@ class OAuthSession:
         return self._async_lock
 
     def current(self) -> AccessToken | None:
+        """The cached token, if a new request may still use it."""
         token = self._token
         if token is not None and token.usable(self._clock()):
             return token
         return None
 
+    def fetched_since(self, generation: int) -> AccessToken | None:
+        """The token another caller fetched after :attr:`generation` was ``generation`` (even
+        a single-use or short-lived one): callers that waited for that fetch share its token
+        instead of each fetching one more."""
+        token = self._token
+        return token if token is not None and self.generation != generation else None
+
     def store(self, token: AccessToken) -> None:
         self._token = token
+        self.generation += 1
 
     def invalidate(self, token: AccessToken) -> None:
         """Forget ``token`` (the API refused it) unless another caller already replaced it."""
@@ -149,10 +198,11 @@ class OAuthSession:
         token_type = str(body.get("token_type") or "Bearer")
         if token_type.lower() != "bearer":
             raise AuthError(f"the OAuth token endpoint issued a {token_type!r} token, not Bearer")
-        try:
-            lifetime = float(body.get("expires_in") or self.DEFAULT_LIFETIME)
-        except (TypeError, ValueError):
+        lifetime = _seconds(body.get("expires_in"))
+        if lifetime is None:
             lifetime = self.DEFAULT_LIFETIME
+        # 0 or less: the server says it expires now; it serves one request, never cached.
+        lifetime = max(0.0, lifetime)
         scope = body.get("scope")
         return AccessToken(
             value=body["access_token"],

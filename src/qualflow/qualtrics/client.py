@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import os
 import time
 from collections.abc import Callable
@@ -13,6 +14,7 @@ import httpx
 from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings_with
 from qualflow.qualtrics._core import (
     ApiCall,
+    content_length,
     decode_response,
     error_from_response,
     result_as,
@@ -21,6 +23,7 @@ from qualflow.qualtrics._core import (
 from qualflow.qualtrics.auth import AccessToken, OAuthCredentials
 from qualflow.qualtrics.errors import (
     AuthError,
+    ConfigurationError,
     QualtricsError,
     TransportError,
     UnexpectedResponse,
@@ -41,7 +44,7 @@ from qualflow.qualtrics.resources.responses import Responses
 from qualflow.qualtrics.resources.subscriptions import EventSubscriptions
 from qualflow.qualtrics.resources.surveys import Surveys
 from qualflow.qualtrics.resources.users import Groups, Users
-from qualflow.qualtrics.retry import RetryPolicy, RetryState
+from qualflow.qualtrics.retry import RetryCallback, RetryPolicy, RetryState
 from qualflow.tls import verified_context
 
 if TYPE_CHECKING:
@@ -73,6 +76,10 @@ class Client(ClientBase):
     someone is waiting on). ``transport`` is any httpx transport (tests use
     :class:`~qualflow.qualtrics.transports.SyncASGITransport` around the sandbox).
 
+    Before each wait for a retry, ``on_retry`` (if given) is called with a
+    :class:`~qualflow.qualtrics.RetryEvent` (attempt, delay, method, path, status), e.g. to
+    show it; each retry is also logged as a warning on the ``qualflow.qualtrics`` logger.
+
     Thread-safe: one client may be used from many threads.
     """
 
@@ -90,6 +97,7 @@ class Client(ClientBase):
         max_rate_limit_wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
         user_agent: str | None = None,
+        on_retry: RetryCallback | None = None,
     ) -> None:
         super().__init__(
             datacenter=datacenter,
@@ -101,6 +109,7 @@ class Client(ClientBase):
             requests_per_minute=requests_per_minute,
             max_rate_limit_wait=max_rate_limit_wait,
             user_agent=user_agent,
+            on_retry=on_retry,
         )
         self._http = httpx.Client(
             timeout=timeout,
@@ -214,11 +223,15 @@ class Client(ClientBase):
     def _bearer(self) -> AccessToken:
         session = self._oauth
         assert session is not None
+        # Read before the lock: a fetch that ends while we wait serves us too (see below).
+        generation = session.generation
         token = session.current()
         if token is not None:
             return token
         with session.thread_lock:
-            token = session.current()
+            # Another caller may have fetched while we waited: use its token, even a
+            # single-use one (expires_in 0), rather than fetch one more for each waiter.
+            token = session.current() or session.fetched_since(generation)
             if token is None:
                 try:
                     token = self._execute(session.token_call())
@@ -250,7 +263,14 @@ class Client(ClientBase):
                 delay = state.next_delay(error)
                 if delay is None:
                     raise
-                self._before_retry(call, error, delay, state.attempts)
+                outcome = self._before_retry(call, error, delay, state.attempts)
+                if inspect.isawaitable(outcome):
+                    if inspect.iscoroutine(outcome):
+                        outcome.close()  # never to run: no "never awaited" warning either
+                    raise ConfigurationError(
+                        "on_retry returned an awaitable, which a Client cannot await: give it "
+                        "a plain function (an AsyncClient takes an async one)"
+                    ) from error
                 self._sleep(delay)
 
     def _execute(self, call: ApiCall[T]) -> T:
@@ -293,8 +313,7 @@ class Client(ClientBase):
                         )
                     sink.seek(0)
                     sink.truncate()
-                    length = response.headers.get("Content-Length")
-                    total = int(length) if length and length.isdigit() else None
+                    total = content_length(response.headers)
                     written = 0
                     for chunk in response.iter_bytes(chunk_size=1 << 20):
                         written += sink.write(chunk)

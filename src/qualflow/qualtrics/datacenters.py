@@ -33,6 +33,8 @@ DATACENTERS: dict[str, str] = {
 }
 
 _API_PATH = "/API/v3"
+#: A host name or IPv4 address as httpx gives it (IDNA names already as xn--…; IPv6 has ":").
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*\.?")
 _HOST_DATACENTER = re.compile(r"^(?:[a-z0-9-]+\.)?([a-z0-9]+)\.qualtrics\.com$")
 
 
@@ -101,6 +103,14 @@ def resolve_location(*, datacenter: str | None, base_url: str | None) -> ApiLoca
             )
         if url.query or url.fragment:
             raise ConfigurationError(f"base_url must not carry a query or fragment: {base_url!r}")
+        # httpx takes any port number and percent-encodes a host it cannot read ("exa mple"):
+        # both would fail later as if the network were down, not as the typo they are.
+        if url.port is not None and not 0 < url.port < 65536:
+            raise ConfigurationError(
+                f"base_url has port {url.port}; a port is 1 to 65535: {base_url!r}"
+            )
+        if ":" not in url.host and not _HOST_NAME.fullmatch(url.raw_host.decode("ascii")):
+            raise ConfigurationError(f"base_url has no valid host name: {base_url!r}")
         path = url.path.rstrip("/")
         if path.lower().endswith(_API_PATH.lower()):
             path = path[: -len(_API_PATH)]

@@ -95,7 +95,7 @@ class RateLimiter:
         burst: int | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if requests_per_minute <= 0:
+        if not requests_per_minute > 0:  # NaN too
             raise ValueError("requests_per_minute must be positive")
         if burst is not None and burst < 1:
             raise ValueError("burst must be at least 1")

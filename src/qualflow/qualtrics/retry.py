@@ -6,10 +6,10 @@ asked after each failed attempt and answers with a delay, or ``None`` to give up
 
 from __future__ import annotations
 
-import math
 import random
+import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -22,7 +22,14 @@ from qualflow.qualtrics.errors import (
     TransportError,
 )
 
-__all__ = ["RetryPolicy", "RetryState", "parse_retry_after"]
+__all__ = [
+    "AsyncRetryCallback",
+    "RetryCallback",
+    "RetryEvent",
+    "RetryPolicy",
+    "RetryState",
+    "parse_retry_after",
+]
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,10 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if self.base_delay < 0 or self.max_delay < 0 or self.max_elapsed < 0:
-            raise ValueError("delays must not be negative")
+        delays = (self.base_delay, self.max_delay, self.max_elapsed, self.max_retry_after)
+        # Written so that NaN fails too: a NaN budget is never spent.
+        if not all(delay >= 0 for delay in delays):
+            raise ValueError("delays must be numbers of seconds, not negative")
 
     @classmethod
     def never(cls) -> RetryPolicy:
@@ -68,26 +77,32 @@ class RetryPolicy:
 _RNG = random.Random()
 
 
+#: RFC 9110 delta-seconds: ASCII digits only (``str.isdigit`` and ``float`` also take "٣",
+#: "３" or "²", which no HTTP server means as a number).
+_DELTA_SECONDS = re.compile(r"[0-9]+")
+#: Not RFC 9110, but some servers send fractional seconds ("1.5"); no sign, exponent or "_".
+_FRACTIONAL_SECONDS = re.compile(r"[0-9]+\.[0-9]*|\.[0-9]+")
+#: The wait a delta-seconds too large to represent stands for (RFC 9111 §1.2.2 caps cache
+#: ages there too); a policy's ``max_retry_after`` is far below it, so the client gives up.
+MAX_RETRY_AFTER = float(2**31)
+
+
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
     """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date.
 
-    Returns ``None`` for a missing or unparseable value, and never a negative number (a date in
-    the past means "now").
+    Returns ``None`` for a missing or unparseable value (anything but ASCII digits, with an
+    optional fraction, or a date), never a negative number (a date in the past means "now"),
+    at most :data:`MAX_RETRY_AFTER`, and never raises.
     """
     if value is None:
         return None
-    text = value.strip()
-    if not text:
+    # Optional whitespace in HTTP is spaces and tabs, not every Unicode space.
+    text = value.strip(" \t")
+    if not text or not text.isascii():
         return None
-    if text.isascii() and text.isdigit():
-        return float(int(text))
-    try:
-        seconds = float(text)
-    except ValueError:
-        pass
-    else:
-        # Not RFC 9110, but some servers send fractional seconds; honour them if sane.
-        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    if _DELTA_SECONDS.fullmatch(text) or _FRACTIONAL_SECONDS.fullmatch(text):
+        # float() of a digit string has no length limit (int() has) and never overflows.
+        return min(float(text), MAX_RETRY_AFTER)
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
@@ -95,7 +110,43 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     reference = now or datetime.now(UTC)
-    return max(0.0, (when - reference).total_seconds())
+    return min(max(0.0, (when - reference).total_seconds()), MAX_RETRY_AFTER)
+
+
+@dataclass(frozen=True)
+class RetryEvent:
+    """A failed attempt the client is about to repeat: what a client's ``on_retry`` gets.
+
+    ``attempt`` is the number of the attempt that failed (1 for the first) and ``delay`` the
+    seconds the client waits before the next one. ``method`` and ``path`` name the request
+    (``path`` is the URL's path, without host or query: ``/API/v3/surveys``,
+    ``/oauth2/token``). ``status_code`` is the HTTP status of the failed attempt, ``None`` when
+    no answer came (a network error or timeout); ``error`` is the failure itself, raised if the
+    retries do not help.
+    """
+
+    attempt: int
+    delay: float
+    method: str
+    path: str
+    status_code: int | None
+    error: QualtricsError
+
+    @property
+    def reason(self) -> str:
+        """Why the attempt failed, in a few words: ``HTTP 429``, ``network error``."""
+        if self.status_code is not None:
+            return f"HTTP {self.status_code}"
+        if isinstance(self.error, TransportError):
+            return "network error"
+        return type(self.error).__name__
+
+
+#: The type of ``Client(on_retry=…)``: called (in the thread of the request) before each wait
+#: for a retry; an exception it raises ends the request with that exception.
+RetryCallback = Callable[[RetryEvent], None]
+#: ``AsyncClient(on_retry=…)``: the same, or an ``async def`` (awaited before the wait).
+AsyncRetryCallback = Callable[[RetryEvent], Awaitable[None] | None]
 
 
 class RetryState:

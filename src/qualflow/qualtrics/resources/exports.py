@@ -166,9 +166,10 @@ class _Poller:
     deadline. Qualtrics asks for at least a second between polls."""
 
     def __init__(self, interval: float, max_interval: float, timeout: float | None) -> None:
-        if interval <= 0 or max_interval <= 0:
+        # Written so that NaN fails too: a NaN deadline never passes.
+        if not (interval > 0 and max_interval > 0):
             raise ValueError("poll intervals must be positive")
-        if timeout is not None and timeout <= 0:
+        if timeout is not None and not timeout > 0:
             raise ValueError("timeout must be positive (or None for no deadline)")
         self.interval = interval
         self.max_interval = max(max_interval, interval)

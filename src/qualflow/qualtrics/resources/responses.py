@@ -81,7 +81,9 @@ class _Calls:
 
 
 def _check_wait(wait: float, poll_interval: float) -> None:
-    if wait < 0 or poll_interval <= 0:
+    # Written so that NaN fails too (every comparison with NaN is false): a NaN wait would
+    # poll forever.
+    if not (wait >= 0 and poll_interval > 0):
         raise ValueError("wait must be >= 0 and poll_interval > 0")
 
 
