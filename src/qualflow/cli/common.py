@@ -8,7 +8,7 @@ import os
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -28,6 +28,7 @@ __all__ = [
     "fail",
     "hub_store",
     "load_settings",
+    "muted_log",
     "new_file_refused",
     "one_line",
     "print_listing",
@@ -81,6 +82,12 @@ def captured_log(
     finally:
         logger.removeHandler(handler)
         logger.propagate = propagate
+
+
+def muted_log(logger_name: str) -> AbstractContextManager[None]:
+    """While the block runs, the warnings of ``logger_name`` go nowhere: for a logger whose
+    news the command gets another way (the Qualtrics client's retries: its ``on_retry``)."""
+    return captured_log(logger_name, lambda record: None)
 
 
 class NoBlankLineProgress(Progress):

@@ -9,15 +9,16 @@ failures).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import io
 import json
-import logging
 import os
 import sys
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -47,8 +48,8 @@ from rich.text import Text
 from qualflow.cli.common import (
     EXIT_INTERRUPTED,
     NoBlankLineProgress,
-    captured_log,
     fail,
+    muted_log,
     print_listing,
 )
 from qualflow.qualtrics import (
@@ -63,9 +64,12 @@ from qualflow.qualtrics import (
     OAuthCredentials,
     QualtricsError,
     QualtricsWarning,
+    RateLimited,
+    RetryEvent,
     TransportError,
 )
 from qualflow.qualtrics.models import Survey
+from qualflow.qualtrics.retry import RetryCallback
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -92,7 +96,6 @@ class Connection:
     client_id: str | None
     client_secret: str | None
     scope: str | None
-    as_json: bool
     #: The API root the client talks to, once made (for messages that name the host).
     root: str | None = field(default=None, init=False)
 
@@ -106,7 +109,7 @@ class Connection:
                 EXIT_USAGE,
             )
 
-    def client(self) -> Client:
+    def client(self, on_retry: RetryCallback | None = None) -> Client:
         oauth = None
         if self.client_id or self.client_secret:
             oauth = OAuthCredentials(self.client_id or "", self.client_secret or "", self.scope)
@@ -122,6 +125,7 @@ class Connection:
             base_url=self.base_url,
             api_token=token,
             oauth=oauth,
+            on_retry=on_retry,
         )
         self.root = client.location.root
         return client
@@ -157,12 +161,16 @@ def _plain(value: str | None) -> Text:
 def _reported(connection: Connection | None = None) -> Iterator[None]:
     """Turn every expected failure into a one-line reason and an exit code."""
     try:
-        with _warnings_as_lines():
+        # The client's retries reach the command through its on_retry hook; its log records
+        # of them would otherwise be raw lines on stderr (Python's last-resort handler).
+        with _warnings_as_lines(), muted_log("qualflow.qualtrics"):
             yield
     except ConfigurationError as exc:
         fail(str(exc), EXIT_USAGE)
     except TransportError as exc:
         fail(_unreachable(exc, connection.root if connection else None), EXIT_API)
+    except RateLimited as exc:
+        fail(_rate_limited(exc), EXIT_API)
     except QualtricsError as exc:
         fail(str(exc), EXIT_API)
     except ExportFileError as exc:
@@ -177,6 +185,26 @@ def _reported(connection: Connection | None = None) -> Iterator[None]:
         fail(str(exc), EXIT_USAGE)
     except KeyboardInterrupt:
         fail("interrupted", EXIT_INTERRUPTED)
+
+
+def _rate_limited(exc: RateLimited) -> str:
+    """The reason for a 429 the retries did not get past, with the wait Qualtrics asked for
+    when it said (the client gives up at once when that is longer than it would wait)."""
+    if not exc.retry_after:
+        return str(exc)
+    return f"{exc}; Qualtrics asks to wait {_duration(exc.retry_after)} before trying again"
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``8 min 20 s``, ``3 h 5 min``: a wait as a person reads it."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    minutes, secs = divmod(whole, 60)
+    if minutes < 60:
+        return f"{minutes} min {secs} s" if secs else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:,} h {minutes} min" if minutes else f"{hours:,} h"
 
 
 def _unreachable(exc: TransportError, root: str | None) -> str:
@@ -226,59 +254,38 @@ def _warning_text(warning: QualtricsWarning) -> str:
     return f"Qualtrics: {warning.notice.strip()} — {advice}"
 
 
-def _retry_note(record: logging.LogRecord, *, with_call: bool) -> str:
-    """A short line for a retry (the client's own message repeats the whole error, which the
-    final reason gives anyway if the retries do not help)."""
-    args = record.args
-    if not (isinstance(args, tuple) and len(args) == 4):
-        return record.getMessage()
-    call, error, attempt, delay = args
-    if not isinstance(error, QualtricsError) or not isinstance(delay, int | float):
-        return record.getMessage()
-    if error.status_code:
-        cause = f"HTTP {error.status_code}"
-    elif isinstance(error, TransportError):
-        cause = "a network error"
-    else:
-        cause = type(error).__name__
-    note = f"retry {attempt} in {delay:.1f} s after {cause}"
-    return f"{call}: {note}" if with_call else f"R{note[1:]}"
-
-
-def _retry_notes(
-    show: Callable[[str], None], *, with_call: bool = True
-) -> AbstractContextManager[None]:
-    """Hands the client's retry notes to ``show`` while a command waits on them, as short
-    lines: a failure then ends with its one-line reason, not several lines repeating it."""
-    return captured_log(
-        "qualflow.qualtrics", lambda record: show(_retry_note(record, with_call=with_call))
-    )
+def _retry_note(event: RetryEvent, *, with_call: bool) -> str:
+    """A short line for a retry (the error itself is the final reason if the retries do not
+    help, so it is not repeated here)."""
+    cause = "a network error" if isinstance(event.error, TransportError) else event.reason
+    note = f"retry {event.attempt} in {event.delay:.1f} s after {cause}"
+    return f"{event.method} {event.path}: {note}" if with_call else f"R{note[1:]}"
 
 
 @contextmanager
-def _retry_status() -> Iterator[None]:
-    """Retries shown on a spinner line that goes away once the command ends (nothing is
-    shown when stderr is not a terminal: the final result or reason says it all)."""
+def _retry_status() -> Iterator[RetryCallback]:
+    """An ``on_retry`` that shows each retry on a spinner line, gone once the command ends
+    (nothing is shown when stderr is not a terminal: the final result or reason says it all)."""
     status: Status | None = None
 
-    def show(note: str) -> None:
+    def show(event: RetryEvent) -> None:
         nonlocal status
+        note = Text(_retry_note(event, with_call=True))
         if status is None:
-            status = Status(Text(note), console=_err)
+            status = Status(note, console=_err)
             status.start()
         else:
-            status.update(Text(note))
+            status.update(note)
 
     try:
-        with _retry_notes(show):
-            yield
+        yield show
     finally:
         if status is not None:
             status.stop()
 
 
 def _with_client(connection: Connection, work: Callable[[Client], T]) -> T:
-    with _reported(connection), _retry_status(), connection.client() as client:
+    with _reported(connection), _retry_status() as on_retry, connection.client(on_retry) as client:
         return work(client)
     raise AssertionError("unreachable")  # pragma: no cover
 
@@ -348,6 +355,46 @@ Scope = Annotated[
         rich_help_panel=_CONNECTION,
     ),
 ]
+#: The options every command shares, in their order in its help ("Connection" panel).
+_CONNECTION_OPTIONS: tuple[tuple[str, Any], ...] = (
+    ("datacenter", Datacenter),
+    ("base_url", BaseUrl),
+    ("token", Token),
+    ("client_id", ClientId),
+    ("client_secret", ClientSecret),
+    ("scope", Scope),
+)
+
+
+def connection_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` the shared connection options, defined once above: it declares a
+    ``connection: Connection`` parameter instead and is called with one made from them (made
+    first, so a contradiction among them is reported before anything else). They are listed
+    before the command's ``--json``, or after its other options when it has none."""
+    own = [
+        parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for parameter in inspect.signature(command, eval_str=True).parameters.values()
+        if parameter.name != "connection"
+    ]
+    shared = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+        for name, option in _CONNECTION_OPTIONS
+    ]
+    at = next((i for i, p in enumerate(own) if p.name == "as_json"), len(own))
+    parameters = [*own[:at], *shared, *own[at:]]
+    names = [name for name, _ in _CONNECTION_OPTIONS]
+
+    @functools.wraps(command)
+    def run(**values: Any) -> None:
+        connection = Connection(*(values.pop(name) for name in names))
+        command(connection=connection, **values)
+
+    # typer reads a command's options from its signature.
+    run.__signature__ = inspect.Signature(parameters)  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in parameters}
+    return run
+
+
 Json = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts) instead of tables.")]
 ExportJson = Annotated[
     bool,
@@ -360,17 +407,12 @@ ExportJson = Annotated[
 
 
 @app.command()
+@connection_options
 def whoami(
-    datacenter: Datacenter = None,
-    base_url: BaseUrl = None,
-    token: Token = None,
-    client_id: ClientId = None,
-    client_secret: ClientSecret = None,
-    scope: Scope = None,
+    connection: Connection,
     as_json: Json = False,
 ) -> None:
     """Show the user, brand and datacenter behind the credentials."""
-    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     me = _with_client(connection, lambda client: client.whoami())
     if as_json:
         _print_json(me.model_dump(mode="json", by_alias=True))
@@ -390,21 +432,16 @@ def whoami(
 
 
 @app.command()
+@connection_options
 def surveys(
+    connection: Connection,
     limit: Annotated[
         int | None, typer.Option("--limit", "-n", min=1, help="Show at most N surveys.")
     ] = None,
     active_only: Annotated[bool, typer.Option("--active", help="Only active surveys.")] = False,
-    datacenter: Datacenter = None,
-    base_url: BaseUrl = None,
-    token: Token = None,
-    client_id: ClientId = None,
-    client_secret: ClientSecret = None,
-    scope: Scope = None,
     as_json: Json = False,
 ) -> None:
     """List the surveys the credentials can see."""
-    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
 
     def fetch(client: Client) -> list[Any]:
         found = []
@@ -442,18 +479,13 @@ def surveys(
 
 
 @app.command()
+@connection_options
 def survey(
+    connection: Connection,
     survey_id: Annotated[str, typer.Argument(help="The survey id, SV_…")],
-    datacenter: Datacenter = None,
-    base_url: BaseUrl = None,
-    token: Token = None,
-    client_id: ClientId = None,
-    client_secret: ClientSecret = None,
-    scope: Scope = None,
     as_json: Json = False,
 ) -> None:
     """Show one survey: status, response counts, availability window and questions."""
-    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
         fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
     found: Survey = _with_client(connection, lambda client: client.surveys.get(survey_id))
@@ -587,7 +619,8 @@ class _AmountColumn(ProgressColumn):
         if unit == "bytes":
             return self._bytes.render(task)
         if unit == "responses" and task.total is not None:
-            return Text(f"{int(task.completed):,} responses", style="progress.download")
+            rows = int(task.fields.get("rows", task.completed))
+            return Text(f"{rows:,} responses", style="progress.download")
         return Text("")
 
 
@@ -612,11 +645,15 @@ class _ExportProgress:
         self.retry = progress.add_task("", total=None, visible=False)
 
     def note(self, text: str | None) -> None:
-        """Show the client's latest retry note on a row of its own, or hide it (None)."""
+        """Show a retry note on a row of its own, or hide it (None)."""
         if text is None:
             self.progress.update(self.retry, visible=False)
         else:
             self.progress.update(self.retry, description=escape(text), visible=True)
+
+    def retried(self, event: RetryEvent) -> None:
+        """The client's ``on_retry``: the latest retry on the retry row."""
+        self.note(_retry_note(event, with_call=False))
 
     def __call__(self, event: ExportEvent) -> None:
         self.note(None)  # the export moved on: the retry that was waited for went through
@@ -640,7 +677,9 @@ class _ExportProgress:
 
 
 @app.command()
+@connection_options
 def export(
+    connection: Connection,
     survey_id: Annotated[str, typer.Argument(help="The survey id, SV_…")],
     output: Annotated[
         Path,
@@ -759,19 +798,12 @@ def export(
             help="Give up after this many seconds if Qualtrics has not finished the export.",
         ),
     ] = 3600,
-    datacenter: Datacenter = None,
-    base_url: BaseUrl = None,
-    token: Token = None,
-    client_id: ClientId = None,
-    client_secret: ClientSecret = None,
-    scope: Scope = None,
     as_json: ExportJson = False,
 ) -> None:
     """Export a survey's responses to Parquet, CSV or NDJSON with typed columns.
 
     Streamed batch by batch: memory stays flat however many responses there are.
     """
-    connection = Connection(datacenter, base_url, token, client_id, client_secret, scope, as_json)
     if not survey_id.startswith("SV_"):
         fail(f"{survey_id!r} is not a survey id (they look like SV_…)", EXIT_USAGE)
     from qualflow.qualtrics.export_file import OUTPUT_SUFFIXES, output_format_for
@@ -841,15 +873,16 @@ def export(
         try:
             with progress, _erased_on_failure(progress), connection.client() as client:
                 tracker = _ExportProgress(progress)
-                with _retry_notes(tracker.note, with_call=False):
-                    result = client.export_responses(
-                        survey_id,
-                        options=options,
-                        dest=Path(scratch),
-                        timeout=timeout,
-                        on_progress=tracker,
-                        labels=labels,
-                    )
+                client.on_retry = tracker.retried
+                result = client.export_responses(
+                    survey_id,
+                    options=options,
+                    dest=Path(scratch),
+                    timeout=timeout,
+                    on_progress=tracker,
+                    labels=labels,
+                )
+                client.on_retry = None
                 tracker.note(None)
                 convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
                 destination: Path | BinaryIO = sys.stdout.buffer if to_stdout else output
@@ -864,7 +897,8 @@ def export(
                 except OSError as exc:
                     where = "stdout" if to_stdout else f"--output {output}"
                     fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
-                progress.update(convert, total=rows, completed=rows)
+                # An empty export is converted too: 100%, not a bar stuck at 0% of nothing.
+                progress.update(convert, total=max(rows, 1), completed=max(rows, 1), rows=rows)
         except ExportTimeout as exc:
             fail(
                 f"{exc} (--timeout {timeout:g}); Qualtrics may still finish it: try again with "
