@@ -626,8 +626,11 @@ class RewardLifecycle(RuleBasedStateMachine):
             current.budget_minor if budget == KEEP else budget and int(Decimal(budget) * 100)
         )
         failure: IncentiveError | None = None
+        warnings: list[str] = []
         try:
-            asyncio.run(self.manager.update(current.reference_id, patch, actor="tests"))
+            _saved, warnings = asyncio.run(
+                self.manager.update_with_warnings(current.reference_id, patch, actor="tests")
+            )
         except IncentiveError as exc:
             failure = exc
         if failure is not None:
@@ -636,6 +639,16 @@ class RewardLifecycle(RuleBasedStateMachine):
             assert new_budget < new_amount, str(failure)
             return
         assert new_budget is None or new_budget >= new_amount
+        # A limit set below what is committed is saved, saying so (nothing is taken back).
+        count, minor = current.committed_count, current.committed_minor
+        below = []
+        if max_rewards not in (KEEP, None) and count > max_rewards:
+            below.append(f"max rewards {max_rewards} is below the {count} rewards")
+        if budget not in (KEEP, None) and new_budget is not None and minor > new_budget:
+            below.append(f"budget {Decimal(new_budget) / 100:.2f} ")
+        assert len(warnings) == len(below), (warnings, below)
+        for warning, start in zip(warnings, below, strict=True):
+            assert warning.startswith(start), (warning, start)
 
     @rule(count=st.integers(1, 3), value=st.sampled_from(["10.00", "20.00"]), again=st.booleans())
     def import_codes(self, count: int, value: str, again: bool) -> None:

@@ -362,7 +362,10 @@ def incentives_update(
 ) -> None:
     """Change an incentive from a JSON patch and/or options; the rest stays as it is.
 
-    The result is validated again with its provider (e.g. a Tango item's range)."""
+    The result is validated again with its provider (e.g. a Tango item's range).
+
+    A max rewards or budget below what is already committed is saved, with a warning on stderr.
+    """
     from qualflow.incentives.manage import IncentiveError
     from qualflow.incentives.schemas import IncentivePatch
 
@@ -383,9 +386,13 @@ def incentives_update(
         fail(describe_errors(exc))
     with _runtime() as runtime:
         try:
-            incentive = asyncio.run(runtime.manager.update(reference, patch, actor=_actor()))
+            incentive, warnings = asyncio.run(
+                runtime.manager.update_with_warnings(reference, patch, actor=_actor())
+            )
         except IncentiveError as exc:
             fail(str(exc))
+    for warning in warnings:  # saved all the same: exit code 0
+        typer.echo(f"warning: {warning}", err=True)
     typer.echo(f"updated {incentive.reference_id}")
 
 

@@ -242,6 +242,25 @@ class IncentiveOut(BaseModel):
         )
 
 
+class IncentiveUpdateOut(IncentiveOut):
+    """A changed incentive, with what the change means."""
+
+    warnings: list[str] = Field(
+        default_factory=list,
+        examples=[
+            [
+                "max rewards 10 is below the 15 rewards already committed: no new reward will "
+                "be paid until fewer than 10 are committed or max rewards is above 15 (rewards "
+                "already committed are not taken back)"
+            ]
+        ],
+        description="What the change means that it does not refuse, e.g. a max rewards or "
+        "budget set below what the incentive already committed: saved, but no new reward is "
+        "paid until the committed fall under it or it is raised. Empty when there is nothing "
+        "to say.",
+    )
+
+
 class RewardOut(BaseModel):
     reference_id: str = Field(examples=["RW-7F3K2QMX"])
     incentive: str
@@ -1292,22 +1311,22 @@ def get_incentive_detail(
 @router.patch(
     "/{reference_id}",
     tags=[TAG_INCENTIVES],
-    response_model=IncentiveOut,
+    response_model=IncentiveUpdateOut,
     responses=_ERRORS,
     summary="Change an incentive (validated again with the provider)",
 )
 async def update_incentive(
     reference_id: str, patch: IncentivePatch, runtime: Runtime, manager: Manager
-) -> IncentiveOut:
+) -> IncentiveUpdateOut:
     try:
-        incentive = await runtime.manager.update(
+        incentive, warnings = await runtime.manager.update_with_warnings(
             _reference(reference_id), patch, actor=manager.email
         )
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
     except IncentiveError as exc:
         raise ApiError(422, "invalid_incentive", str(exc)) from None
-    return IncentiveOut.of(incentive)
+    return IncentiveUpdateOut(**IncentiveOut.of(incentive).model_dump(), warnings=warnings)
 
 
 @router.delete(

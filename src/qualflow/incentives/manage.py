@@ -246,6 +246,14 @@ class IncentiveManager:
 
     async def update(self, reference: str, patch: IncentivePatch, *, actor: str) -> Incentive:
         """Change the fields given; the result is validated like a new incentive."""
+        incentive, _warnings = await self.update_with_warnings(reference, patch, actor=actor)
+        return incentive
+
+    async def update_with_warnings(
+        self, reference: str, patch: IncentivePatch, *, actor: str
+    ) -> tuple[Incentive, list[str]]:
+        """:meth:`update`, and what the change means that the person making it should know
+        (see :func:`limit_warnings`): the change is saved all the same."""
 
         def load() -> Incentive:
             with self.factory() as session:
@@ -271,14 +279,21 @@ class IncentiveManager:
             raise IncentiveError(describe_errors(exc)) from None
         values = await self._resolve(spec)
 
-        def store() -> Incentive:
+        def store() -> tuple[Incentive, list[str]]:
             with session_scope(self.factory) as session:
                 incentive = get_incentive(session, reference)
                 # Rewards keep the amount they were created with; limits count those amounts.
                 for key, value in values.items():
                     setattr(incentive, key, value)
                 incentive.updated_at = utcnow()
-                return incentive
+                # Judged against the counters as they are now: once the row is written (and
+                # locked, on PostgreSQL, until the commit), they are read again.
+                session.flush()
+                session.refresh(incentive)
+                warnings = limit_warnings(
+                    incentive, max_rewards="max_rewards" in changes, budget="budget" in changes
+                )
+                return incentive, warnings
 
         return await asyncio.to_thread(store)
 
@@ -598,6 +613,33 @@ def low_stock(session: Session) -> list[LowStock]:
         )
         for reference, name, amount_minor, currency, threshold, pool_id, pool_name, count in rows
     ]
+
+
+def limit_warnings(incentive: Incentive, *, max_rewards: bool, budget: bool) -> list[str]:
+    """What a limit just set (``max_rewards``, ``budget``: the ones set) means when it is below
+    what the incentive already committed: such a limit is allowed (committed rewards are not
+    taken back: they are paid), but no new reward is until the committed fall under it again
+    (rewards cancelled, blocked or failed) or it is raised."""
+    warnings: list[str] = []
+    count, limit = incentive.committed_count, incentive.max_rewards
+    if max_rewards and limit is not None and count > limit:
+        warnings.append(
+            f"max rewards {limit} is below the {count} rewards already committed: no new "
+            f"reward will be paid until fewer than {limit} are committed or max rewards is "
+            f"above {count} (rewards already committed are not taken back)"
+        )
+    committed, most = incentive.committed_minor, incentive.budget_minor
+    if budget and most is not None and committed > most:
+        amount, currency = incentive.amount_minor, incentive.currency
+        warnings.append(
+            f"budget {format_money(most, currency)} is below the "
+            f"{format_money(committed, currency)} already committed: no new reward of "
+            f"{format_money(amount, currency)} will be paid until at most "
+            f"{format_money(max(most - amount, 0), currency)} is committed or the budget is at "
+            f"least {format_money(committed + amount, currency)} (rewards already committed "
+            "are not taken back)"
+        )
+    return warnings
 
 
 def window_state(incentive: Incentive, now: datetime | None = None) -> str:

@@ -917,12 +917,16 @@ async def update_incentive(
         return _form_page(request, principal, runtime, form, incentive=incentive, status_code=400)
     patch = IncentivePatch.model_validate(spec.model_dump(exclude={"provider"}))
     try:
-        await runtime.manager.update(incentive.reference_id, patch, actor=principal.email)
+        _saved, warnings = await runtime.manager.update_with_warnings(
+            incentive.reference_id, patch, actor=principal.email
+        )
     except IncentiveError as exc:
         form.errors["__all__"] = str(exc)
         return _form_page(request, principal, runtime, form, incentive=incentive, status_code=400)
     response = _redirect(request, "ui_incentive", reference=incentive.reference_id)
     flash.add(request, response, "success", "Incentive saved.")
+    for warning in warnings:
+        flash.add(request, response, "warning", warning[:1].upper() + warning[1:] + ".")
     return response
 
 
