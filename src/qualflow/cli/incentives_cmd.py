@@ -13,11 +13,11 @@ import json
 import logging
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import typer
 from pydantic import ValidationError
@@ -691,26 +691,31 @@ def rewards_release(
     _report(outcomes, "released and paid", as_json)
 
 
-@rewards_app.command("block")
-def rewards_block(
-    references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
-) -> None:
-    """Block held rewards: those respondents are not paid."""
-    wanted = _references(references)
-    with _runtime() as runtime:
-        results = runtime.service.block(wanted, actor=_actor(), reason=reason)
-    _report(_outcomes(results), "blocked", as_json)
+def _not_to_pay(
+    operation: Literal["block", "cancel"], done: str, summary: str
+) -> Callable[..., None]:
+    """The command ``rewards <operation>``: ``block`` and ``cancel`` both end rewards nobody is
+    paid for, with the same options, one line per reward and exit code 1 if any was refused;
+    only the service's operation and the words differ."""
+
+    def command(
+        references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
+    ) -> None:
+        wanted = _references(references)
+        with _runtime() as runtime:
+            act = runtime.service.block if operation == "block" else runtime.service.cancel
+            results = act(wanted, actor=_actor(), reason=reason)
+        _report(_outcomes(results), done, as_json)
+
+    command.__name__ = command.__qualname__ = f"rewards_{operation}"
+    command.__doc__ = summary
+    return rewards_app.command(operation)(command)
 
 
-@rewards_app.command("cancel")
-def rewards_cancel(
-    references: RewardsArgument, reason: ReasonOption = "", as_json: JsonOption = False
-) -> None:
-    """Cancel rewards nobody was paid for yet."""
-    wanted = _references(references)
-    with _runtime() as runtime:
-        results = runtime.service.cancel(wanted, actor=_actor(), reason=reason)
-    _report(_outcomes(results), "cancelled", as_json)
+rewards_block = _not_to_pay(
+    "block", "blocked", "Block held rewards: those respondents are not paid."
+)
+rewards_cancel = _not_to_pay("cancel", "cancelled", "Cancel rewards nobody was paid for yet.")
 
 
 @rewards_app.command("retry")
