@@ -170,7 +170,7 @@ def test_resend_of_a_waiting_reward_sends_its_email_once(
     assert smtp_sink.messages == []
 
     sent = asyncio.run(with_email.resend(reference, actor="ops", new_email="CY@example.org"))
-    assert (sent.status, sent.resend_count) == ("sent", 0)
+    assert (sent.reward.status, sent.reward.resend_count, sent.first) == ("sent", 0, True)
     assert transitions(db, reference)[-2:] == [
         ("ordered", "sent", "reward emailed"),
         ("sent", "sent", "emailed to cy@example.org at once at the request of ops"),

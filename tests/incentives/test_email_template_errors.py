@@ -66,7 +66,7 @@ def test_a_template_error_leaves_the_reward_paid_with_the_reason_until_a_resend(
         )
     )
     sent = asyncio.run(service.resend(reference, actor="ops"))
-    assert sent.status == "sent"
+    assert (sent.reward.status, sent.first) == ("sent", True)
     assert [m["to"] for m in smtp_sink.messages] == [["ana@example.org"]]
 
 

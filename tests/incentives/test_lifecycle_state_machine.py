@@ -562,7 +562,9 @@ class RewardLifecycle(RuleBasedStateMachine):
         )
         failure: Exception | None = None
         try:
-            after = asyncio.run(self.service.resend(reference, actor=REVIEWER, new_email=new_email))
+            resent = asyncio.run(
+                self.service.resend(reference, actor=REVIEWER, new_email=new_email)
+            )
         except (TransitionError, RewardFailed, ValueError) as exc:
             failure = exc
         if failure is not None:
@@ -581,7 +583,8 @@ class RewardLifecycle(RuleBasedStateMachine):
             return
         assert to != "not an address"
         assert before.status == "sent" or paid_order
-        assert after.status == "sent"
+        assert resent.reward.status == "sent"
+        assert resent.first == (before.status != "sent")
         if before.status == "sent" or before.next_attempt_at is None:
             number = before.resend_count + 1
             assert self.sent_with(f"reward:{reference}:resend:{number}") == 1

@@ -14,7 +14,7 @@ from qualflow.notify.models import OutboxEmail
 from tests.engine.engine_support import SmtpSink
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Db, Person, reward_row
 from tests.incentives.test_api import API, gift_incentive, platform_key
-from tests.incentives.test_pages import sign_in
+from tests.incentives.test_pages import form, sign_in
 from tests.incentives.test_rewards import gift_incentive as service_gift_incentive
 from tests.incentives.test_rewards import request
 
@@ -48,8 +48,10 @@ def test_a_resend_that_delivers_a_refused_reward_records_its_email(
         "ordered", None, None,
     )  # fmt: skip
 
-    asyncio.run(service.resend(reference, actor="ops", new_email="pat.new@example.org"))
+    resent = asyncio.run(service.resend(reference, actor="ops", new_email="pat.new@example.org"))
 
+    assert resent.first  # the first email to reach the respondent
+    assert resent.reward.email_outbox_id == reward_row(db, reference).email_outbox_id
     reward = reward_row(db, reference)
     assert reward.status == "sent"
     assert reward.sent_at is not None
@@ -61,7 +63,7 @@ def test_a_resend_that_delivers_a_refused_reward_records_its_email(
     assert smtp_sink.messages[-1]["to"] == ["pat.new@example.org"]
 
     # Resent once more: the reward still names the email that delivered it first.
-    asyncio.run(service.resend(reference, actor="ops"))
+    assert not asyncio.run(service.resend(reference, actor="ops")).first
     again = reward_row(db, reference)
     assert again.email_outbox_id == delivered.id
     assert again.sent_at == reward.sent_at
@@ -120,3 +122,26 @@ def test_the_rest_and_ui_views_name_the_email_that_delivered_it(
     assert "Last error" not in page
     outbox = hub.get(f"/outbox/{body['email_outbox_id']}").text
     assert "sam.b@example.org" in outbox
+
+
+def test_the_ui_says_the_email_was_sent_or_resent_as_the_service_did(
+    hub: TestClient, admin: Person, smtp_sink: SmtpSink
+) -> None:
+    incentive = gift_incentive(hub, admin)
+    platform, key = platform_key(hub, admin)
+    smtp_sink.refuse_next.append(REFUSED)
+    created = hub.post(
+        f"{API}/{incentive['reference_id']}/rewards",
+        json={"email": "kim@example.org", **CLEAN_FRAUD_FIELDS}, auth=(platform, key),
+    )  # fmt: skip
+    reference = created.json()["reference_id"]
+    token = sign_in(hub, admin)
+
+    first = hub.post(
+        f"/incentives/rewards/{reference}/resend", data=form(token, email="kim.b@example.org")
+    )
+    assert "Email sent to kim.b@example.org." in first.text
+    second = hub.post(f"/incentives/rewards/{reference}/resend", data=form(token))
+    assert "Email resent to the respondent." in second.text
+    refused = hub.post("/incentives/rewards/RW-NOPE2345/resend", data=form(token))
+    assert "reward RW-NOPE2345 does not exist" in refused.text

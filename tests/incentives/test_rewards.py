@@ -462,7 +462,7 @@ def test_block_cancel_retry_and_resend(
     service.release([d.reference_id], actor="r")
     asyncio.run(Fulfiller(service).drain())
     sent = asyncio.run(service.resend(d.reference_id, actor="r", new_email="d2@example.org"))
-    assert sent.resend_count == 1
+    assert (sent.reward.resend_count, sent.first) == (1, False)
     assert smtp_sink.messages[-1]["to"] == ["d2@example.org"]
     assert len(smtp_sink.messages) == 2
     assert any("email resent to d2@example.org" in t[2] for t in transitions(db, d.reference_id))

@@ -754,11 +754,12 @@ def rewards_resend(
 
     with _runtime() as runtime:
         try:
-            reward = asyncio.run(runtime.service.resend(reference, actor=_actor(), new_email=email))
+            resent = asyncio.run(runtime.service.resend(reference, actor=_actor(), new_email=email))
         except RewardFailed as exc:
             fail(exc.reason)
         except TransitionError as exc:  # else "error: TransitionError: only rewards that …"
             fail(str(exc))
+    reward = resent.reward
     typer.echo(f"resent {reward.reference_id} to {email or reward.email}")
 
 

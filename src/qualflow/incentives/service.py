@@ -182,6 +182,17 @@ class Submission:
 
 
 @dataclass
+class Resent:
+    """What :meth:`RewardService.resend` did."""
+
+    #: The reward as the resend left it (``sent``).
+    reward: Reward
+    #: Whether the email was the reward's first to reach the respondent (the first one waited
+    #: for a worker, or the mail server refused it), rather than a copy of one they had.
+    first: bool
+
+
+@dataclass
 class ActionResult:
     """What one reward-changing operation did, per reward (bulk operations return many)."""
 
@@ -1273,8 +1284,9 @@ class RewardService:
 
         return self._each(references, operation)
 
-    async def resend(self, reference: str, *, actor: str, new_email: str | None = None) -> Reward:
-        """Email a sent reward again (optionally to a corrected address)."""
+    async def resend(self, reference: str, *, actor: str, new_email: str | None = None) -> Resent:
+        """Email a paid reward again (optionally to a corrected address), or for the first time
+        when its first email waits for a worker or was refused."""
         target: str | None = None
         if new_email is not None:
             target = normalize_email(new_email)
@@ -1308,7 +1320,7 @@ class RewardService:
         if self.smtp is None:
             raise RewardFailed(EMAIL_NOT_CONFIGURED)
         if count is None:
-            return await self._email_due_now(reward, actor=actor, target=target)
+            return Resent(await self._email_due_now(reward, actor=actor, target=target), True)
         assert incentive is not None
         delivery = Delivery.from_dict(json.loads(reward.delivery or "{}"))
         try:
@@ -1324,7 +1336,7 @@ class RewardService:
         except EmailError as exc:
             raise RewardFailed(f"resending {reward.reference_id} failed: {exc}") from None
 
-        def record() -> Reward:
+        def record() -> Resent:
             # Only an email that went out is in the history.
             with self._writing() as session:
                 fresh = session.get(Reward, reward.id)
@@ -1336,13 +1348,14 @@ class RewardService:
                         reason=f"email resent to {target or fresh.email} by {actor}",
                     )
                 )  # fmt: skip
-                if fresh.status == "ordered":
-                    # The first email had failed; the resend delivered it, and is the email
-                    # the reward records (as the first one would have been).
-                    move(session, fresh, "sent", actor=actor, reason="emailed by a resend",
-                         email_outbox_id=sent.id, sent_at=utcnow(), next_attempt_at=None,
-                         last_error=None)  # fmt: skip
-                return fresh
+                # Its first email had failed: the resend delivered it, and is the email the
+                # reward records (as the first one would have been).
+                first = fresh.status == "ordered" and move(
+                    session, fresh, "sent", actor=actor, reason="emailed by a resend",
+                    email_outbox_id=sent.id, sent_at=utcnow(), next_attempt_at=None,
+                    last_error=None,
+                )  # fmt: skip
+                return Resent(fresh, first)
 
         return await in_db_thread(record)
 

@@ -60,7 +60,6 @@ from qualflow.incentives.service import (
     IncentiveNotFound,
     RewardFailed,
     RewardNotFound,
-    RewardService,
     get_incentive,
     get_reward,
 )
@@ -715,11 +714,6 @@ def reward_page(request: Request, principal: Viewer, db: Db, reference: str) -> 
     )  # fmt: skip
 
 
-def _reward_status(service: RewardService, reference: str) -> str:
-    with service.factory() as session:
-        return get_reward(session, reference).status
-
-
 @router.post(
     "/incentives/rewards/{reference}/{action}", name="ui_reward_act", dependencies=[CsrfChecked]
 )
@@ -750,10 +744,9 @@ async def reward_act(
             results = await asyncio.to_thread(service.mark_paid, [reference], actor=actor)
         elif action == "resend":
             email = str(form.get("email") or "").strip() or None
-            # "sent" when it is the reward's first email (it had waited, or failed to render).
-            before = await asyncio.to_thread(_reward_status, service, reference)
-            await service.resend(reference, actor=actor, new_email=email)
-            verb = "resent" if before == "sent" else "sent"
+            resent = await service.resend(reference, actor=actor, new_email=email)
+            # "sent" when it is the reward's first email (it had waited, or been refused).
+            verb = "sent" if resent.first else "resent"
             flash.add(request, response, "success", f"Email {verb} to {email or 'the respondent'}.")
             return response
         else:
