@@ -145,7 +145,8 @@ def test_mark_paid_without_email_says_the_email_waits_for_email_settings(
         "error: email is not configured (set QUALFLOW_SMTP_HOST)"
     )
 
-    assert ok(mail_env, "rewards", "resend", reward) == f"resent {reward} to m@example.org"
+    # Its first email, which waited for email settings: "sent", as the UI says.
+    assert ok(mail_env, "rewards", "resend", reward) == f"sent {reward} to m@example.org"
     assert failed(mail_env, "rewards", "resend", held)[1] == (
         f"error: only rewards that were paid can be resent; {held} is held"
     )
@@ -166,6 +167,9 @@ def test_fulfil_names_the_reward_it_could_not_email(
     assert ok(mail_env, "fulfil") == "handled 1 reward(s)"
     assert [m["to"] for m in smtp_sink.messages] == [["f@example.org"]]
     assert ok(mail_env, "fulfil") == "handled 0 reward(s)"
+    # A copy of an email the respondent already had is "resent".
+    assert ok(mail_env, "rewards", "resend", reward) == f"resent {reward} to f@example.org"
+    assert len(smtp_sink.messages) == 2
 
 
 def test_refusals_end_with_one_error_line_and_blank_ids_are_refused(db: Db, cli_env: Env) -> None:

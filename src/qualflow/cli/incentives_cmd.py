@@ -760,7 +760,9 @@ def rewards_resend(
         except TransitionError as exc:  # else "error: TransitionError: only rewards that …"
             fail(str(exc))
     reward = resent.reward
-    typer.echo(f"resent {reward.reference_id} to {email or reward.email}")
+    # As the UI says it: "sent" when this was the first email to reach the respondent.
+    verb = "sent" if resent.first else "resent"
+    typer.echo(f"{verb} {reward.reference_id} to {email or reward.email}")
 
 
 @rewards_app.command("export")
