@@ -194,6 +194,21 @@ def check_amount(item: dict[str, Any], amount: Decimal | None) -> Decimal:
     return amount
 
 
+def check_value(item: dict[str, Any], amount_minor: int, currency: str) -> Decimal:
+    """The amount to order for a reward of ``amount_minor`` ``currency`` from ``item`` as the
+    catalog lists it now; ``ValueError`` when the item changed under the incentive (another
+    currency, another face value or range): Tango would read the amount in the item's currency."""
+    item_currency = str(item.get("currencyCode") or "USD").upper()
+    if item_currency != currency.upper():
+        name = item.get("rewardName") or item.get("utid")
+        raise ValueError(
+            f"{name} ({item.get('utid')}) is now in {item_currency}, but the reward is "
+            f"{format_money(amount_minor, currency)}: choose an item in {currency.upper()} for "
+            "the incentive, then retry the reward"
+        )
+    return check_amount(item, from_minor(amount_minor, currency))
+
+
 def _credentials(order: dict[str, Any]) -> tuple[Credential, ...]:
     reward = order.get("reward") or {}
     listed = reward.get("credentialList") or []
@@ -395,7 +410,7 @@ class TangoProvider(RewardProvider):
                 )
             try:
                 item = await self._item(account, client, utid)
-                check_amount(item, from_minor(amount_minor, currency))
+                check_value(item, amount_minor, currency)
                 health.details["item"] = item.get("rewardName")
             except (ValueError, TangoError) as exc:
                 health.ok = False
@@ -429,7 +444,7 @@ class TangoProvider(RewardProvider):
         async with self.client(account) as client:
             try:
                 item = await self._item(account, client, request.utid)
-                check_amount(item, from_minor(request.amount_minor, request.currency))
+                check_value(item, request.amount_minor, request.currency)
                 balance = await self._balance(account, client, request.currency, fresh=False)
                 if balance is not None and balance < request.amount_minor:
                     balance = await self._balance(account, client, request.currency, fresh=True)
@@ -469,7 +484,7 @@ class TangoProvider(RewardProvider):
         async with self.client(account) as client:
             try:
                 item = await self._item(account, client, request.utid)
-                check_amount(item, from_minor(request.amount_minor, request.currency))
+                check_value(item, request.amount_minor, request.currency)
                 balance = await self._balance(account, client, request.currency, fresh=True)
             except TangoError as exc:
                 raise ProviderError(str(exc), retriable=exc.retriable) from None

@@ -1,0 +1,103 @@
+"""Tango, audited end to end against the sandbox double: amounts and currencies checked against
+the catalog as it is when ordering, balances, idempotent retries, refusals people can act on."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from decimal import Decimal
+
+import pytest
+
+from qualflow.incentives.manage import IncentiveError, IncentiveManager
+from qualflow.incentives.models import Incentive
+from qualflow.incentives.providers.tango import clear_caches
+from qualflow.incentives.service import RewardFailed, RewardService
+from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, TangoItem
+from tests.incentives.support import Db, Tango, reward_row
+from tests.incentives.test_tango import ask, tango_incentive
+
+
+def _item(tango: Tango, utid: str) -> TangoItem:
+    item = tango.state.item(utid)
+    assert item is not None
+    return item
+
+
+def _pay(service: RewardService, incentive: Incentive, email: str) -> str:
+    """Submit and pay one reward; its reference (whatever became of it)."""
+    submission = service.submit(ask(incentive, email), lease_owner="t")
+    assert submission.reward is not None
+    with contextlib.suppress(RewardFailed):
+        asyncio.run(service.fulfil(submission.reward.id, owner="t"))
+    return submission.reward.reference_id
+
+
+def test_too_many_decimals_are_refused_when_the_incentive_is_saved(
+    manager: IncentiveManager, tango: Tango
+) -> None:
+    with pytest.raises(IncentiveError, match="more than 2 decimal places"):
+        tango_incentive(manager, tango, amount="10.005")
+
+
+def test_balance_exactly_equal_to_the_amount_pays(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    tango.state.set_balance(DEFAULT_ACCOUNT, "10.00")
+    reference = _pay(service, incentive, "exact@example.org")
+    assert reward_row(db, reference).status == "sent"
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("0")
+
+
+def test_an_item_whose_currency_changed_is_not_ordered_in_the_wrong_currency(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)  # 10.00 USD
+    _item(tango, "U561593").currency = "EUR"
+    clear_caches()
+    reference = _pay(service, incentive, "cur@example.org")
+    reward = reward_row(db, reference)
+    assert tango.state.orders == {}  # not 10.00 EUR for a reward of 10.00 USD
+    assert reward.status == "failed"
+    assert "is now in EUR, but the reward is 10.00 USD" in reward.reasons[0]
+    health = asyncio.run(manager.health(manager.get(incentive.reference_id)))
+    assert not health.ok
+    assert any("is now in EUR" in w for w in health.warnings)
+
+
+def test_a_fixed_item_whose_face_value_changed_is_not_ordered(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango, utid="U442382", amount=None)  # 10 USD fixed
+    _item(tango, "U442382").face_value = Decimal("12")
+    clear_caches()
+    reference = _pay(service, incentive, "fixed@example.org")
+    reward = reward_row(db, reference)
+    assert tango.state.orders == {}
+    assert reward.status == "failed"
+    assert "the amount must be 12.00 USD, not 10.00" in reward.reasons[0]
+
+
+def test_an_item_that_left_the_catalog_is_not_ordered(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    for brand in tango.state.brands:
+        brand.items = [i for i in brand.items if i.utid != "U561593"]
+    # The catalog this process cached when the incentive was saved still lists the item.
+    reference = _pay(service, incentive, "gone@example.org")
+    reward = reward_row(db, reference)
+    assert tango.state.orders == {}
+    assert reward.status == "failed"
+    assert "utid: Item U561593 is not available." in reward.reasons[0]
+
+
+def test_server_error_then_success_orders_once(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    tango.state.fail_next(500, times=1, path_prefix="/raas/v2/orders")
+    reference = _pay(service, incentive, "five@example.org")
+    assert reward_row(db, reference).status == "sent"
+    assert len(tango.state.orders) == 1
