@@ -91,6 +91,13 @@ def test_an_item_that_left_the_catalog_is_not_ordered(
     assert tango.state.orders == {}
     assert reward.status == "failed"
     assert "utid: Item U561593 is not available." in reward.reasons[0]
+    # That refusal drops the stale catalog: the next reward is stopped before ordering.
+    asked = tango.state.order_requests
+    reference = _pay(service, incentive, "gone2@example.org")
+    reward = reward_row(db, reference)
+    assert tango.state.order_requests == asked
+    assert reward.status == "failed"
+    assert "catalog item U561593 is not in the catalog" in reward.reasons[0]
 
 
 def test_server_error_then_success_orders_once(
@@ -101,3 +108,17 @@ def test_server_error_then_success_orders_once(
     reference = _pay(service, incentive, "five@example.org")
     assert reward_row(db, reference).status == "sent"
     assert len(tango.state.orders) == 1
+
+
+def test_an_item_added_to_the_catalog_can_be_chosen_at_once(
+    manager: IncentiveManager, tango: Tango
+) -> None:
+    tango_incentive(manager, tango)  # the catalog is now cached in this process
+    new = TangoItem(
+        "U999001", "New card", "USD", "VARIABLE_VALUE", min_value=Decimal(1), max_value=Decimal(100)
+    )
+    tango.state.brands[0].items.append(new)
+    incentive = tango_incentive(manager, tango, utid="U999001", amount="5")
+    assert incentive.reward_name == "New card"
+    _item(tango, "U157190").status = "active"  # a retired item back in service
+    assert tango_incentive(manager, tango, utid="U157190", amount="5").amount_minor == 500

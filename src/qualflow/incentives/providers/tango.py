@@ -270,11 +270,13 @@ class TangoProvider(RewardProvider):
             backoff=self.context.tango_backoff,
         )
 
-    async def _catalog(self, account: AccountSnapshot, client: TangoClient) -> dict[str, Any]:
+    async def _catalog(
+        self, account: AccountSnapshot, client: TangoClient, *, fresh: bool = False
+    ) -> dict[str, Any]:
         key = account.platform_identity
         with _cache_lock:
             cached = _catalogs.get(key)
-        if cached and time.monotonic() - cached[0] < CATALOG_TTL:
+        if not fresh and cached and time.monotonic() - cached[0] < CATALOG_TTL:
             return cached[1]
         catalog = await client.get_catalog()
         with _cache_lock:
@@ -287,6 +289,9 @@ class TangoProvider(RewardProvider):
         if not utid:
             raise ValueError("a Tango incentive needs a catalog item (utid)")
         found = find_item(await self._catalog(account, client), utid)
+        if found is None or str(found[1].get("status") or "active").lower() != "active":
+            # The cached catalog may predate the item (or its coming back): ask Tango again.
+            found = find_item(await self._catalog(account, client, fresh=True), utid)
         if found is None:
             raise ValueError(f"catalog item {utid} is not in the catalog of {account.name}")
         brand, item = found
@@ -312,6 +317,10 @@ class TangoProvider(RewardProvider):
             with _cache_lock:
                 _balances[key] = cached
         return cached[1] if cached[2] == currency.upper() else None
+
+    def _forget_catalog(self, account: AccountSnapshot) -> None:
+        with _cache_lock:
+            _catalogs.pop(account.platform_identity, None)
 
     def _forget_balance(self, account: AccountSnapshot) -> None:
         with _cache_lock:
@@ -458,6 +467,9 @@ class TangoProvider(RewardProvider):
                 if _is_insufficient_funds(exc):
                     self._forget_balance(account)
                     raise ProviderHold(f"{INSUFFICIENT_BALANCE}: {exc}") from None
+                if exc.status_code == 400:
+                    # Perhaps refused from a stale catalog (an item withdrawn or repriced).
+                    self._forget_catalog(account)
                 raise ProviderError(
                     str(exc), retriable=exc.retriable, retry_after=exc.retry_after
                 ) from None
