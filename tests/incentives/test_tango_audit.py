@@ -8,11 +8,12 @@ import contextlib
 from decimal import Decimal
 
 import pytest
+from sqlalchemy import update
 
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
-from qualflow.incentives.models import Incentive
+from qualflow.incentives.models import Incentive, TangoAccount
 from qualflow.incentives.providers.tango import clear_caches
-from qualflow.incentives.service import RewardFailed, RewardService
+from qualflow.incentives.service import Fulfiller, RewardFailed, RewardService
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, TangoItem
 from tests.incentives.support import Db, Tango, reward_row
 from tests.incentives.test_tango import ask, tango_incentive
@@ -122,3 +123,27 @@ def test_an_item_added_to_the_catalog_can_be_chosen_at_once(
     assert incentive.reward_name == "New card"
     _item(tango, "U157190").status = "active"  # a retired item back in service
     assert tango_incentive(manager, tango, utid="U157190", amount="5").amount_minor == 500
+
+
+def test_a_refused_platform_key_holds_the_reward_with_tangos_message_and_what_to_fix(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    with db.sessionmaker() as session:
+        session.execute(update(TangoAccount).values(platform_key="wrong"))
+        session.commit()
+    reference = _pay(service, incentive, "key@example.org")
+    reward = reward_row(db, reference)
+    assert tango.state.orders == {}
+    assert reward.status == "held"
+    [reason] = reward.reasons
+    assert "Tango answered HTTP 401: Invalid platform name or key." in reason
+    assert "correct its platform name and key, then release the reward" in reason
+    # Once the key is corrected, releasing the reward pays it.
+    with db.sessionmaker() as session:
+        session.execute(update(TangoAccount).values(platform_key=tango.state.platform_key))
+        session.commit()
+    assert service.release([reference], actor="finance")[0].ok
+    asyncio.run(Fulfiller(service).drain())
+    assert reward_row(db, reference).status == "sent"
+    assert len(tango.state.orders) == 1

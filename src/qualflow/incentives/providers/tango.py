@@ -231,6 +231,15 @@ def _is_insufficient_funds(error: TangoError) -> bool:
     return error.status_code in (400, 402, 409, 422) and any(w in text for w in _INSUFFICIENT)
 
 
+def _credentials_refused(account: AccountSnapshot, error: TangoError) -> str:
+    """Why a reward waits when Tango refuses the platform credentials, and what to do: every
+    reward of the account would meet the same refusal until a person corrects them."""
+    return (
+        f"Tango refused the platform credentials of Tango account {account.name!r} "
+        f"({error}): correct its platform name and key, then release the reward"
+    )
+
+
 class TangoProvider(RewardProvider):
     """Orders catalog items from one Tango account per incentive."""
 
@@ -467,6 +476,8 @@ class TangoProvider(RewardProvider):
                 if _is_insufficient_funds(exc):
                     self._forget_balance(account)
                     raise ProviderHold(f"{INSUFFICIENT_BALANCE}: {exc}") from None
+                if exc.status_code in (401, 403):
+                    raise ProviderHold(_credentials_refused(account, exc)) from None
                 if exc.status_code == 400:
                     # Perhaps refused from a stale catalog (an item withdrawn or repriced).
                     self._forget_catalog(account)
@@ -499,6 +510,8 @@ class TangoProvider(RewardProvider):
                 check_value(item, request.amount_minor, request.currency)
                 balance = await self._balance(account, client, request.currency, fresh=True)
             except TangoError as exc:
+                if exc.status_code in (401, 403):
+                    raise ProviderHold(_credentials_refused(account, exc)) from None
                 raise ProviderError(str(exc), retriable=exc.retriable) from None
             except ValueError as exc:
                 raise ProviderError(f"catalog: {exc}", retriable=False) from None
