@@ -627,6 +627,18 @@ class TangoState:
                 raise TangoApiError(
                     400, [_field_error("amount", "amount must be a number.", "Type", amount_raw)]
                 ) from None
+            if not amount.is_finite() or amount <= 0:
+                raise TangoApiError(
+                    400,
+                    [_field_error("amount", "amount must be a positive number.", "Range",
+                                  str(amount_raw))],
+                )  # fmt: skip
+            if amount != amount.quantize(Decimal("0.01")):
+                raise TangoApiError(
+                    400,
+                    [_field_error("amount", "amount must have at most 2 decimal places.",
+                                  "Digits", str(amount_raw))],
+                )  # fmt: skip
             self._check_amount(item, amount)
             rate = exchange_rate(item.currency, account.currency)
             if rate is None:
