@@ -15,7 +15,8 @@ from qualflow.incentives.models import Incentive, TangoAccount
 from qualflow.incentives.providers.tango import clear_caches
 from qualflow.incentives.service import Fulfiller, RewardFailed, RewardService
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, TangoItem
-from tests.incentives.support import Db, Tango, reward_row
+from tests.engine.engine_support import SmtpSink
+from tests.incentives.support import Db, Tango, body_text, reward_row
 from tests.incentives.test_tango import ask, tango_incentive
 
 
@@ -147,3 +148,22 @@ def test_a_refused_platform_key_holds_the_reward_with_tangos_message_and_what_to
     asyncio.run(Fulfiller(service).drain())
     assert reward_row(db, reference).status == "sent"
     assert len(tango.state.orders) == 1
+
+
+def test_an_order_placed_but_answered_500_is_retried_into_the_same_order(
+    db: Db, manager: IncentiveManager, service: RewardService, tango: Tango, smtp_sink: SmtpSink
+) -> None:
+    """Tango placed (and charged) the order, but its answer was a 500: the retry carries the
+    same externalRefID, so Tango answers the original order; one charge, its code emailed."""
+    incentive = tango_incentive(manager, tango)
+    tango.state.fail_next(500, path_prefix="/raas/v2/orders", after=True)
+    reference = _pay(service, incentive, "lost@example.org")
+    reward = reward_row(db, reference)
+    assert reward.status == "sent"
+    assert tango.state.order_requests == 2
+    [order] = tango.state.orders.values()
+    assert order["externalRefID"] == reward.external_ref_id
+    assert reward.provider_order_id == order["referenceOrderID"]
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("990.00")
+    code = order["reward"]["credentialList"][0]["value"]
+    assert code in body_text(smtp_sink.messages[0])

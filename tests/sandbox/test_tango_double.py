@@ -42,3 +42,18 @@ def test_amounts_no_money_can_pay_are_refused_without_a_charge(
     assert message in body["errors"][0]["message"]
     assert tango.state.orders == {}
     assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("1000.00")
+
+
+def test_an_injected_failure_after_the_order_places_it_and_a_repeat_returns_it(
+    tango: Tango,
+) -> None:
+    tango.state.fail_next(502, path_prefix="/raas/v2/orders", after=True)
+    lost = call(tango, "POST", "/raas/v2/orders", json=order_body())
+    assert lost.status_code == 502
+    assert set(lost.json()) == TANGO_ERROR_KEYS
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("990.00")  # charged all the same
+    [placed] = tango.state.orders.values()
+    again = call(tango, "POST", "/raas/v2/orders", json=order_body())
+    assert again.status_code == 200
+    assert again.json() == placed
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("990.00")

@@ -94,6 +94,7 @@ async def create_order(request: Request) -> JSONResponse:
     try:
         state = _guarded(request)
         status, order = state.create_order(await _json(request))
+        state.gate_after(request.url.path)
         return JSONResponse(order, status_code=status)
     except TangoApiError as exc:
         return _error(request, exc)
@@ -119,7 +120,9 @@ async def get_order(request: Request, reference: str) -> JSONResponse:
 async def resend(request: Request, reference: str) -> JSONResponse:
     try:
         state = _guarded(request)
-        return JSONResponse(state.resend(reference, await _json(request)), status_code=201)
+        resent = state.resend(reference, await _json(request))
+        state.gate_after(request.url.path)
+        return JSONResponse(resent, status_code=201)
     except TangoApiError as exc:
         return _error(request, exc)
 

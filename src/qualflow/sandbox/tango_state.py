@@ -303,6 +303,8 @@ class InjectedFailure:
     remaining: int
     path_prefix: str = "/raas/v2"
     retry_after: int | None = None
+    #: The request is carried out first and only its answer fails (an answer lost on the way).
+    after: bool = False
 
 
 class TangoState:
@@ -467,10 +469,12 @@ class TangoState:
         times: int = 1,
         path_prefix: str = "/raas/v2",
         retry_after: int | None = None,
+        after: bool = False,
     ) -> None:
-        """Answer the next ``times`` matching requests with ``status`` (e.g. 503 or 429)."""
+        """Answer the next ``times`` matching requests with ``status`` (e.g. 503 or 429);
+        ``after``: carry each out first (an order is placed and charged), then fail its answer."""
         with self.lock:
-            self.failures.append(InjectedFailure(status, times, path_prefix, retry_after))
+            self.failures.append(InjectedFailure(status, times, path_prefix, retry_after, after))
 
     # -- request gate ----------------------------------------------------------------------------
 
@@ -500,17 +504,27 @@ class TangoState:
                         headers={"Retry-After": "1"},
                     )  # fmt: skip
                 self._recent.append(now)
-            for failure in self.failures:
-                if failure.remaining > 0 and path.startswith(failure.path_prefix):
-                    failure.remaining -= 1
-                    headers = (
-                        {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
-                    )
-                    raise TangoApiError(
-                        failure.status,
-                        [_field_error("", "Injected failure.", "SystemError")],
-                        headers=headers,
-                    )
+            self._inject(path, after=False)
+
+    def gate_after(self, path: str) -> None:
+        """Fail the answer of a request already carried out, when a failure was injected so."""
+        with self.lock:
+            self._inject(path, after=True)
+
+    def _inject(self, path: str, *, after: bool) -> None:
+        for failure in self.failures:
+            if (
+                failure.after == after
+                and failure.remaining > 0
+                and path.startswith(failure.path_prefix)
+            ):
+                failure.remaining -= 1
+                headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
+                raise TangoApiError(
+                    failure.status,
+                    [_field_error("", "Injected failure.", "SystemError")],
+                    headers=headers,
+                )
 
     # -- catalog and accounts ----------------------------------------------------------------------
 
