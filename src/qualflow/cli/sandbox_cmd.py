@@ -100,7 +100,7 @@ def _load_state(path: Path | None) -> Any:
     try:
         return SandboxState.from_bytes(raw, path=path)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        fail(f"cannot load sandbox state from {path}: {exc}")
+        fail(f"cannot load sandbox state: {exc}")
 
 
 def _check_writable(path: Path) -> None:

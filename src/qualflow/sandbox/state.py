@@ -39,6 +39,15 @@ MAX_STATE_BYTES = 512 * 1024 * 1024
 
 STATE_FORMAT_VERSION = 1
 
+#: The records every state file has (and of what JSON type), whatever version of the sandbox
+#: wrote it.
+_REQUIRED_STATE_KEYS: dict[str, type] = {
+    "config": dict,
+    "users": list,
+    "surveys": list,
+    "responses": list,
+}
+
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
@@ -1119,10 +1128,32 @@ class SandboxState:
             raise ValueError(f"{p}: not a sandbox state file ({exc.msg})") from None
         except UnicodeDecodeError:
             raise ValueError(f"{p}: not a sandbox state file (not UTF-8)") from None
+        except RecursionError:
+            raise ValueError(f"{p}: not a sandbox state file (nested too deeply)") from None
         if not isinstance(data, dict):
             raise ValueError(f"{p}: not a sandbox state file")
+        if data.get("version") != STATE_FORMAT_VERSION:
+            raise ValueError(
+                f"{p}: unsupported sandbox state version {data.get('version')!r} "
+                f"(this qualflow reads version {STATE_FORMAT_VERSION})"
+            )
+        # Every state file the sandbox ever wrote has these; JSON that lacks them is some other
+        # file, which must not be taken for an empty sandbox (and then overwritten by its save).
+        for key, kind in _REQUIRED_STATE_KEYS.items():
+            if not isinstance(data.get(key), kind):
+                what = "list" if kind is list else "object"
+                raise ValueError(f"{p}: not a sandbox state file (no {key!r} {what})")
         state = cls(config, path=path)
-        state.load_json(data)
+        try:
+            state.load_json(data)
+        except Exception as exc:  # any malformed record, whatever it trips over
+            if isinstance(exc, ApiError):
+                reason = exc.message
+            elif isinstance(exc, KeyError):
+                reason = f"a record lacks {exc}"
+            else:
+                reason = str(exc) or type(exc).__name__
+            raise ValueError(f"{p}: not a sandbox state file ({reason})") from None
         if config is not None:
             state.config = config
         state._dirty.clear()
