@@ -212,8 +212,8 @@ async def fail_exports(request: Request) -> JSONResponse:
 async def deliveries(request: Request) -> JSONResponse:
     q = request.query_params
     status = q.get("status")
-    if status not in (None, "pending", "delivered", "failed"):
-        raise errors.invalid_param("status", "expected pending, delivered or failed")
+    if status not in (None, "pending", "delivered", "failed", "cancelled"):
+        raise errors.invalid_param("status", "expected pending, delivered, failed or cancelled")
     items = _dispatcher(request).list(subscription_id=q.get("subscriptionId"), status=status)
     return errors.ok({"elements": [d.to_json() for d in items], "nextPage": None})
 

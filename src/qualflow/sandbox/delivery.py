@@ -5,7 +5,8 @@ pattern matches, builds the form body Qualtrics sends (flat fields; or ``Topic``
 ``HMAC`` when the subscription has a ``sharedKey``) and schedules a delivery task. The API call
 that caused the event never waits: tasks run on the event loop that served it (or on a private
 background loop when the event came from plain synchronous code). Each attempt is recorded;
-failures are retried with exponential backoff.
+failures are retried with exponential backoff. A delivery whose subscription is deleted before
+it got through is cancelled: no attempt is made after the deletion.
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ class Delivery:
     url: str
     body: dict[str, str]
     created_at: str
-    status: str = "pending"  # pending | delivered | failed
+    #: pending | delivered | failed | cancelled (its subscription was deleted before it was
+    #: delivered: no attempt is made after that)
+    status: str = "pending"
     attempts: list[Attempt] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
@@ -209,6 +212,11 @@ class WebhookDispatcher:
         }
         try:
             for number in range(1, max(1, cfg.webhook_max_attempts) + 1):
+                if not self._still_subscribed(delivery):
+                    # Deleted while this delivery waited (for a slot or a retry): Qualtrics
+                    # sends nothing to a subscription that is gone.
+                    delivery.status = "cancelled"
+                    return
                 started = time.perf_counter()
                 status: int | None = None
                 error: str | None = None
@@ -248,6 +256,10 @@ class WebhookDispatcher:
             with self._lock:
                 self._pending -= 1
                 self._idle.notify_all()
+
+    def _still_subscribed(self, delivery: Delivery) -> bool:
+        with self.state.lock:
+            return delivery.subscription_id in self.state.subscriptions
 
     # -- waiting / shutting down ----------------------------------------------------------
     @property
