@@ -12,7 +12,9 @@ from sqlalchemy import update
 
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import Incentive, TangoAccount
-from qualflow.incentives.providers.tango import clear_caches
+from qualflow.incentives.providers import ProviderContext, tango_client
+from qualflow.incentives.providers.base import Delivery, OrderRequest
+from qualflow.incentives.providers.tango import TangoProvider, clear_caches, external_ref_id
 from qualflow.incentives.service import Fulfiller, RewardFailed, RewardService
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, TangoItem
 from tests.engine.engine_support import SmtpSink
@@ -167,3 +169,54 @@ def test_an_order_placed_but_answered_500_is_retried_into_the_same_order(
     assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("990.00")
     code = order["reward"]["credentialList"][0]["value"]
     assert code in body_text(smtp_sink.messages[0])
+
+
+def _request(incentive: Incentive, email: str) -> OrderRequest:
+    return OrderRequest(
+        reward_id=1, reward_reference="R-1", incentive_id=incentive.id,
+        incentive_reference=incentive.reference_id, incentive_name=incentive.name, email=email,
+        email_normalized=email.lower(), first_name="Pat", amount_minor=incentive.amount_minor,
+        currency=incentive.currency, utid=incentive.utid,
+        tango_account_id=incentive.tango_account_id, gift_code_pool_id=None, external_ref_id=None,
+    )  # fmt: skip
+
+
+def test_two_workers_ordering_the_same_reward_at_once_place_one_order(
+    db: Db, manager: IncentiveManager, tango: Tango
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    workers = [
+        TangoProvider(ProviderContext(db.sessionmaker, tango.transport, 0.0, 0.0)) for _ in range(2)
+    ]
+    request = _request(incentive, "Both@Example.org")
+
+    async def both() -> list[Delivery]:
+        return list(await asyncio.gather(*(w.order(request) for w in workers)))
+
+    first, second = asyncio.run(both())
+    [order] = tango.state.orders.values()
+    assert order["externalRefID"] == external_ref_id(incentive.reference_id, "both@example.org")
+    assert first.provider_order_id == second.provider_order_id == order["referenceOrderID"]
+    assert first.credentials == second.credentials
+    assert tango.state.balance(DEFAULT_ACCOUNT) == Decimal("990.00")
+
+
+def test_a_429_waits_at_least_its_retry_after_then_orders_once(
+    db: Db, manager: IncentiveManager, tango: Tango, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    incentive = tango_incentive(manager, tango)
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recording(delay: float) -> None:
+        waits.append(delay)
+        await sleep(0)
+
+    monkeypatch.setattr(tango_client.asyncio, "sleep", recording)
+    tango.state.fail_next(429, path_prefix="/raas/v2/orders", retry_after=7)
+    provider = TangoProvider(ProviderContext(db.sessionmaker, tango.transport, 0.0, 0.0))
+    delivery = asyncio.run(provider.order(_request(incentive, "slow@example.org")))
+    assert waits == [7.0]
+    [order] = tango.state.orders.values()
+    assert delivery.provider_order_id == order["referenceOrderID"]
+    assert tango.state.order_requests == 1  # the 429 was answered before reaching the order
