@@ -47,7 +47,8 @@ Url = Annotated[str | None, typer.Option("--url", help=_URL_HELP)]
 #: Bounds on the counts a command takes, so a typo fails at once instead of running for hours.
 MAX_SURVEYS = 1000
 MAX_RESPONSES = 10_000  # per survey
-MAX_TOTAL_RESPONSES = 1_000_000  # per seed command
+MAX_TOTAL_RESPONSES = 1_000_000  # per seed or respond command
+MAX_RATE = 10_000  # responses per second `respond` paces to (0 = unpaced)
 
 
 class LogLevel(StrEnum):
@@ -236,11 +237,11 @@ def _remote(url: str) -> Any:
     # Read as the Qualtrics client reads its base URL, so whatever URL a client is given for
     # the sandbox (with or without /API/v3) reaches the control API beside it too.
     if not url.startswith(("http://", "https://")):
-        fail(f"--url must be an http(s) URL, got {url!r}")
+        fail(f"--url must be an http(s) URL, got {url!r}", 2)
     try:
         root = resolve_location(datacenter=None, base_url=url).root
     except ConfigurationError as exc:
-        fail(f"--url is not a sandbox URL: {exc}")
+        fail(f"--url is not a sandbox URL: {exc}", 2)
     with httpx.Client(base_url=root, timeout=60.0) as client:
         try:
             yield client
@@ -413,11 +414,24 @@ def _surveys(seeded: int, created: int) -> str:
 def respond(
     survey_id: Annotated[str, typer.Argument(help="Survey id (SV_…).")],
     count: Annotated[
-        int, typer.Option("--count", "-n", help="Respondents to simulate.", min=1)
+        int,
+        typer.Option(
+            "--count",
+            "-n",
+            help=f"Respondents to simulate (at most {MAX_TOTAL_RESPONSES:,}).",
+            min=1,
+            max=MAX_TOTAL_RESPONSES,
+        ),
     ] = 10,
     rate: Annotated[
         float,
-        typer.Option("--rate", "-r", help="Responses per second (0 = as fast as possible).", min=0),
+        typer.Option(
+            "--rate",
+            "-r",
+            help=f"Responses per second (0 = as fast as possible; at most {MAX_RATE:,}).",
+            min=0,
+            max=MAX_RATE,
+        ),
     ] = 0.0,
     rng_seed: Annotated[
         int | None,
