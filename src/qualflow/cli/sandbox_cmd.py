@@ -28,7 +28,7 @@ from qualflow.cli.common import (
 )
 from qualflow.qualtrics.datacenters import resolve_location
 from qualflow.qualtrics.errors import ConfigurationError
-from qualflow.sandbox.faults import MAX_DELAY, HttpMethod
+from qualflow.sandbox.faults import MAX_DELAY, MAX_RETRY_AFTER, HttpMethod
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -588,7 +588,8 @@ def faults_add(
         float, typer.Option(min=0.0, max=1.0, help="Share of matching calls affected.")
     ] = 1.0,
     retry_after: Annotated[
-        int | None, typer.Option(min=0, help="Retry-After seconds (429: 1 unless given).")
+        int | None,
+        typer.Option(min=0, max=MAX_RETRY_AFTER, help="Retry-After seconds (429: 1 unless given)."),
     ] = None,
     latency: Annotated[
         float,

@@ -40,6 +40,18 @@ class HttpMethod(StrEnum):
 HTTP_METHODS = tuple(method.value for method in HttpMethod)
 #: The longest latency or hang a rule may add (seconds): longer is a typo, not a test.
 MAX_DELAY = 300.0
+#: The longest Retry-After a rule may send (seconds; a day).
+MAX_RETRY_AFTER = 86_400
+#: The longest path pattern a rule may have.
+MAX_PATTERN = 2048
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 @dataclass
@@ -58,16 +70,37 @@ class FaultRule:
     hits: int = 0
 
     def __post_init__(self) -> None:
-        if self.status is not None and self.status not in ERROR_STATUSES:
+        # A rule comes from JSON: a wrong type must be refused here, naming the field, or it is
+        # stored and then breaks every call it is matched against.
+        if not isinstance(self.path, str) or not self.path:
+            raise bad_request("Invalid fault: path must be a non-empty pattern string.")
+        if len(self.path) > MAX_PATTERN:
+            raise bad_request(f"Invalid fault: path must be at most {MAX_PATTERN} characters.")
+        if self.status is not None and (
+            not _is_int(self.status) or self.status not in ERROR_STATUSES
+        ):
             raise bad_request(f"Invalid fault: status must be one of {ERROR_STATUSES}.")
-        if not 0.0 <= self.rate <= 1.0:
-            raise bad_request("Invalid fault: rate must be between 0 and 1.")
-        if self.latency < 0 or self.hang < 0 or (self.retry_after or 0) < 0:
-            raise bad_request("Invalid fault: latency, hang and retry_after must not be negative.")
-        if not (self.latency <= MAX_DELAY and self.hang <= MAX_DELAY):  # also refuses NaN
-            raise bad_request(f"Invalid fault: latency and hang must be at most {MAX_DELAY:g} s.")
-        if self.count is not None and self.count < 0:
-            raise bad_request("Invalid fault: count must not be negative.")
+        if not _is_number(self.rate) or not 0.0 <= self.rate <= 1.0:  # also refuses NaN
+            raise bad_request("Invalid fault: rate must be a number between 0 and 1.")
+        for name in ("latency", "hang"):
+            value = getattr(self, name)
+            if _is_number(value) and value < 0:
+                raise bad_request(f"Invalid fault: {name} must not be negative.")
+            if not _is_number(value) or not value <= MAX_DELAY:  # also refuses NaN
+                raise bad_request(
+                    f"Invalid fault: {name} must be a number of seconds from 0 to {MAX_DELAY:g}."
+                )
+        retry_after: Any = self.retry_after
+        if _is_number(retry_after) and retry_after < 0:
+            raise bad_request("Invalid fault: retryAfter must not be negative.")
+        if retry_after is not None and (
+            not _is_int(retry_after) or not 0 <= retry_after <= MAX_RETRY_AFTER
+        ):
+            raise bad_request(
+                f"Invalid fault: retryAfter must be whole seconds from 0 to {MAX_RETRY_AFTER}."
+            )
+        if self.count is not None and (not _is_int(self.count) or self.count < 0):
+            raise bad_request("Invalid fault: count must be a whole number of calls (0 or more).")
         if self.status is None and not self.latency and not self.hang:
             raise bad_request("Invalid fault: give at least one of status, latency, hang.")
         if self.method is not None:
