@@ -899,12 +899,20 @@ class RewardService:
             return reward
 
     def _retry_later(
-        self, reward_id: int, reason: str, *, final: bool = False, in_history: bool = False
+        self,
+        reward_id: int,
+        reason: str,
+        *,
+        final: bool = False,
+        in_history: bool = False,
+        retry_after: float | None = None,
     ) -> Reward:
         """Record why this attempt stopped and when the next one is due (never, if ``final``).
 
         ``in_history``: the reason is also a transition of the history, written when it first
-        becomes the reason (a fulfiller meets the same one again at every retry)."""
+        becomes the reason (a fulfiller meets the same one again at every retry).
+        ``retry_after``: the provider asked for at least that many seconds before trying again
+        (a 429's Retry-After), which may outlast the backoff."""
         with self._writing() as session:
             reward = session.get(Reward, reward_id)
             assert reward is not None
@@ -918,7 +926,7 @@ class RewardService:
                 )  # fmt: skip
             reward.attempts += 1
             reward.last_error = reason
-            delay = min(30 * 2 ** min(reward.attempts, 7), 3600)
+            delay = max(min(30 * 2 ** min(reward.attempts, 7), 3600), retry_after or 0)
             reward.next_attempt_at = None if final else utcnow() + timedelta(seconds=delay)
             return reward
 
@@ -1002,7 +1010,9 @@ class RewardService:
                 return await in_db_thread(self._hold, claim, hold.reason)
             except ProviderError as exc:
                 if exc.retriable:
-                    await in_db_thread(self._retry_later, reward.id, exc.reason)
+                    await in_db_thread(
+                        self._retry_later, reward.id, exc.reason, retry_after=exc.retry_after
+                    )
                     raise RewardRetry(exc.reason, exc.retry_after) from None
                 failed = await in_db_thread(self._fail, claim, exc.reason)
                 raise RewardFailed(f"{failed.reference_id} failed: {exc.reason}") from None

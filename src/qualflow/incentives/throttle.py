@@ -54,6 +54,30 @@ def reserve_slot(factory: sessionmaker[Session], key: str, interval: float) -> d
     raise RuntimeError(f"could not reserve a request slot for {key}")
 
 
+def defer_slots(factory: sessionmaker[Session], key: str, seconds: float) -> None:
+    """No slot for ``key`` before ``seconds`` from now (the provider answered 429 with that
+    Retry-After): every process sharing the limit holds back, not only the one refused."""
+    until = utcnow() + timedelta(seconds=max(0.0, seconds))
+    for _ in range(3):
+        try:
+            with session_scope(factory) as session:
+                moved = session.execute(
+                    update(ProviderThrottle)
+                    .where(ProviderThrottle.key == key, ProviderThrottle.next_slot_at < until)
+                    .values(next_slot_at=until)
+                    .execution_options(synchronize_session=False)
+                )
+                if (
+                    getattr(moved, "rowcount", 0) == 0
+                    and session.get(ProviderThrottle, key) is None
+                ):
+                    session.add(ProviderThrottle(key=key, next_slot_at=until))
+                    session.flush()
+                return
+        except IntegrityError:
+            continue  # created by a first caller meanwhile: move it on the next pass
+
+
 async def wait_for_slot(factory: sessionmaker[Session], key: str, interval: float) -> None:
     """Reserve a slot (in a thread: the database call blocks) and sleep until it comes."""
     slot = await asyncio.to_thread(reserve_slot, factory, key, interval)

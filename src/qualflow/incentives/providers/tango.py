@@ -33,7 +33,7 @@ from qualflow.incentives.providers.base import (
     RewardProvider,
 )
 from qualflow.incentives.providers.tango_client import TangoClient, TangoError
-from qualflow.incentives.throttle import wait_for_slot
+from qualflow.incentives.throttle import defer_slots, wait_for_slot
 
 CATALOG_TTL = 300.0
 BALANCE_TTL = 10.0
@@ -270,12 +270,17 @@ class TangoProvider(RewardProvider):
             if interval > 0:
                 await wait_for_slot(self.context.sessionmaker, key, interval)
 
+        async def rate_limited(seconds: float) -> None:
+            if interval > 0:
+                await asyncio.to_thread(defer_slots, self.context.sessionmaker, key, seconds)
+
         return TangoClient(
             account.base_url,
             account.platform_name,
             account.platform_key,
             transport=self.context.tango_transport,
             throttle=throttle,
+            on_rate_limited=rate_limited,
             backoff=self.context.tango_backoff,
         )
 

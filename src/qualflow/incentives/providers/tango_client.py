@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from qualflow.qualtrics.retry import parse_retry_after
 from qualflow.tls import verified_context
 
 API_PATH = "/raas/v2"
@@ -81,13 +82,9 @@ def _error_from(response: httpx.Response) -> TangoError:
     if not messages:
         text = response.text.strip()
         messages.append(text[:300] if text else response.reason_phrase or "error")
-    retry_after: float | None = None
-    header = response.headers.get("retry-after")
-    if header:
-        try:
-            retry_after = float(header)
-        except ValueError:
-            retry_after = None
+    # Delta-seconds or an HTTP date, read as the Qualtrics client reads it (NaN, "inf" and
+    # other digits than ASCII are no wait).
+    retry_after = parse_retry_after(response.headers.get("retry-after"))
     status = response.status_code
     return TangoError(
         status,
@@ -110,11 +107,14 @@ class TangoClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         throttle: Throttle | None = None,
+        on_rate_limited: Callable[[float], Awaitable[None]] | None = None,
         max_attempts: int = 3,
         backoff: float = 1.0,
         timeout: float = 30.0,
     ) -> None:
         self._throttle = throttle
+        #: Told the seconds of a 429's Retry-After, so that the shared limit holds back too.
+        self._on_rate_limited = on_rate_limited
         self._max_attempts = max(1, max_attempts)
         self._backoff = backoff
         self._http = httpx.AsyncClient(
@@ -157,6 +157,8 @@ class TangoClient:
                 if response.status_code < 400:
                     return response
                 last = _error_from(response)
+                if last.status_code == 429 and last.retry_after and self._on_rate_limited:
+                    await self._on_rate_limited(last.retry_after)
                 if not last.retriable:
                     raise last
             if attempt < self._max_attempts:
