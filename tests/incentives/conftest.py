@@ -3,6 +3,7 @@ session emptied before each test) and an open store with a secret box attached."
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from qualflow.accounts.tokens import issue_token
 from qualflow.accounts.users import create_user, set_overrides
 from qualflow.engine.testing import create_schema, reset_schema
 from qualflow.incentives.manage import IncentiveManager
-from qualflow.incentives.providers import ProviderContext
+from qualflow.incentives.providers import ProviderContext, tango_client
 from qualflow.incentives.providers.tango import clear_caches
 from qualflow.incentives.runtime import configure_incentives
 from qualflow.incentives.service import RewardService
@@ -150,3 +151,17 @@ def make_person(hub: TestClient) -> Callable[..., Person]:
 @pytest.fixture
 def admin(make_person: Callable[..., Person]) -> Person:
     return make_person("admin")
+
+
+@pytest.fixture
+def no_client_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """The waits the Tango client asks for, recorded instead of slept."""
+    waits: list[float] = []
+    sleep = asyncio.sleep
+
+    async def recording(delay: float) -> None:
+        waits.append(delay)
+        await sleep(0)
+
+    monkeypatch.setattr(tango_client.asyncio, "sleep", recording)
+    return waits

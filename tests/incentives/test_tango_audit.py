@@ -12,7 +12,7 @@ from sqlalchemy import update
 
 from qualflow.incentives.manage import IncentiveError, IncentiveManager
 from qualflow.incentives.models import Incentive, TangoAccount
-from qualflow.incentives.providers import ProviderContext, tango_client
+from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.providers.base import Delivery, OrderRequest
 from qualflow.incentives.providers.tango import TangoProvider, clear_caches, external_ref_id
 from qualflow.incentives.service import Fulfiller, RewardFailed, RewardService
@@ -202,21 +202,13 @@ def test_two_workers_ordering_the_same_reward_at_once_place_one_order(
 
 
 def test_a_429_waits_at_least_its_retry_after_then_orders_once(
-    db: Db, manager: IncentiveManager, tango: Tango, monkeypatch: pytest.MonkeyPatch
+    db: Db, manager: IncentiveManager, tango: Tango, no_client_waits: list[float]
 ) -> None:
     incentive = tango_incentive(manager, tango)
-    waits: list[float] = []
-    sleep = asyncio.sleep
-
-    async def recording(delay: float) -> None:
-        waits.append(delay)
-        await sleep(0)
-
-    monkeypatch.setattr(tango_client.asyncio, "sleep", recording)
     tango.state.fail_next(429, path_prefix="/raas/v2/orders", retry_after=7)
     provider = TangoProvider(ProviderContext(db.sessionmaker, tango.transport, 0.0, 0.0))
     delivery = asyncio.run(provider.order(_request(incentive, "slow@example.org")))
-    assert waits == [7.0]
+    assert no_client_waits == [7.0]
     [order] = tango.state.orders.values()
     assert delivery.provider_order_id == order["referenceOrderID"]
     assert tango.state.order_requests == 1  # the 429 was answered before reaching the order

@@ -9,7 +9,7 @@ from datetime import timedelta
 import pytest
 
 from qualflow.incentives.manage import IncentiveManager
-from qualflow.incentives.providers import ProviderContext, tango_client
+from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.providers.base import ProviderError
 from qualflow.incentives.providers.tango import TangoProvider
 from qualflow.incentives.service import RewardRetry, RewardService
@@ -19,20 +19,6 @@ from tests.incentives.test_tango import ask, tango_incentive
 from tests.incentives.test_tango_audit import _request
 
 RETRY_AFTER = 7200
-
-
-@pytest.fixture
-def no_client_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits the Tango client asks for, recorded instead of slept."""
-    waits: list[float] = []
-    sleep = asyncio.sleep
-
-    async def recording(delay: float) -> None:
-        waits.append(delay)
-        await sleep(0)
-
-    monkeypatch.setattr(tango_client.asyncio, "sleep", recording)
-    return waits
 
 
 def test_the_next_attempt_waits_for_a_retry_after_longer_than_the_backoff(
