@@ -31,6 +31,16 @@ def test_impossible_ports_and_hosts_are_refused(base_url: str, reason: str) -> N
 
 
 @pytest.mark.parametrize(
+    "base_url",
+    ["https://me:s3cret-pw@acme.qualtrics.com", "https://s3cret-pw@acme.qualtrics.com"],
+)
+def test_credentials_in_the_base_url_are_refused_without_echoing_them(base_url: str) -> None:
+    with pytest.raises(ConfigurationError, match="user name or password") as refused:
+        Client(base_url=base_url, api_token="t" * 40)
+    assert "s3cret-pw" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("base_url", "root"),
     [
         ("http://127.0.0.1:65535", "http://127.0.0.1:65535"),

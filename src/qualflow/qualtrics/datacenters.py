@@ -101,6 +101,13 @@ def resolve_location(*, datacenter: str | None, base_url: str | None) -> ApiLoca
             raise ConfigurationError(
                 f"base_url must be an http(s) URL with a host, got {base_url!r}"
             )
+        if url.userinfo:
+            # Not echoed: it may hold a password. Qualtrics authenticates by token, never by
+            # URL credentials, which would otherwise be dropped without a word.
+            raise ConfigurationError(
+                "base_url must not carry a user name or password (user:password@): "
+                "authenticate with an API token or OAuth client credentials instead"
+            )
         if url.query or url.fragment:
             raise ConfigurationError(f"base_url must not carry a query or fragment: {base_url!r}")
         # httpx takes any port number and percent-encodes a host it cannot read ("exa mple"):
