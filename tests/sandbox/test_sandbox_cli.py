@@ -159,6 +159,7 @@ def test_faults_from_the_command_line(live_sandbox: tuple[str, SandboxState]) ->
     assert limited.stdout == "brand rate limit: 3000 requests per minute\n"
     assert state.faults.rate_limit_per_minute == 3000
     assert sandbox("rate-limit").exit_code == 2
+    assert sandbox("rate-limit", "1000001").exit_code == 2  # a typo, never a limit
     assert sandbox("rate-limit", "--off").stdout == "brand rate limit: off\n"
     assert state.faults.rate_limit_per_minute is None
     assert sandbox("fail-exports", "--count", "2").stdout == "the next 2 export(s) will fail\n"

@@ -64,3 +64,15 @@ async def test_a_rule_is_listed_and_cleared(client: httpx.AsyncClient, state: Sa
     assert (await client.delete("/_sandbox/faults")).status_code == 200
     assert (await client.get("/_sandbox/faults")).json()["result"]["rules"] == []
     assert (await client.get("/API/v3/whoami")).status_code == 200
+
+
+@pytest.mark.parametrize("per_minute", [0, -5, 10**23, 1_000_001])
+async def test_an_impossible_brand_rate_limit_is_refused(
+    client: httpx.AsyncClient, state: SandboxState, per_minute: int
+) -> None:
+    answer = await client.put("/_sandbox/faults/rate-limit", json={"perMinute": per_minute})
+    assert answer.status_code == 400, answer.text
+    assert "1 to 1000000" in answer.json()["meta"]["error"]["errorMessage"]
+    assert state.faults.rate_limit_per_minute is None
+    highest = await client.put("/_sandbox/faults/rate-limit", json={"perMinute": 1_000_000})
+    assert highest.status_code == 200

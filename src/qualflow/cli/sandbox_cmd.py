@@ -28,7 +28,7 @@ from qualflow.cli.common import (
 )
 from qualflow.qualtrics.datacenters import resolve_location
 from qualflow.qualtrics.errors import ConfigurationError
-from qualflow.sandbox.faults import MAX_DELAY, MAX_RETRY_AFTER, HttpMethod
+from qualflow.sandbox.faults import MAX_DELAY, MAX_RATE_LIMIT, MAX_RETRY_AFTER, HttpMethod
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."
@@ -640,7 +640,9 @@ def faults_rate_limit(
     url: LiveUrl,
     per_minute: Annotated[
         int | None,
-        typer.Argument(min=1, help="Requests per minute for the brand (Qualtrics: 3000)."),
+        typer.Argument(
+            min=1, max=MAX_RATE_LIMIT, help="Requests per minute for the brand (Qualtrics: 3000)."
+        ),
     ] = None,
     off: Annotated[bool, typer.Option("--off", help="Switch the limit off.")] = False,
 ) -> None:

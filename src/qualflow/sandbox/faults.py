@@ -25,6 +25,11 @@ from qualflow.sandbox.errors import ApiError, bad_request
 ERROR_STATUSES = (429, 500, 503, 504)
 
 
+#: The highest brand limit the sandbox takes (requests per minute): above it, a limit would
+#: never be reached, so it is a typo, not a limit.
+MAX_RATE_LIMIT = 1_000_000
+
+
 class HttpMethod(StrEnum):
     """The methods a fault rule may be limited to."""
 
@@ -209,8 +214,11 @@ class FaultInjector:
 
     def set_rate_limit(self, per_minute: int | None) -> None:
         """Switch the brand-wide limit on (e.g. 3000) or off (None)."""
-        if per_minute is not None and per_minute < 1:
-            raise bad_request("Invalid rate limit: requests per minute must be positive.")
+        if per_minute is not None and not 1 <= per_minute <= MAX_RATE_LIMIT:
+            raise bad_request(
+                f"Invalid rate limit: requests per minute must be 1 to {MAX_RATE_LIMIT} "
+                "(Qualtrics allows 3000 per brand)."
+            )
         with self._lock:
             self.rate_limit_per_minute = per_minute
             self._bucket = TokenBucket(per_minute) if per_minute else None
