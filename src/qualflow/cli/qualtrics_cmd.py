@@ -905,6 +905,24 @@ def export(
                 "a longer --timeout",
                 EXIT_API,
             )
+        except QualtricsError as exc:
+            issued = getattr(exc, "continuation_token", None)
+            if issued:
+                # The job completed but its file was not fetched: the token it issued resumes
+                # after responses nobody saved, so the next run must repeat this one.
+                again = (
+                    f"with --continuation-token {continuation_token}"
+                    if continuation_token
+                    else "with the same options"
+                )
+                _err.print(
+                    f"the export completed but was not saved: run it again {again} to get its "
+                    f"responses (continuation token {issued}, issued for after it, skips them)",
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
+            raise
         except KeyboardInterrupt:
             # The file is only renamed into place once complete, so Ctrl-C leaves it untouched.
             kept = "stdout may have received part of it" if to_stdout else f"{output} is unchanged"

@@ -219,6 +219,21 @@ def _removed_on_failure(path: Path, *, made_here: bool) -> Iterator[None]:
         raise
 
 
+def _keep_token(exc: BaseException, survey_id: str, done: ExportProgress) -> None:
+    """A download that fails after the job completed must not lose what the job issued: the
+    error gets ``continuation_token`` and ``file_id`` attributes (and a note saying so), so
+    the file can be fetched again with ``download`` and the next export resume after it."""
+    if not done.continuation_token:
+        return
+    exc.continuation_token = done.continuation_token  # type: ignore[attr-defined]
+    exc.file_id = done.file_id  # type: ignore[attr-defined]
+    exc.add_note(
+        f"export of {survey_id} completed (file {done.file_id}) and issued continuation token "
+        f"{done.continuation_token}; it resumes after this export's responses, so use it only "
+        "once this file is downloaded"
+    )
+
+
 def _part(path: Path) -> Path:
     return path.with_name(path.name + ".part")
 
@@ -317,8 +332,12 @@ class Exports(SyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        with _removed_on_failure(path, made_here=dest is None):
-            size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        try:
+            with _removed_on_failure(path, made_here=dest is None):
+                size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        except BaseException as exc:
+            _keep_token(exc, survey_id, done)
+            raise
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
@@ -418,8 +437,12 @@ class AsyncExports(AsyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        with _removed_on_failure(path, made_here=dest is None):
-            size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        try:
+            with _removed_on_failure(path, made_here=dest is None):
+                size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
+        except BaseException as exc:
+            _keep_token(exc, survey_id, done)
+            raise
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
