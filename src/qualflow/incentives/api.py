@@ -1455,6 +1455,15 @@ async def run_test_reward(
             steps.append({"name": "survey response", "ok": False, "detail": str(exc)})
             return {"ok": False, "steps": steps}
     email, first_name = body.email, body.first_name
+    if values is None and email is None and chosen is not None and chosen.survey_id:
+        # Nothing given: say so, rather than blame a response that was never read.
+        where = f" of survey {chosen.survey_id}"
+        steps.append(
+            {"name": "survey response", "ok": False,
+             "detail": f"no response to test with: give the id of a response{where} (answer "
+             "the survey once if it has none yet), or an email to test with"}
+        )  # fmt: skip
+        return {"ok": False, "steps": steps}
     if email is None and values is not None and config is not None:
         found = extract_email(values, config)
         email = str(found) if found not in (None, "") else None
