@@ -170,3 +170,25 @@ def test_cli_an_empty_or_reversed_window_is_a_usage_error(
     assert result.exit_code == 2
     assert "start_date must be before end_date" in result.stderr
     assert "Traceback" not in result.output
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (a full disk)")
+def test_cli_write_failure_still_prints_the_token(
+    env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    first = _run(
+        ["q", "export", survey_id, "-o", str(tmp_path / "a.csv"), "--incremental", "--json"], env
+    )
+    token = json.loads(first.stdout)["continuationToken"]
+    _respond(sandbox, survey_id, 1)
+    result = _run(
+        ["q", "export", survey_id, "-f", "csv", "-o", "/dev/full", "--continuation-token", token],
+        env,
+    )
+    assert result.exit_code == 1
+    assert "No space left on device" in result.stderr
+    assert "Traceback" not in result.output
+    issued = [line for line in result.stderr.splitlines() if "continuation token" in line]
+    assert issued, result.stderr
+    assert token in issued[0]

@@ -869,6 +869,25 @@ def export(
         console=_err,
         transient=as_json,
     )
+
+    def unsaved(issued: str | None) -> None:
+        """The job completed but its responses were not saved: the token it issued resumes
+        after them, so say how to get them again rather than lose them."""
+        if not issued:
+            return
+        again = (
+            f"with --continuation-token {continuation_token}"
+            if continuation_token
+            else "with the same options"
+        )
+        _err.print(
+            f"the export completed but was not saved: run it again {again} to get its "
+            f"responses (continuation token {issued}, issued for after it, skips them)",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+
     with _reported(connection), tempfile.TemporaryDirectory(prefix="qualflow-export-") as scratch:
         try:
             with progress, _erased_on_failure(progress), connection.client() as client:
@@ -894,7 +913,11 @@ def export(
                     # The reader stopped early (`| head`): as for any Unix filter, not an error.
                     os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                     raise typer.Exit(0) from None
+                except ExportFileError:
+                    unsaved(result.continuation_token)
+                    raise
                 except OSError as exc:
+                    unsaved(result.continuation_token)
                     where = "stdout" if to_stdout else f"--output {output}"
                     fail(f"cannot write {where}: {exc.strerror or exc}", EXIT_API)
                 # An empty export is converted too: 100%, not a bar stuck at 0% of nothing.
@@ -906,22 +929,7 @@ def export(
                 EXIT_API,
             )
         except QualtricsError as exc:
-            issued = getattr(exc, "continuation_token", None)
-            if issued:
-                # The job completed but its file was not fetched: the token it issued resumes
-                # after responses nobody saved, so the next run must repeat this one.
-                again = (
-                    f"with --continuation-token {continuation_token}"
-                    if continuation_token
-                    else "with the same options"
-                )
-                _err.print(
-                    f"the export completed but was not saved: run it again {again} to get its "
-                    f"responses (continuation token {issued}, issued for after it, skips them)",
-                    markup=False,
-                    highlight=False,
-                    soft_wrap=True,
-                )
+            unsaved(getattr(exc, "continuation_token", None))
             raise
         except KeyboardInterrupt:
             # The file is only renamed into place once complete, so Ctrl-C leaves it untouched.
