@@ -192,3 +192,18 @@ def test_cli_write_failure_still_prints_the_token(
     issued = [line for line in result.stderr.splitlines() if "continuation token" in line]
     assert issued, result.stderr
     assert token in issued[0]
+
+
+@pytest.mark.parametrize("blank", ["", "  "])
+def test_an_empty_token_is_refused_not_a_full_export(
+    api: Api, env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path, blank: str
+) -> None:
+    # A nightly job whose saved token came back empty must not append every response again.
+    _respond(sandbox, survey_id, 2)
+    with pytest.raises(BadRequest, match="continuationToken"):
+        _export(api, survey_id, tmp_path, continuation_token=blank)
+    out = tmp_path / "x.csv"
+    result = _run(["q", "export", survey_id, "-o", str(out), "--continuation-token", blank], env)
+    assert result.exit_code == 1
+    assert "continuationToken" in result.stderr
+    assert not out.exists()

@@ -223,7 +223,9 @@ class ExportOptions:
         opts.survey_metadata_ids = metadata
         opts.allow_continuation = _bool(body, "allowContinuation", False)
         token = body.get("continuationToken")
-        if token is not None and not isinstance(token, str):
+        # An empty token is a bad one, not "no token": read as the latter, a job whose saved
+        # token came back empty would export every response again.
+        if token is not None and (not isinstance(token, str) or not token.strip()):
             raise bad_request("Invalid request. Missing or invalid parameter continuationToken.")
         opts.continuation_token = token
         if (opts.allow_continuation or token) and body.get("filterId"):
