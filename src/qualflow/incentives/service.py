@@ -1552,7 +1552,13 @@ class RewardService:
                 await send_email(
                     self.factory, self.smtp, f"reward-test:{uuid.uuid4().hex}", test_email
                 )
-                report.add("test email", True, f"sent to {send_to}")
+                report.add(
+                    "test email",
+                    True,
+                    f"sent to {send_to} only, marked as a test"
+                    if normalize_email(send_to) == normalized
+                    else f"sent to {send_to} only: the respondent ({normalized}) was not emailed",
+                )
             except EmailError as exc:
                 report.add("test email", False, str(exc))
         return report
