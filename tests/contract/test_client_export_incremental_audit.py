@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +208,64 @@ def test_an_empty_token_is_refused_not_a_full_export(
     assert result.exit_code == 1
     assert "continuationToken" in result.stderr
     assert not out.exists()
+
+
+def test_window_bounds_in_any_zone_are_instants(
+    api: Api, env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    at = {
+        hour: sandbox.state.record_response(
+            survey_id, {"QID1": 1, "finished": 1, "recordedDate": f"2025-01-01T{hour:02d}:00:00Z"}
+        ).id
+        for hour in (0, 1, 2)
+    }
+    berlin = timezone(timedelta(hours=1))
+    # Start inclusive, end exclusive; an offset is converted. The client refuses a naive
+    # bound (which zone?); the CLI reads one as UTC, as its help says.
+    got, _ = _export(
+        api,
+        survey_id,
+        tmp_path,
+        start_date=datetime(2025, 1, 1, 1, 0, tzinfo=berlin),
+        end_date=datetime(2025, 1, 1, 2, 0, tzinfo=UTC),
+    )
+    assert got == [at[0], at[1]]
+    with pytest.raises(ValueError, match="timezone"):
+        _export(api, survey_id, tmp_path, start_date=datetime(2025, 1, 1))
+    out = tmp_path / "w.csv"
+    result = _run(
+        [
+            "q", "export", survey_id, "-o", str(out), "--json",
+            "--start-date", "2025-01-01T02:00+01:00", "--end-date", "2025-01-01T02:00",
+        ],
+        env,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["rows"] == 1
+    assert at[1] in out.read_text()
+
+
+def test_a_capped_chain_of_exports_gets_every_response_once(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    recorded = _respond(sandbox, survey_id, 5)
+    got, token = _export(api, survey_id, tmp_path, allow_continuation=True, limit=2)
+    seen = list(got)
+    while got:
+        got, token = _export(api, survey_id, tmp_path, continuation_token=token, limit=2)
+        assert len(got) <= 2
+        seen += got
+    assert seen == recorded
+
+
+def test_by_last_modified_a_changed_response_comes_again(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    old, untouched = _respond(sandbox, survey_id, 2)
+    opts: dict[str, Any] = {"sort_by_last_modified_date": True}
+    _, token = _export(api, survey_id, tmp_path, allow_continuation=True, **opts)
+    sandbox.state.update_response_embedded(old, survey_id, {"channel": "web"})
+    newer = _respond(sandbox, survey_id, 1)
+    got, _ = _export(api, survey_id, tmp_path, continuation_token=token, **opts)
+    assert sorted(got) == sorted([old, *newer])
+    assert untouched not in got
