@@ -14,7 +14,9 @@ from qualflow.qualtrics.errors import BadRequest, QualtricsError
 from qualflow.qualtrics.export_file import ExportFile
 from qualflow.qualtrics.resources.exports import ExportEvent
 from qualflow.sandbox import seed
+from qualflow.sandbox.errors import ApiError as SandboxApiError
 from qualflow.sandbox.faults import FaultRule
+from qualflow.sandbox.state import SandboxState
 from tests.contract.contract_support import Api, Sandbox
 from tests.contract.contract_support import run_cli as _run
 
@@ -269,3 +271,39 @@ def test_by_last_modified_a_changed_response_comes_again(
     got, _ = _export(api, survey_id, tmp_path, continuation_token=token, **opts)
     assert sorted(got) == sorted([old, *newer])
     assert untouched not in got
+
+
+def test_a_token_expires_after_a_week(
+    api: Api, env: dict[str, str], sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    _, token = _export(api, survey_id, tmp_path, allow_continuation=True)
+    assert token
+    issued = sandbox.state.continuation_issued
+    issued[token] -= 6 * 24 * 3600  # six days old: still good
+    assert _export(api, survey_id, tmp_path, continuation_token=token)[0] == []
+    issued[token] -= 2 * 24 * 3600  # eight days old: Qualtrics keeps a token for a week
+    with pytest.raises(BadRequest, match="expired"):
+        _export(api, survey_id, tmp_path, continuation_token=token)
+    result = _run(
+        ["q", "export", survey_id, "-o", str(tmp_path / "x.csv"), "--continuation-token", token],
+        env,
+    )
+    assert result.exit_code == 1
+    assert "expired" in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_a_saved_sandbox_keeps_when_its_tokens_were_issued(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path
+) -> None:
+    _respond(sandbox, survey_id, 1)
+    _, token = _export(api, survey_id, tmp_path, allow_continuation=True)
+    assert token
+    sandbox.state.continuation_issued[token] -= 8 * 24 * 3600
+    path = tmp_path / "state.json"
+    sandbox.state.save(path)
+    loaded = SandboxState.load(path)
+    assert loaded.continuation_issued == sandbox.state.continuation_issued
+    with pytest.raises(SandboxApiError, match="expired"):
+        loaded.start_export(survey_id, {"format": "csv", "continuationToken": token})

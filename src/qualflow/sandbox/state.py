@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 MAX_STATE_BYTES = 512 * 1024 * 1024
 
 STATE_FORMAT_VERSION = 1
+# How long a continuation token stays good: Qualtrics keeps one for a week.
+CONTINUATION_TTL = 7 * 24 * 3600.0
 
 #: The records every state file has (and of what JSON type), whatever version of the sandbox
 #: wrote it.
@@ -270,6 +272,7 @@ class SandboxState:
         self.exports: dict[str, ExportJob] = {}
         self.export_files: dict[str, str] = {}  # file id -> progress id
         self.continuations: dict[str, tuple[str, int]] = {}  # token -> (survey id, seq)
+        self.continuation_issued: dict[str, float] = {}  # token -> time.time() when issued
         self.subscriptions: dict[str, Subscription] = {}
         self.inbound_events: list[dict[str, Any]] = []
         self.seq = 0
@@ -795,6 +798,13 @@ class SandboxState:
                         "Invalid request. Missing or invalid parameter continuationToken: "
                         "unknown or expired token."
                     )
+                issued = self.continuation_issued.get(opts.continuation_token, time.time())
+                if time.time() - issued > CONTINUATION_TTL:
+                    raise bad_request(
+                        "Invalid request. Missing or invalid parameter continuationToken: "
+                        "the token expired (tokens are good for a week); export everything "
+                        "again with allowContinuation for a new one."
+                    )
                 after = found[1]
             upto = self.seq
             if opts.limit is not None and (opts.allow_continuation or opts.continuation_token):
@@ -852,6 +862,7 @@ class SandboxState:
                 if job.options.allow_continuation or job.options.continuation_token:
                     token = secrets.token_urlsafe(24)
                     self.continuations[token] = (survey_id, job.upto_seq)
+                    self.continuation_issued[token] = time.time()
                     job.continuation_token = token
                 self.mark_dirty()
             result: dict[str, Any] = {
@@ -994,6 +1005,7 @@ class SandboxState:
                     for j in self.exports.values()
                 ],
                 "continuations": {t: list(v) for t, v in self.continuations.items()},
+                "continuationIssued": dict(self.continuation_issued),
                 "subscriptions": [asdict(s) for s in self.subscriptions.values()],
                 "inboundEvents": list(self.inbound_events),
                 "directory": self.directory.to_json(),
@@ -1069,6 +1081,10 @@ class SandboxState:
                     self.export_files[job.file_id] = job.id
             for token, (sid, seq) in (data.get("continuations") or {}).items():
                 self.continuations[token] = (sid, int(seq))
+            # A state saved before tokens expired: its tokens count from this load.
+            issued = data.get("continuationIssued") or {}
+            for token in self.continuations:
+                self.continuation_issued[token] = float(issued.get(token, time.time()))
             for raw in data.get("subscriptions", []):
                 sub = Subscription(**raw)
                 self.subscriptions[sub.id] = sub
