@@ -208,30 +208,28 @@ def _destination(dest: str | os.PathLike[str] | None, survey_id: str, ext: str) 
 
 
 @contextmanager
-def _removed_on_failure(path: Path, *, made_here: bool) -> Iterator[None]:
-    """Delete ``path`` if the block fails and the client created it: the caller never got
-    the name of a temporary file whose download failed, so nobody else could remove it."""
+def _failed_download(
+    path: Path, survey_id: str, done: ExportProgress, *, made_here: bool
+) -> Iterator[None]:
+    """What a download that fails after the job completed leaves behind: ``path`` is deleted
+    if the client created it (the caller never got the name of that temporary file, so nobody
+    else could remove it), and the error keeps what the job issued (``continuation_token`` and
+    ``file_id`` attributes, and a note), so the file can be fetched again with ``download``
+    and the next export resume after it."""
     try:
         yield
-    except BaseException:
+    except BaseException as exc:
         if made_here:
             path.unlink(missing_ok=True)
+        if done.continuation_token:
+            exc.continuation_token = done.continuation_token  # type: ignore[attr-defined]
+            exc.file_id = done.file_id  # type: ignore[attr-defined]
+            exc.add_note(
+                f"export of {survey_id} completed (file {done.file_id}) and issued continuation "
+                f"token {done.continuation_token}; it resumes after this export's responses, so "
+                "use it only once this file is downloaded"
+            )
         raise
-
-
-def _keep_token(exc: BaseException, survey_id: str, done: ExportProgress) -> None:
-    """A download that fails after the job completed must not lose what the job issued: the
-    error gets ``continuation_token`` and ``file_id`` attributes (and a note saying so), so
-    the file can be fetched again with ``download`` and the next export resume after it."""
-    if not done.continuation_token:
-        return
-    exc.continuation_token = done.continuation_token  # type: ignore[attr-defined]
-    exc.file_id = done.file_id  # type: ignore[attr-defined]
-    exc.add_note(
-        f"export of {survey_id} completed (file {done.file_id}) and issued continuation token "
-        f"{done.continuation_token}; it resumes after this export's responses, so use it only "
-        "once this file is downloaded"
-    )
 
 
 def _part(path: Path) -> Path:
@@ -332,12 +330,8 @@ class Exports(SyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        try:
-            with _removed_on_failure(path, made_here=dest is None):
-                size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
-        except BaseException as exc:
-            _keep_token(exc, survey_id, done)
-            raise
+        with _failed_download(path, survey_id, done, made_here=dest is None):
+            size = self.download(survey_id, done.file_id, path, on_progress=on_progress)
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
@@ -437,12 +431,8 @@ class AsyncExports(AsyncResource):
         )
         assert done.file_id is not None
         path = _destination(dest, survey_id, _extension(opts))
-        try:
-            with _removed_on_failure(path, made_here=dest is None):
-                size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
-        except BaseException as exc:
-            _keep_token(exc, survey_id, done)
-            raise
+        with _failed_download(path, survey_id, done, made_here=dest is None):
+            size = await self.download(survey_id, done.file_id, path, on_progress=on_progress)
         _notify(on_progress, ExportEvent("downloaded", done, size, size))
         return CompletedExport(
             survey_id=survey_id,
