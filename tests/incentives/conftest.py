@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.fernet import Fernet
@@ -16,6 +17,7 @@ from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.tokens import issue_token
 from qualflow.accounts.users import create_user, set_overrides
 from qualflow.engine.testing import create_schema, reset_schema
+from qualflow.incentives import throttle
 from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.providers import ProviderContext, tango_client
 from qualflow.incentives.providers.tango import clear_caches
@@ -153,15 +155,27 @@ def admin(make_person: Callable[..., Person]) -> Person:
     return make_person("admin")
 
 
+class _SleepsRecorded:
+    """``asyncio`` as one module sees it, except that ``sleep`` records its delay and returns
+    at once: patched into that module only, so nothing else in the process (another test's
+    background loop) stops sleeping or adds its waits to the record."""
+
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    async def sleep(self, delay: float) -> None:
+        self.waits.append(delay)
+        await asyncio.sleep(0)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(asyncio, name)
+
+
 @pytest.fixture
 def no_client_waits(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """The waits the Tango client asks for, recorded instead of slept."""
-    waits: list[float] = []
-    sleep = asyncio.sleep
-
-    async def recording(delay: float) -> None:
-        waits.append(delay)
-        await sleep(0)
-
-    monkeypatch.setattr(tango_client.asyncio, "sleep", recording)
-    return waits
+    """The waits the Tango client and the shared Tango request limit ask for, recorded instead
+    of slept."""
+    recorded = _SleepsRecorded()
+    monkeypatch.setattr(tango_client, "asyncio", recorded)
+    monkeypatch.setattr(throttle, "asyncio", recorded)
+    return recorded.waits
