@@ -46,6 +46,7 @@ from qualflow.incentives.models import (
 )
 from qualflow.incentives.money import format_money, from_minor
 from qualflow.incentives.providers.tango_client import TangoError
+from qualflow.incentives.review import automations_using
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
     DEFAULT_BODY,
@@ -817,6 +818,7 @@ def incentive_page(
         committed=format_money(incentive.committed_minor, incentive.currency),
         platform_url=platform_reward_url(request, incentive.reference_id),
         alerts=alerts_of(incentive),
+        test_automations=automations_using(runtime.factory, incentive.reference_id),
     )  # fmt: skip
 
 
@@ -865,8 +867,15 @@ async def incentive_test(
 ) -> Response:
     """Send a test reward (an htmx fragment with each step's outcome; nobody is paid)."""
     form = await request.form()
+    automation = str(form.get("automation_id") or "").strip()
+    if automation and not (automation.isdigit() and 0 < int(automation) <= MAX_ID):
+        return render_fragment(
+            request, "incentives/_test.html", principal=principal,
+            error="choose one of the automations listed, or leave the choice empty",
+        )  # fmt: skip
     try:
         body = TestRewardIn(
+            automation_id=int(automation) if automation else None,
             response_id=str(form.get("response_id") or "").strip() or None,
             email=str(form.get("email") or "").strip() or None,
             first_name=str(form.get("first_name") or "").strip() or None,
