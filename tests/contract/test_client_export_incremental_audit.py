@@ -279,10 +279,10 @@ def test_a_token_expires_after_a_week(
     _respond(sandbox, survey_id, 1)
     _, token = _export(api, survey_id, tmp_path, allow_continuation=True)
     assert token
-    issued = sandbox.state.continuation_issued
-    issued[token] -= 6 * 24 * 3600  # six days old: still good
+    continuation = sandbox.state.continuations[token]
+    continuation.issued_at -= 6 * 24 * 3600  # six days old: still good
     assert _export(api, survey_id, tmp_path, continuation_token=token)[0] == []
-    issued[token] -= 2 * 24 * 3600  # eight days old: Qualtrics keeps a token for a week
+    continuation.issued_at -= 2 * 24 * 3600  # eight days old: Qualtrics keeps a token for a week
     with pytest.raises(BadRequest, match="expired"):
         _export(api, survey_id, tmp_path, continuation_token=token)
     result = _run(
@@ -300,10 +300,10 @@ def test_a_saved_sandbox_keeps_when_its_tokens_were_issued(
     _respond(sandbox, survey_id, 1)
     _, token = _export(api, survey_id, tmp_path, allow_continuation=True)
     assert token
-    sandbox.state.continuation_issued[token] -= 8 * 24 * 3600
+    sandbox.state.continuations[token].issued_at -= 8 * 24 * 3600
     path = tmp_path / "state.json"
     sandbox.state.save(path)
     loaded = SandboxState.load(path)
-    assert loaded.continuation_issued == sandbox.state.continuation_issued
+    assert loaded.continuations == sandbox.state.continuations
     with pytest.raises(SandboxApiError, match="expired"):
         loaded.start_export(survey_id, {"format": "csv", "continuationToken": token})

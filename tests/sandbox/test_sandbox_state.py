@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import statistics
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +23,7 @@ from qualflow.sandbox.seed import (
     seed_builtin,
     seed_generated,
 )
+from qualflow.sandbox.state import CONTINUATION_TTL
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT, DEFAULT_CUSTOMER, TangoState
 
 FRAUD = ("Q_RecaptchaScore", "Q_RelevantIDDuplicateScore", "Q_RelevantIDFraudScore")
@@ -74,6 +77,28 @@ def test_persistence_round_trip(tmp_path: Path) -> None:
     # New ids continue after the loaded ones (sequence numbers never go back).
     new = loaded.record_response(surveys[0].id, {"QID1": 1})
     assert new.seq > max(r.seq for r in original.values())
+
+
+def test_a_state_file_of_the_earlier_token_layout_still_loads(tmp_path: Path) -> None:
+    """Before tokens expired, a state file kept [survey id, seq] per token, and then the issue
+    times beside them; both load, a token without its time counting from the load."""
+    state = SandboxState()
+    [survey] = seed_generated(state, 1)
+    path = tmp_path / "sandbox.json"
+    state.save(path)
+    data = json.loads(path.read_text())
+    data["continuations"] = {"old": [survey.id, 3], "aged": [survey.id, 4]}
+    data["continuationIssued"] = {"aged": time.time() - CONTINUATION_TTL - 60}
+    path.write_text(json.dumps(data))
+
+    loaded = SandboxState.load(path)
+    assert loaded.continuations["old"].upto_seq == 3
+    assert not loaded.continuations["old"].expired(time.time())
+    assert loaded.continuations["aged"].expired(time.time())
+    data["continuations"] = {"bad": {"survey_id": survey.id}}
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match="not a sandbox state file"):
+        SandboxState.load(path)
 
 
 def test_load_rejects_garbage(tmp_path: Path) -> None:

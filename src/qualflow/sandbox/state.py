@@ -201,6 +201,18 @@ class ExportJob:
 
 
 @dataclass
+class Continuation:
+    """An issued continuation token: the next export resumes after ``upto_seq`` of its survey."""
+
+    survey_id: str
+    upto_seq: int
+    issued_at: float  # time.time(); Qualtrics keeps a token for a week
+
+    def expired(self, now: float) -> bool:
+        return now - self.issued_at > CONTINUATION_TTL
+
+
+@dataclass
 class Subscription:
     id: str
     topics: str
@@ -271,8 +283,7 @@ class SandboxState:
         self.idempotency: dict[tuple[str, str], str] = {}
         self.exports: dict[str, ExportJob] = {}
         self.export_files: dict[str, str] = {}  # file id -> progress id
-        self.continuations: dict[str, tuple[str, int]] = {}  # token -> (survey id, seq)
-        self.continuation_issued: dict[str, float] = {}  # token -> time.time() when issued
+        self.continuations: dict[str, Continuation] = {}
         self.subscriptions: dict[str, Subscription] = {}
         self.inbound_events: list[dict[str, Any]] = []
         self.seq = 0
@@ -793,19 +804,18 @@ class SandboxState:
             after = 0
             if opts.continuation_token:
                 found = self.continuations.get(opts.continuation_token)
-                if found is None or found[0] != survey_id:
+                if found is None or found.survey_id != survey_id:
                     raise bad_request(
                         "Invalid request. Missing or invalid parameter continuationToken: "
                         "unknown or expired token."
                     )
-                issued = self.continuation_issued.get(opts.continuation_token, time.time())
-                if time.time() - issued > CONTINUATION_TTL:
+                if found.expired(time.time()):
                     raise bad_request(
                         "Invalid request. Missing or invalid parameter continuationToken: "
                         "the token expired (tokens are good for a week); export everything "
                         "again with allowContinuation for a new one."
                     )
-                after = found[1]
+                after = found.upto_seq
             upto = self.seq
             if opts.limit is not None and (opts.allow_continuation or opts.continuation_token):
                 # The token must resume right after the last response this export holds, or
@@ -861,8 +871,7 @@ class SandboxState:
                 self.export_files[job.file_id] = job.id
                 if job.options.allow_continuation or job.options.continuation_token:
                     token = secrets.token_urlsafe(24)
-                    self.continuations[token] = (survey_id, job.upto_seq)
-                    self.continuation_issued[token] = time.time()
+                    self.continuations[token] = Continuation(survey_id, job.upto_seq, time.time())
                     job.continuation_token = token
                 self.mark_dirty()
             result: dict[str, Any] = {
@@ -1004,8 +1013,7 @@ class SandboxState:
                     }
                     for j in self.exports.values()
                 ],
-                "continuations": {t: list(v) for t, v in self.continuations.items()},
-                "continuationIssued": dict(self.continuation_issued),
+                "continuations": {t: asdict(c) for t, c in self.continuations.items()},
                 "subscriptions": [asdict(s) for s in self.subscriptions.values()],
                 "inboundEvents": list(self.inbound_events),
                 "directory": self.directory.to_json(),
@@ -1079,12 +1087,16 @@ class SandboxState:
                 self.exports[job.id] = job
                 if job.file_id:
                     self.export_files[job.file_id] = job.id
-            for token, (sid, seq) in (data.get("continuations") or {}).items():
-                self.continuations[token] = (sid, int(seq))
-            # A state saved before tokens expired: its tokens count from this load.
+            # Older state files kept [survey id, seq] and the issue times apart (or none:
+            # those tokens count from this load).
             issued = data.get("continuationIssued") or {}
-            for token in self.continuations:
-                self.continuation_issued[token] = float(issued.get(token, time.time()))
+            for token, kept in (data.get("continuations") or {}).items():
+                if isinstance(kept, list):
+                    kept = {"survey_id": kept[0], "upto_seq": kept[1],
+                            "issued_at": issued.get(token, time.time())}  # fmt: skip
+                self.continuations[token] = Continuation(
+                    str(kept["survey_id"]), int(kept["upto_seq"]), float(kept["issued_at"])
+                )
             for raw in data.get("subscriptions", []):
                 sub = Subscription(**raw)
                 self.subscriptions[sub.id] = sub
