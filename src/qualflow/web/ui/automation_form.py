@@ -17,6 +17,7 @@ from typing import Any
 from qualflow.engine.actions import ActionSpec, get_action, registered_actions
 from qualflow.engine.errors import DefinitionError
 from qualflow.web.api.step_secrets import mask_definition
+from qualflow.web.ui.numbers import whole_number
 from qualflow.web.ui.schema_form import MISSING, FormField, fields_for, form_value, parse_field
 
 __all__ = [
@@ -181,10 +182,11 @@ def _parse_trigger(
         trigger["include_partial"] = bool(text.get("include_partial"))
         minutes = text.get("reconcile_every_minutes", "").strip()
         if minutes:
-            if minutes.isdigit():
-                trigger["reconcile_every_minutes"] = int(minutes)
-            else:
+            every = whole_number(minutes)
+            if every is None:
                 errors["trigger-reconcile_every_minutes"] = "Enter a whole number of minutes."
+            else:
+                trigger["reconcile_every_minutes"] = every
     elif kind == "json_event":
         fields, problem = _parse_json_fields(text.get("fields", ""))
         if problem:
@@ -216,9 +218,8 @@ def parse_editor_form(
     connection_text = form.get("connection_id", "").strip()
     connection_id: int | None = None
     if connection_text:
-        if connection_text.isdigit():
-            connection_id = int(connection_text)
-        else:
+        connection_id = whole_number(connection_text)
+        if connection_id is None:
             errors["connection_id"] = "Choose a connection."
     state = EditorState(
         name=form.get("name", ""),

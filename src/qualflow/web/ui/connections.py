@@ -47,6 +47,7 @@ from qualflow.web.deps import get_db
 from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ui_require
 from qualflow.web.ui.csrf import check_csrf
+from qualflow.web.ui.numbers import whole_number
 from qualflow.web.ui.rendering import render, render_fragment
 
 router = APIRouter()
@@ -125,11 +126,10 @@ class ConnectionForm:
         return {"datacenter": self.datacenter or None}
 
     def rate(self) -> int | None:
-        value = self.requests_per_minute
-        if not value.isdigit():
+        value = whole_number(self.requests_per_minute)
+        if value is None:
             self.errors["requests_per_minute"] = "Enter a whole number of requests per minute."
-            return None
-        return int(value)
+        return value
 
 
 def _validation_errors(exc: ValidationError, form: ConnectionForm) -> dict[str, str]:

@@ -15,6 +15,7 @@ from qualflow.accounts.principal import Principal
 from qualflow.notify.models import OutboxEmail
 from qualflow.web.deps import get_db
 from qualflow.web.ui.access import UiNotFound, ui_require
+from qualflow.web.ui.numbers import page_number
 from qualflow.web.ui.rendering import render
 
 router = APIRouter()
@@ -36,7 +37,7 @@ def outbox_page(
     page: str | None = None,
 ) -> Response:
     chosen = status if status in STATUSES else None
-    number = max(int(page), 1) if page and page.isdigit() else 1
+    number = page_number(page, PAGE_SIZE)
     conditions = [OutboxEmail.status == chosen] if chosen else []
     by_status = select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)
     counts = {state: count for state, count in db.execute(by_status)}

@@ -27,6 +27,7 @@ from qualflow.web.ui import flash
 from qualflow.web.ui.access import UiNotFound, ensure, ui_require
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.engine_access import runs_service
+from qualflow.web.ui.numbers import page_number, whole_number
 from qualflow.web.ui.rendering import render, render_fragment
 
 router = APIRouter()
@@ -52,10 +53,10 @@ class RunFilters:
         window: str | None = None,
         page: str | None = None,
     ) -> None:
-        self.automation_id = int(automation) if automation and automation.isdigit() else None
+        self.automation_id = whole_number(automation)
         self.status = status if status in RUN_STATUSES else None
         self.window = window if window in WINDOWS else None
-        self.page = max(int(page), 1) if page and page.isdigit() else 1
+        self.page = page_number(page, PAGE_SIZE)
 
     def query(self, **overrides: Any) -> str:
         values = {
