@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -23,6 +23,14 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
     return int((end - start).total_seconds() * 1000)
+
+
+def _as_utc(moment: datetime | None) -> datetime | None:
+    """A filter bound without an offset (a plain date, as the CLI's ``--since`` parses one)
+    is read as UTC, the zone every stored time is in."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
 
 
 class RunOut(BaseModel):
@@ -117,6 +125,11 @@ class Runs:
         unknown = [s for s in statuses if s not in RUN_STATUSES]
         if unknown:
             raise ValueError(f"unknown status {unknown[0]!r}; one of {', '.join(RUN_STATUSES)}")
+        since, until = _as_utc(since), _as_utc(until)
+        if since is not None and until is not None and until <= since:
+            raise ValueError(
+                f"until ({until.isoformat()}) must be after since ({since.isoformat()})"
+            )
         conditions: list[Any] = []
         if automation_id is not None:
             conditions.append(Run.automation_id == automation_id)
