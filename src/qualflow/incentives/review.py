@@ -26,7 +26,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine.models import Automation, AutomationVersion
-from qualflow.incentives.models import Incentive, TangoAccount
+from qualflow.incentives.models import Incentive
 from qualflow.incentives.money import format_money
 from qualflow.incentives.providers import ProviderHealth
 from qualflow.incentives.schemas import FraudRules
@@ -373,17 +373,6 @@ def limits_summary(limits: dict[str, Any]) -> str:
     return " · ".join(parts)
 
 
-def _refused_key_warning(factory: sessionmaker[Session], account_id: int | None) -> str:
-    """What to do when Tango refuses the account's key: every order would be refused too."""
-    with factory() as session:
-        account = session.get(TangoAccount, account_id) if account_id is not None else None
-    named = f"Tango account {account.name!r}" if account is not None else "the Tango account"
-    return (
-        f"Tango refused the platform key of {named} (deactivated or changed?): correct its "
-        "platform name and key; until then every reward is held"
-    )
-
-
 async def review_incentive(
     incentive: Incentive,
     *,
@@ -411,10 +400,6 @@ async def review_incentive(
         warnings.append(
             "no automation rewards with this incentive yet: add an incentives.send_reward step "
             f"with incentive {incentive.reference_id} (or call the platform API)"
-        )
-    if incentive.provider == "tango" and health.key_status == "refused":
-        warnings.append(
-            await asyncio.to_thread(_refused_key_warning, factory, incentive.tango_account_id)
         )
     warnings.extend(health.warnings)
     if not health.ok and not health.warnings:

@@ -231,12 +231,23 @@ def _is_insufficient_funds(error: TangoError) -> bool:
     return error.status_code in (400, 402, 409, 422) and any(w in text for w in _INSUFFICIENT)
 
 
-def _credentials_refused(account: AccountSnapshot, error: TangoError) -> str:
-    """Why a reward waits when Tango refuses the platform credentials, and what to do: every
-    reward of the account would meet the same refusal until a person corrects them."""
+def _refuses_credentials(error: TangoError) -> bool:
+    return error.status_code in (401, 403)
+
+
+def _hold_if_credentials_refused(account: AccountSnapshot, error: TangoError) -> None:
+    """A refused key is not the reward's fault: it waits (held) for a person to fix the key."""
+    if _refuses_credentials(error):
+        refused = _credentials_refused(account, error, ", then release the reward")
+        raise ProviderHold(refused) from None
+
+
+def _credentials_refused(account: AccountSnapshot, error: TangoError, then: str) -> str:
+    """Tango refused the account's platform credentials (deactivated or changed), and what to
+    do: every reward of the account meets the same refusal until a person corrects them."""
     return (
         f"Tango refused the platform credentials of Tango account {account.name!r} "
-        f"({error}): correct its platform name and key, then release the reward"
+        f"({error}): correct its platform name and key{then}"
     )
 
 
@@ -403,8 +414,12 @@ class TangoProvider(RewardProvider):
                 data = await client.get_account(account.account_id)
             except TangoError as exc:
                 health.ok = False
-                health.key_status = "refused" if exc.status_code in (401, 403) else "unknown"
+                health.key_status = "refused" if _refuses_credentials(exc) else "unknown"
                 health.summary = f"account {account.account_id}: {exc}"
+                if health.key_status == "refused":
+                    health.warnings.append(
+                        _credentials_refused(account, exc, "; until then every reward is held")
+                    )
                 return health
             balance = Decimal(str(data.get("currentBalance", 0)))
             health.balance = balance
@@ -481,8 +496,7 @@ class TangoProvider(RewardProvider):
                 if _is_insufficient_funds(exc):
                     self._forget_balance(account)
                     raise ProviderHold(f"{INSUFFICIENT_BALANCE}: {exc}") from None
-                if exc.status_code in (401, 403):
-                    raise ProviderHold(_credentials_refused(account, exc)) from None
+                _hold_if_credentials_refused(account, exc)
                 if exc.status_code == 400:
                     # Perhaps refused from a stale catalog (an item withdrawn or repriced).
                     self._forget_catalog(account)
@@ -515,8 +529,7 @@ class TangoProvider(RewardProvider):
                 check_value(item, request.amount_minor, request.currency)
                 balance = await self._balance(account, client, request.currency, fresh=True)
             except TangoError as exc:
-                if exc.status_code in (401, 403):
-                    raise ProviderHold(_credentials_refused(account, exc)) from None
+                _hold_if_credentials_refused(account, exc)
                 raise ProviderError(str(exc), retriable=exc.retriable) from None
             except ValueError as exc:
                 raise ProviderError(f"catalog: {exc}", retriable=False) from None
