@@ -238,7 +238,7 @@ async def create_connection_submit(request: Request, principal: Manager, db: Db)
             **auth,
             username=form.username or None,
             shared=form.shared,
-            requests_per_minute=rate or DEFAULT_REQUESTS_PER_MINUTE,
+            requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE if rate is None else rate,
         )
     except ValidationError as exc:
         for name, message in _validation_errors(exc, form).items():
@@ -287,6 +287,12 @@ async def provision_connection(request: Request, principal: Manager, db: Db) -> 
     location = form.location_fields()
     if not any(location.values()):
         form.errors[form.location] = "Choose a datacenter or enter a base URL."
+    if rate is not None:
+        try:
+            # Checked before a Qualtrics user is provisioned for a connection refused anyway.
+            ConnectionChanges(requests_per_minute=rate)
+        except ValidationError as exc:
+            form.errors.update(_validation_errors(exc, form))
     if form.errors:
         return _form_page(request, principal, form, mode="service_user", status_code=400)
     admin = Credentials(
@@ -304,7 +310,7 @@ async def provision_connection(request: Request, principal: Manager, db: Db) -> 
             api_token=provisioned.api_token,
             username=provisioned.username,
             shared=form.shared,
-            requests_per_minute=rate or DEFAULT_REQUESTS_PER_MINUTE,
+            requests_per_minute=DEFAULT_REQUESTS_PER_MINUTE if rate is None else rate,
         )
         connection, identity = await create_connection(
             db, spec, owner_id=principal.user_id, service_user=True
