@@ -47,6 +47,9 @@ from qualflow.validation import refuse_control_characters, refuse_credentials_in
 __all__ = [
     "ConnectionChanges",
     "ConnectionSpec",
+    "Name",
+    "Short",
+    "Url",
     "apply_identity",
     "create_connection",
     "delete_connection",

@@ -40,6 +40,9 @@ from qualflow.connections.provisioning import (
 from qualflow.connections.service import (
     ConnectionChanges,
     ConnectionSpec,
+    Name,
+    Short,
+    Url,
     can_change_sharing,
     create_connection,
     delete_connection,
@@ -173,9 +176,11 @@ class ServiceUserProvision(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200)]
-    datacenter: str | None = Field(default=None, max_length=200)
-    base_url: str | None = Field(default=None, max_length=500)
+    # The saved connection's own field types: a value it would refuse must be refused before
+    # the admin token creates a Qualtrics user whose token would then be kept nowhere.
+    name: Name
+    datacenter: Short | None = None
+    base_url: Url | None = None
     admin_api_token: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)
     ]
