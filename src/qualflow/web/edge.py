@@ -16,7 +16,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, NoReturn
 
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse
@@ -47,6 +47,9 @@ MAX_JSON_EVENT_BYTES = 100 * 1024
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_RECORDED_BODY = 2048
 MAX_IDEMPOTENCY_KEY = 150
+#: Deeper documents are refused: the parser, the JSONPath fields and the database's JSON
+#: encoder all recurse once per level.
+MAX_JSON_EVENT_DEPTH = 100
 
 #: The edge's routes carry this tag: their callers (Qualtrics, other systems) are programs.
 EDGE_TAG = "edge"
@@ -100,6 +103,38 @@ class _Refusal:
 @lru_cache(maxsize=1024)
 def _compiled(path: str) -> JSONPath:
     return parse_jsonpath(path)
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    # Python's parser accepts NaN/Infinity, but they are not JSON: PostgreSQL refuses to store
+    # them and other consumers of the event cannot read them back.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _depth(document: Any) -> int:
+    """How deeply arrays and objects nest in ``document`` (iterative: no recursion limit)."""
+    deepest, pending = 0, [(document, 1)]
+    while pending:
+        value, level = pending.pop()
+        if isinstance(value, dict):
+            value = list(value.values())
+        if isinstance(value, list):
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in value)
+    return deepest
+
+
+def parse_event_document(body: bytes) -> Any:
+    """The posted JSON document; ``ValueError`` with the reason for anything that is not
+    plain JSON of at most :data:`MAX_JSON_EVENT_DEPTH` levels."""
+    too_deep = f"nested deeper than {MAX_JSON_EVENT_DEPTH} levels"
+    try:
+        document = json.loads(body, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise ValueError(too_deep) from None
+    if _depth(document) > MAX_JSON_EVENT_DEPTH:
+        raise ValueError(too_deep)
+    return document
 
 
 def extract_fields(document: Any, fields: dict[str, str]) -> dict[str, Any]:
@@ -182,8 +217,8 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
             {"WWW-Authenticate": 'Basic realm="qualflow"'},
         )
     try:
-        document = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        document = parse_event_document(body)
+    except ValueError as exc:  # also bad UTF-8 and JSONDecodeError
         return await refuse(400, f"malformed JSON: {exc}")
     if not endpoint.enabled:
         return await refuse(409, f"automation {endpoint.automation_name!r} is disabled")
