@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
+import signal
 import socket
 import stat
+import threading
 import time
 from contextlib import contextmanager
 from enum import StrEnum
@@ -121,6 +124,33 @@ def _interrupted(url: str | None, state_file: Path | None, kept_at_url: str) -> 
     the end) and exit with the interrupted code."""
     kept = kept_at_url if url is not None else f"nothing was saved to {state_file}"
     fail(f"interrupted; {kept}", EXIT_INTERRUPTED)
+
+
+class _StopBetweenRecords:
+    """Ctrl-C while records are made into a state file: stop after the record being made and
+    save what was made (an interrupt inside one could leave it half made). A second Ctrl-C
+    stops at once, saving nothing."""
+
+    def __enter__(self) -> _StopBetweenRecords:
+        self.asked = threading.Event()
+        self._previous: Any = None
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._ask)
+        return self
+
+    def _ask(self, _signum: int, _frame: FrameType | None) -> None:
+        self.asked.set()
+        signal.signal(signal.SIGINT, self._previous)
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+    def pace(self, started: float, due: float) -> None:
+        """Wait until ``due`` seconds after ``started``, or until Ctrl-C."""
+        delay = started + due - time.monotonic()
+        if delay > 0:
+            self.asked.wait(delay)
 
 
 def _save(state: Any) -> None:
@@ -372,13 +402,14 @@ def _seed(
         typer.echo(f"seeded {_surveys(len(ids), created)} and {total} responses at {url}")
         return
     from qualflow.sandbox.respondents import Simulator
-    from qualflow.sandbox.seed import seed_builtin, seed_generated
+    from qualflow.sandbox.seed import generated_survey, seed_builtin
 
     state = _load_state(state_file)
     state.default_user()
     before = set(state.surveys)
     made_surveys = []
-    with _progress() as progress:
+    made_responses = 0
+    with _progress() as progress, _StopBetweenRecords() as stop:
         task = progress.add_task(
             "surveys", total=surveys + (len(BUILTIN_SURVEYS) if builtin else 0)
         )
@@ -386,21 +417,33 @@ def _seed(
             # Seeding again reuses the built-in surveys already there instead of adding copies.
             made_surveys += seed_builtin(state, reuse_existing=True)
             progress.advance(task, len(BUILTIN_SURVEYS))
-        for survey in seed_generated(state, surveys, seed=rng_seed):
-            made_surveys.append(survey)
+        rng = random.Random(rng_seed)  # one generator for them all, as seed_generated uses
+        for _ in range(surveys):
+            if stop.asked.is_set():
+                break
+            made_surveys.append(generated_survey(state, rng))
             progress.advance(task)
         if responses:
             rtask = progress.add_task("responses", total=responses * len(made_surveys))
             for n, survey in enumerate(made_surveys):
                 sim = Simulator(state, survey.id, seed=rng_seed + n)
                 for _ in range(responses):
+                    if stop.asked.is_set():
+                        break
                     sim.run(1)
+                    made_responses += 1
                     progress.advance(rtask)
     _save(state)
+    if stop.asked.is_set():
+        fail(
+            f"interrupted; {_surveys(len(made_surveys), len(set(state.surveys) - before))} and "
+            f"{made_responses} responses made so far were saved to {state_file}",
+            EXIT_INTERRUPTED,
+        )
     created = sum(1 for survey in made_surveys if survey.id not in before)
     typer.echo(
         f"seeded {_surveys(len(made_surveys), created)} and "
-        f"{responses * len(made_surveys)} responses into {state_file}"
+        f"{made_responses} responses into {state_file}"
     )
 
 
@@ -506,15 +549,22 @@ def respond(
                     )
                 except ApiError as exc:
                     fail(exc.message)
-                while done < count:
-                    (response,) = sim.run(1)
-                    completed += response.finished
-                    partial += not response.finished
-                    done += 1
-                    progress.advance(task)
-                    if rate and done < count:
-                        _pace(started, done / rate)
+                with _StopBetweenRecords() as stop:
+                    while done < count and not stop.asked.is_set():
+                        (response,) = sim.run(1)
+                        completed += response.finished
+                        partial += not response.finished
+                        done += 1
+                        progress.advance(task)
+                        if rate and done < count:
+                            stop.pace(started, done / rate)
                 _save(state)
+                if stop.asked.is_set():
+                    fail(
+                        f"interrupted; {done} of {count} responses were recorded and saved "
+                        f"to {state_file}",
+                        EXIT_INTERRUPTED,
+                    )
     except KeyboardInterrupt:
         _interrupted(url, state_file, f"{done} of {count} responses were recorded")
     typer.echo(f"{completed} completed and {partial} partial responses recorded for {survey_id}")
