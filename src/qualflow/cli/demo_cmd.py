@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 
+from qualflow.cli.common import fail
+
 if TYPE_CHECKING:
     from qualflow.demo.hub import DemoHub
 
@@ -88,6 +90,7 @@ def _run_hub(
     duration: float | None,
 ) -> None:
     from qualflow.demo.hub import DemoHub
+    from qualflow.demo.lock import DemoAlreadyRunning
 
     hub = DemoHub(
         data_dir=data_dir, port=port, sandbox_port=sandbox_port, respondent_interval=every
@@ -95,6 +98,8 @@ def _run_hub(
     console.print("Starting qualflow (embedded default: SQLite, in-process worker)…")
     try:
         hub.start()
+    except DemoAlreadyRunning as exc:
+        fail(str(exc))
     except OSError as exc:
         hint = ""
         if exc.errno == errno.EADDRINUSE:

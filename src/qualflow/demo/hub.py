@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import secrets
 import threading
 import time
@@ -41,6 +42,7 @@ from qualflow.connections.service import (
     create_connection,
     update_connection,
 )
+from qualflow.demo.lock import DataDirLock
 from qualflow.demo.servers import RunningServer, bind_socket, start_server
 from qualflow.engine.automations import Automations
 from qualflow.engine.config import EngineConfig
@@ -300,6 +302,7 @@ class DemoHub:
     _simulators: dict[tuple[str, bool], Simulator] = field(default_factory=dict)
     _simulators_lock: threading.Lock = field(default_factory=threading.Lock)
     _started_at: datetime | None = None
+    _data_dir_lock: DataDirLock | None = None
     #: What happened, counted once everything stopped (set by :meth:`stop`).
     final_status: DemoStatus | None = None
 
@@ -311,6 +314,9 @@ class DemoHub:
 
     def start(self) -> DemoHub:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        lock = DataDirLock(self.data_dir)
+        lock.acquire()  # before anything in the data dir is touched
+        self._data_dir_lock = lock
         self._started_at = utcnow()
         try:
             self._start()
@@ -330,6 +336,8 @@ class DemoHub:
         # its port is taken first.
         hub_socket = bind_socket(self.host, self.port)
         hub_port = hub_socket.getsockname()[1]
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.describe(f"pid {os.getpid()}, http://{self.host}:{hub_port}")
         self.settings = Settings(
             data_dir=self.data_dir,
             public_base_url=f"http://{self.host}:{hub_port}",
@@ -379,6 +387,9 @@ class DemoHub:
             self.final_status = self.status()
         if self.store is not None:
             self.store.close()
+        if self._data_dir_lock is not None:
+            self._data_dir_lock.release()
+            self._data_dir_lock = None
 
     def _drain(self, timeout: float = 10.0) -> None:
         """Let runs in flight finish (nothing new arrives once the servers stopped)."""
