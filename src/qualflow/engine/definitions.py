@@ -7,10 +7,11 @@ automation version, so a run always knows exactly what it executed.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from jsonpath_ng.exceptions import JsonPathLexerError, JsonPathParserError
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -76,10 +77,17 @@ class ScheduleTrigger(_Strict):
     @classmethod
     def _check_cron(cls, cron: str) -> str:
         cron = " ".join(cron.split())
+        with_seconds = len(cron.split()) == 6
         if len(cron.split()) not in (5, 6) or not croniter.is_valid(
-            cron, second_at_beginning=len(cron.split()) == 6
+            cron, second_at_beginning=with_seconds
         ):
             raise ValueError(f"invalid cron expression {cron!r}")
+        try:
+            # Valid fields can still name a date no month has (30 February): the scheduler
+            # would fail on it at enable time, so it is refused here.
+            croniter(cron, datetime.now(UTC), second_at_beginning=with_seconds).get_next(datetime)
+        except CroniterBadDateError:
+            raise ValueError(f"cron expression {cron!r} never fires: no date matches it") from None
         return cron
 
     @field_validator("timezone")
