@@ -888,6 +888,7 @@ def export(
             soft_wrap=True,
         )
 
+    issued: str | None = None  # the completed job's continuation token, once downloaded
     with _reported(connection), tempfile.TemporaryDirectory(prefix="qualflow-export-") as scratch:
         try:
             with progress, _erased_on_failure(progress), connection.client() as client:
@@ -902,6 +903,7 @@ def export(
                     labels=labels,
                 )
                 client.on_retry = None
+                issued = result.continuation_token
                 tracker.note(None)
                 convert = progress.add_task(f"Convert to {fmt}", total=None, unit="responses")
                 destination: Path | BinaryIO = sys.stdout.buffer if to_stdout else output
@@ -934,6 +936,7 @@ def export(
         except KeyboardInterrupt:
             # The file is only renamed into place once complete, so Ctrl-C leaves it untouched.
             kept = "stdout may have received part of it" if to_stdout else f"{output} is unchanged"
+            unsaved(issued)
             fail(f"export interrupted; {kept}", EXIT_INTERRUPTED)
         if to_stdout:
             sys.stdout.flush()
