@@ -29,9 +29,11 @@ __all__ = [
     "errors_from_definition_error",
     "new_step_uid",
     "parse_editor_form",
+    "readable_message",
     "redact_definition",
     "state_from_definition",
     "step_config_errors",
+    "without_model_prefix",
 ]
 
 TRIGGER_TYPES = {
@@ -259,14 +261,38 @@ def parse_editor_form(
     return definition, state, errors
 
 
+#: Pydantic's prefixes on messages raised by a model's own checks (they mean nothing to people).
+_MODEL_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+#: Fields whose model rule is a regular expression: what to say instead of the pattern.
+_PATTERN_MESSAGES = {
+    "trigger-survey_id": "Enter the survey's ID: SV_ followed by letters and digits "
+    "(e.g. SV_1ZHgwYzcQXcUTHg).",
+}
+
+
+def without_model_prefix(message: str) -> str:
+    """A validation message without pydantic's "Value error, " (as after ``loc: `` in a list)."""
+    for prefix in _MODEL_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
+
+def readable_message(message: str, field_name: str | None = None) -> str:
+    """A validation message as a sentence for the editor, shown next to ``field_name``."""
+    if field_name in _PATTERN_MESSAGES and message.startswith("String should match pattern"):
+        return _PATTERN_MESSAGES[field_name]
+    message = without_model_prefix(message)
+    return message[:1].upper() + message[1:]
+
+
 def errors_from_definition_error(exc: DefinitionError, state: EditorState) -> dict[str, str]:
     """Map the engine's ``loc`` paths onto the editor's field names."""
     errors: dict[str, str] = {}
     general: list[str] = []
     for error in exc.errors:
         loc = [str(part) for part in error.get("loc", [])]
-        message = str(error.get("msg", "invalid value"))
-        message = message[0].upper() + message[1:] if message else message
+        message = str(error.get("msg") or "invalid value")
         target: str | None = None
         if loc and loc[0] in ("name", "description", "connection_id"):
             target = loc[0]
@@ -288,9 +314,10 @@ def errors_from_definition_error(exc: DefinitionError, state: EditorState) -> di
                     target = f"step-{step.uid}"
         if target is None:
             where = ".".join(loc)
+            message = readable_message(message)
             general.append(f"{where}: {message}" if where else message)
         else:
-            errors.setdefault(target, message)
+            errors.setdefault(target, readable_message(message, target))
     if general:
         errors["__all__"] = "; ".join(general)
     return errors
@@ -317,8 +344,8 @@ def step_config_errors(state: EditorState, definition: Mapping[str, Any]) -> dic
                     target = step.field_name(loc[1])
                 else:
                     target = f"step-{step.uid}"
-                message = str(error.get("msg", "invalid value"))
-                errors.setdefault(target, message[:1].upper() + message[1:])
+                message = str(error.get("msg") or "invalid value")
+                errors.setdefault(target, readable_message(message, target))
     return errors
 
 

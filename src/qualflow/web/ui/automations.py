@@ -36,6 +36,7 @@ from qualflow.web.ui.automation_form import (
     redact_definition,
     state_from_definition,
     step_config_errors,
+    without_model_prefix,
 )
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.engine_access import automations_service, runs_service
@@ -344,7 +345,8 @@ def _save_json(
             service.update(automation.id, data, actor=principal.email)
         except DefinitionError as exc:
             problems = [
-                f"{'.'.join(str(p) for p in e.get('loc', [])) or 'definition'}: {e.get('msg')}"
+                f"{'.'.join(str(p) for p in e.get('loc', [])) or 'definition'}: "
+                f"{without_model_prefix(str(e.get('msg') or 'invalid value'))}"
                 for e in exc.errors
             ]
         else:
