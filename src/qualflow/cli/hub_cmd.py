@@ -215,6 +215,11 @@ def secrets_rotate(
     settings = load_settings()
     if new_key is not None and not new_key.strip():
         fail("--new-key is empty: give a Fernet key, or leave the option out to generate one")
+    if new_key is not None:
+        try:
+            SecretBox([new_key.strip()])
+        except SecretKeyError:
+            fail("--new-key is not a valid Fernet key (32 url-safe base64 bytes)")
     try:
         keys, source = load_or_create_keys(settings)
         if new_key is not None and new_key.strip() in keys:
@@ -222,6 +227,8 @@ def secrets_rotate(
         new_box = SecretBox([new_key.strip() if new_key else SecretBox.generate_key(), *keys])
     except (SecretKeyError, OSError) as exc:
         fail(str(exc))
+    except SQLAlchemyError as exc:
+        fail(f"cannot open the database: {one_line(exc)}")
     newest = new_box.keys[0]
     if source == "file":
         # Saved before re-encrypting: whatever happens next, the file opens old and new rows.

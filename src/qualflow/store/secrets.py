@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Engine, Text, inspect, select, type_coerce, update
+from sqlalchemy import Engine, Text, inspect, literal, make_url, select, type_coerce, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.schema import Column, MetaData, Table
 from sqlalchemy.types import TypeDecorator
@@ -52,6 +52,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 MASK_PREFIX = "••••"
+_NOT_A_KEY = "is not a valid Fernet key (32 url-safe base64 bytes)"
 # Short strings are too easy to match by accident to be worth scrubbing from every log line.
 _MIN_REGISTERED_LENGTH = 6
 
@@ -141,9 +142,7 @@ def _multi_fernet(keys: Sequence[str]) -> MultiFernet:
         try:
             fernets.append(Fernet(key.encode("ascii") if isinstance(key, str) else key))
         except (ValueError, TypeError, UnicodeEncodeError) as exc:
-            raise SecretKeyError(
-                f"secret key #{position} is not a valid Fernet key (32 url-safe base64 bytes)"
-            ) from exc
+            raise SecretKeyError(f"secret key #{position} {_NOT_A_KEY}") from exc
     return MultiFernet(fernets)
 
 
@@ -267,20 +266,78 @@ def read_keys_file(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
 
+def _is_fernet_key(key: str) -> bool:
+    try:
+        Fernet(key.encode("ascii"))
+    except (ValueError, TypeError, UnicodeEncodeError):
+        return False
+    return True
+
+
+def _check_keys_file(path: Path) -> None:
+    """Name the line of a key that is not one (the key itself is not shown: it may be a
+    real key with one character lost)."""
+    for number, line in enumerate(path.read_text(encoding="ascii").splitlines(), start=1):
+        key = line.strip()
+        if key and not key.startswith("#") and not _is_fernet_key(key):
+            raise SecretKeyError(f"{path} line {number} {_NOT_A_KEY}; restore it from a backup")
+
+
+def _database_holds_ciphertexts(database_url: str) -> bool:
+    """Whether some encrypted column already holds a value made with a key."""
+    # Imported here: the models import this module for their column types.
+    from qualflow.store.base import Base
+    from qualflow.store.db import make_engine
+    from qualflow.store.models_registry import load_all
+
+    url = make_url(database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).exists()):
+        return False  # connecting would create the file
+    load_all()
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            existing = set(inspect(connection).get_table_names())
+            for item in encrypted_columns(Base.metadata):
+                if item.table.name not in existing:
+                    continue
+                raw = type_coerce(item.column, Text)
+                found = connection.execute(
+                    select(literal(1)).where(raw.startswith(_TOKEN_PREFIX)).limit(1)
+                ).first()
+                if found is not None:
+                    return True
+    finally:
+        engine.dispose()
+    return False
+
+
 def load_or_create_keys(settings: Settings) -> tuple[list[str], str]:
     """The configured keys and where they came from (``"env"`` or ``"file"``).
 
     Without ``QUALFLOW_SECRET_KEYS`` the keys file in the data dir is used, and created with one
-    fresh key (mode 0600) when it does not exist yet.
+    fresh key (mode 0600) when it does not exist yet and the database holds no secret yet.
     """
     if settings.secret_keys:
-        return [key.get_secret_value() for key in settings.secret_keys], "env"
+        keys = [key.get_secret_value() for key in settings.secret_keys]
+        for position, key in enumerate(keys, start=1):
+            if not _is_fernet_key(key):
+                raise SecretKeyError(f"QUALFLOW_SECRET_KEYS: key #{position} {_NOT_A_KEY}")
+        return keys, "env"
     path = settings.secret_keys_file
     if not path.exists():
+        # A lost file must not be replaced: a new key cannot read what is stored, and secrets
+        # saved with it would be unreadable once the real file is restored.
+        if _database_holds_ciphertexts(settings.database_url):
+            raise SecretKeyError(
+                f"{path} is missing but the database holds secrets encrypted with its keys: "
+                "restore the file from a backup (or set QUALFLOW_SECRET_KEYS to its keys)"
+            )
         write_keys_file(path, [SecretBox.generate_key()])
     mode = stat.S_IMODE(path.stat().st_mode)
     if mode & 0o077:
         log.warning("%s is readable by others (mode %o); restrict it with chmod 600", path, mode)
+    _check_keys_file(path)
     keys = read_keys_file(path)
     if not keys:
         raise SecretKeyError(f"{path} holds no keys")
