@@ -6,9 +6,11 @@ Each field maps to an environment variable with the ``QUALFLOW_`` prefix (``data
 
 from __future__ import annotations
 
+from email.utils import getaddresses
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -115,7 +117,24 @@ class Settings(BaseSettings):
     def _check_base_url(cls, value: str) -> str:
         if not value.startswith(("http://", "https://")):
             raise ValueError("public_base_url must start with http:// or https://")
+        if not urlsplit(value).hostname:
+            # Every webhook URL Qualtrics is given is built from it.
+            raise ValueError(f"{value!r} names no host, e.g. https://hub.example.org")
         return value.rstrip("/")
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _check_sender(cls, value: str) -> str:
+        # Checked here: the SMTP server would refuse every email, one at a time, instead.
+        addresses = getaddresses([value])
+        bare = addresses[0][1] if len(addresses) == 1 else ""
+        local, _, domain = bare.partition("@")
+        if not local or not domain or "@" in domain or any(c.isspace() for c in bare):
+            raise ValueError(
+                f"{value!r} is not one email address, e.g. qualflow@example.org "
+                "or 'Research <research@example.org>'"
+            )
+        return value
 
     @field_validator("database_url")
     @classmethod
