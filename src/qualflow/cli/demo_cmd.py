@@ -10,10 +10,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 from rich.panel import Panel
 
-from qualflow.cli.common import fail
+from qualflow.cli.common import fail, one_line
 
 if TYPE_CHECKING:
     from qualflow.demo.hub import DemoHub
@@ -66,8 +65,7 @@ def demo(
     """Run qualflow with a sandbox Qualtrics, an SMTP sink and simulated respondents."""
     console = Console(highlight=False)
     if responses is not None and not tour:
-        console.print("[red]error:[/] --responses applies to --tour only")
-        raise typer.Exit(2)
+        fail("--responses applies to --tour only (see 'qualflow demo --help')", 2)
     if tour:
         from qualflow.demo.tour import run_tour
 
@@ -75,8 +73,7 @@ def demo(
             per_survey = 60 if responses is None else responses
             run_tour(console, data_dir / "demo", responses_per_survey=per_survey)
         except OSError as exc:
-            console.print(f"[red]demo failed:[/] {exc}")
-            raise typer.Exit(1) from None
+            fail(one_line(exc))
         return
     _run_hub(console, data_dir, port, sandbox_port, every, duration)
 
@@ -101,11 +98,12 @@ def _run_hub(
     except DemoAlreadyRunning as exc:
         fail(str(exc))
     except OSError as exc:
-        hint = ""
-        if exc.errno == errno.EADDRINUSE:
-            hint = f" (--port {port} or --sandbox-port {sandbox_port} is taken; 0 picks a free one)"
-        console.print(f"[red]demo failed:[/] {escape(str(exc))}{hint}")
-        raise typer.Exit(1) from None
+        if exc.errno != errno.EADDRINUSE:
+            fail(one_line(exc))
+        fail(
+            f"{exc.strerror} (--port {port} or --sandbox-port {sandbox_port} is taken; "
+            "0 picks a free one)"
+        )
     # `docker stop`, systemd and kill send SIGTERM: stop as Ctrl-C does (runs drained, the
     # sandbox saved, the summary printed). A second signal while stopping ends it at once.
     previous = signal.signal(signal.SIGTERM, _interrupt)

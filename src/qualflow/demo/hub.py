@@ -20,9 +20,11 @@ emails appear in the UI.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import os
 import secrets
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -256,6 +258,16 @@ class _LoopClosingClients:
                     log.warning("could not close the Qualtrics clients of a loop", exc_info=True)
 
 
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket; a taken port is an ``EADDRINUSE`` error naming the address."""
+    try:
+        return bind_socket(host, port)
+    except OSError as exc:
+        if exc.errno != errno.EADDRINUSE:
+            raise
+        raise OSError(errno.EADDRINUSE, f"{host}:{port} is already in use") from None
+
+
 def _new_password() -> str:
     # Readable, typed by hand from the terminal: four groups of lowercase letters and digits.
     alphabet = "abcdefghjkmnpqrstuvwxyz23456789"
@@ -326,15 +338,30 @@ class DemoHub:
         return self
 
     def _start(self) -> None:
+        # Both ports are taken first: a taken one stops the start before anything runs or is
+        # seeded into the data dir, and the hub's public URL (webhook URLs use it) is known
+        # before its app exists.
+        hub_socket = _bind(self.host, self.port)
+        try:
+            sandbox_socket = _bind(self.host, self.sandbox_port)
+        except OSError:
+            hub_socket.close()
+            raise
+        try:
+            self._start_on(hub_socket, sandbox_socket)
+        except BaseException:
+            # A server that started owns its socket; the others are closed here.
+            if self.sandbox_server is None:
+                sandbox_socket.close()
+            if self.hub_server is None:
+                hub_socket.close()
+            raise
+
+    def _start_on(self, hub_socket: socket.socket, sandbox_socket: socket.socket) -> None:
         self.smtp = SmtpSink(self.host, 0, directory=self.data_dir / "demo-mail").start()
         self.sandbox, qualtrics_token = self._sandbox_state()
         sandbox_app = create_app(self.sandbox)
-        self.sandbox_server = start_server(
-            sandbox_app, host=self.host, port=self.sandbox_port, name="sandbox"
-        )
-        # The hub's public URL must be known before the app exists (webhook URLs use it), so
-        # its port is taken first.
-        hub_socket = bind_socket(self.host, self.port)
+        self.sandbox_server = start_server(sandbox_app, sock=sandbox_socket, name="sandbox")
         hub_port = hub_socket.getsockname()[1]
         if self._data_dir_lock is not None:
             self._data_dir_lock.describe(f"pid {os.getpid()}, http://{self.host}:{hub_port}")
