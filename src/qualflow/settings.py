@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
@@ -121,6 +121,14 @@ class Settings(BaseSettings):
             # Every webhook URL Qualtrics is given is built from it.
             raise ValueError(f"{value!r} names no host, e.g. https://hub.example.org")
         return value.rstrip("/")
+
+    @field_validator("smtp_password")
+    @classmethod
+    def _check_login(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        # Without a username no login is attempted: the password would go unused, silently.
+        if value is not None and value.get_secret_value() and not info.data.get("smtp_username"):
+            raise ValueError("is set but QUALFLOW_SMTP_USERNAME is not: set both to log in")
+        return value
 
     @field_validator("smtp_from")
     @classmethod

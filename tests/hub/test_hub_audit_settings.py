@@ -54,3 +54,19 @@ def test_a_public_url_with_a_host_and_path_is_accepted() -> None:
     assert settings.public_base_url == "https://hub.example.org:8443/qualflow"
     with pytest.raises(ValidationError):
         Settings(public_base_url="https://")
+
+
+def test_an_smtp_password_without_a_username_fails_instead_of_being_ignored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Without a username no login is attempted: the password would be silently unused and the
+    # server would refuse every email for want of authentication.
+    monkeypatch.setenv("QUALFLOW_SMTP_HOST", "smtp.example.org")
+    monkeypatch.setenv("QUALFLOW_SMTP_PASSWORD", "hunter2-very-secret")
+    result = runner.invoke(app, ["users", "ls"])
+    assert result.exit_code == 1, result.output
+    assert "QUALFLOW_SMTP_PASSWORD" in result.output
+    assert "QUALFLOW_SMTP_USERNAME" in result.output
+    assert "hunter2-very-secret" not in result.output
+    monkeypatch.setenv("QUALFLOW_SMTP_USERNAME", "mailer")
+    assert runner.invoke(app, ["users", "ls"]).exit_code == 0
