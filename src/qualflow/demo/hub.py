@@ -365,11 +365,20 @@ class DemoHub:
         hub_port = hub_socket.getsockname()[1]
         if self._data_dir_lock is not None:
             self._data_dir_lock.describe(f"pid {os.getpid()}, http://{self.host}:{hub_port}")
+        # What the demo announces (SQLite in its data dir, mail to its sink, plain http on
+        # loopback) is fixed here: QUALFLOW_* variables exported for a real hub must not make
+        # it seed a real database, or send a Secure cookie the http URL never gets back.
         self.settings = Settings(
             data_dir=self.data_dir,
+            database_url="",  # the embedded default: SQLite in the data dir
+            auto_migrate=True,
             public_base_url=f"http://{self.host}:{hub_port}",
+            session_cookie_secure=False,
             smtp_host=self.host,
             smtp_port=self.smtp.port,
+            smtp_username=None,
+            smtp_password=None,
+            smtp_starttls=False,
             smtp_from="qualflow-demo@example.org",
         )
         self.store = open_store(self.settings)
