@@ -14,6 +14,7 @@ from qualflow.accounts.errors import InvalidAccountInput, NotFound
 from qualflow.accounts.models import ApiToken, User
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import register_secret
+from qualflow.validation import refuse_control_characters
 
 __all__ = [
     "TOKEN_PREFIX",
@@ -42,6 +43,10 @@ def issue_token(
     label = name.strip()
     if not label or len(label) > 100:
         raise InvalidAccountInput("token name must be 1 to 100 characters")
+    try:
+        refuse_control_characters(label)
+    except ValueError as exc:
+        raise InvalidAccountInput(f"token name {exc}") from None
     if expires_at is not None and expires_at <= utcnow():
         raise InvalidAccountInput("token expiry must be in the future")
     raw = TOKEN_PREFIX + secrets.token_urlsafe(32)
