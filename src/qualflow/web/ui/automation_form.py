@@ -9,6 +9,7 @@ step ``step`` (its uid, once per step, in order), ``step-<uid>-action``, ``step-
 from __future__ import annotations
 
 import json
+import re
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ __all__ = [
     "parse_editor_form",
     "readable_message",
     "redact_definition",
+    "saved_position",
+    "saved_step_uid",
     "state_from_definition",
     "step_config_errors",
     "without_model_prefix",
@@ -45,6 +48,21 @@ TRIGGER_TYPES = {
 
 def new_step_uid() -> str:
     return "s" + secrets.token_hex(4)
+
+
+#: The uid of a step loaded from the saved version names its position there, so the step's
+#: saved secrets follow it when steps are reordered or removed in the browser.
+_SAVED_UID = re.compile(r"saved(\d{1,4})")
+
+
+def saved_step_uid(position: int) -> str:
+    return f"saved{position}"
+
+
+def saved_position(uid: str) -> int | None:
+    """The position in the saved version of the step the editor showed under ``uid``."""
+    match = _SAVED_UID.fullmatch(uid)
+    return int(match.group(1)) if match else None
 
 
 @dataclass
@@ -143,9 +161,12 @@ def state_from_definition(definition: Mapping[str, Any]) -> EditorState:
     trigger = dict(definition.get("trigger") or {})
     steps = [
         _step_from_config(
-            new_step_uid(), str(s.get("action", "")), str(s.get("key") or ""), s.get("config") or {}
+            saved_step_uid(position),
+            str(s.get("action", "")),
+            str(s.get("key") or ""),
+            s.get("config") or {},
         )
-        for s in definition.get("steps") or []
+        for position, s in enumerate(definition.get("steps") or [])
     ]
     connection = definition.get("connection_id")
     return EditorState(

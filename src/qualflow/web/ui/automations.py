@@ -34,6 +34,7 @@ from qualflow.web.ui.automation_form import (
     errors_from_definition_error,
     parse_editor_form,
     redact_definition,
+    saved_position,
     state_from_definition,
     step_config_errors,
     without_model_prefix,
@@ -248,6 +249,28 @@ async def survey_options(
     )
 
 
+def _saved_configs(
+    fields: dict[str, str], uids: list[str], automation: AutomationOut
+) -> dict[str, dict[str, Any]]:
+    """Each submitted step's saved config (its secrets are kept when left empty), by uid.
+
+    A step the edit page loaded from the saved version keeps its own, wherever it was moved.
+    A form that was not rendered by the edit page (a script posting its own uids) is matched
+    by position, as the steps stand.
+    """
+    positions: dict[str, int | None] = {uid: saved_position(uid) for uid in uids}
+    if all(position is None for position in positions.values()):
+        positions = {uid: position for position, uid in enumerate(uids)}
+    saved: dict[str, dict[str, Any]] = {}
+    for uid, position in positions.items():
+        if position is None or position >= len(automation.steps):
+            continue
+        step = automation.steps[position]
+        if step.get("action") == fields.get(f"step-{uid}-action"):
+            saved[uid] = dict(step.get("config") or {})
+    return saved
+
+
 def _save(
     request: Request,
     principal: Principal,
@@ -258,10 +281,7 @@ def _save(
     fields, uids = _form_fields(form)
     saved: dict[str, dict[str, Any]] = {}
     if automation is not None:
-        # Steps keep their uid only within one form; match saved secrets by position.
-        for uid, step in zip(uids, automation.steps, strict=False):
-            if step.get("action") == fields.get(f"step-{uid}-action"):
-                saved[uid] = dict(step.get("config") or {})
+        saved = _saved_configs(fields, uids, automation)
     definition, state, errors = parse_editor_form(fields, uids, saved)
     problem = _check_connection(db, principal, definition)
     if problem:
