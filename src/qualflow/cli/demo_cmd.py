@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
+from rich.console import Console, Group
 from rich.panel import Panel
+from rich.table import Table
+from rich.text import Text
 
 from qualflow.cli.common import fail, one_line
 
@@ -148,41 +150,43 @@ def _count(n: int, noun: str) -> str:
 
 def _banner(console: Console, hub: DemoHub) -> None:
     sandbox_url = hub.sandbox_server.url if hub.sandbox_server else "?"
-    console.print(
-        Panel.fit(
-            f"[bold]Open[/] [link={hub.url}]{hub.url}[/]\n"
-            f"[bold]Sign in[/] {hub.admin_email}  /  [bold]{hub.admin_password}[/]\n\n"
-            f"Sandbox Qualtrics  {sandbox_url}  (survey {hub.survey_id})\n"
-            f"Connection         “Demo sandbox”, validated with whoami\n"
-            f"Automation         “NPS follow-up: unhappy customers”: response → fetch → "
-            f"condition → email\n"
-            + (
-                f"Incentive          {hub.incentive_reference} pays screener respondents a $10 "
-                f"gift code (Incentives; suspicious ones wait in Review)\n"
-                if hub.incentive_reference
-                else ""
-            )
-            + (
-                f"Tango              “Sandbox Tango” (#{hub.tango_account_id}), the sandbox's "
-                f"Tango double: Incentives → Providers → Catalog\n"
-                if hub.tango_account_id
-                else ""
-            )
-            + f"Mail               SMTP sink on port {hub.smtp.port if hub.smtp else '?'}; "
-            f"messages in Outbox and {hub.data_dir}/demo-mail/\n"
-            f"Respondents        "
-            + (
-                f"one every {hub.respondent_interval:g} s"
-                if hub.respondent_interval > 0
-                else "none (add some with the sandbox)"
-            )
-            + (
-                " (satisfaction survey and screener in turn)" if hub.respondent_interval > 0 else ""
-            ),
-            title="qualflow demo",
-            border_style="cyan",
-        )
+    # A grid, so that a detail too long for the terminal continues under its own text.
+    details = Table.grid(padding=(0, 2))
+    details.add_column(no_wrap=True)
+    details.add_column()
+    details.add_row("Sandbox Qualtrics", f"{sandbox_url}  (survey {hub.survey_id})")
+    details.add_row("Connection", "“Demo sandbox”, validated with whoami")
+    details.add_row(
+        "Automation", "“NPS follow-up: unhappy customers”: response → fetch → condition → email"
     )
+    if hub.incentive_reference:
+        details.add_row(
+            "Incentive",
+            f"{hub.incentive_reference} pays screener respondents a $10 gift code "
+            "(Incentives; suspicious ones wait in the Review queue)",
+        )
+    if hub.tango_account_id:
+        details.add_row(
+            "Tango",
+            f"“Sandbox Tango” (#{hub.tango_account_id}), the sandbox's Tango double: "
+            "Incentives → Providers → Catalog",
+        )
+    details.add_row(
+        "Mail",
+        f"SMTP sink on port {hub.smtp.port if hub.smtp else '?'}; "
+        f"messages in Outbox and {hub.data_dir}/demo-mail/",
+    )
+    details.add_row(
+        "Respondents",
+        f"one every {hub.respondent_interval:g} s (satisfaction survey and screener in turn)"
+        if hub.respondent_interval > 0
+        else "none (add some with the sandbox)",
+    )
+    sign_in = Text.from_markup(
+        f"[bold]Open[/] [link={hub.url}]{hub.url}[/]\n"
+        f"[bold]Sign in[/] {hub.admin_email}  /  [bold]{hub.admin_password}[/]\n"
+    )
+    console.print(Panel.fit(Group(sign_in, details), title="qualflow demo", border_style="cyan"))
     console.print("Runs appear under Runs as respondents complete the survey. Ctrl-C stops.")
     console.file.flush()  # piped output (tee, CI logs) shows the sign-in at once
 
