@@ -87,7 +87,7 @@ def trigger_summary(trigger: dict[str, Any]) -> str:
 @router.get("/automations", name="ui_automations")
 def automations_page(request: Request, principal: Viewer, db: Db) -> Response:
     items = automations_service(request).query(limit=500)
-    connections = {c.id: c.name for c in db.scalars(select(Connection))}
+    connections = {c.id: c.name for c in visible_connections(db, principal)}
     last_runs: dict[int, Run] = {}
     counts: dict[int, int] = {}
     if items:
@@ -402,7 +402,10 @@ def _detail(
     automation = _load(request, automation_id)
     versions = automations_service(request).versions(automation_id)
     runs = runs_service(request).query(automation_id=automation_id, limit=10)
-    connection = db.get(Connection, automation.connection_id) if automation.connection_id else None
+    # A connection this person may not see is named by its id only (the page says so).
+    connection = next(
+        (c for c in visible_connections(db, principal) if c.id == automation.connection_id), None
+    )
     steps = []
     for position, step in enumerate(redact_definition({"steps": automation.steps})["steps"]):
         try:
