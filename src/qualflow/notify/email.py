@@ -51,6 +51,10 @@ class EmailError(Exception):
         self.retriable = retriable
 
 
+class SmtpSettingsMismatch(smtplib.SMTPNotSupportedError):
+    """The server lacks what ``QUALFLOW_SMTP_*`` asks for (STARTTLS, a login)."""
+
+
 def check_address(address: str) -> str:
     """Return the bare address, or raise ``ValueError`` naming what is wrong with it."""
     _, bare = parseaddr(address.strip())
@@ -274,9 +278,23 @@ class SmtpPool:
         smtp = smtplib.SMTP(self.settings.host, self.settings.port, timeout=self.settings.timeout)
         try:
             if self.settings.starttls:
-                smtp.starttls(context=ssl.create_default_context())
+                try:
+                    smtp.starttls(context=ssl.create_default_context())
+                except smtplib.SMTPNotSupportedError:
+                    raise SmtpSettingsMismatch(
+                        f"the SMTP server {self.settings.host}:{self.settings.port} does not "
+                        "offer STARTTLS: turn QUALFLOW_SMTP_STARTTLS off, or use its "
+                        "submission port"
+                    ) from None
             if self.settings.username:
-                smtp.login(self.settings.username, self.settings.password or "")
+                try:
+                    smtp.login(self.settings.username, self.settings.password or "")
+                except smtplib.SMTPNotSupportedError:
+                    raise SmtpSettingsMismatch(
+                        f"the SMTP server {self.settings.host}:{self.settings.port} does not "
+                        "offer a login: unset QUALFLOW_SMTP_USERNAME and QUALFLOW_SMTP_PASSWORD, "
+                        "or turn QUALFLOW_SMTP_STARTTLS on (many servers offer it only then)"
+                    ) from None
         except BaseException:
             smtp.close()
             raise
@@ -361,6 +379,9 @@ def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
         raise EmailError(
             f"every recipient was refused: {exc.recipients}", retriable=False
         ) from None
+    except SmtpSettingsMismatch as exc:
+        # Kept pending: once the settings are corrected the message still goes out.
+        raise EmailError(str(exc), retriable=True) from None
     except smtplib.SMTPAuthenticationError as exc:
         raise EmailError(f"SMTP authentication failed ({exc.smtp_code})", retriable=False) from None
     except smtplib.SMTPResponseException as exc:
