@@ -42,6 +42,8 @@ def outbox_page(
     by_status = select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)
     counts = {state: count for state, count in db.execute(by_status)}
     total = db.scalar(select(func.count()).select_from(OutboxEmail).where(*conditions)) or 0
+    # An old link past the end (emails purged since) shows the last page, not "empty".
+    number = min(number, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
     emails = db.scalars(
         select(OutboxEmail)
         .where(*conditions)

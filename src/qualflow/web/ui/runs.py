@@ -127,8 +127,12 @@ async def live_events(
 
 def _list_context(request: Request, db: Session, filters: RunFilters) -> dict[str, Any]:
     page = _load_page(request, filters)
-    names = _automation_names(db)
     last_page = max((page.total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    if filters.page > last_page:
+        # An old link past the end (runs purged since): the last page, not "no runs yet".
+        filters.page = last_page
+        page = _load_page(request, filters)
+    names = _automation_names(db)
     return {
         "page": page,
         "filters": filters,
