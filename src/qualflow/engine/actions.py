@@ -122,6 +122,19 @@ class ActionSpec:
             ]
             raise DefinitionError(f"invalid config for action {self.name!r}", errors) from None
 
+    def config_keys(self) -> list[str]:
+        """The settings a step's config may have, as users write them (aliases first)."""
+        fields = self.config_model.model_fields
+        return sorted(field.alias or name for name, field in fields.items())
+
+    def unknown_config_keys(self, config: Mapping[str, Any] | None) -> list[str]:
+        """Keys of ``config`` the action's model has no field (or alias) for, unless the model
+        takes extra keys; pydantic drops them silently, so a misspelt setting would be lost."""
+        if self.config_model.model_config.get("extra") == "allow":
+            return []
+        known = set(self.config_model.model_fields) | set(self.config_keys())
+        return [key for key in (config or {}) if key not in known]
+
     def config_schema(self) -> dict[str, Any]:
         return self.config_model.model_json_schema()
 

@@ -179,6 +179,22 @@ def parse_definition(data: Any) -> AutomationDefinition:
         seen.add(key)
         try:
             spec = get_action(step.action)
+        except DefinitionError as exc:
+            errors.extend(
+                {"loc": ["steps", str(position), *err["loc"]], "msg": err["msg"]}
+                for err in exc.errors
+            )
+            continue
+        # Checked when saving only: a saved definition keeps running as it did.
+        errors.extend(
+            {
+                "loc": ["steps", str(position), "config", key],
+                "msg": f"unknown setting of {spec.name}; it takes: "
+                + ", ".join(spec.config_keys()),
+            }
+            for key in spec.unknown_config_keys(step.config)
+        )
+        try:
             spec.validate_config(step.config)
         except DefinitionError as exc:
             errors.extend(
