@@ -3,7 +3,8 @@
 A connection may only be deleted when nothing uses it. Any table with a foreign key to
 ``connections.id`` (or a column named ``connection_id``) counts automatically, once its model is
 in :mod:`qualflow.store.models_registry`; rows are described by their ``name`` column when they
-have one. Packages with other kinds of references register a check::
+have one. Bookkeeping tables (cached responses) do not count. Packages with other kinds of
+references register a check::
 
     register_usage_check(lambda db, connection_id: ["watch rule 'NPS drop'", ...])
 """
@@ -24,6 +25,9 @@ UsageCheck = Callable[[Session, int], list[str]]
 
 _checks: list[UsageCheck] = []
 _MAX_LISTED = 20
+#: Tables that remember a connection without using it: responses cached for runs are pruned
+#: by age and nobody can delete them by hand, so they must not keep a connection alive.
+_BOOKKEEPING_TABLES = frozenset({"response_cache"})
 
 
 def register_usage_check(check: UsageCheck) -> UsageCheck:
@@ -37,7 +41,7 @@ def _referencing_columns() -> list[tuple[Table, Column[object]]]:
     load_all()
     found = []
     for table in Base.metadata.sorted_tables:
-        if table.name == "connections":
+        if table.name == "connections" or table.name in _BOOKKEEPING_TABLES:
             continue
         for column in table.columns:
             points_at_connections = any(
