@@ -13,6 +13,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from sqlalchemy.orm import Session
+from starlette.routing import NoMatchFound
 
 from qualflow.accounts.dependencies import principal_for_user
 from qualflow.accounts.models import User
@@ -70,19 +71,27 @@ class UiNotFound(Exception):
         self.back_label = back_label
 
 
+#: Path parameter → what it names, and the list page to go back to.
 _ID_KINDS = {
-    "automation_id": "Automation",
-    "connection_id": "Connection",
-    "email_id": "Email",
-    "user_id": "Person",
-    "token_id": "Token",
-    "version": "Version",
+    "automation_id": ("Automation", "ui_automations", "Back to automations"),
+    "connection_id": ("Connection", "ui_connections", "Back to connections"),
+    "email_id": ("Email", "ui_outbox", "Back to the outbox"),
+    "user_id": ("Person", "ui_people", "Back to people"),
+    "token_id": ("Token", "ui_tokens", "Back to your API tokens"),
+    "version": ("Version", "ui_automations", "Back to automations"),
 }
 
 
-def refuse_impossible_ids(request: Request) -> None:
+def refuse_impossible_ids(
+    request: Request,
+    db: Annotated[Session, Depends(get_db)],
+    settings: Annotated[Settings, Depends(get_app_settings)],
+) -> None:
     """A page or action named by an id no row can have (0, negative, or too large for the
-    database's integer columns, which would make the lookup itself fail) does not exist."""
+    database's integer columns, which would make the lookup itself fail) does not exist.
+
+    Like any unknown id, that is said to signed-in people only, inside their layout.
+    """
     for name, value in request.path_params.items():
         if name not in _ID_KINDS:
             continue
@@ -91,9 +100,13 @@ def refuse_impossible_ids(request: Request) -> None:
         except ValueError:
             continue  # not a number at all: the route's own validation answers
         if not 1 <= number <= MAX_ID:
-            raise UiNotFound(
-                f"{_ID_KINDS[name]} {value}", str(request.url_for("ui_home")), "Back to overview"
-            )
+            ui_principal(request, db, settings)
+            what, list_route, back_label = _ID_KINDS[name]
+            try:
+                back = request.url_for(list_route).path
+            except NoMatchFound:
+                back, back_label = request.url_for("ui_home").path, "Back to overview"
+            raise UiNotFound(f"{what} {value}", back, back_label)
 
 
 def _next_url(request: Request) -> str:
