@@ -267,6 +267,9 @@ class Automations:
         trigger = definition.trigger
         if endpoint is not None and endpoint.kind == kind:
             if isinstance(trigger, SurveyResponseTrigger):
+                if endpoint.survey_id != trigger.survey_id:
+                    # Another survey's responses are read from when it is subscribed to.
+                    endpoint.watermark = None
                 endpoint.survey_id = trigger.survey_id
             return endpoint, None
         if endpoint is not None:
@@ -376,7 +379,7 @@ class Automations:
             definition = AutomationDefinition.model_validate(snapshot.definition)
         if currently != enabled:
             if enabled:
-                await self._setup(automation_id, definition.trigger)
+                await self._setup(automation_id, definition.trigger, restart=True)
             else:
                 await self._teardown(automation_id, snapshot.definition["trigger"])
             await self._set_flag(automation_id, enabled)
@@ -398,18 +401,25 @@ class Automations:
         if engine is not None:
             engine.endpoints.invalidate()
 
-    async def _setup(self, automation_id: int, trigger: Any) -> None:
-        """Create what makes the trigger fire: a schedule, or subscriptions + reconciliation."""
+    async def _setup(self, automation_id: int, trigger: Any, *, restart: bool = False) -> None:
+        """Create what makes the trigger fire: a schedule, or subscriptions + reconciliation.
+
+        ``restart``: the automation is being enabled, so responses recorded while it was
+        disabled are not looked for.
+        """
         if isinstance(trigger, ScheduleTrigger):
             await asyncio.to_thread(apply_schedule, self.control, automation_id, trigger)
         elif isinstance(trigger, SurveyResponseTrigger):
-            await subscribe(self.services, automation_id)
+            since = await subscribe(self.services, automation_id, restart=restart)
+            context: dict[str, Any] = {"automation_id": automation_id}
+            if since is not None:
+                context["since"] = since.isoformat()
             await asyncio.to_thread(
                 self.control.set_schedule,
                 reconcile_schedule_name(automation_id),
                 RECONCILE_WORKFLOW,
                 reconcile_cron(trigger.reconcile_every_minutes),
-                {"automation_id": automation_id},
+                context,
                 None,
             )
 

@@ -80,8 +80,15 @@ def survey_trigger_payload(
     }
 
 
-async def subscribe(services: EngineServices, automation_id: int) -> list[str]:
-    """Create the event subscriptions of an automation; returns their ids."""
+async def subscribe(
+    services: EngineServices, automation_id: int, *, restart: bool = False
+) -> datetime | None:
+    """Create the event subscriptions of an automation.
+
+    Returns the moment responses count from when the trigger starts afresh (first enabled,
+    ``restart`` = enabled again, or another survey): the reconciliation poll starts no run for
+    a response recorded before it. ``None`` when it carries on from its watermark.
+    """
     with services.sessionmaker() as session:
         automation = session.get(Automation, automation_id)
         endpoint = session.scalar(
@@ -121,9 +128,12 @@ async def subscribe(services: EngineServices, automation_id: int) -> list[str]:
         row.shared_key = shared_key
         row.survey_id = trigger.survey_id
         # Responses recorded before the automation was enabled are not its business.
-        row.watermark = row.watermark or utcnow()
+        starts_afresh = restart or row.watermark is None
+        if starts_afresh:
+            row.watermark = utcnow()
+        since = row.watermark if starts_afresh else None
     await _delete_quietly(client, old)
-    return created
+    return since
 
 
 async def unsubscribe(services: EngineServices, automation_id: int) -> None:
@@ -171,7 +181,9 @@ async def _delete_quietly(client: Any, subscription_ids: list[str]) -> None:
 async def reconcile(scheduled_at: datetime, context: Any) -> None:
     """Start the runs of responses whose webhook never arrived."""
     automation_id = int(context["automation_id"])
-    found = await DBOS.run_step_async({"name": "qualflow.find_missed"}, find_missed, automation_id)
+    found = await DBOS.run_step_async(
+        {"name": "qualflow.find_missed"}, find_missed, automation_id, context.get("since")
+    )
     for run_id, version, trigger in found["runs"]:
         with SetWorkflowID(run_id):
             await DBOS.enqueue_workflow_async(
@@ -186,8 +198,9 @@ async def reconcile(scheduled_at: datetime, context: Any) -> None:
         )
 
 
-async def find_missed(automation_id: int) -> dict[str, Any]:
-    """Export responses since the watermark; prepare runs for those without one."""
+async def find_missed(automation_id: int, since: str | None = None) -> dict[str, Any]:
+    """Export responses since the watermark; prepare runs for those without one (and recorded
+    at or after ``since``, when the trigger started afresh then)."""
     services = current_services()
     with services.sessionmaker() as session:
         automation = session.get(Automation, automation_id)
@@ -209,7 +222,14 @@ async def find_missed(automation_id: int) -> dict[str, Any]:
     ) - RECONCILE_OVERLAP
     try:
         return await _export_missed(
-            services, automation_id, trigger, connection_id, watermark, start, now
+            services,
+            automation_id,
+            trigger,
+            connection_id,
+            watermark,
+            start,
+            now,
+            parse_recorded(since),
         )
     except QualtricsError as exc:
         # A survey deleted, a token revoked, Qualtrics down: the next pass tries again from
@@ -228,6 +248,7 @@ async def _export_missed(
     watermark: datetime | None,
     start: datetime,
     now: datetime,
+    since: datetime | None,
 ) -> dict[str, Any]:
     client = await services.qualtrics_client(connection_id)
     fetcher = services.response_fetcher
@@ -236,7 +257,7 @@ async def _export_missed(
         # Read twice, one response at a time: a busy survey's window holds tens of thousands,
         # and only those whose runs this pass starts are kept in full.
         latest, candidates, scanned = await asyncio.to_thread(
-            _scan_export, path, automation_id, trigger, watermark, now
+            _scan_export, path, automation_id, trigger, watermark, now, since
         )
         fetcher.stats["exported_responses"] += scanned
         # A run still "queued" may never have reached the queue (a worker killed between this
@@ -267,9 +288,10 @@ def _scan_export(
     trigger: SurveyResponseTrigger,
     watermark: datetime | None,
     now: datetime,
+    since: datetime | None = None,
 ) -> tuple[datetime | None, dict[str, dict[str, Any]], int]:
-    """The latest recorded date in an export, the run each of its responses stands for (run
-    id → trigger payload), and how many responses it holds."""
+    """The latest recorded date in an export, the run each of its responses recorded at or
+    after ``since`` stands for (run id → trigger payload), and how many responses it holds."""
     latest = watermark
     candidates: dict[str, dict[str, Any]] = {}
     scanned = 0
@@ -282,6 +304,8 @@ def _scan_export(
         finished = values.get("finished") in (1, True, "1", "true", "True")
         if not finished and not trigger.include_partial:
             continue
+        if since is not None and recorded is not None and recorded < since:
+            continue  # recorded while the automation was off, or before it watched this survey
         response_id = str(response.get("responseId"))
         candidates[f"{automation_id}:{trigger.survey_id}:{response_id}"] = survey_trigger_payload(
             trigger.survey_id,
