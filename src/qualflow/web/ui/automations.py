@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
@@ -21,7 +22,7 @@ from qualflow.connections.surveys import AvailableSurvey, list_surveys
 from qualflow.engine.actions import get_action
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.errors import ConflictError, DefinitionError, NotFoundError
-from qualflow.engine.models import Run
+from qualflow.engine.models import Automation, Run
 from qualflow.web.api.step_secrets import seal_definition
 from qualflow.web.deps import get_db, get_store
 from qualflow.web.ui import flash
@@ -41,6 +42,7 @@ from qualflow.web.ui.automation_form import (
 )
 from qualflow.web.ui.csrf import check_csrf
 from qualflow.web.ui.engine_access import automations_service, runs_service
+from qualflow.web.ui.numbers import page_number
 from qualflow.web.ui.rendering import render, render_fragment
 from qualflow.web.ui.suggestions import suggestions_for
 
@@ -51,6 +53,7 @@ Viewer = Annotated[Principal, Depends(ui_require(Area.AUTOMATIONS, Level.VIEW))]
 Manager = Annotated[Principal, Depends(ui_require(Area.AUTOMATIONS, Level.MANAGE))]
 CsrfChecked = Depends(check_csrf)
 
+PAGE_SIZE = 50
 #: The steps a new automation starts with: the common "fetch, filter, tell someone" shape.
 STARTER_STEPS = ("qualtrics.get_response", "notify.email")
 
@@ -85,8 +88,13 @@ def trigger_summary(trigger: dict[str, Any]) -> str:
 
 
 @router.get("/automations", name="ui_automations")
-def automations_page(request: Request, principal: Viewer, db: Db) -> Response:
-    items = automations_service(request).query(limit=500)
+def automations_page(
+    request: Request, principal: Viewer, db: Db, page: str | None = None
+) -> Response:
+    total = db.scalar(select(func.count()).select_from(Automation)) or 0
+    last_page = max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    number = min(page_number(page, PAGE_SIZE), last_page)
+    items = automations_service(request).query(limit=PAGE_SIZE, offset=(number - 1) * PAGE_SIZE)
     connections = {c.id: c.name for c in visible_connections(db, principal)}
     last_runs: dict[int, Run] = {}
     counts: dict[int, int] = {}
@@ -121,6 +129,9 @@ def automations_page(request: Request, principal: Viewer, db: Db) -> Response:
         last_runs=last_runs,
         run_counts=counts,
         trigger_summary=trigger_summary,
+        total=total,
+        page=number,
+        last_page=last_page,
     )
 
 
@@ -533,9 +544,12 @@ def disable_automation(request: Request, principal: Manager, automation_id: int)
 
 
 def _back(request: Request) -> str | None:
-    """Return to the list when the button was pressed there."""
-    referer = request.headers.get("referer", "")
-    return request.url_for("ui_automations").path if referer.endswith("/automations") else None
+    """Return to the list (the same page of it) when the button was pressed there."""
+    referer = urlsplit(request.headers.get("referer", ""))
+    listing = request.url_for("ui_automations").path
+    if referer.path != listing:
+        return None
+    return f"{listing}?{referer.query}" if referer.query else listing
 
 
 @router.post(
