@@ -121,7 +121,9 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
     url = render(config.url, ns)
     if not url.startswith(("http://", "https://")):
         raise FatalError(f"rendered url {url!r} is not an http(s) URL")
-    headers = {k: render(v, ns) for k, v in config.headers.items()}
+    # Case-insensitive, so the defaults below never add a second Content-Type (or
+    # Idempotency-Key) next to the user's own spelling of it.
+    headers = httpx.Headers({k: render(v, ns) for k, v in config.headers.items()})
     if config.body is not None:
         content = render(config.body, ns)
         headers.setdefault("content-type", "text/plain; charset=utf-8")
