@@ -1,8 +1,8 @@
-"""People (admins: list, add, change role, deactivate) and your own personal API tokens.
+"""People (admins: list, add, change role, deactivate), your API tokens and your password.
 
 Only admins manage people, as in the REST API (``/api/v1/users``). Anyone signed in manages
 their own API tokens (``/api/v1/me/tokens``): a new token is shown once, then only its last 4
-characters.
+characters; and changes their own password (``/api/v1/me/password``).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 
 from qualflow.accounts.errors import AccountError
 from qualflow.accounts.models import User
-from qualflow.accounts.passwords import generate_password
+from qualflow.accounts.passwords import MIN_PASSWORD_LENGTH, generate_password, verify_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.principal import Principal
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
@@ -244,4 +244,63 @@ def revoke(request: Request, principal: UiPrincipal, db: Db, token_id: int) -> R
     db.commit()
     response = RedirectResponse(request.url_for("ui_tokens").path, status_code=303)
     flash.add(request, response, "success", f"Token “{token.name}” (••••{token.last4}) revoked.")
+    return response
+
+
+# -- my password -------------------------------------------------------------------------------
+
+
+def _password_page(
+    request: Request,
+    principal: Principal,
+    db: Session,
+    *,
+    errors: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    user = db.get(User, principal.user_id)
+    return render(
+        request,
+        "people/password.html",
+        principal=principal,
+        nav="password",
+        has_password=user is not None and user.password_hash is not None,
+        min_length=MIN_PASSWORD_LENGTH,
+        errors=errors or {},
+        status_code=status_code,
+    )
+
+
+@router.get("/account/password", name="ui_password")
+def password_page(request: Request, principal: UiPrincipal, db: Db) -> Response:
+    return _password_page(request, principal, db)
+
+
+@router.post("/account/password", name="ui_password_change", dependencies=[CsrfChecked])
+async def change_password(request: Request, principal: UiPrincipal, db: Db) -> Response:
+    raw = await request.form()
+    # Passwords are taken as typed (no strip): spaces may be part of them.
+    current, new, repeat = (
+        value if isinstance(value := raw.get(name), str) else ""
+        for name in ("current_password", "new_password", "repeat_password")
+    )
+    user = db.get(User, principal.user_id)
+    assert user is not None
+    errors: dict[str, str] = {}
+    if user.password_hash is not None and not verify_password(user.password_hash, current):
+        errors["current_password"] = "The current password is wrong."
+    if new != repeat:
+        errors["repeat_password"] = "The two new passwords do not match."
+    if not errors:
+        try:
+            update_user(db, user, password=new)
+        except AccountError as exc:
+            errors["new_password"] = exc.message[:1].upper() + exc.message[1:] + "."
+    if errors:
+        db.rollback()
+        return _password_page(request, principal, db, errors=errors, status_code=400)
+    db.commit()
+    # A new password ends every session, this one too.
+    response = RedirectResponse(request.url_for("ui_sign_in").path, status_code=303)
+    flash.add(request, response, "success", "Password changed. Sign in with the new one.")
     return response
