@@ -300,6 +300,9 @@ class WebhookDispatcher:
                 await task
         if self._thread_loop is not None:
             loop = self._thread_loop
+            # Deliveries waiting there (for a retry, say) end now, cancelled, rather than be
+            # destroyed pending with the loop.
+            asyncio.run_coroutine_threadsafe(_cancel_the_other_tasks(), loop).result(timeout=5)
             bg_client = self._clients.pop(loop, None)
             if bg_client is not None:
                 asyncio.run_coroutine_threadsafe(bg_client.aclose(), loop).result(timeout=5)
@@ -321,3 +324,11 @@ class WebhookDispatcher:
             if (subscription_id is None or d.subscription_id == subscription_id)
             and (status is None or d.status == status)
         ]
+
+
+async def _cancel_the_other_tasks() -> None:
+    """Cancel every task of the running loop but this one, and wait until they have ended."""
+    others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in others:
+        task.cancel()
+    await asyncio.gather(*others, return_exceptions=True)
