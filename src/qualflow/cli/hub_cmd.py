@@ -239,21 +239,21 @@ def secrets_rotate(
             f"QUALFLOW_SECRET_KEYS={','.join(new_box.keys)}"
         )
     load_all()
-    with hub_store() as store:
+    try:
+        with hub_store() as store:
 
-        def rotate() -> dict[str, int]:
-            with store.engine.begin() as connection:
-                counts = dict(rotate_database(connection, new_box, Base.metadata).columns)
-                counts["automation step secrets"] = reseal_definitions(connection, new_box)
-                return counts
+            def rotate() -> dict[str, int]:
+                with store.engine.begin() as connection:
+                    counts = dict(rotate_database(connection, new_box, Base.metadata).columns)
+                    counts["automation step secrets"] = reseal_definitions(connection, new_box)
+                    return counts
 
-        try:
             counts = _guard(rotate)
-        except typer.Exit:
-            if source == "file":
-                # Nothing was re-encrypted (one transaction): the new key is not needed.
-                write_keys_file(settings.secret_keys_file, keys)
-            raise
+    except typer.Exit:
+        if source == "file":
+            # Nothing was re-encrypted (one transaction): the new key is not needed.
+            write_keys_file(settings.secret_keys_file, keys)
+        raise
     total = sum(counts.values())
     for label, count in counts.items():
         typer.echo(f"  {label}: {count} re-encrypted")

@@ -9,9 +9,18 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.settings import Settings
+from qualflow.store.base import Base
 from qualflow.store.db import make_engine, make_sessionmaker
 from qualflow.store.migrate import migrate
-from qualflow.store.secrets import SecretBox, attach_secret_box, secret_box_for
+from qualflow.store.models_registry import load_all
+from qualflow.store.secrets import (
+    SecretBox,
+    SecretDecryptionError,
+    SecretKeyError,
+    attach_secret_box,
+    secret_box_for,
+    stored_ciphertext_samples,
+)
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +57,35 @@ def open_store(
     box = box or secret_box_for(settings)
     engine = make_engine(settings.database_url)
     attach_secret_box(engine, box)
-    if settings.should_auto_migrate if run_migrations is None else run_migrations:
-        migrate(settings.database_url, engine=engine)
+    try:
+        if settings.should_auto_migrate if run_migrations is None else run_migrations:
+            migrate(settings.database_url, engine=engine)
+        _refuse_keys_that_open_nothing(engine, box, settings)
+    except BaseException:
+        engine.dispose()
+        raise
     return Store(settings, engine, make_sessionmaker(engine), box)
+
+
+def _refuse_keys_that_open_nothing(engine: Engine, box: SecretBox, settings: Settings) -> None:
+    """Keys that decrypt none of the stored secrets are the wrong keys (changed or replaced):
+    said once, here, rather than as an internal error wherever a secret is read. A secret or
+    two made with a dropped key still lets the hub start, to be re-entered."""
+    load_all()
+    with engine.connect() as connection:
+        samples = stored_ciphertext_samples(connection, Base.metadata)
+    if not samples or any(_opens(box, sample) for sample in samples):
+        return
+    source = "QUALFLOW_SECRET_KEYS" if settings.secret_keys else str(settings.secret_keys_file)
+    raise SecretKeyError(
+        f"the keys in {source} cannot decrypt any stored secret (they are not the keys the "
+        "secrets were saved with); restore those keys (a rotation keeps them behind the new one)"
+    )
+
+
+def _opens(box: SecretBox, ciphertext: str) -> bool:
+    try:
+        box.decrypt(ciphertext, secret=False)
+    except SecretDecryptionError:
+        return False
+    return True

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
-from sqlalchemy import Engine, Text, inspect, literal, make_url, select, type_coerce, update
+from sqlalchemy import Engine, Text, inspect, make_url, select, type_coerce, update
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.sql.schema import Column, MetaData, Table
 from sqlalchemy.types import TypeDecorator
@@ -46,6 +46,7 @@ __all__ = [
     "rotate_database",
     "secret_box_for",
     "secrets_by_prefix",
+    "stored_ciphertext_samples",
     "write_keys_file",
 ]
 
@@ -297,19 +298,25 @@ def _database_holds_ciphertexts(database_url: str) -> bool:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            existing = set(inspect(connection).get_table_names())
-            for item in encrypted_columns(Base.metadata):
-                if item.table.name not in existing:
-                    continue
-                raw = type_coerce(item.column, Text)
-                found = connection.execute(
-                    select(literal(1)).where(raw.startswith(_TOKEN_PREFIX)).limit(1)
-                ).first()
-                if found is not None:
-                    return True
+            return bool(stored_ciphertext_samples(connection, Base.metadata))
     finally:
         engine.dispose()
-    return False
+
+
+def stored_ciphertext_samples(connection: Connection, metadata: MetaData) -> list[str]:
+    """One stored Fernet token (raw, not decrypted) per encrypted column that holds any."""
+    existing = set(inspect(connection).get_table_names())
+    samples = []
+    for item in encrypted_columns(metadata):
+        if item.table.name not in existing:
+            continue
+        raw = type_coerce(item.column, Text)
+        sample = connection.execute(
+            select(raw).where(raw.startswith(_TOKEN_PREFIX)).limit(1)
+        ).scalar()
+        if sample is not None:
+            samples.append(sample)
+    return samples
 
 
 def load_or_create_keys(settings: Settings) -> tuple[list[str], str]:
