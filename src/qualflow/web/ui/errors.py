@@ -66,12 +66,13 @@ async def _sign_in_required(request: Request, exc: Exception) -> Response:
 async def _forbidden(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, UiForbidden)
     doing = f" to {exc.action}" if exc.action else ""
+    # A refused form post is a button someone pressed, not a page they opened.
+    what = "action" if exc.action or request.method != "GET" else "page"
     return render_error(
         request,
         403,
         "You don't have access to this",
-        f"This{' action' if exc.action else ' page'} requires {exc.level.label} permission on "
-        f"{exc.area.label}{doing}.",
+        f"This {what} requires {exc.level.label} permission on {exc.area.label}{doing}.",
         detail="Ask an admin of this workspace to change your role or grant the permission.",
     )
 
