@@ -1,5 +1,6 @@
 """JSON events that parse in Python but are not storable JSON documents (NaN/Infinity, nesting
-too deep for the parser) are refused with a 400 and recorded, never a crash."""
+too deep for the parser, unpaired UTF-16 surrogates) are refused with a 400 and recorded, never
+a crash or a run that cannot be shown."""
 
 from __future__ import annotations
 
@@ -25,8 +26,11 @@ from tests.engine.test_edge_json_event import (  # noqa: F401
         (b'{"score": -Infinity}', "Infinity"),
         (b"[" * 5000 + b"]" * 5000, "nested"),
         (b'{"a":' * 3000 + b"1" + b"}" * 3000, "nested"),
+        # Parses to a str that cannot be encoded: the run could never be shown or sent on.
+        (b'{"email": "\\ud800"}', "surrogate"),
+        (b'{"\\udfff": 1}', "surrogate"),
     ],
-    ids=["nan", "infinity", "deep-array", "deep-object"],
+    ids=["nan", "infinity", "deep-array", "deep-object", "lone-surrogate", "surrogate-key"],
 )
 def test_unstorable_json_is_refused_and_recorded(
     client: TestClient,  # noqa: F811

@@ -134,6 +134,16 @@ def parse_event_document(body: bytes) -> Any:
         raise ValueError(too_deep) from None
     if _depth(document) > MAX_JSON_EVENT_DEPTH:
         raise ValueError(too_deep)
+    # Only a \u escape can make a string that UTF-8 cannot encode (an unpaired surrogate),
+    # and such a run could never be shown or sent on: checked only when the body has a
+    # backslash (a 0x5C byte in UTF-8, -16 and -32 alike, which the parser all accepts).
+    if b"\\" in body:
+        try:
+            json.dumps(document, ensure_ascii=False).encode()
+        except UnicodeEncodeError:
+            raise ValueError(
+                "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
+            ) from None
     return document
 
 
