@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from qualflow.engine.models import Automation, CachedResponse
 from qualflow.store.runtime import Store
@@ -44,6 +45,10 @@ def test_a_connection_with_cached_responses_only_is_deleted(
 
     assert answer.status_code == 204, answer.text
     assert hub.get(f"/api/v1/connections/{connection_id}", headers=admin.headers).status_code == 404
+    # Forgotten with it: a later connection given the same id must not inherit them.
+    store: Store = hub.app.state.store  # type: ignore[attr-defined]
+    with store.sessionmaker() as session:
+        assert session.scalars(select(CachedResponse)).all() == []
 
 
 def test_an_automation_still_keeps_it_and_is_the_only_use_named(

@@ -38,7 +38,7 @@ from qualflow.connections.errors import (
     InvalidConnection,
 )
 from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
-from qualflow.connections.usage import connection_usages
+from qualflow.connections.usage import connection_usages, forget_connection
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import register_secret
@@ -344,6 +344,7 @@ def delete_connection(db: Session, connection: Connection) -> None:
             usages,
         )
     invalidate_clients(connection.id)
+    forget_connection(db, connection.id)
     db.delete(connection)
     try:
         db.flush()

@@ -26,7 +26,8 @@ UsageCheck = Callable[[Session, int], list[str]]
 _checks: list[UsageCheck] = []
 _MAX_LISTED = 20
 #: Tables that remember a connection without using it: responses cached for runs are pruned
-#: by age and nobody can delete them by hand, so they must not keep a connection alive.
+#: by age and nobody can delete them by hand, so they must not keep a connection alive; they
+#: are deleted with it (SQLite may give its id to the next connection).
 _BOOKKEEPING_TABLES = frozenset({"response_cache"})
 
 
@@ -72,3 +73,12 @@ def connection_usages(db: Session, connection_id: int) -> list[str]:
     for check in _checks:
         usages.extend(check(db, connection_id))
     return usages
+
+
+def forget_connection(db: Session, connection_id: int) -> None:
+    """Delete what bookkeeping tables remember of a connection that is being deleted."""
+    load_all()
+    existing = set(inspect(db.connection()).get_table_names())
+    for table in Base.metadata.sorted_tables:
+        if table.name in _BOOKKEEPING_TABLES and table.name in existing:
+            db.execute(table.delete().where(table.c.connection_id == connection_id))
