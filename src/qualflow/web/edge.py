@@ -24,6 +24,7 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qualflow.engine.documents import require_utf8
 from qualflow.engine.inbound import Endpoint
 from qualflow.engine.runtime import Engine, engine_for, running_engine
 from qualflow.engine.survey_triggers import survey_trigger_payload
@@ -134,16 +135,10 @@ def parse_event_document(body: bytes) -> Any:
         raise ValueError(too_deep) from None
     if _depth(document) > MAX_JSON_EVENT_DEPTH:
         raise ValueError(too_deep)
-    # Only a \u escape can make a string that UTF-8 cannot encode (an unpaired surrogate),
-    # and such a run could never be shown or sent on: checked only when the body has a
-    # backslash (a 0x5C byte in UTF-8, -16 and -32 alike, which the parser all accepts).
+    # A string UTF-8 cannot encode (an unpaired surrogate) only comes from a \u escape:
+    # checked when the body has a backslash (0x5C in UTF-8, -16 and -32, all parsed).
     if b"\\" in body:
-        try:
-            json.dumps(document, ensure_ascii=False).encode()
-        except UnicodeEncodeError:
-            raise ValueError(
-                "a string holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
-            ) from None
+        require_utf8(document)
     return document
 
 

@@ -29,6 +29,7 @@ from qualflow.engine.automations import (
 )
 from qualflow.engine.config import EngineConfig
 from qualflow.engine.definitions import AutomationDefinition
+from qualflow.engine.documents import require_utf8
 from qualflow.engine.errors import ConflictError, DefinitionError, EngineError, NotFoundError
 from qualflow.engine.runtime import running_engine
 from qualflow.engine.services import EngineServices
@@ -343,6 +344,13 @@ def run_now(
 ) -> RunStarted:
     if running_engine() is None:
         raise ApiError(503, "unavailable", "the engine is not running in this process")
+    try:
+        require_utf8(data)
+    except ValueError as exc:
+        message = f"trigger data: {exc}"
+        raise ApiError(
+            422, "validation_error", message, details=[{"field": "body", "message": str(exc)}]
+        ) from None
     try:
         return RunStarted(
             run_id=Automations(services).run_now(automation_id, data, actor=principal.email)
