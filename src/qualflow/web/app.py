@@ -33,6 +33,7 @@ from qualflow.incentives.runtime import install_incentives
 from qualflow.settings import EngineMode, Settings, get_settings
 from qualflow.store.redact import install_log_redaction
 from qualflow.store.runtime import open_store
+from qualflow.store.secrets import SecretDecryptionError
 from qualflow.web import edge
 from qualflow.web.api import accounts as accounts_api
 from qualflow.web.api import automations as automations_api
@@ -250,6 +251,18 @@ def _install_error_handlers(app: FastAPI) -> None:
         message, details = _validation_message(errors)
         return error_response(422, "validation_error", message, details=details)
 
+    async def undecryptable_secret(request: Request, exc: Exception) -> Response:
+        # A key was dropped from the list after it encrypted this secret: an operator's
+        # mistake a person can fix, so say which and how instead of "internal server error".
+        log.error("a stored secret cannot be decrypted: %s", exc)
+        message = (
+            f"{exc}: restore the key that encrypted it (QUALFLOW_SECRET_KEYS or secret.keys "
+            "in the data directory), or save that secret again"
+        )
+        if _is_page(request):
+            return render_error(request, 500, "A stored secret cannot be read", message)
+        return error_response(500, "secret_not_decryptable", message)
+
     async def unexpected_error(_request: Request, exc: Exception) -> JSONResponse:
         log.exception("unhandled error", exc_info=exc)
         return error_response(500, "internal_error", "internal server error")
@@ -257,6 +270,7 @@ def _install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(SecretDecryptionError, undecryptable_secret)
     app.add_exception_handler(Exception, unexpected_error)
 
 
