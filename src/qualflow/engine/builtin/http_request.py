@@ -15,6 +15,7 @@ import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from qualflow.engine.actions import ActionContext, action
+from qualflow.engine.documents import require_utf8
 from qualflow.engine.errors import FatalError, RetriableError
 from qualflow.engine.templates import check_structure, check_template, render, render_structure
 from qualflow.notify.webhooks import signature_headers
@@ -181,6 +182,8 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
     if "json" in response.headers.get("content-type", ""):
         try:
             body = response.json()
+            # An unpaired surrogate (a receiver's "\ud800") would make the run unshowable.
+            require_utf8(body)
         except ValueError:
             body = text
         if len(json.dumps(body, default=str)) > MAX_RESPONSE_KEPT:
