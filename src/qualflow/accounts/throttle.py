@@ -12,7 +12,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-__all__ = ["SignInThrottle", "sign_in_throttle"]
+from qualflow.accounts.passwords import verify_password
+
+__all__ = ["SignInThrottle", "TooManyGuesses", "check_current_password", "sign_in_throttle"]
 
 
 class SignInThrottle:
@@ -61,3 +63,26 @@ class SignInThrottle:
 
 #: The process-wide throttle the sign-in routes share.
 sign_in_throttle = SignInThrottle()
+
+
+class TooManyGuesses(Exception):
+    """Too many wrong passwords lately for this account from this address."""
+
+    def __init__(self, retry_after: float) -> None:
+        super().__init__(f"too many wrong passwords; try again in {retry_after:.0f} s")
+        self.retry_after = retry_after
+
+
+def check_current_password(password_hash: str, email: str, password: str, address: str) -> bool:
+    """Whether ``password`` is the account's current one, counted as a sign-in attempt: a
+    stolen session or API token must not be a way to guess the password (and then take the
+    account) faster than the sign-in form allows. Raises :class:`TooManyGuesses` instead of
+    checking once the throttle's limit is reached."""
+    wait = sign_in_throttle.retry_after(email, address)
+    if wait is not None:
+        raise TooManyGuesses(wait)
+    if verify_password(password_hash, password):
+        sign_in_throttle.succeeded(email, address)
+        return True
+    sign_in_throttle.failed(email, address)
+    return False

@@ -16,11 +16,11 @@ from qualflow.accounts.dependencies import (
 )
 from qualflow.accounts.errors import AccountError, EmailTaken, LastAdmin, NotFound
 from qualflow.accounts.models import ApiToken, User
-from qualflow.accounts.passwords import generate_password, verify_password
+from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import ROLE_GRANTS, Area, Level, Role
 from qualflow.accounts.principal import Principal
 from qualflow.accounts.sessions import end_session, purge_expired, start_session
-from qualflow.accounts.throttle import sign_in_throttle
+from qualflow.accounts.throttle import TooManyGuesses, check_current_password, sign_in_throttle
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
 from qualflow.accounts.users import (
     authenticate_password,
@@ -188,6 +188,15 @@ def _account_error(exc: AccountError) -> ApiError:
 # --- sign-in ------------------------------------------------------------------------------------
 
 
+def _too_many_attempts(wait: float) -> ApiError:
+    return ApiError(
+        429,
+        "too_many_attempts",
+        f"too many wrong passwords; try again in {int(wait) // 60 + 1} minute(s)",
+        headers={"Retry-After": str(int(wait))},
+    )
+
+
 @router.post(
     "/auth/login",
     tags=["auth"],
@@ -201,12 +210,7 @@ def login(
     address = request.client.host if request.client else "unknown"
     wait = sign_in_throttle.retry_after(body.email, address)
     if wait is not None:
-        raise ApiError(
-            429,
-            "too_many_attempts",
-            f"too many failed sign-ins; try again in {int(wait) // 60 + 1} minute(s)",
-            headers={"Retry-After": str(int(wait))},
-        )
+        raise _too_many_attempts(wait)
     user = authenticate_password(db, body.email, body.password)
     if user is None:
         sign_in_throttle.failed(body.email, address)
@@ -291,15 +295,21 @@ def update_me(body: MeUpdate, db: DbSession, principal: CurrentPrincipal) -> MeO
     "/me/password",
     tags=["me"],
     status_code=status.HTTP_204_NO_CONTENT,
-    responses=error_responses(401, 403, 422),
+    responses=error_responses(401, 403, 422, 429),
     summary="Change your password (signs you out of every browser)",
 )
-def change_password(body: PasswordChange, db: DbSession, principal: CurrentPrincipal) -> Response:
+def change_password(
+    body: PasswordChange, request: Request, db: DbSession, principal: CurrentPrincipal
+) -> Response:
     user = _me(db, principal)
-    if user.password_hash is not None and not verify_password(
-        user.password_hash, body.current_password
-    ):
-        raise ApiError(403, "invalid_credentials", "the current password is wrong")
+    address = request.client.host if request.client else "unknown"
+    try:
+        if user.password_hash is not None and not check_current_password(
+            user.password_hash, user.email, body.current_password, address
+        ):
+            raise ApiError(403, "invalid_credentials", "the current password is wrong")
+    except TooManyGuesses as exc:
+        raise _too_many_attempts(exc.retry_after) from None
     try:
         update_user(db, user, password=body.new_password)
     except AccountError as exc:

@@ -16,9 +16,10 @@ from starlette.responses import RedirectResponse, Response
 
 from qualflow.accounts.errors import AccountError
 from qualflow.accounts.models import User
-from qualflow.accounts.passwords import MIN_PASSWORD_LENGTH, generate_password, verify_password
+from qualflow.accounts.passwords import MIN_PASSWORD_LENGTH, generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.principal import Principal
+from qualflow.accounts.throttle import TooManyGuesses, check_current_password
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
 from qualflow.accounts.users import create_user, get_user, list_users, update_user
 from qualflow.store.base import utcnow
@@ -287,8 +288,17 @@ async def change_password(request: Request, principal: UiPrincipal, db: Db) -> R
     user = db.get(User, principal.user_id)
     assert user is not None
     errors: dict[str, str] = {}
-    if user.password_hash is not None and not verify_password(user.password_hash, current):
-        errors["current_password"] = "The current password is wrong."
+    address = request.client.host if request.client else "unknown"
+    try:
+        if user.password_hash is not None and not check_current_password(
+            user.password_hash, user.email, current, address
+        ):
+            errors["current_password"] = "The current password is wrong."
+    except TooManyGuesses as exc:
+        minutes = int(exc.retry_after) // 60 + 1
+        errors["current_password"] = (
+            f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
+        )
     if new != repeat:
         errors["repeat_password"] = "The two new passwords do not match."
     if not errors:
