@@ -104,7 +104,24 @@ def test_demo_refuses_a_port_that_is_taken(tmp_path: Path) -> None:
         )
 
     assert result.exit_code == 1
-    assert f"--port {port} or --sandbox-port 0 is taken" in " ".join(result.output.split())
+    assert f"(--port {port} is taken; 0 picks a free one)" in " ".join(result.output.split())
+
+
+def test_demo_names_the_sandbox_port_when_that_one_is_taken(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = CliRunner().invoke(
+            app,
+            ["demo", "--data-dir", str(tmp_path), "--sandbox-port", str(port), "--duration", "1"],
+        )
+
+    assert result.exit_code == 1
+    said = " ".join(result.output.split())
+    assert f"(--sandbox-port {port} is taken; 0 picks a free one)" in said
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import errno
 import signal
 import time
 from pathlib import Path
@@ -88,7 +87,7 @@ def _run_hub(
     every: float,
     duration: float | None,
 ) -> None:
-    from qualflow.demo.hub import DemoHub
+    from qualflow.demo.hub import DemoHub, PortTaken
     from qualflow.demo.lock import DemoAlreadyRunning
 
     hub = DemoHub(
@@ -99,13 +98,11 @@ def _run_hub(
         hub.start()
     except DemoAlreadyRunning as exc:
         fail(str(exc))
+    except PortTaken as exc:
+        option = "--port" if exc.server == "hub" else "--sandbox-port"
+        fail(f"{exc.strerror} ({option} {exc.port} is taken; 0 picks a free one)")
     except OSError as exc:
-        if exc.errno != errno.EADDRINUSE:
-            fail(one_line(exc))
-        fail(
-            f"{exc.strerror} (--port {port} or --sandbox-port {sandbox_port} is taken; "
-            "0 picks a free one)"
-        )
+        fail(one_line(exc))
     # `docker stop`, systemd and kill send SIGTERM: stop as Ctrl-C does (runs drained, the
     # sandbox saved, the summary printed). A second signal while stopping ends it at once.
     previous = signal.signal(signal.SIGTERM, _interrupt)

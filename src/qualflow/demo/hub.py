@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import func, select
 
@@ -258,14 +258,23 @@ class _LoopClosingClients:
                     log.warning("could not close the Qualtrics clients of a loop", exc_info=True)
 
 
-def _bind(host: str, port: int) -> socket.socket:
-    """A listening socket; a taken port is an ``EADDRINUSE`` error naming the address."""
+class PortTaken(OSError):
+    """The port asked for the hub's or the sandbox's server (``server``) is in use."""
+
+    def __init__(self, host: str, port: int, server: Literal["hub", "sandbox"]) -> None:
+        super().__init__(errno.EADDRINUSE, f"{host}:{port} is already in use")
+        self.port = port
+        self.server = server
+
+
+def _bind(host: str, port: int, server: Literal["hub", "sandbox"]) -> socket.socket:
+    """A listening socket; a taken port is a :class:`PortTaken` naming the address."""
     try:
         return bind_socket(host, port)
     except OSError as exc:
         if exc.errno != errno.EADDRINUSE:
             raise
-        raise OSError(errno.EADDRINUSE, f"{host}:{port} is already in use") from None
+        raise PortTaken(host, port, server) from None
 
 
 def _new_password() -> str:
@@ -341,9 +350,9 @@ class DemoHub:
         # Both ports are taken first: a taken one stops the start before anything runs or is
         # seeded into the data dir, and the hub's public URL (webhook URLs use it) is known
         # before its app exists.
-        hub_socket = _bind(self.host, self.port)
+        hub_socket = _bind(self.host, self.port, "hub")
         try:
-            sandbox_socket = _bind(self.host, self.sandbox_port)
+            sandbox_socket = _bind(self.host, self.sandbox_port, "sandbox")
         except OSError:
             hub_socket.close()
             raise
