@@ -6,31 +6,18 @@ larger than the database's integer columns: both must end as a message or a leni
 
 from __future__ import annotations
 
-import re
-
 import pytest
 from fastapi.testclient import TestClient
 
 from tests.hub.conftest import Sandbox
-from tests.hub.hub_support import MakePerson
+from tests.hub.hub_support import MakePerson, sign_in
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 HUGE = "99999999999999999999999"
 
 
 def signed_in(hub: TestClient, make_person: MakePerson) -> str:
     """Sign an admin in through the form; returns the browser's CSRF token."""
-    person = make_person("admin", password=True)
-    token = _CSRF.search(hub.get("/sign-in").text)
-    assert token
-    answer = hub.post(
-        "/sign-in",
-        data={"email": person.email, "password": person.password, "next": "/",
-              "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    return token.group(1)
+    return sign_in(hub, make_person("admin", password=True))
 
 
 @pytest.mark.parametrize("query", [f"page={HUGE}", "page=²", f"automation={HUGE}", "automation=²"])

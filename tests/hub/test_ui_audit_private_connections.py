@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 from fastapi.testclient import TestClient
 
 from tests.hub.conftest import Sandbox
-from tests.hub.hub_support import MakePerson, Person
+from tests.hub.hub_support import MakePerson, sign_in
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 PRIVATE_NAME = "Finance brand (private)"
-
-
-def _sign_in(hub: TestClient, person: Person) -> str:
-    hub.cookies.clear()
-    token = _CSRF.search(hub.get("/sign-in").text)
-    assert token
-    answer = hub.post(
-        "/sign-in",
-        data={"email": person.email, "password": person.password, "next": "/",
-              "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    return token.group(1)
 
 
 def _private_connection_and_automation(hub: TestClient, token: str, sandbox: Sandbox) -> int:
@@ -52,10 +35,10 @@ def test_a_viewer_sees_neither_the_name_nor_a_dead_link_of_a_private_connection(
     hub: TestClient, make_person: MakePerson, sandbox: Sandbox
 ) -> None:
     owner = make_person("admin", password=True)
-    automation_id = _private_connection_and_automation(hub, _sign_in(hub, owner), sandbox)
+    automation_id = _private_connection_and_automation(hub, sign_in(hub, owner), sandbox)
     assert PRIVATE_NAME in hub.get(f"/automations/{automation_id}").text
 
-    _sign_in(hub, make_person("viewer", password=True))
+    sign_in(hub, make_person("viewer", password=True))
     listing = hub.get("/automations")
     detail = hub.get(f"/automations/{automation_id}")
 

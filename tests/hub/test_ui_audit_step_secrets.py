@@ -10,28 +10,14 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.hub.hub_support import MakePerson, Person
+from tests.hub.hub_support import MakePerson, Person, sign_in
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 _STEP_UID = re.compile(r'data-step-uid="([^"]+)"')
 
 HOOKS = {
     "https://a.example.org/hook": "whsec_first_secret_AAAA",
     "https://b.example.org/hook": "whsec_second_secret_BBBB",
 }
-
-
-def _sign_in(hub: TestClient, person: Person) -> str:
-    token = _CSRF.search(hub.get("/sign-in").text)
-    assert token
-    answer = hub.post(
-        "/sign-in",
-        data={"email": person.email, "password": person.password, "next": "/",
-              "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    return token.group(1)
 
 
 def _form(token: str, steps: list[tuple[str, str, str]]) -> dict[str, str | list[str]]:
@@ -66,7 +52,7 @@ def test_reordered_steps_keep_their_own_saved_secrets(
     hub: TestClient, make_person: MakePerson
 ) -> None:
     person = make_person("admin", password=True)
-    token = _sign_in(hub, person)
+    token = sign_in(hub, person)
     automation_id = _create_two(hub, token)
     first, second = _STEP_UID.findall(hub.get(f"/automations/{automation_id}/edit").text)
     urls = list(HOOKS)
@@ -89,7 +75,7 @@ def test_a_step_left_after_removing_the_one_above_keeps_its_own_secret(
     hub: TestClient, make_person: MakePerson
 ) -> None:
     person = make_person("admin", password=True)
-    token = _sign_in(hub, person)
+    token = sign_in(hub, person)
     automation_id = _create_two(hub, token)
     _first, second = _STEP_UID.findall(hub.get(f"/automations/{automation_id}/edit").text)
     urls = list(HOOKS)

@@ -16,25 +16,11 @@ from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.db import make_engine
 from tests.engine.engine_support import SmtpSink
+from tests.hub.hub_support import sign_in
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, Tango, body_text
 from tests.incentives.test_api import wait_for
 
-_CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 MakePerson = Callable[..., Person]
-
-
-def sign_in(hub: TestClient, person: Person) -> str:
-    page = hub.get("/sign-in")
-    token = _CSRF.search(page.text)
-    assert token, page.text[:300]
-    answer = hub.post(
-        "/sign-in",
-        data={"email": person.email, "password": person.password, "next": "/",
-              "csrf_token": token.group(1)},
-        follow_redirects=False,
-    )  # fmt: skip
-    assert answer.status_code == 303, answer.text
-    return token.group(1)
 
 
 def form(token: str, **fields: str | list[str]) -> dict[str, str | list[str]]:
