@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import time
 from datetime import datetime
 from typing import Any
@@ -28,6 +27,7 @@ from qualflow.sandbox.http import (
     optional_bool,
     optional_str,
     origin,
+    parse_json,
     require_str,
     state_of,
 )
@@ -91,10 +91,7 @@ async def create_survey(request: Request) -> JSONResponse:
         raw = await upload.read()
     finally:
         await form.close()
-    try:
-        qsf = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise bad_request("Invalid QSF file: not valid JSON.") from None
+    qsf = parse_json(raw, "QSF file")
     survey = state.import_qsf(qsf, name=name or None, owner_id=user.id)
     return ok({"id": survey.id})
 

@@ -30,6 +30,31 @@ def caller(request: Request) -> User:
     return user
 
 
+class _NotJsonNumber(ValueError):
+    def __init__(self, constant: str) -> None:
+        super().__init__(constant)
+        self.constant = constant
+
+
+def _refuse_constant(constant: str) -> Any:
+    # Python's parser accepts NaN and ±Infinity, JSON does not (RFC 8259 §6); stored, they
+    # would make every later answer that holds them fail to serialise.
+    raise _NotJsonNumber(constant)
+
+
+def parse_json(raw: bytes | str, what: str = "request body") -> Any:
+    """Strict JSON (no NaN / Infinity); 400 naming ``what`` and the reason when it is not."""
+    try:
+        return json.loads(raw, parse_constant=_refuse_constant)
+    except _NotJsonNumber as exc:
+        raise bad_request(
+            f"Invalid value {exc.constant} in the {what}: JSON has no NaN or Infinity."
+        ) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
+        raise bad_request(f"Invalid {what}: not valid JSON ({reason}).") from None
+
+
 async def json_body(request: Request, *, required: bool = True) -> Any:
     """The parsed JSON body; 400 with the parser's reason when it is not JSON."""
     raw = await request.body()
@@ -37,11 +62,7 @@ async def json_body(request: Request, *, required: bool = True) -> Any:
         if required:
             raise bad_request("Invalid request body: a JSON body is required.")
         return {}
-    try:
-        return json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
-        raise bad_request(f"Invalid request body: not valid JSON ({reason}).") from None
+    return parse_json(raw)
 
 
 async def json_object(request: Request, *, required: bool = True) -> dict[str, Any]:
