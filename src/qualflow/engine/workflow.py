@@ -49,6 +49,7 @@ from qualflow.engine.errors import (
 from qualflow.engine.models import Automation, AutomationVersion, Run, RunAttempt
 from qualflow.engine.services import EngineServices, current_services
 from qualflow.store.base import UTCDateTime, utcnow
+from qualflow.store.redact import is_sensitive_key
 
 log = logging.getLogger(__name__)
 
@@ -263,14 +264,30 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
+_SECRET_NAME_WORDS = ("secret", "password", "token", "key", "auth")
+
+
+def _secret_looking(name: str) -> bool:
+    lowered = name.lower()
+    return any(word in lowered for word in _SECRET_NAME_WORDS) or is_sensitive_key(name)
+
+
 def _input_summary(config: dict[str, Any]) -> dict[str, Any]:
-    """The step's config as shown in history; secret-looking values are masked."""
+    """The step's config as shown in history; secret-looking values are masked.
+
+    Entries of a mapping (e.g. ``http.request``'s headers: ``Authorization``, ``Cookie``) are
+    masked by the same rule as the config's own keys.
+    """
     summary: dict[str, Any] = {}
     for key, value in config.items():
-        lowered = key.lower()
-        if any(word in lowered for word in ("secret", "password", "token", "key")):
+        if _secret_looking(key):
             summary[key] = "***"
         else:
+            if isinstance(value, dict):
+                value = {
+                    name: "***" if _secret_looking(str(name)) else item
+                    for name, item in value.items()
+                }
             text = json.dumps(value, default=str)
             summary[key] = value if len(text) <= 500 else text[:497] + "..."
     return summary

@@ -1,15 +1,18 @@
 """``http.request``: call another system, signed with Standard Webhooks headers.
 
-The signing secret is never stored in clear: the API and UI seal it (see
-:mod:`qualflow.store.sealed`) before the definition is saved, and it is decrypted here, in the
-step, only to sign the request. Its plain form is accepted too (definitions made in code).
+The signing secret and the values of credential headers (see :func:`is_secret_header`) are
+never stored in clear: the API and UI seal them (see :mod:`qualflow.store.sealed`) before the
+definition is saved, and they are decrypted here, in the step, only to send the request. Their
+plain forms are accepted too (definitions made in code, automations saved before headers were
+sealed).
 """
 
 from __future__ import annotations
 
 import binascii
 import json
-from typing import Any, Literal
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
 
 import httpx
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -19,21 +22,43 @@ from qualflow.engine.documents import require_utf8
 from qualflow.engine.errors import FatalError, RetriableError
 from qualflow.engine.templates import check_structure, check_template, render, render_structure
 from qualflow.notify.webhooks import signature_headers
+from qualflow.store.redact import is_sensitive_key
 from qualflow.store.sealed import is_masked, is_sealed, unseal_with_dialect
 from qualflow.store.secrets import SecretDecryptionError, SecretKeyError
 from qualflow.tls import verified_context
 
 MAX_RESPONSE_KEPT = 8 * 1024
 
+#: Words that make a header name a credential's (``Authorization``, ``X-API-TOKEN``, ``X-Auth``…).
+_SECRET_HEADER_WORDS = ("token", "key", "secret", "auth", "password")
+#: Standard headers whose name reads like a credential's but whose value is not one.
+_NOT_SECRET_HEADERS = frozenset({"idempotency-key"})
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential, kept sealed and masked like a step secret."""
+    lowered = name.lower()
+    if lowered in _NOT_SECRET_HEADERS:
+        return False
+    return is_sensitive_key(name) or any(word in lowered for word in _SECRET_HEADER_WORDS)
+
 
 class HttpRequestConfig(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
+
+    #: Mapping fields whose entries are step secrets when their key says so (see step_secrets).
+    secret_entries: ClassVar[dict[str, Callable[[str], bool]]] = {"headers": is_secret_header}
 
     url: str = Field(
         description="Target URL (may use templates).", examples=["https://example.org/hook"]
     )
     method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[str, str] = Field(default_factory=dict)
+    headers: dict[str, str] = Field(
+        default_factory=dict,
+        description="Extra headers (values may use templates). Credentials (Authorization, "
+        "Cookie, any name with token/key/secret/auth/password) are stored encrypted; answers "
+        "show only their last 4 characters, and sending that masked form back keeps them.",
+    )
     json_body: Any = Field(
         default=None,
         alias="json",
@@ -59,7 +84,13 @@ class HttpRequestConfig(BaseModel):
     @field_validator("headers")
     @classmethod
     def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
-        for value in headers.values():
+        for name, value in headers.items():
+            if is_secret_header(name) and is_sealed(value):
+                continue
+            if is_secret_header(name) and is_masked(value):
+                raise ValueError(
+                    f"header {name}: this is the masked form of a secret; enter the secret itself"
+                )
             check_template(value)
         return headers
 
@@ -94,15 +125,14 @@ class HttpRequestConfig(BaseModel):
         return None if value is None else check_template(value)
 
 
-def _signing_secret(ctx: ActionContext, secret: SecretStr) -> str:
-    value = secret.get_secret_value()
+def _unsealed(ctx: ActionContext, value: str, what: str) -> str:
     if not is_sealed(value):
         return value
     bind = ctx.services.sessionmaker.kw["bind"]
     try:
         return unseal_with_dialect(bind.dialect, value)
     except (SecretDecryptionError, SecretKeyError) as exc:
-        raise FatalError(f"the signing secret cannot be decrypted: {exc}") from None
+        raise FatalError(f"{what} cannot be decrypted: {exc}") from None
 
 
 def _default_document(ctx: ActionContext) -> dict[str, Any]:
@@ -124,7 +154,12 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
         raise FatalError(f"rendered url {url!r} is not an http(s) URL")
     # Case-insensitive, so the defaults below never add a second Content-Type (or
     # Idempotency-Key) next to the user's own spelling of it.
-    headers = httpx.Headers({k: render(v, ns) for k, v in config.headers.items()})
+    headers = httpx.Headers(
+        {
+            name: render(_unsealed(ctx, value, f"the {name} header"), ns)
+            for name, value in config.headers.items()
+        }
+    )
     if config.body is not None:
         content = render(config.body, ns)
         headers.setdefault("content-type", "text/plain; charset=utf-8")
@@ -141,7 +176,7 @@ async def http_request(ctx: ActionContext, config: HttpRequestConfig) -> dict[st
     if config.signing_secret is not None:
         headers.update(
             signature_headers(
-                _signing_secret(ctx, config.signing_secret),
+                _unsealed(ctx, config.signing_secret.get_secret_value(), "the signing secret"),
                 message_id=ctx.idempotency_key,
                 body=content,
             )

@@ -455,7 +455,9 @@ def edit_automation(
     if mode == "json":
         text = definition_json(redact_definition(definition))
         return _json_editor(request, principal, text=text, automation=automation)
-    return _editor(request, principal, db, state_from_definition(definition), automation=automation)
+    # Masked like every other page: a header credential is a JSON field the form shows as text.
+    state = state_from_definition(redact_definition(definition))
+    return _editor(request, principal, db, state, automation=automation)
 
 
 def _definition_of(automation: AutomationOut) -> dict[str, Any]:
