@@ -25,7 +25,6 @@ from qualflow.cli.common import (
     hub_store,
     load_settings,
     print_listing,
-    require_migrated,
 )
 from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
@@ -115,7 +114,10 @@ def serve(
     from qualflow.web.app import create_app
 
     settings = load_settings()
-    require_migrated(settings)
+    # Opened once here so a key or database problem is one error line, not uvicorn's
+    # "Application startup failed" traceback from the app's own opening of the store.
+    with hub_store(settings):
+        pass
     host = host or settings.host
     port = port if port is not None else settings.port
     _check_can_listen(host, port)
