@@ -14,6 +14,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -131,6 +132,13 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
                 raise ValueError("the code is empty")
             if len(code) > MAX_CODE_LENGTH:
                 raise ValueError(f"the code is longer than {MAX_CODE_LENGTH} characters")
+            control = next((char for char in code if unicodedata.category(char) == "Cc"), None)
+            if control is not None:
+                # PostgreSQL refuses NUL in text, and no respondent could type the others.
+                raise ValueError(
+                    f"the code contains a control character (U+{ord(control):04X}); "
+                    "codes are printable text"
+                )
             currency = check_currency(record.get("currency") or "")
             value_minor = check_stored(
                 to_minor((record.get("value") or "").strip(), currency), currency
