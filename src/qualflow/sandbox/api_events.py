@@ -9,8 +9,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from qualflow.sandbox import errors
-from qualflow.sandbox.errors import bad_request, ok, ok_meta
+from qualflow.sandbox.errors import ApiError, bad_request, ok, ok_meta
 from qualflow.sandbox.http import Routes, caller, json_body, json_object, offset_page, state_of
+from qualflow.sandbox.state import User
 
 router = Routes()  # under /API/v3
 inbound_router = APIRouter()
@@ -18,9 +19,22 @@ inbound_router = APIRouter()
 _TOPIC_ROOTS = ("surveyengine.", "controlpanel.", "threesixty.", "*")
 
 
+def _brand_admin(request: Request) -> User:
+    """The caller, who must be a brand administrator: subscriptions are brand-wide."""
+    user = caller(request)
+    if not user.is_brand_admin:
+        raise ApiError(
+            403,
+            errors.FORBIDDEN,
+            "Event subscriptions can only be managed by a brand administrator.",
+        )
+    return user
+
+
 @router.post("/eventsubscriptions")
 async def create_subscription(request: Request) -> JSONResponse:
     state = state_of(request)
+    owner = _brand_admin(request)
     body = await json_object(request)
     unknown = sorted(set(body) - {"topics", "publicationUrl", "encrypt", "sharedKey",
                                   "successEmailAddresses"})  # fmt: skip
@@ -56,13 +70,14 @@ async def create_subscription(request: Request) -> JSONResponse:
         topics=topics.strip(),
         publication_url=url,
         shared_key=shared_key,
-        owner_id=caller(request).id,
+        owner_id=owner.id,
     )
     return ok({"id": sub.id})
 
 
 @router.get("/eventsubscriptions")
 async def list_subscriptions(request: Request) -> JSONResponse:
+    _brand_admin(request)
     state = state_of(request)
     with state.lock:
         items = [s.to_api() for s in state.subscriptions.values()]
@@ -71,6 +86,7 @@ async def list_subscriptions(request: Request) -> JSONResponse:
 
 @router.get("/eventsubscriptions/{subscription_id}")
 async def get_subscription(request: Request, subscription_id: str) -> JSONResponse:
+    _brand_admin(request)
     state = state_of(request)
     with state.lock:
         return ok(state.get_subscription(subscription_id).to_api())
@@ -78,6 +94,7 @@ async def get_subscription(request: Request, subscription_id: str) -> JSONRespon
 
 @router.delete("/eventsubscriptions/{subscription_id}")
 async def delete_subscription(request: Request, subscription_id: str) -> JSONResponse:
+    _brand_admin(request)
     state_of(request).delete_subscription(subscription_id)
     return ok_meta()
 

@@ -96,6 +96,10 @@ class SandboxConfig:
     proxy_notice_host: str | None = None
 
 
+#: The user type of a brand administrator (the sandbox's users are brand admins by default).
+BRAND_ADMIN_TYPE = "UT_BRANDADMIN"
+
+
 @dataclass
 class User:
     id: str
@@ -103,13 +107,17 @@ class User:
     first_name: str
     last_name: str
     email: str
-    account_type: str = "UT_BRANDADMIN"
+    account_type: str = BRAND_ADMIN_TYPE
     division_id: str | None = None
     account_status: str = "active"
     language: str = "en"
     time_zone: str = "UTC"
     creation_date: str = ""
     api_token: str | None = None
+
+    @property
+    def is_brand_admin(self) -> bool:
+        return self.account_type == BRAND_ADMIN_TYPE
 
     def whoami(self, brand_id: str, datacenter: str) -> dict[str, Any]:
         return {
@@ -332,7 +340,7 @@ class SandboxState:
         first_name: str = "Sandbox",
         last_name: str = "Admin",
         email: str | None = None,
-        account_type: str = "UT_BRANDADMIN",
+        account_type: str = BRAND_ADMIN_TYPE,
         api_token: str | None = None,
         user_id: str | None = None,
     ) -> tuple[User, str]:
