@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from fastapi.testclient import TestClient
 
+from qualflow.incentives.manage import IncentiveManager
 from tests.incentives.support import Person
 
 HEADER = "code,value,currency,expiry"
@@ -30,3 +31,32 @@ def test_a_code_with_a_nul_or_control_character_is_a_line_error_not_a_500(
             "line 3: the code contains a control character (U+0007); codes are printable text",
         ],
     }
+
+
+def test_a_code_repeated_with_another_value_is_named_not_skipped_as_a_duplicate(
+    manager: IncentiveManager,
+) -> None:
+    pool = manager.create_pool("conflicts")
+    first = manager.import_codes(pool.id, f"{HEADER}\nA-1,10.00,USD,\nB-2,10.00,USD,2099-01-01\n")
+    assert (first.imported, first.duplicates, first.errors) == (2, 0, [])
+
+    report = manager.import_codes(
+        pool.id,
+        f"{HEADER}\n"
+        "A-1,10.00,USD,\n"  # the same code again: a harmless re-import
+        "A-1,5.00,EUR,\n"  # the pool's A-1 is worth 10.00 USD
+        "B-2,10.00,USD,2099-06-30\n"  # the pool's B-2 expires on 2099-01-01
+        "C-3,10.00,USD,\n"
+        "C-3,10.00,USD,\n"  # repeated as it is: skipped
+        "C-3,20.00,USD,\n",  # repeated with another value than line 6's
+    )
+
+    assert (report.imported, report.duplicates) == (1, 2)
+    assert report.errors == [
+        "line 3: the code is already in the pool as 10.00 USD, never expiring; "
+        "this line says 5.00 EUR, never expiring",
+        "line 4: the code is already in the pool as 10.00 USD, expiring 2099-01-01; "
+        "this line says 10.00 USD, expiring 2099-06-30",
+        "line 7: the code is on line 5 as 10.00 USD, never expiring; "
+        "this line says 20.00 USD, never expiring",
+    ]

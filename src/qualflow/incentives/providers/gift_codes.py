@@ -165,17 +165,40 @@ def _expiry(text: str) -> date:
 
 
 def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportReport:
-    """Add the codes of a CSV to ``pool`` (caller commits). Codes already in it are skipped."""
+    """Add the codes of a CSV to ``pool`` (caller commits).
+
+    A code already in the pool, or earlier in the file, is skipped as a duplicate when its
+    value, currency and expiry are the same; when they differ the line is rejected, naming
+    both, so that a corrected value is never dropped unseen."""
     rows, errors = parse_codes_csv(text)
     report = ImportReport(errors=errors)
-    known = set(session.scalars(select(GiftCode.code_hash).where(GiftCode.pool_id == pool.id)))
+    stored = {
+        digest: _terms(value_minor, currency, expires_on)
+        for digest, value_minor, currency, expires_on in session.execute(
+            select(
+                GiftCode.code_hash, GiftCode.value_minor, GiftCode.currency, GiftCode.expires_on
+            ).where(GiftCode.pool_id == pool.id)
+        )
+    }
+    in_file: dict[str, _Row] = {}
     now = utcnow()
     for row in rows:
         digest = code_hash(pool.id, row.code)
-        if digest in known:
-            report.duplicates += 1
+        terms = _terms(row.value_minor, row.currency, row.expires_on)
+        earlier = in_file.get(digest)
+        known = stored.get(digest)
+        if earlier is not None:
+            known = _terms(earlier.value_minor, earlier.currency, earlier.expires_on)
+        if known is not None:
+            if known == terms:
+                report.duplicates += 1
+            else:
+                where = "already in the pool" if earlier is None else f"on line {earlier.line}"
+                report.errors.append(
+                    f"line {row.line}: the code is {where} as {known}; this line says {terms}"
+                )
             continue
-        known.add(digest)
+        in_file[digest] = row
         session.add(
             GiftCode(
                 pool_id=pool.id,
@@ -189,7 +212,19 @@ def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportRepor
             )
         )
         report.imported += 1
+    report.errors.sort(key=_line_number)
     return report
+
+
+def _terms(value_minor: int, currency: str, expires_on: date | None) -> str:
+    """A code's value and expiry as a person compares them."""
+    expiry = "never expiring" if expires_on is None else f"expiring {expires_on.isoformat()}"
+    return f"{format_money(value_minor, currency)}, {expiry}"
+
+
+def _line_number(error: str) -> int:
+    """The line an import error names (each starts "line N: "), to list them in file order."""
+    return int(error.split(":", 1)[0].removeprefix("line "))
 
 
 # --- stock and claims -----------------------------------------------------------------------------
