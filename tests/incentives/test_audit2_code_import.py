@@ -3,9 +3,13 @@ and no file makes the import fail with a server error."""
 
 from __future__ import annotations
 
+import re
+
+import pytest
 from fastapi.testclient import TestClient
 
 from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.providers.gift_codes import parse_codes_csv
 from tests.incentives.support import Person
 
 HEADER = "code,value,currency,expiry"
@@ -60,3 +64,21 @@ def test_a_code_repeated_with_another_value_is_named_not_skipped_as_a_duplicate(
         "line 7: the code is on line 5 as 10.00 USD, never expiring; "
         "this line says 20.00 USD, never expiring",
     ]
+
+
+def test_a_header_naming_a_column_twice_is_refused() -> None:
+    with pytest.raises(ValueError, match="the header names the column code twice"):
+        parse_codes_csv("code,code,value,currency\nX-1,Y-1,10.00,USD\n")
+
+
+@pytest.mark.parametrize(("separator", "called"), [(";", "semicolons"), ("\t", "tabs")])
+def test_a_file_separated_by_semicolons_or_tabs_is_told_to_use_commas(
+    separator: str, called: str
+) -> None:
+    text = separator.join(HEADER.split(",")) + "\n" + separator.join(["A-1", "10", "EUR", ""])
+    expected = (
+        f"the CSV's columns are separated by {called}, not commas: save it as "
+        "comma-separated (code,value,currency[,expiry])"
+    )
+    with pytest.raises(ValueError, match=re.escape(expected)):
+        parse_codes_csv(text + "\n")

@@ -95,10 +95,23 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
         raise ValueError("the CSV is empty: it needs a header row code,value,currency[,expiry]")
     missing = [name for name in ("code", "value", "currency") if name not in header]
     if missing:
+        for separator, called in ((";", "semicolons"), ("\t", "tabs")):
+            # One column whose name holds them all: a spreadsheet saved in its locale's format.
+            if {"code", "value", "currency"} <= {
+                name.strip() for cell in header for name in cell.split(separator)
+            }:
+                raise ValueError(
+                    f"the CSV's columns are separated by {called}, not commas: save it as "
+                    "comma-separated (code,value,currency[,expiry])"
+                )
         raise ValueError(
             "the CSV needs a header row with code,value,currency[,expiry]; missing: "
             + ", ".join(missing)
         )
+    # csv.DictReader keeps a repeated column's last cell: the other would be dropped unseen.
+    repeated = next((name for name in CSV_COLUMNS if header.count(name) > 1), None)
+    if repeated is not None:
+        raise ValueError(f"the header names the column {repeated} twice; keep one")
     reader.fieldnames = header
     rows: list[_Row] = []
     errors: list[str] = []
