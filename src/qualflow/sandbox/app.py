@@ -21,6 +21,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
+from starlette.routing import Match, Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from qualflow.sandbox import errors
@@ -186,6 +187,23 @@ def _too_large(limit: int) -> ApiError:
     return ApiError(413, errors.TOO_LARGE, f"Request body too large (limit {limit} bytes).")
 
 
+_HTTP_METHODS = ("DELETE", "GET", "HEAD", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """The methods served on the request's path by the app that answered 405.
+
+    Starlette's own 405 names only the first route matching the path, but each method of a
+    path is a route of its own here; so ask every route about every method.
+    """
+    routes = [r for r in request.app.router.routes if not isinstance(r, Mount)]
+    return [
+        method
+        for method in _HTTP_METHODS
+        if any(r.matches({**request.scope, "method": method})[0] is Match.FULL for r in routes)
+    ]
+
+
 def _exception_handlers() -> dict[Any, Any]:
     """Every error leaves in the Qualtrics error envelope."""
 
@@ -199,8 +217,13 @@ def _exception_handlers() -> dict[Any, Any]:
             message = f"No such endpoint: {request.method} {request.url.path}."
             return errors.not_found(message).response()
         if exc.status_code == 405:
-            message = f"Method {request.method} not allowed on {request.url.path}."
-            return ApiError(405, errors.METHOD_NOT_ALLOWED, message).response()
+            allowed = _allowed_methods(request)
+            served = ", ".join(m for m in allowed if m != "HEAD")
+            message = f"Method {request.method} not allowed on {request.url.path}"
+            message += f"; use {served}." if served else "."
+            return ApiError(
+                405, errors.METHOD_NOT_ALLOWED, message, headers={"Allow": ", ".join(allowed)}
+            ).response()
         return ApiError(exc.status_code, errors.INVALID, str(exc.detail)).response()
 
     async def unexpected(request: Request, exc: Exception) -> Response:
