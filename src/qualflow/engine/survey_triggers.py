@@ -19,6 +19,7 @@ from typing import Any
 from dbos import DBOS, SetWorkflowID
 from sqlalchemy import select
 
+from qualflow.connections.models import Connection
 from qualflow.engine.config import RUN_QUEUE
 from qualflow.engine.definitions import AutomationDefinition, SurveyResponseTrigger
 from qualflow.engine.dispatch import RunRequest, prepare_runs
@@ -109,6 +110,7 @@ async def subscribe(
     url = f"{base}{WEBHOOK_PATH}/{endpoint.token}"
     shared_key = secrets.token_urlsafe(32)
     client = await services.qualtrics_client(automation.connection_id)
+    await _require_survey(services, client, automation.connection_id, trigger.survey_id)
     created: list[str] = []
     try:
         for topic in topics_for(trigger):
@@ -134,6 +136,32 @@ async def subscribe(
         since = row.watermark if starts_afresh else None
     await _delete_quietly(client, old)
     return since
+
+
+async def _require_survey(
+    services: EngineServices, client: Any, connection_id: int, survey_id: str
+) -> None:
+    """Refuse a survey the connection cannot see: Qualtrics would accept the subscription, and
+    the reconciliation poll would then fail with "not found" on every pass."""
+    try:
+        await client.surveys.get(survey_id)
+    except NotFound:
+        connection = _connection_label(services, connection_id)
+        raise ConflictError(
+            f"survey {survey_id} was not found in connection {connection}; check the survey ID, "
+            "and that the connection's Qualtrics user can see the survey"
+        ) from None
+    except QualtricsError as exc:
+        connection = _connection_label(services, connection_id)
+        raise ConflictError(
+            f"could not look up survey {survey_id} in connection {connection}: {exc}"
+        ) from None
+
+
+def _connection_label(services: EngineServices, connection_id: int) -> str:
+    with services.sessionmaker() as session:
+        name = session.scalar(select(Connection.name).where(Connection.id == connection_id))
+    return f"{name!r} (#{connection_id})" if name is not None else f"#{connection_id}"
 
 
 async def unsubscribe(services: EngineServices, automation_id: int) -> None:
