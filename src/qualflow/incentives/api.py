@@ -60,6 +60,7 @@ from qualflow.incentives.platform_request import (
     read_platform_reward,
     request_body_openapi,
 )
+from qualflow.incentives.providers.gift_codes import MAX_IMPORT_BYTES, MAX_IMPORT_MB
 from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.review import Review, automations_using, review_incentive
@@ -77,7 +78,14 @@ from qualflow.incentives.service import (
     get_reward,
 )
 from qualflow.store.secrets import mask
-from qualflow.web.deps import ApiError, DbSession, Offset, ResourceId, error_responses
+from qualflow.web.deps import (
+    ApiError,
+    DbSession,
+    Offset,
+    ResourceId,
+    error_responses,
+    read_limited,
+)
 
 router = APIRouter(prefix="/incentives")
 
@@ -1138,9 +1146,11 @@ def get_pool(pool_id: ResourceId, runtime: Runtime, _viewer: Viewer) -> PoolOut:
 async def import_pool_codes(
     pool_id: ResourceId, request: Request, runtime: Runtime, _manager: Manager
 ) -> ImportOut:
-    raw = await request.body()
-    if len(raw) > 20 * 1024 * 1024:
-        raise ApiError(413, "payload_too_large", "the CSV is larger than 20 MB; split it")
+    raw = await read_limited(request, MAX_IMPORT_BYTES)
+    if raw is None:
+        raise ApiError(
+            413, "payload_too_large", f"the CSV is larger than {MAX_IMPORT_MB} MB; split it"
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:

@@ -45,6 +45,7 @@ from qualflow.incentives.models import (
     RewardTransition,
 )
 from qualflow.incentives.money import format_money, from_minor
+from qualflow.incentives.providers.gift_codes import MAX_IMPORT_BYTES, MAX_IMPORT_MB
 from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.review import automations_using
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
@@ -85,6 +86,8 @@ Db = Annotated[Session, Depends(get_db)]
 Runtime = Annotated[IncentivesRuntime, Depends(get_runtime)]
 CsrfChecked = Depends(check_csrf)
 PAGE_SIZE = 50
+#: The most messages one import may add to the page's (flash's) five, after its count.
+SHOWN_IMPORT_ERRORS = 4
 
 
 def install_pages(app: FastAPI) -> None:
@@ -532,8 +535,13 @@ async def import_codes(
     if upload is None or isinstance(upload, str):
         flash.add(request, response, "error", "Choose a CSV file (code,value,currency,expiry).")
         return response
-    raw = await upload.read()
+    raw = await upload.read(MAX_IMPORT_BYTES + 1)
     await form.close()  # the upload's temporary file
+    if len(raw) > MAX_IMPORT_BYTES:
+        flash.add(
+            request, response, "error", f"The CSV is larger than {MAX_IMPORT_MB} MB; split it."
+        )
+        return response
     try:
         report = await asyncio.to_thread(runtime.manager.import_codes, pool_id, raw.decode("utf-8"))
     except UnicodeDecodeError:
@@ -546,8 +554,20 @@ async def import_codes(
         request, response, "success",
         f"Imported {report.imported} code(s); {report.duplicates} duplicate(s) skipped.",
     )  # fmt: skip
-    for error in report.errors[:4]:
+    # A page shows five messages: the count above, then the rejected lines or, when they are
+    # more than fit, the first of them and how many more.
+    shown = report.errors[:SHOWN_IMPORT_ERRORS]
+    if len(report.errors) > len(shown):
+        shown = shown[:-1]
+    for error in shown:
         flash.add(request, response, "error", f"Rejected {error}")
+    hidden = len(report.errors) - len(shown)
+    if hidden > 0:
+        flash.add(
+            request, response, "error",
+            f"{hidden} more line(s) rejected: import the file with the API or "
+            "'qualflow incentives pools import' to list every reason.",
+        )  # fmt: skip
     return response
 
 

@@ -48,6 +48,9 @@ from qualflow.store.secrets import mask
 
 CSV_COLUMNS = ("code", "value", "currency", "expiry")
 MAX_CODE_LENGTH = 500
+#: The largest CSV the API and the pages import: bigger ones outlast a request (split them).
+MAX_IMPORT_MB = 20
+MAX_IMPORT_BYTES = MAX_IMPORT_MB * 1024 * 1024
 
 
 def code_hash(pool_id: int, code: str) -> str:
