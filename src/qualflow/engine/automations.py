@@ -309,7 +309,9 @@ class Automations:
             old_trigger != new_definition["trigger"]
             or current.definition.get("connection_id") != new_definition.get("connection_id")
         )
+        carried_since: str | None = None
         if retrigger:
+            carried_since = await self._reconcile_start(automation_id, old_trigger)
             # Tear the old trigger down while its endpoint (subscriptions) still exists.
             await self._teardown(automation_id, old_trigger)
         with session_scope(self.services.sessionmaker) as session:
@@ -335,7 +337,7 @@ class Automations:
         self._changed()
         if retrigger:
             try:
-                await self._setup(automation_id, definition.trigger)
+                await self._setup(automation_id, definition.trigger, carried_since=carried_since)
             except Exception:
                 await self._set_flag(automation_id, False)
                 raise
@@ -401,11 +403,19 @@ class Automations:
         if engine is not None:
             engine.endpoints.invalidate()
 
-    async def _setup(self, automation_id: int, trigger: Any, *, restart: bool = False) -> None:
+    async def _setup(
+        self,
+        automation_id: int,
+        trigger: Any,
+        *,
+        restart: bool = False,
+        carried_since: str | None = None,
+    ) -> None:
         """Create what makes the trigger fire: a schedule, or subscriptions + reconciliation.
 
         ``restart``: the automation is being enabled, so responses recorded while it was
-        disabled are not looked for.
+        disabled are not looked for. ``carried_since``: the start point of the poll being
+        replaced (see :meth:`_reconcile_start`), kept when the trigger carries on.
         """
         if isinstance(trigger, ScheduleTrigger):
             await asyncio.to_thread(apply_schedule, self.control, automation_id, trigger)
@@ -414,6 +424,10 @@ class Automations:
             context: dict[str, Any] = {"automation_id": automation_id}
             if since is not None:
                 context["since"] = since.isoformat()
+            elif carried_since:
+                # Carrying on (an edit that kept the survey): the poll keeps the start point
+                # enabling set, so responses from before it still get no run.
+                context["since"] = carried_since
             await asyncio.to_thread(
                 self.control.set_schedule,
                 reconcile_schedule_name(automation_id),
@@ -422,6 +436,16 @@ class Automations:
                 context,
                 None,
             )
+
+    async def _reconcile_start(self, automation_id: int, trigger: dict[str, Any]) -> str | None:
+        """The start point the automation's reconciliation poll was created with, if any."""
+        if trigger.get("type") != "survey_response":
+            return None
+        context = await asyncio.to_thread(
+            self.control.schedule_context, reconcile_schedule_name(automation_id)
+        )
+        since = context.get("since") if isinstance(context, dict) else None
+        return since if isinstance(since, str) else None
 
     async def _teardown(self, automation_id: int, trigger: dict[str, Any]) -> None:
         kind = trigger.get("type")

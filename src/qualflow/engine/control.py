@@ -110,6 +110,11 @@ class Control:
                 cron_timezone=timezone,
             )
 
+    def schedule_context(self, name: str) -> Any:
+        """The context a schedule was created with (``None`` when there is no such schedule)."""
+        schedule = DBOS.get_schedule(name) if self.in_process else self.client().get_schedule(name)
+        return schedule["context"] if schedule is not None else None
+
     def delete_schedule(self, name: str) -> None:
         if self.in_process:
             if DBOS.get_schedule(name) is not None:
