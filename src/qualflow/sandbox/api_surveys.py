@@ -251,7 +251,7 @@ async def put_metadata(request: Request, survey_id: str) -> JSONResponse:
 async def get_options(request: Request, survey_id: str) -> JSONResponse:
     state = state_of(request)
     with state.lock:
-        return ok(dict(state.get_survey(survey_id).options))
+        return ok(state.get_survey(survey_id).survey_options())
 
 
 @router.put("/survey-definitions/{survey_id}/options")

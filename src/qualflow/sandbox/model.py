@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from qualflow.sandbox import ids
 from qualflow.sandbox.errors import ApiError, bad_request
 from qualflow.sandbox.filters import ResponseFilter
+from qualflow.sandbox.survey_options import default_survey_options
 
 _T = TypeVar("_T")
 
@@ -802,10 +803,27 @@ class Survey:
     def status(self) -> str:
         return "Active" if self.is_active else "Inactive"
 
+    def survey_options(self) -> dict[str, Any]:
+        """``SurveyOptions`` as served: defaults, the stored options, the survey's own fields."""
+        languages = self.options.get("AvailableLanguages")
+        return {
+            **default_survey_options(),
+            **copy.deepcopy(self.options),
+            "ActiveResponseSet": self.response_set_id,
+            "AvailableLanguages": (
+                copy.deepcopy(languages) if isinstance(languages, dict) else {self.language: []}
+            ),
+            "SurveyName": self.name,
+            "SurveyLanguage": self.language,
+            "SurveyStartDate": self.expiration_start,
+            "SurveyExpirationDate": self.expiration_end,
+            "SurveyCreationDate": self.creation_date,
+        }
+
     def to_definition(self, brand_base_url: str) -> dict[str, Any]:
         return {
             "QuestionCount": str(len(self.questions)),
-            "SurveyOptions": copy.deepcopy(self.options),
+            "SurveyOptions": self.survey_options(),
             "SurveyID": self.id,
             "SurveyName": self.name,
             "SurveyStatus": self.status,
@@ -874,7 +892,7 @@ class Survey:
                 self.id, "BL", "Survey Blocks", [b.to_definition() for b in self.blocks.values()]
             ),
             _qsf_element(self.id, "FL", "Survey Flow", self.flow_definition()),
-            _qsf_element(self.id, "SO", "Survey Options", copy.deepcopy(self.options)),
+            _qsf_element(self.id, "SO", "Survey Options", self.survey_options()),
             _qsf_element(self.id, "RS", self.response_set_id, None, "Default Response Set"),
         ]
         for q in self.questions.values():

@@ -14,7 +14,8 @@ from typing import Any
 from qualflow.sandbox import ids
 from qualflow.sandbox.filters import finished_responses
 from qualflow.sandbox.model import Block, Question, Survey
-from qualflow.sandbox.state import SandboxState, default_survey_options, iso, utcnow
+from qualflow.sandbox.state import SandboxState, iso, utcnow
+from qualflow.sandbox.survey_options import default_survey_options
 
 AGREE_5 = ["Strongly disagree", "Disagree", "Neither agree nor disagree", "Agree", "Strongly agree"]
 SATISFIED_5 = [

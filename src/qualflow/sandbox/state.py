@@ -30,6 +30,7 @@ from qualflow.sandbox.export import LAST_MODIFIED_KEY, ExportOptions, parse_iso
 from qualflow.sandbox.faults import FaultInjector
 from qualflow.sandbox.filters import ResponseFilter
 from qualflow.sandbox.model import Block, ExportColumn, Question, Survey, nps_group
+from qualflow.sandbox.survey_options import default_survey_options
 
 log = logging.getLogger(__name__)
 
@@ -1362,30 +1363,3 @@ def _selectable(
         if saved is not None and not saved.matches(r.values):
             continue
         yield r
-
-
-def default_survey_options() -> dict[str, Any]:
-    """SurveyOptions of a new survey (a subset of the recorded real options)."""
-    return {
-        "BackButton": "false",
-        "SaveAndContinue": "true",
-        "SurveyProtection": "PublicSurvey",
-        "BallotBoxStuffingPrevention": "false",
-        "NoIndex": "Yes",
-        "SecureResponseFiles": "true",
-        "SurveyExpiration": None,
-        "SurveyTermination": "DefaultMessage",
-        "Header": "",
-        "Footer": "",
-        "ProgressBarDisplay": "None",
-        "PartialData": "+1 week",
-        "ValidationMessage": None,
-        "PreviousButton": " ← ",
-        "NextButton": " → ",
-        "SkinLibrary": "Qualtrics",
-        "SkinType": "MQ",
-        "Skin": "xmskin",
-        "NewScoring": 1,
-        "RecaptchaV3": "false",
-        "RelevantID": "false",
-    }
