@@ -1274,7 +1274,9 @@ class RewardService:
         """
 
         def operation(session: Session, reward: Reward) -> str:
-            if reward.provider != "manual" or reward.status != "ordered" or reward.paid_at:
+            if reward.provider == "manual" and reward.paid_at is not None:
+                raise TransitionError(_paid_already(session, reward))
+            if reward.provider != "manual" or reward.status != "ordered":
                 raise TransitionError(
                     f"only manual rewards awaiting payment can be marked paid; "
                     f"{reward.reference_id} is a {reward.provider} reward that is {reward.status}"
@@ -1662,3 +1664,29 @@ class Fulfiller:
                 await self.drain()
             except Exception:
                 log.exception("fulfilling rewards failed; trying again shortly")
+
+
+def _paid_already(session: Session, reward: Reward) -> str:
+    """Why a manual reward marked paid cannot be marked again: when, by whom, what came next
+    (its status alone, "ordered", would read as if it still awaited payment)."""
+    assert reward.paid_at is not None
+    marker = session.scalar(
+        select(RewardTransition.actor)
+        .where(
+            RewardTransition.reward_id == reward.id,
+            RewardTransition.reason.startswith("marked paid by "),
+        )
+        .order_by(RewardTransition.id.desc())
+        .limit(1)
+    )
+    by = f" by {marker}" if marker else ""
+    if reward.status == "sent":
+        after = "its email was sent"
+    elif reward.status == "ordered":
+        after = "its email goes out next"
+    else:
+        after = f"it is {reward.status} now"
+    return (
+        f"{reward.reference_id} was marked paid already, on {reward.paid_at:%Y-%m-%d %H:%M} UTC"
+        f"{by}; {after}"
+    )
