@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
@@ -49,16 +50,30 @@ def _no_date(value: Any) -> Any:
     return value
 
 
+def _as_utc(value: datetime | None) -> datetime | None:
+    # Space-separated dates ("2019-08-01 02:23:00", survey-definition metadata) carry no zone
+    # but are UTC; left naive they could not be compared with the client's other dates.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
 def _format_optional(value: datetime | None) -> str | None:
     return None if value is None else format_utc(value)
 
 
 #: A datetime read from Qualtrics; serialises as ``2024-06-10T23:20:09Z``.
-UtcDatetime = Annotated[datetime, PlainSerializer(format_utc, return_type=str, when_used="json")]
-#: An optional datetime read from Qualtrics: blank and MySQL zero dates read as ``None``.
+UtcDatetime = Annotated[
+    datetime,
+    AfterValidator(_as_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+#: An optional datetime read from Qualtrics: blank and MySQL zero dates read as ``None``, dates
+#: without a zone as UTC.
 ApiDatetime = Annotated[
     datetime | None,
     BeforeValidator(_no_date),
+    AfterValidator(_as_utc),
     PlainSerializer(_format_optional, return_type=str | None, when_used="json"),
 ]
 #: A datetime we send: must carry a timezone, so "9 am" is never silently taken as UTC.
