@@ -195,13 +195,14 @@ def runs_ls(
     ] = None,
     status: Annotated[list[str] | None, typer.Option(help="Only runs with this status.")] = None,
     since: Annotated[datetime | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
+    until: Annotated[datetime | None, typer.Option(help="Created before (ISO 8601).")] = None,
     limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs, newest first."""
     with _services() as services, _engine_errors():
         page = Runs(services).query(
-            automation_id=automation, status=status, since=since, limit=limit
+            automation_id=automation, status=status, since=since, until=until, limit=limit
         )
     if as_json:
         _json(page.model_dump(mode="json"))
@@ -219,7 +220,7 @@ def runs_ls(
             f"{run.duration_ms} ms" if run.duration_ms is not None else "",
             (run.error or "")[:60],
         )
-    filtered = automation is not None or bool(status) or since is not None
+    filtered = automation is not None or bool(status) or since is not None or until is not None
     print_listing(
         _out,
         table,
