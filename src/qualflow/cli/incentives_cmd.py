@@ -861,8 +861,8 @@ def pools_import(
     csv_file: Annotated[
         Path,
         typer.Argument(
-            help="UTF-8 CSV with a header row code,value,currency[,expiry]; codes already in "
-            "the pool are skipped.",
+            help="UTF-8 CSV with a header row code,value,currency[,expiry]; a code already in "
+            "the pool (or the file) is skipped, or rejected if its value or expiry differs.",
             show_default=False,
         ),
     ],

@@ -556,9 +556,15 @@ class PoolOut(BaseModel):
 
 
 class ImportOut(BaseModel):
-    imported: int
-    duplicates: int
-    errors: list[str]
+    imported: int = Field(description="Codes added to the pool.")
+    duplicates: int = Field(
+        description="Lines skipped: their code is in the pool (or earlier in the file) with "
+        "the same value, currency and expiry."
+    )
+    errors: list[str] = Field(
+        description="Lines rejected, each as 'line N: why' (a code repeated with another "
+        "value, currency or expiry is one)."
+    )
 
 
 class ApiKeyIn(BaseModel):
