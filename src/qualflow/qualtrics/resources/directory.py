@@ -68,11 +68,13 @@ class _ContactCalls:
 
     @staticmethod
     def list(directory_id: str, page_size: int | None) -> ApiCall[Page[Contact]]:
+        # Qualtrics documents the skipToken scheme for this list as opt-in; without the flag
+        # it falls back to its older, slower paging.
         return ApiCall(
             "GET",
             f"{_directory(directory_id)}/contacts",
             page_of(Contact),
-            params=_paged(page_size),
+            params={**_paged(page_size), "useNewPaginationScheme": True},
         )
 
     @staticmethod
