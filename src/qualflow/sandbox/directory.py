@@ -326,8 +326,10 @@ class DirectoryStore:
         self.state.mark_dirty()
 
     def add_group_member(self, group_id: str, user_id: Any) -> None:
-        if not isinstance(user_id, str) or user_id not in self.state.users:
-            raise errors.invalid_param("userId", f"unknown user {user_id!r}")
+        if not isinstance(user_id, str) or not user_id:
+            raise errors.invalid_param("userId", "expected the id (UR_…) of the user to add")
+        if user_id not in self.state.users:
+            raise errors.invalid_param("userId", f"unknown user {user_id}")
         with self.state.lock:
             members = self.group(group_id)["members"]
             if user_id not in members:
@@ -727,9 +729,16 @@ class DirectoryStore:
     def add_collaboration(self, survey_id: str, body: Any) -> None:
         if not isinstance(body, dict):
             raise bad_request("Invalid request body: expected a JSON object.")
-        recipient = body.get("recipientId", body.get("userId"))
+        # Clients send the collaborator as recipientId or as userId: errors name the one sent.
+        if "recipientId" not in body and "userId" not in body:
+            raise errors.invalid_param(
+                "recipientId",
+                "give the user (UR_…) or group (GR_…) to share with as recipientId or userId",
+            )
+        field_name = "recipientId" if "recipientId" in body else "userId"
+        recipient = body[field_name]
         if not isinstance(recipient, str):
-            raise errors.invalid_param("recipientId", "expected a user (UR_…) or group (GR_…) id")
+            raise errors.invalid_param(field_name, "expected a user (UR_…) or group (GR_…) id")
         permissions = body.get("permissions")
         if not isinstance(permissions, dict):
             raise errors.invalid_param("permissions", "expected an object")
@@ -741,7 +750,7 @@ class DirectoryStore:
         with self.state.lock:
             self.state.get_survey(survey_id)
             if recipient not in self.state.users and recipient not in self.groups:
-                raise errors.invalid_param("recipientId", f"unknown user or group {recipient}")
+                raise errors.invalid_param(field_name, f"unknown user or group {recipient}")
             shares = self.collaborations.setdefault(survey_id, [])
             shares[:] = [s for s in shares if s["recipientId"] != recipient]
             shares.append({"recipientId": recipient, "permissions": copy.deepcopy(permissions)})
