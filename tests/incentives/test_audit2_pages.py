@@ -1,5 +1,6 @@
-"""The pools page's CSV import: every rejected line is accounted for, and a file the API would
-refuse as too large is refused here too."""
+"""Pages that act on many things at once account for each (a page shows five messages): the
+pools page's CSV import for every rejected line, the review queue for every refused reward; and
+a CSV the API would refuse as too large is refused on the page too."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import re
 
 from fastapi.testclient import TestClient
 
-from tests.incentives.support import Person
+from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person
+from tests.incentives.test_api import API, gift_incentive, platform_key
 from tests.incentives.test_pages import form, sign_in
 
 POOLS = "/api/v1/incentives/providers/gift-code-pools"
@@ -77,3 +79,37 @@ def test_the_api_refuses_the_same_files_with_413(hub: TestClient, admin: Person)
 
     assert answer.status_code == 413
     assert answer.json()["error"]["message"] == "the CSV is larger than 20 MB; split it"
+
+
+def test_the_review_queue_names_every_reward_it_refused(hub: TestClient, admin: Person) -> None:
+    incentive = gift_incentive(hub, admin, stock=1, approval_mode="review_all")
+    platform, key = platform_key(hub, admin)
+    references = []
+    for n in range(7):
+        held = hub.post(
+            f"{API}/{incentive['reference_id']}/rewards",
+            json={"email": f"held{n}@example.org", **CLEAN_FRAUD_FIELDS},
+            auth=(platform, key),
+        )
+        assert held.json()["status"] == "held", held.text
+        references.append(held.json()["reference_id"])
+    blocked = hub.post(
+        f"{API}/rewards/bulk",
+        json={"action": "block", "rewards": references[1:]},
+        headers=admin.headers,
+    )
+    assert blocked.json()["succeeded"] == 6
+    token = sign_in(hub, admin)
+
+    page = hub.post(
+        "/incentives/review-queue",
+        data=form(token, action="block", reward=references, reason="bots"),
+    )
+
+    shown = [html.unescape(m) for m in re.findall(r"((?:Blocked|RW-|\d+ more)[^<]*)", page.text)]
+    refusal = "a reward that is blocked cannot become blocked"
+    assert f"Blocked 1 reward(s): {references[0]}." in shown
+    assert [line for line in shown if line.endswith(refusal)] == [
+        f"{reference}: {refusal}" for reference in references[1:4]
+    ]
+    assert f"3 more reward(s) refused: {', '.join(references[4:])}." in shown

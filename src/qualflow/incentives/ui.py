@@ -14,7 +14,7 @@ import re
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -86,8 +86,9 @@ Db = Annotated[Session, Depends(get_db)]
 Runtime = Annotated[IncentivesRuntime, Depends(get_runtime)]
 CsrfChecked = Depends(check_csrf)
 PAGE_SIZE = 50
-#: The most messages one import may add to the page's (flash's) five, after its count.
-SHOWN_IMPORT_ERRORS = 4
+T = TypeVar("T")
+#: The messages a page shows after an action (web.ui.flash keeps the last five).
+FLASH_ROOM = 5
 
 
 def install_pages(app: FastAPI) -> None:
@@ -138,8 +139,24 @@ def _flash_results(
     if done:
         names = ", ".join(r.reference_id for r in done[:5]) + ("…" if len(done) > 5 else "")
         flash.add(request, response, "success", f"{verb} {len(done)} reward(s): {names}.")
-    for result in refused[:4]:
+    shown, rest = _within_room(refused, FLASH_ROOM - (1 if done else 0))
+    for result in shown:
         flash.add(request, response, "error", f"{result.reference_id}: {result.message}")
+    if rest:
+        flash.add(
+            request, response, "error",
+            f"{len(rest)} more reward(s) refused: "
+            # As many as a message holds (its 500 characters), each reference whole.
+            + ", ".join(r.reference_id for r in rest[:30]) + ("…" if len(rest) > 30 else "."),
+        )  # fmt: skip
+
+
+def _within_room(items: list[T], room: int) -> tuple[list[T], list[T]]:
+    """The items to show one message each, and the rest, for ``room`` messages: when they do not
+    all fit, the last message is left to sum up the rest."""
+    if len(items) <= room:
+        return items, []
+    return items[: room - 1], items[room - 1 :]
 
 
 def _incentive_or_404(request: Request, db: Session, reference: str) -> Incentive:
@@ -554,18 +571,13 @@ async def import_codes(
         request, response, "success",
         f"Imported {report.imported} code(s); {report.duplicates} duplicate(s) skipped.",
     )  # fmt: skip
-    # A page shows five messages: the count above, then the rejected lines or, when they are
-    # more than fit, the first of them and how many more.
-    shown = report.errors[:SHOWN_IMPORT_ERRORS]
-    if len(report.errors) > len(shown):
-        shown = shown[:-1]
+    shown, rest = _within_room(report.errors, FLASH_ROOM - 1)  # after the count above
     for error in shown:
         flash.add(request, response, "error", f"Rejected {error}")
-    hidden = len(report.errors) - len(shown)
-    if hidden > 0:
+    if rest:
         flash.add(
             request, response, "error",
-            f"{hidden} more line(s) rejected: import the file with the API or "
+            f"{len(rest)} more line(s) rejected: import the file with the API or "
             "'qualflow incentives pools import' to list every reason.",
         )  # fmt: skip
     return response
