@@ -16,6 +16,7 @@ __all__ = [
     "DistributionMessage",
     "DistributionRecipients",
     "DistributionStats",
+    "DistributionSurveyLink",
     "EmailDistributionCreate",
     "EmailHeader",
     "FollowUpCreate",

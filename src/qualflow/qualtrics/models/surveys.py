@@ -21,6 +21,7 @@ __all__ = [
     "QuestionType",
     "QuestionValidation",
     "ResponseCounts",
+    "ResponseFilter",
     "Survey",
     "SurveyExpiration",
     "SurveyExpirationUpdate",
