@@ -50,6 +50,8 @@ def parse_json(raw: bytes | str, what: str = "request body") -> Any:
         raise bad_request(
             f"Invalid value {exc.constant} in the {what}: JSON has no NaN or Infinity."
         ) from None
+    except RecursionError:
+        raise bad_request(f"Invalid {what}: JSON nested too deeply.") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         reason = exc.msg if isinstance(exc, json.JSONDecodeError) else "not UTF-8"
         raise bad_request(f"Invalid {what}: not valid JSON ({reason}).") from None
