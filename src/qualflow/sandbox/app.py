@@ -139,8 +139,8 @@ class SandboxMiddleware:
             return user
         authorization = _header(scope, b"authorization")
         if authorization:
-            scheme, _, value = authorization.partition(" ")
-            scheme = scheme.lower()
+            scheme_name, _, value = authorization.partition(" ")
+            scheme = scheme_name.lower()
             if scheme == "bearer" and allow_bearer:
                 user = self.state.user_for_bearer(value.strip())
                 if user is None:
@@ -172,6 +172,14 @@ class SandboxMiddleware:
                 raise ApiError(
                     401, errors.BAD_OAUTH_TOKEN, "OAuth tokens are not accepted for JSON events."
                 )
+            accepted = "an OAuth bearer token" if allow_bearer else "Basic username:API token"
+            raise ApiError(
+                400,
+                errors.NO_AUTH,
+                f"Expected authorization in headers (X-API-TOKEN or {accepted}); an "
+                f"Authorization header with the {scheme_name} scheme is not "
+                "accepted here.",
+            )
         raise ApiError(400, errors.NO_AUTH, "Expected authorization in headers, but none provided.")
 
 
