@@ -177,6 +177,16 @@ def decode_response(response: httpx.Response, call: ApiCall[Any]) -> Envelope:
     """Check the status, unwrap the envelope, and surface ``meta.notice`` as a warning."""
     if response.status_code >= 400:
         raise error_from_response(response)
+    if response.is_redirect:
+        # Redirects are not followed (the token must not travel to another address), so
+        # nothing was done: a write would otherwise look like it had succeeded.
+        location = response.headers.get("location", "")
+        raise UnexpectedResponse(
+            f"{call.describe()}: the server answered {response.status_code} redirecting to "
+            f"{location!r}; nothing was done: if that address is right for your account, "
+            "configure it as base_url",
+            status_code=response.status_code,
+        )
     body = _json_body(response)
     if body is None and response.content:
         raise UnexpectedResponse(
