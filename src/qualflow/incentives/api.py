@@ -19,7 +19,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.security.utils import get_authorization_scheme_param
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
@@ -65,7 +65,13 @@ from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.review import Review, automations_using, review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
-from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
+from qualflow.incentives.schemas import (
+    FraudRules,
+    IncentivePatch,
+    IncentiveSpec,
+    TextInput,
+    refuse_nul,
+)
 from qualflow.incentives.service import (
     ActionResult,
     IncentiveNotFound,
@@ -352,13 +358,11 @@ class RewardPage(BaseModel):
     offset: int
 
 
-class ReasonBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ReasonBody(TextInput):
     reason: str = Field(default="", max_length=1000)
 
 
-class BulkBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class BulkBody(TextInput):
     action: Literal["release", "block", "cancel", "retry", "mark_paid"]
     rewards: list[str] = Field(min_length=1, max_length=1000, examples=[["RW-7F3K2QMX"]])
     reason: str = Field(default="", max_length=1000)
@@ -377,8 +381,7 @@ class BulkOut(BaseModel):
     results: list[ActionResultOut]
 
 
-class ResendBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ResendBody(TextInput):
     email: str | None = Field(default=None, description="Send to a corrected address instead.")
 
 
@@ -389,8 +392,7 @@ class PlatformRewardOut(BaseModel):
     message: str
 
 
-class TestRewardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TestRewardIn(TextInput):
     automation_id: int | None = Field(
         default=None, description="Read the email as this automation's reward step does."
     )
@@ -466,8 +468,7 @@ class ReviewOut(BaseModel):
     warnings: list[str]
 
 
-class TangoAccountIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TangoAccountIn(TextInput):
     name: str = Field(min_length=1, max_length=200)
     base_url: str = Field(
         default="https://integration-api.tangocard.com",
@@ -479,8 +480,7 @@ class TangoAccountIn(BaseModel):
     account_id: str = Field(min_length=1, max_length=100)
 
 
-class TangoAccountPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class TangoAccountPatch(TextInput):
     name: str | None = None
     base_url: str | None = None
     platform_name: str | None = None
@@ -533,8 +533,7 @@ class CatalogItemOut(BaseModel):
         return cls(**{name: getattr(item, name) for name in cls.model_fields})
 
 
-class PoolIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class PoolIn(TextInput):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=MAX_POOL_DESCRIPTION)
 
@@ -567,14 +566,12 @@ class ImportOut(BaseModel):
     )
 
 
-class ApiKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApiKeyIn(TextInput):
     platform: str = Field(examples=["acme-research"], description="The HTTP Basic user name.")
     display_name: str = Field(min_length=1, max_length=100, examples=["Qualtrics workflow"])
 
 
-class ApiKeyPatch(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class ApiKeyPatch(TextInput):
     display_name: str = Field(min_length=1, max_length=100)
 
 
@@ -639,7 +636,11 @@ def list_incentives(
     runtime: Runtime,
     _viewer: Viewer,
     active: bool | None = None,
-    q: Annotated[str | None, Query(max_length=200, description="Name or reference")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=200, description="Name or reference"),
+        AfterValidator(refuse_nul),
+    ] = None,
 ) -> list[IncentiveOut]:
     incentives = runtime.manager.list_incentives(active=active, q=q)
     counts = runtime.manager.counts([i.id for i in incentives])
@@ -684,7 +685,11 @@ def list_rewards(
     reward_status: Annotated[
         list[str] | None, Query(alias="status", description="One or more statuses.")
     ] = None,
-    q: Annotated[str | None, Query(max_length=320, description="Email or RW- reference")] = None,
+    q: Annotated[
+        str | None,
+        Query(max_length=320, description="Email or RW- reference"),
+        AfterValidator(refuse_nul),
+    ] = None,
     source: Literal["automation", "api", "manual"] | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
@@ -1532,7 +1537,7 @@ def incentive_rewards(
     db: DbSession,
     viewer: Viewer,
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
-    q: Annotated[str | None, Query(max_length=320)] = None,
+    q: Annotated[str | None, Query(max_length=320), AfterValidator(refuse_nul)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     offset: Offset = 0,
 ) -> RewardPage:

@@ -16,7 +16,6 @@ from urllib.parse import parse_qsl
 from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from pydantic import (
-    BaseModel,
     ConfigDict,
     Field,
     StringConstraints,
@@ -32,6 +31,7 @@ from qualflow.incentives.fraud import (
     FRAUD_SCORE,
     RECAPTCHA,
 )
+from qualflow.incentives.schemas import TextInput
 from qualflow.web.deps import ApiError, media_type, read_limited
 
 #: A reward request is a few short fields; anything this large is not one.
@@ -52,7 +52,7 @@ def _fraud_field(name: str, meaning: str) -> Any:
     )
 
 
-class PlatformRewardIn(BaseModel):
+class PlatformRewardIn(TextInput):
     """What a Qualtrics Web Service task (or any system) sends."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -68,29 +68,53 @@ def check_alert_emails(values: list[str]) -> list[str]:
     return kept
 
 
-class _Strict(BaseModel):
+def refuse_nul(value: Any) -> Any:
+    """``value`` unchanged; ValueError if it is, or holds, text with a NUL character."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            # PostgreSQL cannot store it in text: the write would fail as a 500.
+            raise ValueError("must not contain a NUL character (\\u0000)")
+    elif isinstance(value, list | tuple):
+        for item in value:
+            refuse_nul(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            refuse_nul(key)
+            refuse_nul(item)
+    return value
+
+
+class TextInput(BaseModel):
+    """A request body: unknown fields are refused, and so is text with a NUL character (a 422
+    naming the field)."""
+
     model_config = ConfigDict(extra="forbid")
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        return refuse_nul(value)
 
-class ScoreRule(_Strict):
+
+class ScoreRule(TextInput):
     """A rule comparing one Qualtrics fraud score with a threshold."""
 
     enabled: bool = True
     threshold: float
 
 
-class ToggleRule(_Strict):
+class ToggleRule(TextInput):
     enabled: bool = True
 
 
-class CountRule(_Strict):
+class CountRule(TextInput):
     """A cross-response signal: more than ``threshold`` distinct values is suspicious."""
 
     enabled: bool = True
     threshold: int = Field(default=3, ge=1, le=1000)
 
 
-class FraudRules(_Strict):
+class FraudRules(TextInput):
     """Which signals hold a reward for review. Every rule can be switched off or retuned.
 
     The first four read Qualtrics' fraud-detection fields from the response (they must be turned
@@ -134,7 +158,7 @@ class FraudRules(_Strict):
     )
 
 
-class IncentiveSpec(_Strict):
+class IncentiveSpec(TextInput):
     """An incentive as people write it (REST, CLI, UI)."""
 
     name: str = Field(min_length=1, max_length=200, examples=["Mobile banking study — $10"])
@@ -245,7 +269,7 @@ class IncentiveSpec(_Strict):
         return self
 
 
-class IncentivePatch(_Strict):
+class IncentivePatch(TextInput):
     """A partial update: only the fields given change (``null`` clears optional ones)."""
 
     name: str | None = Field(default=None, min_length=1, max_length=200)

@@ -270,16 +270,27 @@ SELECT id, %(from)s, 'sent', %(actor)s, %(reason)s, %(now)s FROM moved
 RETURNING reward_id"""
 
 
+def _queryable(reference: str) -> str | None:
+    """The reference normalized, or None when no row can have it: PostgreSQL refuses a query
+    holding a NUL character (a 500) rather than finding nothing."""
+    normalized = normalize_reference(reference)
+    return None if "\x00" in normalized else normalized
+
+
 def get_incentive(session: Session, reference: str) -> Incentive:
-    incentive = session.scalar(_INCENTIVE_BY_REFERENCE, {"ref": normalize_reference(reference)})
+    found = _queryable(reference)
+    incentive = None if found is None else session.scalar(_INCENTIVE_BY_REFERENCE, {"ref": found})
     if incentive is None:
         raise IncentiveNotFound(f"incentive {normalize_reference(reference)} does not exist")
     return incentive
 
 
 def get_reward(session: Session, reference: str) -> Reward:
-    reward = session.scalar(
-        select(Reward).where(Reward.reference_id == normalize_reference(reference))
+    found = _queryable(reference)
+    reward = (
+        None
+        if found is None
+        else session.scalar(select(Reward).where(Reward.reference_id == found))
     )
     if reward is None:
         raise RewardNotFound(f"reward {normalize_reference(reference)} does not exist")
