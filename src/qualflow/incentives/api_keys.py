@@ -17,6 +17,7 @@ import hashlib
 import hmac
 import re
 import secrets
+import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -79,6 +80,9 @@ def check_display_name(name: str) -> str:
     value = " ".join(name.split())
     if not value or len(value) > 100:
         raise ApiKeyError("a display name is 1–100 characters")
+    # NUL, which PostgreSQL cannot store, among them; none is part of a name.
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ApiKeyError("a display name must not contain control characters")
     return value
 
 

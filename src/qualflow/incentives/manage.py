@@ -446,6 +446,9 @@ class IncentiveManager:
     def create_pool(self, name: str, description: str = "") -> GiftCodePool:
         if not name.strip():
             raise IncentiveError("the pool needs a name")
+        for field, text in (("name", name), ("description", description)):
+            if "\x00" in text:  # PostgreSQL cannot store it
+                raise IncentiveError(f"the pool's {field} must not contain a NUL character")
         limit = _column_length(GiftCodePool, "name")
         if limit is not None and len(name.strip()) > limit:
             raise IncentiveError(f"the pool's name is longer than {limit} characters")

@@ -270,6 +270,12 @@ SELECT id, %(from)s, 'sent', %(actor)s, %(reason)s, %(now)s FROM moved
 RETURNING reward_id"""
 
 
+def storable(text: str) -> str:
+    """Free text people write (a reason, a note) without NUL characters, which PostgreSQL
+    cannot store; the character shows nowhere, so nothing a reader could see is lost."""
+    return text.replace("\x00", "")
+
+
 def _queryable(reference: str) -> str | None:
     """The reference normalized, or None when no row can have it: PostgreSQL refuses a query
     holding a NUL character (a 500) rather than finding nothing."""
@@ -1173,9 +1179,10 @@ class RewardService:
                     results.append(ActionResult(reward.reference_id, True, reward.status, message))
             except (RewardNotFound, TransitionError, ValueError) as exc:
                 status = ""
+                queryable = _queryable(reference)
                 with self.factory() as session:
-                    found = session.scalar(
-                        select(Reward.status).where(Reward.reference_id == reference)
+                    found = queryable and session.scalar(
+                        select(Reward.status).where(Reward.reference_id == queryable)
                     )
                     status = found or ""
                 results.append(ActionResult(reference, False, status, str(exc)))
@@ -1185,6 +1192,7 @@ class RewardService:
         self, references: Sequence[str], *, actor: str, note: str = ""
     ) -> list[ActionResult]:
         """Held → approved (counted against the limits; refused if a limit is reached)."""
+        note = storable(note)
 
         def operation(session: Session, reward: Reward) -> str:
             if reward.status != "held":
@@ -1210,6 +1218,7 @@ class RewardService:
         self, references: Sequence[str], *, actor: str, reason: str = ""
     ) -> list[ActionResult]:
         """Held (or pending) → blocked: this respondent is not paid."""
+        reason = storable(reason)
 
         def operation(session: Session, reward: Reward) -> str:
             check_move(reward.status, "blocked")
@@ -1227,6 +1236,7 @@ class RewardService:
         self, references: Sequence[str], *, actor: str, reason: str = ""
     ) -> list[ActionResult]:
         """Cancel a reward nobody was paid for yet (a manual one not yet paid included)."""
+        reason = storable(reason)
 
         def operation(session: Session, reward: Reward) -> str:
             check_move(reward.status, "cancelled")
