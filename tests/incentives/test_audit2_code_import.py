@@ -82,3 +82,22 @@ def test_a_file_separated_by_semicolons_or_tabs_is_told_to_use_commas(
     )
     with pytest.raises(ValueError, match=re.escape(expected)):
         parse_codes_csv(text + "\n")
+
+
+@pytest.mark.parametrize(
+    "column", ["expiration", "Expiry Date", "expires_on", "valid_until", "end date"]
+)
+def test_an_expiry_column_under_another_name_is_refused_not_ignored(column: str) -> None:
+    # Ignored, it would import codes that expire as never expiring: given out after they lapse.
+    text = f"code,value,currency,{column}\nA-1,10.00,USD,2099-01-01\n"
+    expected = (
+        f"the column {column.strip().lower()!r} is not read: name the column of expiry dates "
+        "'expiry' (YYYY-MM-DD), or remove it"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(expected)}$"):
+        parse_codes_csv(text)
+
+
+def test_other_extra_columns_are_still_ignored() -> None:
+    rows, errors = parse_codes_csv("code,value,currency,note,updated_by\nA-1,10.00,USD,b7,jo\n")
+    assert ([row.code for row in rows], errors) == (["A-1"], [])

@@ -14,6 +14,7 @@ import asyncio
 import csv
 import hashlib
 import io
+import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +48,8 @@ from qualflow.store.base import utcnow
 from qualflow.store.secrets import mask
 
 CSV_COLUMNS = ("code", "value", "currency", "expiry")
+#: Header names that mean an expiry by another name ("expiration", "valid until", "end date").
+_EXPIRY_LIKE = re.compile(r"expir|valid|(?<![a-z])date(?![a-z])")
 MAX_CODE_LENGTH = 500
 #: The largest CSV the API and the pages import: bigger ones outlast a request (split them).
 MAX_IMPORT_MB = 20
@@ -111,6 +114,14 @@ def _parse_rows(reader: csv.DictReader[str]) -> tuple[list[_Row], list[str]]:
             "the CSV needs a header row with code,value,currency[,expiry]; missing: "
             + ", ".join(missing)
         )
+    if "expiry" not in header:
+        dated = next((name for name in header if _EXPIRY_LIKE.search(name)), None)
+        if dated is not None:
+            # Ignored, its dates would be lost: codes given out after they lapse.
+            raise ValueError(
+                f"the column {dated!r} is not read: name the column of expiry dates 'expiry' "
+                "(YYYY-MM-DD), or remove it"
+            )
     # csv.DictReader keeps a repeated column's last cell: the other would be dropped unseen.
     repeated = next((name for name in CSV_COLUMNS if header.count(name) > 1), None)
     if repeated is not None:
