@@ -516,6 +516,21 @@ class IncentiveManager:
         return sorted(summary.values(), key=lambda e: (e["currency"], Decimal(e["value"])))
 
     def import_codes(self, pool_id: int, csv_text: str) -> ImportReport:
+        """Import a CSV into the pool; a code another import committed meanwhile (the same file
+        sent twice at once) makes this one start over, and count it as a duplicate."""
+        conflicts = 0
+        while True:
+            try:
+                return self._import_once(pool_id, csv_text)
+            except IntegrityError:
+                conflicts += 1
+                if conflicts == 3:
+                    raise IncentiveError(
+                        "other imports into this pool kept adding the same codes meanwhile; "
+                        "import the file again"
+                    ) from None
+
+    def _import_once(self, pool_id: int, csv_text: str) -> ImportReport:
         with session_scope(self.factory) as session:
             pool = _row(session, GiftCodePool, pool_id)
             if pool is None:
