@@ -92,11 +92,13 @@ def test_people_s_requests_refuse_a_nul(
     assert "NUL character" in answer.json()["error"]["message"]
 
 
-@pytest.mark.parametrize("path", ["", "/rewards"])
+@pytest.mark.parametrize(
+    ("path", "parameter"), [("", "q"), ("/rewards", "q"), ("/api-keys", "platform")]
+)
 def test_a_search_for_a_nul_is_refused(
-    hub: TestClient, admin: Person, setup: dict[str, Any], path: str
+    hub: TestClient, admin: Person, setup: dict[str, Any], path: str, parameter: str
 ) -> None:
-    answer = hub.get(API + path, params={"q": NUL}, headers=admin.headers)
+    answer = hub.get(API + path, params={parameter: NUL}, headers=admin.headers)
 
     assert answer.status_code == 422, answer.text
     assert "NUL character" in answer.json()["error"]["message"]

@@ -1203,7 +1203,9 @@ def delete_pool(pool_id: ResourceId, runtime: Runtime, _manager: Manager) -> Res
     summary="List platform API keys (masked) with their last use",
 )
 def list_api_keys(
-    db: DbSession, _viewer: KeyViewer, platform: str | None = None
+    db: DbSession,
+    _viewer: KeyViewer,
+    platform: Annotated[str | None, AfterValidator(refuse_nul)] = None,
 ) -> list[ApiKeyOut]:
     return [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(db, platform=platform)]
 
