@@ -66,11 +66,7 @@ def _scrub_known(text: str) -> str:
     last_start = len(text) - _MIN_SECRET_LENGTH
     while position <= last_start:
         candidates = index.get(text[position : position + _PREFIX_LENGTH])
-        match = (
-            next((c for c in candidates if text.startswith(c, position)), None)
-            if candidates
-            else None
-        )
+        match = candidates.longest_at(text, position) if candidates is not None else None
         if match is None:
             position += 1
             continue

@@ -13,7 +13,6 @@ with mode 0600 on first start).
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
 import stat
@@ -83,11 +82,54 @@ def mask(secret: str | None) -> str:
 _known_lock = threading.Lock()
 #: Registered secrets, oldest first.
 _known: OrderedDict[str, None] = OrderedDict()
-# Secrets by their first characters: the redactor looks up each position of a log line here,
-# which stays fast however many secrets the process has seen (one regex of thousands of
-# alternatives would not).
+# Secrets by their first characters, then by length: the redactor looks up each position of a
+# log line here, which stays fast however many secrets the process has seen (one regex of
+# thousands of alternatives would not), and so does registering them (codes of one pool share
+# their first characters: adding to a sorted list per prefix made imports quadratic).
 _PREFIX_LENGTH = 4
-_by_prefix: dict[str, tuple[str, ...]] = {}
+
+
+class SamePrefix:
+    """The registered secrets that begin alike. Readers take no lock: ``lengths`` (longest
+    first, so a secret that contains another is replaced whole) is replaced, never mutated,
+    and the sets are only tested for membership."""
+
+    __slots__ = ("by_length", "lengths")
+
+    def __init__(self) -> None:
+        self.lengths: tuple[int, ...] = ()
+        self.by_length: dict[int, set[str]] = {}
+
+    def __len__(self) -> int:
+        return sum(len(values) for values in self.by_length.values())
+
+    def add(self, value: str) -> None:
+        same_length = self.by_length.get(len(value))
+        if same_length is None:
+            self.by_length[len(value)] = {value}
+            self.lengths = tuple(sorted(self.by_length, reverse=True))
+        else:
+            same_length.add(value)
+
+    def discard(self, value: str) -> None:
+        same_length = self.by_length.get(len(value))
+        if same_length is None:
+            return
+        same_length.discard(value)
+        if not same_length:
+            self.lengths = tuple(n for n in self.lengths if n != len(value))
+            del self.by_length[len(value)]
+
+    def longest_at(self, text: str, position: int) -> str | None:
+        """The longest of these secrets that ``text`` holds at ``position``, if any."""
+        for length in self.lengths:
+            candidate = text[position : position + length]
+            if candidate in self.by_length.get(length, ()):
+                return candidate
+        return None
+
+
+_by_prefix: dict[str, SamePrefix] = {}
 #: Credentials are short; a longer encrypted value is data (a reward's delivery record, say)
 #: whose credentials are registered on their own when they pass through a box.
 _MAX_REGISTERED_LENGTH = 512
@@ -104,13 +146,10 @@ def register_secret(value: str | None) -> None:
         if value in _known:
             return
         _known[value] = None
-        prefix = value[:_PREFIX_LENGTH]
-        # Longest first, so a secret that contains another one is replaced whole. The tuple is
-        # replaced, never mutated: readers need no lock. Inserted in place, not re-sorted:
-        # codes of one pool share their prefix, and sorting per code made imports quadratic.
-        siblings = list(_by_prefix.get(prefix, ()))
-        bisect.insort(siblings, value, key=lambda secret: -len(secret))
-        _by_prefix[prefix] = tuple(siblings)
+        group = _by_prefix.get(value[:_PREFIX_LENGTH])
+        if group is None:
+            group = _by_prefix[value[:_PREFIX_LENGTH]] = SamePrefix()
+        group.add(value)
         while len(_known) > _MAX_KNOWN:
             oldest, _ = _known.popitem(last=False)
             _forget(oldest)
@@ -118,19 +157,15 @@ def register_secret(value: str | None) -> None:
 
 def _forget(value: str) -> None:
     prefix = value[:_PREFIX_LENGTH]
-    group = _by_prefix.get(prefix, ())
-    try:
-        at = group.index(value)
-    except ValueError:
+    group = _by_prefix.get(prefix)
+    if group is None:
         return
-    remaining = group[:at] + group[at + 1 :]
-    if remaining:
-        _by_prefix[prefix] = remaining
-    else:
+    group.discard(value)
+    if not group.lengths:
         del _by_prefix[prefix]
 
 
-def secrets_by_prefix() -> Mapping[str, tuple[str, ...]]:
+def secrets_by_prefix() -> Mapping[str, SamePrefix]:
     """Registered secrets indexed by their first 4 characters (read-only view for redaction)."""
     return _by_prefix
 

@@ -22,7 +22,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import Connection, Table, bindparam, func, select, update
+from sqlalchemy import Connection, Table, bindparam, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -209,6 +209,7 @@ def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportRepor
     }
     in_file: dict[str, _Row] = {}
     now = utcnow()
+    batch: list[dict[str, Any]] = []
     for row in rows:
         digest = code_hash(pool.id, row.code)
         terms = _terms(row.value_minor, row.currency, row.expires_on)
@@ -226,21 +227,28 @@ def import_codes(session: Session, pool: GiftCodePool, text: str) -> ImportRepor
                 )
             continue
         in_file[digest] = row
-        session.add(
-            GiftCode(
-                pool_id=pool.id,
-                code=row.code,
-                code_hash=digest,
-                last4=row.code[-4:],
-                value_minor=row.value_minor,
-                currency=row.currency,
-                expires_on=row.expires_on,
-                imported_at=now,
-            )
-        )
+        batch.append(
+            {"pool_id": pool.id, "code": row.code, "code_hash": digest, "last4": row.code[-4:],
+             "value_minor": row.value_minor, "currency": row.currency,
+             "expires_on": row.expires_on, "imported_at": now}
+        )  # fmt: skip
+        if len(batch) == _INSERT_BATCH:
+            _insert(session, batch)
         report.imported += 1
+    _insert(session, batch)
     report.errors.sort(key=_line_number)
     return report
+
+
+#: Codes per INSERT statement batch: one ORM object per code cost ~10x the time of the rows.
+_INSERT_BATCH = 5_000
+
+
+def _insert(session: Session, batch: list[dict[str, Any]]) -> None:
+    """Insert the batch's codes (encrypted by the column type, as ORM objects would be)."""
+    if batch:
+        session.execute(insert(GiftCode), batch)
+        batch.clear()
 
 
 def _terms(value_minor: int, currency: str, expires_on: date | None) -> str:
