@@ -274,7 +274,20 @@ def _add_field(fields: dict[str, str], name: str, value: str) -> None:
     # A field given twice (in any case) is ambiguous, and with MSG/HMAC a smuggling vector.
     if any(existing.lower() == name.lower() for existing in fields):
         raise WebhookParseError(f"webhook field {name!r} is given more than once")
+    _require_utf8(name, value)
     fields[name] = value
+
+
+def _require_utf8(name: str, value: str) -> None:
+    # Only a JSON \u escape in MSG (or a caller's mapping) can produce an unpaired surrogate;
+    # kept, it would fail every later encoding of the event as UTF-8 (storing it, showing it).
+    try:
+        name.encode("utf-8")
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise WebhookParseError(
+            f"webhook field {name!r} holds an unpaired UTF-16 surrogate (\\ud800-\\udfff)"
+        ) from None
 
 
 def _get(fields: Mapping[str, str], name: str) -> str | None:
@@ -309,17 +322,23 @@ _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+
 def _parse_date(field: str, value: str) -> datetime:
     """Qualtrics sends 'YYYY-MM-DD HH:MM:SS' in UTC; ISO-8601 with an offset is accepted too."""
     text = value.strip()
+    name = _FORM_NAME.get(field, field)
     if not _DATE_RE.match(text):
         raise WebhookParseError(
-            f"webhook field {field!r} is not a date 'YYYY-MM-DD HH:MM:SS': {value!r}"
+            f"webhook field {name!r} is not a date 'YYYY-MM-DD HH:MM:SS': {value!r}"
         )
     try:
         parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
     except ValueError as exc:
-        raise WebhookParseError(f"webhook field {field!r} is not a valid date: {exc}") from None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        raise WebhookParseError(f"webhook field {name!r} is not a valid date: {exc}") from None
+    except OverflowError:
+        # An offset pushing the year below 1 or past 9999 (e.g. 9999-12-31T23:59:59-01:00).
+        raise WebhookParseError(
+            f"webhook field {name!r} is out of the range of dates: {value!r}"
+        ) from None
 
 
 # --- parse ------------------------------------------------------------------------------------
@@ -429,7 +448,12 @@ _REQUIRED_BY_KIND: dict[str | None, tuple[str, ...]] = {
     "partialResponse": ("survey_id", "response_id"),
     "completedResponse": ("survey_id", "response_id"),
 }
-_FORM_NAME = {"survey_id": "SurveyID", "response_id": "ResponseID"}
+_FORM_NAME = {
+    "survey_id": "SurveyID",
+    "response_id": "ResponseID",
+    "completed_date": "CompletedDate",
+    "started_date": "StartedDate",
+}
 
 
 def _canonical_topic(kind: str, survey_id: str | None) -> str:
