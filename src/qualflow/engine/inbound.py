@@ -147,6 +147,9 @@ class EndpointDirectory:
         self._cache.clear()
 
     def lookup(self, token: str) -> Endpoint | None:
+        if "\x00" in token:
+            # No token holds one, and PostgreSQL refuses it even as a query parameter.
+            return None
         now = time.monotonic()
         hit = self._cache.get(token)
         if hit is not None and now - hit[0] < self._ttl:

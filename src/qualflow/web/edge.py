@@ -24,6 +24,7 @@ from jsonpath_ng import JSONPath
 from jsonpath_ng.ext.parser import parse as parse_jsonpath
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from qualflow.engine.dispatch import run_id_for
 from qualflow.engine.documents import require_utf8
 from qualflow.engine.inbound import Endpoint
 from qualflow.engine.runtime import Engine, engine_for, running_engine
@@ -48,6 +49,8 @@ MAX_JSON_EVENT_BYTES = 100 * 1024
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_RECORDED_BODY = 2048
 MAX_IDEMPOTENCY_KEY = 150
+#: ``runs.id`` and ``inbound_events.dedupe_key`` are 200 characters; PostgreSQL refuses longer.
+MAX_RUN_ID = 200
 #: Deeper documents are refused: the parser, the JSONPath fields and the database's JSON
 #: encoder all recurse once per level.
 MAX_JSON_EVENT_DEPTH = 100
@@ -89,7 +92,8 @@ class _Refusal:
             source=self.source,
             status="rejected",
             reason=reason,
-            token=self.token[:64] if self.token else None,
+            # No endpoint's token holds a NUL (and PostgreSQL refuses one): shown replaced.
+            token=self.token.replace("\x00", "\ufffd")[:64] if self.token else None,
             automation_id=endpoint.automation_id if endpoint else None,
             payload={"body": body[:MAX_RECORDED_BODY].decode("utf-8", errors="replace")},
             size=len(body),
@@ -308,13 +312,17 @@ async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
         )
         return JSONResponse({"status": "ignored", "eventId": event_id})
     assert isinstance(event, CompletedResponse | PartialResponse)
+    dedupe_key = f"{event.survey_id}:{event.response_id}"
+    unkeyable = _unkeyable_response(event, run_id_for(endpoint.automation_id, dedupe_key))
+    if unkeyable:
+        return await refuse(400, f"malformed delivery: {unkeyable}")
     recorded = event.completed_date.isoformat() if event.completed_date else None
     event_id = await engine.recorder.record(
         source=source,
         status="accepted",
         token=token,
         automation_id=endpoint.automation_id,
-        dedupe_key=f"{event.survey_id}:{event.response_id}",
+        dedupe_key=dedupe_key,
         payload=survey_trigger_payload(
             event.survey_id,
             event.response_id,
@@ -327,6 +335,17 @@ async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
         remote=_remote(request),
     )
     return JSONResponse({"status": "accepted", "eventId": event_id})
+
+
+def _unkeyable_response(event: CompletedResponse | PartialResponse, run_id: str) -> str | None:
+    """Why the response cannot key a run (the database would refuse it), or None."""
+    for name, value in (("ResponseID", event.response_id), ("RecipientID", event.recipient_id)):
+        if value and "\x00" in value:
+            return f"webhook field {name!r} holds a NUL character"
+    if len(run_id) > MAX_RUN_ID:
+        allowed = len(event.response_id) - (len(run_id) - MAX_RUN_ID)
+        return f"webhook field 'ResponseID' is longer than {allowed} characters"
+    return None
 
 
 # -- serving the two routes -------------------------------------------------------------------
