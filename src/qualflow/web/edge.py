@@ -48,6 +48,9 @@ from qualflow.web.deps import (
 MAX_JSON_EVENT_BYTES = 100 * 1024
 MAX_WEBHOOK_BYTES = 64 * 1024
 MAX_RECORDED_BODY = 2048
+#: A body must arrive whole within this: a sender trickling bytes (slowloris) would otherwise
+#: hold a connection and a request for as long as it likes (the server sets no such limit).
+BODY_TIMEOUT_SECONDS = 30.0
 MAX_IDEMPOTENCY_KEY = 150
 #: ``runs.id`` and ``inbound_events.dedupe_key`` are 200 characters; PostgreSQL refuses longer.
 MAX_RUN_ID = 200
@@ -70,6 +73,17 @@ def _engine(request: Request) -> Engine:
 
 def _remote(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The body (None when larger than ``limit``); ``TimeoutError`` when it does not arrive
+    within :data:`BODY_TIMEOUT_SECONDS`."""
+    async with asyncio.timeout(BODY_TIMEOUT_SECONDS):
+        return await read_limited(request, limit)
+
+
+def _slow_body_reason() -> str:
+    return f"the body did not arrive within {BODY_TIMEOUT_SECONDS:g} seconds"
 
 
 @dataclass
@@ -193,6 +207,7 @@ WEBHOOK_PREFIX = "/hooks/qualtrics/"
         400: {"description": "Missing urlTokenId or malformed JSON."},
         401: {"description": "Missing or wrong token."},
         404: {"description": "No automation has this urlTokenId."},
+        408: {"description": "The body did not arrive within 30 seconds."},
         409: {"description": "The automation is disabled."},
         413: {"description": "Body larger than 100 KB."},
         415: {"description": "Body is not JSON."},
@@ -203,7 +218,10 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
     source = "json_event"
     token = urlTokenId
     refuse = _Refusal(request, engine, source, token)
-    body = await read_limited(request, MAX_JSON_EVENT_BYTES)
+    try:
+        body = await _read_body(request, MAX_JSON_EVENT_BYTES)
+    except TimeoutError:
+        return await refuse(408, _slow_body_reason())
     if body is None:
         return await refuse(413, f"the event is larger than {MAX_JSON_EVENT_BYTES // 1024} KB")
     refuse.body = body
@@ -264,6 +282,7 @@ async def json_event(request: Request, urlTokenId: str | None = None) -> JSONRes
         400: {"description": "Malformed delivery, or a survey this subscription is not for."},
         401: {"description": "Missing or wrong HMAC signature."},
         404: {"description": "No subscription has this URL."},
+        408: {"description": "The body did not arrive within 30 seconds."},
         409: {"description": "The automation is disabled."},
         413: {"description": "Body larger than 64 KB."},
     },
@@ -272,7 +291,10 @@ async def qualtrics_webhook(request: Request, token: str) -> JSONResponse:
     engine = _engine(request)
     source = "qualtrics_webhook"
     refuse = _Refusal(request, engine, source, token)
-    body = await read_limited(request, MAX_WEBHOOK_BYTES)
+    try:
+        body = await _read_body(request, MAX_WEBHOOK_BYTES)
+    except TimeoutError:
+        return await refuse(408, _slow_body_reason())
     if body is None:
         return await refuse(413, f"the delivery is larger than {MAX_WEBHOOK_BYTES // 1024} KB")
     refuse.body = body
