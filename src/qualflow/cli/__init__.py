@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import sys
 from collections.abc import Sequence
-from typing import Annotated
+from typing import IO, Annotated, Any, cast
 
 import typer
 
@@ -83,8 +85,35 @@ def run(args: Sequence[str] | None = None, *, prog_name: str | None = None) -> i
     except typer.Abort:
         typer.echo("Aborted.", err=True)
         return 1
+    except OSError as exc:
+        # A closed pipe is click's (a quiet exit 1); a full disk or an I/O error under stdout
+        # (`> /dev/full`) would otherwise end in a traceback.
+        if exc.errno not in _OUTPUT_FAILURES:
+            raise
+        sys.stdout = cast(Any, _FlushFailureIgnored(sys.stdout))
+        typer.echo(f"error: cannot write the output: {exc.strerror or exc}", err=True)
+        return 1
     # Without standalone mode, click returns typer.Exit's code, or the command's return value.
     return result if isinstance(result, int) else 0
+
+
+#: Why writing the output failed without a closed pipe: the disk is full, or its device failed.
+_OUTPUT_FAILURES = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
+class _FlushFailureIgnored:
+    """stdout after its write failed: what it still buffers cannot be written either, and the
+    interpreter's last flush would print the same failure again as an ignored exception."""
+
+    def __init__(self, wrapped: IO[str]) -> None:
+        self.wrapped = wrapped
+
+    def flush(self) -> None:
+        with contextlib.suppress(OSError):
+            self.wrapped.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.wrapped, name)
 
 
 def usage_error_line(exc: click_errors.ClickException) -> str:
