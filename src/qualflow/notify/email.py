@@ -383,7 +383,11 @@ def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
         # Kept pending: once the settings are corrected the message still goes out.
         raise EmailError(str(exc), retriable=True) from None
     except smtplib.SMTPAuthenticationError as exc:
-        raise EmailError(f"SMTP authentication failed ({exc.smtp_code})", retriable=False) from None
+        # A 4xx (454 "temporary authentication failure": a busy or throttling provider) passes.
+        raise EmailError(
+            f"SMTP authentication failed ({exc.smtp_code})",
+            retriable=400 <= exc.smtp_code < 500,
+        ) from None
     except smtplib.SMTPResponseException as exc:
         # 4xx replies are transient by definition; 5xx are permanent.
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
