@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import signal
@@ -592,10 +593,23 @@ LiveUrl = Annotated[str, typer.Option("--url", help=_URL_HELP)]
 
 
 @faults_app.command("ls")
-def faults_ls(url: LiveUrl) -> None:
+def faults_ls(
+    url: LiveUrl,
+    as_json: Annotated[
+        bool,
+        typer.Option(
+            "--json",
+            help="Print JSON for scripts: the rules and rateLimitPerMinute, as the sandbox's "
+            "control API (GET /_sandbox/faults) answers them.",
+        ),
+    ] = False,
+) -> None:
     """List the fault rules (with how many calls each has hit) and the brand rate limit."""
     with _remote(url) as client:
         faults = _control(client, "faults", method="GET")
+    if as_json:
+        typer.echo(json.dumps(faults, indent=2))
+        return
     if faults["rules"]:
         Console().print(_fault_table(faults["rules"]))
     else:
