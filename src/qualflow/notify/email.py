@@ -127,13 +127,17 @@ _INSERT_IGNORE = {
     "sqlite": sqlite.insert(_TABLE).on_conflict_do_nothing().returning(*_TABLE.c),
 }
 _SELECT_BY_KEY = select(_TABLE).where(_TABLE.c.idempotency_key == bindparam("key"))
+#: What smtplib's send_message returns: the refused recipients, with the server's reply.
+Refused = dict[str, tuple[int, bytes]]
+
 _SELECT_BY_ID = select(_TABLE).where(_TABLE.c.id == bindparam("email_id"))
 #: What a successful send changes on its row.
 _SENT_VALUES = {
     "attempts": _TABLE.c.attempts + 1,
     "status": "sent",
     "sent_at": bindparam("now"),
-    "last_error": None,
+    # Sent, but some recipients refused (see send_blocking); None when all accepted it.
+    "last_error": bindparam("note"),
 }
 _MARK_SENT = (
     update(_TABLE)
@@ -300,23 +304,24 @@ class SmtpPool:
             raise
         return smtp
 
-    def send(self, message: Message, sender: str, recipients: list[str]) -> None:
+    def send(self, message: Message, sender: str, recipients: list[str]) -> Refused:
+        """Send; returns the recipients the server refused while accepting the others."""
         # A stuck conversation ends at its socket timeout, so a slot frees up within about one.
         if not self._slots.acquire(timeout=2 * self.settings.timeout):
             raise TimeoutError(f"all {self.size} SMTP connections stayed busy")
         try:
-            self._send(message, sender, recipients)
+            return self._send(message, sender, recipients)
         finally:
             self._slots.release()
 
-    def _send(self, message: Message, sender: str, recipients: list[str]) -> None:
+    def _send(self, message: Message, sender: str, recipients: list[str]) -> Refused:
         with self._lock:
             smtp = self._idle.pop() if self._idle else None
         fresh = smtp is None
         if smtp is None:
             smtp = self._open()
         try:
-            smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+            refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
         except (smtplib.SMTPServerDisconnected, ConnectionError) as exc:
             smtp.close()
             if fresh:
@@ -325,7 +330,7 @@ class SmtpPool:
             log.debug("pooled SMTP connection was dropped (%s); reconnecting", exc)
             smtp = self._open()
             try:
-                smtp.send_message(message, from_addr=sender, to_addrs=recipients)
+                refused = smtp.send_message(message, from_addr=sender, to_addrs=recipients)
             except BaseException:
                 smtp.close()
                 raise
@@ -342,6 +347,7 @@ class SmtpPool:
             smtp.close()
             raise
         self._release(smtp)
+        return refused
 
     def _release(self, smtp: smtplib.SMTP) -> None:
         with self._lock:
@@ -369,12 +375,13 @@ def pool_for(settings: SmtpSettings) -> SmtpPool:
         return pool
 
 
-def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
+def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> str | None:
     """Send a queued row on a pooled SMTP connection without touching the database (the caller
-    records the outcome); raises ``EmailError``."""
+    records the outcome); raises ``EmailError``. Returns, when the server accepted the message
+    for some recipients only, a note naming the others (kept as the sent row's last error)."""
     message = build_message(row)
     try:
-        pool_for(settings).send(message, row.sender, list(row.recipients))
+        refused = pool_for(settings).send(message, row.sender, list(row.recipients))
     except smtplib.SMTPRecipientsRefused as exc:
         raise EmailError(
             f"every recipient was refused: {exc.recipients}", retriable=False
@@ -399,6 +406,17 @@ def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> None:
         raise EmailError(
             f"SMTP delivery failed: {type(exc).__name__}: {exc}", retriable=True
         ) from None
+    return _refused_note(refused)
+
+
+def _refused_note(refused: Refused) -> str | None:
+    if not refused:
+        return None
+    each = "; ".join(
+        f"{address} ({code} {reply.decode(errors='replace')})"
+        for address, (code, reply) in refused.items()
+    )
+    return f"sent, but the SMTP server refused these recipients: {each}"[:2000]
 
 
 def _load(factory: sessionmaker[Session], email_id: int) -> OutboxEmail:
@@ -416,15 +434,15 @@ def send_now(
     row = _load(factory, email) if isinstance(email, int) else email
     if row.status == "sent":
         return row
-    _send_recording_failure(factory, settings, row)
-    return _record_attempt(factory, row, error=None, retriable=False)
+    note = _send_recording_failure(factory, settings, row)
+    return _record_attempt(factory, row, error=None, retriable=False, note=note)
 
 
 def _send_recording_failure(
     factory: sessionmaker[Session], settings: SmtpSettings, row: OutboxEmail
-) -> None:
+) -> str | None:
     try:
-        send_blocking(settings, row)
+        return send_blocking(settings, row)
     except EmailError as exc:
         _record_attempt(factory, row, error=str(exc), retriable=exc.retriable)
         raise
@@ -452,19 +470,24 @@ def deliver_unrecorded(
     row = queue_email(factory, key, email, sender=settings.sender, run_id=run_id)
     if row.status == "sent":
         return row, None
-    _send_recording_failure(factory, settings, row)
-    return row, {"email_id": row.id, "now": utcnow()}
+    note = _send_recording_failure(factory, settings, row)
+    return row, {"email_id": row.id, "now": utcnow(), "note": note}
 
 
 def _record_attempt(
-    factory: sessionmaker[Session], row: OutboxEmail, *, error: str | None, retriable: bool
+    factory: sessionmaker[Session],
+    row: OutboxEmail,
+    *,
+    error: str | None,
+    retriable: bool,
+    note: str | None = None,
 ) -> OutboxEmail:
     """Count the attempt on the row (one UPDATE) and return the row as it now is."""
     now = utcnow()
     attempts = (row.attempts or 0) + 1
     with _bind(factory).begin() as conn:
         if error is None:
-            fresh = conn.execute(_MARK_SENT, {"email_id": row.id, "now": now}).one()
+            fresh = conn.execute(_MARK_SENT, {"email_id": row.id, "now": now, "note": note}).one()
         else:
             fresh = conn.execute(
                 _MARK_FAILED,
