@@ -84,3 +84,23 @@ def test_every_recipient_accepted_leaves_no_note(
         row = session.scalar(select(OutboxEmail))
     assert row is not None
     assert (row.status, row.last_error) == ("sent", None)
+
+
+def test_a_garbled_reply_keeps_the_email_pending(smtp_sink: SmtpSink) -> None:
+    """A reply line without a readable code (smtplib reads it as -1) is no proof the message
+    can never go: it is retried, as a 4xx would be, not failed for good."""
+    from qualflow.notify.email import EmailError, pool_for, send_blocking
+
+    smtp_sink.refuse_next.append("garbled reply without a code")
+    row = OutboxEmail(
+        id=1, idempotency_key="k", sender="hub@example.org", recipients=["a@example.org"],
+        subject="s", body_text="b", status="pending", attempts=0,
+    )  # fmt: skip
+    settings = SmtpSettings(host="127.0.0.1", port=smtp_sink.port, sender="hub@example.org")
+    try:
+        with pytest.raises(EmailError) as caught:
+            send_blocking(settings, row)
+    finally:
+        pool_for(settings).close()
+    assert caught.value.retriable
+    assert "-1" in str(caught.value)

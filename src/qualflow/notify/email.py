@@ -396,11 +396,12 @@ def send_blocking(settings: SmtpSettings, row: OutboxEmail) -> str | None:
             retriable=400 <= exc.smtp_code < 500,
         ) from None
     except smtplib.SMTPResponseException as exc:
-        # 4xx replies are transient by definition; 5xx are permanent.
+        # 5xx replies are permanent by definition; 4xx are transient, and so is a reply whose
+        # code cannot be read (smtplib's -1: a garbled line, most likely a passing fault).
         text = exc.smtp_error.decode(errors="replace") if isinstance(exc.smtp_error, bytes) else ""
         raise EmailError(
             f"SMTP server answered {exc.smtp_code} {text}".strip(),
-            retriable=400 <= exc.smtp_code < 500,
+            retriable=not 500 <= exc.smtp_code < 600,
         ) from None
     except (OSError, smtplib.SMTPException) as exc:
         raise EmailError(
