@@ -3,8 +3,10 @@ environment (each bad variable named), and the hub's database opened for a comma
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -33,6 +35,7 @@ __all__ = [
     "one_line",
     "print_listing",
     "read_input_file",
+    "replace_file",
     "require_migrated",
     "secret_from_stdin",
     "shown_url",
@@ -151,6 +154,34 @@ def read_input_file(path: Path, *, limit: int = MAX_INPUT_BYTES) -> bytes:
     if len(data) > limit:
         fail(f"{path}: larger than {limit // (1024 * 1024)} MB; is it the right file?")
     return data
+
+
+def replace_file(path: Path, data: bytes) -> None:
+    """Write ``data`` to the file ``path`` as ``qualflow qualtrics export`` writes its output:
+    through a temporary file renamed into place once complete (a failed write never leaves a
+    truncated file, nor loses the one it would replace), private (0600) when new since outputs
+    hold respondents' data, with its mode kept when written over. A FIFO or character device
+    (``/dev/stdout``) is written into directly. Raises OSError, or ValueError for a folder."""
+    from qualflow.qualtrics.export_file import output_target
+
+    target, stream = output_target(path)
+    if stream:
+        with open(target, "wb") as sink:
+            sink.write(data)
+        return
+    handle, temporary = tempfile.mkstemp(
+        prefix=".qualflow-", suffix=".part", dir=os.path.dirname(target)
+    )
+    try:
+        with os.fdopen(handle, "wb") as sink:
+            sink.write(data)
+        with contextlib.suppress(FileNotFoundError):
+            os.chmod(temporary, stat.S_IMODE(os.stat(target).st_mode))
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
 
 
 def new_file_refused(folder: str | Path) -> str | None:

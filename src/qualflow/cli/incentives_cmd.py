@@ -36,8 +36,10 @@ from qualflow.cli.common import (
     fail,
     hub_store,
     load_settings,
+    one_line,
     print_listing,
     read_input_file,
+    replace_file,
     secret_from_stdin,
 )
 from qualflow.validation import describe_errors
@@ -793,9 +795,11 @@ def rewards_export(
         typer.echo(f"wrote {count} reward(s) to stdout", err=True)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        replace_file(output, text.encode("utf-8"))
+    except ValueError as exc:  # a folder, a socket: never a file to replace
+        fail(str(exc))
     except OSError as exc:
-        fail(f"cannot write {output}: {exc.strerror}")
+        fail(f"cannot write {output}: {exc.strerror or one_line(exc)}")
     typer.echo(f"wrote {count} reward(s) to {output}")
 
 
