@@ -163,17 +163,16 @@ def users_create(
 @users_app.command("ls")
 def users_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """List people."""
+    from qualflow.web.api.accounts import UserOut
+
     with hub_store() as store, store.sessionmaker() as session:
         users = _guard(lambda: list(list_users(session)))
+        # As GET /api/v1/users names them, so one script reads both; can_sign_in is what this
+        # listing called has_password first.
         rows = [
             {
-                "id": user.id,
-                "email": user.email,
-                "name": user.name,
-                "role": user.role,
-                "active": user.active,
+                **UserOut.of(user).model_dump(mode="json"),
                 "can_sign_in": user.password_hash is not None,
-                "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
             }
             for user in users
         ]
