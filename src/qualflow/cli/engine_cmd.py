@@ -30,6 +30,7 @@ from qualflow.engine.automations import AutomationOut, Automations
 from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
 from qualflow.engine.errors import EngineError
+from qualflow.engine.models import RUN_STATUSES
 from qualflow.engine.runs import RunDetail, Runs
 from qualflow.engine.services import EngineServices
 from qualflow.web.api.step_secrets import mask_automation
@@ -193,21 +194,44 @@ def runs_ls(
     automation: Annotated[
         int | None, typer.Option(min=1, max=MAX_ID, help="Only this automation's runs.")
     ] = None,
-    status: Annotated[list[str] | None, typer.Option(help="Only runs with this status.")] = None,
+    status: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Only runs in this status (repeat or comma-separate for several): "
+            f"{', '.join(RUN_STATUSES)}. Default: all.",
+            show_default=False,
+        ),
+    ] = None,
     since: Annotated[datetime | None, typer.Option(help="Created at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, typer.Option(help="Created before (ISO 8601).")] = None,
-    limit: Annotated[int, typer.Option(min=1, max=500)] = 20,
+    limit: Annotated[
+        int, typer.Option(min=1, max=500, help="Show at most this many, the newest first.")
+    ] = 20,
+    offset: Annotated[
+        int,
+        typer.Option(
+            min=0, max=MAX_ID, help="Skip this many of the newest first (paging, with --limit)."
+        ),
+    ] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs, newest first."""
+    # As 'incentives rewards ls --status' reads them: 'failed,cancelled', any case.
+    statuses = [part.strip().lower() for given in status or [] for part in given.split(",")]
     with _services() as services, _engine_errors():
         page = Runs(services).query(
-            automation_id=automation, status=status, since=since, until=until, limit=limit
+            automation_id=automation,
+            status=[s for s in statuses if s],
+            since=since,
+            until=until,
+            limit=limit,
+            offset=offset,
         )
     if as_json:
         _json(page.model_dump(mode="json"))
         return
-    table = Table(title=f"runs ({len(page.items)} of {page.total})")
+    shown = f"{page.offset + 1}-{page.offset + len(page.items)}" if page.offset else len(page.items)
+    table = Table(title=f"runs ({shown} of {page.total})")
     for column in ("run", "automation", "status", "trigger", "created", "duration", "error"):
         table.add_column(column)
     for run in page.items:
@@ -220,15 +244,17 @@ def runs_ls(
             f"{run.duration_ms} ms" if run.duration_ms is not None else "",
             (run.error or "")[:60],
         )
-    filtered = automation is not None or bool(status) or since is not None or until is not None
-    print_listing(
-        _out,
-        table,
-        "No runs match these filters."
-        if filtered
-        else "No runs yet: an enabled automation starts one each time its trigger fires "
-        "(qualflow automations ls).",
-    )
+    filtered = automation is not None or bool(statuses) or since is not None or until is not None
+    if page.total and not page.items:
+        empty = f"No runs past --offset {offset}: {page.total} match."
+    elif filtered:
+        empty = "No runs match these filters."
+    else:
+        empty = (
+            "No runs yet: an enabled automation starts one each time its trigger fires "
+            "(qualflow automations ls)."
+        )
+    print_listing(_out, table, empty)
 
 
 @runs_app.command("show")
