@@ -151,13 +151,16 @@ def users_create(
 
         def create() -> User:
             user = create_user(session, email=email, name=name, role=role, password=secret)
+            session.flush()
+            typer.echo(f"created {user.role} {user.email} (id {user.id})")
+            if generate:
+                # Shown before the commit: a password that cannot be shown (a full disk under
+                # stdout) leaves nobody created, not an account nobody knows the password of.
+                typer.echo(f"password: {secret}  (shown once; store it now)")
             session.commit()
             return user
 
-        user = _guard(create)
-    typer.echo(f"created {user.role} {user.email} (id {user.id})")
-    if generate:
-        typer.echo(f"password: {secret}  (shown once; store it now)")
+        _guard(create)
 
 
 @users_app.command("ls")
