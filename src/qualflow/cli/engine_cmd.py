@@ -49,6 +49,14 @@ app.add_typer(automations_app, name="automations")
 
 _out = Console()
 
+RunIdArgument = Annotated[str, typer.Argument(help="Run id (see 'runs ls').", show_default=False)]
+AutomationIdArgument = Annotated[
+    int,
+    typer.Argument(
+        min=1, max=MAX_ID, help="Automation id (see 'automations ls').", show_default=False
+    ),
+]
+
 
 @contextmanager
 def _services() -> Iterator[EngineServices]:
@@ -259,7 +267,7 @@ def runs_ls(
 
 @runs_app.command("show")
 def runs_show(
-    run_id: str,
+    run_id: RunIdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a run with its steps."""
@@ -298,7 +306,7 @@ def _print_run(run: RunDetail) -> None:
 
 
 @runs_app.command("replay")
-def runs_replay(run_id: str) -> None:
+def runs_replay(run_id: RunIdArgument) -> None:
     """Run a failed or cancelled run again from the step that did not finish."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         run = Runs(services, control).replay(run_id, actor="cli")
@@ -306,7 +314,7 @@ def runs_replay(run_id: str) -> None:
 
 
 @runs_app.command("cancel")
-def runs_cancel(run_id: str) -> None:
+def runs_cancel(run_id: RunIdArgument) -> None:
     """Cancel a queued or running run."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         run = Runs(services, control).cancel(run_id, actor="cli")
@@ -389,7 +397,7 @@ def _trigger_text(automation: AutomationOut) -> str:
 
 @automations_app.command("show")
 def automations_show(
-    automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)],
+    automation_id: AutomationIdArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show an automation's current definition."""
@@ -412,7 +420,7 @@ def automations_show(
 
 
 @automations_app.command("enable")
-def automations_enable(automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
+def automations_enable(automation_id: AutomationIdArgument) -> None:
     """Enable (creates the Qualtrics subscription or the schedule)."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, True)
@@ -420,7 +428,7 @@ def automations_enable(automation_id: Annotated[int, typer.Argument(min=1, max=M
 
 
 @automations_app.command("disable")
-def automations_disable(automation_id: Annotated[int, typer.Argument(min=1, max=MAX_ID)]) -> None:
+def automations_disable(automation_id: AutomationIdArgument) -> None:
     """Disable (deletes the Qualtrics subscription or the schedule)."""
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, False)

@@ -995,8 +995,10 @@ def tango_add(
         bool, typer.Option("--platform-key-stdin", help="Read the platform key from stdin.")
     ] = False,
 ) -> None:
-    """Add a Tango account (the key is prompted for, read from TANGO_PLATFORM_KEY, or from
-    stdin with --platform-key-stdin)."""
+    """Add a Tango account; prints its id.
+
+    The platform key is prompted for, read from TANGO_PLATFORM_KEY, or from stdin with
+    --platform-key-stdin."""
     if platform_key is not None and platform_key_stdin:
         fail("give --platform-key or --platform-key-stdin, not both")
     if platform_key_stdin:
