@@ -316,7 +316,7 @@ def test_connections_add_refuses_credentials_in_the_url_and_two_tokens(
         "connections", "add", "--name", "c", "--base-url", sandbox.base_url,
         "--api-token", "x", "--api-token-stdin",
     )  # fmt: skip
-    _one_line_failure(both, "not both")
+    _one_line_failure(both, "not both", exit_code=2)
 
 
 @pytest.mark.parametrize("reference", ["99999999999999999999999", "\u0661"])

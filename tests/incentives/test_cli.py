@@ -78,7 +78,7 @@ def test_pools_incentives_rewards_and_keys_from_the_command_line(
     assert code == 0
     code, _, err = run(cli_env, "update", reference)
     assert (code, err.strip()) == (
-        1,
+        2,
         "error: nothing to change: give --file PATCH.json or an option (see --help)",
     )
     code, _, err = run(cli_env, "update", reference, "--max-rewards", "0")
@@ -184,7 +184,7 @@ def test_tango_catalog_lists_what_an_incentive_may_name(cli_env: dict[str, str])
         assert out.strip() == f"updated Tango account {bad}"
         assert run(cli_env, "tango", "catalog", bad)[0] == 0
         code, _, err = run(cli_env, "tango", "update", bad)
-        assert code == 1
+        assert code == 2
         assert err.strip() == "error: nothing to change: give at least one option (see --help)"
         code, out, _ = run(cli_env, "tango", "rm", bad)
         assert out.strip() == f"deleted Tango account {bad}"

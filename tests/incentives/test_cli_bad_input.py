@@ -45,10 +45,13 @@ def run(env: dict[str, str | None], *args: str, stdin: str | None = None) -> tup
     return result.exit_code, result.stdout, result.stderr
 
 
-def one_error(env: dict[str, str | None], *args: str, stdin: str | None = None) -> str:
-    """The command fails with exit code 1 and one ``error: …`` line; that line."""
+def one_error(
+    env: dict[str, str | None], *args: str, stdin: str | None = None, code: int = 1
+) -> str:
+    """The command fails with exit code ``code`` (1; 2 for options that contradict each other
+    or ask nothing) and one ``error: …`` line; that line."""
     result = invoke(env, *args, stdin=stdin)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.exit_code == code, (result.stdout, result.stderr)
     assert not isinstance(result.exception, Exception) or isinstance(
         result.exception, SystemExit
     ), result.exception
@@ -116,7 +119,7 @@ def test_tango_key_without_a_terminal_says_how_to_pass_it(
         cli_env, *add, "--platform-key-stdin", stdin="\n"
     )
     assert "not both" in one_error(
-        cli_env, *add, "--platform-key", "k", "--platform-key-stdin", stdin="k\n"
+        cli_env, *add, "--platform-key", "k", "--platform-key-stdin", stdin="k\n", code=2
     )
     account = tango_account(cli_env)
     line = one_error(cli_env, "tango", "update", account, "--new-key", stdin="")
@@ -366,10 +369,10 @@ def test_contradictory_options_are_refused(cli_env: dict[str, str | None]) -> No
     )  # fmt: skip
     assert "tango_account_id and utid are for Tango incentives" in line
     reference = manual_incentive(cli_env)
-    assert one_error(cli_env, "update", reference, "--active", "--paused") == (
+    assert one_error(cli_env, "update", reference, "--active", "--paused", code=2) == (
         "error: give --active or --paused, not both"
     )
-    assert one_error(cli_env, "ls", "--active", "--paused") == (
+    assert one_error(cli_env, "ls", "--active", "--paused", code=2) == (
         "error: give --active or --paused, not both"
     )
     code, out, _ = run(cli_env, "update", reference, "--paused")

@@ -49,11 +49,11 @@ def ok(env: Env, *args: str) -> str:
     return result.stdout.strip()
 
 
-def failed(env: Env, *args: str) -> tuple[str, str]:
-    """The command fails with exit code 1 and its last stderr line is one ``error: …``;
-    (stdout, that line)."""
+def failed(env: Env, *args: str, code: int = 1) -> tuple[str, str]:
+    """The command fails with exit code ``code`` and its last stderr line is one
+    ``error: …``; (stdout, that line)."""
     result = invoke(env, *args)
-    assert result.exit_code == 1, (result.stdout, result.stderr)
+    assert result.exit_code == code, (result.stdout, result.stderr)
     assert "Traceback" not in result.stderr
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith("error: "), result.stderr
@@ -185,9 +185,9 @@ def test_refusals_end_with_one_error_line_and_blank_ids_are_refused(db: Db, cli_
     ]
     assert error == "error: 1 of 2 reward(s) not blocked"
     blank = "error: an empty reference id was given (an unset shell variable?)"
-    assert failed(cli_env, "show", "")[1] == blank
-    assert failed(cli_env, "rewards", "show", " ")[1] == blank
-    assert failed(cli_env, "rewards", "ls", "--incentive", "")[1] == blank
+    assert failed(cli_env, "show", "", code=2)[1] == blank
+    assert failed(cli_env, "rewards", "show", " ", code=2)[1] == blank
+    assert failed(cli_env, "rewards", "ls", "--incentive", "", code=2)[1] == blank
     assert failed(cli_env, "rewards", "cancel", reward, "")[1] == (
         "error: an empty reward reference id was given (an unset shell variable?)"
     )

@@ -23,6 +23,7 @@ from qualflow.validation import MAX_ID, describe_errors
 
 __all__ = [
     "EXIT_INTERRUPTED",
+    "EXIT_USAGE",
     "MAX_ID",
     "MAX_INPUT_BYTES",
     "NoBlankLineProgress",
@@ -50,6 +51,9 @@ if TYPE_CHECKING:
 
 #: The exit code of a command stopped with Ctrl-C: 128 + SIGINT, as a shell reports it.
 EXIT_INTERRUPTED = 130
+#: The exit code of a command given options that cannot go together or say nothing to do: the
+#: code typer gives its own usage errors.
+EXIT_USAGE = 2
 
 #: The most a command reads from an input file (JSON definitions, CSV code pools): enough for
 #: any real one, and a file that never ends (``/dev/zero``) fails instead of filling memory.

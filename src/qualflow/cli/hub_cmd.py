@@ -26,6 +26,7 @@ from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.users import create_user, get_user_by_email, list_users
 from qualflow.cli.common import (
+    EXIT_USAGE,
     MAX_ID,
     fail,
     hub_store,
@@ -361,7 +362,7 @@ def connections_add(
 ) -> None:
     """Add a connection after checking its credentials with Qualtrics (whoami)."""
     if api_token_stdin and api_token is not None:
-        fail("give the API token with --api-token or --api-token-stdin, not both")
+        fail("give the API token with --api-token or --api-token-stdin, not both", EXIT_USAGE)
     if api_token_stdin:
         api_token = secret_from_stdin("API token", "--api-token-stdin", MAX_SECRET_LENGTH)
     elif api_token is None and oauth_client_id is None:

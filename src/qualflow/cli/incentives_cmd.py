@@ -30,6 +30,7 @@ from sqlalchemy import select
 # Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
 import qualflow.incentives  # noqa: F401
 from qualflow.cli.common import (
+    EXIT_USAGE,
     MAX_ID,
     NoBlankLineProgress,
     captured_log,
@@ -73,7 +74,7 @@ KeyIdArgument = Annotated[
 def _not_blank(value: str | None) -> str | None:
     # An empty id (an unset shell variable) would otherwise end in "incentive  does not exist".
     if value is not None and not value.strip():
-        fail("an empty reference id was given (an unset shell variable?)")
+        fail("an empty reference id was given (an unset shell variable?)", EXIT_USAGE)
     return value
 
 
@@ -226,7 +227,7 @@ def incentives_show(reference: IncentiveArgument, as_json: JsonOption = False) -
 def _active_or_paused(active: bool, paused: bool) -> bool | None:
     """True for --active, False for --paused, None for neither; both is a contradiction."""
     if active and paused:
-        fail("give --active or --paused, not both")
+        fail("give --active or --paused, not both", EXIT_USAGE)
     return True if active else False if paused else None
 
 
@@ -372,7 +373,7 @@ def incentives_update(
     from qualflow.incentives.schemas import IncentivePatch
 
     if alert_email and managers_get_alerts:
-        fail("give --alert-email or --managers-get-alerts, not both")
+        fail("give --alert-email or --managers-get-alerts, not both", EXIT_USAGE)
     active = _active_or_paused(make_active, make_paused)
     data = _file_and_options(
         patch_file,
@@ -381,7 +382,7 @@ def incentives_update(
         alert_emails=[] if managers_get_alerts else alert_email,
     )  # fmt: skip
     if not data:
-        fail("nothing to change: give --file PATCH.json or an option (see --help)")
+        fail("nothing to change: give --file PATCH.json or an option (see --help)", EXIT_USAGE)
     try:
         patch = IncentivePatch.model_validate(data)
     except ValidationError as exc:
@@ -1000,7 +1001,7 @@ def tango_add(
     The platform key is prompted for, read from TANGO_PLATFORM_KEY, or from stdin with
     --platform-key-stdin."""
     if platform_key is not None and platform_key_stdin:
-        fail("give --platform-key or --platform-key-stdin, not both")
+        fail("give --platform-key or --platform-key-stdin, not both", EXIT_USAGE)
     if platform_key_stdin:
         platform_key = _key_from_stdin()
     elif platform_key is None:
@@ -1055,7 +1056,7 @@ def tango_update(
         "customer_id": customer_id, "account_id": account_id, "platform_key": key,
     }  # fmt: skip
     if all(value is None for value in changes.values()):
-        fail("nothing to change: give at least one option (see --help)")
+        fail("nothing to change: give at least one option (see --help)", EXIT_USAGE)
     with _runtime() as runtime:
         try:
             runtime.manager.update_tango_account(account, **changes)

@@ -47,6 +47,7 @@ from rich.text import Text
 
 from qualflow.cli.common import (
     EXIT_INTERRUPTED,
+    EXIT_USAGE,
     NoBlankLineProgress,
     fail,
     muted_log,
@@ -80,7 +81,6 @@ app = typer.Typer(
 T = TypeVar("T")
 
 EXIT_API = 1
-EXIT_USAGE = 2
 
 _out = Console()
 _err = Console(stderr=True)
