@@ -117,6 +117,9 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_automation_created", "automation_id", "created_at"),
         Index("ix_runs_status_created", "status", "created_at"),
+        # One automation's runs of one status, newest first (its failed runs), and their count,
+        # without reading every run of the automation to check its status.
+        Index("ix_runs_automation_status_created", "automation_id", "status", "created_at"),
     )
 
     id: Mapped[str] = mapped_column(String(200), primary_key=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select, update
+from sqlalchemy import Row, func, select, update
 
 from qualflow.engine.control import Control
 from qualflow.engine.errors import ConflictError, NotFoundError
@@ -48,7 +49,8 @@ class RunOut(BaseModel):
     duration_ms: int | None
 
     @classmethod
-    def of(cls, run: Run) -> RunOut:
+    def of(cls, run: Run | Row[*tuple[Any, ...]]) -> RunOut:
+        """From a run, or a row of :data:`LISTED` (what a list selects of each run)."""
         return cls(
             id=run.id,
             automation_id=run.automation_id,
@@ -63,6 +65,31 @@ class RunOut(BaseModel):
             finished_at=run.finished_at,
             duration_ms=_ms(run.started_at, run.finished_at),
         )
+
+
+#: The columns a list shows of each run: not its trigger payload (a JSON document per run).
+LISTED = (
+    Run.id,
+    Run.automation_id,
+    Run.automation_version,
+    Run.trigger_type,
+    Run.trigger_summary,
+    Run.status,
+    Run.error,
+    Run.attempt,
+    Run.created_at,
+    Run.started_at,
+    Run.finished_at,
+)
+
+
+def page_total(counted: Callable[[], int], *, shown: int, limit: int, offset: int) -> int:
+    """How many rows match in all, for a page of ``shown`` rows: a page that is neither empty
+    nor full is the last, so its end is the total and ``counted()`` (a COUNT of every matching
+    row) is not needed."""
+    if 0 < shown < limit or (shown == 0 and offset == 0):
+        return offset + shown
+    return counted()
 
 
 class StepOut(BaseModel):
@@ -140,13 +167,20 @@ class Runs:
         if until is not None:
             conditions.append(Run.created_at < until)
         with self.services.sessionmaker() as session:
-            total = session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
-            rows = session.scalars(
-                select(Run)
+            rows = session.execute(
+                select(*LISTED)
                 .where(*conditions)
                 .order_by(Run.created_at.desc(), Run.id.desc())
                 .limit(limit)
                 .offset(offset)
+            ).all()
+            total = page_total(
+                lambda: (
+                    session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
+                ),
+                shown=len(rows),
+                limit=limit,
+                offset=offset,
             )
             return RunPage(
                 items=[RunOut.of(r) for r in rows], total=total, limit=limit, offset=offset

@@ -21,12 +21,13 @@ from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import AfterValidator, BaseModel, Field, field_validator
 from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from starlette.requests import HTTPConnection
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.principal import Principal
+from qualflow.engine.runs import page_total
 from qualflow.incentives import api_keys
 from qualflow.incentives.action import (
     SendRewardConfig,
@@ -733,15 +734,22 @@ def reward_page(
         )
     if source:
         conditions.append(Reward.source == source)
-    total = db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0
     rows = db.execute(
         select(Reward, Incentive.reference_id)
+        # Shown masked (delivery_hint): the delivery itself is neither read nor decrypted.
+        .options(defer(Reward.delivery, raiseload=True))
         .join(Incentive, Incentive.id == Reward.incentive_id)
         .where(*conditions)
         .order_by(Reward.created_at.desc(), Reward.id.desc())
         .limit(limit)
         .offset(offset)
     ).all()
+    total = page_total(
+        lambda: db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0,
+        shown=len(rows),
+        limit=limit,
+        offset=offset,
+    )
     return RewardPage(
         items=[RewardOut.of(reward, ref) for reward, ref in rows],
         total=total,

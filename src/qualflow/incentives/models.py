@@ -169,7 +169,17 @@ class Reward(Base):
         UniqueConstraint("incentive_id", "response_id"),
         CheckConstraint(_in("status", REWARD_STATUSES), name="status"),
         CheckConstraint(_in("source", REWARD_SOURCES), name="source"),
+        # Counts an incentive's rewards per status: kept beside the longer index below, which
+        # could count them too, because it is several times smaller (PostgreSQL stores each
+        # repeated key once) and the incentives pages count on every view.
         Index("ix_rewards_incentive_status", "incentive_id", "status"),
+        # Newest first: every reward, an incentive's, an incentive's of one status, and one
+        # status's (the review queue is the held ones, oldest first). A page is read off the
+        # index instead of a sort of all.
+        Index("ix_rewards_created", "created_at", "id"),
+        Index("ix_rewards_incentive_created", "incentive_id", "created_at", "id"),
+        Index("ix_rewards_incentive_status_created", "incentive_id", "status", "created_at", "id"),
+        Index("ix_rewards_status_created", "status", "created_at", "id"),
         Index("ix_rewards_status_next_attempt", "status", "next_attempt_at"),
     )
 

@@ -16,7 +16,13 @@ class OutboxEmail(Base):
     """One email. ``idempotency_key`` makes a retried step reuse the row instead of re-sending."""
 
     __tablename__ = "email_outbox"
-    __table_args__ = (Index("ix_email_outbox_status_next", "status", "next_attempt_at"),)
+    __table_args__ = (
+        Index("ix_email_outbox_status_next", "status", "next_attempt_at"),
+        # The outbox page, newest first, whole or by status: a page is read off the index
+        # instead of sorting every email.
+        Index("ix_email_outbox_created", "created_at", "id"),
+        Index("ix_email_outbox_status_created", "status", "created_at", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     idempotency_key: Mapped[str] = mapped_column(String(250), unique=True)

@@ -7,7 +7,7 @@ from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, Request
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 from starlette.responses import Response
 
 from qualflow.accounts.permissions import Area, Level
@@ -41,11 +41,16 @@ def outbox_page(
     conditions = [OutboxEmail.status == chosen] if chosen else []
     by_status = select(OutboxEmail.status, func.count()).group_by(OutboxEmail.status)
     counts = {state: count for state, count in db.execute(by_status)}
-    total = db.scalar(select(func.count()).select_from(OutboxEmail).where(*conditions)) or 0
+    # The tabs' counts already say how many there are: no second COUNT over the outbox.
+    total = counts.get(chosen, 0) if chosen else sum(counts.values())
     # An old link past the end (emails purged since) shows the last page, not "empty".
     number = min(number, max((total + PAGE_SIZE - 1) // PAGE_SIZE, 1))
     emails = db.scalars(
         select(OutboxEmail)
+        # The list shows no body: none is read (or decrypted). raiseload: a template that
+        # came to show one would fail its tests instead of loading each row's body alone.
+        .options(defer(OutboxEmail.body_text, raiseload=True))
+        .options(defer(OutboxEmail.body_html, raiseload=True))
         .where(*conditions)
         .order_by(OutboxEmail.created_at.desc(), OutboxEmail.id.desc())
         .limit(PAGE_SIZE)
