@@ -998,8 +998,8 @@ def tango_add(
 ) -> None:
     """Add a Tango account; prints its id.
 
-    The platform key is prompted for, read from TANGO_PLATFORM_KEY, or from stdin with
-    --platform-key-stdin."""
+    The platform key is prompted for, read from TANGO_PLATFORM_KEY, or from stdin with --platform-key-stdin.
+    """  # noqa: E501  (one line: typer keeps a later paragraph's line breaks)
     if platform_key is not None and platform_key_stdin:
         fail("give --platform-key or --platform-key-stdin, not both", EXIT_USAGE)
     if platform_key_stdin:
