@@ -14,7 +14,13 @@ from collections.abc import Callable
 
 from qualflow.accounts.passwords import verify_password
 
-__all__ = ["SignInThrottle", "TooManyGuesses", "check_current_password", "sign_in_throttle"]
+__all__ = [
+    "SignInThrottle",
+    "TooManyGuesses",
+    "check_current_password",
+    "minutes_to_wait",
+    "sign_in_throttle",
+]
 
 
 class SignInThrottle:
@@ -86,3 +92,8 @@ def check_current_password(password_hash: str, email: str, password: str, addres
         return True
     sign_in_throttle.failed(email, address)
     return False
+
+
+def minutes_to_wait(retry_after: float) -> int:
+    """The whole minutes a person is told to wait for ``retry_after`` seconds (at least 1)."""
+    return int(retry_after) // 60 + 1

@@ -20,7 +20,12 @@ from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import ROLE_GRANTS, Area, Level, Role
 from qualflow.accounts.principal import Principal
 from qualflow.accounts.sessions import end_session, purge_expired, start_session
-from qualflow.accounts.throttle import TooManyGuesses, check_current_password, sign_in_throttle
+from qualflow.accounts.throttle import (
+    TooManyGuesses,
+    check_current_password,
+    minutes_to_wait,
+    sign_in_throttle,
+)
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
 from qualflow.accounts.users import (
     authenticate_password,
@@ -192,7 +197,7 @@ def _too_many_attempts(wait: float) -> ApiError:
     return ApiError(
         429,
         "too_many_attempts",
-        f"too many wrong passwords; try again in {int(wait) // 60 + 1} minute(s)",
+        f"too many wrong passwords; try again in {minutes_to_wait(wait)} minute(s)",
         headers={"Retry-After": str(int(wait))},
     )
 

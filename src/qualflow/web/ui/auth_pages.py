@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from qualflow.accounts.models import User
 from qualflow.accounts.sessions import end_session, resolve_session, start_session
-from qualflow.accounts.throttle import sign_in_throttle
+from qualflow.accounts.throttle import minutes_to_wait, sign_in_throttle
 from qualflow.accounts.users import authenticate_password
 from qualflow.settings import Settings
 from qualflow.web.deps import get_app_settings, get_db
@@ -75,7 +75,7 @@ def sign_in_submit(
         # The same throttle as the API's sign-in: the form is no way around it.
         wait = sign_in_throttle.retry_after(email, address)
         if wait is not None:
-            minutes = int(wait) // 60 + 1
+            minutes = minutes_to_wait(wait)
             unit = "minute" if minutes == 1 else "minutes"
             errors["__all__"] = f"Too many failed sign-ins. Try again in {minutes} {unit}."
             status_code = 429

@@ -19,7 +19,7 @@ from qualflow.accounts.models import User
 from qualflow.accounts.passwords import MIN_PASSWORD_LENGTH, generate_password
 from qualflow.accounts.permissions import Role
 from qualflow.accounts.principal import Principal
-from qualflow.accounts.throttle import TooManyGuesses, check_current_password
+from qualflow.accounts.throttle import TooManyGuesses, check_current_password, minutes_to_wait
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
 from qualflow.accounts.users import create_user, get_user, list_users, update_user
 from qualflow.store.base import utcnow
@@ -295,7 +295,7 @@ async def change_password(request: Request, principal: UiPrincipal, db: Db) -> R
         ):
             errors["current_password"] = "The current password is wrong."
     except TooManyGuesses as exc:
-        minutes = int(exc.retry_after) // 60 + 1
+        minutes = minutes_to_wait(exc.retry_after)
         errors["current_password"] = (
             f"Too many wrong passwords. Try again in {minutes} minute{'s' if minutes > 1 else ''}."
         )
