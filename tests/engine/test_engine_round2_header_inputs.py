@@ -5,25 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-import httpx
-import pytest
-
 from qualflow.engine.automations import Automations
 from qualflow.engine.runs import RunDetail
 from qualflow.engine.runtime import Engine
 
-SENT: list[httpx.Request] = []
-
-
-def answer(request: httpx.Request) -> httpx.Response:
-    SENT.append(request)
-    return httpx.Response(200, json={"ok": True})
-
-
-@pytest.fixture
-def engine_extras() -> dict[str, object]:
-    SENT.clear()
-    return {"http_client": httpx.AsyncClient(transport=httpx.MockTransport(answer))}
+# The recording transport and its fixture, shared with the header tests of the audit.
+from tests.engine.test_engine_audit_http_headers import SENT, engine_extras  # noqa: F401
 
 
 def test_step_inputs_mask_credential_headers(
