@@ -333,22 +333,47 @@ def _database_holds_ciphertexts(database_url: str) -> bool:
     engine = make_engine(database_url)
     try:
         with engine.connect() as connection:
-            return bool(stored_ciphertext_samples(connection, Base.metadata))
+            # The newest rows first; only when they hold none, every row. This runs only while
+            # the keys file is missing (a first start, or a lost file), and a lost file must be
+            # noticed even when the database's only secrets are old ones.
+            return bool(
+                stored_ciphertext_samples(connection, Base.metadata)
+                or stored_ciphertext_samples(connection, Base.metadata, window=None)
+            )
     finally:
         engine.dispose()
 
 
-def stored_ciphertext_samples(connection: Connection, metadata: MetaData) -> list[str]:
-    """One stored Fernet token (raw, not decrypted) per encrypted column that holds any."""
+# The newest rows an encrypted column is sampled from at every start. Every encrypted table is
+# keyed by an autoincrement id, so these are the rows written last, with the newest key: a key
+# list that opens none of them does not hold the key secrets are written with today (what the
+# start check refuses). A nullable column (email_outbox.body_html is NULL for text-only emails)
+# then costs this many rows, not the whole table.
+SAMPLE_WINDOW = 100
+
+
+def stored_ciphertext_samples(
+    connection: Connection, metadata: MetaData, *, window: int | None = SAMPLE_WINDOW
+) -> list[str]:
+    """One stored Fernet token (raw, not decrypted) per encrypted column that holds any among its
+    ``window`` newest rows (by primary key), or among all its rows when ``window`` is None."""
     existing = set(inspect(connection).get_table_names())
     samples = []
     for item in encrypted_columns(metadata):
         if item.table.name not in existing:
             continue
         raw = type_coerce(item.column, Text)
-        sample = connection.execute(
-            select(raw).where(raw.startswith(_TOKEN_PREFIX)).limit(1)
-        ).scalar()
+        if window is None:
+            query = select(raw).where(raw.startswith(_TOKEN_PREFIX)).limit(1)
+        else:
+            newest = (
+                select(raw.label("value"))
+                .order_by(*(column.desc() for column in item.table.primary_key.columns))
+                .limit(window)
+                .subquery()
+            )
+            query = select(newest.c.value).where(newest.c.value.startswith(_TOKEN_PREFIX)).limit(1)
+        sample = connection.execute(query).scalar()
         if sample is not None:
             samples.append(sample)
     return samples
