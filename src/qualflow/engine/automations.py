@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, select
 
 from qualflow.engine.control import Control
 from qualflow.engine.definitions import (
@@ -179,11 +179,17 @@ class Automations:
                 query = query.where(Automation.trigger_type == trigger_type)
             automations = list(session.scalars(query))
             ids = [a.id for a in automations]
+            # Each automation's current version only: past versions are kept but not listed.
+            current = select(AutomationVersion).join(
+                Automation,
+                and_(
+                    Automation.id == AutomationVersion.automation_id,
+                    Automation.version == AutomationVersion.version,
+                ),
+            )
             snapshots = {
                 (v.automation_id, v.version): v
-                for v in session.scalars(
-                    select(AutomationVersion).where(AutomationVersion.automation_id.in_(ids))
-                )
+                for v in session.scalars(current.where(AutomationVersion.automation_id.in_(ids)))
             }
             endpoints = {
                 e.automation_id: e
