@@ -24,7 +24,7 @@ import json
 from collections.abc import Generator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -50,6 +50,7 @@ from qualflow.qualtrics._export_io import (
     record_chunks,
 )
 from qualflow.qualtrics._export_spill import Spill
+from qualflow.qualtrics.models.exports import SurveyMetadataId
 
 Errors = Literal["raise", "null"]
 JsonClass = Literal["int", "float", "string", "list", "bool", "object"]
@@ -342,10 +343,7 @@ def reference_scan(members: Sequence[Member], format: Literal["json", "ndjson"])
                     rows = _scan_arrow(table, layout, member)
                 layout.rows += rows
                 line_base += chunk.to_pybytes().count(b"\n")
-    layout.arrow_readable = all(
-        stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
-    )
-    layout.kinds = {key: _decide_kind(key, stats) for key, stats in layout.values.items()}
+    decide_layout(layout)
     return layout
 
 
@@ -630,8 +628,31 @@ def parsed_tables(
                 )
 
 
+# The ``values`` keys every response of an unrestricted JSON export carries, in file order
+# (research notes §4.1): the survey metadata but the location, recipient and external-reference
+# fields, which a response has only when they are known.
+EMPTY_EXPORT_KEYS: tuple[str, ...] = (
+    *(
+        key
+        for key in get_args(SurveyMetadataId)
+        if not key.startswith(("location", "recipient", "external"))
+    ),
+    "userLanguage",
+)
+
+
 def decide_layout(layout: JsonLayout) -> None:
-    """Whether pyarrow can read every key, and each key's kind, from the statistics so far."""
+    """Whether pyarrow can read every key, and each key's kind, from the statistics so far.
+
+    An export without a single response names no key, so its columns are what can be known
+    without one: ``responseId`` and the survey metadata every response of an unrestricted
+    export carries (:data:`EMPTY_EXPORT_KEYS`), typed by their ImportIds as a non-empty export
+    types them. Question, embedded-data and label columns cannot be known (a response holds
+    only the keys it answered, and an export made with ``surveyMetadataIds`` fewer metadata
+    keys), so an empty export's file has those columns and zero rows.
+    """
+    if layout.rows == 0 and not layout.values:
+        layout.values = {key: _KeyStats() for key in EMPTY_EXPORT_KEYS}
     layout.arrow_readable = all(
         stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
     )

@@ -214,7 +214,11 @@ class ExportFile:
         """Every column of the export, typed; label columns have ``is_label``.
 
         CSV/TSV: file order. JSON/NDJSON: ``responseId``, the ``values`` keys in order of first
-        appearance, then a label column per key of the responses' ``labels``.
+        appearance, then a label column per key of the responses' ``labels``. An export without
+        responses still has the CSV/TSV header's columns; a JSON/NDJSON one names no key, so it
+        gets ``responseId`` and the metadata every response carries (``startDate`` …
+        ``userLanguage``, typed as a non-empty export types them), no question, embedded-data
+        or label column: no API call could tell them (see ``_export_json.decide_layout``).
         """
         if self.format in ("json", "ndjson"):
             return tuple(self._json_layout()[1])
