@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from qualflow.engine.models import Automation, AutomationVersion
@@ -76,15 +76,24 @@ class Review:
 
 
 def automations_using(factory: sessionmaker[Session], reference: str) -> list[AutomationReview]:
-    """Automations whose current version pays ``reference`` with an ``incentives.send_reward``."""
+    """Automations whose current version pays ``reference`` with an ``incentives.send_reward``.
+
+    The database keeps only the current definitions whose text mentions the reference id in
+    any case (as a step may hold it as typed, ``inc-7f3k2q``), on SQLite and PostgreSQL alike;
+    the exact check below then decides, so the answer is the one every definition would give."""
     found: list[AutomationReview] = []
+    mentions = func.lower(cast(AutomationVersion.definition, Text)).contains(
+        reference.lower(), autoescape=True
+    )
     with factory() as session:
         rows = session.execute(
-            select(Automation, AutomationVersion.definition).join(
+            select(Automation, AutomationVersion.definition)
+            .join(
                 AutomationVersion,
                 (AutomationVersion.automation_id == Automation.id)
                 & (AutomationVersion.version == Automation.version),
             )
+            .where(mentions)
         ).all()
     for automation, definition in rows:
         trigger = definition.get("trigger") or {}
