@@ -15,7 +15,7 @@ import pytest
 
 from qualflow.qualtrics._export_json import EMPTY_EXPORT_KEYS
 from qualflow.qualtrics.export_result import ExportResult
-from tests.contract.contract_support import Api, Sandbox
+from tests.contract.contract_support import Api, Sandbox, run_cli
 
 
 def _export(api: Api, survey_id: str, dest: Path, **fields: Any) -> ExportResult:
@@ -108,3 +108,36 @@ def test_an_incremental_export_with_nothing_new_is_empty_with_columns(
     table = _empty_parquet(again, tmp_path)
     _assert_columns_of(table.schema, first.schema())
     assert again.continuation_token
+
+
+@pytest.mark.parametrize(
+    ("output", "said"),
+    [
+        ("csv", "got the columns and no rows"),
+        ("parquet", "got the columns and no rows"),
+        ("ndjson", "got nothing (NDJSON has no header line)"),
+    ],
+)
+def test_cli_says_what_an_export_without_responses_wrote(
+    env: dict[str, str],
+    survey_id: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    output: str,
+    said: str,
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short -o, so that no line wraps
+    result = run_cli(["q", "export", survey_id, "-o", f"none.{output}"], env)
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith(f"0 response(s) → none.{output} (")
+    assert lines[1] == f"no responses matched: none.{output} {said}"
+
+
+def test_cli_says_what_an_empty_export_to_stdout_wrote(env: dict[str, str], survey_id: str) -> None:
+    result = run_cli(["q", "export", survey_id, "-o", "-", "-f", "csv"], env)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        "0 response(s) → stdout (csv)",
+        "no responses matched: stdout got the columns and no rows",
+    ]

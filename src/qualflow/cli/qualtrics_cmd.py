@@ -624,6 +624,13 @@ class _AmountColumn(ProgressColumn):
         return Text("")
 
 
+def _nothing_matched(where: str, fmt: str | None) -> str:
+    """What an export without responses wrote to ``where``: the columns (a CSV header row, a
+    Parquet schema), or nothing at all for NDJSON, which has no header."""
+    got = "nothing (NDJSON has no header line)" if fmt == "ndjson" else "the columns and no rows"
+    return f"no responses matched: {where} got {got}"
+
+
 @contextmanager
 def _erased_on_failure(progress: Progress) -> Iterator[None]:
     """Erase the progress display if the export fails or is interrupted: its bars, frozen
@@ -941,6 +948,8 @@ def export(
         if to_stdout:
             sys.stdout.flush()
             _err.print(f"{rows} response(s) → stdout ({fmt})", highlight=False, markup=False)
+            if not rows:
+                _err.print(_nothing_matched("stdout", fmt), highlight=False, markup=False)
             if result.continuation_token:
                 _err.print(
                     f"continuation token for the next export: {result.continuation_token}",
@@ -964,6 +973,8 @@ def export(
             f"{rows} response(s) → ", (str(output), "bold"), f" ({summary['bytes']:,} bytes, {fmt})"
         )
     )
+    if not rows:
+        _out.print(_nothing_matched(str(output), fmt), highlight=False, markup=False)
     if result.continuation_token:
         _out.print(
             f"continuation token for the next export: {result.continuation_token}", markup=False
