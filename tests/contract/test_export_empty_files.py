@@ -14,6 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from qualflow.qualtrics._export_json import EMPTY_EXPORT_KEYS
+from qualflow.qualtrics.export_file import ColumnKind, ExportFile
 from qualflow.qualtrics.export_result import ExportResult
 from tests.contract.contract_support import Api, Sandbox, run_cli
 
@@ -141,3 +142,27 @@ def test_cli_says_what_an_empty_export_to_stdout_wrote(env: dict[str, str], surv
         "0 response(s) → stdout (csv)",
         "no responses matched: stdout got the columns and no rows",
     ]
+
+
+@pytest.mark.parametrize("export_format", ["json", "ndjson"])
+def test_column_types_for_questions_do_not_fail_an_incremental_export_with_nothing_new(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path, export_format: str
+) -> None:
+    """A nightly sync's ``column_types`` name question columns; a JSON export holds only the
+    keys its responses answered, so a run with no new responses lacks them."""
+    _respond(sandbox, survey_id)
+    first = _export(
+        api, survey_id, tmp_path / "first", format=export_format, allow_continuation=True
+    )
+    again = _export(
+        api, survey_id, tmp_path, format=export_format, continuation_token=first.continuation_token
+    )
+    types: dict[str, ColumnKind] = {"QID1": "string", "startDate": "string"}
+    for result in (first, again):
+        typed = ExportFile(
+            result.path, format=result.format, compressed=result.compressed, column_types=types
+        )
+        schema = typed.schema()
+        assert schema.field("startDate").type == pa.string()
+        assert typed.write(tmp_path / "typed.parquet") == (1 if result is first else 0)
+    assert first.schema().field("QID1").type != pa.string()  # the override changes something

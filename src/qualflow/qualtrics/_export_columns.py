@@ -236,9 +236,17 @@ def unique_names(names: Iterable[str]) -> list[str]:
 
 
 def resolve_overrides(
-    columns: Iterable[ExportColumn], overrides: Mapping[str, ColumnKind] | None
+    columns: Iterable[ExportColumn],
+    overrides: Mapping[str, ColumnKind] | None,
+    *,
+    absent_ok: bool = False,
 ) -> dict[str, ColumnKind]:
-    """Map ``column_types`` keys (name, export tag or ImportId) to column names; unknown → error."""
+    """Map ``column_types`` keys (name, export tag or ImportId) to column names.
+
+    A key naming no column is an error, unless ``absent_ok`` (JSON exports: a response holds
+    only the keys it answered, so an export without responses, or none answering a question,
+    lacks that question's column). A kind that is not a :data:`ColumnKind` is always an error.
+    """
     if not overrides:
         return {}
     columns = list(columns)
@@ -249,7 +257,7 @@ def resolve_overrides(
         matches = [
             c.name for c in columns if not c.is_label and key in (c.name, c.export_tag, c.import_id)
         ]
-        if not matches:
+        if not matches and not absent_ok:
             raise ValueError(f"column_types names a column that is not in the export: {key!r}")
         for name in matches:
             resolved[name] = kind

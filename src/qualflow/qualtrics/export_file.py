@@ -142,7 +142,9 @@ class ExportFile:
             by output name, export tag or ImportId (e.g. ``{"QID1": {"1": "Yes", "2": "No"}}``).
         time_zone: the export's ``timeZone``, for CSV/TSV date columns whose ImportId names none.
         column_types: per-column type overrides (``"timestamp"``, ``"integer"``, ``"float"``,
-            ``"string"``), keyed by output name, export tag or ImportId.
+            ``"string"``), keyed by output name, export tag or ImportId. A key naming no column
+            of a CSV/TSV export raises ``ValueError``; a JSON/NDJSON export lacks the keys no
+            response answered (all of them when it has no responses), so there it is skipped.
         typed: False reads every column as text (overrides win over this).
         names: output column names for CSV/TSV: ``"export_tag"`` (row 1, e.g. ``Q1``,
             ``StartDate``; repeats get ``_2``…) or ``"import_id"`` (``QID1``, ``startDate``).
@@ -285,7 +287,7 @@ class ExportFile:
 
     def _typed_json_columns(self, layout: json_reader.JsonLayout) -> list[ExportColumn]:
         columns = json_reader.build_columns(layout)
-        overrides = resolve_overrides(columns, self.column_types)
+        overrides = resolve_overrides(columns, self.column_types, absent_ok=True)
         typed_columns = []
         for column in columns:
             kind = self._kind_for(column, overrides)
