@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from qualflow.engine.models import RUN_STATUSES, Run, RunAttempt, RunStep
 from qualflow.engine.services import EngineServices
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
+from qualflow.store.paging import page_total
 
 REPLAYABLE = ("failed", "cancelled")
 CANCELLABLE = ("queued", "running")
@@ -81,15 +81,6 @@ LISTED = (
     Run.started_at,
     Run.finished_at,
 )
-
-
-def page_total(counted: Callable[[], int], *, shown: int, limit: int, offset: int) -> int:
-    """How many rows match in all, for a page of ``shown`` rows: a page that is neither empty
-    nor full is the last, so its end is the total and ``counted()`` (a COUNT of every matching
-    row) is not needed."""
-    if 0 < shown < limit or (shown == 0 and offset == 0):
-        return offset + shown
-    return counted()
 
 
 class StepOut(BaseModel):

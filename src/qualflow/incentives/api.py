@@ -27,7 +27,6 @@ from starlette.requests import HTTPConnection
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import Area, Level
 from qualflow.accounts.principal import Principal
-from qualflow.engine.runs import page_total
 from qualflow.incentives import api_keys
 from qualflow.incentives.action import (
     SendRewardConfig,
@@ -84,6 +83,7 @@ from qualflow.incentives.service import (
     get_incentive,
     get_reward,
 )
+from qualflow.store.paging import page_total
 from qualflow.store.secrets import mask
 from qualflow.web.deps import (
     ApiError,

@@ -1,0 +1,14 @@
+"""Paged lists: the total a page shows ("page 3 of 40"), counted only when it must be."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+
+def page_total(counted: Callable[[], int], *, shown: int, limit: int, offset: int) -> int:
+    """How many rows match in all, for a page of ``shown`` rows: a page that is neither empty
+    nor full is the last, so its end is the total and ``counted()`` (a COUNT of every matching
+    row) is not needed."""
+    if 0 < shown < limit or (shown == 0 and offset == 0):
+        return offset + shown
+    return counted()
