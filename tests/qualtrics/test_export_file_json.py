@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from qualflow.qualtrics import _export_json, export_file
+from qualflow.qualtrics._export_json import EMPTY_EXPORT_KEYS
 from qualflow.qualtrics.export_file import ExportFile, ExportFileError
 from tests.qualtrics.test_export_file_writer import json_bytes, ndjson_bytes, response, save
 
@@ -232,7 +233,8 @@ def test_override_that_does_not_fit_raises_or_nulls(tmp_path: Path) -> None:
 @pytest.mark.parametrize("fmt", ["ndjson", "json"])
 def test_export_without_responses(tmp_path: Path, fmt: str) -> None:
     export = write(tmp_path, [], fmt)
-    assert [c.name for c in export.columns] == ["responseId"]
+    # The metadata every response carries; questions cannot be known without a response.
+    assert [c.name for c in export.columns] == ["responseId", *EMPTY_EXPORT_KEYS]
     assert list(export.iter_rows()) == []
     assert export.write(tmp_path / "o.parquet") == 0
 

@@ -144,7 +144,16 @@ def test_an_empty_export_matches_the_reference(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     outcome = assert_matches_reference(monkeypatch, tmp_path, _export(tmp_path, b""))
-    assert outcome == (["responseId: string"], ["responseId: string"], [], {})
+    columns = [
+        ("responseId", "string"), ("startDate", "timestamp"), ("endDate", "timestamp"),
+        ("status", "integer"), ("ipAddress", "string"), ("progress", "integer"),
+        ("duration", "integer"), ("finished", "integer"), ("recordedDate", "timestamp"),
+        ("_recordId", "string"), ("distributionChannel", "string"), ("userLanguage", "string"),
+    ]  # fmt: skip
+    arrow = {"timestamp": "timestamp[us, tz=UTC]", "integer": "int64", "string": "string"}
+    written = [f"{name}: {arrow[kind]}" for name, kind in columns]
+    described = [f"{name}: {kind}" for name, kind in columns]
+    assert outcome == (written, described, [], {})
 
 
 def test_blank_lines_and_crlf_match_the_reference(
