@@ -3,7 +3,8 @@
 ``serve`` runs the web app with the engine inside (the embedded default) or web-only
 (``--no-worker``, for scale-out with ``qualflow worker`` processes on PostgreSQL). The other
 commands work on the database the settings point at, without a running server. Bad input ends
-with a one-line ``error: …`` on stderr and exit code 1.
+with a one-line ``error: …`` on stderr: exit code 2 for a bad option value (before the database is
+opened), 1 for anything else.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from qualflow.cli.common import (
+    EXIT_USAGE,
     MAX_ID,
     fail,
     hub_store,
@@ -31,7 +33,7 @@ from qualflow.engine.config import EngineConfig, default_executor_id
 from qualflow.engine.control import Control
 from qualflow.engine.errors import EngineError
 from qualflow.engine.models import RUN_STATUSES
-from qualflow.engine.runs import RunDetail, Runs
+from qualflow.engine.runs import RunDetail, Runs, _as_utc
 from qualflow.engine.services import EngineServices
 from qualflow.web.api.step_secrets import mask_automation
 
@@ -96,6 +98,16 @@ def _engine_errors() -> Iterator[None]:
         fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
 
 
+def _executor_id(value: str | None, role: str) -> str:
+    """The ``--executor-id`` given, or this host's stable one for ``role`` when none is given; a
+    blank one (an unset shell variable?) is a usage error, not the default."""
+    if value is None:
+        return _stable_id(role)
+    if not value.strip():
+        fail("--executor-id is empty: give the worker's id (or leave the option out)", EXIT_USAGE)
+    return value
+
+
 def _json(value: Any) -> None:
     typer.echo(json.dumps(value, indent=2, default=str))
 
@@ -122,6 +134,7 @@ def serve(
     from qualflow.gc_tuning import tune_for_long_running_process
     from qualflow.web.app import create_app
 
+    executor = _executor_id(executor_id, "serve")
     settings = load_settings()
     # Opened once here so a key or database problem is one error line, not uvicorn's
     # "Application startup failed" traceback from the app's own opening of the store.
@@ -133,7 +146,7 @@ def serve(
     app_ = create_app(
         settings,
         engine=settings.engine if worker else "web",
-        executor_id=executor_id or _stable_id("serve"),
+        executor_id=executor,
     )
     tune_for_long_running_process()
     uvicorn.run(app_, host=host, port=port)
@@ -180,8 +193,8 @@ def worker(
     from qualflow.engine.runtime import engine_for
     from qualflow.engine.worker import run_worker
 
+    name = _executor_id(executor_id, "worker")
     settings = load_settings()
-    name = executor_id or _stable_id("worker")
     with hub_store(settings) as store:
         engine = engine_for(
             settings,
@@ -226,10 +239,23 @@ def runs_ls(
     """List runs, newest first."""
     # As 'incentives rewards ls --status' reads them: 'failed,cancelled', any case.
     statuses = [part.strip().lower() for given in status or [] for part in given.split(",")]
+    statuses = [s for s in statuses if s]
+    unknown = [s for s in statuses if s not in RUN_STATUSES]
+    if unknown:
+        fail(
+            f"unknown status {unknown[0]!r} for --status: one of {', '.join(RUN_STATUSES)}",
+            EXIT_USAGE,
+        )
+    since, until = _as_utc(since), _as_utc(until)
+    if since is not None and until is not None and until <= since:
+        fail(
+            f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})",
+            EXIT_USAGE,
+        )
     with _services() as services, _engine_errors():
         page = Runs(services).query(
             automation_id=automation,
-            status=[s for s in statuses if s],
+            status=statuses,
             since=since,
             until=until,
             limit=limit,
@@ -332,9 +358,9 @@ def runs_recover(
     Only for an executor that is really gone: a live one would find its runs taken over.
     """
     if not executor_id.strip():
-        fail("--executor-id is empty: give the id of the dead worker")
+        fail("--executor-id is empty: give the id of the dead worker", EXIT_USAGE)
     if executor_id == default_executor_id():
-        fail("refusing to recover this very process's executor id")
+        fail("refusing to recover this very process's executor id", EXIT_USAGE)
     from sqlalchemy.exc import OperationalError, ProgrammingError
 
     with _services() as services, _engine_errors(), Control(services.config) as control:
