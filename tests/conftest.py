@@ -16,6 +16,12 @@ from sqlalchemy.engine import make_url
 
 DEFAULT_PG_URL = "postgresql://127.0.0.1:5432/test"
 
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24; the CLI's consoles read COLUMNS
+# once, when their module is imported, so a width a test asks for would be ignored and tables
+# cut at 80 columns. Without them, a console sizes itself per call, as it does for a user.
+for _size in ("COLUMNS", "LINES"):
+    os.environ.pop(_size, None)
+
 # Property tests draw the same examples on every run by default, so that a run on a fresh clone
 # (CI) passes or fails for a reason, not for a draw; QUALFLOW_HYPOTHESIS=explore draws new ones
 # (and remembers failures in .hypothesis/) when hunting for counterexamples.
