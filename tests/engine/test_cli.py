@@ -99,14 +99,14 @@ def test_automations_ls_and_show(history: tuple[int, str, str]) -> None:
 def test_bad_input_exits_nonzero_with_one_line(history: tuple[int, str, str]) -> None:
     _automation_id, ok, _failed = history
     cases = [
-        (["runs", "show", "no-such-run"], "run 'no-such-run' does not exist"),
-        (["runs", "replay", ok], "only failed or cancelled runs can be replayed"),
-        (["runs", "ls", "--status", "exploded"], "unknown status"),
-        (["automations", "show", "999"], "automation 999 does not exist"),
+        (["runs", "show", "no-such-run"], 1, "run 'no-such-run' does not exist"),
+        (["runs", "replay", ok], 1, "only failed or cancelled runs can be replayed"),
+        (["runs", "ls", "--status", "exploded"], 2, "unknown status"),  # a usage error
+        (["automations", "show", "999"], 1, "automation 999 does not exist"),
     ]
-    for args, message in cases:
+    for args, code, message in cases:
         result = runner.invoke(app, args)
-        assert result.exit_code == 1, (args, result.output)
+        assert result.exit_code == code, (args, result.output)
         lines = result.output.strip().splitlines()
         assert len(lines) == 1, result.output
         assert message in lines[0]
