@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Literal, cast
 
 from fastapi import APIRouter, Depends, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from qualflow.accounts.dependencies import (
     CurrentPrincipal,
@@ -63,6 +63,13 @@ _ADMIN_ERRORS = error_responses(401, 403, 404, 409, 422)
 # --- bodies -------------------------------------------------------------------------------------
 
 
+class Body(BaseModel):
+    """A request body: a field it does not define is refused (422 naming it), never ignored,
+    as in every other router of the API."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
 class UserOut(BaseModel):
     id: int
     email: str
@@ -97,7 +104,7 @@ class MeOut(UserOut):
     authenticated_via: str = Field(description="`token` or `session`.")
 
 
-class UserCreate(BaseModel):
+class UserCreate(Body):
     email: str = Field(max_length=320, examples=["ada@example.org"])
     name: str = Field(min_length=1, max_length=200)
     role: Role = Role.MEMBER
@@ -115,7 +122,7 @@ class UserCreated(UserOut):
     )
 
 
-class UserUpdate(BaseModel):
+class UserUpdate(Body):
     email: str | None = Field(default=None, max_length=320)
     name: str | None = Field(default=None, min_length=1, max_length=200)
     role: Role | None = None
@@ -123,7 +130,7 @@ class UserUpdate(BaseModel):
     password: str | None = None
 
 
-class PermissionsUpdate(BaseModel):
+class PermissionsUpdate(Body):
     overrides: dict[Area, LevelName | None] = Field(
         description="Level per area; null (or leaving an area out) returns it to the role default."
     )
@@ -134,21 +141,21 @@ class RoleOut(BaseModel):
     permissions: dict[Area, LevelName]
 
 
-class LoginBody(BaseModel):
+class LoginBody(Body):
     email: str = Field(max_length=320)
     password: str = Field(max_length=1024)
 
 
-class PasswordChange(BaseModel):
+class PasswordChange(Body):
     current_password: str = Field(max_length=1024)
     new_password: str = Field(max_length=1024)
 
 
-class MeUpdate(BaseModel):
+class MeUpdate(Body):
     name: str = Field(min_length=1, max_length=200)
 
 
-class TokenCreate(BaseModel):
+class TokenCreate(Body):
     name: str = Field(min_length=1, max_length=100, examples=["reporting script"])
     expires_in_days: int | None = Field(default=None, ge=1, le=3650)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
@@ -172,6 +172,8 @@ def create_automation(
     principal: Manager,
     definition: Annotated[
         dict[str, Any],
+        # Validated by the engine (every problem at once), documented as what PUT takes.
+        WithJsonSchema({"$ref": "#/components/schemas/AutomationDefinition"}),
         Body(
             openapi_examples={
                 "nps-alert": {
