@@ -42,8 +42,8 @@ def test_bad_until_is_one_error_line(
         (["runs", "ls", "--until", "last tuesday"], 2, "Invalid value for '--until'"),
         (
             ["runs", "ls", "--since", "2026-01-02", "--until", "2026-01-01"],
-            1,
-            "until (2026-01-01T00:00:00+00:00) must be after since",
+            2,  # options that contradict each other: a usage error
+            "--until (2026-01-01T00:00:00+00:00) must be after --since",
         ),
     ):
         code = run(args, prog_name="qualflow")

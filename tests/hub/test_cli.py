@@ -355,7 +355,8 @@ def test_runs_recover_on_a_database_no_engine_has_used(env: Path) -> None:
     result = _run("runs", "recover", "--executor-id", "gone-worker")
     assert result.exit_code == 0, result.output
     assert "0 run(s) of gone-worker" in result.output
-    _one_line_failure(_run("runs", "recover", "--executor-id", " "), "--executor-id is empty")
+    blank = _run("runs", "recover", "--executor-id", " ")
+    _one_line_failure(blank, "--executor-id is empty", exit_code=2)
 
 
 @pytest.mark.parametrize(
