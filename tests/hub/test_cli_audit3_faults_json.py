@@ -5,15 +5,14 @@ instead of parsing a table."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from qualflow.cli import app
+from qualflow.demo.servers import start_server
 from qualflow.sandbox import SandboxState, create_app
 
 runner = CliRunner()
@@ -22,19 +21,8 @@ runner = CliRunner()
 @pytest.fixture
 def live_sandbox() -> Iterator[tuple[str, SandboxState]]:
     state = SandboxState()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("sandbox server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(timeout=10)
+    with start_server(create_app(state), name="sandbox") as server:
+        yield server.url, state
 
 
 def test_faults_ls_json_lists_rules_hits_and_rate_limit(

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import threading
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
+from qualflow.demo.servers import start_server
 from qualflow.sandbox import SandboxConfig, SandboxState, create_app
 from qualflow.sandbox.seed import customer_satisfaction
 
@@ -63,16 +62,5 @@ def live_sandbox() -> Iterator[tuple[str, SandboxState]]:
     """The sandbox on a real loopback port (port 0), served by uvicorn in a thread."""
     state = SandboxState()
     state.create_user("live@example.com")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(state), host="127.0.0.1", port=0, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        if not thread.is_alive():
-            raise RuntimeError("sandbox server did not start")
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    yield f"http://127.0.0.1:{port}", state
-    server.should_exit = True
-    thread.join(timeout=10)
+    with start_server(create_app(state), name="sandbox") as server:
+        yield server.url, state

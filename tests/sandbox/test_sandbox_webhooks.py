@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from qualflow.demo.servers import start_server
 from qualflow.sandbox import SandboxConfig, SandboxState, create_app
 from qualflow.sandbox.respondents import Simulator
 from qualflow.sandbox.seed import customer_satisfaction
@@ -273,17 +274,8 @@ async def test_sync_callers_deliver_on_background_loop(receiver: Receiver) -> No
 
 def test_delivers_over_real_http_without_a_transport(receiver: Receiver) -> None:
     """No webhook_transport: the sandbox POSTs to a real loopback listener (port 0)."""
-    import uvicorn
-
-    server = uvicorn.Server(
-        uvicorn.Config(receiver.app(), host="127.0.0.1", port=0, log_level="error")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        assert thread.is_alive()
-        threading.Event().wait(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    server = start_server(receiver.app(), name="receiver")
+    port = server.port
     try:
         state = SandboxState(SandboxConfig(webhook_backoff=0.0))
         state.create_user("real@example.com", api_token=TOKEN)
@@ -301,5 +293,4 @@ def test_delivers_over_real_http_without_a_transport(receiver: Receiver) -> None
         assert form["HMAC"] == hmac.new(b"k", form["MSG"].encode(), hashlib.sha512).hexdigest()
         asyncio.run(app.state.dispatcher.aclose())
     finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+        server.stop()
