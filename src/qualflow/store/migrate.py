@@ -82,6 +82,12 @@ def _upgrade_or_downgrade(
         connection.commit()
     try:
         with connection.begin():
+            if sqlite:
+                # pysqlite runs DDL outside any transaction: begin one that holds the file's
+                # write lock from the start, so the whole upgrade is atomic and another process
+                # migrating the same file waits (busy timeout), then finds the schema current.
+                # PostgreSQL's equivalent is env.py's advisory lock.
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
             config = alembic_config(url)
             config.attributes["connection"] = connection
             step(config, revision)
