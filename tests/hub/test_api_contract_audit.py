@@ -73,3 +73,49 @@ def test_the_document_says_unknown_body_fields_are_refused(client: TestClient) -
             if (schemas[name] if name else option).get("additionalProperties") is not False:
                 open_bodies.append(f"{method} {path} ({name or option.get('type')})")
     assert open_bodies == []
+
+
+def test_every_201_documents_a_location_header(client: TestClient) -> None:
+    missing = [
+        f"{method} {path}"
+        for method, path, operation in _operations(client)
+        if "201" in operation["responses"]
+        and "Location" not in operation["responses"]["201"].get("headers", {})
+    ]
+    assert missing == []
+
+
+def test_created_resources_answer_with_their_location(
+    client: TestClient, make_person: MakePerson
+) -> None:
+    admin = make_person("admin")
+    created = client.post(
+        f"{API}/users", json={"email": "new@example.org", "name": "New"}, headers=admin.headers
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers.get("location") == f"{API}/users/{created.json()['id']}"
+    read = client.get(created.headers["location"], headers=admin.headers)
+    assert read.status_code == 200
+    assert read.json()["email"] == "new@example.org"
+
+    token = client.post(f"{API}/me/tokens", json={"name": "script"}, headers=admin.headers)
+    assert token.status_code == 201, token.text
+    assert token.headers.get("location") == f"{API}/me/tokens/{token.json()['id']}"
+
+    key = client.post(
+        f"{API}/incentives/api-keys",
+        json={"platform": "acme", "display_name": "Acme"},
+        headers=admin.headers,
+    )
+    assert key.status_code == 201, key.text
+    assert key.headers.get("location") == f"{API}/incentives/api-keys/{key.json()['id']}"
+
+    pool = client.post(
+        f"{API}/incentives/providers/gift-code-pools",
+        json={"name": "Cards"},
+        headers=admin.headers,
+    )
+    assert pool.status_code == 201, pool.text
+    location = pool.headers.get("location")
+    assert location == f"{API}/incentives/providers/gift-code-pools/{pool.json()['id']}"
+    assert client.get(location, headers=admin.headers).json() == pool.json()

@@ -85,6 +85,7 @@ from qualflow.incentives.service import (
 )
 from qualflow.store.paging import page_total
 from qualflow.store.secrets import mask
+from qualflow.web.api.created import set_location
 from qualflow.web.deps import (
     ApiError,
     DbSession,
@@ -656,11 +657,14 @@ def list_incentives(
     responses=_ERRORS,
     summary="Create an incentive (its value is checked with the provider)",
 )
-async def create_incentive(spec: IncentiveSpec, runtime: Runtime, manager: Manager) -> IncentiveOut:
+async def create_incentive(
+    spec: IncentiveSpec, runtime: Runtime, manager: Manager, request: Request, response: Response
+) -> IncentiveOut:
     try:
         incentive = await runtime.manager.create(spec, actor=manager.email)
     except IncentiveError as exc:
         raise ApiError(422, "invalid_incentive", str(exc)) from None
+    set_location(request, response, get_incentive_detail, reference_id=incentive.reference_id)
     return IncentiveOut.of(incentive)
 
 
@@ -1010,12 +1014,18 @@ def list_tango_accounts(runtime: Runtime, _viewer: Viewer) -> list[TangoAccountO
     summary="Add a Tango account (platform name + key, customer and account ids)",
 )
 def create_tango_account(
-    body: TangoAccountIn, runtime: Runtime, _manager: Manager
+    body: TangoAccountIn,
+    runtime: Runtime,
+    _manager: Manager,
+    request: Request,
+    response: Response,
 ) -> TangoAccountOut:
     try:
-        return TangoAccountOut.of(runtime.manager.create_tango_account(**body.model_dump()))
+        account = runtime.manager.create_tango_account(**body.model_dump())
     except IncentiveError as exc:
         raise ApiError(422, "invalid_account", str(exc)) from None
+    set_location(request, response, update_tango_account, account_id=account.id)
+    return TangoAccountOut.of(account)
 
 
 @router.get(
@@ -1130,11 +1140,14 @@ def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
     responses=_ERRORS,
     summary="Create a gift-code pool",
 )
-def create_pool(body: PoolIn, runtime: Runtime, _manager: Manager) -> PoolOut:
+def create_pool(
+    body: PoolIn, runtime: Runtime, _manager: Manager, request: Request, response: Response
+) -> PoolOut:
     try:
         pool = runtime.manager.create_pool(body.name, body.description)
     except IncentiveError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    set_location(request, response, get_pool, pool_id=pool.id)
     return _pool_out(runtime, pool.id)
 
 
@@ -1237,7 +1250,9 @@ def _key_error(exc: Exception) -> ApiError:
     responses=_ERRORS,
     summary="Create a platform API key (at most two active per platform)",
 )
-def create_api_key(body: ApiKeyIn, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+def create_api_key(
+    body: ApiKeyIn, db: DbSession, manager: KeyManager, request: Request, response: Response
+) -> ApiKeyOut:
     try:
         key, _raw = api_keys.create_key(
             db, platform=body.platform, display_name=body.display_name, actor=manager.email
@@ -1246,6 +1261,7 @@ def create_api_key(body: ApiKeyIn, db: DbSession, manager: KeyManager) -> ApiKey
     except (api_keys.ApiKeyError, api_keys.KeyNotFound) as exc:
         db.rollback()
         raise _key_error(exc) from None
+    set_location(request, response, rename_api_key, key_id=key.id)
     return ApiKeyOut.of(key, api_keys.check_platform_name(body.platform))
 
 
@@ -1576,6 +1592,7 @@ async def platform_reward(
     reference_id: str,
     body: Annotated[PlatformRewardIn, Depends(read_platform_reward)],
     runtime: Runtime,
+    request: Request,
     response: Response,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(platform_auth)],
 ) -> PlatformRewardOut:
@@ -1636,6 +1653,7 @@ async def platform_reward(
     reward = await asyncio.to_thread(current)
     if submission.outcome == "existing":
         response.status_code = 200
+    set_location(request, response, get_reward_detail, reward_id=reward.reference_id)
     return PlatformRewardOut(
         reference_id=reward.reference_id,
         status=reward.status,

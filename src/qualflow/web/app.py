@@ -39,6 +39,7 @@ from qualflow.web.api import accounts as accounts_api
 from qualflow.web.api import automations as automations_api
 from qualflow.web.api import connections as connections_api
 from qualflow.web.api import runs as runs_api
+from qualflow.web.api.created import LOCATION_HEADER_DOC
 from qualflow.web.api_docs import install_api_docs
 from qualflow.web.deps import (
     ApiError,
@@ -275,8 +276,9 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 
 def _install_openapi(app: FastAPI) -> None:
-    """Document our error body for 422 instead of FastAPI's default validation schema, and
-    the 400 (not valid JSON) and 415 (not sent as JSON) of every operation with a JSON body."""
+    """Document our error body for 422 instead of FastAPI's default validation schema, the
+    400 (not valid JSON) and 415 (not sent as JSON) of every operation with a JSON body, and
+    the ``Location`` header of every 201."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -300,6 +302,8 @@ def _install_openapi(app: FastAPI) -> None:
                 responses = operation.get("responses", {})
                 if "422" in responses:
                     responses["422"] = _error_response_doc("Request failed validation")
+                if "201" in responses:
+                    responses["201"].setdefault("headers", {}).update(LOCATION_HEADER_DOC)
                 body = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in body and "400" not in responses:
                     responses["400"] = _error_response_doc("The body is not valid JSON")

@@ -41,6 +41,7 @@ from qualflow.accounts.users import (
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import mask
+from qualflow.web.api.created import set_location
 from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses, get_app_settings
 
 router = APIRouter()
@@ -350,7 +351,13 @@ def read_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[TokenOut]
     responses=_AUTH_ERRORS,
     summary="Create a personal API token (the token is in this answer only)",
 )
-def create_my_token(body: TokenCreate, db: DbSession, principal: CurrentPrincipal) -> TokenCreated:
+def create_my_token(
+    body: TokenCreate,
+    db: DbSession,
+    principal: CurrentPrincipal,
+    request: Request,
+    response: Response,
+) -> TokenCreated:
     user = _me(db, principal)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     try:
@@ -358,6 +365,7 @@ def create_my_token(body: TokenCreate, db: DbSession, principal: CurrentPrincipa
     except AccountError as exc:
         raise _account_error(exc) from None
     db.commit()
+    set_location(request, response, revoke_my_token, token_id=token.id)
     return TokenCreated(**TokenOut.of(token).model_dump(), token=raw)
 
 
@@ -411,7 +419,9 @@ def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
     responses=_ADMIN_ERRORS,
     summary="Add a person (the password is in this answer only when generated)",
 )
-def add_user(body: UserCreate, db: DbSession, _admin: Admin) -> UserCreated:
+def add_user(
+    body: UserCreate, db: DbSession, _admin: Admin, request: Request, response: Response
+) -> UserCreated:
     if body.password is not None and body.generate_password:
         raise ApiError(422, "invalid_input", "give a password or generate_password, not both")
     password = generate_password() if body.generate_password else body.password
@@ -421,6 +431,7 @@ def add_user(body: UserCreate, db: DbSession, _admin: Admin) -> UserCreated:
         raise _account_error(exc) from None
     db.commit()
     generated = password if body.generate_password else None
+    set_location(request, response, read_user, user_id=user.id)
     return UserCreated(**UserOut.of(user).model_dump(), generated_password=generated)
 
 

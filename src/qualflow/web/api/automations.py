@@ -34,6 +34,7 @@ from qualflow.engine.errors import ConflictError, DefinitionError, EngineError, 
 from qualflow.engine.runtime import running_engine
 from qualflow.engine.services import EngineServices
 from qualflow.store.runtime import Store as StoreType
+from qualflow.web.api.created import set_location
 from qualflow.web.api.step_secrets import (
     mask_automation,
     mask_version,
@@ -166,6 +167,8 @@ def list_automations(
     summary="Create an automation (disabled until enabled)",
 )
 def create_automation(
+    request: Request,
+    response: Response,
     services: Services,
     store: Store,
     db: DbSession,
@@ -206,6 +209,7 @@ def create_automation(
         created = Automations(services).create(sealed, actor=principal.email)
     except (EngineError, ValueError) as exc:
         raise api_error(exc) from None
+    set_location(request, response, get_automation, automation_id=created.id)
     return AutomationCreated.model_validate(
         {**mask_automation(created).model_dump(), "api_token": created.api_token}
     )

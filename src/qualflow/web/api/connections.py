@@ -10,7 +10,7 @@ import math
 from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Query, Response, status
+from fastapi import APIRouter, Depends, Query, Request, Response, status
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
 from sqlalchemy import select
 
@@ -54,6 +54,7 @@ from qualflow.connections.service import (
 from qualflow.connections.surveys import list_surveys
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.secrets import mask, register_secret
+from qualflow.web.api.created import set_location
 from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
@@ -287,13 +288,14 @@ def read_connections(db: DbSession, principal: Viewer) -> list[ConnectionOut]:
     summary="Create a connection (validated with Qualtrics whoami first)",
 )
 async def add_connection(
-    spec: ConnectionSpec, db: DbSession, principal: Manager
+    spec: ConnectionSpec, db: DbSession, principal: Manager, http: Request, response: Response
 ) -> ConnectionCreated:
     try:
         connection, identity = await create_connection(db, spec, owner_id=principal.user_id)
     except ConnectionsError as exc:
         raise _api_error(exc) from None
     db.commit()
+    set_location(http, response, read_connection, connection_id=connection.id)
     return ConnectionCreated(
         **_out(db, principal, connection).model_dump(), identity=IdentityOut.of(identity)
     )
@@ -324,7 +326,11 @@ async def validate_credentials(body: CredentialsCheck, _principal: Manager) -> I
     summary="Create a connection through a dedicated Qualtrics service user",
 )
 async def add_service_user_connection(
-    body: ServiceUserProvision, db: DbSession, principal: Manager
+    body: ServiceUserProvision,
+    db: DbSession,
+    principal: Manager,
+    http: Request,
+    response: Response,
 ) -> ServiceUserProvisioned:
     """Uses a brand administrator's token once to find or create the service user and fetch its
     API token; saves a connection with that token only. The admin token is never stored."""
@@ -358,6 +364,7 @@ async def add_service_user_connection(
     except ConnectionsError as exc:
         raise _api_error(exc) from None
     db.commit()
+    set_location(http, response, read_connection, connection_id=connection.id)
     return ServiceUserProvisioned(
         **_out(db, principal, connection).model_dump(),
         service_user_account=ServiceUserOut(
