@@ -20,6 +20,9 @@ from typing import IO, Any, Generic, TypeVar, cast
 
 import pyarrow as pa
 
+# Re-exported: defined without pyarrow, so the command line catches it without reading exports.
+from qualflow.qualtrics.export_errors import ExportFileError as ExportFileError
+
 try:  # ISA-L inflates ZIP members over twice as fast as zlib; zlib is the fallback.
     from isal import isal_zlib as _inflate_lib
 except ImportError:  # pragma: no cover - isal is a dependency on CPython
@@ -34,27 +37,6 @@ T = TypeVar("T")
 C = TypeVar("C")
 
 _READ_SIZE = 1 << 20
-
-
-class ExportFileError(ValueError):
-    """A response export file cannot be read: corrupt, truncated, not the declared format, or a
-    value that does not fit its column's type (``row`` and ``column`` say where)."""
-
-    def __init__(
-        self,
-        message: str,
-        *,
-        path: str | None = None,
-        row: int | None = None,
-        column: str | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.path = path
-        self.row = row
-        self.column = column
-
-
-ExportFileError.__module__ = "qualflow.qualtrics.export_file"
 
 
 @dataclass(frozen=True, slots=True)
@@ -293,10 +275,16 @@ def _last_record_end(data: bytes, quote: bytes, odd: bool) -> tuple[int, int]:
     """
     total = data.count(quote) if quote else 0
     position = data.rfind(b"\n")
+    after = 0
+    end = len(data)
     while position >= 0:
-        after = data.count(quote, position) if quote else 0
+        # Only the quotes between this newline and the one tried before: inside an unclosed
+        # quote no newline qualifies, and recounting to the end each time made a chunk cost
+        # its size times its lines.
+        after += data.count(quote, position, end) if quote else 0
         if (total - after + odd) % 2 == 0:
             return position + 1, after
+        end = position
         position = data.rfind(b"\n", 0, position)
     return 0, total
 
