@@ -119,3 +119,51 @@ def test_created_resources_answer_with_their_location(
     location = pool.headers.get("location")
     assert location == f"{API}/incentives/providers/gift-code-pools/{pool.json()['id']}"
     assert client.get(location, headers=admin.headers).json() == pool.json()
+
+
+def _paged_operations(client: TestClient) -> list[tuple[str, dict[str, Any]]]:
+    paged = []
+    for method, path, operation in _operations(client):
+        names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "query"}
+        if {"limit", "offset"} & names:
+            paged.append((f"{method} {path}", operation))
+    return paged
+
+
+def test_every_list_pages_with_the_same_documented_limit_and_offset(client: TestClient) -> None:
+    paged = _paged_operations(client)
+    assert len(paged) >= 4  # runs, automations, rewards, an incentive's rewards
+    for name, operation in paged:
+        query = {p["name"]: p for p in operation["parameters"] if p["in"] == "query"}
+        assert set(query) >= {"limit", "offset"}, name
+        limit, offset = query["limit"], query["offset"]
+        assert (limit["schema"]["minimum"], limit["schema"]["maximum"]) == (1, 500), name
+        assert limit["schema"]["default"] == 50, name
+        assert "500" in limit.get("description", ""), name
+        assert offset["schema"]["minimum"] == 0, name
+        assert offset.get("description"), name
+
+
+def test_the_total_of_every_page_is_documented(client: TestClient) -> None:
+    document = client.app.openapi()  # type: ignore[attr-defined]
+    schemas = document["components"]["schemas"]
+    undocumented = [
+        name
+        for name, schema in schemas.items()
+        if {"items", "total"} <= set(schema.get("properties", {}))
+        and not schema["properties"]["total"].get("description")
+    ]
+    assert undocumented == []
+
+
+def test_out_of_range_paging_is_refused_naming_the_parameter(
+    client: TestClient, make_person: MakePerson
+) -> None:
+    admin = make_person("admin")
+    for path in (f"{API}/runs", f"{API}/automations", f"{API}/incentives/rewards"):
+        for query in ("limit=0", "limit=501", "offset=-1"):
+            answer = client.get(f"{path}?{query}", headers=admin.headers)
+            assert answer.status_code == 422, (path, query, answer.text)
+            error = answer.json()["error"]
+            assert error["code"] == "validation_error"
+            assert [d["field"] for d in error["details"]] == [query.split("=")[0]], (path, query)

@@ -86,6 +86,7 @@ from qualflow.incentives.service import (
 from qualflow.store.paging import page_total
 from qualflow.store.secrets import mask
 from qualflow.web.api.created import set_location
+from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit
 from qualflow.web.deps import (
     ApiError,
     DbSession,
@@ -355,7 +356,7 @@ class RewardDetail(RewardOut):
 
 class RewardPage(BaseModel):
     items: list[RewardOut]
-    total: int
+    total: int = Field(description=TOTAL_DESCRIPTION)
     limit: int
     offset: int
 
@@ -696,7 +697,7 @@ def list_rewards(
         AfterValidator(refuse_nul),
     ] = None,
     source: Literal["automation", "api", "manual"] | None = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RewardPage:
     return reward_page(
@@ -1564,7 +1565,7 @@ def incentive_rewards(
     viewer: Viewer,
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
     q: Annotated[str | None, Query(max_length=320), AfterValidator(refuse_nul)] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RewardPage:
     return list_rewards(

@@ -35,6 +35,7 @@ from qualflow.engine.runtime import running_engine
 from qualflow.engine.services import EngineServices
 from qualflow.store.runtime import Store as StoreType
 from qualflow.web.api.created import set_location
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit
 from qualflow.web.api.step_secrets import (
     mask_automation,
     mask_version,
@@ -150,7 +151,7 @@ def list_automations(
     trigger_type: Annotated[
         str | None, Query(pattern="^(survey_response|json_event|schedule)$")
     ] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+    limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> list[AutomationOut]:
     automations = Automations(services).query(

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
+from pydantic import Field
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
@@ -13,6 +14,7 @@ from qualflow.accounts.principal import Principal
 from qualflow.engine.errors import EngineError
 from qualflow.engine.runs import RunDetail, RunPage, Runs
 from qualflow.web.api.automations import Services, api_error
+from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit
 from qualflow.web.deps import MAX_ID, Offset, error_responses
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -21,9 +23,15 @@ Viewer = Annotated[Principal, Depends(require("runs", VIEW))]
 Manager = Annotated[Principal, Depends(require("runs", MANAGE))]
 
 
+class RunPageOut(RunPage):
+    """One page of runs."""
+
+    total: int = Field(description=TOTAL_DESCRIPTION)
+
+
 @router.get(
     "",
-    response_model=RunPage,
+    response_model=RunPageOut,
     responses=error_responses(401, 403, 422),
     summary="List runs, newest first",
 )
@@ -39,7 +47,7 @@ def list_runs(
     ] = None,
     since: Annotated[datetime | None, Query(description="Created at or after (ISO 8601).")] = None,
     until: Annotated[datetime | None, Query(description="Created before (ISO 8601).")] = None,
-    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RunPage:
     try:

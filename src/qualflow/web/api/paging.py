@@ -1,0 +1,27 @@
+"""Paging of list operations: the same ``limit`` (and ``offset``, from :mod:`qualflow.web.deps`)
+on every list that pages, and what a page's ``total`` counts."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Query
+
+MAX_LIMIT = 500
+DEFAULT_LIMIT = 50
+
+#: How many rows one page holds; out of range is a 422 naming ``limit``, never clamped.
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"Rows per page, 1 to {MAX_LIMIT} (default {DEFAULT_LIMIT}); "
+        "a value outside is refused with 422.",
+    ),
+]
+
+TOTAL_DESCRIPTION = (
+    "How many rows match the filters in all (every page, not only this one): "
+    "the last page is reached when offset + len(items) >= total."
+)
