@@ -16,14 +16,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Engine
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, inspect
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.pool import NullPool
 
 from qualflow.store.db import make_engine, normalize_url
 
 __all__ = [
     "MIGRATIONS_DIR",
+    "SchemaRevisionError",
     "alembic_config",
     "autogenerate_revision",
     "current_revision",
@@ -34,6 +36,14 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+
+class SchemaRevisionError(SQLAlchemyError):
+    """The database cannot be migrated by this qualflow: its revision is newer than any this
+    release ships (the software was rolled back), or it holds tables but is not qualflow's.
+
+    A :class:`~sqlalchemy.exc.SQLAlchemyError`, so every start that reports database errors
+    in one line (``qualflow migrate``, serve, worker, the other commands) reports this too."""
 
 
 def alembic_config(url: str) -> Config:
@@ -88,6 +98,7 @@ def _upgrade_or_downgrade(
                 # migrating the same file waits (busy timeout), then finds the schema current.
                 # PostgreSQL's equivalent is env.py's advisory lock.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
+            _refuse_foreign_schema(connection, url)
             config = alembic_config(url)
             config.attributes["connection"] = connection
             step(config, revision)
@@ -96,6 +107,32 @@ def _upgrade_or_downgrade(
             connection.rollback()
             connection.exec_driver_sql("PRAGMA foreign_keys=ON")
             connection.commit()
+
+
+def _refuse_foreign_schema(connection: Connection, url: str) -> None:
+    """Refuse, naming what was found, a database this release cannot migrate: one at a revision
+    it does not ship (a newer release's, after rolling the software back), or one holding
+    tables without a qualflow revision (another application's database)."""
+    from qualflow.store.migrations.env_support import foreign_table
+
+    shown = make_url(normalize_url(url)).render_as_string(hide_password=True)
+    at = MigrationContext.configure(connection).get_current_revision()
+    known = known_revisions()
+    if at is not None and at not in known:
+        raise SchemaRevisionError(
+            f"the database at {shown} is at revision {at}, which this qualflow does not know "
+            f"(its newest is {known[-1]}): a newer release migrated it; run that release, or "
+            "restore a backup taken before the upgrade"
+        )
+    if at is None:
+        tables = sorted(n for n in inspect(connection).get_table_names() if not foreign_table(n))
+        if tables:
+            listed = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+            raise SchemaRevisionError(
+                f"the database at {shown} holds tables ({listed}) but no qualflow revision: it "
+                "is not a qualflow database; point QUALFLOW_DATABASE_URL at an empty database "
+                "or at qualflow's own"
+            )
 
 
 def head_revision() -> str | None:

@@ -12,6 +12,11 @@ _FOREIGN_TABLE_PREFIXES = ("dbos", "alembic_version")
 _FOREIGN_SCHEMAS = ("dbos",)
 
 
+def foreign_table(name: str) -> bool:
+    """Whether a table of the database is someone else's (DBOS's, Alembic's own)."""
+    return name.startswith(_FOREIGN_TABLE_PREFIXES)
+
+
 def include_object(
     obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
 ) -> bool:
@@ -19,7 +24,7 @@ def include_object(
         schema = getattr(obj, "schema", None)
         if schema in _FOREIGN_SCHEMAS:
             return False
-        if name and name.startswith(_FOREIGN_TABLE_PREFIXES):
+        if name and foreign_table(name):
             return False
     return True
 
