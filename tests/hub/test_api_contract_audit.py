@@ -167,3 +167,18 @@ def test_out_of_range_paging_is_refused_naming_the_parameter(
             error = answer.json()["error"]
             assert error["code"] == "validation_error"
             assert [d["field"] for d in error["details"]] == [query.split("=")[0]], (path, query)
+
+
+def test_a_body_that_is_not_json_is_documented_as_the_422_it_answers(
+    client: TestClient, make_person: MakePerson
+) -> None:
+    admin = make_person("admin")
+    answer = client.post(
+        f"{API}/users",
+        content=b"{not json",
+        headers={**admin.headers, "Content-Type": "application/json"},
+    )
+    assert answer.status_code == 422
+    responses = client.app.openapi()["paths"][f"{API}/users"]["post"]["responses"]  # type: ignore[attr-defined]
+    assert "not valid JSON" in responses["422"]["description"]
+    assert "not valid JSON" not in responses["400"]["description"]

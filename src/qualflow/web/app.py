@@ -277,7 +277,7 @@ def _install_error_handlers(app: FastAPI) -> None:
 
 def _install_openapi(app: FastAPI) -> None:
     """Document our error body for 422 instead of FastAPI's default validation schema, the
-    400 (not valid JSON) and 415 (not sent as JSON) of every operation with a JSON body, and
+    400 (body not UTF-8) and 415 (not sent as JSON) of every operation with a JSON body, and
     the ``Location`` header of every 201."""
 
     def openapi() -> dict[str, Any]:
@@ -301,12 +301,15 @@ def _install_openapi(app: FastAPI) -> None:
                     continue
                 responses = operation.get("responses", {})
                 if "422" in responses:
-                    responses["422"] = _error_response_doc("Request failed validation")
+                    responses["422"] = _error_response_doc(
+                        "Request failed validation: a parameter or field (each in `details`), "
+                        "or a body that is not valid JSON"
+                    )
                 if "201" in responses:
                     responses["201"].setdefault("headers", {}).update(LOCATION_HEADER_DOC)
                 body = operation.get("requestBody", {}).get("content", {})
                 if "application/json" in body and "400" not in responses:
-                    responses["400"] = _error_response_doc("The body is not valid JSON")
+                    responses["400"] = _error_response_doc("The body is not UTF-8 text")
                 if "application/json" in body and "415" not in responses:
                     responses["415"] = _error_response_doc("The body was not sent as JSON")
         _drop_unreferenced(schema, ("HTTPValidationError", "ValidationError"))
