@@ -59,7 +59,6 @@ from qualflow.qualtrics import (
     ConfigurationError,
     DatacenterNotice,
     ExportEvent,
-    ExportFileError,
     ExportOptions,
     ExportTimeout,
     OAuthCredentials,
@@ -69,6 +68,7 @@ from qualflow.qualtrics import (
     RetryEvent,
     TransportError,
 )
+from qualflow.qualtrics.export_errors import ExportFileError
 from qualflow.qualtrics.models import Survey
 from qualflow.qualtrics.retry import RetryCallback
 

@@ -32,7 +32,7 @@ from qualflow.cli.common import (
 )
 from qualflow.qualtrics.datacenters import resolve_location
 from qualflow.qualtrics.errors import ConfigurationError
-from qualflow.sandbox.faults import MAX_DELAY, MAX_RATE_LIMIT, MAX_RETRY_AFTER, HttpMethod
+from qualflow.sandbox.fault_limits import MAX_DELAY, MAX_RATE_LIMIT, MAX_RETRY_AFTER, HttpMethod
 
 app = typer.Typer(
     no_args_is_help=True, help="Run, seed and drive the Qualtrics-compatible sandbox."

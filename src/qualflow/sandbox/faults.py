@@ -16,37 +16,19 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from qualflow.sandbox import errors
 from qualflow.sandbox.errors import ApiError, bad_request
 
+# Re-exported: defined in a light module the command line reads for its options.
+from qualflow.sandbox.fault_limits import MAX_DELAY as MAX_DELAY
+from qualflow.sandbox.fault_limits import MAX_RATE_LIMIT as MAX_RATE_LIMIT
+from qualflow.sandbox.fault_limits import MAX_RETRY_AFTER as MAX_RETRY_AFTER
+from qualflow.sandbox.fault_limits import HttpMethod as HttpMethod
+
 ERROR_STATUSES = (429, 500, 503, 504)
-
-
-#: The highest brand limit the sandbox takes (requests per minute): above it, a limit would
-#: never be reached, so it is a typo, not a limit.
-MAX_RATE_LIMIT = 1_000_000
-
-
-class HttpMethod(StrEnum):
-    """The methods a fault rule may be limited to."""
-
-    GET = "GET"
-    HEAD = "HEAD"
-    POST = "POST"
-    PUT = "PUT"
-    PATCH = "PATCH"
-    DELETE = "DELETE"
-    OPTIONS = "OPTIONS"
-
-
 HTTP_METHODS = tuple(method.value for method in HttpMethod)
-#: The longest latency or hang a rule may add (seconds): longer is a typo, not a test.
-MAX_DELAY = 300.0
-#: The longest Retry-After a rule may send (seconds; a day).
-MAX_RETRY_AFTER = 86_400
 #: The longest path pattern a rule may have.
 MAX_PATTERN = 2048
 
