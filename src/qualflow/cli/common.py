@@ -9,7 +9,7 @@ import os
 import stat
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
@@ -34,8 +34,10 @@ __all__ = [
     "muted_log",
     "new_file_refused",
     "one_line",
+    "parse_statuses",
     "print_listing",
     "read_input_file",
+    "register_actions",
     "replace_file",
     "require_migrated",
     "secret_from_stdin",
@@ -115,6 +117,20 @@ def print_listing(console: Console, table: Table, empty: str) -> None:
         console.print(table)
     else:
         console.print(empty, markup=False, highlight=False, soft_wrap=True)
+
+
+def parse_statuses(
+    values: Sequence[str] | None, check: Callable[[list[str]], list[str]]
+) -> list[str]:
+    """The statuses a ``--status`` option was given, as stored: each value comma-split
+    ('failed,cancelled', what a person may type, as other tools take lists), lower case, blanks
+    dropped, then passed to ``check``; the ValueError it raises for an unknown one is a usage
+    error (exit 2), said on one line."""
+    given = [part.strip().lower() for value in values or [] for part in value.split(",")]
+    try:
+        return check([status for status in given if status])
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
@@ -208,6 +224,13 @@ def load_settings() -> Settings:
         # Settings fields are flat: each is named by its environment variable.
         problems = describe_errors(exc, name_field=lambda field: f"QUALFLOW_{field.upper()}")
         fail(f"invalid settings: {problems}")
+
+
+def register_actions() -> None:
+    """Make the engine know every feature's actions (``incentives.send_reward``), as the web
+    app and a worker must: imported for that side effect by the commands that run automations
+    or read their definitions, not by every command at start."""
+    import qualflow.incentives  # noqa: F401
 
 
 def shown_url(url: str) -> str:

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -26,16 +26,15 @@ from qualflow.cli.common import (
     fail,
     hub_store,
     load_settings,
+    parse_statuses,
     print_listing,
+    register_actions,
 )
-from qualflow.engine.automations import AutomationOut, Automations
-from qualflow.engine.config import EngineConfig, default_executor_id
-from qualflow.engine.control import Control
-from qualflow.engine.errors import EngineError
-from qualflow.engine.models import RUN_STATUSES
-from qualflow.engine.runs import RunDetail, Runs, _as_utc
-from qualflow.engine.services import EngineServices
-from qualflow.web.api.step_secrets import mask_automation
+
+if TYPE_CHECKING:
+    from qualflow.engine.automations import AutomationOut
+    from qualflow.engine.runs import RunDetail
+    from qualflow.engine.services import EngineServices
 
 __all__ = ["app"]
 
@@ -51,6 +50,10 @@ app.add_typer(automations_app, name="automations")
 
 _out = Console()
 
+#: qualflow.engine.models.RUN_STATUSES, for the help of 'runs ls --status' (that module opens
+#: the database layer; tests/test_cli_startup.py checks that the two agree).
+_RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
+
 RunIdArgument = Annotated[str, typer.Argument(help="Run id (see 'runs ls').", show_default=False)]
 AutomationIdArgument = Annotated[
     int,
@@ -63,7 +66,10 @@ AutomationIdArgument = Annotated[
 @contextmanager
 def _services() -> Iterator[EngineServices]:
     """Engine services over the configured database (no engine is started)."""
+    register_actions()
     from qualflow.connections.clients import client_factory
+    from qualflow.engine.config import EngineConfig
+    from qualflow.engine.services import EngineServices
 
     settings = load_settings()
     with hub_store(settings) as store:
@@ -81,6 +87,8 @@ def _services() -> Iterator[EngineServices]:
 
 @contextmanager
 def _engine_errors() -> Iterator[None]:
+    from qualflow.engine.errors import EngineError
+
     try:
         yield
     except typer.Exit:
@@ -129,6 +137,7 @@ def serve(
     ] = None,
 ) -> None:
     """Serve the web app (UI, REST API, webhook edge) with the engine."""
+    register_actions()
     import uvicorn
 
     from qualflow.gc_tuning import tune_for_long_running_process
@@ -190,6 +199,7 @@ def worker(
     ] = None,
 ) -> None:
     """Execute queued runs until stopped (SIGTERM/Ctrl-C finish cleanly)."""
+    register_actions()
     from qualflow.engine.runtime import engine_for
     from qualflow.engine.worker import run_worker
 
@@ -210,6 +220,17 @@ def worker(
 # -- runs ------------------------------------------------------------------------------------
 
 
+def _known_run_statuses(statuses: list[str]) -> list[str]:
+    from qualflow.engine.models import RUN_STATUSES
+
+    unknown = [s for s in statuses if s not in RUN_STATUSES]
+    if unknown:
+        raise ValueError(
+            f"unknown status {unknown[0]!r} for --status: one of {', '.join(RUN_STATUSES)}"
+        )
+    return statuses
+
+
 @runs_app.command("ls")
 def runs_ls(
     automation: Annotated[
@@ -219,7 +240,7 @@ def runs_ls(
         list[str] | None,
         typer.Option(
             help="Only runs in this status (repeat or comma-separate for several): "
-            f"{', '.join(RUN_STATUSES)}. Default: all.",
+            f"{', '.join(_RUN_STATUSES)}. Default: all.",
             show_default=False,
         ),
     ] = None,
@@ -238,14 +259,9 @@ def runs_ls(
 ) -> None:
     """List runs, newest first."""
     # As 'incentives rewards ls --status' reads them: 'failed,cancelled', any case.
-    statuses = [part.strip().lower() for given in status or [] for part in given.split(",")]
-    statuses = [s for s in statuses if s]
-    unknown = [s for s in statuses if s not in RUN_STATUSES]
-    if unknown:
-        fail(
-            f"unknown status {unknown[0]!r} for --status: one of {', '.join(RUN_STATUSES)}",
-            EXIT_USAGE,
-        )
+    statuses = parse_statuses(status, _known_run_statuses)
+    from qualflow.engine.runs import Runs, _as_utc
+
     since, until = _as_utc(since), _as_utc(until)
     if since is not None and until is not None and until <= since:
         fail(
@@ -297,6 +313,8 @@ def runs_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show a run with its steps."""
+    from qualflow.engine.runs import Runs
+
     with _services() as services, _engine_errors():
         run = Runs(services).get(run_id)
     if as_json:
@@ -334,6 +352,9 @@ def _print_run(run: RunDetail) -> None:
 @runs_app.command("replay")
 def runs_replay(run_id: RunIdArgument) -> None:
     """Run a failed or cancelled run again from the step that did not finish."""
+    from qualflow.engine.control import Control
+    from qualflow.engine.runs import Runs
+
     with _services() as services, _engine_errors(), Control(services.config) as control:
         run = Runs(services, control).replay(run_id, actor="cli")
     typer.echo(f"run {run.id} replaying (attempt {run.attempt})")
@@ -342,6 +363,9 @@ def runs_replay(run_id: RunIdArgument) -> None:
 @runs_app.command("cancel")
 def runs_cancel(run_id: RunIdArgument) -> None:
     """Cancel a queued or running run."""
+    from qualflow.engine.control import Control
+    from qualflow.engine.runs import Runs
+
     with _services() as services, _engine_errors(), Control(services.config) as control:
         run = Runs(services, control).cancel(run_id, actor="cli")
     typer.echo(f"run {run.id} {run.status}")
@@ -357,6 +381,9 @@ def runs_recover(
 
     Only for an executor that is really gone: a live one would find its runs taken over.
     """
+    from qualflow.engine.config import default_executor_id
+    from qualflow.engine.control import Control
+
     if not executor_id.strip():
         fail("--executor-id is empty: give the id of the dead worker", EXIT_USAGE)
     if executor_id == default_executor_id():
@@ -385,6 +412,9 @@ def automations_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List automations."""
+    from qualflow.engine.automations import Automations
+    from qualflow.web.api.step_secrets import mask_automation
+
     with _services() as services, _engine_errors():
         # Step secrets are shown the way the API shows them: never even in sealed form.
         items = [mask_automation(a) for a in Automations(services).query(limit=500)]
@@ -427,6 +457,9 @@ def automations_show(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Show an automation's current definition."""
+    from qualflow.engine.automations import Automations
+    from qualflow.web.api.step_secrets import mask_automation
+
     with _services() as services, _engine_errors():
         automation = mask_automation(Automations(services).get(automation_id))
     if as_json:
@@ -448,6 +481,9 @@ def automations_show(
 @automations_app.command("enable")
 def automations_enable(automation_id: AutomationIdArgument) -> None:
     """Enable (creates the Qualtrics subscription or the schedule)."""
+    from qualflow.engine.automations import Automations
+    from qualflow.engine.control import Control
+
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, True)
     typer.echo(f"automation {automation.id} enabled")
@@ -456,6 +492,9 @@ def automations_enable(automation_id: AutomationIdArgument) -> None:
 @automations_app.command("disable")
 def automations_disable(automation_id: AutomationIdArgument) -> None:
     """Disable (deletes the Qualtrics subscription or the schedule)."""
+    from qualflow.engine.automations import Automations
+    from qualflow.engine.control import Control
+
     with _services() as services, _engine_errors(), Control(services.config) as control:
         automation = Automations(services, control).set_enabled(automation_id, False)
     typer.echo(f"automation {automation.id} disabled")

@@ -9,22 +9,16 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import anyio
 import typer
 from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session
 
 from qualflow.accounts.errors import AccountError
-from qualflow.accounts.models import User
-from qualflow.accounts.passwords import generate_password
 from qualflow.accounts.permissions import Role
-from qualflow.accounts.users import create_user, get_user_by_email, list_users
 from qualflow.cli.common import (
     EXIT_USAGE,
     MAX_ID,
@@ -33,31 +27,19 @@ from qualflow.cli.common import (
     load_settings,
     one_line,
     print_listing,
+    register_actions,
     secret_from_stdin,
     shown_url,
 )
 from qualflow.connections.errors import ConnectionNotFound, ConnectionsError
-from qualflow.connections.models import DEFAULT_REQUESTS_PER_MINUTE, Connection
-from qualflow.connections.service import (
-    MAX_SECRET_LENGTH,
-    ConnectionSpec,
-    create_connection,
-    revalidate_connection,
-)
-from qualflow.store.base import Base
-from qualflow.store.migrate import current_revision, known_revisions, migrate
-from qualflow.store.models_registry import load_all
-from qualflow.store.secrets import (
-    SecretBox,
-    SecretDecryptionError,
-    SecretKeyError,
-    load_or_create_keys,
-    mask,
-    rotate_database,
-    write_keys_file,
-)
+from qualflow.connections.limits import DEFAULT_REQUESTS_PER_MINUTE
 from qualflow.validation import describe_errors
-from qualflow.web.api.step_secrets import reseal_definitions
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from qualflow.accounts.models import User
+    from qualflow.connections.models import Connection
 
 __all__ = ["app"]
 
@@ -75,6 +57,10 @@ _out = Console()
 
 
 def _guard(call: Callable[[], T]) -> T:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qualflow.store.secrets import SecretDecryptionError, SecretKeyError
+
     try:
         return call()
     except (AccountError, ConnectionsError) as exc:
@@ -93,6 +79,8 @@ def migrate_command(
     revision: Annotated[str, typer.Option(help="Target revision.")] = "head",
 ) -> None:
     """Upgrade the database schema (creates it on first run)."""
+    from qualflow.store.migrate import current_revision, known_revisions, migrate
+
     settings = load_settings()
     known = known_revisions()
     if revision != "head" and revision not in known:
@@ -138,6 +126,9 @@ def users_create(
     ] = False,
 ) -> None:
     """Create a person, e.g. the first admin."""
+    from qualflow.accounts.passwords import generate_password
+    from qualflow.accounts.users import create_user
+
     if sum([password is not None, generate, no_password]) > 1:
         fail("give only one of --password, --generate-password and --no-password")
     secret: str | None = password
@@ -167,6 +158,7 @@ def users_create(
 @users_app.command("ls")
 def users_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False) -> None:
     """List people."""
+    from qualflow.accounts.users import list_users
     from qualflow.web.api.accounts import UserOut
 
     with hub_store() as store, store.sessionmaker() as session:
@@ -215,6 +207,19 @@ def secrets_rotate(
     ] = False,
 ) -> None:
     """Put a new key first and re-encrypt every stored secret with it (one transaction)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from qualflow.store.base import Base
+    from qualflow.store.models_registry import load_all
+    from qualflow.store.secrets import (
+        SecretBox,
+        SecretKeyError,
+        load_or_create_keys,
+        rotate_database,
+        write_keys_file,
+    )
+    from qualflow.web.api.step_secrets import reseal_definitions
+
     settings = load_settings()
     if new_key is not None and not new_key.strip():
         fail("--new-key is empty: give a Fernet key, or leave the option out to generate one")
@@ -242,6 +247,7 @@ def secrets_rotate(
             f"QUALFLOW_SECRET_KEYS={','.join(new_box.keys)}"
         )
     load_all()
+    register_actions()
     try:
         with hub_store() as store:
 
@@ -275,6 +281,8 @@ def secrets_rotate(
 
 
 def _connection_row(connection: Connection, owners: dict[int, str]) -> dict[str, Any]:
+    from qualflow.store.secrets import mask
+
     return {
         "id": connection.id,
         "name": connection.name,
@@ -294,6 +302,11 @@ def connections_ls(
     as_json: Annotated[bool, typer.Option("--json", help="JSON output.")] = False,
 ) -> None:
     """List every connection (credentials masked)."""
+    from sqlalchemy import select
+
+    from qualflow.accounts.users import list_users
+    from qualflow.connections.models import Connection
+
     with hub_store() as store, store.sessionmaker() as session:
 
         def load() -> list[dict[str, Any]]:
@@ -326,6 +339,8 @@ def connections_ls(
 
 
 def _owner_id(session: Session, owner: str | None) -> int | None:
+    from qualflow.accounts.users import get_user_by_email
+
     if owner is None:
         return None
     user = get_user_by_email(session, owner)
@@ -361,6 +376,8 @@ def connections_add(
     ] = DEFAULT_REQUESTS_PER_MINUTE,
 ) -> None:
     """Add a connection after checking its credentials with Qualtrics (whoami)."""
+    from qualflow.connections.service import MAX_SECRET_LENGTH, ConnectionSpec, create_connection
+
     if api_token_stdin and api_token is not None:
         fail("give the API token with --api-token or --api-token-stdin, not both", EXIT_USAGE)
     if api_token_stdin:
@@ -403,6 +420,11 @@ def connections_test(
     connection: Annotated[str, typer.Argument(help="Connection name or id.")],
 ) -> None:
     """Check a saved connection's credentials with Qualtrics (whoami) and record the result."""
+    from sqlalchemy import select
+
+    from qualflow.connections.models import Connection
+    from qualflow.connections.service import revalidate_connection
+
     with hub_store() as store, store.sessionmaker() as session:
 
         def find() -> Connection:

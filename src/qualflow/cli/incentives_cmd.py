@@ -25,10 +25,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Column, Table
 from rich.text import Text
-from sqlalchemy import select
 
-# Imported for its side effect: `qualflow worker` (same CLI) must know incentives.send_reward.
-import qualflow.incentives  # noqa: F401
 from qualflow.cli.common import (
     EXIT_USAGE,
     MAX_ID,
@@ -38,6 +35,7 @@ from qualflow.cli.common import (
     hub_store,
     load_settings,
     one_line,
+    parse_statuses,
     print_listing,
     read_input_file,
     replace_file,
@@ -449,14 +447,10 @@ def incentives_fulfil() -> None:
 
 def _check_statuses(statuses: list[str] | None) -> list[str]:
     """The statuses given, as stored: lower case, and one each of 'held,approved' (what a
-    person may type, as other tools take lists)."""
+    person may type, as other tools take lists); an unknown one is a usage error."""
     from qualflow.incentives.models import check_statuses
 
-    given = [part.strip().lower() for status in statuses or [] for part in status.split(",")]
-    try:
-        return check_statuses([status for status in given if status])
-    except ValueError as exc:
-        fail(str(exc))
+    return parse_statuses(statuses, check_statuses)
 
 
 StatusOption = Annotated[
@@ -594,6 +588,8 @@ def _after_payment(runtime: Any, results: list[ActionResult]) -> list[_Outcome]:
     """Each accepted action as the payment attempt left its reward. The service answers before
     paying, so its status alone would call a released reward that the pool cannot pay
     "ok (approved)" although it is held again."""
+    from sqlalchemy import select
+
     from qualflow.incentives.models import Reward
 
     accepted = [r.reference_id for r in results if r.ok]
@@ -655,6 +651,8 @@ def _drain_note(notes: list[tuple[int, str]], record: logging.LogRecord) -> None
 def _drain(runtime: Any, *, reported: frozenset[str] = frozenset()) -> int:
     """Pay every reward due now; a problem with one not in ``reported`` (which the command
     reports itself) is one ``warning:`` line naming the reward."""
+    from sqlalchemy import select
+
     from qualflow.incentives.models import Reward
 
     notes: list[tuple[int, str]] = []

@@ -7,10 +7,10 @@ from datetime import datetime
 from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
+# Re-exported: defined in a light module the command line reads for its help.
+from qualflow.connections.limits import DEFAULT_REQUESTS_PER_MINUTE as DEFAULT_REQUESTS_PER_MINUTE
 from qualflow.store.base import Base, UTCDateTime, utcnow
 from qualflow.store.secrets import EncryptedString
-
-DEFAULT_REQUESTS_PER_MINUTE = 3000
 
 
 class Connection(Base):
