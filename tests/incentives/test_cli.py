@@ -142,7 +142,7 @@ def test_bad_input_is_one_line_with_exit_code_1(cli_env: dict[str, str]) -> None
     assert code == 1
     assert err.strip() == "error: alert_emails: 'finance team' is not an email address"
     code, _, err = run(cli_env, "rewards", "ls", "--status", "lost")
-    assert code == 1
+    assert code == 2  # a bad option value is a usage error
     assert "unknown status lost" in err
 
 

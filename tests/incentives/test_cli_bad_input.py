@@ -163,9 +163,9 @@ def test_rewards_export_refuses_an_unknown_status(
     reference = manual_incentive(cli_env)
     output = tmp_path / "r.csv"
     line = one_error(
-        cli_env, "rewards", "export", reference, "-o", str(output), "--status", "bogus"
+        cli_env, "rewards", "export", reference, "-o", str(output), "--status", "bogus", code=2
     )
-    assert line == one_error(cli_env, "rewards", "ls", "--status", "bogus")
+    assert line == one_error(cli_env, "rewards", "ls", "--status", "bogus", code=2)
     assert "unknown status bogus" in line
     assert not output.exists()
     code, out, _ = run(
