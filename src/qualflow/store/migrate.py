@@ -7,7 +7,8 @@ Write a new revision from the models with :func:`autogenerate_revision`, then re
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ __all__ = [
     "downgrade",
     "head_revision",
     "migrate",
+    "migration_transaction",
     "schema_diff",
 ]
 
@@ -84,6 +86,22 @@ def downgrade(url: str, revision: str) -> None:
 def _upgrade_or_downgrade(
     connection: Connection, url: str, revision: str, step: Callable[[Config, str], None]
 ) -> None:
+    with migration_transaction(connection, url):
+        config = alembic_config(url)
+        config.attributes["connection"] = connection
+        step(config, revision)
+
+
+@contextmanager
+def migration_transaction(connection: Connection, url: str) -> Iterator[None]:
+    """The transaction every upgrade and downgrade runs in, from ``qualflow migrate``, a
+    process's start or the ``alembic`` command (see ``migrations/env.py``).
+
+    It refuses a database this release cannot migrate (:class:`SchemaRevisionError`). On
+    SQLite it holds the file's write lock from the start, so the whole run is atomic and another
+    process migrating the same file waits (busy timeout), then finds the schema current;
+    PostgreSQL's equivalent is env.py's advisory lock.
+    """
     sqlite = connection.dialect.name == "sqlite"
     if sqlite:
         # SQLite batch mode recreates tables; enforcing foreign keys meanwhile would cascade
@@ -93,15 +111,10 @@ def _upgrade_or_downgrade(
     try:
         with connection.begin():
             if sqlite:
-                # pysqlite runs DDL outside any transaction: begin one that holds the file's
-                # write lock from the start, so the whole upgrade is atomic and another process
-                # migrating the same file waits (busy timeout), then finds the schema current.
-                # PostgreSQL's equivalent is env.py's advisory lock.
+                # pysqlite would run DDL outside any transaction.
                 connection.exec_driver_sql("BEGIN IMMEDIATE")
             _refuse_foreign_schema(connection, url)
-            config = alembic_config(url)
-            config.attributes["connection"] = connection
-            step(config, revision)
+            yield
     finally:
         if sqlite:
             connection.rollback()

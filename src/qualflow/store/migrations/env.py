@@ -8,6 +8,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
 from qualflow.store.db import make_engine
+from qualflow.store.migrate import migration_transaction
 from qualflow.store.migrations.env_support import compare_options
 
 # Serialises concurrent `qualflow migrate` / web starts against one PostgreSQL database.
@@ -34,7 +35,8 @@ def run_online() -> None:
         raise RuntimeError("no database URL configured for migrations")
     engine = make_engine(url, poolclass=NullPool)
     try:
-        with engine.begin() as connection:
+        # The `alembic` command: the same guarded transaction as `qualflow migrate`.
+        with engine.connect() as connection, migration_transaction(connection, url):
             _run(connection)
     finally:
         engine.dispose()
