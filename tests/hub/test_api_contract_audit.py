@@ -182,3 +182,20 @@ def test_a_body_that_is_not_json_is_documented_as_the_422_it_answers(
     responses = client.app.openapi()["paths"][f"{API}/users"]["post"]["responses"]  # type: ignore[attr-defined]
     assert "not valid JSON" in responses["422"]["description"]
     assert "not valid JSON" not in responses["400"]["description"]
+
+
+def test_every_operation_has_a_summary_a_description_and_a_declared_tag(
+    client: TestClient,
+) -> None:
+    document = client.app.openapi()  # type: ignore[attr-defined]
+    declared = {tag["name"]: tag.get("description") for tag in document.get("tags", [])}
+    problems = []
+    for method, path, operation in _operations(client):
+        if not operation.get("summary"):
+            problems.append(f"{method} {path}: no summary")
+        if not operation.get("description"):
+            problems.append(f"{method} {path}: no description")
+        for tag in operation.get("tags") or ["(none)"]:
+            if not declared.get(tag):
+                problems.append(f"{method} {path}: tag {tag!r} is not declared with a description")
+    assert problems == []

@@ -110,6 +110,14 @@ TAG_REWARDS = "rewards"
 TAG_PROVIDERS = "reward providers"
 TAG_KEYS = "platform API keys"
 TAG_PLATFORM = "platform"
+#: The OpenAPI description of each tag above.
+OPENAPI_TAGS = [
+    {"name": TAG_INCENTIVES, "description": "Incentives: what a respondent is paid, by whom."},
+    {"name": TAG_REWARDS, "description": "Rewards of every incentive: review, pay, export."},
+    {"name": TAG_PROVIDERS, "description": "Where rewards come from: Tango accounts, code pools."},
+    {"name": TAG_KEYS, "description": "API keys other platforms use to request rewards."},
+    {"name": TAG_PLATFORM, "description": "What other platforms call, with a platform API key."},
+]
 
 #: What a platform's ``Authorization`` header must hold, for the answers that say it is not so.
 BASIC_FORM = (
@@ -645,6 +653,8 @@ def list_incentives(
         AfterValidator(refuse_nul),
     ] = None,
 ) -> list[IncentiveOut]:
+    """Every incentive, optionally only active ones or those whose name or reference matches `q`,
+    with its reward counts."""
     incentives = runtime.manager.list_incentives(active=active, q=q)
     counts = runtime.manager.counts([i.id for i in incentives])
     return [IncentiveOut.of(i, counts[i.id]) for i in incentives]
@@ -661,6 +671,8 @@ def list_incentives(
 async def create_incentive(
     spec: IncentiveSpec, runtime: Runtime, manager: Manager, request: Request, response: Response
 ) -> IncentiveOut:
+    """Save a new incentive; its reward value is checked with the provider (422 when the provider
+    refuses it). Answers the incentive with its reference (INC-…)."""
     try:
         incentive = await runtime.manager.create(spec, actor=manager.email)
     except IncentiveError as exc:
@@ -700,6 +712,8 @@ def list_rewards(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RewardPage:
+    """Rewards of every incentive, filtered by incentive, status, source or `q` (email or RW-
+    reference), newest first, one page at a time (`limit`, `offset`); `total` counts every match."""
     return reward_page(
         db,
         incentive_id=_load_incentive(db, incentive).id if incentive else None,
@@ -779,6 +793,8 @@ def bulk_outcome(results: list[ActionResult]) -> BulkOut:
     summary="Release, block, cancel, retry or mark paid many rewards at once",
 )
 def bulk_rewards(body: BulkBody, runtime: Runtime, manager: Manager) -> BulkOut:
+    """Apply one action (release, block, cancel, retry or mark paid) to many rewards. Each reward's
+    outcome is answered separately; one that cannot take the action does not stop the others."""
     service = runtime.service
     actor = manager.email
     if body.action == "release":
@@ -831,6 +847,8 @@ def _reward_detail(db: Session, reference: str) -> RewardDetail:
     summary="A reward with every transition (who, why, when)",
 )
 def get_reward_detail(reward_id: str, db: DbSession, _viewer: Viewer) -> RewardDetail:
+    """One reward with its status, reasons and every lifecycle transition (who, why, when). 404 when
+    it does not exist."""
     return _reward_detail(db, reward_id)
 
 
@@ -842,6 +860,8 @@ def get_reward_detail(reward_id: str, db: DbSession, _viewer: Viewer) -> RewardD
     summary="A reward's lifecycle transitions",
 )
 def get_transitions(reward_id: str, db: DbSession, _viewer: Viewer) -> list[TransitionOut]:
+    """A reward's lifecycle transitions, oldest first: from and to status, who made them, why and
+    when."""
     return _reward_detail(db, reward_id).transitions
 
 
@@ -864,6 +884,8 @@ def release_reward(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
     body: Annotated[ReasonBody | None, Body()] = None,
 ) -> RewardDetail:  # fmt: skip
+    """Approve a held reward, optionally with a reason; it is then paid. 409 when the reward cannot
+    take this action in its current status."""
     results = runtime.service.release(
         [reward_id], actor=manager.email, note=body.reason if body else ""
     )
@@ -882,6 +904,8 @@ def block_reward(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
     body: Annotated[ReasonBody | None, Body()] = None,
 ) -> RewardDetail:  # fmt: skip
+    """Refuse a held reward, optionally with a reason; the respondent is not paid. 409 when the
+    reward cannot take this action in its current status."""
     results = runtime.service.block(
         [reward_id], actor=manager.email, reason=body.reason if body else ""
     )
@@ -899,6 +923,8 @@ def cancel_reward(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
     body: Annotated[ReasonBody | None, Body()] = None,
 ) -> RewardDetail:  # fmt: skip
+    """Cancel a reward that nobody was paid for yet, optionally with a reason. 409 when the reward
+    cannot take this action in its current status."""
     results = runtime.service.cancel(
         [reward_id], actor=manager.email, reason=body.reason if body else ""
     )
@@ -913,6 +939,8 @@ def cancel_reward(
     summary="Try paying a failed reward again",
 )
 def retry_reward(reward_id: str, runtime: Runtime, db: DbSession, manager: Manager) -> RewardDetail:
+    """Try paying a failed reward again with its provider. 409 when the reward cannot take this
+    action in its current status."""
     results = runtime.service.retry([reward_id], actor=manager.email)
     runtime.fulfiller.wake()
     return _single(results, db)
@@ -928,6 +956,8 @@ def retry_reward(reward_id: str, runtime: Runtime, db: DbSession, manager: Manag
 async def mark_paid(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager
 ) -> RewardDetail:
+    """Record that a manual reward was paid by hand; the reward email goes out next. 409 when the
+    reward cannot take this action in its current status."""
     results = await asyncio.to_thread(
         runtime.service.mark_paid,
         [reward_id],
@@ -976,6 +1006,8 @@ async def resend_reward(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
     body: Annotated[ResendBody | None, Body()] = None,
 ) -> RewardDetail:  # fmt: skip
+    """Send a paid reward's email again, optionally to a corrected address. 502 when the email
+    cannot be sent."""
     try:
         await runtime.service.resend(
             reward_id, actor=manager.email, new_email=body.email if body else None
@@ -1003,6 +1035,7 @@ async def resend_reward(
     summary="List Tango accounts (keys masked)",
 )
 def list_tango_accounts(runtime: Runtime, _viewer: Viewer) -> list[TangoAccountOut]:
+    """The Tango accounts rewards can be ordered from; keys and passwords are masked."""
     return [TangoAccountOut.of(a) for a in runtime.manager.tango_accounts()]
 
 
@@ -1021,6 +1054,8 @@ def create_tango_account(
     request: Request,
     response: Response,
 ) -> TangoAccountOut:
+    """Save a Tango account (platform name and key, customer and account ids) to order rewards from.
+    The key is stored encrypted and answered masked. 422 when the account is not valid."""
     try:
         account = runtime.manager.create_tango_account(**body.model_dump())
     except IncentiveError as exc:
@@ -1039,6 +1074,8 @@ def create_tango_account(
 async def tango_catalog(
     account_id: ResourceId, runtime: Runtime, _viewer: Viewer
 ) -> list[CatalogItemOut]:
+    """The catalog items the Tango account can order, with their utid and value range, as Tango
+    answers them. 502 when Tango does not answer."""
     try:
         items = await runtime.manager.tango_catalog(account_id)
     except LookupError as exc:
@@ -1058,6 +1095,8 @@ async def tango_catalog(
 def update_tango_account(
     account_id: ResourceId, body: TangoAccountPatch, runtime: Runtime, _manager: Manager
 ) -> TangoAccountOut:
+    """Change the fields given of a Tango account; the others keep their value. Keys are answered
+    masked."""
     try:
         account = runtime.manager.update_tango_account(
             account_id, **body.model_dump(exclude_unset=True)
@@ -1077,6 +1116,7 @@ def update_tango_account(
     summary="Delete a Tango account no incentive uses",
 )
 def delete_tango_account(account_id: ResourceId, runtime: Runtime, _manager: Manager) -> Response:
+    """Delete a Tango account. 409 when an incentive uses it."""
     try:
         runtime.manager.delete_tango_account(account_id)
     except LookupError as exc:
@@ -1119,6 +1159,8 @@ class LowStockOut(BaseModel):
     summary="Open gift-code incentives running out of codes (below their low-stock threshold)",
 )
 def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
+    """Open gift-code incentives whose pool has fewer unused codes than their low-stock threshold.
+    Open gift-code incentives whose pool has fewer unused codes than their low-stock threshold."""
     return [LowStockOut(**{**vars(item), "message": item.message}) for item in low_stock(db)]
 
 
@@ -1130,6 +1172,7 @@ def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
     summary="List gift-code pools with their stock",
 )
 def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
+    """Every gift-code pool with its stock per value: unused, used and expired codes."""
     return [_pool_out(runtime, pool.id) for pool in runtime.manager.pools()]
 
 
@@ -1144,6 +1187,8 @@ def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
 def create_pool(
     body: PoolIn, runtime: Runtime, _manager: Manager, request: Request, response: Response
 ) -> PoolOut:
+    """Create an empty gift-code pool; import codes into it with POST …/codes. 409 when the name is
+    taken."""
     try:
         pool = runtime.manager.create_pool(body.name, body.description)
     except IncentiveError as exc:
@@ -1160,6 +1205,7 @@ def create_pool(
     summary="A gift-code pool and its stock per value",
 )
 def get_pool(pool_id: ResourceId, runtime: Runtime, _viewer: Viewer) -> PoolOut:
+    """One gift-code pool with its stock per value. 404 when it does not exist."""
     return _pool_out(runtime, pool_id)
 
 
@@ -1179,6 +1225,8 @@ def get_pool(pool_id: ResourceId, runtime: Runtime, _viewer: Viewer) -> PoolOut:
 async def import_pool_codes(
     pool_id: ResourceId, request: Request, runtime: Runtime, _manager: Manager
 ) -> ImportOut:
+    """Add codes to the pool from a CSV body (`text/csv`; columns code, value, currency, expiry).
+    422 when the CSV is not valid (the message says where); 413 when the body is too large."""
     raw = await read_limited(request, MAX_IMPORT_BYTES)
     if raw is None:
         raise ApiError(
@@ -1205,6 +1253,7 @@ async def import_pool_codes(
     summary="Delete a pool no incentive uses and whose codes were never given out",
 )
 def delete_pool(pool_id: ResourceId, runtime: Runtime, _manager: Manager) -> Response:
+    """Delete a gift-code pool. 409 when an incentive uses it or one of its codes was given out."""
     try:
         runtime.manager.delete_pool(pool_id)
     except LookupError as exc:
@@ -1229,6 +1278,8 @@ def list_api_keys(
     _viewer: KeyViewer,
     platform: Annotated[str | None, AfterValidator(refuse_nul)] = None,
 ) -> list[ApiKeyOut]:
+    """The platform API keys, optionally of one platform, masked to their last 4 characters, with
+    who created them and when they were last used."""
     return [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(db, platform=platform)]
 
 
@@ -1254,6 +1305,8 @@ def _key_error(exc: Exception) -> ApiError:
 def create_api_key(
     body: ApiKeyIn, db: DbSession, manager: KeyManager, request: Request, response: Response
 ) -> ApiKeyOut:
+    """Create an API key for a platform (at most two active per platform, so a key can be replaced
+    without downtime). The answer shows it masked; reveal it with POST …/reveal."""
     try:
         key, _raw = api_keys.create_key(
             db, platform=body.platform, display_name=body.display_name, actor=manager.email
@@ -1281,6 +1334,7 @@ def _key_out(db: Session, key: PlatformApiKey) -> ApiKeyOut:
 def rename_api_key(
     key_id: ResourceId, body: ApiKeyPatch, db: DbSession, manager: KeyManager
 ) -> ApiKeyOut:
+    """Change a key's display name; the key itself does not change."""
     try:
         key = api_keys.rename_key(db, key_id, body.display_name, actor=manager.email)
         db.commit()
@@ -1297,6 +1351,8 @@ def rename_api_key(
     summary="Deactivate a key — irreversibly: callers using it are refused from now on",
 )
 def deactivate_api_key(key_id: ResourceId, db: DbSession, manager: KeyManager) -> ApiKeyOut:
+    """Deactivate a key for good: requests sending it are refused from now on. This cannot be
+    undone."""
     try:
         key = api_keys.deactivate_key(db, key_id, actor=manager.email)
         db.commit()
@@ -1315,6 +1371,8 @@ def deactivate_api_key(key_id: ResourceId, db: DbSession, manager: KeyManager) -
 def reveal_api_key(
     key_id: ResourceId, db: DbSession, viewer: KeyViewer, response: Response
 ) -> RevealedKey:
+    """Answer the key in full so it can be copied into the calling platform. Every reveal is
+    recorded in the key's audit; the answer is not cached."""
     try:
         platform, key = api_keys.reveal_key(db, key_id, actor=viewer.email)
         db.commit()
@@ -1332,6 +1390,7 @@ def reveal_api_key(
     summary="Who created, renamed, revealed or deactivated the key",
 )
 def api_key_audit(key_id: ResourceId, db: DbSession, _viewer: KeyViewer) -> list[AuditOut]:
+    """Who created, renamed, revealed or deactivated the key, and when, oldest first."""
     try:
         rows = api_keys.audit_log(db, key_id)
     except api_keys.KeyNotFound as exc:
@@ -1352,6 +1411,7 @@ def api_key_audit(key_id: ResourceId, db: DbSession, _viewer: KeyViewer) -> list
 def get_incentive_detail(
     reference_id: str, db: DbSession, runtime: Runtime, _viewer: Viewer
 ) -> IncentiveOut:
+    """One incentive with its settings and reward counts. 404 when it does not exist."""
     incentive = _load_incentive(db, reference_id)
     return IncentiveOut.of(incentive, runtime.manager.counts([incentive.id])[incentive.id])
 
@@ -1366,6 +1426,8 @@ def get_incentive_detail(
 async def update_incentive(
     reference_id: str, patch: IncentivePatch, runtime: Runtime, manager: Manager
 ) -> IncentiveUpdateOut:
+    """Change the fields given; a changed reward value is checked with the provider again. The
+    answer lists warnings, e.g. limits now below the rewards already committed."""
     try:
         incentive, warnings = await runtime.manager.update_with_warnings(
             _reference(reference_id), patch, actor=manager.email
@@ -1385,6 +1447,7 @@ async def update_incentive(
     summary="Delete an incentive without rewards (pause it otherwise)",
 )
 def delete_incentive(reference_id: str, runtime: Runtime, _manager: Manager) -> Response:
+    """Delete an incentive that has no rewards. 409 when it has some: pause it instead."""
     try:
         runtime.manager.delete(_reference(reference_id))
     except IncentiveNotFound as exc:
@@ -1402,6 +1465,9 @@ def delete_incentive(reference_id: str, runtime: Runtime, _manager: Manager) -> 
     summary="Configuration review: survey, email source, provider health, limits, fraud rules",
 )
 async def review(reference_id: str, runtime: Runtime, _viewer: Viewer) -> ReviewOut:
+    """A check of the incentive's configuration before it goes live: survey, where respondent emails
+    come from, provider health, limits and fraud rules, and the automations that request its
+    rewards."""
     return await build_review(runtime, reference_id)
 
 
@@ -1446,6 +1512,8 @@ async def build_review(runtime: IncentivesRuntime, reference_id: str) -> ReviewO
 async def test_reward(
     reference_id: str, body: TestRewardIn, runtime: Runtime, manager: Manager
 ) -> TestRewardOut:
+    """Run the whole reward chain for one survey response (email, limits, fraud rules, provider)
+    without paying anyone, and answer each step's outcome."""
     reference = _reference(reference_id)
     try:
         report = await run_test_reward(runtime, reference, body, default_send_to=manager.email)
@@ -1541,6 +1609,8 @@ def export_rewards(
     _viewer: Viewer,
     reward_status: Annotated[list[str] | None, Query(alias="status")] = None,
 ) -> Response:
+    """The incentive's rewards as a CSV file, optionally only some statuses (e.g. manual rewards to
+    pay by hand)."""
     _known_statuses(reward_status or [])
     incentive = _load_incentive(db, reference_id)
     text, _count = rewards_csv(db, incentive, reward_status)
@@ -1568,6 +1638,8 @@ def incentive_rewards(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RewardPage:
+    """The incentive's rewards, filtered by status or `q` (email or RW- reference), newest first,
+    one page at a time (`limit`, `offset`); `total` counts every match."""
     return list_rewards(
         db, viewer, incentive=reference_id, reward_status=reward_status, q=q, source=None,
         limit=limit, offset=offset,
@@ -1597,6 +1669,10 @@ async def platform_reward(
     response: Response,
     credentials: Annotated[HTTPBasicCredentials | None, Depends(platform_auth)],
 ) -> PlatformRewardOut:
+    """Ask for a reward for one respondent, as a Qualtrics Web Service task or any other system
+    does, authenticated with HTTP Basic (platform name and API key). 201 with the new reward; the
+    same request again answers 200 with the same reward; 409 when the respondent was already
+    rewarded."""
     if credentials is None:
         raise _platform_unauthorized(
             "authentication required: HTTP Basic with your platform name and API key"

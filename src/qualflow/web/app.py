@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from qualflow import __version__
 from qualflow.connections.clients import configure_clients, use_budget_database
+from qualflow.incentives.api import OPENAPI_TAGS as INCENTIVE_TAGS
 from qualflow.incentives.runtime import install_incentives
 from qualflow.settings import EngineMode, Settings, get_settings
 from qualflow.store.redact import install_log_redaction
@@ -67,6 +68,9 @@ OPENAPI_TAGS = [
     {"name": "me", "description": "The calling person: profile, password, personal API tokens."},
     {"name": "users", "description": "People and their permissions (admins only)."},
     {"name": "connections", "description": "Named Qualtrics connections (Connections area)."},
+    {"name": "automations", "description": "Automations: a trigger and steps; their actions."},
+    {"name": "runs", "description": "Run history of automations: inspect, replay, cancel."},
+    *INCENTIVE_TAGS,
     {"name": "health", "description": "Liveness and database checks."},
 ]
 

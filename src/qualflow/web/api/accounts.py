@@ -220,6 +220,9 @@ def _too_many_attempts(wait: float) -> ApiError:
 def login(
     body: LoginBody, request: Request, response: Response, db: DbSession, settings: AppSettings
 ) -> MeOut:
+    """Check an email and password and, when they match, set the session cookie the UI uses and
+    answer the person's profile. Repeated wrong passwords for one email and address are
+    throttled: 429 with Retry-After."""
     address = request.client.host if request.client else "unknown"
     wait = sign_in_throttle.retry_after(body.email, address)
     if wait is not None:
@@ -254,6 +257,8 @@ def login(
     summary="Sign out this browser (ends the session)",
 )
 def logout(request: Request, db: DbSession, settings: AppSettings) -> Response:
+    """End the session named by the session cookie, if any, and clear the cookie. Answers 204
+    whether or not a session was open; personal API tokens are not affected."""
     raw = request.cookies.get(settings.session_cookie_name)
     if raw:
         end_session(db, raw)
@@ -314,6 +319,8 @@ def update_me(body: MeUpdate, db: DbSession, principal: CurrentPrincipal) -> MeO
 def change_password(
     body: PasswordChange, request: Request, db: DbSession, principal: CurrentPrincipal
 ) -> Response:
+    """Set a new password after checking the current one (403 when it is wrong; repeated wrong
+    guesses answer 429). Every session of the account ends, so browsers must sign in again."""
     user = _me(db, principal)
     address = request.client.host if request.client else "unknown"
     try:
@@ -358,6 +365,9 @@ def create_my_token(
     request: Request,
     response: Response,
 ) -> TokenCreated:
+    """Issue a personal API token for the calling person, optionally expiring after
+    `expires_in_days`. The token itself is in this answer only and cannot be shown again; send it
+    as `Authorization: Bearer <token>`."""
     user = _me(db, principal)
     expires = utcnow() + timedelta(days=body.expires_in_days) if body.expires_in_days else None
     try:
@@ -377,6 +387,8 @@ def create_my_token(
     summary="Revoke one of your personal API tokens",
 )
 def revoke_my_token(token_id: ResourceId, db: DbSession, principal: CurrentPrincipal) -> TokenOut:
+    """Revoke one of the caller's personal API tokens: requests sending it are refused from now on.
+    Answers the token (masked); 404 when the caller has no token with this id."""
     try:
         token = revoke_token(db, get_token(db, principal.user_id, token_id))
     except AccountError as exc:
@@ -408,6 +420,8 @@ def read_roles(_principal: CurrentPrincipal) -> list[RoleOut]:
     summary="List people (admins only)",
 )
 def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
+    """Every person of the hub with their role, effective permissions and last sign-in. Admins only.
+    Every person of the hub with their role, effective permissions and last sign-in. Admins only."""
     return [UserOut.of(user) for user in list_users(db)]
 
 
@@ -422,6 +436,9 @@ def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
 def add_user(
     body: UserCreate, db: DbSession, _admin: Admin, request: Request, response: Response
 ) -> UserCreated:
+    """Create a person with a role and, optionally, a password (or a generated one, shown in this
+    answer only). Without a password the person can use API tokens but not sign in. 409 when the
+    email is taken. Admins only."""
     if body.password is not None and body.generate_password:
         raise ApiError(422, "invalid_input", "give a password or generate_password, not both")
     password = generate_password() if body.generate_password else body.password
@@ -450,6 +467,8 @@ def _user(db: DbSession, user_id: ResourceId) -> User:
     summary="Read one person",
 )
 def read_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> UserOut:
+    """One person with their role, effective permissions and last sign-in; 404 when no person has
+    this id. Admins only."""
     return UserOut.of(_user(db, user_id))
 
 
@@ -507,6 +526,8 @@ def remove_user(user_id: ResourceId, db: DbSession, _admin: Admin) -> Response:
 def replace_permissions(
     user_id: ResourceId, body: PermissionsUpdate, db: DbSession, _admin: Admin
 ) -> UserOut:
+    """Replace all per-area permission overrides of a person: an area left out or set to null goes
+    back to the role's default. Answers the person with their effective permissions. Admins only."""
     user = _user(db, user_id)
     try:
         set_overrides(db, user, {area.value: level for area, level in body.overrides.items()})
@@ -525,6 +546,8 @@ def replace_permissions(
     summary="List a person's personal API tokens",
 )
 def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[TokenOut]:
+    """A person's personal API tokens, masked to their last 4 characters, with when they were
+    created, last used, expire or were revoked. Admins only."""
     user = _user(db, user_id)
     return [TokenOut.of(token) for token in list_tokens(db, user.id)]
 
@@ -539,6 +562,8 @@ def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[
 def revoke_user_token(
     user_id: ResourceId, token_id: ResourceId, db: DbSession, _admin: Admin
 ) -> TokenOut:
+    """Revoke one of a person's personal API tokens: requests sending it are refused from now on.
+    Answers the token (masked). Admins only."""
     try:
         token = revoke_token(db, get_token(db, user_id, token_id))
     except AccountError as exc:

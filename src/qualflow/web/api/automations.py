@@ -154,6 +154,8 @@ def list_automations(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> list[AutomationOut]:
+    """The automations, optionally filtered by enabled state and trigger type, one page at a time
+    (`limit`, `offset`). Secrets in step configs are masked."""
     automations = Automations(services).query(
         enabled=enabled, trigger_type=trigger_type, limit=limit, offset=offset
     )
@@ -204,6 +206,9 @@ def create_automation(
         ),
     ],
 ) -> AutomationCreated:
+    """Save a new automation from its definition (see the AutomationDefinition schema); it stays
+    disabled until enabled. Every problem of the definition is reported at once (422, one
+    `details` entry per field). A JSON-event automation's API token is in this answer only."""
     check_connection(db, principal, definition)
     try:
         sealed = seal_definition(definition, store.secret_box)
@@ -225,6 +230,8 @@ def create_automation(
 def get_automation(
     automation_id: ResourceId, services: Services, _principal: Viewer
 ) -> AutomationOut:
+    """One automation: its current definition (secrets masked), state and version. 404 when it does
+    not exist."""
     try:
         return mask_automation(Automations(services).get(automation_id))
     except EngineError as exc:
@@ -245,6 +252,8 @@ async def update_automation(
     principal: Manager,
     definition: AutomationDefinition,
 ) -> AutomationOut:
+    """Replace the definition; the automation keeps its id and the edit is saved as a new version.
+    Sending a masked secret back keeps the saved one. 422 lists every problem of the definition."""
     service = Automations(services)
     try:
         saved = await run_in_threadpool(service.get, automation_id)
@@ -269,6 +278,8 @@ async def update_automation(
 async def delete_automation(
     automation_id: ResourceId, services: Services, _principal: Manager
 ) -> Response:
+    """Delete the automation with its versions and run history. 409 when it cannot be deleted in its
+    current state."""
     try:
         await Automations(services).delete_async(automation_id)
     except EngineError as exc:
@@ -285,6 +296,9 @@ async def delete_automation(
 async def enable_automation(
     automation_id: ResourceId, services: Services, _principal: Manager
 ) -> AutomationOut:
+    """Start the automation: a survey-response trigger creates its Qualtrics subscription, a
+    schedule is registered. Answers the automation; 409 when it cannot be enabled in its current
+    state."""
     try:
         return mask_automation(await Automations(services).set_enabled_async(automation_id, True))
     except EngineError as exc:
@@ -300,6 +314,8 @@ async def enable_automation(
 async def disable_automation(
     automation_id: ResourceId, services: Services, _principal: Manager
 ) -> AutomationOut:
+    """Stop the automation: its Qualtrics subscription or schedule is removed. Answers the
+    automation."""
     try:
         return mask_automation(await Automations(services).set_enabled_async(automation_id, False))
     except EngineError as exc:
@@ -315,6 +331,8 @@ async def disable_automation(
 def automation_versions(
     automation_id: ResourceId, services: Services, _principal: Viewer
 ) -> list[VersionOut]:
+    """Every saved definition of the automation, newest first, with who saved it and when (secrets
+    masked)."""
     try:
         return [mask_version(v) for v in Automations(services).versions(automation_id)]
     except EngineError as exc:
@@ -330,6 +348,8 @@ def automation_versions(
 def rotate_token(
     automation_id: ResourceId, services: Services, _principal: Manager
 ) -> TokenRotated:
+    """Issue a new API token for a JSON-event automation. The new token is in this answer only; the
+    old one stops working."""
     try:
         return TokenRotated(api_token=Automations(services).rotate_token(automation_id))
     except EngineError as exc:
@@ -349,6 +369,8 @@ def run_now(
     principal: Manager,
     data: Annotated[dict[str, Any] | None, Body()] = None,
 ) -> RunStarted:
+    """Queue a run of the automation now with the given trigger data (any JSON object, or none) and
+    answer its id; follow it with GET /runs/{run_id}. 503 when no engine runs in this process."""
     if running_engine() is None:
         raise ApiError(503, "unavailable", "the engine is not running in this process")
     try:
@@ -373,6 +395,7 @@ def run_now(
     summary="The actions steps can use, with their config schemas",
 )
 def list_actions(_principal: Viewer) -> list[ActionOut]:
+    """Every action a step can use, with its description and the JSON schema of its config."""
     return [
         ActionOut(name=a.name, description=a.description, config_schema=a.config_schema())
         for a in registered_actions()

@@ -290,6 +290,9 @@ def read_connections(db: DbSession, principal: Viewer) -> list[ConnectionOut]:
 async def add_connection(
     spec: ConnectionSpec, db: DbSession, principal: Manager, http: Request, response: Response
 ) -> ConnectionCreated:
+    """Save a named Qualtrics connection after checking its credentials with Qualtrics whoami (422
+    when Qualtrics refuses them, 502 when it does not answer; 409 when the name is taken).
+    Credentials are stored encrypted and answered masked."""
     try:
         connection, identity = await create_connection(db, spec, owner_id=principal.user_id)
     except ConnectionsError as exc:
@@ -308,6 +311,9 @@ async def add_connection(
     summary="Check credentials without saving them",
 )
 async def validate_credentials(body: CredentialsCheck, _principal: Manager) -> IdentityOut:
+    """Check a datacenter or base URL with an API token or OAuth client against Qualtrics whoami and
+    answer the Qualtrics identity, without saving anything. 422 when Qualtrics refuses the
+    credentials, 502 when it does not answer."""
     for secret in (body.api_token, body.oauth_client_secret):
         register_secret(secret)
     credentials = Credentials(**body.model_dump())
@@ -383,6 +389,8 @@ async def add_service_user_connection(
     summary="Read one connection",
 )
 def read_connection(connection_id: ResourceId, db: DbSession, principal: Viewer) -> ConnectionOut:
+    """One connection you may see, with its owner, sharing and last validation; credentials are
+    masked. 404 when it does not exist or is not visible to you."""
     return _out(db, principal, _visible(db, principal, connection_id))
 
 
@@ -395,6 +403,9 @@ def read_connection(connection_id: ResourceId, db: DbSession, principal: Viewer)
 async def change_connection(
     connection_id: ResourceId, changes: ConnectionChanges, db: DbSession, principal: Manager
 ) -> ConnectionUpdated:
+    """Change the fields given; the others keep their value. Changing the location or credentials
+    checks them again with Qualtrics (422 when refused, 502 when Qualtrics does not answer); 409
+    when the new name is taken."""
     connection = _visible(db, principal, connection_id)
     try:
         identity = await update_connection(db, principal, connection, changes)
@@ -417,6 +428,9 @@ async def change_connection(
 async def revalidate(
     connection_id: ResourceId, db: DbSession, principal: Viewer
 ) -> ConnectionUpdated:
+    """Check the connection's stored credentials with Qualtrics whoami again and record the result.
+    502 when Qualtrics does not answer, 503 (with Retry-After) when the connection's request
+    budget is spent."""
     connection = _visible(db, principal, connection_id)
     try:
         identity = await revalidate_connection(db, connection)
@@ -435,6 +449,7 @@ async def revalidate(
     summary="Delete a connection that no automation uses",
 )
 def remove_connection(connection_id: ResourceId, db: DbSession, principal: Manager) -> Response:
+    """Delete a connection. 409 when automations still use it (listed in `details`)."""
     connection = _visible(db, principal, connection_id)
     try:
         delete_connection(db, connection)
@@ -459,6 +474,9 @@ async def read_surveys(
         bool, Query(description="Only surveys other users shared with this connection's user.")
     ] = False,
 ) -> SurveyList:
+    """The surveys the connection's Qualtrics user can see, optionally only active ones or only
+    those shared with it. 502 when Qualtrics does not answer, 503 (with Retry-After) when the
+    connection's request budget is spent."""
     connection = _visible(db, principal, connection_id)
     try:
         surveys = await list_surveys(connection, active_only=active_only, shared_only=shared_only)

@@ -50,6 +50,8 @@ def list_runs(
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
 ) -> RunPage:
+    """Runs, newest first, optionally filtered by automation, status and creation time, one page at
+    a time (`limit`, `offset`); `total` counts every match."""
     try:
         return Runs(services).query(
             automation_id=automation_id,
@@ -70,6 +72,8 @@ def list_runs(
     summary="A run with its steps (inputs, outputs, errors, attempts, timings)",
 )
 def get_run(run_id: str, services: Services, _principal: Viewer) -> RunDetail:
+    """One run with its trigger data and each step's inputs, outputs, errors, attempts and timings
+    (secrets masked). 404 when it does not exist."""
     try:
         return Runs(services).get(run_id)
     except EngineError as exc:
@@ -83,6 +87,8 @@ def get_run(run_id: str, services: Services, _principal: Viewer) -> RunDetail:
     summary="Run a failed or cancelled run again from the step that did not finish",
 )
 def replay_run(run_id: str, services: Services, principal: Manager) -> RunDetail:
+    """Queue a failed or cancelled run again from the step that did not finish, and answer it. 409
+    when the run is not failed or cancelled."""
     try:
         return Runs(services).replay(run_id, actor=principal.email)
     except EngineError as exc:
@@ -96,6 +102,7 @@ def replay_run(run_id: str, services: Services, principal: Manager) -> RunDetail
     summary="Cancel a queued or running run",
 )
 def cancel_run(run_id: str, services: Services, principal: Manager) -> RunDetail:
+    """Cancel a queued or running run and answer it. 409 when the run has already ended."""
     try:
         return Runs(services).cancel(run_id, actor=principal.email)
     except EngineError as exc:
