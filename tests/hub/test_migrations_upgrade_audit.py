@@ -126,6 +126,17 @@ def test_a_database_with_unrelated_tables_is_refused_untouched(cli_env: str) -> 
     assert _tables(cli_env) == {"runs"}
 
 
+def test_another_applications_alembic_database_is_not_taken_for_a_newer_release(
+    cli_env: str,
+) -> None:
+    with _engine(cli_env).begin() as connection:
+        connection.execute(text("CREATE TABLE alembic_version (version_num VARCHAR(32))"))
+        connection.execute(text("INSERT INTO alembic_version VALUES ('3f2a9c1b7d4e')"))
+        connection.execute(text("CREATE TABLE orders (id INTEGER PRIMARY KEY)"))
+    _refused_in_one_line(_cli("migrate"), "3f2a9c1b7d4e", "not a qualflow database")
+    assert _tables(cli_env) == {"alembic_version", "orders"}
+
+
 def test_an_empty_database_file_is_migrated(tmp_path: Path) -> None:
     path = tmp_path / "empty.db"
     path.touch()

@@ -7,6 +7,7 @@ Write a new revision from the models with :func:`autogenerate_revision`, then re
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -38,6 +39,9 @@ __all__ = [
 ]
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+
+#: Our revision ids are fixed four-digit slots (see the module's docstring).
+_QUALFLOW_REVISION = re.compile(r"\d{4}")
 
 
 class SchemaRevisionError(SQLAlchemyError):
@@ -131,21 +135,26 @@ def _refuse_foreign_schema(connection: Connection, url: str) -> None:
     shown = make_url(normalize_url(url)).render_as_string(hide_password=True)
     at = MigrationContext.configure(connection).get_current_revision()
     known = known_revisions()
-    if at is not None and at not in known:
+    if at in known:
+        return
+    if at is None:
+        tables = sorted(n for n in inspect(connection).get_table_names() if not foreign_table(n))
+        if not tables:
+            return
+        listed = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
+        what = f"holds tables ({listed}) but no qualflow revision"
+    elif _QUALFLOW_REVISION.fullmatch(at):
         raise SchemaRevisionError(
             f"the database at {shown} is at revision {at}, which this qualflow does not know "
             f"(its newest is {known[-1]}): a newer release migrated it; run that release, or "
             "restore a backup taken before the upgrade"
         )
-    if at is None:
-        tables = sorted(n for n in inspect(connection).get_table_names() if not foreign_table(n))
-        if tables:
-            listed = ", ".join(tables[:5]) + (", …" if len(tables) > 5 else "")
-            raise SchemaRevisionError(
-                f"the database at {shown} holds tables ({listed}) but no qualflow revision: it "
-                "is not a qualflow database; point QUALFLOW_DATABASE_URL at an empty database "
-                "or at qualflow's own"
-            )
+    else:
+        what = f"is at revision {at} of another application's schema"
+    raise SchemaRevisionError(
+        f"the database at {shown} {what}: it is not a qualflow database; point "
+        "QUALFLOW_DATABASE_URL at an empty database or at qualflow's own"
+    )
 
 
 def head_revision() -> str | None:
