@@ -199,3 +199,21 @@ def test_every_operation_has_a_summary_a_description_and_a_declared_tag(
             if not declared.get(tag):
                 problems.append(f"{method} {path}: tag {tag!r} is not declared with a description")
     assert problems == []
+
+
+def test_a_refused_filter_names_its_parameter_in_details_like_every_422(
+    client: TestClient, make_person: MakePerson
+) -> None:
+    admin = make_person("admin")
+    cases = {
+        "/runs?status=bogus": "status",
+        "/runs?since=2020-01-02T00:00:00Z&until=2020-01-01T00:00:00Z": "until",
+        "/incentives/rewards?status=bogus": "status",
+        "/automations?trigger_type=bogus": "trigger_type",
+    }
+    for query, field in cases.items():
+        answer = client.get(f"{API}{query}", headers=admin.headers)
+        assert answer.status_code == 422, (query, answer.text)
+        error = answer.json()["error"]
+        assert error["code"] == "validation_error", query
+        assert [d["field"] for d in error.get("details") or []] == [field], (query, error)

@@ -86,7 +86,7 @@ from qualflow.incentives.service import (
 from qualflow.store.paging import page_total
 from qualflow.store.secrets import mask
 from qualflow.web.api.created import set_location
-from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit
+from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit, parameter_error
 from qualflow.web.deps import (
     ApiError,
     DbSession,
@@ -686,7 +686,7 @@ def _known_statuses(statuses: list[str]) -> list[str]:
     try:
         return check_statuses(statuses)
     except ValueError as exc:
-        raise ApiError(422, "validation_error", str(exc)) from None
+        raise parameter_error("status", str(exc)) from None
 
 
 @router.get(

@@ -1,11 +1,13 @@
-"""Paging of list operations: the same ``limit`` (and ``offset``, from :mod:`qualflow.web.deps`)
-on every list that pages, and what a page's ``total`` counts."""
+"""List operations: the same ``limit`` (and ``offset``, from :mod:`qualflow.web.deps`) on every
+list that pages, what a page's ``total`` counts, and the 422 of a refused filter."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
 from fastapi import Query
+
+from qualflow.web.deps import ApiError
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -25,3 +27,9 @@ TOTAL_DESCRIPTION = (
     "How many rows match the filters in all (every page, not only this one): "
     "the last page is reached when offset + len(items) >= total."
 )
+
+
+def parameter_error(name: str, message: str) -> ApiError:
+    """The 422 for a query parameter a handler refuses, shaped as FastAPI's own: ``details``
+    names the parameter."""
+    return ApiError(422, "validation_error", message, details=[{"field": name, "message": message}])

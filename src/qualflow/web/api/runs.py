@@ -12,9 +12,10 @@ from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
 from qualflow.accounts.principal import Principal
 from qualflow.engine.errors import EngineError
+from qualflow.engine.models import RUN_STATUSES
 from qualflow.engine.runs import RunDetail, RunPage, Runs
 from qualflow.web.api.automations import Services, api_error
-from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit
+from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit, parameter_error
 from qualflow.web.deps import MAX_ID, Offset, error_responses
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -61,7 +62,11 @@ def list_runs(
             limit=limit,
             offset=offset,
         )
-    except (EngineError, ValueError) as exc:
+    except ValueError as exc:
+        # The query refuses an unknown status, or an until not after since.
+        unknown_status = any(s not in RUN_STATUSES for s in status or ())
+        raise parameter_error("status" if unknown_status else "until", str(exc)) from None
+    except EngineError as exc:
         raise api_error(exc) from None
 
 
