@@ -217,3 +217,9 @@ def test_a_refused_filter_names_its_parameter_in_details_like_every_422(
         error = answer.json()["error"]
         assert error["code"] == "validation_error", query
         assert [d["field"] for d in error.get("details") or []] == [field], (query, error)
+
+
+def test_the_document_states_the_conventions_every_operation_follows(client: TestClient) -> None:
+    description = client.app.openapi()["info"].get("description", "")  # type: ignore[attr-defined]
+    for convention in ("ErrorResponse", "unknown field", "limit", "offset", "total", "Location"):
+        assert convention in description, convention

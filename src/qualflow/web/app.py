@@ -75,6 +75,23 @@ OPENAPI_TAGS = [
 ]
 
 
+#: What every operation of ``/api/v1`` has in common, at the top of the API reference.
+API_CONVENTIONS = """\
+Conventions every operation of `/api/v1` follows:
+
+- **Errors** answer `{"error": {"code", "message", "details"?}}` (the `ErrorResponse` schema) with
+  a stable `code`; a `validation_error` lists each refused parameter or field in `details`.
+- **Bodies** are JSON objects sent as `application/json` (otherwise 415; the platform's reward
+  request also takes a form); a body that is not valid JSON answers 422. An unknown field in a
+  body is refused with 422 naming it, never ignored.
+- **Lists that page** take `limit` (1-500, default 50) and `offset` (rows to skip); a value out of
+  range is refused with 422, never clamped. Their `total` counts every row matching the filters.
+- **Creating** answers 201 with a `Location` header giving the path of the new resource.
+- **Secrets** (tokens, keys, passwords) are answered masked, except once when they are created or
+  explicitly revealed.
+"""
+
+
 class Health(BaseModel):
     status: str
     database: str
@@ -125,6 +142,7 @@ def create_app(
         title="qualflow",
         version=__version__,
         summary="Self-hosted hub connecting a Qualtrics account to your research or CX stack.",
+        description=API_CONVENTIONS,
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
         docs_url=None,  # served from vendored assets by install_api_docs, not from a CDN
@@ -291,6 +309,7 @@ def _install_openapi(app: FastAPI) -> None:
             title=app.title,
             version=app.version,
             summary=app.summary,
+            description=app.description,
             routes=app.routes,
             tags=app.openapi_tags,
         )
