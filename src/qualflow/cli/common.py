@@ -227,10 +227,13 @@ def load_settings() -> Settings:
 
 
 def register_actions() -> None:
-    """Make the engine know every feature's actions (``incentives.send_reward``), as the web
-    app and a worker must: imported for that side effect by the commands that run automations
-    or read their definitions, not by every command at start."""
-    import qualflow.incentives  # noqa: F401
+    """Make the engine know every action (built-in and ``incentives.send_reward``) now, for the
+    commands that run automations or read their definitions. The engine's registry loads them
+    by itself when first asked for one (``load_builtin_actions``); this only does it up front,
+    so a broken action module fails the command at start, not in the middle of a run."""
+    from qualflow.engine.actions import load_builtin_actions
+
+    load_builtin_actions()
 
 
 def shown_url(url: str) -> str:

@@ -479,10 +479,12 @@ def rewards_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List rewards, newest first (the review queue: --status held)."""
+    # Before the REST module's import (FastAPI, the web app): a bad --status is refused at once.
+    status = _check_statuses(status)
+
     from qualflow.incentives.api import reward_page
     from qualflow.incentives.service import get_incentive
 
-    status = _check_statuses(status)
     with _runtime() as runtime, runtime.factory() as session:
         incentive_id = None if incentive is None else get_incentive(session, incentive).id
         page = reward_page(session, incentive_id=incentive_id, statuses=status, limit=limit)

@@ -195,5 +195,15 @@ def registered_actions() -> list[ActionSpec]:
 
 
 def load_builtin_actions() -> None:
-    """Import the modules defining the built-in actions (idempotent)."""
-    import qualflow.engine.builtin  # noqa: F401
+    """Import the modules defining the built-in actions and the features' actions
+    (idempotent).
+
+    The registry loads them itself, the first time it is asked for an action, so no process
+    that runs or checks automations (web app, worker, demo, tests) can forget to: a feature's
+    package does not register its actions when imported, so importing its models (what a CLI
+    command reading the database needs) does not import the engine's runtime (DBOS). Actions
+    are plain entries of this registry, not DBOS workflows or steps, so registering them after
+    DBOS has launched is fine.
+    """
+    import qualflow.engine.builtin
+    import qualflow.incentives.action  # noqa: F401
