@@ -223,3 +223,37 @@ def test_the_document_states_the_conventions_every_operation_follows(client: Tes
     description = client.app.openapi()["info"].get("description", "")  # type: ignore[attr-defined]
     for convention in ("ErrorResponse", "unknown field", "limit", "offset", "total", "Location"):
         assert convention in description, convention
+
+
+def test_secrets_sent_are_never_answered(client: TestClient, make_person: MakePerson) -> None:
+    admin = make_person("admin")
+    h = admin.headers
+    password, key = "a-Very-secret-pass-1", "tango-SECRET-key-9876"
+    answers = [
+        client.post(
+            f"{API}/users",
+            json={"email": "s@example.org", "name": "S", "password": password},
+            headers=h,
+        ),
+        client.post(
+            f"{API}/incentives/providers/tango-accounts",
+            json={
+                "name": "Tango",
+                "platform_name": "qf",
+                "platform_key": key,
+                "customer_id": "C1",
+                "account_id": "A1",
+            },
+            headers=h,
+        ),
+    ]
+    assert [a.status_code for a in answers] == [201, 201], [a.text for a in answers]
+    for path in ("/users", "/incentives/providers/tango-accounts", "/me/tokens"):
+        answers.append(client.get(f"{API}{path}", headers=h))
+    answers.append(client.get(answers[0].headers["location"], headers=h))
+    for answer in answers:
+        assert answer.status_code in (200, 201), answer.text
+        for secret in (password, key, admin.token):
+            assert secret not in answer.text, (answer.request.url, secret)
+    document = client.get("/openapi.json").text
+    assert admin.token not in document
