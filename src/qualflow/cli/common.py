@@ -255,7 +255,12 @@ def require_migrated(settings: Settings) -> None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
-    from qualflow.store.migrate import current_revision, head_revision
+    from qualflow.store.migrate import (
+        SchemaRevisionError,
+        check_migratable,
+        current_revision,
+        head_revision,
+    )
 
     if settings.should_auto_migrate:
         return
@@ -270,6 +275,12 @@ def require_migrated(settings: Settings) -> None:
     except (SQLAlchemyError, OSError) as exc:
         fail(f"cannot open the database: {one_line(exc)}")
     if at != head:
+        try:
+            check_migratable(settings.database_url)  # `qualflow migrate` would refuse it too
+        except SchemaRevisionError as exc:
+            fail(str(exc))
+        except (SQLAlchemyError, OSError) as exc:
+            fail(f"cannot open the database: {one_line(exc)}")
         fail(
             f"the database at {shown} is at revision {at or 'none'}, not {head}; "
             "run `qualflow migrate` first"

@@ -30,6 +30,7 @@ __all__ = [
     "SchemaRevisionError",
     "alembic_config",
     "autogenerate_revision",
+    "check_migratable",
     "current_revision",
     "downgrade",
     "head_revision",
@@ -155,6 +156,18 @@ def _refuse_foreign_schema(connection: Connection, url: str) -> None:
         f"the database at {shown} {what}: it is not a qualflow database; point "
         "QUALFLOW_DATABASE_URL at an empty database or at qualflow's own"
     )
+
+
+def check_migratable(url: str) -> None:
+    """Raise :class:`SchemaRevisionError` when this release cannot migrate the database at
+    ``url`` (a newer release's revision, or another application's tables); for commands that
+    do not migrate by themselves, which would otherwise advise running ``qualflow migrate``."""
+    engine = _engine_for(url)
+    try:
+        with engine.connect() as connection:
+            _refuse_foreign_schema(connection, url)
+    finally:
+        engine.dispose()
 
 
 def head_revision() -> str | None:
