@@ -257,3 +257,23 @@ def test_secrets_sent_are_never_answered(client: TestClient, make_person: MakePe
             assert secret not in answer.text, (answer.request.url, secret)
     document = client.get("/openapi.json").text
     assert admin.token not in document
+
+
+#: Collections with a filter naming another resource (404 when it does not exist).
+FILTERS_NAMING_A_RESOURCE = {f"{API}/incentives/rewards"}  # ?incentive=INC-…
+
+
+def test_an_operation_documents_no_error_it_cannot_give(client: TestClient) -> None:
+    """A GET of a whole collection names no resource, so it cannot answer 404 or 409 (unless a
+    filter names one); an operation taking no parameter and no body has nothing to refuse
+    with 422."""
+    wrong = []
+    for method, path, operation in _operations(client):
+        parameters = operation.get("parameters", [])
+        statuses = set(operation["responses"])
+        if method == "GET" and "{" not in path:
+            gone = ("409",) if path in FILTERS_NAMING_A_RESOURCE else ("404", "409")
+            wrong += [f"{method} {path}: {s}" for s in gone if s in statuses]
+        if not parameters and "requestBody" not in operation and "422" in statuses:
+            wrong.append(f"{method} {path}: 422")
+    assert wrong == []

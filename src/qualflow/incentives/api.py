@@ -105,6 +105,8 @@ KeyViewer = Annotated[Principal, Depends(require(Area.API_KEYS, Level.VIEW))]
 KeyManager = Annotated[Principal, Depends(require(Area.API_KEYS, Level.MANAGE))]
 
 _ERRORS = error_responses(401, 403, 404, 409, 422)
+#: A collection read names no resource: no 404 or 409 (FastAPI adds the 422 of parameters).
+_LIST_ERRORS = error_responses(401, 403)
 TAG_INCENTIVES = "incentives"
 TAG_REWARDS = "rewards"
 TAG_PROVIDERS = "reward providers"
@@ -640,7 +642,7 @@ def _load_incentive(db: Session, reference_id: str) -> Incentive:
     "",
     tags=[TAG_INCENTIVES],
     response_model=list[IncentiveOut],
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List incentives",
 )
 def list_incentives(
@@ -693,7 +695,7 @@ def _known_statuses(statuses: list[str]) -> list[str]:
     "/rewards",
     tags=[TAG_REWARDS],
     response_model=RewardPage,
-    responses=_ERRORS,
+    responses=error_responses(401, 403, 404, 422),
     summary="List and filter rewards (the review queue is status=held)",
 )
 def list_rewards(
@@ -1031,7 +1033,7 @@ async def resend_reward(
     "/providers/tango-accounts",
     tags=[TAG_PROVIDERS],
     response_model=list[TangoAccountOut],
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List Tango accounts (keys masked)",
 )
 def list_tango_accounts(runtime: Runtime, _viewer: Viewer) -> list[TangoAccountOut]:
@@ -1155,7 +1157,7 @@ class LowStockOut(BaseModel):
     "/providers/low-stock",
     tags=[TAG_PROVIDERS],
     response_model=list[LowStockOut],
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="Open gift-code incentives running out of codes (below their low-stock threshold)",
 )
 def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
@@ -1168,7 +1170,7 @@ def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
     "/providers/gift-code-pools",
     tags=[TAG_PROVIDERS],
     response_model=list[PoolOut],
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List gift-code pools with their stock",
 )
 def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
@@ -1270,7 +1272,7 @@ def delete_pool(pool_id: ResourceId, runtime: Runtime, _manager: Manager) -> Res
     "/api-keys",
     tags=[TAG_KEYS],
     response_model=list[ApiKeyOut],
-    responses=_ERRORS,
+    responses=_LIST_ERRORS,
     summary="List platform API keys (masked) with their last use",
 )
 def list_api_keys(

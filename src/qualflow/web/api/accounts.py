@@ -342,7 +342,7 @@ def change_password(
     "/me/tokens",
     tags=["me"],
     response_model=list[TokenOut],
-    responses=_AUTH_ERRORS,
+    responses=error_responses(401),
     summary="List your personal API tokens (never the tokens themselves)",
 )
 def read_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[TokenOut]:
@@ -416,7 +416,7 @@ def read_roles(_principal: CurrentPrincipal) -> list[RoleOut]:
     "/users",
     tags=["users"],
     response_model=list[UserOut],
-    responses=_ADMIN_ERRORS,
+    responses=error_responses(401, 403),
     summary="List people (admins only)",
 )
 def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:

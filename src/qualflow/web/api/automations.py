@@ -142,7 +142,10 @@ class ActionOut(BaseModel):
 
 
 @router.get(
-    "", response_model=list[AutomationOut], responses=_READ_ERRORS, summary="List automations"
+    "",
+    response_model=list[AutomationOut],
+    responses=error_responses(401, 403, 422),
+    summary="List automations",
 )
 def list_automations(
     services: Services,

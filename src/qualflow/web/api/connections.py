@@ -272,7 +272,7 @@ def _visible(db: DbSession, principal: Principal, connection_id: ResourceId) -> 
 @router.get(
     "",
     response_model=list[ConnectionOut],
-    responses=_READ_ERRORS,
+    responses=error_responses(401, 403),
     summary="List Qualtrics connections (secrets as their last 4 characters)",
 )
 def read_connections(db: DbSession, principal: Viewer) -> list[ConnectionOut]:
