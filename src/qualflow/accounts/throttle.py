@@ -11,8 +11,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
 
 from qualflow.accounts.passwords import verify_password
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from qualflow.accounts.models import User
 
 __all__ = [
     "SignInThrottle",
@@ -20,7 +26,10 @@ __all__ = [
     "check_current_password",
     "minutes_to_wait",
     "sign_in_throttle",
+    "sign_in_with_password",
 ]
+
+T = TypeVar("T")
 
 
 class SignInThrottle:
@@ -79,19 +88,36 @@ class TooManyGuesses(Exception):
         self.retry_after = retry_after
 
 
+def _counted(email: str, address: str, attempt: Callable[[], T | None]) -> T | None:
+    """``attempt()`` (None: the password was wrong) counted by the sign-in throttle; raises
+    :class:`TooManyGuesses` instead of attempting once the throttle's limit is reached."""
+    wait = sign_in_throttle.retry_after(email, address)
+    if wait is not None:
+        raise TooManyGuesses(wait)
+    outcome = attempt()
+    if outcome is None:
+        sign_in_throttle.failed(email, address)
+    else:
+        sign_in_throttle.succeeded(email, address)
+    return outcome
+
+
+def sign_in_with_password(db: Session, email: str, password: str, address: str) -> User | None:
+    """The active account ``email`` and ``password`` open (None when they open none), counted
+    by the sign-in throttle. The API's sign-in and the sign-in page both come here, so neither
+    is a way around the other's limit. Raises :class:`TooManyGuesses` past the limit."""
+    from qualflow.accounts.users import authenticate_password
+
+    return _counted(email, address, lambda: authenticate_password(db, email, password))
+
+
 def check_current_password(password_hash: str, email: str, password: str, address: str) -> bool:
     """Whether ``password`` is the account's current one, counted as a sign-in attempt: a
     stolen session or API token must not be a way to guess the password (and then take the
     account) faster than the sign-in form allows. Raises :class:`TooManyGuesses` instead of
     checking once the throttle's limit is reached."""
-    wait = sign_in_throttle.retry_after(email, address)
-    if wait is not None:
-        raise TooManyGuesses(wait)
-    if verify_password(password_hash, password):
-        sign_in_throttle.succeeded(email, address)
-        return True
-    sign_in_throttle.failed(email, address)
-    return False
+    matches = _counted(email, address, lambda: verify_password(password_hash, password) or None)
+    return matches is not None
 
 
 def minutes_to_wait(retry_after: float) -> int:

@@ -24,11 +24,10 @@ from qualflow.accounts.throttle import (
     TooManyGuesses,
     check_current_password,
     minutes_to_wait,
-    sign_in_throttle,
+    sign_in_with_password,
 )
 from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
 from qualflow.accounts.users import (
-    authenticate_password,
     create_user,
     delete_user,
     get_user,
@@ -224,14 +223,12 @@ def login(
     answer the person's profile. Repeated wrong passwords for one email and address are
     throttled: 429 with Retry-After."""
     address = request.client.host if request.client else "unknown"
-    wait = sign_in_throttle.retry_after(body.email, address)
-    if wait is not None:
-        raise _too_many_attempts(wait)
-    user = authenticate_password(db, body.email, body.password)
+    try:
+        user = sign_in_with_password(db, body.email, body.password, address)
+    except TooManyGuesses as exc:
+        raise _too_many_attempts(exc.retry_after) from None
     if user is None:
-        sign_in_throttle.failed(body.email, address)
         raise ApiError(401, "invalid_credentials", "email or password is wrong")
-    sign_in_throttle.succeeded(body.email, address)
     purge_expired(db)  # sign-ins are rare enough to carry the clean-up of old sessions
     session, raw = start_session(
         db, user, max_age=settings.session_max_age, user_agent=request.headers.get("user-agent")

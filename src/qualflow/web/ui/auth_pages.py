@@ -10,8 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from qualflow.accounts.models import User
 from qualflow.accounts.sessions import end_session, resolve_session, start_session
-from qualflow.accounts.throttle import minutes_to_wait, sign_in_throttle
-from qualflow.accounts.users import authenticate_password
+from qualflow.accounts.throttle import TooManyGuesses, minutes_to_wait, sign_in_with_password
 from qualflow.settings import Settings
 from qualflow.web.deps import get_app_settings, get_db
 from qualflow.web.ui import flash
@@ -72,20 +71,16 @@ def sign_in_submit(
     user = None
     status_code = 400
     if not errors:
-        # The same throttle as the API's sign-in: the form is no way around it.
-        wait = sign_in_throttle.retry_after(email, address)
-        if wait is not None:
-            minutes = minutes_to_wait(wait)
+        try:
+            user = sign_in_with_password(db, email, password, address)
+        except TooManyGuesses as exc:
+            minutes = minutes_to_wait(exc.retry_after)
             unit = "minute" if minutes == 1 else "minutes"
             errors["__all__"] = f"Too many failed sign-ins. Try again in {minutes} {unit}."
             status_code = 429
         else:
-            user = authenticate_password(db, email, password)
             if user is None:
-                sign_in_throttle.failed(email, address)
                 errors["__all__"] = "Email or password is wrong."
-            else:
-                sign_in_throttle.succeeded(email, address)
     if user is None:
         return render(
             request,
