@@ -36,7 +36,16 @@ consults it (and, for non-idempotent requests, whether the request could have be
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Any, ClassVar, TypeVar
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+def _rebuild(cls: type[_E], args: tuple[Any, ...]) -> _E:
+    """Unpickle an error or warning without calling its ``__init__`` (whose keyword-only
+    arguments ``BaseException``'s pickling would not pass); ``__dict__`` is restored after."""
+    return cls.__new__(cls, *args)
+
 
 __all__ = [
     "APIError",
@@ -82,6 +91,11 @@ class QualtricsError(Exception):
         self.error_code = error_code
         self.error_message = error_message
         self.request_id = request_id
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Errors cross process boundaries (worker pools): keep every attribute, whatever the
+        # subclass's __init__ takes.
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
     @property
     def retriable(self) -> bool:
@@ -275,6 +289,9 @@ class DatacenterNotice(QualtricsWarning):
         self.notice = notice
         self.host = host
         self.datacenter = datacenter
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args), self.__dict__)
 
 
 def error_for_status(
