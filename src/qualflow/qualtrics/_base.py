@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -17,7 +18,7 @@ from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLi
 from qualflow.qualtrics.ratelimit import Limiter, Unlimited, brand_limiter
 from qualflow.qualtrics.retry import RetryEvent, RetryPolicy
 
-__all__ = ["ClientBase", "env_settings", "env_settings_with"]
+__all__ = ["ClientBase", "env_settings", "env_settings_with", "http_settings"]
 
 log = logging.getLogger("qualflow.qualtrics")
 
@@ -62,6 +63,45 @@ def env_settings_with(overrides: Mapping[str, Any]) -> dict[str, Any]:
             for name in group:
                 settings.pop(name, None)
     settings.update(given)
+    return settings
+
+
+#: A proxy for the client's requests, as httpx takes it (``"http://proxy.example:3128"``).
+ProxyTypes = str | httpx.URL | httpx.Proxy
+
+
+def http_settings(
+    timeout: float | httpx.Timeout | None, proxy: ProxyTypes | None, transport: object | None
+) -> dict[str, Any]:
+    """The checked ``timeout`` and ``proxy`` keywords for the httpx client: a bad value raises
+    :class:`ConfigurationError` when the client is made, not on its first request."""
+    parts = (
+        [timeout.connect, timeout.read, timeout.write, timeout.pool]
+        if isinstance(timeout, httpx.Timeout)
+        else [timeout]
+    )
+    for part in parts:
+        if part is None:
+            continue
+        if isinstance(part, bool) or not isinstance(part, int | float):
+            raise ConfigurationError(
+                f"timeout must be seconds (a number), an httpx.Timeout or None, got {part!r}"
+            )
+        if math.isnan(part) or part <= 0:
+            raise ConfigurationError(
+                f"timeout must be a number of seconds > 0 (or None for no timeout), got {part!r}"
+            )
+    if proxy is not None and transport is not None:
+        # httpx would silently ignore the proxy: a transport carries its own.
+        raise ConfigurationError(
+            "give either proxy or transport, not both (configure the proxy on the transport)"
+        )
+    settings: dict[str, Any] = {"timeout": timeout}
+    if proxy is not None:
+        try:
+            settings["proxy"] = proxy if isinstance(proxy, httpx.Proxy) else httpx.Proxy(proxy)
+        except (ValueError, httpx.InvalidURL) as exc:
+            raise ConfigurationError(f"invalid proxy: {exc}") from None
     return settings
 
 

@@ -11,7 +11,13 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
 
 import httpx
 
-from qualflow.qualtrics._base import DEFAULT_TIMEOUT, ClientBase, env_settings_with
+from qualflow.qualtrics._base import (
+    DEFAULT_TIMEOUT,
+    ClientBase,
+    ProxyTypes,
+    env_settings_with,
+    http_settings,
+)
 from qualflow.qualtrics._core import (
     ApiCall,
     content_length,
@@ -75,6 +81,12 @@ class Client(ClientBase):
     :class:`~qualflow.qualtrics.errors.RateLimiterBusy` instead of waiting (for callers
     someone is waiting on). ``transport`` is any httpx transport (tests use
     :class:`~qualflow.qualtrics.transports.SyncASGITransport` around the sandbox).
+    ``proxy`` (``"http://proxy.example:3128"`` or an ``httpx.Proxy``) routes requests through
+    a proxy (not with ``transport``, which carries its own). ``timeout`` is seconds, an
+    ``httpx.Timeout`` or ``None`` for none (default: 10 s to connect, 30 s for the rest).
+    Every request sends ``User-Agent: qualflow/<version> (+httpx)`` unless ``user_agent``
+    says otherwise. Bad settings raise
+    :class:`~qualflow.qualtrics.errors.ConfigurationError` here, not on the first request.
 
     Before each wait for a retry, ``on_retry`` (if given) is called with a
     :class:`~qualflow.qualtrics.RetryEvent` (attempt, delay, method, path, status), e.g. to
@@ -90,15 +102,17 @@ class Client(ClientBase):
         base_url: str | None = None,
         api_token: str | None = None,
         oauth: OAuthCredentials | None = None,
-        timeout: float | httpx.Timeout = DEFAULT_TIMEOUT,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
         retry: RetryPolicy | None = None,
         rate_limiter: Limiter | None = None,
         requests_per_minute: float | None = DEFAULT_REQUESTS_PER_MINUTE,
         max_rate_limit_wait: float | None = None,
         transport: httpx.BaseTransport | None = None,
+        proxy: ProxyTypes | None = None,
         user_agent: str | None = None,
         on_retry: RetryCallback | None = None,
     ) -> None:
+        http = http_settings(timeout, proxy, transport)
         super().__init__(
             datacenter=datacenter,
             base_url=base_url,
@@ -112,8 +126,8 @@ class Client(ClientBase):
             on_retry=on_retry,
         )
         self._http = httpx.Client(
-            timeout=timeout,
             transport=transport,
+            **http,
             verify=verified_context(),
             headers=self._default_headers(),
             follow_redirects=False,
