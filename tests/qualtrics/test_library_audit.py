@@ -371,3 +371,23 @@ def test_the_readme_client_example_runs_against_the_sandbox(
     assert survey.id in printed
     assert (tmp_path / "responses.parquet").stat().st_size > 0
     assert namespace["newer"].continuation_token
+
+
+def test_an_error_repr_shows_what_it_carries(sandbox: tuple[SandboxState, Any, str]) -> None:
+    _state, app, _token = sandbox
+    transport = SyncASGITransport(app)
+    with (
+        Client(base_url="http://sandbox.test", api_token=TOKEN, transport=transport) as q,
+        pytest.raises(E.AuthError) as caught,
+    ):
+        q.whoami()
+    transport.close()
+    error = caught.value
+    assert repr(error) == (
+        f"AuthError({error.message!r}, status_code=401, error_code={error.error_code!r}, "
+        f"request_id={error.request_id!r})"
+    )
+    assert TOKEN not in repr(error)
+    assert repr(E.RateLimiterBusy("bucket empty", retry_after=1.5)) == (
+        "RateLimiterBusy('bucket empty')"
+    )

@@ -97,6 +97,14 @@ class QualtricsError(Exception):
         # subclass's __init__ takes.
         return (_rebuild, (type(self), self.args), self.__dict__)
 
+    def __repr__(self) -> str:
+        fields = [repr(self.message)]
+        for name in ("status_code", "error_code", "request_id"):
+            value = getattr(self, name)
+            if value is not None:
+                fields.append(f"{name}={value!r}")
+        return f"{type(self).__name__}({', '.join(fields)})"
+
     @property
     def retriable(self) -> bool:
         """Whether repeating the same request later may succeed."""
