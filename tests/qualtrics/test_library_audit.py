@@ -296,6 +296,8 @@ def main() -> None:
             reveal_type(survey)
         export = q.export_responses("SV_1", labels=True, allow_continuation=True)
         reveal_type(export.continuation_token)
+        with q.export_responses("SV_1") as newer:
+            reveal_type(newer.continuation_token)
         try:
             q.surveys.get("SV_1")
         except NotFound as error:
@@ -329,6 +331,7 @@ def test_a_user_script_passes_mypy_strict_without_any(tmp_path: Path) -> None:
     assert revealed == [
         "qualflow.qualtrics.models.account.WhoAmI",
         "qualflow.qualtrics.models.surveys.SurveySummary",
+        "str | None",
         "str | None",
         "str | None",
         "qualflow.qualtrics.models.account.WhoAmI",

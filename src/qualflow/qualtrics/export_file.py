@@ -45,7 +45,7 @@ import tempfile
 import threading
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import IO, Any, Literal
+from typing import IO, Any, Literal, Self
 
 import anyio
 import pyarrow as pa
@@ -270,7 +270,7 @@ class ExportFile:
             if spill is not None:
                 spill.close()
 
-    def __enter__(self) -> ExportFile:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
