@@ -38,8 +38,9 @@ def _public(obj: object) -> set[str]:
 
 
 def _params(fn: Any) -> list[tuple[str, Any, Any, str]]:
+    # from_env's keywords are typed by ClientSettings / AsyncClientSettings.
     return [
-        (p.name, p.kind, p.default, str(p.annotation))
+        (p.name, p.kind, p.default, str(p.annotation).replace("AsyncClient", "Client"))
         for p in inspect.signature(fn).parameters.values()
     ]
 
@@ -394,3 +395,22 @@ def test_an_error_repr_shows_what_it_carries(sandbox: tuple[SandboxState, Any, s
     assert repr(E.RateLimiterBusy("bucket empty", retry_after=1.5)) == (
         "RateLimiterBusy('bucket empty')"
     )
+
+
+def test_mypy_catches_a_misspelt_from_env_keyword(tmp_path: Path) -> None:
+    api = pytest.importorskip("mypy.api")
+    script = tmp_path / "from_env_script.py"
+    script.write_text(
+        "from qualflow.qualtrics import AsyncClient, Client\n"
+        "good = Client.from_env(timeout=5.0, requests_per_minute=None)\n"
+        "bad = Client.from_env(timout=5.0)\n"
+        "also_bad = AsyncClient.from_env(timeout='5')\n",
+        encoding="utf-8",
+    )
+    config = tmp_path / "mypy.ini"
+    config.write_text("[mypy]\nstrict = True\nplugins = pydantic.mypy\n", encoding="utf-8")
+    out, _err, _status = api.run(
+        ["--config-file", str(config), "--cache-dir", str(tmp_path / "cache"), str(script)]
+    )
+    errors = [line for line in out.splitlines() if ": error:" in line]
+    assert [line.split(":")[1] for line in errors] == ["3", "4"], out

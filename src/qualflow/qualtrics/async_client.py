@@ -6,7 +6,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypedDict, TypeVar, Unpack
 
 import anyio
 import httpx
@@ -59,9 +59,27 @@ from qualflow.tls import verified_context
 if TYPE_CHECKING:
     from qualflow.qualtrics.export_result import ExportResult
 
-__all__ = ["AsyncClient"]
+__all__ = ["AsyncClient", "AsyncClientSettings"]
 
 T = TypeVar("T")
+
+
+class AsyncClientSettings(TypedDict, total=False):
+    """The keyword arguments of :class:`AsyncClient` (for :meth:`AsyncClient.from_env`)."""
+
+    datacenter: str | None
+    base_url: str | None
+    api_token: str | None
+    oauth: OAuthCredentials | None
+    timeout: float | httpx.Timeout | None
+    retry: RetryPolicy | None
+    rate_limiter: Limiter | None
+    requests_per_minute: float | None
+    max_rate_limit_wait: float | None
+    transport: httpx.AsyncBaseTransport | None
+    proxy: ProxyTypes | None
+    user_agent: str | None
+    on_retry: AsyncRetryCallback | None
 
 
 class AsyncClient(ClientBase):
@@ -152,7 +170,7 @@ class AsyncClient(ClientBase):
         self.distributions = AsyncDistributions(self)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
+    def from_env(cls, **overrides: Unpack[AsyncClientSettings]) -> Self:
         """A client configured from ``QUALTRICS_*`` environment variables (see
         :func:`~qualflow.qualtrics._base.env_settings`); keyword arguments take precedence."""
         return cls(**env_settings_with(overrides))

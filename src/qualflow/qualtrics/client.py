@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypedDict, TypeVar, Unpack
 
 import httpx
 
@@ -56,9 +56,27 @@ from qualflow.tls import verified_context
 if TYPE_CHECKING:
     from qualflow.qualtrics.export_result import ExportResult
 
-__all__ = ["Client"]
+__all__ = ["Client", "ClientSettings"]
 
 T = TypeVar("T")
+
+
+class ClientSettings(TypedDict, total=False):
+    """The keyword arguments of :class:`Client` (for :meth:`Client.from_env`)."""
+
+    datacenter: str | None
+    base_url: str | None
+    api_token: str | None
+    oauth: OAuthCredentials | None
+    timeout: float | httpx.Timeout | None
+    retry: RetryPolicy | None
+    rate_limiter: Limiter | None
+    requests_per_minute: float | None
+    max_rate_limit_wait: float | None
+    transport: httpx.BaseTransport | None
+    proxy: ProxyTypes | None
+    user_agent: str | None
+    on_retry: RetryCallback | None
 
 
 class Client(ClientBase):
@@ -147,7 +165,7 @@ class Client(ClientBase):
         self.distributions = Distributions(self)
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> Self:
+    def from_env(cls, **overrides: Unpack[ClientSettings]) -> Self:
         """A client configured from ``QUALTRICS_*`` environment variables (see
         :func:`~qualflow.qualtrics._base.env_settings`); keyword arguments take precedence."""
         return cls(**env_settings_with(overrides))
