@@ -128,22 +128,16 @@ def test_the_runs_ls_help_names_the_engine_s_run_statuses() -> None:
 #: engine's runtime, the web server and the web app (``incentives.send_reward`` is registered
 #: by the engine's action registry when asked for, not by importing ``qualflow.incentives``).
 _RUNTIME = ("dbos", "uvicorn", "fastapi", "qualflow.web")
-#: Still imported through the REST module (qualflow.incentives.api: FastAPI, the web app's
-#: dependencies), whose response models and queries these commands print, and through
-#: qualflow.incentives.runtime (imports FastAPI for its annotations).
-_VIA_REST_MODULE = pytest.mark.xfail(
-    strict=True, reason="the CLI uses qualflow.incentives.api's models; runtime imports fastapi"
-)
 
 
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        pytest.param(["incentives", "ls"], 0, marks=_VIA_REST_MODULE),
-        pytest.param(["incentives", "show", "INC-7F3K2Q"], 1, marks=_VIA_REST_MODULE),
-        pytest.param(["incentives", "rewards", "ls"], 0, marks=_VIA_REST_MODULE),
+        (["incentives", "ls"], 0),
+        (["incentives", "show", "INC-7F3K2Q"], 1),
+        (["incentives", "rewards", "ls"], 0),
         (["incentives", "rewards", "ls", "--status", "bogus"], 2),
-        pytest.param(["incentives", "pools", "ls"], 0, marks=_VIA_REST_MODULE),
+        (["incentives", "pools", "ls"], 0),
     ],
 )
 def test_an_incentives_database_command_imports_no_engine_runtime_nor_web_app(

@@ -175,7 +175,7 @@ def incentives_ls(
     only_paused: PausedOption = False,
 ) -> None:
     """List incentives with their reward counts."""
-    from qualflow.incentives.api import IncentiveOut
+    from qualflow.incentives.views import IncentiveOut
 
     active = _active_or_paused(only_active, only_paused)
     with _runtime() as runtime:
@@ -206,7 +206,7 @@ def incentives_ls(
 @app.command("show")
 def incentives_show(reference: IncentiveArgument, as_json: JsonOption = False) -> None:
     """Show one incentive."""
-    from qualflow.incentives.api import IncentiveOut
+    from qualflow.incentives.views import IncentiveOut
 
     with _runtime() as runtime:
         incentive = runtime.manager.get(reference)
@@ -301,9 +301,9 @@ def incentives_create(
     as_json: JsonOption = False,
 ) -> None:
     """Create an incentive from a JSON spec and/or options; prints its reference id."""
-    from qualflow.incentives.api import IncentiveOut
     from qualflow.incentives.manage import IncentiveError
     from qualflow.incentives.schemas import IncentiveSpec
+    from qualflow.incentives.views import IncentiveOut
 
     data = _file_and_options(
         spec_file,
@@ -479,11 +479,11 @@ def rewards_ls(
     as_json: JsonOption = False,
 ) -> None:
     """List rewards, newest first (the review queue: --status held)."""
-    # Before the REST module's import (FastAPI, the web app): a bad --status is refused at once.
+    # Before the database is opened: a bad --status is refused at once.
     status = _check_statuses(status)
 
-    from qualflow.incentives.api import reward_page
     from qualflow.incentives.service import get_incentive
+    from qualflow.incentives.views import reward_page
 
     with _runtime() as runtime, runtime.factory() as session:
         incentive_id = None if incentive is None else get_incentive(session, incentive).id
@@ -529,11 +529,11 @@ def _shortened(text: str, width: int) -> str:
 @rewards_app.command("show")
 def rewards_show(reference: RewardArgument, as_json: JsonOption = False) -> None:
     """Show a reward and its transitions (who, why, when)."""
-    from qualflow.incentives.api import _reward_detail
+    from qualflow.incentives.views import reward_detail
 
     with _runtime() as runtime, runtime.factory() as session:
         try:
-            detail = _reward_detail(session, reference)
+            detail = reward_detail(session, reference)
         except Exception as exc:
             fail(getattr(exc, "message", str(exc)))
     if as_json:
@@ -625,7 +625,7 @@ def _settled(done: str, reward: Any) -> _Outcome:
 def _report(outcomes: list[_Outcome], what: str, as_json: bool) -> None:
     """One line per reward on stdout (or the REST bulk answer's JSON), then, if any did not go
     through, one ``error:`` line saying how many and exit code 1."""
-    from qualflow.incentives.api import bulk_outcome
+    from qualflow.incentives.views import bulk_outcome
 
     bulk = bulk_outcome([o.result for o in outcomes])
     if as_json:
@@ -810,7 +810,7 @@ def rewards_export(
 @pools_app.command("ls")
 def pools_ls(as_json: JsonOption = False) -> None:
     """List gift-code pools and their stock; incentives running low are warned about."""
-    from qualflow.incentives.api import LowStockOut
+    from qualflow.incentives.views import LowStockOut
 
     with _runtime() as runtime:
         pools = [(p, runtime.manager.pool_stock(p.id)) for p in runtime.manager.pools()]
@@ -902,7 +902,7 @@ def pools_import(
 @tango_app.command("ls")
 def tango_ls(as_json: JsonOption = False) -> None:
     """List Tango accounts (keys masked)."""
-    from qualflow.incentives.api import TangoAccountOut
+    from qualflow.incentives.views import TangoAccountOut
 
     with _runtime() as runtime:
         rows = [TangoAccountOut.of(a) for a in runtime.manager.tango_accounts()]
@@ -926,8 +926,8 @@ def tango_catalog(
     as_json: JsonOption = False,
 ) -> None:
     """List the catalog items an account can order: the utid and amount an incentive needs."""
-    from qualflow.incentives.api import CatalogItemOut
     from qualflow.incentives.providers.tango_client import TangoError
+    from qualflow.incentives.views import CatalogItemOut
 
     with _runtime() as runtime:
         try:
@@ -1089,7 +1089,7 @@ def tango_rm(
 def keys_ls(as_json: JsonOption = False) -> None:
     """List platform API keys (masked) and their last use."""
     from qualflow.incentives import api_keys
-    from qualflow.incentives.api import ApiKeyOut
+    from qualflow.incentives.views import ApiKeyOut
 
     with _runtime() as runtime, runtime.factory() as session:
         rows = [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(session)]

@@ -20,8 +20,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
 from fastapi.security import HTTPBasic, HTTPBasicCredentials
 from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import AfterValidator, BaseModel, Field, field_validator
-from sqlalchemy import func, or_, select
-from sqlalchemy.orm import Session, defer
+from sqlalchemy.orm import Session
 from starlette.requests import HTTPConnection
 
 from qualflow.accounts.dependencies import require
@@ -43,30 +42,23 @@ from qualflow.incentives.manage import (
     IncentiveError,
     InUse,
     low_stock,
-    shown_base_url,
-    window_state,
 )
 from qualflow.incentives.models import (
     Incentive,
     PlatformApiKey,
     Reward,
-    RewardTransition,
-    TangoAccount,
     check_statuses,
 )
-from qualflow.incentives.money import from_minor
 from qualflow.incentives.platform_request import (
     PlatformRewardIn,
     read_platform_reward,
     request_body_openapi,
 )
 from qualflow.incentives.providers.gift_codes import MAX_IMPORT_BYTES, MAX_IMPORT_MB
-from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.review import Review, automations_using, review_incentive
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
-    FraudRules,
     IncentivePatch,
     IncentiveSpec,
     TextInput,
@@ -83,10 +75,27 @@ from qualflow.incentives.service import (
     get_incentive,
     get_reward,
 )
-from qualflow.store.paging import page_total
-from qualflow.store.secrets import mask
+
+# What the command line prints too lives there (without FastAPI): the same names here.
+from qualflow.incentives.views import ActionResultOut as ActionResultOut
+from qualflow.incentives.views import (
+    ApiKeyOut,
+    BulkOut,
+    CatalogItemOut,
+    IncentiveOut,
+    LowStockOut,
+    RewardDetail,
+    RewardPage,
+    TangoAccountOut,
+    TransitionOut,
+    bulk_outcome,
+    reward_detail,
+    reward_page,
+)
+from qualflow.incentives.views import RewardCounts as RewardCounts
+from qualflow.incentives.views import RewardOut as RewardOut
 from qualflow.web.api.created import set_location
-from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit, parameter_error
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, parameter_error
 from qualflow.web.deps import (
     ApiError,
     DbSession,
@@ -190,85 +199,6 @@ def _reference(reference_id: str) -> str:
 # --- bodies --------------------------------------------------------------------------------------
 
 
-class RewardCounts(BaseModel):
-    total: int
-    held: int
-    sent: int
-    awaiting: int = Field(description="Approved or ordered, not yet sent.")
-
-
-class IncentiveOut(BaseModel):
-    reference_id: str = Field(examples=["INC-7F3K2Q"])
-    name: str
-    description: str
-    active: bool
-    state: str = Field(description="open, paused, not yet open or closed")
-    provider: str
-    tango_account_id: int | None
-    utid: str | None
-    gift_code_pool_id: int | None
-    amount: Decimal
-    currency: str
-    reward_name: str
-    email_subject: str
-    email_body: str
-    redemption_instructions: str
-    max_rewards: int | None
-    budget: Decimal | None
-    opens_at: datetime | None
-    closes_at: datetime | None
-    approval_mode: str
-    fraud_rules: FraudRules
-    low_stock_threshold: int
-    alert_emails: list[str] = Field(
-        description="Who gets this incentive's alerts; empty: everyone with Manage on incentives."
-    )
-    committed_rewards: int
-    committed_amount: Decimal
-    counts: RewardCounts | None = None
-    created_at: datetime
-    updated_at: datetime
-    created_by: str | None
-
-    @classmethod
-    def of(cls, incentive: Incentive, counts: Any = None) -> IncentiveOut:
-        return cls(
-            reference_id=incentive.reference_id,
-            name=incentive.name,
-            description=incentive.description,
-            active=incentive.active,
-            state=window_state(incentive),
-            provider=incentive.provider,
-            tango_account_id=incentive.tango_account_id,
-            utid=incentive.utid,
-            gift_code_pool_id=incentive.gift_code_pool_id,
-            amount=from_minor(incentive.amount_minor, incentive.currency),
-            currency=incentive.currency,
-            reward_name=incentive.reward_name,
-            email_subject=incentive.email_subject,
-            email_body=incentive.email_body,
-            redemption_instructions=incentive.redemption_instructions,
-            max_rewards=incentive.max_rewards,
-            budget=(
-                from_minor(incentive.budget_minor, incentive.currency)
-                if incentive.budget_minor is not None
-                else None
-            ),
-            opens_at=incentive.opens_at,
-            closes_at=incentive.closes_at,
-            approval_mode=incentive.approval_mode,
-            fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
-            low_stock_threshold=incentive.low_stock_threshold,
-            alert_emails=list(incentive.alert_emails or []),
-            committed_rewards=incentive.committed_count,
-            committed_amount=from_minor(incentive.committed_minor, incentive.currency),
-            counts=RewardCounts(**vars(counts)) if counts is not None else None,
-            created_at=incentive.created_at,
-            updated_at=incentive.updated_at,
-            created_by=incentive.created_by,
-        )
-
-
 class IncentiveUpdateOut(IncentiveOut):
     """A changed incentive, with what the change means."""
 
@@ -288,89 +218,6 @@ class IncentiveUpdateOut(IncentiveOut):
     )
 
 
-class RewardOut(BaseModel):
-    reference_id: str = Field(examples=["RW-7F3K2QMX"])
-    incentive: str
-    status: str
-    email: str
-    first_name: str | None
-    response_id: str | None
-    survey_id: str | None
-    participant_id: str | None
-    source: str
-    requested_by: str
-    amount: Decimal
-    currency: str
-    provider: str
-    reasons: list[str]
-    warnings: list[str]
-    provider_order_id: str | None
-    delivery: str | None = Field(description="What was delivered, masked (never the code).")
-    email_outbox_id: int | None = Field(
-        description="The outbox email that delivered it (its first email, or the resend that "
-        "delivered it after the first was refused); null until one has. The web UI shows it "
-        "under Outbox."
-    )
-    resend_count: int
-    attempts: int
-    last_error: str | None
-    created_at: datetime
-    updated_at: datetime
-    ordered_at: datetime | None
-    sent_at: datetime | None
-    paid_at: datetime | None
-
-    @classmethod
-    def of(cls, reward: Reward, incentive_reference: str) -> RewardOut:
-        return cls(
-            reference_id=reward.reference_id,
-            incentive=incentive_reference,
-            status=reward.status,
-            email=reward.email,
-            first_name=reward.first_name,
-            response_id=reward.response_id,
-            survey_id=reward.survey_id,
-            participant_id=reward.participant_id,
-            source=reward.source,
-            requested_by=reward.requested_by,
-            amount=from_minor(reward.amount_minor, reward.currency),
-            currency=reward.currency,
-            provider=reward.provider,
-            reasons=list(reward.reasons or []),
-            warnings=list(reward.warnings or []),
-            provider_order_id=reward.provider_order_id,
-            delivery=reward.delivery_hint,
-            email_outbox_id=reward.email_outbox_id,
-            resend_count=reward.resend_count,
-            attempts=reward.attempts,
-            last_error=reward.last_error,
-            created_at=reward.created_at,
-            updated_at=reward.updated_at,
-            ordered_at=reward.ordered_at,
-            sent_at=reward.sent_at,
-            paid_at=reward.paid_at,
-        )
-
-
-class TransitionOut(BaseModel):
-    from_status: str | None
-    to_status: str
-    actor: str
-    reason: str
-    at: datetime
-
-
-class RewardDetail(RewardOut):
-    transitions: list[TransitionOut]
-
-
-class RewardPage(BaseModel):
-    items: list[RewardOut]
-    total: int = Field(description=TOTAL_DESCRIPTION)
-    limit: int
-    offset: int
-
-
 class ReasonBody(TextInput):
     reason: str = Field(default="", max_length=1000)
 
@@ -379,19 +226,6 @@ class BulkBody(TextInput):
     action: Literal["release", "block", "cancel", "retry", "mark_paid"]
     rewards: list[str] = Field(min_length=1, max_length=1000, examples=[["RW-7F3K2QMX"]])
     reason: str = Field(default="", max_length=1000)
-
-
-class ActionResultOut(BaseModel):
-    reference_id: str
-    ok: bool
-    status: str
-    message: str
-
-
-class BulkOut(BaseModel):
-    succeeded: int
-    failed: int
-    results: list[ActionResultOut]
 
 
 class ResendBody(TextInput):
@@ -502,50 +336,6 @@ class TangoAccountPatch(TextInput):
     account_id: str | None = None
 
 
-class TangoAccountOut(BaseModel):
-    id: int
-    name: str
-    base_url: str = Field(description="A password in it (user:password@) is masked.")
-    platform_name: str
-    platform_key: str = Field(description="Masked: the last 4 characters at most.")
-    customer_id: str
-    account_id: str
-    created_at: datetime
-
-    @classmethod
-    def of(cls, account: TangoAccount) -> TangoAccountOut:
-        return cls(
-            id=account.id,
-            name=account.name,
-            base_url=shown_base_url(account.base_url),
-            platform_name=account.platform_name,
-            platform_key=mask(account.platform_key),
-            customer_id=account.customer_id,
-            account_id=account.account_id,
-            created_at=account.created_at,
-        )
-
-
-class CatalogItemOut(BaseModel):
-    """An item of a Tango account's catalog: what an incentive's ``utid`` and amount may be."""
-
-    brand: str
-    utid: str
-    reward_name: str
-    currency: str
-    value_type: str = Field(description="FIXED_VALUE or VARIABLE_VALUE, as Tango says.")
-    face_value: Decimal | None = Field(description="The only amount of a fixed-value item.")
-    min_value: Decimal | None
-    max_value: Decimal | None
-    whole_amount_required: bool
-    status: str
-    value: str = Field(description="The amounts allowed, e.g. '10.00 USD' or '5.00-500.00 USD'.")
-
-    @classmethod
-    def of(cls, item: CatalogItem) -> CatalogItemOut:
-        return cls(**{name: getattr(item, name) for name in cls.model_fields})
-
-
 class PoolIn(TextInput):
     name: str = Field(min_length=1, max_length=200)
     description: str = Field(default="", max_length=MAX_POOL_DESCRIPTION)
@@ -586,34 +376,6 @@ class ApiKeyIn(TextInput):
 
 class ApiKeyPatch(TextInput):
     display_name: str = Field(min_length=1, max_length=100)
-
-
-class ApiKeyOut(BaseModel):
-    id: int
-    platform: str
-    display_name: str
-    key: str = Field(description="Masked; reveal it with POST …/reveal.")
-    status: Literal["active", "deactivated"]
-    created_at: datetime
-    created_by: str | None
-    deactivated_at: datetime | None
-    deactivated_by: str | None
-    last_used_at: datetime | None
-
-    @classmethod
-    def of(cls, key: PlatformApiKey, platform: str) -> ApiKeyOut:
-        return cls(
-            id=key.id,
-            platform=platform,
-            display_name=key.display_name,
-            key=f"{api_keys.KEY_PREFIX}••••{key.last4}",
-            status="active" if key.active_slot is not None else "deactivated",
-            created_at=key.created_at,
-            created_by=key.created_by,
-            deactivated_at=key.deactivated_at,
-            deactivated_by=key.deactivated_by,
-            last_used_at=key.last_used_at,
-        )
 
 
 class RevealedKey(BaseModel):
@@ -727,66 +489,6 @@ def list_rewards(
     )
 
 
-def reward_page(
-    db: Session,
-    *,
-    incentive_id: int | None = None,
-    statuses: list[str] | None = None,
-    q: str | None = None,
-    source: str | None = None,
-    limit: int,
-    offset: int = 0,
-) -> RewardPage:
-    """The rewards that pass every filter given (``statuses`` already checked), newest first,
-    and how many pass in all."""
-    conditions: list[Any] = []
-    if incentive_id is not None:
-        conditions.append(Reward.incentive_id == incentive_id)
-    if statuses:
-        conditions.append(Reward.status.in_(statuses))
-    if q:
-        needle = q.strip().lower()
-        conditions.append(
-            or_(
-                Reward.email_normalized.contains(needle, autoescape=True),
-                func.lower(Reward.reference_id) == needle,
-                Reward.response_id == q.strip(),
-            )
-        )
-    if source:
-        conditions.append(Reward.source == source)
-    rows = db.execute(
-        select(Reward, Incentive.reference_id)
-        # Shown masked (delivery_hint): the delivery itself is neither read nor decrypted.
-        .options(defer(Reward.delivery, raiseload=True))
-        .join(Incentive, Incentive.id == Reward.incentive_id)
-        .where(*conditions)
-        .order_by(Reward.created_at.desc(), Reward.id.desc())
-        .limit(limit)
-        .offset(offset)
-    ).all()
-    total = page_total(
-        lambda: db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0,
-        shown=len(rows),
-        limit=limit,
-        offset=offset,
-    )
-    return RewardPage(
-        items=[RewardOut.of(reward, ref) for reward, ref in rows],
-        total=total,
-        limit=limit,
-        offset=offset,
-    )
-
-
-def bulk_outcome(results: list[ActionResult]) -> BulkOut:
-    return BulkOut(
-        succeeded=sum(1 for r in results if r.ok),
-        failed=sum(1 for r in results if not r.ok),
-        results=[ActionResultOut(**vars(r)) for r in results],
-    )
-
-
 @router.post(
     "/rewards/bulk",
     tags=[TAG_REWARDS],
@@ -815,30 +517,9 @@ def bulk_rewards(body: BulkBody, runtime: Runtime, manager: Manager) -> BulkOut:
 
 def _reward_detail(db: Session, reference: str) -> RewardDetail:
     try:
-        reward = get_reward(db, reference)
+        return reward_detail(db, reference)
     except RewardNotFound as exc:
         raise _not_found(str(exc)) from None
-    incentive = db.get(Incentive, reward.incentive_id)
-    assert incentive is not None
-    transitions = db.scalars(
-        select(RewardTransition)
-        .where(RewardTransition.reward_id == reward.id)
-        .order_by(RewardTransition.id)
-    ).all()
-    base = RewardOut.of(reward, incentive.reference_id)
-    return RewardDetail(
-        **base.model_dump(),
-        transitions=[
-            TransitionOut(
-                from_status=t.from_status,
-                to_status=t.to_status,
-                actor=t.actor,
-                reason=t.reason,
-                at=t.at,
-            )
-            for t in transitions
-        ],
-    )
 
 
 @router.get(
@@ -1140,17 +821,6 @@ def _pool_out(runtime: IncentivesRuntime, pool_id: int) -> PoolOut:
         created_at=pool.created_at,
         stock=[PoolStockOut(**entry) for entry in runtime.manager.pool_stock(pool.id)],
     )
-
-
-class LowStockOut(BaseModel):
-    reference_id: str
-    incentive_name: str
-    pool_id: int
-    pool_name: str
-    value: str
-    unused: int = Field(description="Unused, unexpired codes of the incentive's value.")
-    threshold: int = Field(description="The incentive's low_stock_threshold.")
-    message: str
 
 
 @router.get(

@@ -15,11 +15,13 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
-from fastapi import FastAPI, Request
 from sqlalchemy.orm import Session, sessionmaker
+
+# get_runtime's parameter, read at run time by FastAPI: starlette's class, which FastAPI's is.
+from starlette.requests import Request
 
 from qualflow.incentives.alerts import watch_alerts
 from qualflow.incentives.manage import IncentiveManager
@@ -27,6 +29,9 @@ from qualflow.incentives.providers import ProviderContext
 from qualflow.incentives.service import Fulfiller, RewardService
 from qualflow.notify.email import SmtpSettings
 from qualflow.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ClientOpener = Callable[[int], AbstractAsyncContextManager[Any]]
 
