@@ -414,3 +414,21 @@ def test_mypy_catches_a_misspelt_from_env_keyword(tmp_path: Path) -> None:
     )
     errors = [line for line in out.splitlines() if ": error:" in line]
     assert [line.split(":")[1] for line in errors] == ["3", "4"], out
+
+
+def test_from_env_passes_none_for_settings_where_none_means_something(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from qualflow.qualtrics import Unlimited
+
+    monkeypatch.setenv("QUALTRICS_API_TOKEN", TOKEN)
+    monkeypatch.setenv("QUALTRICS_DATACENTER", "iad1")
+    monkeypatch.delenv("QUALTRICS_BASE_URL", raising=False)
+    monkeypatch.delenv("QUALTRICS_CLIENT_ID", raising=False)
+    monkeypatch.delenv("QUALTRICS_CLIENT_SECRET", raising=False)
+    # None for a credential or location still means "from the environment"…
+    with Client.from_env(base_url=None, requests_per_minute=None, timeout=None) as q:
+        assert q.datacenter == "iad1"
+        # …but None for the rate or the timeout means "none", as in Client(...).
+        assert isinstance(q.rate_limiter, Unlimited)
+        assert q._http.timeout == httpx.Timeout(None)

@@ -55,9 +55,16 @@ _ALTERNATIVES = (("datacenter", "base_url"), ("api_token", "oauth"))
 
 
 def env_settings_with(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """:func:`env_settings` with ``overrides`` (``None`` values ignored) taking precedence."""
+    """:func:`env_settings` with ``overrides`` taking precedence. ``None`` for a setting the
+    environment gives (credentials, location) leaves the environment's; ``None`` for any other
+    (``timeout``, ``requests_per_minute``…) means what it means to the client: none."""
     settings = env_settings()
-    given = {name: value for name, value in overrides.items() if value is not None}
+    from_env = {name for group in _ALTERNATIVES for name in group}
+    given = {
+        name: value
+        for name, value in overrides.items()
+        if value is not None or name not in from_env
+    }
     for group in _ALTERNATIVES:
         if any(name in given for name in group):
             for name in group:
