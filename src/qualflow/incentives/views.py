@@ -25,15 +25,8 @@ from qualflow.incentives.money import from_minor
 from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.schemas import FraudRules
 from qualflow.incentives.service import ActionResult, get_reward
-from qualflow.store.paging import page_total
+from qualflow.store.paging import TOTAL_DESCRIPTION, page_total
 from qualflow.store.secrets import mask
-
-#: :data:`qualflow.web.api.paging.TOTAL_DESCRIPTION`, which cannot be imported here without the
-#: web app (FastAPI); the same text, so every page's ``total`` is described alike.
-TOTAL_DESCRIPTION = (
-    "How many rows match the filters in all (every page, not only this one): "
-    "the last page is reached when offset + len(items) >= total."
-)
 
 
 class RewardCounts(BaseModel):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+#: What a page's ``total`` counts, said alike by every paged list (REST runs, rewards, …).
+TOTAL_DESCRIPTION = (
+    "How many rows match the filters in all (every page, not only this one): "
+    "the last page is reached when offset + len(items) >= total."
+)
+
 
 def page_total(counted: Callable[[], int], *, shown: int, limit: int, offset: int) -> int:
     """How many rows match in all, for a page of ``shown`` rows: a page that is neither empty

@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import Query
 
+from qualflow.store.paging import TOTAL_DESCRIPTION as TOTAL_DESCRIPTION
 from qualflow.web.deps import ApiError
 
 MAX_LIMIT = 500
@@ -22,11 +23,6 @@ Limit = Annotated[
         "a value outside is refused with 422.",
     ),
 ]
-
-TOTAL_DESCRIPTION = (
-    "How many rows match the filters in all (every page, not only this one): "
-    "the last page is reached when offset + len(items) >= total."
-)
 
 
 def parameter_error(name: str, message: str) -> ApiError:
