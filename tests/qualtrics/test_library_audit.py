@@ -7,6 +7,7 @@ import inspect
 import logging
 import pickle
 import re
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -362,6 +363,9 @@ def test_the_readme_client_example_runs_against_the_sandbox(
     code = code.replace(target, "Client(base_url=BASE_URL, api_token=TOKEN, transport=TRANSPORT)")
     code = code.replace("SV_…", survey.id)
     monkeypatch.chdir(tmp_path)
+    scratch = tmp_path / "system-temp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
     transport = SyncASGITransport(app)
     namespace: dict[str, Any] = {
         "BASE_URL": "http://sandbox.test",
@@ -375,6 +379,8 @@ def test_the_readme_client_example_runs_against_the_sandbox(
     assert survey.id in printed
     assert (tmp_path / "responses.parquet").stat().st_size > 0
     assert namespace["newer"].continuation_token
+    # Copied as is, it leaves no download behind in the system's temporary folder.
+    assert list(scratch.iterdir()) == []
 
 
 def test_an_error_repr_shows_what_it_carries(sandbox: tuple[SandboxState, Any, str]) -> None:
