@@ -438,3 +438,20 @@ def test_from_env_passes_none_for_settings_where_none_means_something(
         # …but None for the rate or the timeout means "none", as in Client(...).
         assert isinstance(q.rate_limiter, Unlimited)
         assert q._http.timeout == httpx.Timeout(None)
+
+
+@pytest.mark.parametrize("cls", [Client, AsyncClient])
+@pytest.mark.parametrize(
+    ("settings", "match"),
+    [
+        ({"requests_per_minute": 0}, "requests_per_minute"),
+        ({"requests_per_minute": -5}, "requests_per_minute"),
+        ({"user_agent": "mine\r\nX-Injected: 1"}, "user_agent"),
+        ({"user_agent": "naïve/1.0"}, "user_agent"),
+    ],
+)
+def test_a_bad_rate_or_user_agent_is_a_configuration_error(
+    cls: Any, settings: dict[str, Any], match: str
+) -> None:
+    with pytest.raises(E.ConfigurationError, match=match):
+        cls(datacenter="iad1", api_token=TOKEN, **settings)

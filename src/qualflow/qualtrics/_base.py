@@ -166,6 +166,11 @@ class ClientBase:
         elif requests_per_minute is None or requests_per_minute == float("inf"):
             self.rate_limiter = Unlimited()
         else:
+            if not requests_per_minute > 0:
+                raise ConfigurationError(
+                    f"requests_per_minute must be a number > 0 (or None for no limit), "
+                    f"got {requests_per_minute!r}"
+                )
             brand = _brand_of(self.location, api_token, oauth)
             self.rate_limiter = brand_limiter(brand, requests_per_minute)
         if max_rate_limit_wait is not None and not max_rate_limit_wait >= 0:
@@ -175,6 +180,11 @@ class ClientBase:
         self._limiter_wait: dict[str, float] = (
             {} if max_rate_limit_wait is None else {"max_wait": max_rate_limit_wait}
         )
+        if user_agent and not (user_agent.isascii() and user_agent.isprintable()):
+            # A header carries printable ASCII only; a line break would end it.
+            raise ConfigurationError(
+                f"user_agent must be printable ASCII on one line, got {user_agent!r}"
+            )
         self._user_agent = user_agent or f"qualflow/{_package_version()} (+httpx)"
         #: Called with a :class:`~qualflow.qualtrics.retry.RetryEvent` before each wait for a
         #: retry (the ``qualflow.qualtrics`` logger also gets a warning for each).
