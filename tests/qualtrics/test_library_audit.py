@@ -455,3 +455,12 @@ def test_a_bad_rate_or_user_agent_is_a_configuration_error(
 ) -> None:
     with pytest.raises(E.ConfigurationError, match=match):
         cls(datacenter="iad1", api_token=TOKEN, **settings)
+
+
+def test_the_settings_types_are_importable_from_the_package() -> None:
+    import qualflow.qualtrics as package
+
+    assert package.ClientSettings.__annotations__.keys() == (
+        package.AsyncClientSettings.__annotations__.keys()
+    )
+    assert {"ClientSettings", "AsyncClientSettings"} <= set(package.__all__)

@@ -15,9 +15,9 @@ pyarrow is imported only when an export file is read (``ExportFile``, ``ExportRe
 
 from typing import TYPE_CHECKING, Any
 
-from qualflow.qualtrics.async_client import AsyncClient
+from qualflow.qualtrics.async_client import AsyncClient, AsyncClientSettings
 from qualflow.qualtrics.auth import OAuthCredentials
-from qualflow.qualtrics.client import Client
+from qualflow.qualtrics.client import Client, ClientSettings
 from qualflow.qualtrics.datacenters import DATACENTERS
 from qualflow.qualtrics.errors import (
     APIError,
@@ -88,10 +88,12 @@ __all__ = [
     "DATACENTERS",
     "APIError",
     "AsyncClient",
+    "AsyncClientSettings",
     "AsyncPager",
     "AuthError",
     "BadRequest",
     "Client",
+    "ClientSettings",
     "CompletedExport",
     "ConfigurationError",
     "DatacenterNotice",
