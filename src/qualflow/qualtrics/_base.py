@@ -14,7 +14,12 @@ import httpx
 from qualflow.qualtrics._core import ApiCall, query_params
 from qualflow.qualtrics.auth import AccessToken, OAuthCredentials, OAuthSession
 from qualflow.qualtrics.datacenters import ApiLocation, resolve_location
-from qualflow.qualtrics.errors import ConfigurationError, QualtricsError, RateLimited
+from qualflow.qualtrics.errors import (
+    ClientClosed,
+    ConfigurationError,
+    QualtricsError,
+    RateLimited,
+)
 from qualflow.qualtrics.ratelimit import Limiter, Unlimited, brand_limiter
 from qualflow.qualtrics.retry import RetryEvent, RetryPolicy
 
@@ -214,6 +219,14 @@ class ClientBase:
 
     def _url(self, call: ApiCall[Any]) -> str:
         return call.path if call.absolute else self.location.api_base + call.path
+
+    def _refuse_if_closed(self, closed: bool) -> None:
+        if closed:
+            ending = "aclose()" if type(self).__name__.startswith("Async") else "close()"
+            raise ClientClosed(
+                f"this {type(self).__name__} was closed ({ending}, or the end of its with "
+                "block); make a new one to send more requests"
+            )
 
     def _request_kwargs(self, call: ApiCall[Any], token: AccessToken | None) -> dict[str, Any]:
         headers = dict(call.headers)

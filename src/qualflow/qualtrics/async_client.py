@@ -281,6 +281,7 @@ class AsyncClient(ClientBase):
         self, call: ApiCall[Any], attempt: Callable[[AccessToken | None], Awaitable[T]]
     ) -> T:
         """Run ``attempt`` until it succeeds or the retry policy gives up."""
+        self._refuse_if_closed(self._http.is_closed)
         state = RetryState(self.retry_policy, idempotent=call.idempotent)
         renewed = False
         while True:

@@ -274,6 +274,7 @@ class Client(ClientBase):
 
     def _attempts(self, call: ApiCall[Any], attempt: Callable[[AccessToken | None], T]) -> T:
         """Run ``attempt`` until it succeeds or the retry policy gives up."""
+        self._refuse_if_closed(self._http.is_closed)
         state = RetryState(self.retry_policy, idempotent=call.idempotent)
         renewed = False
         while True:

@@ -51,6 +51,7 @@ __all__ = [
     "APIError",
     "AuthError",
     "BadRequest",
+    "ClientClosed",
     "ConfigurationError",
     "DatacenterNotice",
     "ExportFailed",
@@ -123,6 +124,12 @@ class QualtricsError(Exception):
 
 class ConfigurationError(QualtricsError, ValueError):
     """The client was configured with settings that cannot work."""
+
+
+class ClientClosed(QualtricsError, RuntimeError):
+    """The client was used after ``close()`` / ``aclose()`` or the end of its ``with`` block.
+
+    A RuntimeError too: what httpx raised here before, so code catching that still does."""
 
 
 class APIError(QualtricsError):
