@@ -7,7 +7,7 @@ import logging
 import math
 import os
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 
@@ -80,6 +80,22 @@ def env_settings_with(overrides: Mapping[str, Any]) -> dict[str, Any]:
 
 #: A proxy for the client's requests, as httpx takes it (``"http://proxy.example:3128"``).
 ProxyTypes = str | httpx.URL | httpx.Proxy
+
+
+class SharedClientSettings(TypedDict, total=False):
+    """The keyword arguments both clients take alike (each adds its transport and retry hook)."""
+
+    datacenter: str | None
+    base_url: str | None
+    api_token: str | None
+    oauth: OAuthCredentials | None
+    timeout: float | httpx.Timeout | None
+    retry: RetryPolicy | None
+    rate_limiter: Limiter | None
+    requests_per_minute: float | None
+    max_rate_limit_wait: float | None
+    proxy: ProxyTypes | None
+    user_agent: str | None
 
 
 def http_settings(

@@ -6,7 +6,7 @@ import inspect
 import os
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
 
 import anyio
 import httpx
@@ -15,6 +15,7 @@ from qualflow.qualtrics._base import (
     DEFAULT_TIMEOUT,
     ClientBase,
     ProxyTypes,
+    SharedClientSettings,
     env_settings_with,
     http_settings,
 )
@@ -64,21 +65,10 @@ __all__ = ["AsyncClient", "AsyncClientSettings"]
 T = TypeVar("T")
 
 
-class AsyncClientSettings(TypedDict, total=False):
+class AsyncClientSettings(SharedClientSettings, total=False):
     """The keyword arguments of :class:`AsyncClient` (for :meth:`AsyncClient.from_env`)."""
 
-    datacenter: str | None
-    base_url: str | None
-    api_token: str | None
-    oauth: OAuthCredentials | None
-    timeout: float | httpx.Timeout | None
-    retry: RetryPolicy | None
-    rate_limiter: Limiter | None
-    requests_per_minute: float | None
-    max_rate_limit_wait: float | None
     transport: httpx.AsyncBaseTransport | None
-    proxy: ProxyTypes | None
-    user_agent: str | None
     on_retry: AsyncRetryCallback | None
 
 

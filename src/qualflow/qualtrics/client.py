@@ -7,7 +7,7 @@ import os
 import time
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypedDict, TypeVar, Unpack
+from typing import TYPE_CHECKING, Any, BinaryIO, Self, TypeVar, Unpack
 
 import httpx
 
@@ -15,6 +15,7 @@ from qualflow.qualtrics._base import (
     DEFAULT_TIMEOUT,
     ClientBase,
     ProxyTypes,
+    SharedClientSettings,
     env_settings_with,
     http_settings,
 )
@@ -61,21 +62,10 @@ __all__ = ["Client", "ClientSettings"]
 T = TypeVar("T")
 
 
-class ClientSettings(TypedDict, total=False):
+class ClientSettings(SharedClientSettings, total=False):
     """The keyword arguments of :class:`Client` (for :meth:`Client.from_env`)."""
 
-    datacenter: str | None
-    base_url: str | None
-    api_token: str | None
-    oauth: OAuthCredentials | None
-    timeout: float | httpx.Timeout | None
-    retry: RetryPolicy | None
-    rate_limiter: Limiter | None
-    requests_per_minute: float | None
-    max_rate_limit_wait: float | None
     transport: httpx.BaseTransport | None
-    proxy: ProxyTypes | None
-    user_agent: str | None
     on_retry: RetryCallback | None
 
 
