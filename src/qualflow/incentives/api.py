@@ -189,6 +189,14 @@ def _not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
 
 
+def _refused(code: str, message: str, field: str | None) -> ApiError:
+    """A 422 ``code``; ``details`` names the body field refused, as FastAPI's own 422 does. No
+    details when no one field is: a rule over several fields (e.g. a budget that does not cover
+    one reward) or a refusal that does not say which (e.g. the provider refusing the value)."""
+    details = [{"field": field, "message": message}] if field is not None else None
+    return ApiError(422, code, message, details=details)
+
+
 def _reference(reference_id: str) -> str:
     value = normalize_reference(reference_id)
     if not INCENTIVE_ID_PATTERN.match(value):
@@ -440,7 +448,7 @@ async def create_incentive(
     try:
         incentive = await runtime.manager.create(spec, actor=manager.email)
     except IncentiveError as exc:
-        raise ApiError(422, "invalid_incentive", str(exc)) from None
+        raise _refused("invalid_incentive", str(exc), exc.field) from None
     set_location(request, response, get_incentive_detail, reference_id=incentive.reference_id)
     return IncentiveOut.of(incentive)
 
@@ -700,7 +708,9 @@ async def resend_reward(
     except TransitionError as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     except ValueError as exc:
-        raise ApiError(422, "validation_error", str(exc)) from None
+        # The one ValueError of a resend: the corrected address is not an email address.
+        wrong_email = body is not None and body.email is not None
+        raise _refused("validation_error", str(exc), "email" if wrong_email else None) from None
     except RewardFailed as exc:
         raise ApiError(502, "email_failed", exc.reason) from None
     db.expire_all()
@@ -742,7 +752,7 @@ def create_tango_account(
     try:
         account = runtime.manager.create_tango_account(**body.model_dump())
     except IncentiveError as exc:
-        raise ApiError(422, "invalid_account", str(exc)) from None
+        raise _refused("invalid_account", str(exc), exc.field) from None
     set_location(request, response, update_tango_account, account_id=account.id)
     return TangoAccountOut.of(account)
 
@@ -787,7 +797,7 @@ def update_tango_account(
     except LookupError as exc:
         raise _not_found(str(exc)) from None
     except IncentiveError as exc:
-        raise ApiError(422, "invalid_account", str(exc)) from None
+        raise _refused("invalid_account", str(exc), exc.field) from None
     return TangoAccountOut.of(account)
 
 
@@ -961,8 +971,12 @@ def _key_error(exc: Exception) -> ApiError:
     if isinstance(exc, api_keys.TooManyKeys):
         return ApiError(409, "too_many_keys", str(exc))
     if isinstance(exc, api_keys.ApiKeyError):
-        return ApiError(422 if "display name" in str(exc) or "platform name" in str(exc) else 409,
-                        "api_key_error", str(exc))  # fmt: skip
+        # A name refused is the body's field; any other refusal is the key's state (409).
+        if "display name" in str(exc):
+            return _refused("api_key_error", str(exc), "display_name")
+        if "platform name" in str(exc):
+            return _refused("api_key_error", str(exc), "platform")
+        return ApiError(409, "api_key_error", str(exc))
     raise exc
 
 
@@ -1107,7 +1121,7 @@ async def update_incentive(
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
     except IncentiveError as exc:
-        raise ApiError(422, "invalid_incentive", str(exc)) from None
+        raise _refused("invalid_incentive", str(exc), exc.field) from None
     return IncentiveUpdateOut(**IncentiveOut.of(incentive).model_dump(), warnings=warnings)
 
 

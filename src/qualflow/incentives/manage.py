@@ -39,7 +39,12 @@ from qualflow.validation import MAX_ID, describe_errors, refuse_credentials_in_u
 
 
 class IncentiveError(ValueError):
-    """An incentive (or account, pool) cannot be saved as given; the message says why."""
+    """An incentive (or account, pool) cannot be saved as given; the message says why, and
+    ``field`` names the one field refused (None: a rule over several fields, or not known)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class InUse(IncentiveError):
@@ -99,10 +104,10 @@ def check_tango_field(key: str, value: str) -> str:
     """A Tango account field as stored (trimmed; the base URL checked; the account id in lower
     case, Tango's own form of it), or :class:`IncentiveError` saying why not."""
     if not value.strip():
-        raise IncentiveError(f"{key} must not be empty")
+        raise IncentiveError(f"{key} must not be empty", field=key)
     limit = MAX_PLATFORM_KEY_LENGTH if key == "platform_key" else _column_length(TangoAccount, key)
     if limit is not None and len(value.strip()) > limit:
-        raise IncentiveError(f"{key} is longer than {limit} characters")
+        raise IncentiveError(f"{key} is longer than {limit} characters", field=key)
     if key == "base_url":
         return check_base_url(value)
     return value.strip().lower() if key == "account_id" else value.strip()
@@ -119,14 +124,17 @@ def check_base_url(url: str) -> str:
     if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
         raise IncentiveError(
             f"base_url must be an http:// or https:// URL with a host, "
-            f"e.g. https://api.tangocard.com; not {shown_base_url(url)!r}"
+            f"e.g. https://api.tangocard.com; not {shown_base_url(url)!r}",
+            field="base_url",
         )
     if any(ch.isspace() for ch in text) or parts.query or parts.fragment:
-        raise IncentiveError("base_url must not hold spaces, a query (?…) or a fragment (#…)")
+        raise IncentiveError(
+            "base_url must not hold spaces, a query (?…) or a fragment (#…)", field="base_url"
+        )
     try:
         return refuse_credentials_in_url(text)
     except ValueError as exc:
-        raise IncentiveError(f"base_url {exc}") from None
+        raise IncentiveError(f"base_url {exc}", field="base_url") from None
 
 
 def shown_base_url(url: str) -> str:
@@ -181,18 +189,20 @@ class IncentiveManager:
                 gift_code_pool_id=spec.gift_code_pool_id,
             )
         except ValueError as exc:
+            # The provider refuses the value (amount, item, pool…) without saying which field.
             raise IncentiveError(str(exc)) from None
         try:
             check_stored(value.amount_minor, value.currency)
         except MoneyError as exc:
-            raise IncentiveError(f"amount: {exc}") from None
+            raise IncentiveError(f"amount: {exc}", field="amount") from None
         budget_minor = None
         if spec.budget is not None:
             try:
                 budget_minor = check_stored(to_minor(spec.budget, value.currency), value.currency)
             except ValueError as exc:
-                raise IncentiveError(f"budget: {exc}") from None
+                raise IncentiveError(f"budget: {exc}", field="budget") from None
             if budget_minor < value.amount_minor:
+                # A rule over budget and amount: no one field is named (no details).
                 raise IncentiveError("the budget does not cover a single reward")
         return {
             "name": spec.name,
@@ -276,7 +286,14 @@ class IncentiveManager:
         try:
             spec = IncentiveSpec.model_validate(merged)
         except ValidationError as exc:
-            raise IncentiveError(describe_errors(exc)) from None
+            # One field refused is named; a rule over several (e.g. closes before it opens) not.
+            locations = {error["loc"][:1] for error in exc.errors()}
+            field = (
+                str(next(iter(locations))[0])
+                if len(locations) == 1 and () not in locations
+                else None
+            )
+            raise IncentiveError(describe_errors(exc), field=field) from None
         values = await self._resolve(spec)
 
         def store() -> tuple[Incentive, list[str]]:
@@ -403,7 +420,9 @@ class IncentiveManager:
                 session.flush()
                 return account
         except IntegrityError:
-            raise IncentiveError(f"a Tango account named {name!r} exists already") from None
+            raise IncentiveError(
+                f"a Tango account named {name!r} exists already", field="name"
+            ) from None
 
     def update_tango_account(self, row_id: int, /, **changes: str | None) -> TangoAccount:
         """``changes`` may include ``account_id`` (Tango's own account identifier), hence the
@@ -420,7 +439,8 @@ class IncentiveManager:
                 return account
         except IntegrityError:
             raise IncentiveError(
-                f"a Tango account named {(changes.get('name') or '').strip()!r} exists already"
+                f"a Tango account named {(changes.get('name') or '').strip()!r} exists already",
+                field="name",
             ) from None
 
     def tango_accounts(self) -> list[TangoAccount]:
