@@ -59,34 +59,43 @@ class IncentiveCounts:
     awaiting: int = 0
 
 
-def spec_of(incentive: Incentive) -> IncentiveSpec:
-    """The stored incentive as the spec people edit."""
-    return IncentiveSpec(
-        name=incentive.name,
-        description=incentive.description,
-        active=incentive.active,
-        provider=incentive.provider,
-        tango_account_id=incentive.tango_account_id,
-        utid=incentive.utid,
-        gift_code_pool_id=incentive.gift_code_pool_id,
-        amount=from_minor(incentive.amount_minor, incentive.currency),
-        currency=incentive.currency,
-        reward_name=incentive.reward_name or None,
-        email_subject=incentive.email_subject,
-        email_body=incentive.email_body,
-        redemption_instructions=incentive.redemption_instructions,
-        max_rewards=incentive.max_rewards,
-        budget=(
+def stored_settings(incentive: Incentive) -> dict[str, Any]:
+    """The settings people edit, as stored (amounts in the currency's units): what the spec
+    they edit and the API's view of an incentive both show."""
+    return {
+        "name": incentive.name,
+        "description": incentive.description,
+        "active": incentive.active,
+        "provider": incentive.provider,
+        "tango_account_id": incentive.tango_account_id,
+        "utid": incentive.utid,
+        "gift_code_pool_id": incentive.gift_code_pool_id,
+        "amount": from_minor(incentive.amount_minor, incentive.currency),
+        "currency": incentive.currency,
+        "reward_name": incentive.reward_name,
+        "email_subject": incentive.email_subject,
+        "email_body": incentive.email_body,
+        "redemption_instructions": incentive.redemption_instructions,
+        "max_rewards": incentive.max_rewards,
+        "budget": (
             from_minor(incentive.budget_minor, incentive.currency)
             if incentive.budget_minor is not None
             else None
         ),
-        opens_at=incentive.opens_at,
-        closes_at=incentive.closes_at,
-        approval_mode=incentive.approval_mode,
-        fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
-        low_stock_threshold=incentive.low_stock_threshold,
-        alert_emails=list(incentive.alert_emails or []),
+        "opens_at": incentive.opens_at,
+        "closes_at": incentive.closes_at,
+        "approval_mode": incentive.approval_mode,
+        "fraud_rules": FraudRules.model_validate(incentive.fraud_rules or {}),
+        "low_stock_threshold": incentive.low_stock_threshold,
+        "alert_emails": list(incentive.alert_emails or []),
+    }
+
+
+def spec_of(incentive: Incentive) -> IncentiveSpec:
+    """The stored incentive as the spec people edit."""
+    # An empty reward name means "the catalog item's or pool's name" in the spec.
+    return IncentiveSpec(
+        **{**stored_settings(incentive), "reward_name": incentive.reward_name or None}
     )
 
 

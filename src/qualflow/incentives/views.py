@@ -13,7 +13,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from qualflow.incentives import api_keys
-from qualflow.incentives.manage import shown_base_url, window_state
+from qualflow.incentives.manage import shown_base_url, stored_settings, window_state
 from qualflow.incentives.models import (
     Incentive,
     PlatformApiKey,
@@ -72,33 +72,9 @@ class IncentiveOut(BaseModel):
     @classmethod
     def of(cls, incentive: Incentive, counts: Any = None) -> IncentiveOut:
         return cls(
+            **stored_settings(incentive),
             reference_id=incentive.reference_id,
-            name=incentive.name,
-            description=incentive.description,
-            active=incentive.active,
             state=window_state(incentive),
-            provider=incentive.provider,
-            tango_account_id=incentive.tango_account_id,
-            utid=incentive.utid,
-            gift_code_pool_id=incentive.gift_code_pool_id,
-            amount=from_minor(incentive.amount_minor, incentive.currency),
-            currency=incentive.currency,
-            reward_name=incentive.reward_name,
-            email_subject=incentive.email_subject,
-            email_body=incentive.email_body,
-            redemption_instructions=incentive.redemption_instructions,
-            max_rewards=incentive.max_rewards,
-            budget=(
-                from_minor(incentive.budget_minor, incentive.currency)
-                if incentive.budget_minor is not None
-                else None
-            ),
-            opens_at=incentive.opens_at,
-            closes_at=incentive.closes_at,
-            approval_mode=incentive.approval_mode,
-            fraud_rules=FraudRules.model_validate(incentive.fraud_rules or {}),
-            low_stock_threshold=incentive.low_stock_threshold,
-            alert_emails=list(incentive.alert_emails or []),
             committed_rewards=incentive.committed_count,
             committed_amount=from_minor(incentive.committed_minor, incentive.currency),
             counts=RewardCounts(**vars(counts)) if counts is not None else None,
