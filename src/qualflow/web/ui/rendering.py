@@ -79,6 +79,17 @@ class _RouteLookup:
         self.router = router
         self.version = _routes_version(router)
         self._routes: dict[tuple[str, frozenset[str]], Any] = {}
+        self._names: frozenset[str] | None = None
+
+    def has_name(self, name: str) -> bool:
+        """Whether some route (in an included router or a mount too) is called ``name``."""
+        if self._names is None:
+            self._names = frozenset(
+                route_name
+                for route in iter_routes(self.router.routes)
+                if (route_name := getattr(route, "name", None)) is not None
+            )
+        return name in self._names
 
     def url_path_for(self, name: str, params: dict[str, Any]) -> URLPath:
         key = (name, frozenset(params))
@@ -226,7 +237,7 @@ def iter_routes(routes: Iterable[Any]) -> Iterator[Any]:
 
 
 def _has_route(request: Request, name: str) -> bool:
-    return any(getattr(route, "name", None) == name for route in iter_routes(request.app.routes))
+    return _route_lookup(request).has_name(name)
 
 
 def _context(request: Request, principal: Principal | None, **context: Any) -> dict[str, Any]:
