@@ -72,6 +72,11 @@ def migrate(url: str, revision: str = "head", *, engine: Engine | None = None) -
     engine = engine or _engine_for(url)
     try:
         with engine.connect() as connection:
+            # Every start of a process that migrates by itself comes here: a database already at
+            # the newest revision is left alone without taking the migration lock (SQLite's
+            # write lock would make each start wait for whatever another process is writing).
+            if revision == "head" and _current(connection) == head_revision():
+                return
             _upgrade_or_downgrade(connection, url, revision, command.upgrade)
     finally:
         if owned:
@@ -186,9 +191,16 @@ def current_revision(url: str) -> str | None:
     engine = _engine_for(url)
     try:
         with engine.connect() as connection:
-            return MigrationContext.configure(connection).get_current_revision()
+            return _current(connection)
     finally:
         engine.dispose()
+
+
+def _current(connection: Connection) -> str | None:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    # The read began a transaction; end it, so what follows on this connection starts afresh.
+    connection.rollback()
+    return revision
 
 
 def schema_diff(url: str) -> list[Any]:
