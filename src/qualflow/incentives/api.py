@@ -103,6 +103,7 @@ from qualflow.web.deps import (
     ResourceId,
     error_responses,
     read_limited,
+    refused_field,
 )
 
 router = APIRouter(prefix="/incentives")
@@ -187,14 +188,6 @@ platform_auth = PlatformBasic(
 
 def _not_found(message: str) -> ApiError:
     return ApiError(404, "not_found", message)
-
-
-def _refused(code: str, message: str, field: str | None) -> ApiError:
-    """A 422 ``code``; ``details`` names the body field refused, as FastAPI's own 422 does. No
-    details when no one field is: a rule over several fields (e.g. a budget that does not cover
-    one reward) or a refusal that does not say which (e.g. the provider refusing the value)."""
-    details = [{"field": field, "message": message}] if field is not None else None
-    return ApiError(422, code, message, details=details)
 
 
 def _reference(reference_id: str) -> str:
@@ -448,7 +441,7 @@ async def create_incentive(
     try:
         incentive = await runtime.manager.create(spec, actor=manager.email)
     except IncentiveError as exc:
-        raise _refused("invalid_incentive", str(exc), exc.field) from None
+        raise refused_field("invalid_incentive", str(exc), exc.field) from None
     set_location(request, response, get_incentive_detail, reference_id=incentive.reference_id)
     return IncentiveOut.of(incentive)
 
@@ -710,7 +703,9 @@ async def resend_reward(
     except ValueError as exc:
         # The one ValueError of a resend: the corrected address is not an email address.
         wrong_email = body is not None and body.email is not None
-        raise _refused("validation_error", str(exc), "email" if wrong_email else None) from None
+        raise refused_field(
+            "validation_error", str(exc), "email" if wrong_email else None
+        ) from None
     except RewardFailed as exc:
         raise ApiError(502, "email_failed", exc.reason) from None
     db.expire_all()
@@ -752,7 +747,7 @@ def create_tango_account(
     try:
         account = runtime.manager.create_tango_account(**body.model_dump())
     except IncentiveError as exc:
-        raise _refused("invalid_account", str(exc), exc.field) from None
+        raise refused_field("invalid_account", str(exc), exc.field) from None
     set_location(request, response, update_tango_account, account_id=account.id)
     return TangoAccountOut.of(account)
 
@@ -797,7 +792,7 @@ def update_tango_account(
     except LookupError as exc:
         raise _not_found(str(exc)) from None
     except IncentiveError as exc:
-        raise _refused("invalid_account", str(exc), exc.field) from None
+        raise refused_field("invalid_account", str(exc), exc.field) from None
     return TangoAccountOut.of(account)
 
 
@@ -973,9 +968,9 @@ def _key_error(exc: Exception) -> ApiError:
     if isinstance(exc, api_keys.ApiKeyError):
         # A name refused is the body's field; any other refusal is the key's state (409).
         if "display name" in str(exc):
-            return _refused("api_key_error", str(exc), "display_name")
+            return refused_field("api_key_error", str(exc), "display_name")
         if "platform name" in str(exc):
-            return _refused("api_key_error", str(exc), "platform")
+            return refused_field("api_key_error", str(exc), "platform")
         return ApiError(409, "api_key_error", str(exc))
     raise exc
 
@@ -1121,7 +1116,7 @@ async def update_incentive(
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
     except IncentiveError as exc:
-        raise _refused("invalid_incentive", str(exc), exc.field) from None
+        raise refused_field("invalid_incentive", str(exc), exc.field) from None
     return IncentiveUpdateOut(**IncentiveOut.of(incentive).model_dump(), warnings=warnings)
 
 

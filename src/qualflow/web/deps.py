@@ -29,6 +29,7 @@ __all__ = [
     "get_app_settings",
     "get_db",
     "get_store",
+    "refused_field",
 ]
 
 
@@ -56,6 +57,14 @@ class ApiError(Exception):
         self.message = message
         self.headers = headers
         self.details = details
+
+
+def refused_field(code: str, message: str, field: str | None) -> ApiError:
+    """A 422 ``code`` whose ``details`` names the one field refused (a body field or a query
+    parameter), shaped as FastAPI's own 422; no ``details`` when no one field is (a rule over
+    several fields, or a refusal that does not say which)."""
+    details = [{"field": field, "message": message}] if field is not None else None
+    return ApiError(422, code, message, details=details)
 
 
 #: The error ``code`` of an answer with this HTTP status (when nothing more specific applies).

@@ -8,7 +8,7 @@ from typing import Annotated
 from fastapi import Query
 
 from qualflow.store.paging import TOTAL_DESCRIPTION as TOTAL_DESCRIPTION
-from qualflow.web.deps import ApiError
+from qualflow.web.deps import ApiError, refused_field
 
 MAX_LIMIT = 500
 DEFAULT_LIMIT = 50
@@ -28,4 +28,4 @@ Limit = Annotated[
 def parameter_error(name: str, message: str) -> ApiError:
     """The 422 for a query parameter a handler refuses, shaped as FastAPI's own: ``details``
     names the parameter."""
-    return ApiError(422, "validation_error", message, details=[{"field": name, "message": message}])
+    return refused_field("validation_error", message, name)
