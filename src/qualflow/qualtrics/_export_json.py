@@ -247,6 +247,9 @@ class JsonLayout:
     kinds: dict[str, ColumnKind] = field(default_factory=dict)
     # The first pass's tables (responseId, values, labels), when it parsed them all.
     spill: Spill | None = None
+    # The export request's surveyMetadataIds (None: every field); they decide which metadata
+    # columns an export without a single response has.
+    survey_metadata_ids: Sequence[str] | None = None
 
 
 def _class_of_type(data_type: pa.DataType) -> JsonClass | None:
@@ -281,19 +284,31 @@ def _class_of_value(value: object) -> JsonClass | None:
     return "object"
 
 
-def scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLayout:
+def scan(
+    members: Sequence[Member],
+    format: Literal["json", "ndjson"],
+    *,
+    survey_metadata_ids: Sequence[str] | None = None,
+) -> JsonLayout:
     """First pass over every member: keys, their JSON classes and which kinds their text fits.
 
-    The single-pass reader (:func:`scan_and_spill`) answers for every file pyarrow can read;
-    anything else (mixed types, malformed input and its error message) is the reference scan's.
+    ``survey_metadata_ids`` is the export request's, for an export without responses (see
+    :func:`decide_layout`). The single-pass reader (:func:`scan_and_spill`) answers for every
+    file pyarrow can read; anything else (mixed types, malformed input and its error message)
+    is the reference scan's.
     """
-    layout = scan_and_spill(members, format)
+    layout = scan_and_spill(members, format, survey_metadata_ids=survey_metadata_ids)
     if layout is not None:
         return layout
-    return reference_scan(members, format)
+    return reference_scan(members, format, survey_metadata_ids=survey_metadata_ids)
 
 
-def reference_scan(members: Sequence[Member], format: Literal["json", "ndjson"]) -> JsonLayout:
+def reference_scan(
+    members: Sequence[Member],
+    format: Literal["json", "ndjson"],
+    *,
+    survey_metadata_ids: Sequence[str] | None = None,
+) -> JsonLayout:
     """First pass over every member: keys, their JSON classes and which kinds their text fits.
 
     pyarrow infers the first chunk's schema; later chunks are parsed against the schema known
@@ -301,7 +316,7 @@ def reference_scan(members: Sequence[Member], format: Literal["json", "ndjson"])
     brings a new key or a wider type is inferred again and its schema merged in. A chunk
     pyarrow cannot infer (a key mixing numbers and text) is scanned with the json module.
     """
-    layout = JsonLayout(values={}, labels={}, rows=0)
+    layout = JsonLayout(values={}, labels={}, rows=0, survey_metadata_ids=survey_metadata_ids)
     known: pa.Schema | None = None
     for member in members:
         with (
@@ -639,20 +654,32 @@ EMPTY_EXPORT_KEYS: tuple[str, ...] = (
     ),
     "userLanguage",
 )
+# surveyMetadataIds spells the externalDataReference key "externalReference" (§4.1).
+_METADATA_ID_KEYS = {"externalReference": "externalDataReference"}
+
+
+def empty_export_keys(survey_metadata_ids: Sequence[str] | None) -> tuple[str, ...]:
+    """The ``values`` keys every response of an export requested with ``survey_metadata_ids``
+    carries, in file order: :data:`EMPTY_EXPORT_KEYS` without ``surveyMetadataIds``, else
+    those of them it names (``userLanguage`` is none: a restricted export lacks it)."""
+    if survey_metadata_ids is None:
+        return EMPTY_EXPORT_KEYS
+    named = {_METADATA_ID_KEYS.get(name, name) for name in survey_metadata_ids}
+    return tuple(key for key in EMPTY_EXPORT_KEYS if key in named)
 
 
 def decide_layout(layout: JsonLayout) -> None:
     """Whether pyarrow can read every key, and each key's kind, from the statistics so far.
 
     An export without a single response names no key, so its columns are what can be known
-    without one: ``responseId`` and the survey metadata every response of an unrestricted
-    export carries (:data:`EMPTY_EXPORT_KEYS`), typed by their ImportIds as a non-empty export
-    types them. Question, embedded-data and label columns cannot be known (a response holds
-    only the keys it answered, and an export made with ``surveyMetadataIds`` fewer metadata
-    keys), so an empty export's file has those columns and zero rows.
+    without one: ``responseId`` and the survey metadata every response of the same request
+    carries (:func:`empty_export_keys` of its ``surveyMetadataIds``), typed by their ImportIds
+    as a non-empty export types them. Question, embedded-data and label columns cannot be
+    known (a response holds only the keys it answered), so an empty export's file has those
+    columns and zero rows.
     """
     if layout.rows == 0 and not layout.values:
-        layout.values = {key: _KeyStats() for key in EMPTY_EXPORT_KEYS}
+        layout.values = {key: _KeyStats() for key in empty_export_keys(layout.survey_metadata_ids)}
     layout.arrow_readable = all(
         stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
     )
@@ -670,13 +697,16 @@ def layout_signature(layout: JsonLayout) -> tuple[object, ...]:
 
 
 def scan_and_spill(
-    members: Sequence[Member], format: Literal["json", "ndjson"]
+    members: Sequence[Member],
+    format: Literal["json", "ndjson"],
+    *,
+    survey_metadata_ids: Sequence[str] | None = None,
 ) -> JsonLayout | None:
     """The reference scan's layout, reading the file once and spilling the parsed tables.
 
     None when pyarrow cannot read the file: the reference reader then decides.
     """
-    layout = JsonLayout(values={}, labels={}, rows=0)
+    layout = JsonLayout(values={}, labels={}, rows=0, survey_metadata_ids=survey_metadata_ids)
     spill = Spill()
     try:
         for index, _, table in parsed_tables(members, format, layout):

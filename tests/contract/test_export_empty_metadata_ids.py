@@ -1,0 +1,76 @@
+"""Told the request's ``surveyMetadataIds``, the JSON/NDJSON reader gives an empty export the
+metadata columns (and kinds) a non-empty sandbox export of the same request has, not every
+metadata column."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from qualflow.qualtrics import _export_json as json_reader
+from qualflow.qualtrics._export_io import list_members
+from qualflow.qualtrics.export_result import ExportResult
+from tests.contract.contract_support import Api, Sandbox
+
+# externalReference is how surveyMetadataIds spells the externalDataReference key.
+_REQUESTED = ["finished", "recordedDate", "externalReference", "startDate", "status"]
+
+
+def _export(api: Api, survey_id: str, dest: Path, **fields: Any) -> ExportResult:
+    result: ExportResult = api(
+        api.client.export_responses(survey_id, dest=dest, survey_metadata_ids=_REQUESTED, **fields)
+    )
+    return result
+
+
+def _metadata_columns(result: ExportResult) -> list[tuple[str, str]]:
+    """``(name, kind)`` of the value columns that are no question's, in file order (label
+    columns cannot be known without a response)."""
+    return [
+        (c.name, c.kind) for c in result.columns if not c.is_label and not c.name.startswith("QID")
+    ]
+
+
+@pytest.mark.parametrize("export_format", ["json", "ndjson"])
+def test_empty_export_with_survey_metadata_ids_has_only_the_requested_metadata(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path, export_format: str
+) -> None:
+    sandbox.state.record_response(survey_id, {"QID1": 3, "finished": 1})
+    full = _export(api, survey_id, tmp_path / "full", format=export_format)
+    full_columns = _metadata_columns(full)
+    assert [name for name, _ in full_columns] == [
+        "responseId",
+        "startDate",
+        "status",
+        "finished",
+        "recordedDate",
+    ]
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    empty = _export(
+        api,
+        survey_id,
+        tmp_path / "empty",
+        format=export_format,
+        start_date=tomorrow,
+        end_date=tomorrow + timedelta(days=1),
+    )
+    members = list_members(empty.path, compressed=empty.compressed)
+    layout = json_reader.scan(
+        members, "json" if export_format == "json" else "ndjson", survey_metadata_ids=_REQUESTED
+    )
+    assert layout.rows == 0
+    empty_columns = [(c.name, c.kind) for c in json_reader.build_columns(layout)]
+    assert empty_columns == full_columns
+
+
+def test_an_export_without_survey_metadata_ids_keeps_every_metadata_column(
+    api: Api, survey_id: str, tmp_path: Path
+) -> None:
+    empty: ExportResult = api(api.client.export_responses(survey_id, dest=tmp_path, format="json"))
+    layout = json_reader.scan(list_members(empty.path, compressed=empty.compressed), "json")
+    assert list(layout.kinds) == list(json_reader.EMPTY_EXPORT_KEYS)
+    assert list(json_reader.empty_export_keys(None)) == list(json_reader.EMPTY_EXPORT_KEYS)
