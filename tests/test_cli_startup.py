@@ -121,7 +121,7 @@ def test_the_runs_ls_help_names_the_engine_s_run_statuses() -> None:
     from qualflow.cli import engine_cmd
     from qualflow.engine.models import RUN_STATUSES
 
-    assert engine_cmd._RUN_STATUSES == RUN_STATUSES
+    assert f"{', '.join(RUN_STATUSES)}. Default: all." in engine_cmd._RUNS_LS_STATUS_HELP
 
 
 #: What an incentives command that only reads or writes the database must not import: the

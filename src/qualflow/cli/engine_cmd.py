@@ -50,9 +50,13 @@ app.add_typer(automations_app, name="automations")
 
 _out = Console()
 
-#: qualflow.engine.models.RUN_STATUSES, for the help of 'runs ls --status' (that module opens
-#: the database layer; tests/test_cli_startup.py checks that the two agree).
-_RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
+#: The help of 'runs ls --status'. It names qualflow.engine.run_filters.RUN_STATUSES as a literal
+#: because importing any of qualflow.engine loads its package (and SQLAlchemy), which no help
+#: page may (tests/test_cli_startup.py checks both that and that the two agree).
+_RUNS_LS_STATUS_HELP = (
+    "Only runs in this status (repeat or comma-separate for several): "
+    "queued, running, succeeded, failed, cancelled, skipped. Default: all."
+)
 
 RunIdArgument = Annotated[str, typer.Argument(help="Run id (see 'runs ls').", show_default=False)]
 AutomationIdArgument = Annotated[
@@ -220,17 +224,6 @@ def worker(
 # -- runs ------------------------------------------------------------------------------------
 
 
-def _known_run_statuses(statuses: list[str]) -> list[str]:
-    from qualflow.engine.models import RUN_STATUSES
-
-    unknown = [s for s in statuses if s not in RUN_STATUSES]
-    if unknown:
-        raise ValueError(
-            f"unknown status {unknown[0]!r} for --status: one of {', '.join(RUN_STATUSES)}"
-        )
-    return statuses
-
-
 @runs_app.command("ls")
 def runs_ls(
     automation: Annotated[
@@ -239,8 +232,7 @@ def runs_ls(
     status: Annotated[
         list[str] | None,
         typer.Option(
-            help="Only runs in this status (repeat or comma-separate for several): "
-            f"{', '.join(_RUN_STATUSES)}. Default: all.",
+            help=_RUNS_LS_STATUS_HELP,
             show_default=False,
         ),
     ] = None,
@@ -258,22 +250,23 @@ def runs_ls(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """List runs, newest first."""
-    # As 'incentives rewards ls --status' reads them: 'failed,cancelled', any case.
-    statuses = parse_statuses(status, _known_run_statuses)
-    from qualflow.engine.runs import Runs, _as_utc
+    from qualflow.engine.run_filters import check_run_filters
 
-    since, until = _as_utc(since), _as_utc(until)
-    if since is not None and until is not None and until <= since:
-        fail(
-            f"--until ({until.isoformat()}) must be after --since ({since.isoformat()})",
-            EXIT_USAGE,
-        )
+    # As 'incentives rewards ls --status' reads them: 'failed,cancelled', any case; checked with
+    # the dates below, by the same check Runs.query makes, before the database is opened.
+    given = parse_statuses(status, lambda statuses: statuses)
+    try:
+        filters = check_run_filters(given, since, until, as_options=True)
+    except ValueError as exc:
+        fail(str(exc), EXIT_USAGE)
+    from qualflow.engine.runs import Runs
+
     with _services() as services, _engine_errors():
         page = Runs(services).query(
             automation_id=automation,
-            status=statuses,
-            since=since,
-            until=until,
+            status=filters.statuses,
+            since=filters.since,
+            until=filters.until,
             limit=limit,
             offset=offset,
         )
@@ -294,7 +287,7 @@ def runs_ls(
             f"{run.duration_ms} ms" if run.duration_ms is not None else "",
             (run.error or "")[:60],
         )
-    filtered = automation is not None or bool(statuses) or since is not None or until is not None
+    filtered = automation is not None or bool(given) or since is not None or until is not None
     if page.total and not page.items:
         empty = f"No runs past --offset {offset}: {page.total} match."
     elif filtered:

@@ -18,10 +18,10 @@ from sqlalchemy.orm import Mapped, mapped_column
 import qualflow.accounts.models
 import qualflow.connections.models
 import qualflow.notify.models  # noqa: F401
+from qualflow.engine.run_filters import RUN_STATUSES as RUN_STATUSES
 from qualflow.store.base import Base, UTCDateTime, utcnow
 from qualflow.store.secrets import EncryptedString
 
-RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
 FINAL_RUN_STATUSES = ("succeeded", "failed", "cancelled", "skipped")
 STEP_STATUSES = ("running", "succeeded", "failed", "skipped", "stopped")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -10,7 +10,8 @@ from sqlalchemy import Row, func, select, update
 
 from qualflow.engine.control import Control
 from qualflow.engine.errors import ConflictError, NotFoundError
-from qualflow.engine.models import RUN_STATUSES, Run, RunAttempt, RunStep
+from qualflow.engine.models import Run, RunAttempt, RunStep
+from qualflow.engine.run_filters import check_run_filters
 from qualflow.engine.services import EngineServices
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
@@ -24,14 +25,6 @@ def _ms(start: datetime | None, end: datetime | None) -> int | None:
     if start is None or end is None:
         return None
     return int((end - start).total_seconds() * 1000)
-
-
-def _as_utc(moment: datetime | None) -> datetime | None:
-    """A filter bound without an offset (a plain date, as the CLI's ``--since`` parses one)
-    is read as UTC, the zone every stored time is in."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
 
 
 class RunOut(BaseModel):
@@ -139,15 +132,8 @@ class Runs:
         offset: int = 0,
     ) -> RunPage:
         """Newest first. ``status`` may be one status or several."""
-        statuses = [status] if isinstance(status, str) else list(status or [])
-        unknown = [s for s in statuses if s not in RUN_STATUSES]
-        if unknown:
-            raise ValueError(f"unknown status {unknown[0]!r}; one of {', '.join(RUN_STATUSES)}")
-        since, until = _as_utc(since), _as_utc(until)
-        if since is not None and until is not None and until <= since:
-            raise ValueError(
-                f"until ({until.isoformat()}) must be after since ({since.isoformat()})"
-            )
+        filters = check_run_filters(status, since, until)
+        statuses, since, until = filters.statuses, filters.since, filters.until
         conditions: list[Any] = []
         if automation_id is not None:
             conditions.append(Run.automation_id == automation_id)
