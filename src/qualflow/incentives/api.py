@@ -41,6 +41,7 @@ from qualflow.incentives.manage import (
     MAX_POOL_DESCRIPTION,
     IncentiveError,
     InUse,
+    NameTaken,
     low_stock,
 )
 from qualflow.incentives.models import (
@@ -865,11 +866,13 @@ def create_pool(
     body: PoolIn, runtime: Runtime, _manager: Manager, request: Request, response: Response
 ) -> PoolOut:
     """Create an empty gift-code pool; import codes into it with POST …/codes. 409 when the name is
-    taken."""
+    taken; 422 naming the field when the name or description is refused."""
     try:
         pool = runtime.manager.create_pool(body.name, body.description)
-    except IncentiveError as exc:
+    except NameTaken as exc:
         raise ApiError(409, "conflict", str(exc)) from None
+    except IncentiveError as exc:
+        raise refused_field("invalid_pool", str(exc), exc.field) from None
     set_location(request, response, get_pool, pool_id=pool.id)
     return _pool_out(runtime, pool.id)
 

@@ -51,6 +51,11 @@ class InUse(IncentiveError):
     """Deleting something still used (an incentive with rewards, a pool with incentives)."""
 
 
+class NameTaken(IncentiveError):
+    """Creating something under a name another of its kind has already (a conflict, not a
+    field refused as such)."""
+
+
 @dataclass
 class IncentiveCounts:
     total: int = 0
@@ -474,16 +479,19 @@ class IncentiveManager:
 
     def create_pool(self, name: str, description: str = "") -> GiftCodePool:
         if not name.strip():
-            raise IncentiveError("the pool needs a name")
+            raise IncentiveError("the pool needs a name", field="name")
         for field, text in (("name", name), ("description", description)):
             if "\x00" in text:  # PostgreSQL cannot store it
-                raise IncentiveError(f"the pool's {field} must not contain a NUL character")
+                raise IncentiveError(
+                    f"the pool's {field} must not contain a NUL character", field=field
+                )
         limit = _column_length(GiftCodePool, "name")
         if limit is not None and len(name.strip()) > limit:
-            raise IncentiveError(f"the pool's name is longer than {limit} characters")
+            raise IncentiveError(f"the pool's name is longer than {limit} characters", field="name")
         if len(description) > MAX_POOL_DESCRIPTION:
             raise IncentiveError(
-                f"the pool's description is longer than {MAX_POOL_DESCRIPTION} characters"
+                f"the pool's description is longer than {MAX_POOL_DESCRIPTION} characters",
+                field="description",
             )
         try:
             with session_scope(self.factory) as session:
@@ -492,7 +500,7 @@ class IncentiveManager:
                 session.flush()
                 return pool
         except IntegrityError:
-            raise IncentiveError(f"a gift-code pool named {name!r} exists already") from None
+            raise NameTaken(f"a gift-code pool named {name!r} exists already") from None
 
     def pools(self) -> list[GiftCodePool]:
         with self.factory() as session:
