@@ -116,6 +116,8 @@ KeyViewer = Annotated[Principal, Depends(require(Area.API_KEYS, Level.VIEW))]
 KeyManager = Annotated[Principal, Depends(require(Area.API_KEYS, Level.MANAGE))]
 
 _ERRORS = error_responses(401, 403, 404, 409, 422)
+#: An operation that calls another service (Tango, the mail server) also answers 502 when it fails.
+_UPSTREAM_ERRORS = {**_ERRORS, **error_responses(502)}
 #: A collection read names no resource: no 404 or 409 (FastAPI adds the 422 of parameters).
 _LIST_ERRORS = error_responses(401, 403)
 TAG_INCENTIVES = "incentives"
@@ -684,7 +686,7 @@ async def _fulfil_now(
     "/rewards/{reward_id}/resend",
     tags=[TAG_REWARDS],
     response_model=RewardDetail,
-    responses={**_ERRORS, **error_responses(502)},
+    responses=_UPSTREAM_ERRORS,
     summary="Email a paid reward again (optionally to a corrected address)",
 )
 async def resend_reward(
@@ -757,7 +759,7 @@ def create_tango_account(
     "/providers/tango-accounts/{account_id}/catalog",
     tags=[TAG_PROVIDERS],
     response_model=list[CatalogItemOut],
-    responses={**_ERRORS, **error_responses(502)},
+    responses=_UPSTREAM_ERRORS,
     summary="List the catalog items a Tango account can order (utid, value range)",
 )
 async def tango_catalog(
