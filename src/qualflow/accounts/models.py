@@ -21,7 +21,11 @@ class User(Base):
     """A person who signs in to the UI and calls the API."""
 
     __tablename__ = "users"
-    __table_args__ = (CheckConstraint(_in("role", ROLE_VALUES), name="role"),)
+    # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+    __table_args__ = (
+        CheckConstraint(_in("role", ROLE_VALUES), name="role"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     #: Stored lower-cased; unique.
@@ -58,6 +62,8 @@ class ApiToken(Base):
     """A personal API token: only its SHA-256 is stored; the token is shown once at creation."""
 
     __tablename__ = "api_tokens"
+    # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)

@@ -23,9 +23,11 @@ class Connection(Base):
     """
 
     __tablename__ = "connections"
+    # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
     __table_args__ = (
         CheckConstraint("auth_type IN ('token', 'oauth')", name="auth_type"),
         CheckConstraint("requests_per_minute > 0", name="requests_per_minute"),
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

@@ -94,7 +94,11 @@ class InboundEvent(Base):
     """
 
     __tablename__ = "inbound_events"
-    __table_args__ = (Index("ix_inbound_events_status_id", "status", "id"),)
+    # Never reuse a deleted event's id on SQLite: runs' inputs name it (event_id).
+    __table_args__ = (
+        Index("ix_inbound_events_status_id", "status", "id"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)

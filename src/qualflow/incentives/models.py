@@ -76,6 +76,8 @@ class TangoAccount(Base):
     """Credentials and ids of one Tango RaaS account (platform name + key, customer, account)."""
 
     __tablename__ = "tango_accounts"
+    # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -93,6 +95,8 @@ class GiftCodePool(Base):
     """A named pool of pre-bought gift codes."""
 
     __tablename__ = "gift_code_pools"
+    # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+    __table_args__ = ({"sqlite_autoincrement": True},)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
@@ -110,6 +114,8 @@ class Incentive(Base):
         CheckConstraint("amount_minor > 0", name="amount_positive"),
         CheckConstraint("max_rewards IS NULL OR max_rewards > 0", name="max_rewards_positive"),
         CheckConstraint("budget_minor IS NULL OR budget_minor > 0", name="budget_positive"),
+        # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -181,6 +187,8 @@ class Reward(Base):
         Index("ix_rewards_incentive_status_created", "incentive_id", "status", "created_at", "id"),
         Index("ix_rewards_status_created", "status", "created_at", "id"),
         Index("ix_rewards_status_next_attempt", "status", "next_attempt_at"),
+        # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -305,6 +313,8 @@ class GiftCode(Base):
             postgresql_where=text("reward_id IS NULL"),
             sqlite_where=text("reward_id IS NULL"),
         ),
+        # Never reuse a deleted code's id on SQLite: rewards name it in provider_order_id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -354,6 +364,8 @@ class PlatformApiKey(Base):
             " OR (deactivated_at IS NOT NULL AND active_slot IS NULL)",
             name="active_has_slot",
         ),
+        # Never reuse a deleted row's id on SQLite: ids are referenced outside foreign keys.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)

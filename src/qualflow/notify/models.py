@@ -22,6 +22,8 @@ class OutboxEmail(Base):
         # instead of sorting every email.
         Index("ix_email_outbox_created", "created_at", "id"),
         Index("ix_email_outbox_status_created", "status", "created_at", "id"),
+        # Never reuse a deleted email's id on SQLite: the outbox page links to it by id.
+        {"sqlite_autoincrement": True},
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
