@@ -145,7 +145,7 @@ def test_edits_are_versions(api: Api) -> None:
     )
     versions = api.client.get(
         f"{API}/automations/{automation['id']}/versions", headers=api.viewer
-    ).json()
+    ).json()["items"]
 
     assert updated.json()["version"] == 2
     assert [v["version"] for v in versions] == [2, 1]

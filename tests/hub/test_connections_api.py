@@ -64,7 +64,7 @@ def test_rejected_credentials_are_a_422_and_nothing_is_saved(
     assert error["code"] == "credentials_rejected"
     assert "Qualtrics rejected the credentials" in error["message"]
     assert "not-a-real-token-123" not in answer.text
-    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/connections", headers=admin.headers).json()["items"] == []
 
 
 @pytest.mark.parametrize(
@@ -177,7 +177,7 @@ def test_validate_unsaved_credentials(hub: TestClient, admin: Person, sandbox: S
     )
     assert answer.status_code == 200
     assert answer.json()["user_id"] == sandbox.admin_user_id
-    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/connections", headers=admin.headers).json()["items"] == []
 
 
 def test_visibility_and_permissions(
@@ -188,7 +188,9 @@ def test_visibility_and_permissions(
     manager = make_person("manager")
     member = make_person("member")
 
-    names = [c["name"] for c in hub.get("/api/v1/connections", headers=member.headers).json()]
+    names = [
+        c["name"] for c in hub.get("/api/v1/connections", headers=member.headers).json()["items"]
+    ]
     assert names == ["Shared"]
     hidden = hub.get(f"/api/v1/connections/{private_id}", headers=manager.headers)
     assert hidden.status_code == 404
@@ -209,7 +211,7 @@ def test_visibility_and_permissions(
     assert rename.status_code == 200
 
     mine = _create(hub, manager, sandbox, name="Manager's").json()["id"]
-    all_for_admin = hub.get("/api/v1/connections", headers=admin.headers).json()
+    all_for_admin = hub.get("/api/v1/connections", headers=admin.headers).json()["items"]
     assert {c["id"] for c in all_for_admin} == {private_id, shared_id, mine}
     assert hub.get("/api/v1/connections").status_code == 401
 

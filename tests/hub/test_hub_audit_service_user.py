@@ -35,4 +35,4 @@ def test_an_unsavable_connection_is_refused_before_any_qualtrics_user_is_made(
     assert field in answer.json()["error"]["message"]
     # The admin token was not used: no orphan Qualtrics user whose token nobody kept.
     assert set(sandbox.state.users) == users_before
-    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/connections", headers=admin.headers).json()["items"] == []

@@ -16,7 +16,7 @@ def test_a_token_name_with_control_characters_is_refused(
     assert answer.status_code == 422, answer.text
     assert "control characters" in answer.json()["error"]["message"]
     assert "token" not in answer.json()
-    listed = client.get("/api/v1/me/tokens", headers=admin.headers).json()
+    listed = client.get("/api/v1/me/tokens", headers=admin.headers).json()["items"]
     assert name not in [token["name"] for token in listed]
 
 

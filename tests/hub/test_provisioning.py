@@ -103,7 +103,7 @@ def test_a_rejected_admin_token_saves_nothing(
     assert answer.json()["error"]["code"] == "credentials_rejected"
     assert "not-the-admin-token" not in answer.text
     assert set(sandbox.state.users) == users_before
-    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/connections", headers=admin.headers).json()["items"] == []
 
 
 def test_an_admin_token_no_header_can_carry_is_a_422(
@@ -112,7 +112,7 @@ def test_an_admin_token_no_header_can_carry_is_a_422(
     answer = _provision(hub, admin, sandbox, admin_api_token="Ⱥdmin-token")
     assert answer.status_code == 422
     assert "printable ASCII" in answer.json()["error"]["message"]
-    assert hub.get("/api/v1/connections", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/connections", headers=admin.headers).json()["items"] == []
 
 
 def test_provisioning_needs_manage_on_connections(

@@ -24,7 +24,7 @@ qualtrics = anonymous_link.qualtrics
 
 def second_automation(hub: TestClient, admin: Person, qualtrics: Qualtrics, reference: str) -> int:
     """Another automation of the same incentive, reading the email from a field nobody fills."""
-    connection_id = hub.get("/api/v1/connections", headers=admin.headers).json()[0]["id"]
+    connection_id = hub.get("/api/v1/connections", headers=admin.headers).json()["items"][0]["id"]
     automation = hub.post(
         "/api/v1/automations",
         json={

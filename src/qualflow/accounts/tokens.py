@@ -7,7 +7,7 @@ import secrets
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from qualflow.accounts.errors import InvalidAccountInput, NotFound
@@ -63,10 +63,25 @@ def issue_token(
     return token, raw
 
 
-def list_tokens(db: Session, user_id: int) -> Sequence[ApiToken]:
+def list_tokens(
+    db: Session, user_id: int, *, limit: int | None = None, offset: int = 0
+) -> Sequence[ApiToken]:
+    """A person's tokens by id (oldest first), all of them or the page of ``limit`` at
+    ``offset``."""
     return db.scalars(
-        select(ApiToken).where(ApiToken.user_id == user_id).order_by(ApiToken.id)
+        select(ApiToken)
+        .where(ApiToken.user_id == user_id)
+        .order_by(ApiToken.id)
+        .limit(limit)
+        .offset(offset)
     ).all()
+
+
+def count_tokens(db: Session, user_id: int) -> int:
+    return (
+        db.scalar(select(func.count()).select_from(ApiToken).where(ApiToken.user_id == user_id))
+        or 0
+    )
 
 
 def get_token(db: Session, user_id: int, token_id: int) -> ApiToken:

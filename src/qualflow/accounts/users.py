@@ -85,8 +85,13 @@ def get_user_by_email(db: Session, email: str) -> User | None:
     return db.scalar(select(User).where(User.email == email.strip().lower()))
 
 
-def list_users(db: Session) -> Sequence[User]:
-    return db.scalars(select(User).order_by(User.id)).all()
+def list_users(db: Session, *, limit: int | None = None, offset: int = 0) -> Sequence[User]:
+    """People by id (oldest first), all of them or the page of ``limit`` at ``offset``."""
+    return db.scalars(select(User).order_by(User.id).limit(limit).offset(offset)).all()
+
+
+def count_users(db: Session) -> int:
+    return db.scalar(select(func.count()).select_from(User)) or 0
 
 
 def create_user(

@@ -19,7 +19,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -223,10 +223,29 @@ def _visible_clause(principal: Principal) -> object:
 
 
 def visible_connections(db: Session, principal: Principal) -> Sequence[Connection]:
+    """Every connection the person may see, by name (as pickers show them)."""
     query = select(Connection).order_by(Connection.name)
     if not principal.is_admin:
         query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
     return db.scalars(query).all()
+
+
+def visible_connections_page(
+    db: Session, principal: Principal, *, limit: int, offset: int
+) -> Sequence[Connection]:
+    """A page of the connections the person may see, by id: unlike names, ids never change, so
+    a rename between two pages cannot move a connection from one page to the other."""
+    query = select(Connection).order_by(Connection.id).limit(limit).offset(offset)
+    if not principal.is_admin:
+        query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
+    return db.scalars(query).all()
+
+
+def count_visible_connections(db: Session, principal: Principal) -> int:
+    query = select(func.count()).select_from(Connection)
+    if not principal.is_admin:
+        query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
+    return db.scalar(query) or 0
 
 
 def get_visible_connection(db: Session, principal: Principal, connection_id: int) -> Connection:

@@ -111,6 +111,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+def _automation_filters(enabled: bool | None, trigger_type: str | None) -> list[Any]:
+    conditions: list[Any] = []
+    if enabled is not None:
+        conditions.append(Automation.enabled == enabled)
+    if trigger_type is not None:
+        conditions.append(Automation.trigger_type == trigger_type)
+    return conditions
+
+
 class Automations:
     """The automation store and its trigger side effects."""
 
@@ -171,12 +180,15 @@ class Automations:
         limit: int = 100,
         offset: int = 0,
     ) -> list[AutomationOut]:
+        """Automations by id (oldest first), the page of ``limit`` at ``offset``."""
         with self.services.sessionmaker() as session:
-            query = select(Automation).order_by(Automation.id).limit(limit).offset(offset)
-            if enabled is not None:
-                query = query.where(Automation.enabled == enabled)
-            if trigger_type is not None:
-                query = query.where(Automation.trigger_type == trigger_type)
+            query = (
+                select(Automation)
+                .where(*_automation_filters(enabled, trigger_type))
+                .order_by(Automation.id)
+                .limit(limit)
+                .offset(offset)
+            )
             automations = list(session.scalars(query))
             ids = [a.id for a in automations]
             # Each automation's current version only: past versions are kept but not listed.
@@ -201,13 +213,25 @@ class Automations:
                 self._out(a, snapshots[(a.id, a.version)], endpoints.get(a.id)) for a in automations
             ]
 
-    def versions(self, automation_id: int) -> list[VersionOut]:
+    def count(self, *, enabled: bool | None = None, trigger_type: str | None = None) -> int:
+        """How many automations :meth:`query` finds with these filters, on every page."""
+        with self.services.sessionmaker() as session:
+            counted = select(func.count()).select_from(Automation)
+            return session.scalar(counted.where(*_automation_filters(enabled, trigger_type))) or 0
+
+    def versions(
+        self, automation_id: int, *, limit: int | None = None, offset: int = 0
+    ) -> list[VersionOut]:
+        """The automation's saved versions, newest first: all of them or the page of ``limit``
+        at ``offset``."""
         with self.services.sessionmaker() as session:
             self._load(session, automation_id)
             rows = session.scalars(
                 select(AutomationVersion)
                 .where(AutomationVersion.automation_id == automation_id)
                 .order_by(AutomationVersion.version.desc())
+                .limit(limit)
+                .offset(offset)
             )
             return [
                 VersionOut(
@@ -218,6 +242,13 @@ class Automations:
                 )
                 for v in rows
             ]
+
+    def count_versions(self, automation_id: int) -> int:
+        with self.services.sessionmaker() as session:
+            counted = select(func.count()).select_from(AutomationVersion)
+            return (
+                session.scalar(counted.where(AutomationVersion.automation_id == automation_id)) or 0
+            )
 
     # -- writing ---------------------------------------------------------------------------
 

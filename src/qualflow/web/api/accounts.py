@@ -26,8 +26,15 @@ from qualflow.accounts.throttle import (
     minutes_to_wait,
     sign_in_with_password,
 )
-from qualflow.accounts.tokens import get_token, issue_token, list_tokens, revoke_token
+from qualflow.accounts.tokens import (
+    count_tokens,
+    get_token,
+    issue_token,
+    list_tokens,
+    revoke_token,
+)
 from qualflow.accounts.users import (
+    count_users,
     create_user,
     delete_user,
     get_user,
@@ -41,7 +48,15 @@ from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import mask
 from qualflow.web.api.created import set_location
-from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses, get_app_settings
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, Page, page_of
+from qualflow.web.deps import (
+    ApiError,
+    DbSession,
+    Offset,
+    ResourceId,
+    error_responses,
+    get_app_settings,
+)
 
 router = APIRouter()
 
@@ -338,13 +353,26 @@ def change_password(
 @router.get(
     "/me/tokens",
     tags=["me"],
-    response_model=list[TokenOut],
-    responses=error_responses(401),
-    summary="List your personal API tokens (never the tokens themselves)",
+    response_model=Page[TokenOut],
+    responses=error_responses(401, 422),
+    summary="List your personal API tokens (never the tokens themselves), by id",
 )
-def read_my_tokens(db: DbSession, principal: CurrentPrincipal) -> list[TokenOut]:
-    """Your personal API tokens (masked)."""
-    return [TokenOut.of(token) for token in list_tokens(db, principal.user_id)]
+def read_my_tokens(
+    db: DbSession, principal: CurrentPrincipal, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Page[TokenOut]:
+    """Your personal API tokens (masked), by id (oldest first), one page at a time (`limit`,
+    `offset`); `total` counts every token."""
+    return _token_page(db, principal.user_id, limit=limit, offset=offset)
+
+
+def _token_page(db: DbSession, user_id: int, *, limit: int, offset: int) -> Page[TokenOut]:
+    tokens = list_tokens(db, user_id, limit=limit, offset=offset)
+    return page_of(
+        [TokenOut.of(token) for token in tokens],
+        lambda: count_tokens(db, user_id),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -412,14 +440,19 @@ def read_roles(_principal: CurrentPrincipal) -> list[RoleOut]:
 @router.get(
     "/users",
     tags=["users"],
-    response_model=list[UserOut],
-    responses=error_responses(401, 403),
-    summary="List people (admins only)",
+    response_model=Page[UserOut],
+    responses=error_responses(401, 403, 422),
+    summary="List people, by id (admins only)",
 )
-def read_users(db: DbSession, _admin: Admin) -> list[UserOut]:
-    """Every person of the hub with their role, effective permissions and last sign-in. Admins only.
-    Every person of the hub with their role, effective permissions and last sign-in. Admins only."""
-    return [UserOut.of(user) for user in list_users(db)]
+def read_users(
+    db: DbSession, _admin: Admin, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Page[UserOut]:
+    """The people of the hub by id (oldest first) with their role, effective permissions and last
+    sign-in, one page at a time (`limit`, `offset`); `total` counts every person. Admins only."""
+    users = list_users(db, limit=limit, offset=offset)
+    return page_of(
+        [UserOut.of(user) for user in users], lambda: count_users(db), limit=limit, offset=offset
+    )
 
 
 @router.post(
@@ -538,15 +571,22 @@ def replace_permissions(
 @router.get(
     "/users/{user_id}/tokens",
     tags=["users"],
-    response_model=list[TokenOut],
+    response_model=Page[TokenOut],
     responses=_ADMIN_ERRORS,
-    summary="List a person's personal API tokens",
+    summary="List a person's personal API tokens, by id",
 )
-def read_user_tokens(user_id: ResourceId, db: DbSession, _admin: Admin) -> list[TokenOut]:
-    """A person's personal API tokens, masked to their last 4 characters, with when they were
-    created, last used, expire or were revoked. Admins only."""
+def read_user_tokens(
+    user_id: ResourceId,
+    db: DbSession,
+    _admin: Admin,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[TokenOut]:
+    """A person's personal API tokens by id (oldest first), masked to their last 4 characters, with
+    when they were created, last used, expire or were revoked, one page at a time (`limit`,
+    `offset`); `total` counts every token. Admins only."""
     user = _user(db, user_id)
-    return [TokenOut.of(token) for token in list_tokens(db, user.id)]
+    return _token_page(db, user.id, limit=limit, offset=offset)
 
 
 @router.delete(

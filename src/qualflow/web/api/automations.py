@@ -35,7 +35,7 @@ from qualflow.engine.runtime import running_engine
 from qualflow.engine.services import EngineServices
 from qualflow.store.runtime import Store as StoreType
 from qualflow.web.api.created import set_location
-from qualflow.web.api.paging import DEFAULT_LIMIT, Limit
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, Page, page_of
 from qualflow.web.api.step_secrets import (
     mask_automation,
     mask_version,
@@ -143,9 +143,9 @@ class ActionOut(BaseModel):
 
 @router.get(
     "",
-    response_model=list[AutomationOut],
+    response_model=Page[AutomationOut],
     responses=error_responses(401, 403, 422),
-    summary="List automations",
+    summary="List automations, by id",
 )
 def list_automations(
     services: Services,
@@ -156,13 +156,20 @@ def list_automations(
     ] = None,
     limit: Limit = DEFAULT_LIMIT,
     offset: Offset = 0,
-) -> list[AutomationOut]:
-    """The automations, optionally filtered by enabled state and trigger type, one page at a time
-    (`limit`, `offset`). Secrets in step configs are masked."""
-    automations = Automations(services).query(
+) -> Page[AutomationOut]:
+    """The automations by id (oldest first), optionally filtered by enabled state and trigger type,
+    one page at a time (`limit`, `offset`); `total` counts every match. Secrets in step configs are
+    masked."""
+    service = Automations(services)
+    automations = service.query(
         enabled=enabled, trigger_type=trigger_type, limit=limit, offset=offset
     )
-    return [mask_automation(automation) for automation in automations]
+    return page_of(
+        [mask_automation(automation) for automation in automations],
+        lambda: service.count(enabled=enabled, trigger_type=trigger_type),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -327,19 +334,31 @@ async def disable_automation(
 
 @router.get(
     "/{automation_id}/versions",
-    response_model=list[VersionOut],
-    responses=_READ_ERRORS,
+    response_model=Page[VersionOut],
+    responses=error_responses(401, 403, 404, 422),
     summary="Every saved version, newest first",
 )
 def automation_versions(
-    automation_id: ResourceId, services: Services, _principal: Viewer
-) -> list[VersionOut]:
+    automation_id: ResourceId,
+    services: Services,
+    _principal: Viewer,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[VersionOut]:
     """Every saved definition of the automation, newest first, with who saved it and when (secrets
-    masked)."""
+    masked), one page at a time (`limit`, `offset`); `total` counts every version. 404 when the
+    automation does not exist."""
+    service = Automations(services)
     try:
-        return [mask_version(v) for v in Automations(services).versions(automation_id)]
+        versions = service.versions(automation_id, limit=limit, offset=offset)
     except EngineError as exc:
         raise api_error(exc) from None
+    return page_of(
+        [mask_version(v) for v in versions],
+        lambda: service.count_versions(automation_id),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(

@@ -44,18 +44,20 @@ from qualflow.connections.service import (
     Short,
     Url,
     can_change_sharing,
+    count_visible_connections,
     create_connection,
     delete_connection,
     get_visible_connection,
     revalidate_connection,
     update_connection,
-    visible_connections,
+    visible_connections_page,
 )
 from qualflow.connections.surveys import list_surveys
 from qualflow.connections.validation import Identity, check_credentials
 from qualflow.store.secrets import mask, register_secret
 from qualflow.web.api.created import set_location
-from qualflow.web.deps import ApiError, DbSession, ResourceId, error_responses
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, Page, page_of
+from qualflow.web.deps import ApiError, DbSession, Offset, ResourceId, error_responses
 
 router = APIRouter(prefix="/connections", tags=["connections"])
 
@@ -271,13 +273,22 @@ def _visible(db: DbSession, principal: Principal, connection_id: ResourceId) -> 
 
 @router.get(
     "",
-    response_model=list[ConnectionOut],
-    responses=error_responses(401, 403),
-    summary="List Qualtrics connections (secrets as their last 4 characters)",
+    response_model=Page[ConnectionOut],
+    responses=error_responses(401, 403, 422),
+    summary="List Qualtrics connections by id (secrets as their last 4 characters)",
 )
-def read_connections(db: DbSession, principal: Viewer) -> list[ConnectionOut]:
-    """Connections you can see: yours, the shared ones (admins see all)."""
-    return [_out(db, principal, row) for row in visible_connections(db, principal)]
+def read_connections(
+    db: DbSession, principal: Viewer, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Page[ConnectionOut]:
+    """Connections you can see (yours and the shared ones; admins see all), by id (oldest first),
+    one page at a time (`limit`, `offset`); `total` counts every one you can see."""
+    rows = visible_connections_page(db, principal, limit=limit, offset=offset)
+    return page_of(
+        [_out(db, principal, row) for row in rows],
+        lambda: count_visible_connections(db, principal),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
