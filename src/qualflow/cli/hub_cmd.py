@@ -163,8 +163,9 @@ def users_ls(as_json: Annotated[bool, typer.Option("--json", help="JSON output."
 
     with hub_store() as store, store.sessionmaker() as session:
         users = _guard(lambda: list(list_users(session)))
-        # As GET /api/v1/users names them, so one script reads both; can_sign_in is what this
-        # listing called has_password first.
+        # Each row named as GET /api/v1/users names its items, so one script reads both (the CLI
+        # prints every row, so no page envelope); can_sign_in is what this listing called
+        # has_password first.
         rows = [
             {
                 **UserOut.of(user).model_dump(mode="json"),
