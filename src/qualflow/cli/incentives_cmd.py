@@ -408,10 +408,11 @@ def incentives_delete(reference: IncentiveArgument) -> None:
 @app.command("review")
 def incentives_review(reference: IncentiveArgument, as_json: JsonOption = False) -> None:
     """Configuration review: survey, email source, provider health, limits, fraud rules."""
-    from qualflow.incentives.api import build_review
+    from qualflow.incentives.review import load_review
+    from qualflow.incentives.views import review_out
 
     with _runtime() as runtime:
-        review = asyncio.run(build_review(runtime, reference))
+        review = review_out(asyncio.run(load_review(runtime, reference)))
     if as_json:
         _json(review.model_dump(mode="json"))
         return

@@ -13,7 +13,6 @@ import asyncio
 import binascii
 from base64 import b64decode
 from datetime import datetime
-from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response, status
@@ -35,7 +34,7 @@ from qualflow.incentives.action import (
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
 from qualflow.incentives.export import rewards_csv
-from qualflow.incentives.ids import INCENTIVE_ID_PATTERN, normalize_reference
+from qualflow.incentives.ids import normalize_reference
 from qualflow.incentives.lifecycle import TransitionError, describe
 from qualflow.incentives.manage import (
     MAX_POOL_DESCRIPTION,
@@ -57,7 +56,8 @@ from qualflow.incentives.platform_request import (
 )
 from qualflow.incentives.providers.gift_codes import MAX_IMPORT_BYTES, MAX_IMPORT_MB
 from qualflow.incentives.providers.tango_client import TangoError
-from qualflow.incentives.review import Review, automations_using, review_incentive
+from qualflow.incentives.review import Review, automations_using
+from qualflow.incentives.review import load_review as load_incentive_review
 from qualflow.incentives.runtime import IncentivesRuntime, get_runtime
 from qualflow.incentives.schemas import (
     IncentivePatch,
@@ -75,6 +75,7 @@ from qualflow.incentives.service import (
     Submission,
     get_incentive,
     get_reward,
+    incentive_reference,
 )
 
 # What the command line prints too lives there (without FastAPI): the same names here.
@@ -85,14 +86,18 @@ from qualflow.incentives.views import (
     CatalogItemOut,
     IncentiveOut,
     LowStockOut,
+    ReviewOut,
     RewardDetail,
     RewardPage,
     TangoAccountOut,
     TransitionOut,
     bulk_outcome,
+    review_out,
     reward_detail,
     reward_page,
 )
+from qualflow.incentives.views import AutomationReviewOut as AutomationReviewOut
+from qualflow.incentives.views import ProviderHealthOut as ProviderHealthOut
 from qualflow.incentives.views import RewardCounts as RewardCounts
 from qualflow.incentives.views import RewardOut as RewardOut
 from qualflow.web.api.created import set_location
@@ -194,10 +199,10 @@ def _not_found(message: str) -> ApiError:
 
 
 def _reference(reference_id: str) -> str:
-    value = normalize_reference(reference_id)
-    if not INCENTIVE_ID_PATTERN.match(value):
-        raise _not_found(f"{reference_id!r} is not an incentive reference id (like INC-7F3K2Q)")
-    return value
+    try:
+        return incentive_reference(reference_id)
+    except IncentiveNotFound as exc:
+        raise _not_found(str(exc)) from None
 
 
 # --- bodies --------------------------------------------------------------------------------------
@@ -282,41 +287,6 @@ class TestRewardOut(BaseModel):
     ok: bool
     paid: bool = Field(default=False, description="Always false: a test pays nobody.")
     steps: list[TestStepOut]
-
-
-class ProviderHealthOut(BaseModel):
-    ok: bool
-    summary: str
-    balance: Decimal | None
-    currency: str | None
-    stock: int | None
-    key_status: str | None
-    warnings: list[str]
-    details: dict[str, Any]
-
-
-class AutomationReviewOut(BaseModel):
-    automation_id: int
-    name: str
-    enabled: bool
-    survey_id: str | None
-    survey_name: str | None
-    email_source: str
-    email_field: str | None
-    email_question: str | None
-    email_required: bool | None
-    fraud_detection: dict[str, bool]
-    anonymous_link: bool | None
-    warnings: list[str]
-
-
-class ReviewOut(BaseModel):
-    incentive: IncentiveOut
-    provider: ProviderHealthOut
-    automations: list[AutomationReviewOut]
-    limits: dict[str, Any]
-    fraud_rules: list[str]
-    warnings: list[str]
 
 
 class TangoAccountIn(TextInput):
@@ -1159,33 +1129,16 @@ async def review(reference_id: str, runtime: Runtime, _viewer: Viewer) -> Review
 
 async def load_review(runtime: IncentivesRuntime, reference_id: str) -> Review:
     """The configuration review of an incentive (404 when there is none), as
-    :func:`review_incentive` assembles it: the UI shows all of it, REST its :class:`ReviewOut`."""
+    :func:`qualflow.incentives.review.load_review` assembles it: the UI shows all of it, REST its
+    :class:`ReviewOut`."""
     try:
-        incentive = await asyncio.to_thread(runtime.manager.get, _reference(reference_id))
+        return await load_incentive_review(runtime, reference_id)
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
-    health = await runtime.manager.health(incentive)
-    return await review_incentive(
-        incentive, factory=runtime.factory, health=health, client_for_connection=runtime.open_client
-    )
 
 
 async def build_review(runtime: IncentivesRuntime, reference_id: str) -> ReviewOut:
-    result = await load_review(runtime, reference_id)
-    incentive, health = result.incentive, result.provider
-    return ReviewOut(
-        incentive=IncentiveOut.of(incentive),
-        provider=ProviderHealthOut(**vars(health)),
-        automations=[
-            AutomationReviewOut(
-                **{k: v for k, v in vars(a).items() if k in AutomationReviewOut.model_fields}
-            )
-            for a in result.automations
-        ],
-        limits=result.limits,
-        fraud_rules=result.fraud_rules,
-        warnings=result.warnings,
-    )
+    return review_out(await load_review(runtime, reference_id))
 
 
 @router.post(

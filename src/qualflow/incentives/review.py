@@ -20,7 +20,7 @@ import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Text, cast, func, select
 from sqlalchemy.orm import Session, sessionmaker
@@ -30,7 +30,11 @@ from qualflow.incentives.models import Incentive
 from qualflow.incentives.money import format_money
 from qualflow.incentives.providers import ProviderHealth
 from qualflow.incentives.schemas import FraudRules
+from qualflow.incentives.service import incentive_reference
 from qualflow.qualtrics.models import ExportOptions
+
+if TYPE_CHECKING:
+    from qualflow.incentives.runtime import IncentivesRuntime
 
 ACTION = "incentives.send_reward"
 ANONYMOUS_WARNING = (
@@ -380,6 +384,17 @@ def limits_summary(limits: dict[str, Any]) -> str:
         if limits[key] is not None:
             parts.append(f"{verb} {limits[key]:%Y-%m-%d %H:%M} UTC")
     return " · ".join(parts)
+
+
+async def load_review(runtime: IncentivesRuntime, reference_id: str) -> Review:
+    """The configuration review of the incentive ``reference_id``, or
+    :class:`~qualflow.incentives.service.IncentiveNotFound` when there is none (REST answers it
+    as a 404, the command line as one line)."""
+    incentive = await asyncio.to_thread(runtime.manager.get, incentive_reference(reference_id))
+    health = await runtime.manager.health(incentive)
+    return await review_incentive(
+        incentive, factory=runtime.factory, health=health, client_for_connection=runtime.open_client
+    )
 
 
 async def review_incentive(

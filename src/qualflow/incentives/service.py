@@ -45,7 +45,11 @@ from qualflow.incentives.delivery import (
 )
 from qualflow.incentives.emails import NO_EMAIL_MESSAGE, normalize_email
 from qualflow.incentives.fraud import count_findings, pending_request_counts, response_findings
-from qualflow.incentives.ids import new_reward_reference, normalize_reference
+from qualflow.incentives.ids import (
+    INCENTIVE_ID_PATTERN,
+    new_reward_reference,
+    normalize_reference,
+)
 from qualflow.incentives.lifecycle import (
     SYSTEM,
     Db,
@@ -281,6 +285,17 @@ def _queryable(reference: str) -> str | None:
     holding a NUL character (a 500) rather than finding nothing."""
     normalized = normalize_reference(reference)
     return None if "\x00" in normalized else normalized
+
+
+def incentive_reference(reference_id: str) -> str:
+    """``reference_id`` normalized, or :class:`IncentiveNotFound` saying it is not one at all
+    (rather than that no incentive has it)."""
+    value = normalize_reference(reference_id)
+    if not INCENTIVE_ID_PATTERN.match(value):
+        raise IncentiveNotFound(
+            f"{reference_id!r} is not an incentive reference id (like INC-7F3K2Q)"
+        )
+    return value
 
 
 def get_incentive(session: Session, reference: str) -> Incentive:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, Field
 from sqlalchemy import func, or_, select
@@ -27,6 +27,9 @@ from qualflow.incentives.schemas import FraudRules
 from qualflow.incentives.service import ActionResult, get_reward
 from qualflow.store.paging import TOTAL_DESCRIPTION, page_total
 from qualflow.store.secrets import mask
+
+if TYPE_CHECKING:
+    from qualflow.incentives.review import Review
 
 
 class RewardCounts(BaseModel):
@@ -347,3 +350,58 @@ class ApiKeyOut(BaseModel):
             deactivated_by=key.deactivated_by,
             last_used_at=key.last_used_at,
         )
+
+
+# --- configuration review ------------------------------------------------------------------------
+
+
+class ProviderHealthOut(BaseModel):
+    ok: bool
+    summary: str
+    balance: Decimal | None
+    currency: str | None
+    stock: int | None
+    key_status: str | None
+    warnings: list[str]
+    details: dict[str, Any]
+
+
+class AutomationReviewOut(BaseModel):
+    automation_id: int
+    name: str
+    enabled: bool
+    survey_id: str | None
+    survey_name: str | None
+    email_source: str
+    email_field: str | None
+    email_question: str | None
+    email_required: bool | None
+    fraud_detection: dict[str, bool]
+    anonymous_link: bool | None
+    warnings: list[str]
+
+
+class ReviewOut(BaseModel):
+    incentive: IncentiveOut
+    provider: ProviderHealthOut
+    automations: list[AutomationReviewOut]
+    limits: dict[str, Any]
+    fraud_rules: list[str]
+    warnings: list[str]
+
+
+def review_out(review: Review) -> ReviewOut:
+    """What REST answers and ``qualflow incentives review`` prints of a configuration review."""
+    return ReviewOut(
+        incentive=IncentiveOut.of(review.incentive),
+        provider=ProviderHealthOut(**vars(review.provider)),
+        automations=[
+            AutomationReviewOut(
+                **{k: v for k, v in vars(a).items() if k in AutomationReviewOut.model_fields}
+            )
+            for a in review.automations
+        ],
+        limits=review.limits,
+        fraud_rules=review.fraud_rules,
+        warnings=review.warnings,
+    )
