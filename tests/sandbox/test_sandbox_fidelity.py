@@ -70,7 +70,8 @@ def test_definition_round_trips_the_recorded_questions(recorded_survey: Survey) 
 @pytest.mark.anyio
 async def test_recorded_survey_served_over_http(recorded_survey: Survey) -> None:
     state = SandboxState()
-    _, token = state.create_user("fidelity@example.com")
+    # The recorded survey's owner: a user sees only the surveys they own or share.
+    _, token = state.create_user("fidelity@example.com", user_id=recorded_survey.owner_id)
     state.add_survey(recorded_survey)
     app = create_app(state)
     async with httpx.AsyncClient(

@@ -51,7 +51,7 @@ async def whoami(request: Request) -> JSONResponse:
 async def list_surveys(request: Request) -> JSONResponse:
     state = state_of(request)
     with state.lock:
-        items = [s.list_element() for s in state.surveys.values()]
+        items = [s.list_element() for s in state.surveys_seen_by(caller(request).id)]
     return ok(offset_page(request, items, state.config.page_size))
 
 
@@ -66,6 +66,7 @@ async def create_survey(request: Request) -> JSONResponse:
         _check_owner(state, owner)
         body = await json_object(request, required=False)
         name = optional_str(body, "projectName")
+        state.survey_seen_by(user.id, source)
         survey = state.copy_survey(source, name=name, owner_id=owner)
         return ok({"id": survey.id})
     content_type = request.headers.get("content-type", "")
@@ -401,6 +402,7 @@ async def update_response(request: Request, response_id: str) -> JSONResponse:
             f"Invalid request: unknown field(s) {', '.join(sorted(unknown))}; "
             "only embeddedData can be updated."
         )
+    state.survey_seen_by(caller(request).id, survey_id)
     state.update_response_embedded(response_id, survey_id, embedded, reset_recorded_date=reset)
     return ok_meta()
 

@@ -390,7 +390,7 @@ class DirectoryStore:
         if embedded is not None and not isinstance(embedded, dict):
             raise errors.invalid_param("embeddedData", "expected an object")
         with self.state.lock:
-            self.state.get_survey(survey_id)
+            self.state.survey_seen_by(owner_id, survey_id)
             members = self._recipients(recipients)
             return self._store_distribution(
                 owner_id=owner_id,
@@ -436,7 +436,7 @@ class DirectoryStore:
             raise errors.invalid_param("linkType", f"expected one of {', '.join(LINK_TYPES)}")
         expiration = _optional_date(body, "expirationDate", "expirationDate")
         with self.state.lock:
-            self.state.get_survey(survey_id)
+            self.state.survey_seen_by(owner_id, survey_id)
             members = self._recipients({"mailingListId": ml_id})
             return self._store_distribution(
                 owner_id=owner_id,

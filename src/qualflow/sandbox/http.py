@@ -111,6 +111,15 @@ def _page_url(request: Request, params: dict[str, str]) -> str:
 Handler = Callable[..., Awaitable[Response]]
 
 
+def refuse_unseen_survey(request: Request) -> None:
+    """404 for a call naming (in its path or ``?surveyId=``) an existing survey the caller can
+    neither own nor collaborate on; an unknown survey is left to the handler's own answer."""
+    state = state_of(request)
+    for survey_id in (request.path_params.get("survey_id"), request.query_params.get("surveyId")):
+        if survey_id and survey_id in state.surveys:
+            state.survey_seen_by(caller(request).id, survey_id)
+
+
 class Routes:
     """Collects plain Starlette routes with FastAPI-like decorators.
 
@@ -125,6 +134,7 @@ class Routes:
     def _add(self, method: str, path: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             async def endpoint(request: Request) -> Response:
+                refuse_unseen_survey(request)
                 return await handler(request, **request.path_params)
 
             endpoint.__name__ = handler.__name__

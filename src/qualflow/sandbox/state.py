@@ -459,6 +459,33 @@ class SandboxState:
             raise not_found(f"Survey {survey_id} not found.")
         return survey
 
+    def sees_survey(self, user_id: str, survey: Survey) -> bool:
+        """Whether the user owns the survey or it was shared with them or a group of theirs
+        (research notes §3.1, §7.5). Brand administrators get no wider view: the notes say
+        nothing of one, and sharing is how a survey reaches another user."""
+        if survey.owner_id == user_id:
+            return True
+        with self.lock:
+            for share in self.directory.collaborations.get(survey.id, ()):
+                recipient = share["recipientId"]
+                group = self.directory.groups.get(recipient)
+                if recipient == user_id or (group is not None and user_id in group["members"]):
+                    return True
+        return False
+
+    def survey_seen_by(self, user_id: str, survey_id: str) -> Survey:
+        """The survey, or the 404 of an unknown one when the user can neither own nor
+        collaborate on it: whether it exists is not theirs to learn."""
+        with self.lock:
+            survey = self.get_survey(survey_id)
+            if not self.sees_survey(user_id, survey):
+                raise not_found(f"Survey {survey_id} not found.")
+            return survey
+
+    def surveys_seen_by(self, user_id: str) -> list[Survey]:
+        with self.lock:
+            return [s for s in self.surveys.values() if self.sees_survey(user_id, s)]
+
     def add_survey(self, survey: Survey) -> Survey:
         with self.lock:
             if survey.id in self.surveys:
