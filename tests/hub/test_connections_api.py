@@ -222,7 +222,12 @@ def test_surveys_shared_with_the_connection_user(
     service, service_token = sandbox.state.create_user("svc@example.org", account_type="UT_SERVICE")
     shared_active = sandbox.state.new_survey("Onboarding NPS", owner_id=sandbox.admin_user_id)
     sandbox.state.update_survey(shared_active.id, is_active=True)
-    sandbox.state.new_survey("Draft survey", owner_id=sandbox.admin_user_id)
+    draft = sandbox.state.new_survey("Draft survey", owner_id=sandbox.admin_user_id)
+    for survey in (shared_active, draft):
+        sandbox.state.directory.add_collaboration(
+            survey.id, {"userId": service.id, "permissions": {}}
+        )
+    sandbox.state.new_survey("Not shared", owner_id=sandbox.admin_user_id)  # the user can't see
     own = sandbox.state.new_survey("Service's own", owner_id=service.id)
     sandbox.state.update_survey(own.id, is_active=True)
 
