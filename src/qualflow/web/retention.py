@@ -15,21 +15,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import anyio
 from fastapi import FastAPI
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
-from qualflow.engine.config import EngineConfig
 from qualflow.engine.models import CachedResponse, InboundEvent
-from qualflow.engine.responses import ResponseFetcher
-from qualflow.engine.services import EngineServices
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 
-__all__ = ["Pruned", "prune_inbound_events", "prune_once", "retention_lifespan"]
+__all__ = [
+    "Pruned",
+    "prune_cached_responses",
+    "prune_inbound_events",
+    "prune_once",
+    "retention_lifespan",
+]
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +47,29 @@ class Pruned:
     cached_responses: int
 
 
+def _delete_in_batches(
+    factory: sessionmaker[Session],
+    key: InstrumentedAttribute[Any],
+    conditions: list[ColumnElement[bool]],
+    batch: int,
+) -> int:
+    """Delete the rows of ``key``'s table matching ``conditions``, ``batch`` rows per short
+    transaction, so a large backlog never holds a lock for long (on SQLite, the whole
+    database's). An idle pass only reads: it never takes SQLite's write lock."""
+    total = 0
+    while True:
+        with factory() as session:
+            keys = list(session.scalars(select(key).where(*conditions).order_by(key).limit(batch)))
+            if not keys:
+                return total
+            # The conditions again: a row changed since (a response fetched anew) is kept.
+            deleted = session.execute(delete(key.class_).where(key.in_(keys), *conditions))
+            session.commit()
+        total += int(deleted.rowcount or 0)  # type: ignore[attr-defined]
+        if len(keys) < batch:
+            return total
+
+
 def prune_inbound_events(
     factory: sessionmaker[Session], older_than: timedelta, *, batch: int = BATCH
 ) -> int:
@@ -51,52 +78,31 @@ def prune_inbound_events(
     Accepted events not dispatched yet are kept whatever their age: a run still depends on them.
     """
     cutoff = utcnow() - older_than
-    total = 0
-    while True:
-        with factory() as session:
-            ids = list(
-                session.scalars(
-                    select(InboundEvent.id)
-                    .where(InboundEvent.received_at < cutoff, InboundEvent.status != "accepted")
-                    .order_by(InboundEvent.id)
-                    .limit(batch)
-                )
-            )
-            if not ids:
-                return total
-            session.execute(delete(InboundEvent).where(InboundEvent.id.in_(ids)))
-            session.commit()
-        total += len(ids)
-        if len(ids) < batch:
-            return total
+    conditions = [InboundEvent.received_at < cutoff, InboundEvent.status != "accepted"]
+    return _delete_in_batches(factory, InboundEvent.id, conditions, batch)
 
 
-def _any_cached_before(factory: sessionmaker[Session], older_than: timedelta) -> bool:
-    # Looked up first so an idle pass never takes SQLite's write lock.
-    with factory() as session:
-        found = session.scalar(
-            select(CachedResponse.response_id)
-            .where(CachedResponse.fetched_at < utcnow() - older_than)
-            .limit(1)
-        )
-    return found is not None
+def prune_cached_responses(
+    factory: sessionmaker[Session], older_than: timedelta, *, batch: int = BATCH
+) -> int:
+    """Delete responses fetched before ``older_than`` ago. A run that still needs one fetches
+    it again (a cache miss), so none is kept for a queued run."""
+    cutoff = utcnow() - older_than
+    return _delete_in_batches(
+        factory, CachedResponse.response_id, [CachedResponse.fetched_at < cutoff], batch
+    )
 
 
 def prune_once(settings: Settings, factory: sessionmaker[Session]) -> Pruned:
     """One pass of both prunes with the retention settings (0 days/hours: keep forever)."""
     events = 0
     if settings.inbound_events_retention_days > 0:
-        events = prune_inbound_events(
-            factory, timedelta(days=settings.inbound_events_retention_days)
-        )
+        keep = timedelta(days=settings.inbound_events_retention_days)
+        events = prune_inbound_events(factory, keep, batch=BATCH)
     responses = 0
-    keep = timedelta(hours=settings.response_cache_retention_hours)
-    if settings.response_cache_retention_hours > 0 and _any_cached_before(factory, keep):
-        services = EngineServices(
-            config=EngineConfig(database_url=settings.database_url, worker=False),
-            sessionmaker=factory,
-        )
-        responses = ResponseFetcher(services).prune(keep)
+    if settings.response_cache_retention_hours > 0:
+        keep = timedelta(hours=settings.response_cache_retention_hours)
+        responses = prune_cached_responses(factory, keep, batch=BATCH)
     return Pruned(inbound_events=events, cached_responses=responses)
 
 
