@@ -4,10 +4,12 @@ metadata column."""
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 
 from qualflow.qualtrics import _export_json as json_reader
@@ -74,3 +76,48 @@ def test_an_export_without_survey_metadata_ids_keeps_every_metadata_column(
     layout = json_reader.scan(list_members(empty.path, compressed=empty.compressed), "json")
     assert list(layout.kinds) == list(json_reader.EMPTY_EXPORT_KEYS)
     assert list(json_reader.empty_export_keys(None)) == list(json_reader.EMPTY_EXPORT_KEYS)
+
+
+def _written_columns(result: ExportResult, dest: Path) -> tuple[list[tuple[str, str]], list[str]]:
+    """The ``(name, type)`` of the Parquet file and the header of the CSV file ``result`` writes."""
+    result.write(dest.with_suffix(".parquet"))
+    result.write(dest.with_suffix(".csv"))
+    schema = pq.read_schema(dest.with_suffix(".parquet"))
+    with dest.with_suffix(".csv").open(newline="", encoding="utf-8") as stream:
+        header = next(csv.reader(stream))
+    return [(f.name, str(f.type)) for f in schema], header
+
+
+@pytest.mark.parametrize("export_format", ["json", "ndjson"])
+def test_written_empty_export_made_with_survey_metadata_ids_has_a_full_ones_columns(
+    api: Api, sandbox: Sandbox, survey_id: str, tmp_path: Path, export_format: str
+) -> None:
+    # No question or embedded-data column: those only a response can name.
+    request: dict[str, Any] = {
+        "format": export_format,
+        "question_ids": [],
+        "embedded_data_ids": [],
+    }
+    sandbox.state.record_response(survey_id, {"QID1": 3, "finished": 1})
+    full = _export(api, survey_id, tmp_path / "full", **request)
+    full_parquet, full_csv = _written_columns(full, tmp_path / "full-out")
+    assert [name for name, _ in full_parquet] == [
+        "responseId",
+        "startDate",
+        "status",
+        "finished",
+        "recordedDate",
+    ]
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    empty = _export(
+        api,
+        survey_id,
+        tmp_path / "empty",
+        start_date=tomorrow,
+        end_date=tomorrow + timedelta(days=1),
+        **request,
+    )
+    empty_parquet, empty_csv = _written_columns(empty, tmp_path / "empty-out")
+    assert empty_parquet == full_parquet
+    assert empty_csv == full_csv

@@ -238,6 +238,7 @@ class Client(ClientBase):
             label_map=label_map,
             time_zone=opts.time_zone or "UTC",
             decimal_comma=bool(opts.format_decimal_as_comma),
+            survey_metadata_ids=opts.survey_metadata_ids,
         )
 
     # -- I/O ---------------------------------------------------------------------------------

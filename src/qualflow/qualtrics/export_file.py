@@ -43,7 +43,7 @@ import queue
 import stat
 import tempfile
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import IO, Any, Literal, Self
 
@@ -155,6 +155,9 @@ class ExportFile:
         survey: the survey's definition (``GET /survey-definitions/{id}``, or the legacy
             ``GET /surveys/{id}`` object), to type what ImportIds cannot tell: multi-answer
             choices (comma-joined codes) and text-entry forms stay text.
+        survey_metadata_ids: the export request's ``surveyMetadataIds`` (None: not given). A
+            JSON/NDJSON export without responses then gets only those metadata columns, as a
+            non-empty export of the same request has, instead of every metadata column.
 
     Nothing is read until a property or method needs it; every read opens the file anew, so an
     ``ExportFile`` can be iterated any number of times. Unreadable input raises
@@ -177,6 +180,7 @@ class ExportFile:
         errors: Errors = "raise",
         decimal_comma: bool = False,
         survey: Mapping[str, Any] | None = None,
+        survey_metadata_ids: Sequence[str] | None = None,
     ) -> None:
         if format not in _EXPORT_FORMATS:
             raise ValueError(f"format must be one of {_EXPORT_FORMATS}, not {format!r}")
@@ -195,6 +199,9 @@ class ExportFile:
         self.names: Literal["export_tag", "import_id"] = names
         self.errors: Errors = errors
         self.decimal_comma = decimal_comma
+        self.survey_metadata_ids = (
+            tuple(survey_metadata_ids) if survey_metadata_ids is not None else None
+        )
         self._is_text = text_import_ids_from_survey(survey) if survey is not None else None
         self._invalid_cells: dict[str, int] = {}
         self._members: list[Member] | None = None
@@ -278,7 +285,11 @@ class ExportFile:
 
     def _json_layout(self) -> tuple[json_reader.JsonLayout, list[ExportColumn]]:
         if self._json is None:
-            layout = json_reader.scan(self._get_members(), self._json_format())
+            layout = json_reader.scan(
+                self._get_members(),
+                self._json_format(),
+                survey_metadata_ids=self.survey_metadata_ids,
+            )
             self._json = (layout, self._typed_json_columns(layout))
         return self._json
 
@@ -576,7 +587,11 @@ class ExportFile:
         pyarrow cannot read the file (or a cell did not fit): the caller then writes it the
         usual way, two passes, the first spilling its tables for the second.
         """
-        layout = copy.deepcopy(seed) if seed is not None else json_reader.JsonLayout({}, {}, 0)
+        layout = (
+            copy.deepcopy(seed)
+            if seed is not None
+            else json_reader.JsonLayout({}, {}, 0, survey_metadata_ids=self.survey_metadata_ids)
+        )
         layout.rows = 0
         # Without label columns, the responses' labels are neither parsed nor learnt.
         tables = json_reader.parsed_tables(

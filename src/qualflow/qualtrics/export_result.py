@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import cast
 
@@ -30,6 +30,7 @@ class ExportResult(ExportFile):
         label_map: Mapping[str, Mapping[str, str]] | None = None,
         time_zone: str = "UTC",
         decimal_comma: bool = False,
+        survey_metadata_ids: Sequence[str] | None = None,
     ) -> None:
         if completed.format not in READABLE_FORMATS:
             raise ValueError(f"{completed.format} exports cannot be read as rows")
@@ -40,6 +41,7 @@ class ExportResult(ExportFile):
             label_map=label_map,
             time_zone=time_zone,
             decimal_comma=decimal_comma,
+            survey_metadata_ids=survey_metadata_ids,
         )
         self.completed = completed
 
