@@ -207,14 +207,16 @@ def serve(
     state = _load_state(state_file)
     state.config.export_duration = export_duration
     if token is not None:
-        owner = state.user_for_token(token)
-        api_token = (
-            token if owner else state.create_user("sandbox.cli@example.com", api_token=token)[1]
+        owner = (
+            state.user_for_token(token)
+            or state.create_user("sandbox.cli@example.com", api_token=token)[0]
         )
+        api_token = token
     else:
-        api_token = state.default_user()[1]
+        owner, api_token = state.default_user()
     if seed and not state.surveys:
-        for i, survey in enumerate(seed_builtin(state)):
+        # Owned by the printed token's user: a user sees only its own and shared surveys.
+        for i, survey in enumerate(seed_builtin(state, owner_id=owner.id)):
             if responses:
                 Simulator(state, survey.id, seed=i).run(responses)
     try:

@@ -473,7 +473,7 @@ class DemoHub:
             token = user.api_token
         survey = next((s for s in state.surveys.values() if s.name == DEMO_SURVEY), None)
         if survey is None:
-            surveys = seed_builtin(state)
+            surveys = seed_builtin(state, owner_id=user.id)
             survey = next(s for s in surveys if s.name == DEMO_SURVEY)
         self.survey_id = survey.id
         if any(state.responses.values()):

@@ -444,14 +444,21 @@ def generated_survey(state: SandboxState, rng: random.Random) -> Survey:
     return b.build(state, active=rng.random() < 0.8)
 
 
-def seed_builtin(state: SandboxState, *, reuse_existing: bool = False) -> list[Survey]:
-    """Add the four built-in surveys; returns them. With ``reuse_existing`` a built-in survey
-    the sandbox already has (by name) is returned instead of being added again."""
+def seed_builtin(
+    state: SandboxState, *, owner_id: str | None = None, reuse_existing: bool = False
+) -> list[Survey]:
+    """Add the four built-in surveys, owned by ``owner_id`` (default: the first user with a
+    token; a user sees only its own and shared surveys); returns them. With
+    ``reuse_existing`` a built-in survey the sandbox already has (by name) is returned instead
+    of being added again."""
     if not reuse_existing:
-        return [make(state) for make in BUILTIN_SURVEYS]
+        return [make(state, owner_id=owner_id) for make in BUILTIN_SURVEYS]
     with state.lock:
         by_name = {survey.name: survey for survey in state.surveys.values()}
-    return [by_name.get(BUILTIN_NAMES[make]) or make(state) for make in BUILTIN_SURVEYS]
+    return [
+        by_name.get(BUILTIN_NAMES[make]) or make(state, owner_id=owner_id)
+        for make in BUILTIN_SURVEYS
+    ]
 
 
 def _next_name(state: SandboxState, prefix: str) -> str:
