@@ -1,6 +1,7 @@
 """Told the request's ``surveyMetadataIds``, the JSON/NDJSON reader gives an empty export the
 metadata columns (and kinds) a non-empty sandbox export of the same request has, not every
-metadata column."""
+metadata column; ``export_responses`` passes them (and ``sortByLastModifiedDate``, which adds
+``lastModifiedDate``) through, so what it writes matches too."""
 
 from __future__ import annotations
 
@@ -117,6 +118,46 @@ def test_written_empty_export_made_with_survey_metadata_ids_has_a_full_ones_colu
         start_date=tomorrow,
         end_date=tomorrow + timedelta(days=1),
         **request,
+    )
+    empty_parquet, empty_csv = _written_columns(empty, tmp_path / "empty-out")
+    assert empty_parquet == full_parquet
+    assert empty_csv == full_csv
+
+
+@pytest.mark.parametrize("survey_metadata_ids", [None, _REQUESTED])
+@pytest.mark.parametrize("export_format", ["json", "ndjson"])
+def test_written_empty_export_sorted_by_last_modified_date_has_a_full_ones_columns(
+    api: Api,
+    sandbox: Sandbox,
+    survey_id: str,
+    tmp_path: Path,
+    export_format: str,
+    survey_metadata_ids: list[str] | None,
+) -> None:
+    request: dict[str, Any] = {
+        "format": export_format,
+        "sort_by_last_modified_date": True,
+        "question_ids": [],
+        "embedded_data_ids": [],
+    }
+    if survey_metadata_ids is not None:
+        request["survey_metadata_ids"] = survey_metadata_ids
+    sandbox.state.record_response(survey_id, {"QID1": 3, "finished": 1})
+    full: ExportResult = api(
+        api.client.export_responses(survey_id, dest=tmp_path / "full", **request)
+    )
+    full_parquet, full_csv = _written_columns(full, tmp_path / "full-out")
+    assert full_parquet[-1] == ("lastModifiedDate", "timestamp[us, tz=UTC]")
+
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    empty: ExportResult = api(
+        api.client.export_responses(
+            survey_id,
+            dest=tmp_path / "empty",
+            start_date=tomorrow,
+            end_date=tomorrow + timedelta(days=1),
+            **request,
+        )
     )
     empty_parquet, empty_csv = _written_columns(empty, tmp_path / "empty-out")
     assert empty_parquet == full_parquet

@@ -250,6 +250,8 @@ class JsonLayout:
     # The export request's surveyMetadataIds (None: every field); they decide which metadata
     # columns an export without a single response has.
     survey_metadata_ids: Sequence[str] | None = None
+    # The request's sortByLastModifiedDate: every response then carries lastModifiedDate.
+    sort_by_last_modified_date: bool = False
 
 
 def _class_of_type(data_type: pa.DataType) -> JsonClass | None:
@@ -289,18 +291,29 @@ def scan(
     format: Literal["json", "ndjson"],
     *,
     survey_metadata_ids: Sequence[str] | None = None,
+    sort_by_last_modified_date: bool = False,
 ) -> JsonLayout:
     """First pass over every member: keys, their JSON classes and which kinds their text fits.
 
-    ``survey_metadata_ids`` is the export request's, for an export without responses (see
-    :func:`decide_layout`). The single-pass reader (:func:`scan_and_spill`) answers for every
-    file pyarrow can read; anything else (mixed types, malformed input and its error message)
-    is the reference scan's.
+    ``survey_metadata_ids`` and ``sort_by_last_modified_date`` are the export request's, for an
+    export without responses (see :func:`decide_layout`). The single-pass reader
+    (:func:`scan_and_spill`) answers for every file pyarrow can read; anything else (mixed
+    types, malformed input and its error message) is the reference scan's.
     """
-    layout = scan_and_spill(members, format, survey_metadata_ids=survey_metadata_ids)
+    layout = scan_and_spill(
+        members,
+        format,
+        survey_metadata_ids=survey_metadata_ids,
+        sort_by_last_modified_date=sort_by_last_modified_date,
+    )
     if layout is not None:
         return layout
-    return reference_scan(members, format, survey_metadata_ids=survey_metadata_ids)
+    return reference_scan(
+        members,
+        format,
+        survey_metadata_ids=survey_metadata_ids,
+        sort_by_last_modified_date=sort_by_last_modified_date,
+    )
 
 
 def reference_scan(
@@ -308,6 +321,7 @@ def reference_scan(
     format: Literal["json", "ndjson"],
     *,
     survey_metadata_ids: Sequence[str] | None = None,
+    sort_by_last_modified_date: bool = False,
 ) -> JsonLayout:
     """First pass over every member: keys, their JSON classes and which kinds their text fits.
 
@@ -316,7 +330,13 @@ def reference_scan(
     brings a new key or a wider type is inferred again and its schema merged in. A chunk
     pyarrow cannot infer (a key mixing numbers and text) is scanned with the json module.
     """
-    layout = JsonLayout(values={}, labels={}, rows=0, survey_metadata_ids=survey_metadata_ids)
+    layout = JsonLayout(
+        values={},
+        labels={},
+        rows=0,
+        survey_metadata_ids=survey_metadata_ids,
+        sort_by_last_modified_date=sort_by_last_modified_date,
+    )
     known: pa.Schema | None = None
     for member in members:
         with (
@@ -656,16 +676,22 @@ EMPTY_EXPORT_KEYS: tuple[str, ...] = (
 )
 # surveyMetadataIds spells the externalDataReference key "externalReference" (§4.1).
 _METADATA_ID_KEYS = {"externalReference": "externalDataReference"}
+# The key sortByLastModifiedDate adds to every response, after the survey metadata.
+LAST_MODIFIED_KEY = "lastModifiedDate"
 
 
-def empty_export_keys(survey_metadata_ids: Sequence[str] | None) -> tuple[str, ...]:
+def empty_export_keys(
+    survey_metadata_ids: Sequence[str] | None, *, sort_by_last_modified_date: bool = False
+) -> tuple[str, ...]:
     """The ``values`` keys every response of an export requested with ``survey_metadata_ids``
-    carries, in file order: :data:`EMPTY_EXPORT_KEYS` without ``surveyMetadataIds``, else
-    those of them it names (``userLanguage`` is none: a restricted export lacks it)."""
+    (and ``sort_by_last_modified_date``) carries, in file order: :data:`EMPTY_EXPORT_KEYS`
+    without ``surveyMetadataIds``, else those of them it names (``userLanguage`` is none: a
+    restricted export lacks it); then ``lastModifiedDate`` when sorted by it."""
+    last_modified = (LAST_MODIFIED_KEY,) if sort_by_last_modified_date else ()
     if survey_metadata_ids is None:
-        return EMPTY_EXPORT_KEYS
+        return (*EMPTY_EXPORT_KEYS, *last_modified)
     named = {_METADATA_ID_KEYS.get(name, name) for name in survey_metadata_ids}
-    return tuple(key for key in EMPTY_EXPORT_KEYS if key in named)
+    return (*(key for key in EMPTY_EXPORT_KEYS if key in named), *last_modified)
 
 
 def decide_layout(layout: JsonLayout) -> None:
@@ -673,13 +699,18 @@ def decide_layout(layout: JsonLayout) -> None:
 
     An export without a single response names no key, so its columns are what can be known
     without one: ``responseId`` and the survey metadata every response of the same request
-    carries (:func:`empty_export_keys` of its ``surveyMetadataIds``), typed by their ImportIds
+    carries (:func:`empty_export_keys` of its ``surveyMetadataIds`` and
+    ``sortByLastModifiedDate``), typed by their ImportIds
     as a non-empty export types them. Question, embedded-data and label columns cannot be
     known (a response holds only the keys it answered), so an empty export's file has those
     columns and zero rows.
     """
     if layout.rows == 0 and not layout.values:
-        layout.values = {key: _KeyStats() for key in empty_export_keys(layout.survey_metadata_ids)}
+        keys = empty_export_keys(
+            layout.survey_metadata_ids,
+            sort_by_last_modified_date=layout.sort_by_last_modified_date,
+        )
+        layout.values = {key: _KeyStats() for key in keys}
     layout.arrow_readable = all(
         stats.arrow_readable for stats in (*layout.values.values(), *layout.labels.values())
     )
@@ -701,12 +732,19 @@ def scan_and_spill(
     format: Literal["json", "ndjson"],
     *,
     survey_metadata_ids: Sequence[str] | None = None,
+    sort_by_last_modified_date: bool = False,
 ) -> JsonLayout | None:
     """The reference scan's layout, reading the file once and spilling the parsed tables.
 
     None when pyarrow cannot read the file: the reference reader then decides.
     """
-    layout = JsonLayout(values={}, labels={}, rows=0, survey_metadata_ids=survey_metadata_ids)
+    layout = JsonLayout(
+        values={},
+        labels={},
+        rows=0,
+        survey_metadata_ids=survey_metadata_ids,
+        sort_by_last_modified_date=sort_by_last_modified_date,
+    )
     spill = Spill()
     try:
         for index, _, table in parsed_tables(members, format, layout):

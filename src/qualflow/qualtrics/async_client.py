@@ -244,6 +244,7 @@ class AsyncClient(ClientBase):
             time_zone=opts.time_zone or "UTC",
             decimal_comma=bool(opts.format_decimal_as_comma),
             survey_metadata_ids=opts.survey_metadata_ids,
+            sort_by_last_modified_date=bool(opts.sort_by_last_modified_date),
         )
 
     # -- I/O ---------------------------------------------------------------------------------

@@ -239,6 +239,7 @@ class Client(ClientBase):
             time_zone=opts.time_zone or "UTC",
             decimal_comma=bool(opts.format_decimal_as_comma),
             survey_metadata_ids=opts.survey_metadata_ids,
+            sort_by_last_modified_date=bool(opts.sort_by_last_modified_date),
         )
 
     # -- I/O ---------------------------------------------------------------------------------

@@ -158,6 +158,9 @@ class ExportFile:
         survey_metadata_ids: the export request's ``surveyMetadataIds`` (None: not given). A
             JSON/NDJSON export without responses then gets only those metadata columns, as a
             non-empty export of the same request has, instead of every metadata column.
+        sort_by_last_modified_date: the export request's ``sortByLastModifiedDate``. A
+            JSON/NDJSON export without responses then has the ``lastModifiedDate`` column a
+            non-empty one has.
 
     Nothing is read until a property or method needs it; every read opens the file anew, so an
     ``ExportFile`` can be iterated any number of times. Unreadable input raises
@@ -181,6 +184,7 @@ class ExportFile:
         decimal_comma: bool = False,
         survey: Mapping[str, Any] | None = None,
         survey_metadata_ids: Sequence[str] | None = None,
+        sort_by_last_modified_date: bool = False,
     ) -> None:
         if format not in _EXPORT_FORMATS:
             raise ValueError(f"format must be one of {_EXPORT_FORMATS}, not {format!r}")
@@ -202,6 +206,7 @@ class ExportFile:
         self.survey_metadata_ids = (
             tuple(survey_metadata_ids) if survey_metadata_ids is not None else None
         )
+        self.sort_by_last_modified_date = sort_by_last_modified_date
         self._is_text = text_import_ids_from_survey(survey) if survey is not None else None
         self._invalid_cells: dict[str, int] = {}
         self._members: list[Member] | None = None
@@ -289,6 +294,7 @@ class ExportFile:
                 self._get_members(),
                 self._json_format(),
                 survey_metadata_ids=self.survey_metadata_ids,
+                sort_by_last_modified_date=self.sort_by_last_modified_date,
             )
             self._json = (layout, self._typed_json_columns(layout))
         return self._json
@@ -590,7 +596,13 @@ class ExportFile:
         layout = (
             copy.deepcopy(seed)
             if seed is not None
-            else json_reader.JsonLayout({}, {}, 0, survey_metadata_ids=self.survey_metadata_ids)
+            else json_reader.JsonLayout(
+                {},
+                {},
+                0,
+                survey_metadata_ids=self.survey_metadata_ids,
+                sort_by_last_modified_date=self.sort_by_last_modified_date,
+            )
         )
         layout.rows = 0
         # Without label columns, the responses' labels are neither parsed nor learnt.

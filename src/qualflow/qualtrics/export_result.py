@@ -31,6 +31,7 @@ class ExportResult(ExportFile):
         time_zone: str = "UTC",
         decimal_comma: bool = False,
         survey_metadata_ids: Sequence[str] | None = None,
+        sort_by_last_modified_date: bool = False,
     ) -> None:
         if completed.format not in READABLE_FORMATS:
             raise ValueError(f"{completed.format} exports cannot be read as rows")
@@ -42,6 +43,7 @@ class ExportResult(ExportFile):
             time_zone=time_zone,
             decimal_comma=decimal_comma,
             survey_metadata_ids=survey_metadata_ids,
+            sort_by_last_modified_date=sort_by_last_modified_date,
         )
         self.completed = completed
 
