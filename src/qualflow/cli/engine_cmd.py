@@ -204,8 +204,11 @@ def worker(
 ) -> None:
     """Execute queued runs until stopped (SIGTERM/Ctrl-C finish cleanly)."""
     register_actions()
+    import threading
+
     from qualflow.engine.runtime import engine_for
     from qualflow.engine.worker import run_worker
+    from qualflow.web.retention import prune_until_stopped
 
     name = _executor_id(executor_id, "worker")
     settings = load_settings()
@@ -218,7 +221,23 @@ def worker(
             edge=False,
             worker_concurrency=concurrency,
         )
-        run_worker(engine, ready=lambda: typer.echo(f"worker {name} ready", err=True))
+        # Workers fill the response cache: they prune as web processes do, so workers alone
+        # (while no web process runs) keep it from growing.
+        stop = threading.Event()
+        pruner = threading.Thread(
+            target=prune_until_stopped,
+            args=(settings, store.sessionmaker, stop),
+            name="qualflow-prune",
+            daemon=True,
+        )
+        pruner.start()
+        try:
+            run_worker(
+                engine, stop=stop, ready=lambda: typer.echo(f"worker {name} ready", err=True)
+            )
+        finally:
+            stop.set()
+            pruner.join()
 
 
 # -- runs ------------------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 ``inbound_events`` records every delivery (accepted or rejected) and ``response_cache`` every
 response fetched in bulk; both are only needed for a while. :func:`prune_once` deletes what is
 older than the retention settings; :func:`retention_lifespan` runs it in every web process, at
-start and then every ``QUALFLOW_PRUNE_INTERVAL_MINUTES``, whether or not the engine runs there.
+start and then every ``QUALFLOW_PRUNE_INTERVAL_MINUTES``, whether or not the engine runs there,
+and :func:`prune_until_stopped` in every ``qualflow worker``.
 Several processes pruning the same database at once is harmless (the deletes are idempotent).
 """
 
@@ -11,14 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
-from fastapi import FastAPI
 from sqlalchemy import ColumnElement, delete, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
@@ -27,11 +28,15 @@ from qualflow.engine.models import CachedResponse, InboundEvent
 from qualflow.settings import Settings
 from qualflow.store.base import utcnow
 
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
 __all__ = [
     "Pruned",
     "prune_cached_responses",
     "prune_inbound_events",
     "prune_once",
+    "prune_until_stopped",
     "retention_lifespan",
 ]
 
@@ -106,22 +111,38 @@ def prune_once(settings: Settings, factory: sessionmaker[Session]) -> Pruned:
     return Pruned(inbound_events=events, cached_responses=responses)
 
 
+def _prune_and_log(settings: Settings, factory: sessionmaker[Session]) -> None:
+    try:
+        pruned = prune_once(settings, factory)
+    except SQLAlchemyError as exc:
+        log.warning("pruning old events failed (retrying later): %s", exc.__class__.__name__)
+        return
+    if pruned.inbound_events or pruned.cached_responses:
+        log.info(
+            "pruned %d inbound events and %d cached responses",
+            pruned.inbound_events,
+            pruned.cached_responses,
+        )
+
+
 async def _prune_forever(settings: Settings, factory: sessionmaker[Session]) -> None:
     interval = settings.prune_interval_minutes * 60
     while True:
-        try:
-            # Not abandoned on cancellation: shutdown waits for a pass in progress to finish.
-            pruned = await anyio.to_thread.run_sync(prune_once, settings, factory)
-        except SQLAlchemyError as exc:
-            log.warning("pruning old events failed (retrying later): %s", exc.__class__.__name__)
-        else:
-            if pruned.inbound_events or pruned.cached_responses:
-                log.info(
-                    "pruned %d inbound events and %d cached responses",
-                    pruned.inbound_events,
-                    pruned.cached_responses,
-                )
+        # Not abandoned on cancellation: shutdown waits for a pass in progress to finish.
+        await anyio.to_thread.run_sync(_prune_and_log, settings, factory)
         await asyncio.sleep(interval)
+
+
+def prune_until_stopped(
+    settings: Settings, factory: sessionmaker[Session], stop: threading.Event
+) -> None:
+    """Prune at once and then every ``QUALFLOW_PRUNE_INTERVAL_MINUTES`` until ``stop`` is set:
+    for a process without the web app (``qualflow worker``), run in a thread of its own."""
+    if settings.prune_interval_minutes <= 0:
+        return
+    while not stop.is_set():
+        _prune_and_log(settings, factory)
+        stop.wait(settings.prune_interval_minutes * 60)
 
 
 @asynccontextmanager
