@@ -249,42 +249,15 @@ def one_line(exc: BaseException) -> str:
 
 
 def require_migrated(settings: Settings) -> None:
-    """Fail, saying to run ``qualflow migrate``, when the settings' database is not migrated
-    by itself (``QUALFLOW_AUTO_MIGRATE`` off, the PostgreSQL default) and is not at the
-    current revision, instead of failing later on a missing table."""
-    from sqlalchemy.engine import make_url
-    from sqlalchemy.exc import SQLAlchemyError
+    """Fail in one line, saying what was found and what to do, when the settings' database
+    cannot be used as it is: not migrated by itself (``QUALFLOW_AUTO_MIGRATE`` off, the
+    PostgreSQL default) and not at the current revision, newer, foreign or unreachable."""
+    from qualflow.store.readiness import DatabaseNotReady, refuse_unready_database
 
-    from qualflow.store.migrate import (
-        SchemaRevisionError,
-        check_migratable,
-        current_revision,
-        head_revision,
-    )
-
-    if settings.should_auto_migrate:
-        return
-    shown = shown_url(settings.database_url)
-    database = make_url(settings.database_url).database
-    if settings.is_sqlite and database and database != ":memory:":
-        path = Path(database)
-        if not path.exists():
-            fail(f"there is no database at {path}; run `qualflow migrate` first")
     try:
-        at, head = current_revision(settings.database_url), head_revision()
-    except (SQLAlchemyError, OSError) as exc:
-        fail(f"cannot open the database: {one_line(exc)}")
-    if at != head:
-        try:
-            check_migratable(settings.database_url)  # `qualflow migrate` would refuse it too
-        except SchemaRevisionError as exc:
-            fail(str(exc))
-        except (SQLAlchemyError, OSError) as exc:
-            fail(f"cannot open the database: {one_line(exc)}")
-        fail(
-            f"the database at {shown} is at revision {at or 'none'}, not {head}; "
-            "run `qualflow migrate` first"
-        )
+        refuse_unready_database(settings)
+    except DatabaseNotReady as exc:
+        fail(str(exc))
 
 
 @contextmanager
@@ -292,17 +265,12 @@ def hub_store(settings: Settings | None = None) -> Iterator[Store]:
     """The hub's database for one command: the embedded SQLite default is migrated; a database
     that is not migrated by itself (PostgreSQL) must be at the current revision already, or the
     command fails saying to run ``qualflow migrate``, instead of on a missing table."""
-    from sqlalchemy.exc import SQLAlchemyError
+    from qualflow.store.readiness import DatabaseNotReady, open_ready_store
 
-    from qualflow.store.runtime import open_store
-    from qualflow.store.secrets import SecretKeyError
-
-    settings = settings or load_settings()
-    require_migrated(settings)
     try:
-        store = open_store(settings)
-    except (SecretKeyError, SQLAlchemyError, OSError) as exc:
-        fail(f"cannot open the database: {one_line(exc)}")
+        store = open_ready_store(settings or load_settings())
+    except DatabaseNotReady as exc:
+        fail(str(exc))
     try:
         yield store
     finally:

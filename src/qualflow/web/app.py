@@ -25,7 +25,6 @@ from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from sqlalchemy import text
-from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,16 +34,9 @@ from qualflow.connections.clients import configure_clients, use_budget_database
 from qualflow.incentives.api import OPENAPI_TAGS as INCENTIVE_TAGS
 from qualflow.incentives.runtime import install_incentives
 from qualflow.settings import EngineMode, Settings, get_settings
-from qualflow.store.db import normalize_url
-from qualflow.store.migrate import (
-    SchemaRevisionError,
-    check_migratable,
-    current_revision,
-    head_revision,
-)
+from qualflow.store.readiness import DatabaseNotReady, open_ready_store
 from qualflow.store.redact import install_log_redaction
-from qualflow.store.runtime import Store, open_store
-from qualflow.store.secrets import SecretDecryptionError, SecretKeyError
+from qualflow.store.secrets import SecretDecryptionError
 from qualflow.web import edge
 from qualflow.web.api import accounts as accounts_api
 from qualflow.web.api import automations as automations_api
@@ -108,42 +100,8 @@ class Health(BaseModel):
     version: str
 
 
-class DatabaseRefused(RuntimeError):
-    """The app's database cannot be served: a newer release's or another application's, not
-    migrated while ``QUALFLOW_AUTO_MIGRATE`` is off, unreachable, or keys that open none of its
-    secrets. The message is one line: what was found and what to do."""
-
-
-def _open_store_or_refuse(settings: Settings) -> Store:
-    """The store, or :class:`DatabaseRefused` (as ``qualflow serve`` checks before starting,
-    for a server pointed at :func:`create_app` itself, e.g. ``uvicorn --factory``)."""
-    try:
-        if not settings.should_auto_migrate:
-            _refuse_an_unmigrated_database(settings.database_url)
-        return open_store(settings)
-    except SchemaRevisionError as exc:
-        raise DatabaseRefused(str(exc)) from exc
-    except (SecretKeyError, SQLAlchemyError, OSError) as exc:
-        reason = str(exc).strip().splitlines() or [exc.__class__.__name__]
-        raise DatabaseRefused(f"cannot open the database: {reason[0]}") from exc
-
-
-def _refuse_an_unmigrated_database(url: str) -> None:
-    """A database that is not migrated by this app must be at this release's revision already,
-    instead of failing later on a missing table (a newer or foreign one is named as such)."""
-    at, head = current_revision(url), head_revision()
-    if at == head:
-        return
-    check_migratable(url)
-    shown = make_url(normalize_url(url)).render_as_string(hide_password=True)
-    raise DatabaseRefused(
-        f"the database at {shown} is at revision {at or 'none'}, not {head}; run "
-        "`qualflow migrate` first (or set QUALFLOW_AUTO_MIGRATE=true)"
-    )
-
-
 class _StartupRefusalInOneLine:
-    """Tells the server a refused database's one line instead of the traceback Starlette sends
+    """Tells the server an unusable database's one line instead of the traceback Starlette sends
     for a failed startup: uvicorn logs what it is told and exits non-zero, and logs no
     traceback of its own once told the startup failed."""
 
@@ -159,7 +117,7 @@ class _StartupRefusalInOneLine:
             # Starlette sends "startup.failed" while handling the lifespan's exception.
             refusal = sys.exception()
             if message["type"] == "lifespan.startup.failed" and isinstance(
-                refusal, DatabaseRefused
+                refusal, DatabaseNotReady
             ):
                 message = {**message, "message": str(refusal)}
             await send(message)
@@ -193,7 +151,7 @@ def create_app(
         install_log_redaction()
         if qualtrics_transport is not None:
             configure_clients(transport=qualtrics_transport)
-        store = _open_store_or_refuse(settings)
+        store = open_ready_store(settings)
         app.state.store = store
         # Every process on one PostgreSQL database shares each connection's Qualtrics budget.
         use_budget_database(store.engine)
