@@ -1,5 +1,5 @@
-"""``uvicorn --factory qualflow.web.app:create_app`` given no database: the same one line
-``qualflow serve`` prints, a non-zero exit, no traceback, and nothing created."""
+"""``uvicorn --factory qualflow.web.app:create_app`` given bad settings or no database: the same
+one line ``qualflow serve`` prints, a non-zero exit, no traceback, and nothing created."""
 
 from __future__ import annotations
 
@@ -36,6 +36,31 @@ def _uvicorn_factory(tmp_path: Path, settings: dict[str, str]) -> tuple[int, str
         _out, err = server.communicate()
         pytest.fail(f"the server started with settings it should refuse:\n{err}")
     return server.returncode, err
+
+
+@pytest.mark.parametrize(
+    ("settings", "says"),
+    [
+        (
+            {"QUALFLOW_INBOUND_EVENTS_RETENTION_DAYS": "-1"},
+            "error: invalid settings: QUALFLOW_INBOUND_EVENTS_RETENTION_DAYS",
+        ),
+        (
+            {"QUALFLOW_DATABASE_URL": "mysql://nowhere/hub"},
+            "error: invalid settings: QUALFLOW_DATABASE_URL",
+        ),
+    ],
+)
+def test_bad_settings_are_one_line_and_a_failed_exit(
+    tmp_path: Path, settings: dict[str, str], says: str
+) -> None:
+    code, stderr = _uvicorn_factory(tmp_path, settings)
+
+    assert code != 0, stderr
+    assert "Traceback" not in stderr, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith(says), stderr
 
 
 def test_a_missing_sqlite_database_without_auto_migrate_is_not_created(tmp_path: Path) -> None:

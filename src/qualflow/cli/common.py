@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.progress import Progress
 
 from qualflow.settings import Settings
-from qualflow.validation import MAX_ID, describe_errors
+from qualflow.validation import MAX_ID
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -221,9 +221,9 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        # Settings fields are flat: each is named by its environment variable.
-        problems = describe_errors(exc, name_field=lambda field: f"QUALFLOW_{field.upper()}")
-        fail(f"invalid settings: {problems}")
+        from qualflow.store.readiness import invalid_settings_reason
+
+        fail(invalid_settings_reason(exc))
 
 
 def register_actions() -> None:

@@ -1,6 +1,8 @@
-"""Whether a process may use the settings' database, decided once for every start: the CLI's
-commands, ``qualflow serve`` and ``worker``, and the web app's own lifespan (a server pointed at
-``create_app``, e.g. ``uvicorn --factory``).
+"""Whether a process may start on its settings and their database, decided once for every
+start: the CLI's commands, ``qualflow serve`` and ``worker``, and the web app's own factory and
+lifespan (a server pointed at ``create_app``, e.g. ``uvicorn --factory``).
+
+Bad ``QUALFLOW_*`` variables are named in one line, each by its environment variable.
 
 A database at this release's revision is used; one behind it is migrated when
 ``QUALFLOW_AUTO_MIGRATE`` is on (the embedded SQLite default) and refused, saying to migrate,
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pydantic import ValidationError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -24,14 +27,27 @@ from qualflow.store.migrate import (
 )
 from qualflow.store.runtime import Store, open_store
 from qualflow.store.secrets import SecretKeyError
+from qualflow.validation import describe_errors
 
-__all__ = ["DatabaseNotReady", "open_ready_store", "refuse_unready_database"]
+__all__ = [
+    "DatabaseNotReady",
+    "invalid_settings_reason",
+    "open_ready_store",
+    "refuse_unready_database",
+]
 
 _MIGRATE_FIRST = "run `qualflow migrate` first (or set QUALFLOW_AUTO_MIGRATE=true)"
 
 
 class DatabaseNotReady(RuntimeError):
     """The settings' database cannot be used by this process; the message is one line."""
+
+
+def invalid_settings_reason(exc: ValidationError) -> str:
+    """Why the environment's settings were refused, on one line (no value is repeated)."""
+    # Settings fields are flat: each is named by its environment variable.
+    problems = describe_errors(exc, name_field=lambda field: f"QUALFLOW_{field.upper()}")
+    return f"invalid settings: {problems}"
 
 
 def open_ready_store(settings: Settings) -> Store:

@@ -23,7 +23,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.routing import APIRoute
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -34,7 +34,11 @@ from qualflow.connections.clients import configure_clients, use_budget_database
 from qualflow.incentives.api import OPENAPI_TAGS as INCENTIVE_TAGS
 from qualflow.incentives.runtime import install_incentives
 from qualflow.settings import EngineMode, Settings, get_settings
-from qualflow.store.readiness import DatabaseNotReady, open_ready_store
+from qualflow.store.readiness import (
+    DatabaseNotReady,
+    invalid_settings_reason,
+    open_ready_store,
+)
 from qualflow.store.redact import install_log_redaction
 from qualflow.store.secrets import SecretDecryptionError
 from qualflow.web import edge
@@ -125,6 +129,18 @@ class _StartupRefusalInOneLine:
         await self.app(scope, receive, send_refusal_in_one_line)
 
 
+def _settings_from_environment() -> Settings:
+    """The environment's settings, or the one line ``qualflow serve`` prints for bad ones and
+    exit 1: a server loading :func:`create_app` itself (``uvicorn --factory``) would show
+    pydantic's traceback instead."""
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        print(f"error: {invalid_settings_reason(exc)}", file=sys.stderr)
+        # uvicorn ends quietly on SystemExit from a factory, as on its own factory errors.
+        raise SystemExit(1) from None
+
+
 def add_lifespan(app: FastAPI, lifespan: Lifespan) -> None:
     """Run ``lifespan(app)`` inside the app's lifespan, after the store is open (in order)."""
     app.state.extra_lifespans.append(lifespan)
@@ -143,7 +159,7 @@ def create_app(
     (the demo and tests pass ``httpx.ASGITransport`` over the sandbox app). ``engine`` overrides
     ``settings.engine``; ``executor_id`` is the engine's stable id (for recovering its runs).
     """
-    settings = settings or get_settings()
+    settings = settings or _settings_from_environment()
     engine_mode = engine or settings.engine
 
     @asynccontextmanager
