@@ -89,7 +89,7 @@ def test_incentive_crud_and_permissions(
 
     viewer = make_person("viewer")
     assert hub.get(f"{API}/{reference.lower()}", headers=viewer.headers).status_code == 200
-    listed = hub.get(API, headers=viewer.headers).json()
+    listed = hub.get(API, headers=viewer.headers).json()["items"]
     assert [i["reference_id"] for i in listed] == [reference]
     denied = hub.patch(f"{API}/{reference}", json={"name": "x"}, headers=viewer.headers)
     assert denied.status_code == 403
@@ -160,13 +160,13 @@ def test_platform_api_keys_lifecycle(
     assert revealed.headers["cache-control"] == "no-store"
     raw = revealed.json()["key"]
     assert raw.startswith("qfk_")
-    listed = hub.get(f"{API}/api-keys", headers=manager.headers).json()
+    listed = hub.get(f"{API}/api-keys", headers=manager.headers).json()["items"]
     assert all(raw not in str(item) for item in listed)
     renamed = hub.patch(
         f"{API}/api-keys/{key_id}", json={"display_name": "Qualtrics prod"}, headers=admin.headers
     )
     assert renamed.json()["display_name"] == "Qualtrics prod"
-    audit = hub.get(f"{API}/api-keys/{key_id}/audit", headers=admin.headers).json()
+    audit = hub.get(f"{API}/api-keys/{key_id}/audit", headers=admin.headers).json()["items"]
     assert [a["action"] for a in audit] == ["renamed", "revealed", "created"]
     assert audit[1]["actor"] == manager.email
 
@@ -174,7 +174,7 @@ def test_platform_api_keys_lifecycle(
     url = f"{API}/{incentive['reference_id']}/rewards"
     used = hub.post(url, json={"email": "u@example.org"}, auth=("acme", raw))
     assert used.status_code == 201
-    assert hub.get(f"{API}/api-keys", headers=admin.headers).json()[0]["last_used_at"]
+    assert hub.get(f"{API}/api-keys", headers=admin.headers).json()["items"][0]["last_used_at"]
 
     gone = hub.post(f"{API}/api-keys/{key_id}/deactivate", headers=admin.headers)
     assert gone.json()["status"] == "deactivated"
@@ -596,7 +596,7 @@ def test_test_reward_pays_nobody(hub: TestClient, admin: Person, smtp_sink: Smtp
     assert len(smtp_sink.messages) == 1
     assert smtp_sink.messages[0]["to"] == [admin.email]
     assert parsed(smtp_sink.messages[0])["Subject"].startswith("[TEST] Your reward")
-    pools = hub.get(f"{API}/providers/gift-code-pools", headers=admin.headers).json()
+    pools = hub.get(f"{API}/providers/gift-code-pools", headers=admin.headers).json()["items"]
     assert pools[0]["stock"][0]["unused"] == 1  # no code was claimed
     rewards = hub.get(f"{API}/rewards", headers=admin.headers).json()
     assert rewards["total"] == 0

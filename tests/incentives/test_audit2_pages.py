@@ -56,7 +56,7 @@ def test_a_file_larger_than_the_api_takes_is_refused_with_its_limit(
     shown = _import(hub, admin, huge)
 
     assert "The CSV is larger than 20 MB; split it." in shown
-    codes = hub.get(POOLS, headers=admin.headers).json()[0]["stock"]
+    codes = hub.get(POOLS, headers=admin.headers).json()["items"][0]["stock"]
     assert codes == []
 
 

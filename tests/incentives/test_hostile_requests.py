@@ -117,4 +117,4 @@ def test_a_pool_description_longer_than_an_incentives_is_refused(
     token = sign_in(hub, admin)
     page = hub.post("/incentives/providers/pools", data=form(token, **endless))
     assert "the pool&#39;s description is longer than 5000 characters" in page.text
-    assert hub.get(pools, headers=admin.headers).json() == []
+    assert hub.get(pools, headers=admin.headers).json()["items"] == []

@@ -107,7 +107,7 @@ def test_out_of_range_thresholds_are_refused_with_the_fields_error(
     assert counts.status_code == 400
     assert "greater than or equal to 1" in field_error(counts, "shared_email_threshold")
     assert "greater than or equal to 0" in field_error(counts, "low_stock_threshold")
-    assert hub.get("/api/v1/incentives", headers=admin.headers).json() == []
+    assert hub.get("/api/v1/incentives", headers=admin.headers).json()["items"] == []
 
 
 def test_editing_keeps_a_zero_threshold(hub: TestClient, make_person: MakePerson) -> None:

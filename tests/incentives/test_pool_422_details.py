@@ -59,7 +59,7 @@ def test_a_refused_pool_field_is_named(
 
     code = "invalid_pool" if body.get("name") == "   " else "validation_error"
     refused(answer, code, field)
-    assert hub.get(POOLS, headers=admin.headers).json() == []
+    assert hub.get(POOLS, headers=admin.headers).json()["items"] == []
 
 
 def test_a_blank_name_says_the_pool_needs_one(hub: TestClient, admin: Person) -> None:

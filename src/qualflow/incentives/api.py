@@ -101,7 +101,7 @@ from qualflow.incentives.views import ProviderHealthOut as ProviderHealthOut
 from qualflow.incentives.views import RewardCounts as RewardCounts
 from qualflow.incentives.views import RewardOut as RewardOut
 from qualflow.web.api.created import set_location
-from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, parameter_error
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, Page, page_of, parameter_error
 from qualflow.web.deps import (
     ApiError,
     DbSession,
@@ -377,9 +377,9 @@ def _load_incentive(db: Session, reference_id: str) -> Incentive:
 @router.get(
     "",
     tags=[TAG_INCENTIVES],
-    response_model=list[IncentiveOut],
+    response_model=Page[IncentiveOut],
     responses=_LIST_ERRORS,
-    summary="List incentives",
+    summary="List incentives, newest first",
 )
 def list_incentives(
     runtime: Runtime,
@@ -390,12 +390,21 @@ def list_incentives(
         Query(max_length=200, description="Name or reference"),
         AfterValidator(refuse_nul),
     ] = None,
-) -> list[IncentiveOut]:
-    """Every incentive, optionally only active ones or those whose name or reference matches `q`,
-    with its reward counts."""
-    incentives = runtime.manager.list_incentives(active=active, q=q)
-    counts = runtime.manager.counts([i.id for i in incentives])
-    return [IncentiveOut.of(i, counts[i.id]) for i in incentives]
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[IncentiveOut]:
+    """Incentives newest first (by creation, then id), optionally only active ones or those whose
+    name or reference matches `q`, with their reward counts, one page at a time (`limit`,
+    `offset`); `total` counts every match."""
+    manager = runtime.manager
+    incentives = manager.list_incentives(active=active, q=q, limit=limit, offset=offset)
+    counts = manager.counts([i.id for i in incentives])
+    return page_of(
+        [IncentiveOut.of(i, counts[i.id]) for i in incentives],
+        lambda: manager.count_incentives(active=active, q=q),
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -817,13 +826,22 @@ def list_low_stock(db: DbSession, _viewer: Viewer) -> list[LowStockOut]:
 @router.get(
     "/providers/gift-code-pools",
     tags=[TAG_PROVIDERS],
-    response_model=list[PoolOut],
+    response_model=Page[PoolOut],
     responses=_LIST_ERRORS,
-    summary="List gift-code pools with their stock",
+    summary="List gift-code pools with their stock, by name",
 )
-def list_pools(runtime: Runtime, _viewer: Viewer) -> list[PoolOut]:
-    """Every gift-code pool with its stock per value: unused, used and expired codes."""
-    return [_pool_out(runtime, pool.id) for pool in runtime.manager.pools()]
+def list_pools(
+    runtime: Runtime, _viewer: Viewer, limit: Limit = DEFAULT_LIMIT, offset: Offset = 0
+) -> Page[PoolOut]:
+    """Gift-code pools by name with their stock per value (unused, used and expired codes), one
+    page at a time (`limit`, `offset`); `total` counts every pool."""
+    pools = runtime.manager.pools(limit=limit, offset=offset)
+    return page_of(
+        [_pool_out(runtime, pool.id) for pool in pools],
+        runtime.manager.count_pools,
+        limit=limit,
+        offset=offset,
+    )
 
 
 @router.post(
@@ -921,18 +939,28 @@ def delete_pool(pool_id: ResourceId, runtime: Runtime, _manager: Manager) -> Res
 @router.get(
     "/api-keys",
     tags=[TAG_KEYS],
-    response_model=list[ApiKeyOut],
+    response_model=Page[ApiKeyOut],
     responses=_LIST_ERRORS,
-    summary="List platform API keys (masked) with their last use",
+    summary="List platform API keys (masked) with their last use, by platform",
 )
 def list_api_keys(
     db: DbSession,
     _viewer: KeyViewer,
     platform: Annotated[str | None, AfterValidator(refuse_nul)] = None,
-) -> list[ApiKeyOut]:
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[ApiKeyOut]:
     """The platform API keys, optionally of one platform, masked to their last 4 characters, with
-    who created them and when they were last used."""
-    return [ApiKeyOut.of(key, name) for key, name in api_keys.list_keys(db, platform=platform)]
+    who created them and when they were last used; by platform name, a platform's active keys
+    before its deactivated ones, then oldest first, one page at a time (`limit`, `offset`);
+    `total` counts every match."""
+    keys = api_keys.list_keys(db, platform=platform, limit=limit, offset=offset)
+    return page_of(
+        [ApiKeyOut.of(key, name) for key, name in keys],
+        lambda: api_keys.count_keys(db, platform=platform),
+        limit=limit,
+        offset=offset,
+    )
 
 
 def _key_error(exc: Exception) -> ApiError:
@@ -1041,17 +1069,29 @@ def reveal_api_key(
 @router.get(
     "/api-keys/{key_id}/audit",
     tags=[TAG_KEYS],
-    response_model=list[AuditOut],
+    response_model=Page[AuditOut],
     responses=_ERRORS,
-    summary="Who created, renamed, revealed or deactivated the key",
+    summary="Who created, renamed, revealed or deactivated the key, newest first",
 )
-def api_key_audit(key_id: ResourceId, db: DbSession, _viewer: KeyViewer) -> list[AuditOut]:
-    """Who created, renamed, revealed or deactivated the key, and when, oldest first."""
+def api_key_audit(
+    key_id: ResourceId,
+    db: DbSession,
+    _viewer: KeyViewer,
+    limit: Limit = DEFAULT_LIMIT,
+    offset: Offset = 0,
+) -> Page[AuditOut]:
+    """Who created, renamed, revealed or deactivated the key, and when, newest first, one page at
+    a time (`limit`, `offset`); `total` counts every entry. 404 when the key does not exist."""
     try:
-        rows = api_keys.audit_log(db, key_id)
+        rows = api_keys.audit_log(db, key_id, limit=limit, offset=offset)
     except api_keys.KeyNotFound as exc:
         raise _not_found(str(exc)) from None
-    return [AuditOut(action=r.action, actor=r.actor, detail=r.detail, at=r.at) for r in rows]
+    return page_of(
+        [AuditOut(action=r.action, actor=r.actor, detail=r.detail, at=r.at) for r in rows],
+        lambda: api_keys.count_audit(db, key_id),
+        limit=limit,
+        offset=offset,
+    )
 
 
 # --- one incentive -------------------------------------------------------------------------------

@@ -21,7 +21,7 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -202,24 +202,57 @@ def reveal_key(session: Session, key_id: int, *, actor: str) -> tuple[str, str]:
     return platform.name, key.key
 
 
-def list_keys(session: Session, *, platform: str | None = None) -> list[tuple[PlatformApiKey, str]]:
+def _of_platform(platform: str | None) -> list[ColumnElement[bool]]:
+    """The condition of a list of keys (joined with their platform) narrowed to ``platform``."""
+    return [ApiPlatform.name == platform.strip().lower()] if platform else []
+
+
+def list_keys(
+    session: Session, *, platform: str | None = None, limit: int | None = None, offset: int = 0
+) -> list[tuple[PlatformApiKey, str]]:
+    """Keys by platform name, a platform's active keys before its deactivated ones, then by id
+    (oldest first): all of them or the page of ``limit`` at ``offset``."""
     query = (
         select(PlatformApiKey, ApiPlatform.name)
         .join(ApiPlatform, ApiPlatform.id == PlatformApiKey.platform_id)
+        .where(*_of_platform(platform))
         .order_by(ApiPlatform.name, PlatformApiKey.deactivated_at.is_not(None), PlatformApiKey.id)
+        .limit(limit)
+        .offset(offset)
     )
-    if platform:
-        query = query.where(ApiPlatform.name == platform.strip().lower())
     return [(key, name) for key, name in session.execute(query).all()]
 
 
-def audit_log(session: Session, key_id: int) -> list[ApiKeyAudit]:
+def count_keys(session: Session, *, platform: str | None = None) -> int:
+    query = (
+        select(func.count())
+        .select_from(PlatformApiKey)
+        .join(ApiPlatform, ApiPlatform.id == PlatformApiKey.platform_id)
+        .where(*_of_platform(platform))
+    )
+    return session.scalar(query) or 0
+
+
+def audit_log(
+    session: Session, key_id: int, *, limit: int | None = None, offset: int = 0
+) -> list[ApiKeyAudit]:
+    """A key's audit newest first (by id), all of it or the page of ``limit`` at ``offset``;
+    :class:`KeyNotFound` when the key does not exist."""
     get_key(session, key_id)
     return list(
         session.scalars(
-            select(ApiKeyAudit).where(ApiKeyAudit.key_id == key_id).order_by(ApiKeyAudit.id.desc())
+            select(ApiKeyAudit)
+            .where(ApiKeyAudit.key_id == key_id)
+            .order_by(ApiKeyAudit.id.desc())
+            .limit(limit)
+            .offset(offset)
         )
     )
+
+
+def count_audit(session: Session, key_id: int) -> int:
+    query = select(func.count()).select_from(ApiKeyAudit).where(ApiKeyAudit.key_id == key_id)
+    return session.scalar(query) or 0
 
 
 def active_count(session: Session, platform: str) -> int:

@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from pydantic import ValidationError
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -173,6 +173,20 @@ def shown_base_url(url: str) -> str:
 #: As long as an incentive's description may be (the column has no limit of its own).
 MAX_POOL_DESCRIPTION = 5000
 Row = TypeVar("Row")
+
+
+def _incentives_matching(query: Select[Any], *, active: bool | None, q: str | None) -> Select[Any]:
+    """``query`` narrowed to the incentives a list shows: active (or not) and whose name or
+    reference contains ``q``."""
+    if active is not None:
+        query = query.where(Incentive.active == active)
+    if q:
+        pattern = f"%{q.strip().lower()}%"
+        query = query.where(
+            func.lower(Incentive.name).like(pattern)
+            | func.lower(Incentive.reference_id).like(pattern)
+        )
+    return query
 
 
 def _row(session: Session, model: type[Row], row_id: int) -> Row | None:
@@ -333,19 +347,28 @@ class IncentiveManager:
             return get_incentive(session, reference)
 
     def list_incentives(
-        self, *, active: bool | None = None, q: str | None = None
+        self,
+        *,
+        active: bool | None = None,
+        q: str | None = None,
+        limit: int | None = None,
+        offset: int = 0,
     ) -> list[Incentive]:
+        """Incentives newest first (by creation, then id), all of them or the page of ``limit``
+        at ``offset``."""
+        query = (
+            _incentives_matching(select(Incentive), active=active, q=q)
+            .order_by(Incentive.created_at.desc(), Incentive.id.desc())
+            .limit(limit)
+            .offset(offset)
+        )
         with self.factory() as session:
-            query = select(Incentive).order_by(Incentive.created_at.desc(), Incentive.id.desc())
-            if active is not None:
-                query = query.where(Incentive.active == active)
-            if q:
-                pattern = f"%{q.strip().lower()}%"
-                query = query.where(
-                    func.lower(Incentive.name).like(pattern)
-                    | func.lower(Incentive.reference_id).like(pattern)
-                )
             return list(session.scalars(query))
+
+    def count_incentives(self, *, active: bool | None = None, q: str | None = None) -> int:
+        query = select(func.count()).select_from(Incentive)
+        with self.factory() as session:
+            return session.scalar(_incentives_matching(query, active=active, q=q)) or 0
 
     def counts(self, incentive_ids: list[int]) -> dict[int, IncentiveCounts]:
         result = {incentive_id: IncentiveCounts() for incentive_id in incentive_ids}
@@ -502,9 +525,16 @@ class IncentiveManager:
         except IntegrityError:
             raise NameTaken(f"a gift-code pool named {name!r} exists already") from None
 
-    def pools(self) -> list[GiftCodePool]:
+    def pools(self, *, limit: int | None = None, offset: int = 0) -> list[GiftCodePool]:
+        """Gift-code pools by name (unique, so the order is the same on every page), all of them
+        or the page of ``limit`` at ``offset``."""
+        query = select(GiftCodePool).order_by(GiftCodePool.name).limit(limit).offset(offset)
         with self.factory() as session:
-            return list(session.scalars(select(GiftCodePool).order_by(GiftCodePool.name)))
+            return list(session.scalars(query))
+
+    def count_pools(self) -> int:
+        with self.factory() as session:
+            return session.scalar(select(func.count()).select_from(GiftCodePool)) or 0
 
     def pool(self, pool_id: int) -> GiftCodePool:
         with self.factory() as session:
