@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import bindparam, delete, select
+from sqlalchemy import bindparam, select
 
 from qualflow.engine.dispatch_sql import insert_ignoring_duplicates
 from qualflow.engine.errors import RetriableError
@@ -231,16 +231,6 @@ class ResponseFetcher:
                 recent.move_to_end(row["response_id"])
             while len(recent) > self.recent_limit:
                 recent.popitem(last=False)
-
-    def prune(self, older_than: timedelta = timedelta(days=1)) -> int:
-        """Forget cached responses fetched before ``older_than`` ago."""
-        with self._recent_lock:
-            self._recent.clear()
-        with session_scope(self.services.sessionmaker) as session:
-            result = session.execute(
-                delete(CachedResponse).where(CachedResponse.fetched_at < utcnow() - older_than)
-            )
-            return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
     # -- single GET -------------------------------------------------------------------------
 
