@@ -14,7 +14,7 @@ from qualflow.accounts.tokens import issue_token
 from qualflow.accounts.users import create_user
 from qualflow.connections.models import Connection
 from qualflow.store.runtime import Store
-from tests.hub.hub_support import Person
+from tests.hub.hub_support import Person, assert_limit_out_of_range_refused, read_two_pages
 
 API = "/api/v1"
 
@@ -22,32 +22,6 @@ API = "/api/v1"
 def _store(client: TestClient) -> Store:
     store: Store = client.app.state.store  # type: ignore[attr-defined]
     return store
-
-
-def _pages(client: TestClient, path: str, headers: dict[str, str], key: str) -> list[Any]:
-    """The rows of ``path`` read as a page of 3 and the page after it; checks both envelopes."""
-    separator = "&" if "?" in path else "?"
-    first = client.get(f"{path}{separator}limit=3&offset=0", headers=headers)
-    assert first.status_code == 200, first.text
-    second = client.get(f"{path}{separator}limit=3&offset=3", headers=headers)
-    assert second.status_code == 200, second.text
-    for page, offset in ((first.json(), 0), (second.json(), 3)):
-        assert isinstance(page, dict), page
-        assert set(page) == {"items", "total", "limit", "offset"}, page
-        assert (page["limit"], page["offset"]) == (3, offset)
-    assert len(first.json()["items"]) == 3
-    assert first.json()["total"] == second.json()["total"]
-    rows = [row[key] for row in first.json()["items"] + second.json()["items"]]
-    assert first.json()["total"] == len(rows)
-    return rows
-
-
-def _limit_out_of_range_is_refused(client: TestClient, path: str, headers: dict[str, str]) -> None:
-    for value in ("0", "501"):
-        answer = client.get(f"{path}?limit={value}", headers=headers)
-        assert answer.status_code == 422, (path, value, answer.text)
-        error = answer.json()["error"]
-        assert [d["field"] for d in error["details"]] == ["limit"], (path, value, error)
 
 
 def _schedule(name: str) -> dict[str, Any]:
@@ -66,8 +40,8 @@ def test_automations_page_by_id(client: TestClient, admin: Person) -> None:
         )
         assert answer.status_code == 201, answer.text
         created.append(answer.json()["id"])
-    assert _pages(client, f"{API}/automations", admin.headers, "id") == sorted(created)
-    _limit_out_of_range_is_refused(client, f"{API}/automations", admin.headers)
+    assert read_two_pages(client, f"{API}/automations", admin.headers, "id") == sorted(created)
+    assert_limit_out_of_range_refused(client, f"{API}/automations", admin.headers)
 
 
 def test_an_automations_versions_page_newest_first(client: TestClient, admin: Person) -> None:
@@ -78,8 +52,8 @@ def test_an_automations_versions_page_newest_first(client: TestClient, admin: Pe
         edit = client.put(automation, json=_schedule(f"Edited {number}"), headers=admin.headers)
         assert edit.status_code == 200, edit.text
     versions = f"{automation}/versions"
-    assert _pages(client, versions, admin.headers, "version") == [5, 4, 3, 2, 1]
-    _limit_out_of_range_is_refused(client, versions, admin.headers)
+    assert read_two_pages(client, versions, admin.headers, "version") == [5, 4, 3, 2, 1]
+    assert_limit_out_of_range_refused(client, versions, admin.headers)
 
 
 def test_users_page_by_id(client: TestClient, admin: Person) -> None:
@@ -89,8 +63,8 @@ def test_users_page_by_id(client: TestClient, admin: Person) -> None:
         db.commit()
         ids = sorted(db.scalars(select(User.id)).all())
     assert len(ids) == 5
-    assert _pages(client, f"{API}/users", admin.headers, "id") == ids
-    _limit_out_of_range_is_refused(client, f"{API}/users", admin.headers)
+    assert read_two_pages(client, f"{API}/users", admin.headers, "id") == ids
+    assert_limit_out_of_range_refused(client, f"{API}/users", admin.headers)
 
 
 def test_personal_tokens_page_by_id_for_their_owner_and_for_an_admin(
@@ -105,8 +79,8 @@ def test_personal_tokens_page_by_id_for_their_owner_and_for_an_admin(
         ids = sorted(db.scalars(select(ApiToken.id).where(ApiToken.user_id == admin.id)).all())
     assert len(ids) == 5  # the fixture's token and these four
     for path in (f"{API}/me/tokens", f"{API}/users/{admin.id}/tokens"):
-        assert _pages(client, path, admin.headers, "id") == ids, path
-        _limit_out_of_range_is_refused(client, path, admin.headers)
+        assert read_two_pages(client, path, admin.headers, "id") == ids, path
+        assert_limit_out_of_range_refused(client, path, admin.headers)
 
 
 def test_connections_page_by_id(client: TestClient, admin: Person) -> None:
@@ -119,5 +93,5 @@ def test_connections_page_by_id(client: TestClient, admin: Person) -> None:
         db.add_all(rows)
         db.commit()
         ids = [row.id for row in rows]
-    assert _pages(client, f"{API}/connections", admin.headers, "id") == sorted(ids)
-    _limit_out_of_range_is_refused(client, f"{API}/connections", admin.headers)
+    assert read_two_pages(client, f"{API}/connections", admin.headers, "id") == sorted(ids)
+    assert_limit_out_of_range_refused(client, f"{API}/connections", admin.headers)

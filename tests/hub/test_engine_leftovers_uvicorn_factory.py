@@ -4,10 +4,6 @@ what to do, a non-zero exit, and no "startup failed" traceback."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,45 +11,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from qualflow.store.migrate import head_revision, migrate
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _uvicorn_factory(tmp_path: Path, url: str, *, auto_migrate: bool) -> tuple[int, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("QUALFLOW_", "QUALTRICS_"))}
-    env |= {
-        "QUALFLOW_DATA_DIR": str(tmp_path / "data"),
-        "QUALFLOW_DATABASE_URL": url,
-        "QUALFLOW_AUTO_MIGRATE": "true" if auto_migrate else "false",
-    }
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "uvicorn",
-            "--factory",
-            "qualflow.web.app:create_app",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(_free_port()),
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        _out, err = server.communicate(timeout=60)
-    except subprocess.TimeoutExpired:
-        server.kill()
-        _out, err = server.communicate()
-        pytest.fail(f"the server started on a database it should refuse:\n{err}")
-    return server.returncode, err
+from tests.hub.hub_support import refused_uvicorn_factory
 
 
 def _errors(stderr: str) -> list[str]:
@@ -105,7 +63,13 @@ def test_a_refused_database_is_one_line_and_a_failed_exit(
 ) -> None:
     url = make(tmp_path / "hub.db")
 
-    code, stderr = _uvicorn_factory(tmp_path, url, auto_migrate=auto_migrate)
+    code, stderr = refused_uvicorn_factory(
+        tmp_path,
+        {
+            "QUALFLOW_DATABASE_URL": url,
+            "QUALFLOW_AUTO_MIGRATE": "true" if auto_migrate else "false",
+        },
+    )
 
     assert code != 0, stderr
     assert "Traceback" not in stderr, stderr

@@ -4,41 +4,14 @@ pages cover every row once, in a stable order, and a ``limit`` out of range is a
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi.testclient import TestClient
 
+from tests.hub.hub_support import assert_limit_out_of_range_refused, read_two_pages
 from tests.incentives.support import Person
 
 API = "/api/v1/incentives"
 POOLS = f"{API}/providers/gift-code-pools"
 KEYS = f"{API}/api-keys"
-
-
-def _pages(client: TestClient, path: str, headers: dict[str, str], key: str) -> list[Any]:
-    """The rows of ``path`` read as a page of 3 and the page after it; checks both envelopes."""
-    separator = "&" if "?" in path else "?"
-    first = client.get(f"{path}{separator}limit=3&offset=0", headers=headers)
-    assert first.status_code == 200, first.text
-    second = client.get(f"{path}{separator}limit=3&offset=3", headers=headers)
-    assert second.status_code == 200, second.text
-    for page, offset in ((first.json(), 0), (second.json(), 3)):
-        assert isinstance(page, dict), page
-        assert set(page) == {"items", "total", "limit", "offset"}, page
-        assert (page["limit"], page["offset"]) == (3, offset)
-    assert len(first.json()["items"]) == 3
-    assert first.json()["total"] == second.json()["total"]
-    rows = [row[key] for row in first.json()["items"] + second.json()["items"]]
-    assert first.json()["total"] == len(rows)
-    return rows
-
-
-def _limit_out_of_range_is_refused(client: TestClient, path: str, headers: dict[str, str]) -> None:
-    for value in ("0", "501"):
-        answer = client.get(f"{path}?limit={value}", headers=headers)
-        assert answer.status_code == 422, (path, value, answer.text)
-        error = answer.json()["error"]
-        assert [d["field"] for d in error["details"]] == ["limit"], (path, value, error)
 
 
 def _pool(client: TestClient, admin: Person, name: str) -> int:
@@ -70,19 +43,19 @@ def test_incentives_page_newest_first(hub: TestClient, admin: Person) -> None:
         answer = hub.post(API, json=body, headers=admin.headers)
         assert answer.status_code == 201, answer.text
         created.append(answer.json()["reference_id"])
-    assert _pages(hub, API, admin.headers, "reference_id") == created[::-1]
+    assert read_two_pages(hub, API, admin.headers, "reference_id") == created[::-1]
     filtered = hub.get(f"{API}?q=study 1&limit=1", headers=admin.headers).json()
     assert [i["reference_id"] for i in filtered["items"]] == [created[1]]
     assert filtered["total"] == 1
-    _limit_out_of_range_is_refused(hub, API, admin.headers)
+    assert_limit_out_of_range_refused(hub, API, admin.headers)
 
 
 def test_gift_code_pools_page_by_name(hub: TestClient, admin: Person) -> None:
     # Named against id order, so that an order by id would show.
     ids = {name: _pool(hub, admin, name) for name in ("pool e", "pool d", "pool c", "pool b")}
     ids["pool a"] = _pool(hub, admin, "pool a")
-    assert _pages(hub, POOLS, admin.headers, "id") == [ids[name] for name in sorted(ids)]
-    _limit_out_of_range_is_refused(hub, POOLS, admin.headers)
+    assert read_two_pages(hub, POOLS, admin.headers, "id") == [ids[name] for name in sorted(ids)]
+    assert_limit_out_of_range_refused(hub, POOLS, admin.headers)
 
 
 def test_api_keys_page_by_platform_active_first_then_by_id(hub: TestClient, admin: Person) -> None:
@@ -94,11 +67,11 @@ def test_api_keys_page_by_platform_active_first_then_by_id(hub: TestClient, admi
     first_alpha = _key(hub, admin, "alpha", "one")
     second_alpha = _key(hub, admin, "alpha", "two")
     expected = [first_alpha, second_alpha, kept, replacement, retired]
-    assert _pages(hub, KEYS, admin.headers, "id") == expected
+    assert read_two_pages(hub, KEYS, admin.headers, "id") == expected
     beta = hub.get(f"{KEYS}?platform=beta&limit=2", headers=admin.headers).json()
     assert [k["id"] for k in beta["items"]] == [kept, replacement]
     assert beta["total"] == 3
-    _limit_out_of_range_is_refused(hub, KEYS, admin.headers)
+    assert_limit_out_of_range_refused(hub, KEYS, admin.headers)
 
 
 def test_a_keys_audit_pages_newest_first(hub: TestClient, admin: Person) -> None:
@@ -111,11 +84,11 @@ def test_a_keys_audit_pages_newest_first(hub: TestClient, admin: Person) -> None
     revealed = hub.post(f"{KEYS}/{key}/reveal", headers=admin.headers)
     assert revealed.status_code == 200, revealed.text
     audit = f"{KEYS}/{key}/audit"
-    assert _pages(hub, audit, admin.headers, "detail") == [
+    assert read_two_pages(hub, audit, admin.headers, "detail") == [
         "",
         "'name 2' → 'name 3'",
         "'name 1' → 'name 2'",
         "'name 0' → 'name 1'",
         "display name 'name 0'",
     ]
-    _limit_out_of_range_is_refused(hub, audit, admin.headers)
+    assert_limit_out_of_range_refused(hub, audit, admin.headers)
