@@ -166,6 +166,7 @@ def test_platform_api_keys_lifecycle(
         f"{API}/api-keys/{key_id}", json={"display_name": "Qualtrics prod"}, headers=admin.headers
     )
     assert renamed.json()["display_name"] == "Qualtrics prod"
+    assert renamed.json()["platform"] == "acme"
     audit = hub.get(f"{API}/api-keys/{key_id}/audit", headers=admin.headers).json()["items"]
     assert [a["action"] for a in audit] == ["renamed", "revealed", "created"]
     assert audit[1]["actor"] == manager.email
@@ -177,7 +178,7 @@ def test_platform_api_keys_lifecycle(
     assert hub.get(f"{API}/api-keys", headers=admin.headers).json()["items"][0]["last_used_at"]
 
     gone = hub.post(f"{API}/api-keys/{key_id}/deactivate", headers=admin.headers)
-    assert gone.json()["status"] == "deactivated"
+    assert (gone.json()["status"], gone.json()["platform"]) == ("deactivated", "acme")
     again = hub.post(f"{API}/api-keys/{key_id}/deactivate", headers=admin.headers)
     assert again.status_code == 409
     assert "cannot be undone" in again.json()["error"]["message"]

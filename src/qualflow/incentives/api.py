@@ -44,6 +44,7 @@ from qualflow.incentives.manage import (
     low_stock,
 )
 from qualflow.incentives.models import (
+    ApiPlatform,
     Incentive,
     PlatformApiKey,
     Reward,
@@ -1004,8 +1005,8 @@ def create_api_key(
 
 
 def _key_out(db: Session, key: PlatformApiKey) -> ApiKeyOut:
-    platform = next(name for k, name in api_keys.list_keys(db) if k.id == key.id)
-    return ApiKeyOut.of(key, platform)
+    platform = db.get_one(ApiPlatform, key.platform_id)
+    return ApiKeyOut.of(key, platform.name)
 
 
 @router.patch(
