@@ -15,8 +15,9 @@ import json
 import logging
 import tempfile
 import threading
+import time
 from collections import OrderedDict, defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -103,6 +104,12 @@ def _fail(futures: Iterable[asyncio.Future[Any]], exc: BaseException) -> None:
             future.set_exception(exc)
 
 
+#: How long this process remembers an exported response: long enough for the runs waiting for
+#: its export, and never longer than the shortest retention of the ``response_cache`` table
+#: (one hour), so no respondent's answers outlive it in a long-running worker's memory.
+RECENT_TTL_SECONDS = 600.0
+
+
 class ResponseFetcher:
     """Response fetching for one process (one event loop), shared by every run."""
 
@@ -115,6 +122,7 @@ class ResponseFetcher:
         export_at: int = 64,
         max_batch: int = 5000,
         recent_limit: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.services = services
         #: Concurrent single GETs per connection before new requests wait for a bulk export.
@@ -132,9 +140,11 @@ class ResponseFetcher:
         self.stats = {"cache_hits": 0, "single_gets": 0, "exports": 0, "exported_responses": 0}
         #: The latest exported responses of this process, newest last: the runs waiting for
         #: them read them without a database round trip (the table serves everyone else).
-        self._recent: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        #: Each entry holds when it was remembered (``clock``), oldest first.
+        self._recent: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
         self._recent_lock = threading.Lock()
         self.recent_limit = recent_limit
+        self._clock = clock
 
     async def get(
         self,
@@ -219,18 +229,32 @@ class ResponseFetcher:
 
     def _remembered(self, response_ids: list[str]) -> dict[str, dict[str, Any]]:
         """Those of ``response_ids`` in this process's memory of recent exports."""
+        fresh_since = self._clock() - RECENT_TTL_SECONDS
         with self._recent_lock:
             found = {r: self._recent.get(r) for r in response_ids}
-        return {r: payload for r, payload in found.items() if payload is not None}
+        return {
+            r: entry[1]
+            for r, entry in found.items()
+            if entry is not None and entry[0] > fresh_since
+        }
 
     def _remember(self, rows: list[dict[str, Any]]) -> None:
         recent = self._recent
+        now = self._clock()
         with self._recent_lock:
             for row in rows:
-                recent[row["response_id"]] = row["payload"]
+                recent[row["response_id"]] = (now, row["payload"])
                 recent.move_to_end(row["response_id"])
-            while len(recent) > self.recent_limit:
+            while recent and (
+                len(recent) > self.recent_limit
+                or next(iter(recent.values()))[0] <= now - RECENT_TTL_SECONDS
+            ):
                 recent.popitem(last=False)
+
+    def remembered_count(self) -> int:
+        """How many responses this process holds in memory (expired ones leave as new arrive)."""
+        with self._recent_lock:
+            return len(self._recent)
 
     # -- single GET -------------------------------------------------------------------------
 
