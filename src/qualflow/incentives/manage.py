@@ -217,8 +217,8 @@ class IncentiveManager:
                 gift_code_pool_id=spec.gift_code_pool_id,
             )
         except ValueError as exc:
-            # The provider refuses the value (amount, item, pool…) without saying which field.
-            raise IncentiveError(str(exc)) from None
+            # The provider names the field it refuses (amount, utid, pool…) when it is one.
+            raise IncentiveError(str(exc), field=getattr(exc, "field", None)) from None
         try:
             check_stored(value.amount_minor, value.currency)
         except MoneyError as exc:

@@ -31,6 +31,15 @@ class ProviderHold(Exception):
         self.reason = reason
 
 
+class ValueRefused(ValueError):
+    """An incentive's value the provider refuses; ``field`` names the one field to correct
+    (None when the refusal is not one field's, e.g. the catalog could not be read)."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 class ProviderError(Exception):
     """Paying failed; ``retriable`` says whether the same attempt may succeed later."""
 

@@ -43,6 +43,7 @@ from qualflow.incentives.providers.base import (
     ProviderHold,
     ResolvedValue,
     RewardProvider,
+    ValueRefused,
 )
 from qualflow.store.base import utcnow
 from qualflow.store.secrets import mask
@@ -406,7 +407,9 @@ class GiftCodeProvider(RewardProvider):
         gift_code_pool_id: int | None,
     ) -> ResolvedValue:
         if gift_code_pool_id is None:
-            raise ValueError("a gift-code incentive needs gift_code_pool_id")
+            raise ValueRefused(
+                "a gift-code incentive needs gift_code_pool_id", field="gift_code_pool_id"
+            )
         if amount is None or currency is None:
             raise ValueError("a gift-code incentive needs amount and currency")
 
@@ -416,7 +419,9 @@ class GiftCodeProvider(RewardProvider):
 
         pool = await asyncio.to_thread(load)
         if pool is None:
-            raise ValueError(f"gift-code pool {gift_code_pool_id} does not exist")
+            raise ValueRefused(
+                f"gift-code pool {gift_code_pool_id} does not exist", field="gift_code_pool_id"
+            )
         try:
             code = check_currency(currency)
             return ResolvedValue(to_minor(amount, code), code, "gift code")

@@ -31,6 +31,7 @@ from qualflow.incentives.providers.base import (
     ProviderHold,
     ResolvedValue,
     RewardProvider,
+    ValueRefused,
 )
 from qualflow.incentives.providers.tango_client import TangoClient, TangoError
 from qualflow.incentives.throttle import defer_slots, wait_for_slot
@@ -173,24 +174,26 @@ def check_amount(item: dict[str, Any], amount: Decimal | None) -> Decimal:
     name = item.get("rewardName") or item.get("utid")
     if _fixed_value(str(item.get("valueType") or ""), face, low, high):
         if face is None:
-            raise ValueError(f"catalog item {name} has no face value")
+            raise ValueRefused(f"catalog item {name} has no face value", field="utid")
         if amount is None:
             return face
         if amount != face:
-            raise ValueError(
+            raise ValueRefused(
                 f"{name} is a fixed-value item: the amount must be {_show(face, currency)} "
-                f"{currency}, not {amount}"
+                f"{currency}, not {amount}",
+                field="amount",
             )
         return face
     if amount is None:
-        raise ValueError(f"{name} is a variable-value item: give an amount")
+        raise ValueRefused(f"{name} is a variable-value item: give an amount", field="amount")
     if (low is not None and amount < low) or (high is not None and amount > high):
-        raise ValueError(
+        raise ValueRefused(
             f"{name} accepts amounts from {_show(low, currency)} to {_show(high, currency)} "
-            f"{currency}; {amount} is outside"
+            f"{currency}; {amount} is outside",
+            field="amount",
         )
     if item.get("isWholeAmountValueRequired") and amount != amount.to_integral_value():
-        raise ValueError(f"{name} requires a whole amount; {amount} is not")
+        raise ValueRefused(f"{name} requires a whole amount; {amount} is not", field="amount")
     return amount
 
 
@@ -258,11 +261,13 @@ class TangoProvider(RewardProvider):
 
     def _account(self, account_id: int | None) -> AccountSnapshot:
         if account_id is None:
-            raise ValueError("a Tango incentive needs tango_account_id")
+            raise ValueRefused("a Tango incentive needs tango_account_id", field="tango_account_id")
         with self.context.sessionmaker() as session:
             row = session.get(TangoAccount, account_id)
             if row is None:
-                raise ValueError(f"Tango account {account_id} does not exist")
+                raise ValueRefused(
+                    f"Tango account {account_id} does not exist", field="tango_account_id"
+                )
             return AccountSnapshot(
                 id=row.id,
                 name=row.name,
@@ -312,17 +317,19 @@ class TangoProvider(RewardProvider):
         self, account: AccountSnapshot, client: TangoClient, utid: str | None
     ) -> dict[str, Any]:
         if not utid:
-            raise ValueError("a Tango incentive needs a catalog item (utid)")
+            raise ValueRefused("a Tango incentive needs a catalog item (utid)", field="utid")
         found = find_item(await self._catalog(account, client), utid)
         if found is None or str(found[1].get("status") or "active").lower() != "active":
             # The cached catalog may predate the item (or its coming back): ask Tango again.
             found = find_item(await self._catalog(account, client, fresh=True), utid)
         if found is None:
-            raise ValueError(f"catalog item {utid} is not in the catalog of {account.name}")
+            raise ValueRefused(
+                f"catalog item {utid} is not in the catalog of {account.name}", field="utid"
+            )
         brand, item = found
         status = str(item.get("status") or "active").lower()
         if status != "active":
-            raise ValueError(f"catalog item {utid} is {status}")
+            raise ValueRefused(f"catalog item {utid} is {status}", field="utid")
         return {**item, "_brand": brand}
 
     async def _balance(
@@ -377,7 +384,9 @@ class TangoProvider(RewardProvider):
                 raise ValueError(f"could not read the Tango catalog: {exc}") from None
         item_currency = str(item.get("currencyCode") or "USD").upper()
         if currency is not None and currency.upper() != item_currency:
-            raise ValueError(f"catalog item {utid} is in {item_currency}, not {currency}")
+            raise ValueRefused(
+                f"catalog item {utid} is in {item_currency}, not {currency}", field="currency"
+            )
         value = check_amount(item, amount)
         return ResolvedValue(
             amount_minor=to_minor(value, item_currency),
