@@ -567,7 +567,7 @@ def test_a_place_the_limits_refuse_at_the_end_leaves_nothing_behind(
     assert over.reward.reasons == ["limit reached: 1 of 1 rewards already committed"]
     assert over.outbox is None
     assert transitions(db, over.reward.reference_id) == [
-        (None, "pending", ""),
+        (None, "pending", "requested by an automation run"),
         ("pending", "held", "limit reached: 1 of 1 rewards already committed"),
     ]
     with db.sessionmaker() as session:

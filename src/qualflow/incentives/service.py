@@ -274,6 +274,22 @@ SELECT id, %(from)s, 'sent', %(actor)s, %(reason)s, %(now)s FROM moved
 RETURNING reward_id"""
 
 
+_REQUESTED_THROUGH = {
+    "automation": "requested by an automation run",
+    "api": "requested through the platform API",
+    "manual": "requested by hand",
+}
+
+
+def requested_reason(request: RewardRequestIn) -> str:
+    """Why a reward exists, as its first transition records it: how it was requested, and for
+    which survey response when known (the actor says who)."""
+    reason = _REQUESTED_THROUGH.get(request.source, f"requested ({request.source})")
+    if request.response_id:
+        reason += f" for response {request.response_id}"
+    return storable(reason)
+
+
 def storable(text: str) -> str:
     """Free text people write (a reason, a note) without NUL characters, which PostgreSQL
     cannot store; the character shows nowhere, so nothing a reader could see is lost."""
@@ -712,7 +728,10 @@ class RewardService:
         )  # fmt: skip
         # The history reads as before: created pending, then decided.
         journal = [
-            transition(reward_id, None, "pending", actor=request.requested_by, at=now),
+            transition(
+                reward_id, None, "pending", actor=request.requested_by, at=now,
+                reason=requested_reason(request),
+            ),
             transition(
                 reward_id, "pending", reward.status, actor=SYSTEM, at=now,
                 reason="approved automatically" if approved else "; ".join(reasons),
