@@ -483,7 +483,7 @@ def test_tango_accounts_never_return_the_key(hub: TestClient, admin: Person, tan
     assert review.status_code == 200
     provider = review.json()["provider"]
     assert provider["ok"] is True
-    assert provider["balance"] == "1000.0"
+    assert provider["balance"] == "1000.00"
     assert provider["key_status"] == "accepted"
     assert any("no automation rewards with this incentive" in w for w in review.json()["warnings"])
     assert tango.state.platform_key not in review.text
@@ -500,10 +500,10 @@ def test_a_tango_accounts_catalog_lists_utids_and_allowed_amounts(
     fixed, ranged = items["U442382"], items["U561593"]
     assert fixed["brand"] == "Coffee House"
     assert (fixed["value_type"], fixed["face_value"], fixed["value"]) == (
-        "FIXED_VALUE", "10.0", "10.00 USD",
+        "FIXED_VALUE", "10.00", "10.00 USD",
     )  # fmt: skip
     assert (ranged["min_value"], ranged["max_value"], ranged["value"]) == (
-        "0.01", "2000.0", "0.01-2000.00 USD",
+        "0.01", "2000.00", "0.01-2000.00 USD",
     )  # fmt: skip
     assert items["U157190"]["status"] == "inactive"
 

@@ -236,7 +236,7 @@ def test_a_tango_catalog_page_leads_to_a_prefilled_incentive(
 
     form = hub.get(html.unescape(link.group(1))).text
     assert re.search(r'name="utid"[^>]*value="U442382"', form)
-    assert re.search(r'name="amount"[^>]*value="10.0"', form)
+    assert re.search(r'name="amount"[^>]*value="10.00"', form)
     assert re.search(r'value="tango"[^>]*checked', form)
     assert f'<option value="{account}" selected' in form
 

@@ -122,9 +122,9 @@ def catalog_items(catalog: dict[str, Any]) -> list[CatalogItem]:
             reward_name=str(item.get("rewardName") or item.get("utid") or ""),
             currency=str(item.get("currencyCode") or ""),
             value_type=str(item.get("valueType") or ""),
-            face_value=_decimal(item.get("faceValue")),
-            min_value=_decimal(item.get("minValue")),
-            max_value=_decimal(item.get("maxValue")),
+            face_value=_in_currency(item.get("faceValue"), item.get("currencyCode")),
+            min_value=_in_currency(item.get("minValue"), item.get("currencyCode")),
+            max_value=_in_currency(item.get("maxValue"), item.get("currencyCode")),
             whole_amount_required=bool(item.get("isWholeAmountValueRequired")),
             status=str(item.get("status") or "active").lower(),
         )
@@ -149,6 +149,19 @@ def _decimal(value: Any) -> Decimal | None:
         return Decimal(str(value))
     except InvalidOperation:
         return None
+
+
+def _in_currency(value: Any, currency: Any) -> Decimal | None:
+    """A catalog amount (a JSON number such as ``10.0``) with its currency's decimals,
+    ``10.00``; as Tango gave it when that would round it."""
+    amount = _decimal(value)
+    if amount is None or not amount.is_finite():
+        return amount
+    try:
+        shown = amount.quantize(Decimal(1).scaleb(-exponent(str(currency or "USD"))))
+    except InvalidOperation:
+        return amount
+    return shown if shown == amount else amount
 
 
 def _show(value: Decimal | None, currency: str) -> str:
@@ -431,8 +444,9 @@ class TangoProvider(RewardProvider):
                     )
                 return health
             balance = Decimal(str(data.get("currentBalance", 0)))
-            health.balance = balance
             health.currency = str(data.get("currencyCode") or currency)
+            # Tango's JSON number (1000.0) as money of the account's currency (1000.00).
+            health.balance = from_minor(to_minor(balance, health.currency), health.currency)
             health.details["account_status"] = data.get("status")
             shown = format_money(to_minor(balance, health.currency), health.currency)
             health.summary = f"Tango account {account.account_id}: balance {shown}"
