@@ -223,7 +223,7 @@ def test_the_control_api_refuses_a_bad_fault(
 
 def test_a_non_ascii_token_is_refused() -> None:
     result = sandbox_process("serve", "--port", "0", "--token", "ü" + "a" * 39)
-    one_line_error(result, "--token")
+    one_line_error(result, "--token", code=2)  # a usage error
 
 
 # 6. respond names a missing state file -----------------------------------------------------------

@@ -202,8 +202,7 @@ def serve(
     from qualflow.sandbox.respondents import Simulator
     from qualflow.sandbox.seed import seed_builtin
 
-    if token is not None and (len(token) != 40 or not (token.isascii() and token.isalnum())):
-        fail("--token must be 40 ASCII letters and digits")
+    _check_token(token)
     state = _load_state(state_file)
     state.config.export_duration = export_duration
     if token is not None:
@@ -287,10 +286,21 @@ def _remote(url: str) -> Any:
             fail(f"cannot reach the sandbox at {url}: {exc}")
 
 
+def _remote_user(client: httpx.Client, token: str) -> str:
+    """The id of the running sandbox's user with this API token (Qualtrics' whoami)."""
+    answer = client.get("/API/v3/whoami", headers={"X-API-TOKEN": token})
+    if answer.status_code in (400, 401, 403):
+        fail(_NO_SUCH_TOKEN)
+    return str(_result(client, answer)["userId"])
+
+
 def _control(
     client: httpx.Client, path: str, body: dict[str, Any] | None = None, method: str = "POST"
 ) -> Any:
-    resp = client.request(method, f"/_sandbox/{path}", json=body)
+    return _result(client, client.request(method, f"/_sandbox/{path}", json=body))
+
+
+def _result(client: httpx.Client, resp: httpx.Response) -> Any:
     try:
         payload = resp.json()
     except ValueError:
@@ -299,6 +309,17 @@ def _control(
         message = payload.get("meta", {}).get("error", {}).get("errorMessage", resp.text)
         fail(str(message))
     return payload.get("result")
+
+
+def _check_token(token: str | None) -> None:
+    if token is not None and (len(token) != 40 or not (token.isascii() and token.isalnum())):
+        fail("--token must be 40 ASCII letters and digits", 2)
+
+
+_NO_SUCH_TOKEN = (
+    "no sandbox user has this API token (`qualflow sandbox serve --token T` creates one, "
+    "`qualflow sandbox serve` prints the first user's)"
+)
 
 
 def _one_target(state_file: Path | None, url: str | None) -> None:
@@ -339,9 +360,17 @@ def seed_cmd(
     ] = 0,
     state_file: StateFile = None,
     url: Url = None,
+    token: Annotated[
+        str | None,
+        typer.Option(
+            help="Give the surveys to the user of this API token (default: the sandbox's first "
+            "user); a user sees only its own and shared surveys."
+        ),
+    ] = None,
 ) -> None:
     """Add realistic surveys and simulated responses (to a state file or a running sandbox)."""
     _one_target(state_file, url)
+    _check_token(token)
     if not builtin and surveys == 0:
         fail("nothing to seed: use --surveys N and/or --builtin", 2)
     from qualflow.sandbox.seed import BUILTIN_SURVEYS
@@ -354,7 +383,7 @@ def seed_cmd(
             2,
         )
     try:
-        _seed(surveys, responses, builtin, rng_seed, state_file, url)
+        _seed(surveys, responses, builtin, rng_seed, state_file, url, token)
     except KeyboardInterrupt:
         _interrupted(url, state_file, f"what was added so far stays in the sandbox at {url}")
 
@@ -366,22 +395,26 @@ def _seed(
     rng_seed: int,
     state_file: Path | None,
     url: str | None,
+    token: str | None,
 ) -> None:
     from qualflow.sandbox.seed import BUILTIN_SURVEYS
 
     if url is not None:
         with _remote(url) as client, _progress() as progress:
+            owner = {} if token is None else {"ownerId": _remote_user(client, token)}
             ids: list[str] = []
             created = 0
             task = progress.add_task("surveys", total=surveys + (4 if builtin else 0))
             if builtin:
-                made = _control(client, "seed", {"builtin": True})
+                made = _control(client, "seed", {"builtin": True, **owner})
                 ids += made["surveyIds"]
                 created += len(made.get("created", made["surveyIds"]))
                 progress.advance(task, 4)
             for i in range(surveys):
                 made = _control(
-                    client, "seed", {"builtin": False, "surveys": 1, "seed": rng_seed + i}
+                    client,
+                    "seed",
+                    {"builtin": False, "surveys": 1, "seed": rng_seed + i, **owner},
                 )
                 ids += made["surveyIds"]
                 created += len(made["surveyIds"])
@@ -408,7 +441,13 @@ def _seed(
     from qualflow.sandbox.seed import generated_survey, seed_builtin
 
     state = _load_state(state_file)
-    state.default_user()
+    if token is None:
+        owner_id = state.default_user()[0].id
+    else:
+        user = state.user_for_token(token)
+        if user is None:
+            fail(_NO_SUCH_TOKEN)
+        owner_id = user.id
     before = set(state.surveys)
     made_surveys = []
     made_responses = 0
@@ -418,13 +457,13 @@ def _seed(
         )
         if builtin:
             # Seeding again reuses the built-in surveys already there instead of adding copies.
-            made_surveys += seed_builtin(state, reuse_existing=True)
+            made_surveys += seed_builtin(state, owner_id=owner_id, reuse_existing=True)
             progress.advance(task, len(BUILTIN_SURVEYS))
         rng = random.Random(rng_seed)  # one generator for them all, as seed_generated uses
         for _ in range(surveys):
             if stop.asked.is_set():
                 break
-            made_surveys.append(generated_survey(state, rng))
+            made_surveys.append(generated_survey(state, rng, owner_id=owner_id))
             progress.advance(task)
         if responses:
             rtask = progress.add_task("responses", total=responses * len(made_surveys))

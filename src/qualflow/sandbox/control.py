@@ -84,7 +84,9 @@ async def create_oauth_client(request: Request) -> JSONResponse:
 
 @router.post("/seed")
 async def seed(request: Request) -> JSONResponse:
-    """``{"builtin": true, "surveys": N, "responses": M, "seed": S}`` → created ids."""
+    """``{"builtin": true, "surveys": N, "responses": M, "seed": S, "ownerId": "UR_…"}`` →
+    created ids. The surveys belong to ``ownerId`` (default: the first user with a token): a
+    user sees only its own and shared surveys."""
     from qualflow.sandbox import respondents
     from qualflow.sandbox import seed as seeds
 
@@ -96,10 +98,13 @@ async def seed(request: Request) -> JSONResponse:
     count = _int(body, "surveys", 0, hi=10_000)
     per_survey = _int(body, "responses", 0, hi=1_000_000)
     rng_seed = _int(body, "seed", 0, hi=2**31)
+    owner_id = body.get("ownerId")
+    if owner_id is not None and (not isinstance(owner_id, str) or owner_id not in state.users):
+        raise errors.invalid_param("ownerId", f"no sandbox user {owner_id!r}")
     before = set(state.surveys)
-    # Seeding again reuses the built-in surveys already there instead of adding copies.
-    made = seeds.seed_builtin(state, reuse_existing=True) if builtin else []
-    made += seeds.seed_generated(state, count, seed=rng_seed)
+    # Seeding again reuses the owner's built-in surveys already there instead of adding copies.
+    made = seeds.seed_builtin(state, owner_id=owner_id, reuse_existing=True) if builtin else []
+    made += seeds.seed_generated(state, count, seed=rng_seed, owner_id=owner_id)
     total = 0
     if per_survey:
         for i, survey in enumerate(made):

@@ -418,8 +418,11 @@ _TOPICS = [
 ]
 
 
-def generated_survey(state: SandboxState, rng: random.Random) -> Survey:
-    """A plausible generated survey (deterministic for a given ``rng`` state and sandbox).
+def generated_survey(
+    state: SandboxState, rng: random.Random, *, owner_id: str | None = None
+) -> Survey:
+    """A plausible generated survey (deterministic for a given ``rng`` state and sandbox),
+    owned by ``owner_id`` (default: the first user with a token).
 
     Its name is numbered after the same topic's surveys the sandbox already holds, so surveys
     added one call at a time (as ``qualflow sandbox seed --url`` does) are told apart."""
@@ -441,7 +444,7 @@ def generated_survey(state: SandboxState, rng: random.Random) -> Survey:
     if rng.random() < 0.3:
         b.rank("Rank what matters most", ["Price", "Quality", "Support", "Speed"])
     b.text("Any other comments?", multiline=True)
-    return b.build(state, active=rng.random() < 0.8)
+    return b.build(state, owner_id=owner_id, active=rng.random() < 0.8)
 
 
 def seed_builtin(
@@ -449,12 +452,13 @@ def seed_builtin(
 ) -> list[Survey]:
     """Add the four built-in surveys, owned by ``owner_id`` (default: the first user with a
     token; a user sees only its own and shared surveys); returns them. With
-    ``reuse_existing`` a built-in survey the sandbox already has (by name) is returned instead
+    ``reuse_existing`` a built-in survey the owner already has (by name) is returned instead
     of being added again."""
     if not reuse_existing:
         return [make(state, owner_id=owner_id) for make in BUILTIN_SURVEYS]
+    owner = owner_id or state.default_user()[0].id
     with state.lock:
-        by_name = {survey.name: survey for survey in state.surveys.values()}
+        by_name = {s.name: s for s in state.surveys.values() if s.owner_id == owner}
     return [
         by_name.get(BUILTIN_NAMES[make]) or make(state, owner_id=owner_id)
         for make in BUILTIN_SURVEYS
@@ -468,6 +472,8 @@ def _next_name(state: SandboxState, prefix: str) -> str:
     return f"{prefix}{max(numbers, default=0) + 1}"
 
 
-def seed_generated(state: SandboxState, count: int, *, seed: int = 0) -> list[Survey]:
+def seed_generated(
+    state: SandboxState, count: int, *, seed: int = 0, owner_id: str | None = None
+) -> list[Survey]:
     rng = random.Random(seed)
-    return [generated_survey(state, rng) for _ in range(count)]
+    return [generated_survey(state, rng, owner_id=owner_id) for _ in range(count)]
