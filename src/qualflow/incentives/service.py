@@ -1331,6 +1331,19 @@ class RewardService:
         def operation(session: Session, reward: Reward) -> str:
             if reward.provider == "manual" and reward.paid_at is not None:
                 raise TransitionError(_paid_already(session, reward))
+            if reward.provider == "manual" and reward.status == "approved":
+                # Approved, not yet recorded as to be paid by hand (no worker ran since): it
+                # awaits payment all the same, so it is recorded so now, then marked paid.
+                if reward.lease_until and reward.lease_until > utcnow():
+                    raise TransitionError(
+                        f"{reward.reference_id} is being recorded for payment by hand right "
+                        "now; mark it paid again in a minute"
+                    )
+                incentive = session.get(Incentive, reward.incentive_id)
+                assert incentive is not None
+                self._record_order(
+                    session, reward, incentive, Delivery(complete=False, hint="to be paid by hand")
+                )
             if reward.provider != "manual" or reward.status != "ordered":
                 raise TransitionError(
                     f"only manual rewards awaiting payment can be marked paid; "

@@ -1,0 +1,39 @@
+"""A manual reward approved but not yet recorded for payment by hand (no worker ran since it was
+approved or released) can be marked paid at once: it awaits payment just the same."""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+
+from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.schemas import IncentiveSpec
+from qualflow.incentives.service import RewardService
+from tests.incentives.support import Db, reward_row, transitions
+from tests.incentives.test_rewards import request
+
+
+def test_an_approved_manual_reward_can_be_marked_paid(
+    db: Db, manager: IncentiveManager, service: RewardService
+) -> None:
+    spec = IncentiveSpec(
+        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
+        reward_name="bank transfer", approval_mode="automatic",
+    )  # fmt: skip
+    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    submission = service.submit(request(incentive, "m@example.org"))
+    assert submission.reward is not None
+    reference = submission.reward.reference_id
+    assert reward_row(db, reference).status == "approved"
+
+    [result] = service.mark_paid([reference], actor="ops@example.org")
+    assert result.ok, result.message
+    reward = reward_row(db, reference)
+    assert (reward.status, reward.paid_at is not None) == ("ordered", True)
+    assert transitions(db, reference)[-2:] == [
+        ("approved", "ordered", "to be paid by hand"),
+        ("ordered", "ordered", "marked paid by ops@example.org"),
+    ]
+    again = service.mark_paid([reference], actor="ops@example.org")[0]
+    assert not again.ok
+    assert "was marked paid already" in again.message
