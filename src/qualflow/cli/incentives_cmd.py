@@ -545,8 +545,16 @@ def rewards_show(reference: RewardArgument, as_json: JsonOption = False) -> None
         f"  {detail.amount} {detail.currency} from {detail.incentive} ({detail.provider})"
         + (f", {detail.delivery}" if detail.delivery else "")
     )
+    # Why it is held, blocked, failed or cancelled; once released or retried (and paid), that
+    # is its history, not its state.
+    if detail.status in ("pending", "held", "blocked", "failed", "cancelled"):
+        label = "reason"
+    elif any(t.to_status == "held" for t in detail.transitions):
+        label = "was held"
+    else:
+        label = "earlier"
     for reason in detail.reasons:
-        _out.print(f"  reason: {reason}")
+        _out.print(f"  {label}: {reason}")
     for warning in detail.warnings:
         _out.print(f"  warning: {warning}")
     if detail.last_error and detail.status not in ("sent", "blocked", "cancelled"):
