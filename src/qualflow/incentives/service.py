@@ -1703,7 +1703,13 @@ class Fulfiller:
             for reward_id in due:
                 tried.add(reward_id)
                 try:
-                    await self.service.fulfil(reward_id, owner=self.owner)
+                    ended = await self.service.fulfil(reward_id, owner=self.owner)
+                    if ended is not None and ended.status == "held":
+                        # Not paid: a person has to act (fund the account, add codes, release).
+                        held = "; ".join(ended.reasons) or "see the review queue"
+                        log.warning(
+                            "reward %s: %s", reward_id, f"{ended.reference_id} held: {held}"
+                        )
                 except (RewardRetry, RewardFailed) as exc:
                     log.warning("reward %s: %s", reward_id, exc)
                 except Exception as exc:  # one reward must not stall the rest
