@@ -547,16 +547,18 @@ def _single(results: list[ActionResult], db: Session) -> RewardDetail:
     responses=_ERRORS,
     summary="Release a held reward: it is approved and paid",
 )
-def release_reward(
+async def release_reward(
     reward_id: str, runtime: Runtime, db: DbSession, manager: Manager,
     body: Annotated[ReasonBody | None, Body()] = None,
 ) -> RewardDetail:  # fmt: skip
-    """Approve a held reward, optionally with a reason; it is then paid. 409 when the reward cannot
-    take this action in its current status."""
-    results = runtime.service.release(
-        [reward_id], actor=manager.email, note=body.reason if body else ""
+    """Approve a held reward, optionally with a reason, and pay it at once: the answer says how it
+    ended (sent, or held again with the reason, e.g. a balance still too low). 409 when the reward
+    cannot take this action in its current status."""
+    results = await asyncio.to_thread(
+        runtime.service.release, [reward_id], actor=manager.email, note=body.reason if body else ""
     )
-    runtime.fulfiller.wake()
+    if results[0].ok:
+        await _fulfil_now(runtime, results[0].reference_id, f"api:{normalize_reference(reward_id)}")
     return _single(results, db)
 
 
