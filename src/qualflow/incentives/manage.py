@@ -31,6 +31,7 @@ from qualflow.incentives.money import MoneyError, check_stored, format_money, fr
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
 from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
+from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
@@ -311,6 +312,11 @@ class IncentiveManager:
             and ("utid" in changes or "tango_account_id" in changes)
         ):
             merged["amount"] = None  # a new item decides its own value unless one is given
+        if current.provider == "tango" and (
+            changes.get("utid", current.utid) != current.utid
+            or changes.get("tango_account_id", current.tango_account_id) != current.tango_account_id
+        ):
+            await self._forget_catalog_texts(current, merged, changes)
         try:
             spec = IncentiveSpec.model_validate(merged)
         except ValidationError as exc:
@@ -341,6 +347,30 @@ class IncentiveManager:
                 return incentive, warnings
 
         return await asyncio.to_thread(store)
+
+    async def _forget_catalog_texts(
+        self, current: Incentive, merged: dict[str, Any], changes: dict[str, Any]
+    ) -> None:
+        """Clear the reward name and redemption instructions that came from the Tango item an
+        incentive leaves (so the new item's are taken); ones a person wrote stay, as do both
+        when the old item can no longer be read (nothing tells them apart then)."""
+        try:
+            old = await provider_named("tango", self.providers).resolve_value(
+                amount=from_minor(current.amount_minor, current.currency),
+                currency=current.currency,
+                utid=current.utid,
+                tango_account_id=current.tango_account_id,
+                gift_code_pool_id=None,
+            )
+        except (ValueError, TangoError):
+            return
+        if "reward_name" not in changes and current.reward_name == old.reward_name:
+            merged["reward_name"] = None
+        if (
+            "redemption_instructions" not in changes
+            and current.redemption_instructions == old.redemption_instructions
+        ):
+            merged["redemption_instructions"] = ""
 
     def get(self, reference: str) -> Incentive:
         with self.factory() as session:
