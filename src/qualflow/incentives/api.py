@@ -39,6 +39,7 @@ from qualflow.incentives.lifecycle import TransitionError, describe
 from qualflow.incentives.manage import (
     MAX_POOL_DESCRIPTION,
     IncentiveError,
+    IncentiveUnchecked,
     InUse,
     NameTaken,
     low_stock,
@@ -413,16 +414,19 @@ def list_incentives(
     tags=[TAG_INCENTIVES],
     response_model=IncentiveOut,
     status_code=status.HTTP_201_CREATED,
-    responses=_ERRORS,
+    responses=_UPSTREAM_ERRORS,
     summary="Create an incentive (its value is checked with the provider)",
 )
 async def create_incentive(
     spec: IncentiveSpec, runtime: Runtime, manager: Manager, request: Request, response: Response
 ) -> IncentiveOut:
     """Save a new incentive; its reward value is checked with the provider (422 when the provider
-    refuses it). Answers the incentive with its reference (INC-…)."""
+    refuses it, 502 when Tango cannot be asked). Answers the incentive with its reference
+    (INC-…)."""
     try:
         incentive = await runtime.manager.create(spec, actor=manager.email)
+    except IncentiveUnchecked as exc:
+        raise ApiError(502, "tango_error", str(exc)) from None
     except IncentiveError as exc:
         raise refused_field("invalid_incentive", str(exc), exc.field) from None
     set_location(request, response, get_incentive_detail, reference_id=incentive.reference_id)
@@ -1119,20 +1123,23 @@ def get_incentive_detail(
     "/{reference_id}",
     tags=[TAG_INCENTIVES],
     response_model=IncentiveUpdateOut,
-    responses=_ERRORS,
+    responses=_UPSTREAM_ERRORS,
     summary="Change an incentive (validated again with the provider)",
 )
 async def update_incentive(
     reference_id: str, patch: IncentivePatch, runtime: Runtime, manager: Manager
 ) -> IncentiveUpdateOut:
-    """Change the fields given; a changed reward value is checked with the provider again. The
-    answer lists warnings, e.g. limits now below the rewards already committed."""
+    """Change the fields given; a changed reward value is checked with the provider again (502
+    when Tango cannot be asked). The answer lists warnings, e.g. limits now below the rewards
+    already committed."""
     try:
         incentive, warnings = await runtime.manager.update_with_warnings(
             _reference(reference_id), patch, actor=manager.email
         )
     except IncentiveNotFound as exc:
         raise _not_found(str(exc)) from None
+    except IncentiveUnchecked as exc:
+        raise ApiError(502, "tango_error", str(exc)) from None
     except IncentiveError as exc:
         raise refused_field("invalid_incentive", str(exc), exc.field) from None
     return IncentiveUpdateOut(**IncentiveOut.of(incentive).model_dump(), warnings=warnings)

@@ -29,9 +29,9 @@ from qualflow.incentives.models import (
 )
 from qualflow.incentives.money import MoneyError, check_stored, format_money, from_minor, to_minor
 from qualflow.incentives.providers import ProviderContext, ProviderHealth, provider_named
+from qualflow.incentives.providers.base import ProviderUnavailable
 from qualflow.incentives.providers.gift_codes import ImportReport, available, import_codes
 from qualflow.incentives.providers.tango import CatalogItem, TangoProvider
-from qualflow.incentives.providers.tango_client import TangoError
 from qualflow.incentives.schemas import FraudRules, IncentivePatch, IncentiveSpec
 from qualflow.incentives.service import get_incentive
 from qualflow.store.base import utcnow
@@ -55,6 +55,11 @@ class InUse(IncentiveError):
 class NameTaken(IncentiveError):
     """Creating something under a name another of its kind has already (a conflict, not a
     field refused as such)."""
+
+
+class IncentiveUnchecked(IncentiveError):
+    """The provider could not be asked to check the incentive's value (Tango did not answer or
+    refused the account's key): the fault is upstream, not in what was given."""
 
 
 @dataclass
@@ -220,6 +225,8 @@ class IncentiveManager:
         except ValueError as exc:
             # The provider names the field it refuses (amount, utid, pool…) when it is one.
             raise IncentiveError(str(exc), field=getattr(exc, "field", None)) from None
+        except ProviderUnavailable as exc:
+            raise IncentiveUnchecked(str(exc)) from None
         try:
             check_stored(value.amount_minor, value.currency)
         except MoneyError as exc:
@@ -362,7 +369,7 @@ class IncentiveManager:
                 tango_account_id=current.tango_account_id,
                 gift_code_pool_id=None,
             )
-        except (ValueError, TangoError):
+        except (ValueError, ProviderUnavailable):
             return
         if "reward_name" not in changes and current.reward_name == old.reward_name:
             merged["reward_name"] = None

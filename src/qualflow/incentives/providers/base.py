@@ -40,6 +40,11 @@ class ValueRefused(ValueError):
         self.field = field
 
 
+class ProviderUnavailable(Exception):
+    """The provider could not be asked (it did not answer, or refused the account's key): an
+    incentive's value is not known to be wrong, only unchecked."""
+
+
 class ProviderError(Exception):
     """Paying failed; ``retriable`` says whether the same attempt may succeed later."""
 

@@ -29,6 +29,7 @@ from qualflow.incentives.providers.base import (
     ProviderError,
     ProviderHealth,
     ProviderHold,
+    ProviderUnavailable,
     ResolvedValue,
     RewardProvider,
     ValueRefused,
@@ -394,7 +395,7 @@ class TangoProvider(RewardProvider):
             try:
                 item = await self._item(account, client, utid)
             except TangoError as exc:
-                raise ValueError(f"could not read the Tango catalog: {exc}") from None
+                raise ProviderUnavailable(f"could not read the Tango catalog: {exc}") from None
         item_currency = str(item.get("currencyCode") or "USD").upper()
         if currency is not None and currency.upper() != item_currency:
             raise ValueRefused(
