@@ -48,3 +48,27 @@ def test_a_released_reward_shows_its_hold_as_past(cli_env: dict[str, str], db: D
     assert out.splitlines()[0].startswith(f"{reference} ordered")
     assert f"  was held: {hold}" in out.splitlines()
     assert not any(line.startswith("  reason:") for line in out.splitlines())
+
+
+def test_the_list_marks_a_released_rewards_hold_as_earlier(cli_env: dict[str, str], db: Db) -> None:
+    code, out, err = run(
+        cli_env, "create", "--name", "Diary", "--provider", "manual", "--amount", "25",
+        "--currency", "EUR", "--approval-mode", "review_all",
+    )  # fmt: skip
+    assert code == 0, err
+    submission = RewardService(db.sessionmaker).submit(
+        RewardRequestIn(
+            incentive_reference=out.strip(), email="m@example.org", source="automation",
+            requested_by="tests", request_key="k", response_values=dict(CLEAN),
+        )
+    )  # fmt: skip
+    assert submission.reward is not None
+    reference = submission.reward.reference_id
+    code, out, _ = run(cli_env, "rewards", "ls")
+    [held] = [line for line in out.splitlines() if reference in line]
+    assert "│ this incentive reviews every reward" in held
+
+    assert run(cli_env, "rewards", "release", reference)[0] == 0
+    code, out, _ = run(cli_env, "rewards", "ls")
+    [released] = [line for line in out.splitlines() if reference in line]
+    assert "│ earlier: this incentive reviews every reward" in released

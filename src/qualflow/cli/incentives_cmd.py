@@ -435,6 +435,18 @@ def incentives_review(reference: IncentiveArgument, as_json: JsonOption = False)
         _out.print(Text("no warnings", style="green"))
 
 
+#: The statuses a reward's reasons explain; in any other (released or retried since), they are
+#: why it was held or failed earlier.
+_STATUSES_WITH_A_REASON = ("pending", "held", "blocked", "failed", "cancelled")
+
+
+def _listed_reasons(status: str, reasons: list[str]) -> str:
+    joined = "; ".join(reasons)
+    if not joined or status in _STATUSES_WITH_A_REASON:
+        return joined
+    return f"earlier: {joined}"
+
+
 @app.command("fulfil")
 def incentives_fulfil() -> None:
     """Pay every reward that is due now (approved, retries), then exit."""
@@ -509,7 +521,8 @@ def rewards_ls(
     for row in rows:
         table.add_row(
             row.reference_id, row.incentive, row.status, row.email,
-            f"{row.amount} {row.currency}", _shortened("; ".join(row.reasons), 80),
+            f"{row.amount} {row.currency}",
+            _shortened(_listed_reasons(row.status, row.reasons), 80),
             row.created_at.strftime("%Y-%m-%d %H:%M"),
         )  # fmt: skip
     print_listing(
@@ -547,7 +560,7 @@ def rewards_show(reference: RewardArgument, as_json: JsonOption = False) -> None
     )
     # Why it is held, blocked, failed or cancelled; once released or retried (and paid), that
     # is its history, not its state.
-    if detail.status in ("pending", "held", "blocked", "failed", "cancelled"):
+    if detail.status in _STATUSES_WITH_A_REASON:
         label = "reason"
     elif any(t.to_status == "held" for t in detail.transitions):
         label = "was held"
