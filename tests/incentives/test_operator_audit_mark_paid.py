@@ -37,3 +37,23 @@ def test_an_approved_manual_reward_can_be_marked_paid(
     again = service.mark_paid([reference], actor="ops@example.org")[0]
     assert not again.ok
     assert "was marked paid already" in again.message
+
+
+def test_a_held_manual_reward_says_to_release_it_first(
+    db: Db, manager: IncentiveManager, service: RewardService
+) -> None:
+    spec = IncentiveSpec(
+        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
+        reward_name="bank transfer", approval_mode="review_all",
+    )  # fmt: skip
+    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    submission = service.submit(request(incentive, "h@example.org"))
+    assert submission.reward is not None
+    reference = submission.reward.reference_id
+    [result] = service.mark_paid([reference], actor="ops@example.org")
+    assert not result.ok
+    assert result.message == (
+        f"{reference} is held for review (this incentive reviews every reward before paying it): "
+        "release it first, then mark it paid"
+    )
+    assert reward_row(db, reference).status == "held"

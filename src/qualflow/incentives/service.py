@@ -1331,6 +1331,12 @@ class RewardService:
         def operation(session: Session, reward: Reward) -> str:
             if reward.provider == "manual" and reward.paid_at is not None:
                 raise TransitionError(_paid_already(session, reward))
+            if reward.provider == "manual" and reward.status == "held":
+                why = "; ".join(reward.reasons or []) or "see its transitions"
+                raise TransitionError(
+                    f"{reward.reference_id} is held for review ({why}): release it first, then "
+                    "mark it paid"
+                )
             if reward.provider == "manual" and reward.status == "approved":
                 # Approved, not yet recorded as to be paid by hand (no worker ran since): it
                 # awaits payment all the same, so it is recorded so now, then marked paid.
