@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from qualflow.incentives.service import RewardRequestIn, RewardService
+from qualflow.incentives.service import RewardRequestIn, RewardService, Submission
 from qualflow.store.secrets import SecretBox
 from tests.incentives.support import Db
 from tests.incentives.test_cli import run
@@ -24,18 +24,23 @@ def cli_env(db: Db, secret_box: SecretBox, tmp_path: Path) -> dict[str, str]:
     }
 
 
+def submit_clean_request(db: Db, incentive_reference: str, email: str) -> Submission:
+    """A reward request as an automation run makes it, with a response no fraud rule flags."""
+    return RewardService(db.sessionmaker).submit(
+        RewardRequestIn(
+            incentive_reference=incentive_reference, email=email, source="automation",
+            requested_by="tests", request_key="k", response_values=dict(CLEAN),
+        )
+    )  # fmt: skip
+
+
 def test_a_released_reward_shows_its_hold_as_past(cli_env: dict[str, str], db: Db) -> None:
     code, out, err = run(
         cli_env, "create", "--name", "Diary", "--provider", "manual", "--amount", "25",
         "--currency", "EUR", "--approval-mode", "review_all",
     )  # fmt: skip
     assert code == 0, err
-    submission = RewardService(db.sessionmaker).submit(
-        RewardRequestIn(
-            incentive_reference=out.strip(), email="m@example.org", source="automation",
-            requested_by="tests", request_key="k", response_values=dict(CLEAN),
-        )
-    )  # fmt: skip
+    submission = submit_clean_request(db, out.strip(), "m@example.org")
     assert submission.reward is not None
     reference = submission.reward.reference_id
     [hold] = submission.reward.reasons
@@ -56,12 +61,7 @@ def test_the_list_marks_a_released_rewards_hold_as_earlier(cli_env: dict[str, st
         "--currency", "EUR", "--approval-mode", "review_all",
     )  # fmt: skip
     assert code == 0, err
-    submission = RewardService(db.sessionmaker).submit(
-        RewardRequestIn(
-            incentive_reference=out.strip(), email="m@example.org", source="automation",
-            requested_by="tests", request_key="k", response_values=dict(CLEAN),
-        )
-    )  # fmt: skip
+    submission = submit_clean_request(db, out.strip(), "m@example.org")
     assert submission.reward is not None
     reference = submission.reward.reference_id
     code, out, _ = run(cli_env, "rewards", "ls")

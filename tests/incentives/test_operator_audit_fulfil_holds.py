@@ -3,25 +3,11 @@ counting them among those it handled."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
-import pytest
-
-from qualflow.incentives.service import RewardRequestIn, RewardService
-from qualflow.store.secrets import SecretBox
 from tests.incentives.support import Db
 from tests.incentives.test_cli import run
-from tests.incentives.test_rewards import CLEAN
+from tests.incentives.test_operator_audit_cli_show import cli_env, submit_clean_request
 
-
-@pytest.fixture
-def cli_env(db: Db, secret_box: SecretBox, tmp_path: Path) -> dict[str, str]:
-    return {
-        "QUALFLOW_DATABASE_URL": db.url,
-        "QUALFLOW_SECRET_KEYS": ",".join(secret_box.keys),
-        "QUALFLOW_DATA_DIR": str(tmp_path / "data"),
-        "COLUMNS": "200",
-    }
+__all__ = ["cli_env"]  # the fixture, used by name
 
 
 def test_fulfil_warns_about_a_reward_it_held(cli_env: dict[str, str], db: Db) -> None:
@@ -32,12 +18,7 @@ def test_fulfil_warns_about_a_reward_it_held(cli_env: dict[str, str], db: Db) ->
         "--amount", "10", "--currency", "USD", "--approval-mode", "automatic",
     )  # fmt: skip
     assert code == 0, err
-    submission = RewardService(db.sessionmaker).submit(
-        RewardRequestIn(
-            incentive_reference=out.strip(), email="c@example.org", source="automation",
-            requested_by="tests", request_key="k", response_values=dict(CLEAN),
-        )
-    )  # fmt: skip
+    submission = submit_clean_request(db, out.strip(), "c@example.org")
     assert submission.reward is not None
     assert submission.reward.status == "approved"
 
