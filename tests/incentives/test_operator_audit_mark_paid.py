@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 from decimal import Decimal
 
+import pytest
+
 from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives import service as service_module
 from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import RewardService
 from tests.incentives.support import Db, reward_row, transitions
@@ -57,3 +60,25 @@ def test_a_held_manual_reward_says_to_release_it_first(
         "release it first, then mark it paid"
     )
     assert reward_row(db, reference).status == "held"
+
+
+def test_a_worker_recording_the_reward_first_is_a_clear_refusal_not_an_error(
+    db: Db, manager: IncentiveManager, service: RewardService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fulfiller moved the reward on between mark-paid's read and its write: mark-paid's
+    own move finds the status changed and refuses with a reason (the operator tries again)."""
+    spec = IncentiveSpec(
+        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
+        reward_name="bank transfer", approval_mode="automatic",
+    )  # fmt: skip
+    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    submission = service.submit(request(incentive, "r@example.org"))
+    assert submission.reward is not None
+    reference = submission.reward.reference_id
+    monkeypatch.setattr(service_module, "move", lambda *args, **kwargs: False)
+
+    [result] = service.mark_paid([reference], actor="ops@example.org")
+
+    assert not result.ok
+    assert "mark it paid again" in result.message
+    assert reward_row(db, reference).paid_at is None

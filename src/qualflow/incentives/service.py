@@ -1347,9 +1347,19 @@ class RewardService:
                     )
                 incentive = session.get(Incentive, reward.incentive_id)
                 assert incentive is not None
-                self._record_order(
-                    session, reward, incentive, Delivery(complete=False, hint="to be paid by hand")
-                )
+                try:
+                    self._record_order(
+                        session,
+                        reward,
+                        incentive,
+                        Delivery(complete=False, hint="to be paid by hand"),
+                    )
+                except RewardFailed:
+                    # A worker recorded it between this read and this write.
+                    raise TransitionError(
+                        f"{reward.reference_id} was just recorded for payment by hand by a "
+                        "worker; mark it paid again"
+                    ) from None
             if reward.provider != "manual" or reward.status != "ordered":
                 raise TransitionError(
                     f"only manual rewards awaiting payment can be marked paid; "
