@@ -8,8 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives import service as service_module
+from qualflow.incentives.manage import IncentiveManager
 from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import RewardService
 from tests.incentives.support import Db, reward_row, transitions
