@@ -681,7 +681,11 @@ def _fault_table(rules: list[dict[str, Any]]) -> Table:
 def faults_add(
     url: LiveUrl,
     path: Annotated[
-        str, typer.Option(help="Shell-style pattern over the request path, e.g. /API/v3/surveys*.")
+        str,
+        typer.Option(
+            help="Shell-style pattern over the request path, e.g. /API/v3/surveys* or "
+            "/raas/v2/orders."
+        ),
     ] = "*",
     method: Annotated[
         HttpMethod | None, typer.Option(case_sensitive=False, help="Only this HTTP method.")

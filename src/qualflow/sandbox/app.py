@@ -28,6 +28,7 @@ from qualflow.sandbox import errors
 from qualflow.sandbox.delivery import WebhookDispatcher
 from qualflow.sandbox.errors import ApiError
 from qualflow.sandbox.state import SandboxState
+from qualflow.sandbox.tango_state import TangoApiError, field_error
 from qualflow.web.api_docs import install_api_docs
 
 API_PREFIX = "/API/v3"
@@ -38,6 +39,7 @@ OLDER_INBOUND_PATH = "/inbound-event/v1/events/JSON/triggers"
 INBOUND_PATHS = (INBOUND_PATH, OLDER_INBOUND_PATH)
 TOKEN_PATH = "/oauth2/token"
 CONTROL_PREFIX = "/_sandbox"
+TANGO_PREFIX = "/raas/v2"
 
 
 class _BodyTooLarge(Exception):
@@ -72,6 +74,9 @@ class SandboxMiddleware:
         try:
             await self._guard(scope, path)
         except ApiError as exc:
+            if _is_tango(path):
+                await _in_tango_shape(exc, path)(scope, receive, send)
+                return
             await exc.response()(scope, receive, send)
             return
         limit = (
@@ -110,9 +115,10 @@ class SandboxMiddleware:
 
     async def _guard(self, scope: Scope, path: str) -> None:
         is_api = path.startswith(API_PREFIX + "/") or path == API_PREFIX
-        if not (is_api or path in INBOUND_PATHS or path == TOKEN_PATH):
+        is_tango = _is_tango(path)
+        if not (is_api or is_tango or path in INBOUND_PATHS or path == TOKEN_PATH):
             return
-        verdict = self.state.faults.check(scope["method"], path)
+        verdict = self.state.faults.check(scope["method"], path, brand_limited=not is_tango)
         if verdict.latency:
             await self.state.faults.stall(verdict.latency)
         if verdict.hang:
@@ -120,7 +126,7 @@ class SandboxMiddleware:
             raise ApiError(504, errors.UNAVAILABLE, "Gateway timeout (injected hang).")
         if verdict.error is not None:
             raise verdict.error
-        if path == TOKEN_PATH:
+        if path == TOKEN_PATH or is_tango:  # the Tango double checks its own Basic auth
             return
         user = self._authenticate(scope, allow_basic=path in INBOUND_PATHS, allow_bearer=is_api)
         scope.setdefault("state", {})["user"] = user
@@ -181,6 +187,18 @@ class SandboxMiddleware:
                 "accepted here.",
             )
         raise ApiError(400, errors.NO_AUTH, "Expected authorization in headers, but none provided.")
+
+
+def _is_tango(path: str) -> bool:
+    return path == TANGO_PREFIX or path.startswith(TANGO_PREFIX + "/")
+
+
+def _in_tango_shape(exc: ApiError, path: str) -> JSONResponse:
+    """An injected fault on a Tango path, answered as Tango answers errors, so a Tango client
+    sees the body it parses (the Qualtrics envelope would be a different, unknown error)."""
+    constraint = "RateLimit" if exc.status == 429 else "SystemError"
+    tango_error = TangoApiError(exc.status, [field_error("", exc.message, constraint)])
+    return JSONResponse(tango_error.body(path), status_code=exc.status, headers=exc.headers)
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

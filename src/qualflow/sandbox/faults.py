@@ -219,8 +219,9 @@ class FaultInjector:
                 return
             await asyncio.sleep(min(left, 0.1))
 
-    def check(self, method: str, path: str) -> Verdict:
-        """Decide latency / hang / error for one API call."""
+    def check(self, method: str, path: str, *, brand_limited: bool = True) -> Verdict:
+        """Decide latency / hang / error for one API call; ``brand_limited``: the call counts
+        against the Qualtrics brand rate limit (a Tango call does not)."""
         verdict = Verdict()
         with self._lock:
             bucket = self._bucket
@@ -236,7 +237,7 @@ class FaultInjector:
                 verdict.hang = max(verdict.hang, rule.hang)
                 if rule.status is not None and verdict.error is None:
                     verdict.error = _fault_error(rule.status, rule.retry_after)
-        if verdict.error is None and bucket is not None:
+        if verdict.error is None and bucket is not None and brand_limited:
             wait = bucket.take()
             if wait > 0:
                 verdict.error = ApiError(

@@ -211,11 +211,11 @@ def _rfc3339_filter(filters: dict[str, str], name: str) -> datetime | None:
     except ValueError:
         raise TangoApiError(
             400,
-            [_field_error(name, f"{name} must be an RFC 3339 date-time.", "Pattern", raw)],
+            [field_error(name, f"{name} must be an RFC 3339 date-time.", "Pattern", raw)],
         ) from None
 
 
-def _field_error(path: str, message: str, constraint: str, invalid: Any = None) -> dict[str, Any]:
+def field_error(path: str, message: str, constraint: str, invalid: Any = None) -> dict[str, Any]:
     return {"path": path, "message": message, "constraint": constraint, "invalidValue": invalid}
 
 
@@ -483,7 +483,7 @@ class TangoState:
             if username is None or self.platforms.get(username) != password:
                 raise TangoApiError(
                     401,
-                    [_field_error("", "Invalid platform name or key.", "Authentication")],
+                    [field_error("", "Invalid platform name or key.", "Authentication")],
                     headers={"WWW-Authenticate": 'Basic realm="RaaS"'},
                 )
 
@@ -499,7 +499,7 @@ class TangoState:
                     self.rate_limited_count += 1
                     raise TangoApiError(
                         429,
-                        [_field_error("", "Too many requests: the limit is 1 per second.",
+                        [field_error("", "Too many requests: the limit is 1 per second.",
                                       "RateLimit")],
                         headers={"Retry-After": "1"},
                     )  # fmt: skip
@@ -522,7 +522,7 @@ class TangoState:
                 headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
                 raise TangoApiError(
                     failure.status,
-                    [_field_error("", "Injected failure.", "SystemError")],
+                    [field_error("", "Injected failure.", "SystemError")],
                     headers=headers,
                 )
 
@@ -548,7 +548,7 @@ class TangoState:
             if account is None:
                 raise TangoApiError(
                     404,
-                    [_field_error("accountIdentifier", f"Account {account_id} not found.",
+                    [field_error("accountIdentifier", f"Account {account_id} not found.",
                                   "NotFound", account_id)],
                 )  # fmt: skip
             return account.view()
@@ -561,14 +561,14 @@ class TangoState:
             self.order_requests += 1
             if not isinstance(body, dict):
                 raise TangoApiError(
-                    400, [_field_error("", "The body must be a JSON object.", "Type")]
+                    400, [field_error("", "The body must be a JSON object.", "Type")]
                 )
             errors: list[dict[str, Any]] = []
 
             def required(name: str) -> Any:
                 value = body.get(name)
                 if value in (None, ""):
-                    errors.append(_field_error(name, f"{name} is required.", "NotNull"))
+                    errors.append(field_error(name, f"{name} is required.", "NotNull"))
                 return value
 
             customer_id = required("customerIdentifier")
@@ -577,13 +577,13 @@ class TangoState:
             amount_raw = required("amount")
             send_email = body.get("sendEmail")
             if not isinstance(send_email, bool):
-                errors.append(_field_error("sendEmail", "sendEmail is required.", "NotNull"))
+                errors.append(field_error("sendEmail", "sendEmail is required.", "NotNull"))
             external = body.get("externalRefID")
             if external is not None and (
                 not isinstance(external, str) or not external.isalnum() or len(external) > 100
             ):
                 errors.append(
-                    _field_error(
+                    field_error(
                         "externalRefID",
                         "externalRefID must be at most 100 alphanumeric characters.",
                         "Pattern",
@@ -594,12 +594,12 @@ class TangoState:
             if send_email:
                 if not isinstance(recipient, dict) or not recipient.get("email"):
                     errors.append(
-                        _field_error("recipient.email", "recipient.email is required when "
+                        field_error("recipient.email", "recipient.email is required when "
                                      "sendEmail is true.", "NotNull")
                     )  # fmt: skip
                 if not isinstance(recipient, dict) or not recipient.get("firstName"):
                     errors.append(
-                        _field_error("recipient.firstName", "recipient.firstName is required "
+                        field_error("recipient.firstName", "recipient.firstName is required "
                                      "when sendEmail is true.", "NotNull")
                     )  # fmt: skip
             if isinstance(recipient, dict):
@@ -607,14 +607,12 @@ class TangoState:
                     value = recipient.get(name)
                     if isinstance(value, str) and len(value) > 100:
                         errors.append(
-                            _field_error(f"recipient.{name}", f"recipient.{name} must be at most "
+                            field_error(f"recipient.{name}", f"recipient.{name} must be at most "
                                          "100 characters.", "Size")
                         )  # fmt: skip
             notes = body.get("notes")
             if isinstance(notes, str) and len(notes) > 150:
-                errors.append(
-                    _field_error("notes", "notes must be at most 150 characters.", "Size")
-                )
+                errors.append(field_error("notes", "notes must be at most 150 characters.", "Size"))
             if errors:
                 raise TangoApiError(400, errors)
 
@@ -622,7 +620,7 @@ class TangoState:
             if account is None or account.customer_id != customer_id:
                 raise TangoApiError(
                     400,
-                    [_field_error("accountIdentifier", f"Account {account_id} does not belong to "
+                    [field_error("accountIdentifier", f"Account {account_id} does not belong to "
                                   f"customer {customer_id}.", "NotFound", account_id)],
                 )  # fmt: skip
             if external:
@@ -633,24 +631,24 @@ class TangoState:
             if item is None or item.status != "active":
                 raise TangoApiError(
                     400,
-                    [_field_error("utid", f"Item {utid} is not available.", "InvalidItem", utid)],
+                    [field_error("utid", f"Item {utid} is not available.", "InvalidItem", utid)],
                 )
             try:
                 amount = Decimal(str(amount_raw))
             except InvalidOperation:
                 raise TangoApiError(
-                    400, [_field_error("amount", "amount must be a number.", "Type", amount_raw)]
+                    400, [field_error("amount", "amount must be a number.", "Type", amount_raw)]
                 ) from None
             if not amount.is_finite() or amount <= 0:
                 raise TangoApiError(
                     400,
-                    [_field_error("amount", "amount must be a positive number.", "Range",
+                    [field_error("amount", "amount must be a positive number.", "Range",
                                   str(amount_raw))],
                 )  # fmt: skip
             if amount != amount.quantize(Decimal("0.01")):
                 raise TangoApiError(
                     400,
-                    [_field_error("amount", "amount must have at most 2 decimal places.",
+                    [field_error("amount", "amount must have at most 2 decimal places.",
                                   "Digits", str(amount_raw))],
                 )  # fmt: skip
             self._check_amount(item, amount)
@@ -658,14 +656,14 @@ class TangoState:
             if rate is None:
                 raise TangoApiError(
                     400,
-                    [_field_error("utid", f"Item {item.utid} ({item.currency}) cannot be ordered "
+                    [field_error("utid", f"Item {item.utid} ({item.currency}) cannot be ordered "
                                   f"from an account in {account.currency}.", "Currency", utid)],
                 )  # fmt: skip
             charged = (amount * rate).quantize(Decimal("0.01"))
             if charged > account.balance:
                 raise TangoApiError(
                     400,
-                    [_field_error("amount", f"Insufficient funds: account {account_id} has "
+                    [field_error("amount", f"Insufficient funds: account {account_id} has "
                                   f"{_money(account.balance):.2f} {account.currency}, the order "
                                   f"needs {_money(charged):.2f}.", "InsufficientFunds",
                                   _money(amount))],
@@ -683,7 +681,7 @@ class TangoState:
             if item.face_value is not None and amount != item.face_value:
                 raise TangoApiError(
                     400,
-                    [_field_error("amount", f"Item {item.utid} has a fixed value of "
+                    [field_error("amount", f"Item {item.utid} has a fixed value of "
                                   f"{_money(item.face_value):.2f}.", "FixedValue", _money(amount))],
                 )  # fmt: skip
             return
@@ -691,13 +689,13 @@ class TangoState:
         if (low is not None and amount < low) or (high is not None and amount > high):
             raise TangoApiError(
                 400,
-                [_field_error("amount", f"amount must be between {low} and {high}.", "Range",
+                [field_error("amount", f"amount must be between {low} and {high}.", "Range",
                               _money(amount))],
             )  # fmt: skip
         if item.whole_amount_required and amount != amount.to_integral_value():
             raise TangoApiError(
                 400,
-                [_field_error("amount", "amount must be a whole number for this item.",
+                [field_error("amount", "amount must be a whole number for this item.",
                               "WholeAmount", _money(amount))],
             )  # fmt: skip
 
@@ -760,7 +758,7 @@ class TangoState:
             if order is None:
                 raise TangoApiError(
                     404,
-                    [_field_error("referenceOrderID", f"Order {reference} not found.",
+                    [field_error("referenceOrderID", f"Order {reference} not found.",
                                   "NotFound", reference)],
                 )  # fmt: skip
             return order
@@ -783,7 +781,7 @@ class TangoState:
             page = max(0, int(filters.get("page") or 0))
         except ValueError:
             raise TangoApiError(
-                400, [_field_error("page", "page and elementsPerBlock must be numbers.", "Type")]
+                400, [field_error("page", "page and elementsPerBlock must be numbers.", "Type")]
             ) from None
         chunk = orders[page * per_page : (page + 1) * per_page]
         return {
@@ -802,7 +800,7 @@ class TangoState:
             new_email = body.get("newEmail") if isinstance(body, dict) else None
             if new_email is not None and (not isinstance(new_email, str) or "@" not in new_email):
                 raise TangoApiError(
-                    400, [_field_error("newEmail", "newEmail is not valid.", "Email", new_email)]
+                    400, [field_error("newEmail", "newEmail is not valid.", "Email", new_email)]
                 )
             resend = {
                 "referenceOrderID": order["referenceOrderID"],
