@@ -738,7 +738,10 @@ def faults_rm(url: LiveUrl, rule_id: Annotated[int, typer.Argument(help="The rul
 
 @faults_app.command("clear")
 def faults_clear(url: LiveUrl) -> None:
-    """Remove every fault rule and pending export failure (the rate limit stays as it is)."""
+    """Remove every fault rule and pending export failure (the rate limit stays as it is).
+
+    Pending Tango order failures (tango-fail) and email refusals (tango-refuse) end too.
+    """
     with _remote(url) as client:
         _control(client, "faults", method="DELETE")
     typer.echo("removed every fault rule and pending export failure")
@@ -781,3 +784,62 @@ def faults_fail_exports(
         _control(client, "faults/exports", {"surveyId": survey_id, "count": count})
     which = f"export(s) of {survey_id}" if survey_id else "export(s)"
     typer.echo(f"the next {count} {which} will fail")
+
+
+def _tango_control(url: str, path: str, body: dict[str, Any]) -> None:
+    with _remote(url) as client:
+        resp = client.post(f"/_sandbox/tango/{path}", json=body)
+    if resp.status_code == 200:
+        return
+    try:
+        problems = resp.json()["errors"]
+        message = "; ".join(str(problem["message"]) for problem in problems)
+    except (ValueError, KeyError, TypeError):
+        message = f"{url} did not answer like a qualflow sandbox (HTTP {resp.status_code})"
+    fail(message, 2 if resp.status_code == 400 else 1)
+
+
+@faults_app.command("tango-fail")
+def faults_tango_fail(
+    url: LiveUrl,
+    status: Annotated[
+        int, typer.Option(min=400, max=599, help="Answer the orders with this status, e.g. 503.")
+    ],
+    count: Annotated[int, typer.Option(min=1, max=1000, help="How many orders fail.")] = 1,
+    message: Annotated[
+        str | None, typer.Option(help="The error message in Tango's error body.")
+    ] = None,
+    retry_after: Annotated[
+        int | None, typer.Option(min=0, max=MAX_RETRY_AFTER, help="Retry-After seconds to send.")
+    ] = None,
+) -> None:
+    """Make the Tango double answer its next orders (POST /raas/v2/orders) with an error."""
+    body: dict[str, Any] = {"status": status, "count": count}
+    if message is not None:
+        body["message"] = message
+    if retry_after is not None:
+        body["retryAfter"] = retry_after
+    _tango_control(url, "failures", body)
+    typer.echo(f"the next {count} Tango order(s) will answer HTTP {status}")
+
+
+@faults_app.command("tango-refuse")
+def faults_tango_refuse(
+    url: LiveUrl,
+    email: Annotated[str, typer.Argument(help="The recipient email to refuse (any case).")],
+    status: Annotated[
+        int, typer.Option(min=400, max=499, help="Refuse with this 4xx status.")
+    ] = 400,
+    message: Annotated[
+        str | None, typer.Option(help="The error message in Tango's error body.")
+    ] = None,
+) -> None:
+    """Make the Tango double refuse every order for one recipient email with a 4xx.
+
+    'qualflow sandbox faults clear' ends the refusal.
+    """
+    body: dict[str, Any] = {"email": email, "status": status}
+    if message is not None:
+        body["message"] = message
+    _tango_control(url, "refusals", body)
+    typer.echo(f"Tango orders for {email.strip().lower()} will be refused with HTTP {status}")

@@ -16,6 +16,7 @@ from qualflow.sandbox.delivery import WebhookDispatcher
 from qualflow.sandbox.errors import bad_request, not_found
 from qualflow.sandbox.faults import FaultRule
 from qualflow.sandbox.http import json_object, state_of
+from qualflow.sandbox.tango_state import TangoState
 
 router = APIRouter(prefix="/_sandbox")
 
@@ -184,6 +185,9 @@ async def clear_faults(request: Request) -> JSONResponse:
     state.faults.clear()
     with state.lock:
         state.fail_next_exports.clear()
+    tango: TangoState | None = getattr(request.app.state, "tango", None)
+    if tango is not None:  # None: no Tango call yet, so nothing injected there either
+        tango.clear_injected()
     return errors.ok_meta()
 
 

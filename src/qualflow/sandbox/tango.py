@@ -3,9 +3,11 @@
 Served: ``GET /raas/v2/catalogs``, ``GET /raas/v2/accounts/{id}``, ``POST|GET /raas/v2/orders``,
 ``GET /raas/v2/orders/{id}``, ``POST /raas/v2/orders/{id}/resends``, with HTTP Basic auth
 (platform name + key). ``/_sandbox/tango`` shows the credentials and balances and lets a demo
-fund an account or inject failures. The state lives on ``app.state.tango``
-(:class:`~qualflow.sandbox.tango_state.TangoState`); when none was set, one is created on first
-use, kept in the sandbox's state file when the sandbox has one, else seeded with a funded account.
+fund an account, fail the next orders (``/_sandbox/tango/failures``) or refuse orders for an
+email (``/_sandbox/tango/refusals``); fault rules on ``/raas/v2/...`` paths apply too. The
+state lives on ``app.state.tango`` (:class:`~qualflow.sandbox.tango_state.TangoState`); when
+none was set, one is created on first use, kept in the sandbox's state file when the sandbox has
+one, else seeded with a funded account.
 """
 
 from __future__ import annotations
@@ -14,13 +16,15 @@ import base64
 import binascii
 import json
 from decimal import Decimal, InvalidOperation
+from http import HTTPStatus
 from typing import Any
 
 from fastapi import APIRouter, Request
 from starlette.responses import JSONResponse
 
+from qualflow.sandbox.fault_limits import MAX_RETRY_AFTER
 from qualflow.sandbox.state import SandboxState
-from qualflow.sandbox.tango_state import TangoApiError, TangoState
+from qualflow.sandbox.tango_state import TangoApiError, TangoState, field_error, normalise_email
 
 PREFIX = "/raas/v2"
 
@@ -58,7 +62,7 @@ def _error(request: Request, exc: TangoApiError) -> JSONResponse:
 def _guarded(request: Request) -> TangoState:
     state = tango_state(request)
     state.authenticate(*_credentials(request))
-    state.gate(request.url.path)
+    state.gate(request.url.path, request.method)
     return state
 
 
@@ -94,7 +98,7 @@ async def create_order(request: Request) -> JSONResponse:
     try:
         state = _guarded(request)
         status, order = state.create_order(await _json(request))
-        state.gate_after(request.url.path)
+        state.gate_after(request.url.path, request.method)
         return JSONResponse(order, status_code=status)
     except TangoApiError as exc:
         return _error(request, exc)
@@ -121,7 +125,7 @@ async def resend(request: Request, reference: str) -> JSONResponse:
     try:
         state = _guarded(request)
         resent = state.resend(reference, await _json(request))
-        state.gate_after(request.url.path)
+        state.gate_after(request.url.path, request.method)
         return JSONResponse(resent, status_code=201)
     except TangoApiError as exc:
         return _error(request, exc)
@@ -142,6 +146,8 @@ async def summary(request: Request) -> JSONResponse:
                 "orders": len(state.orders),
                 "requests": state.request_count,
                 "rateLimited": state.rate_limited_count,
+                "pendingOrderFailures": sum(f.remaining for f in state.failures),
+                "refusedEmails": sorted(state.refusals),
             }
         )
 
@@ -170,3 +176,102 @@ async def set_balance(request: Request, account_id: str) -> JSONResponse:
     except TangoApiError as exc:
         return _error(request, exc)
     return JSONResponse(state.account_view(account_id))
+
+
+#: Orders fail with Tango's own 4xx and 5xx answers; a 2xx or 3xx is no failure.
+FAILURE_STATUSES = range(400, 600)
+MAX_FAILURES = 1000
+MAX_MESSAGE = 500
+
+
+def _refused(field: str, message: str, value: Any = None) -> TangoApiError:
+    return TangoApiError(400, [field_error(field, message, "Invalid", value)])
+
+
+async def _control_body(request: Request, known: set[str]) -> dict[str, Any]:
+    body = await _json(request)
+    if not isinstance(body, dict):
+        raise _refused("", "The body must be a JSON object.")
+    for key in body:
+        if key not in known:
+            raise _refused(key, f"Unknown field {key!r}; known: {', '.join(sorted(known))}.")
+    return body
+
+
+def _status(body: dict[str, Any], allowed: range, default: int | None) -> int:
+    status = body.get("status", default)
+    valid = isinstance(status, int) and not isinstance(status, bool) and status in allowed
+    if not valid or status not in {s.value for s in HTTPStatus}:
+        raise _refused(
+            "status", f"status must be an HTTP status from {allowed[0]} to {allowed[-1]}.", status
+        )
+    return int(status)
+
+
+def _message(body: dict[str, Any]) -> str | None:
+    message = body.get("message")
+    if message is not None and (
+        not isinstance(message, str) or not message.strip() or len(message) > MAX_MESSAGE
+    ):
+        raise _refused("message", f"message must be 1 to {MAX_MESSAGE} characters.")
+    return message
+
+
+def _whole(body: dict[str, Any], name: str, default: int | None, low: int, high: int) -> int | None:
+    value = body.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise _refused(name, f"{name} must be a whole number from {low} to {high}.", value)
+    return value
+
+
+@router.post("/_sandbox/tango/failures")
+async def fail_next_orders(request: Request) -> JSONResponse:
+    """``{"status": 503, "count": 1, "message"?, "retryAfter"?}``: the next ``count`` orders
+    (POST /raas/v2/orders) are answered with ``status`` and ``message`` in Tango's error shape,
+    without placing them."""
+    try:
+        body = await _control_body(request, {"status", "count", "message", "retryAfter"})
+        status = _status(body, FAILURE_STATUSES, None)
+        count = _whole(body, "count", 1, 1, MAX_FAILURES) or 1
+        retry_after = _whole(body, "retryAfter", None, 0, MAX_RETRY_AFTER)
+        message = _message(body) or "Injected failure."
+    except TangoApiError as exc:
+        return _error(request, exc)
+    tango_state(request).fail_next(
+        status,
+        times=count,
+        path_prefix=PREFIX + "/orders",
+        retry_after=retry_after,
+        message=message,
+        method="POST",
+    )
+    return JSONResponse({"status": status, "count": count, "message": message})
+
+
+@router.post("/_sandbox/tango/refusals")
+async def refuse_email(request: Request) -> JSONResponse:
+    """``{"email": "x@example.org", "status": 400, "message"?}``: every order for that
+    recipient email (any case) is refused with a Tango 4xx on ``recipient.email``, until the
+    faults are cleared."""
+    try:
+        body = await _control_body(request, {"email", "status", "message"})
+        email = body.get("email")
+        if not isinstance(email, str) or not _looks_like_email(email):
+            raise _refused("email", "email must be an email address, e.g. x@example.org.", email)
+        status = _status(body, range(400, 500), 400)
+        message = _message(body)
+    except TangoApiError as exc:
+        return _error(request, exc)
+    state = tango_state(request)
+    state.refuse_email(email, status, message)
+    address = normalise_email(email)
+    return JSONResponse(
+        {"email": address, "status": status, "message": state.refusals[address].message}
+    )
+
+
+def _looks_like_email(email: str) -> bool:
+    local, at, domain = email.strip().partition("@")
+    return bool(local and at and domain) and len(email) <= 254

@@ -219,6 +219,10 @@ def field_error(path: str, message: str, constraint: str, invalid: Any = None) -
     return {"path": path, "message": message, "constraint": constraint, "invalidValue": invalid}
 
 
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
 def default_catalog() -> list[TangoBrand]:
     return [
         TangoBrand(
@@ -305,6 +309,17 @@ class InjectedFailure:
     retry_after: int | None = None
     #: The request is carried out first and only its answer fails (an answer lost on the way).
     after: bool = False
+    message: str = "Injected failure."
+    #: Only requests with this HTTP method (None: any), e.g. POST to fail orders, not lookups.
+    method: str | None = None
+
+
+@dataclass
+class Refusal:
+    """Orders for one recipient email are refused with this 4xx and message."""
+
+    status: int
+    message: str
 
 
 class TangoState:
@@ -329,6 +344,8 @@ class TangoState:
         self.by_external: dict[tuple[str, str], str] = {}
         self.resends: list[dict[str, Any]] = []
         self.failures: list[InjectedFailure] = []
+        #: Normalised recipient email -> how orders for it are refused.
+        self.refusals: dict[str, Refusal] = {}
         #: Tango allows about one request per second; None switches the limit off.
         self.requests_per_second = requests_per_second
         #: The rate limit's clock (tests replace it to step time deterministically).
@@ -470,11 +487,27 @@ class TangoState:
         path_prefix: str = "/raas/v2",
         retry_after: int | None = None,
         after: bool = False,
+        message: str = "Injected failure.",
+        method: str | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` (e.g. 503 or 429);
         ``after``: carry each out first (an order is placed and charged), then fail its answer."""
+        failure = InjectedFailure(status, times, path_prefix, retry_after, after, message, method)
         with self.lock:
-            self.failures.append(InjectedFailure(status, times, path_prefix, retry_after, after))
+            self.failures.append(failure)
+
+    def refuse_email(self, email: str, status: int = 400, message: str | None = None) -> None:
+        """Refuse every order for ``email`` (trimmed, any case) with ``status`` and ``message``."""
+        address = normalise_email(email)
+        refusal = Refusal(status, message or f"The recipient email {address} was rejected.")
+        with self.lock:
+            self.refusals[address] = refusal
+
+    def clear_injected(self) -> None:
+        """Forget every injected failure and refusal."""
+        with self.lock:
+            self.failures.clear()
+            self.refusals.clear()
 
     # -- request gate ----------------------------------------------------------------------------
 
@@ -487,7 +520,7 @@ class TangoState:
                     headers={"WWW-Authenticate": 'Basic realm="RaaS"'},
                 )
 
-    def gate(self, path: str) -> None:
+    def gate(self, path: str, method: str | None = None) -> None:
         """Count the request; apply injected failures and the rate limit."""
         with self.lock:
             self.request_count += 1
@@ -504,25 +537,26 @@ class TangoState:
                         headers={"Retry-After": "1"},
                     )  # fmt: skip
                 self._recent.append(now)
-            self._inject(path, after=False)
+            self._inject(path, method, after=False)
 
-    def gate_after(self, path: str) -> None:
+    def gate_after(self, path: str, method: str | None = None) -> None:
         """Fail the answer of a request already carried out, when a failure was injected so."""
         with self.lock:
-            self._inject(path, after=True)
+            self._inject(path, method, after=True)
 
-    def _inject(self, path: str, *, after: bool) -> None:
+    def _inject(self, path: str, method: str | None, *, after: bool) -> None:
         for failure in self.failures:
             if (
                 failure.after == after
                 and failure.remaining > 0
                 and path.startswith(failure.path_prefix)
+                and failure.method in (None, method)
             ):
                 failure.remaining -= 1
                 headers = {"Retry-After": str(failure.retry_after)} if failure.retry_after else {}
                 raise TangoApiError(
                     failure.status,
-                    [field_error("", "Injected failure.", "SystemError")],
+                    [field_error("", failure.message, "SystemError")],
                     headers=headers,
                 )
 
@@ -615,6 +649,13 @@ class TangoState:
                 errors.append(field_error("notes", "notes must be at most 150 characters.", "Size"))
             if errors:
                 raise TangoApiError(400, errors)
+            email = recipient.get("email") if isinstance(recipient, dict) else None
+            refusal = self.refusals.get(normalise_email(email)) if isinstance(email, str) else None
+            if refusal is not None:
+                raise TangoApiError(
+                    refusal.status,
+                    [field_error("recipient.email", refusal.message, "Email", email)],
+                )
 
             account = self.accounts.get(account_id)
             if account is None or account.customer_id != customer_id:
