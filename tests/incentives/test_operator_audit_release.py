@@ -3,11 +3,18 @@ sent, or held again with the reason (a Tango account still short of funds)."""
 
 from __future__ import annotations
 
+import asyncio
+from decimal import Decimal
+
 from fastapi.testclient import TestClient
 
+from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.schemas import IncentiveSpec
+from qualflow.incentives.service import Fulfiller, RewardService
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT
-from tests.incentives.support import CLEAN_FRAUD_FIELDS, Person, Tango
+from tests.incentives.support import CLEAN_FRAUD_FIELDS, Db, Person, Tango, reward_row
 from tests.incentives.test_api import API, create_tango_account, platform_key
+from tests.incentives.test_rewards import request
 
 
 def test_release_answers_how_the_reward_ended(hub: TestClient, admin: Person, tango: Tango) -> None:
@@ -41,3 +48,29 @@ def test_release_answers_how_the_reward_ended(hub: TestClient, admin: Person, ta
     assert funded.json()["status"] == "sent"
     assert funded.json()["provider_order_id"]
     assert len(tango.state.orders) == 1
+
+
+def test_a_reward_released_for_immediate_payment_is_not_taken_by_the_background_fulfiller(
+    db: Db, manager: IncentiveManager, service: RewardService
+) -> None:
+    """The API releases a reward leased to itself, so the fulfiller (polling in the same or
+    another process) cannot take it between the release and the API's own payment, which
+    would leave the answer saying 'approved' instead of how it ended."""
+    spec = IncentiveSpec(
+        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
+        reward_name="bank transfer", approval_mode="review_all",
+    )  # fmt: skip
+    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    submission = service.submit(request(incentive, "h@example.org"))
+    assert submission.reward is not None
+    assert submission.reward.status == "held"
+    reference, reward_id = submission.reward.reference_id, submission.reward.id
+
+    [released] = service.release([reference], actor="ops@example.org", lease_owner="api:me")
+
+    assert released.ok, released.message
+    assert reward_id not in Fulfiller(service).due()
+    paid = asyncio.run(service.fulfil(reward_id, owner="api:me"))
+    assert paid is not None
+    assert paid.status == "ordered"
+    assert reward_row(db, reference).lease_owner is None

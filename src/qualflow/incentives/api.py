@@ -558,11 +558,16 @@ async def release_reward(
     """Approve a held reward, optionally with a reason, and pay it at once: the answer says how it
     ended (sent, or held again with the reason, e.g. a balance still too low). 409 when the reward
     cannot take this action in its current status."""
+    owner = f"api:{normalize_reference(reward_id)}"
     results = await asyncio.to_thread(
-        runtime.service.release, [reward_id], actor=manager.email, note=body.reason if body else ""
+        runtime.service.release,
+        [reward_id],
+        actor=manager.email,
+        note=body.reason if body else "",
+        lease_owner=owner,
     )
     if results[0].ok:
-        await _fulfil_now(runtime, results[0].reference_id, f"api:{normalize_reference(reward_id)}")
+        await _fulfil_now(runtime, results[0].reference_id, owner)
     return _single(results, db)
 
 

@@ -1223,9 +1223,18 @@ class RewardService:
         return results
 
     def release(
-        self, references: Sequence[str], *, actor: str, note: str = ""
+        self,
+        references: Sequence[str],
+        *,
+        actor: str,
+        note: str = "",
+        lease_owner: str | None = None,
     ) -> list[ActionResult]:
-        """Held → approved (counted against the limits; refused if a limit is reached)."""
+        """Held → approved (counted against the limits; refused if a limit is reached).
+
+        ``lease_owner`` reserves the released reward for the caller's immediate :meth:`fulfil`,
+        so the background fulfiller does not take it first and the caller can say how it ended.
+        """
         note = storable(note)
 
         def operation(session: Session, reward: Reward) -> str:
@@ -1239,9 +1248,11 @@ class RewardService:
             if limit is not None:
                 raise ValueError(f"cannot release {reward.reference_id}: {limit}")
             reason = f"released by {actor}" + (f": {note}" if note else "")
+            now = utcnow()
             if not move(
                 session, reward, "approved", actor=actor, reason=reason, counted=True,
-                next_attempt_at=utcnow(), lease_owner=None, lease_until=None, attempts=0,
+                next_attempt_at=now, lease_owner=lease_owner,
+                lease_until=now + self.lease if lease_owner is not None else None, attempts=0,
             ):  # fmt: skip
                 raise TransitionError(f"{reward.reference_id} changed meanwhile; reload it")
             return reason
