@@ -10,20 +10,26 @@ import pytest
 
 from qualflow.incentives import service as service_module
 from qualflow.incentives.manage import IncentiveManager
+from qualflow.incentives.models import Incentive
 from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import RewardService
 from tests.incentives.support import Db, reward_row, transitions
 from tests.incentives.test_rewards import request
 
 
+def manual_incentive(manager: IncentiveManager, approval_mode: str) -> Incentive:
+    """A manual (paid by hand) incentive of 25 EUR."""
+    spec = IncentiveSpec(
+        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
+        reward_name="bank transfer", approval_mode=approval_mode,
+    )  # fmt: skip
+    return asyncio.run(manager.create(spec, actor="tests"))
+
+
 def test_an_approved_manual_reward_can_be_marked_paid(
     db: Db, manager: IncentiveManager, service: RewardService
 ) -> None:
-    spec = IncentiveSpec(
-        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
-        reward_name="bank transfer", approval_mode="automatic",
-    )  # fmt: skip
-    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    incentive = manual_incentive(manager, "automatic")
     submission = service.submit(request(incentive, "m@example.org"))
     assert submission.reward is not None
     reference = submission.reward.reference_id
@@ -45,11 +51,7 @@ def test_an_approved_manual_reward_can_be_marked_paid(
 def test_a_held_manual_reward_says_to_release_it_first(
     db: Db, manager: IncentiveManager, service: RewardService
 ) -> None:
-    spec = IncentiveSpec(
-        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
-        reward_name="bank transfer", approval_mode="review_all",
-    )  # fmt: skip
-    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    incentive = manual_incentive(manager, "review_all")
     submission = service.submit(request(incentive, "h@example.org"))
     assert submission.reward is not None
     reference = submission.reward.reference_id
@@ -67,11 +69,7 @@ def test_a_worker_recording_the_reward_first_is_a_clear_refusal_not_an_error(
 ) -> None:
     """The fulfiller moved the reward on between mark-paid's read and its write: mark-paid's
     own move finds the status changed and refuses with a reason (the operator tries again)."""
-    spec = IncentiveSpec(
-        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
-        reward_name="bank transfer", approval_mode="automatic",
-    )  # fmt: skip
-    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    incentive = manual_incentive(manager, "automatic")
     submission = service.submit(request(incentive, "r@example.org"))
     assert submission.reward is not None
     reference = submission.reward.reference_id

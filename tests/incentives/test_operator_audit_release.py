@@ -4,16 +4,15 @@ sent, or held again with the reason (a Tango account still short of funds)."""
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 
 from fastapi.testclient import TestClient
 
 from qualflow.incentives.manage import IncentiveManager
-from qualflow.incentives.schemas import IncentiveSpec
 from qualflow.incentives.service import Fulfiller, RewardService
 from qualflow.sandbox.tango_state import DEFAULT_ACCOUNT
 from tests.incentives.support import CLEAN_FRAUD_FIELDS, Db, Person, Tango, reward_row
 from tests.incentives.test_api import API, create_tango_account, platform_key
+from tests.incentives.test_operator_audit_mark_paid import manual_incentive
 from tests.incentives.test_rewards import request
 
 
@@ -56,11 +55,7 @@ def test_a_reward_released_for_immediate_payment_is_not_taken_by_the_background_
     """The API releases a reward leased to itself, so the fulfiller (polling in the same or
     another process) cannot take it between the release and the API's own payment, which
     would leave the answer saying 'approved' instead of how it ended."""
-    spec = IncentiveSpec(
-        name="Diary", provider="manual", amount=Decimal("25"), currency="EUR",
-        reward_name="bank transfer", approval_mode="review_all",
-    )  # fmt: skip
-    incentive = asyncio.run(manager.create(spec, actor="tests"))
+    incentive = manual_incentive(manager, "review_all")
     submission = service.submit(request(incentive, "h@example.org"))
     assert submission.reward is not None
     assert submission.reward.status == "held"
