@@ -812,15 +812,24 @@ def faults_tango_fail(
     retry_after: Annotated[
         int | None, typer.Option(min=0, max=MAX_RETRY_AFTER, help="Retry-After seconds to send.")
     ] = None,
+    after_placing: Annotated[
+        bool,
+        typer.Option(
+            "--after-placing",
+            help="Place and charge each order first, then fail its answer (a retry with the "
+            "same externalRefID must find it, not order again).",
+        ),
+    ] = False,
 ) -> None:
     """Make the Tango double answer its next orders (POST /raas/v2/orders) with an error."""
-    body: dict[str, Any] = {"status": status, "count": count}
+    body: dict[str, Any] = {"status": status, "count": count, "afterPlacing": after_placing}
     if message is not None:
         body["message"] = message
     if retry_after is not None:
         body["retryAfter"] = retry_after
     _tango_control(url, "failures", body)
-    typer.echo(f"the next {count} Tango order(s) will answer HTTP {status}")
+    placed = ", after placing and charging them," if after_placing else ""
+    typer.echo(f"the next {count} Tango order(s) will{placed} answer HTTP {status}")
 
 
 @faults_app.command("tango-refuse")

@@ -228,15 +228,20 @@ def _whole(body: dict[str, Any], name: str, default: int | None, low: int, high:
 
 @router.post("/_sandbox/tango/failures")
 async def fail_next_orders(request: Request) -> JSONResponse:
-    """``{"status": 503, "count": 1, "message"?, "retryAfter"?}``: the next ``count`` orders
-    (POST /raas/v2/orders) are answered with ``status`` and ``message`` in Tango's error shape,
-    without placing them."""
+    """``{"status": 503, "count": 1, "message"?, "retryAfter"?, "afterPlacing"?}``: the next
+    ``count`` orders (POST /raas/v2/orders) are answered with ``status`` and ``message`` in
+    Tango's error shape, without placing them; with ``"afterPlacing": true`` each is placed and
+    charged first and only its answer fails (a retry with the same externalRefID finds it)."""
+    fields = {"status", "count", "message", "retryAfter", "afterPlacing"}
     try:
-        body = await _control_body(request, {"status", "count", "message", "retryAfter"})
+        body = await _control_body(request, fields)
         status = _status(body, FAILURE_STATUSES, None)
         count = _whole(body, "count", 1, 1, MAX_FAILURES) or 1
         retry_after = _whole(body, "retryAfter", None, 0, MAX_RETRY_AFTER)
         message = _message(body) or "Injected failure."
+        after_placing = body.get("afterPlacing", False)
+        if not isinstance(after_placing, bool):
+            raise _refused("afterPlacing", "afterPlacing must be true or false.", after_placing)
     except TangoApiError as exc:
         return _error(request, exc)
     tango_state(request).fail_next(
@@ -246,8 +251,11 @@ async def fail_next_orders(request: Request) -> JSONResponse:
         retry_after=retry_after,
         message=message,
         method="POST",
+        after=after_placing,
     )
-    return JSONResponse({"status": status, "count": count, "message": message})
+    return JSONResponse(
+        {"status": status, "count": count, "message": message, "afterPlacing": after_placing}
+    )
 
 
 @router.post("/_sandbox/tango/refusals")
