@@ -15,7 +15,7 @@ from qualflow.engine.run_filters import check_run_filters
 from qualflow.engine.services import EngineServices
 from qualflow.store.base import utcnow
 from qualflow.store.db import session_scope
-from qualflow.store.paging import page_total
+from qualflow.store.paging import Page, page_of
 
 REPLAYABLE = ("failed", "cancelled")
 CANCELLABLE = ("queued", "running")
@@ -107,11 +107,8 @@ class RunDetail(RunOut):
     attempts: list[AttemptOut]
 
 
-class RunPage(BaseModel):
-    items: list[RunOut]
-    total: int
-    limit: int
-    offset: int
+#: One page of runs, newest first.
+RunPage = Page[RunOut]
 
 
 class Runs:
@@ -151,16 +148,13 @@ class Runs:
                 .limit(limit)
                 .offset(offset)
             ).all()
-            total = page_total(
+            return page_of(
+                [RunOut.of(r) for r in rows],
                 lambda: (
                     session.scalar(select(func.count()).select_from(Run).where(*conditions)) or 0
                 ),
-                shown=len(rows),
                 limit=limit,
                 offset=offset,
-            )
-            return RunPage(
-                items=[RunOut.of(r) for r in rows], total=total, limit=limit, offset=offset
             )
 
     def get(self, run_id: str) -> RunDetail:

@@ -25,7 +25,7 @@ from qualflow.incentives.money import from_minor
 from qualflow.incentives.providers.tango import CatalogItem
 from qualflow.incentives.schemas import FraudRules
 from qualflow.incentives.service import ActionResult, get_reward
-from qualflow.store.paging import TOTAL_DESCRIPTION, page_total
+from qualflow.store.paging import Page, page_of
 from qualflow.store.secrets import mask
 
 if TYPE_CHECKING:
@@ -163,11 +163,8 @@ class RewardDetail(RewardOut):
     transitions: list[TransitionOut]
 
 
-class RewardPage(BaseModel):
-    items: list[RewardOut]
-    total: int = Field(description=TOTAL_DESCRIPTION)
-    limit: int
-    offset: int
+#: One page of rewards, newest first.
+RewardPage = Page[RewardOut]
 
 
 def reward_page(
@@ -208,15 +205,9 @@ def reward_page(
         .limit(limit)
         .offset(offset)
     ).all()
-    total = page_total(
+    return page_of(
+        [RewardOut.of(reward, ref) for reward, ref in rows],
         lambda: db.scalar(select(func.count()).select_from(Reward).where(*conditions)) or 0,
-        shown=len(rows),
-        limit=limit,
-        offset=offset,
-    )
-    return RewardPage(
-        items=[RewardOut.of(reward, ref) for reward, ref in rows],
-        total=total,
         limit=limit,
         offset=offset,
     )

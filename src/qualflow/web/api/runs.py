@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
-from pydantic import Field
 
 from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
@@ -15,7 +14,7 @@ from qualflow.engine.errors import EngineError
 from qualflow.engine.models import RUN_STATUSES
 from qualflow.engine.runs import RunDetail, RunPage, Runs
 from qualflow.web.api.automations import Services, api_error
-from qualflow.web.api.paging import DEFAULT_LIMIT, TOTAL_DESCRIPTION, Limit, parameter_error
+from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, parameter_error
 from qualflow.web.deps import MAX_ID, Offset, error_responses
 
 router = APIRouter(prefix="/runs", tags=["runs"])
@@ -24,15 +23,9 @@ Viewer = Annotated[Principal, Depends(require("runs", VIEW))]
 Manager = Annotated[Principal, Depends(require("runs", MANAGE))]
 
 
-class RunPageOut(RunPage):
-    """One page of runs."""
-
-    total: int = Field(description=TOTAL_DESCRIPTION)
-
-
 @router.get(
     "",
-    response_model=RunPageOut,
+    response_model=RunPage,
     responses=error_responses(401, 403, 422),
     summary="List runs, newest first",
 )
