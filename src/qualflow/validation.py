@@ -56,3 +56,10 @@ def describe_errors(exc: ValidationError, *, name_field: Callable[[str], str] | 
         message = str(error["msg"]).removeprefix("Value error, ")
         parts.append(f"{where}: {message}" if where else message)
     return "; ".join(parts)
+
+
+def first_line(exc: BaseException) -> str:
+    """An error's message cut to its first line (a driver's can run to many), or its class name
+    when it has none: what a one-line refusal shows of it."""
+    lines = str(exc).strip().splitlines()
+    return lines[0] if lines else exc.__class__.__name__

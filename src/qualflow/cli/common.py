@@ -20,6 +20,7 @@ from rich.progress import Progress
 
 from qualflow.settings import Settings
 from qualflow.validation import MAX_ID
+from qualflow.validation import first_line as one_line
 
 __all__ = [
     "EXIT_INTERRUPTED",
@@ -241,11 +242,6 @@ def shown_url(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else exc.__class__.__name__
 
 
 def require_migrated(settings: Settings) -> None:

@@ -27,7 +27,7 @@ from qualflow.store.migrate import (
 )
 from qualflow.store.runtime import Store, open_store
 from qualflow.store.secrets import SecretKeyError
-from qualflow.validation import describe_errors
+from qualflow.validation import describe_errors, first_line
 
 __all__ = [
     "DatabaseNotReady",
@@ -58,7 +58,7 @@ def open_ready_store(settings: Settings) -> Store:
     except SchemaRevisionError as exc:
         raise DatabaseNotReady(str(exc)) from exc
     except (SecretKeyError, SQLAlchemyError, OSError) as exc:
-        raise DatabaseNotReady(f"cannot open the database: {_first_line(exc)}") from exc
+        raise DatabaseNotReady(f"cannot open the database: {first_line(exc)}") from exc
 
 
 def refuse_unready_database(settings: Settings) -> None:
@@ -83,13 +83,8 @@ def refuse_unready_database(settings: Settings) -> None:
     except SchemaRevisionError as exc:
         raise DatabaseNotReady(str(exc)) from exc
     except (SQLAlchemyError, OSError) as exc:
-        raise DatabaseNotReady(f"cannot open the database: {_first_line(exc)}") from exc
+        raise DatabaseNotReady(f"cannot open the database: {first_line(exc)}") from exc
     shown = make_url(url).render_as_string(hide_password=True)
     raise DatabaseNotReady(
         f"the database at {shown} is at revision {at or 'none'}, not {head}; {_MIGRATE_FIRST}"
     )
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0] if lines else exc.__class__.__name__
