@@ -19,7 +19,7 @@ from pydantic import (
     StringConstraints,
     model_validator,
 )
-from sqlalchemy import func, or_, select
+from sqlalchemy import ColumnElement, func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -218,16 +218,19 @@ async def create_connection(
     return connection, identity
 
 
-def _visible_clause(principal: Principal) -> object:
-    return or_(Connection.shared.is_(True), Connection.owner_id == principal.user_id)
+def _visible_to(principal: Principal) -> list[ColumnElement[bool]]:
+    """The conditions of the connections the person may see: theirs and the shared ones
+    (admins see all)."""
+    if principal.is_admin:
+        return []
+    return [or_(Connection.shared.is_(True), Connection.owner_id == principal.user_id)]
 
 
 def visible_connections(db: Session, principal: Principal) -> Sequence[Connection]:
     """Every connection the person may see, by name (as pickers show them)."""
-    query = select(Connection).order_by(Connection.name)
-    if not principal.is_admin:
-        query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
-    return db.scalars(query).all()
+    return db.scalars(
+        select(Connection).where(*_visible_to(principal)).order_by(Connection.name)
+    ).all()
 
 
 def visible_connections_page(
@@ -235,17 +238,18 @@ def visible_connections_page(
 ) -> Sequence[Connection]:
     """A page of the connections the person may see, by id: unlike names, ids never change, so
     a rename between two pages cannot move a connection from one page to the other."""
-    query = select(Connection).order_by(Connection.id).limit(limit).offset(offset)
-    if not principal.is_admin:
-        query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
-    return db.scalars(query).all()
+    return db.scalars(
+        select(Connection)
+        .where(*_visible_to(principal))
+        .order_by(Connection.id)
+        .limit(limit)
+        .offset(offset)
+    ).all()
 
 
 def count_visible_connections(db: Session, principal: Principal) -> int:
-    query = select(func.count()).select_from(Connection)
-    if not principal.is_admin:
-        query = query.where(_visible_clause(principal))  # type: ignore[arg-type]
-    return db.scalar(query) or 0
+    counted = select(func.count()).select_from(Connection).where(*_visible_to(principal))
+    return db.scalar(counted) or 0
 
 
 def get_visible_connection(db: Session, principal: Principal, connection_id: int) -> Connection:
