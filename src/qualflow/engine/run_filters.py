@@ -13,6 +13,14 @@ from datetime import UTC, datetime
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled", "skipped")
 
 
+class RunFilterError(ValueError):
+    """A run filter refused; ``field`` names it (``status`` or ``until``)."""
+
+    def __init__(self, message: str, *, field: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+
 @dataclass(frozen=True)
 class RunFilters:
     """Filters that passed :func:`check_run_filters`: bounds in UTC."""
@@ -37,18 +45,19 @@ def check_run_filters(
     *,
     as_options: bool = False,
 ) -> RunFilters:
-    """The filters, or a ValueError naming the first bad one: a status that is none of
+    """The filters, or a :class:`RunFilterError` naming the first bad one: a status that is none of
     :data:`RUN_STATUSES`, or an ``until`` not after ``since``. ``as_options`` names them as
     the command line's options (``--status``, ``--since``, ``--until``)."""
     statuses = [status] if isinstance(status, str) else list(status or [])
     unknown = [s for s in statuses if s not in RUN_STATUSES]
     if unknown:
         where = " for --status:" if as_options else ";"
-        raise ValueError(f"unknown status {unknown[0]!r}{where} one of {', '.join(RUN_STATUSES)}")
+        raise RunFilterError(
+            f"unknown status {unknown[0]!r}{where} one of {', '.join(RUN_STATUSES)}", field="status"
+        )
     since, until = _as_utc(since), _as_utc(until)
     if since is not None and until is not None and until <= since:
         dashes = "--" if as_options else ""
-        raise ValueError(
-            f"{dashes}until ({until.isoformat()}) must be after {dashes}since ({since.isoformat()})"
-        )
+        bounds = f"{dashes}until ({until.isoformat()}) must be after {dashes}since"
+        raise RunFilterError(f"{bounds} ({since.isoformat()})", field="until")
     return RunFilters(statuses=statuses, since=since, until=until)

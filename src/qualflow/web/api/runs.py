@@ -11,7 +11,7 @@ from qualflow.accounts.dependencies import require
 from qualflow.accounts.permissions import MANAGE, VIEW
 from qualflow.accounts.principal import Principal
 from qualflow.engine.errors import EngineError
-from qualflow.engine.models import RUN_STATUSES
+from qualflow.engine.run_filters import RunFilterError
 from qualflow.engine.runs import RunDetail, RunPage, Runs
 from qualflow.web.api.automations import Services, api_error
 from qualflow.web.api.paging import DEFAULT_LIMIT, Limit, parameter_error
@@ -55,10 +55,9 @@ def list_runs(
             limit=limit,
             offset=offset,
         )
-    except ValueError as exc:
+    except RunFilterError as exc:
         # The query refuses an unknown status, or an until not after since.
-        unknown_status = any(s not in RUN_STATUSES for s in status or ())
-        raise parameter_error("status" if unknown_status else "until", str(exc)) from None
+        raise parameter_error(exc.field, str(exc)) from None
     except EngineError as exc:
         raise api_error(exc) from None
 
