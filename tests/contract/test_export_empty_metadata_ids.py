@@ -29,6 +29,12 @@ def _export(api: Api, survey_id: str, dest: Path, **fields: Any) -> ExportResult
     return result
 
 
+def _nothing_recorded_since_tomorrow() -> dict[str, datetime]:
+    """An export window (start_date, end_date) no response can fall in: an empty export."""
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    return {"start_date": tomorrow, "end_date": tomorrow + timedelta(days=1)}
+
+
 def _metadata_columns(result: ExportResult) -> list[tuple[str, str]]:
     """``(name, kind)`` of the value columns that are no question's, in file order (label
     columns cannot be known without a response)."""
@@ -52,14 +58,12 @@ def test_empty_export_with_survey_metadata_ids_has_only_the_requested_metadata(
         "recordedDate",
     ]
 
-    tomorrow = datetime.now(UTC) + timedelta(days=1)
     empty = _export(
         api,
         survey_id,
         tmp_path / "empty",
         format=export_format,
-        start_date=tomorrow,
-        end_date=tomorrow + timedelta(days=1),
+        **_nothing_recorded_since_tomorrow(),
     )
     members = list_members(empty.path, compressed=empty.compressed)
     layout = json_reader.scan(
@@ -110,14 +114,8 @@ def test_written_empty_export_made_with_survey_metadata_ids_has_a_full_ones_colu
         "recordedDate",
     ]
 
-    tomorrow = datetime.now(UTC) + timedelta(days=1)
     empty = _export(
-        api,
-        survey_id,
-        tmp_path / "empty",
-        start_date=tomorrow,
-        end_date=tomorrow + timedelta(days=1),
-        **request,
+        api, survey_id, tmp_path / "empty", **_nothing_recorded_since_tomorrow(), **request
     )
     empty_parquet, empty_csv = _written_columns(empty, tmp_path / "empty-out")
     assert empty_parquet == full_parquet
@@ -149,14 +147,9 @@ def test_written_empty_export_sorted_by_last_modified_date_has_a_full_ones_colum
     full_parquet, full_csv = _written_columns(full, tmp_path / "full-out")
     assert full_parquet[-1] == ("lastModifiedDate", "timestamp[us, tz=UTC]")
 
-    tomorrow = datetime.now(UTC) + timedelta(days=1)
     empty: ExportResult = api(
         api.client.export_responses(
-            survey_id,
-            dest=tmp_path / "empty",
-            start_date=tomorrow,
-            end_date=tomorrow + timedelta(days=1),
-            **request,
+            survey_id, dest=tmp_path / "empty", **_nothing_recorded_since_tomorrow(), **request
         )
     )
     empty_parquet, empty_csv = _written_columns(empty, tmp_path / "empty-out")
