@@ -33,6 +33,13 @@ def _closed_port() -> int:
 
 
 def _probe(args: list[str] | None, tmp_path: Path) -> tuple[int | None, set[str]]:
+    code, _stderr, modules = run_probe(args, tmp_path)
+    return code, modules
+
+
+def run_probe(args: list[str] | None, tmp_path: Path) -> tuple[int | None, str, set[str]]:
+    """Exit code, stderr and the modules imported by ``qualflow ARGS`` (None: importing the CLI
+    only) in a fresh interpreter."""
     env = {
         key: value
         for key, value in os.environ.items()
@@ -52,7 +59,7 @@ def _probe(args: list[str] | None, tmp_path: Path) -> tuple[int | None, set[str]
     last = done.stdout.rstrip().rsplit("\n", 1)[-1]
     assert last.startswith("@@"), done.stdout + done.stderr
     result = json.loads(last[2:])
-    return result["code"], set(result["modules"])
+    return result["code"], done.stderr, set(result["modules"])
 
 
 def _loaded(modules: set[str], packages: tuple[str, ...]) -> list[str]:

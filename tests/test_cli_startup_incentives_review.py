@@ -4,39 +4,16 @@ Each case runs in a fresh interpreter, as tests/test_cli_startup.py's do."""
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.test_cli_startup import _PROBE, _RUNTIME, _loaded
+from tests.test_cli_startup import _RUNTIME, _loaded, run_probe
 
 
 def _review(reference: str, tmp_path: Path) -> tuple[int | None, str, set[str]]:
     """Exit code, stderr and the modules imported by ``incentives review REFERENCE``."""
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("QUALFLOW_", "QUALTRICS_"))
-    }
-    env["HOME"] = str(tmp_path)
-    env["QUALFLOW_DATA_DIR"] = str(tmp_path)
-    done = subprocess.run(
-        [sys.executable, "-c", _PROBE, json.dumps(["incentives", "review", reference])],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=str(tmp_path),
-        timeout=120,
-        check=False,
-    )
-    last = done.stdout.rstrip().rsplit("\n", 1)[-1]
-    assert last.startswith("@@"), done.stdout + done.stderr
-    result = json.loads(last[2:])
-    return result["code"], done.stderr, set(result["modules"])
+    return run_probe(["incentives", "review", reference], tmp_path)
 
 
 @pytest.mark.parametrize(
