@@ -4,9 +4,7 @@ database that is not qualflow's, and upgrades and downgrades with data in the da
 from __future__ import annotations
 
 import multiprocessing
-import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +13,6 @@ from alembic import command
 from click.testing import Result
 from cryptography.fernet import Fernet
 from sqlalchemy import (
-    CheckConstraint,
     Engine,
     MetaData,
     Table,
@@ -24,7 +21,6 @@ from sqlalchemy import (
     select,
     text,
 )
-from sqlalchemy import types as sa_types
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 from typer.testing import CliRunner
@@ -47,6 +43,7 @@ from qualflow.store.models_registry import load_all
 from qualflow.store.runtime import open_store
 from qualflow.store.secrets import SecretBox, encrypted_columns
 from tests.conftest import temporary_postgres_database
+from tests.hub.sample_rows import allowed_choices, sample_value
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -160,8 +157,6 @@ def _tables(url: str) -> set[str]:
 
 load_all()
 _KEY = Fernet.generate_key().decode()
-_AT = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
-_CHOICES = re.compile(r"(\w+) IN \('([^']*)'")
 #: Columns a check constraint wants empty while the row is in the state the sample shows.
 _NULL_BY_CHECK = {"platform_api_keys": {"deactivated_at": None, "deactivated_by": None}}
 
@@ -171,11 +166,7 @@ def _row_values(
 ) -> dict[str, Any]:
     """One valid row of ``table`` as it is at the database's revision: foreign keys point at
     the rows inserted before, checked columns take an allowed value, secrets are plaintext."""
-    choices: dict[str, Any] = dict(_NULL_BY_CHECK.get(table.name, {}))
-    for constraint in Base.metadata.tables[table.name].constraints:
-        if isinstance(constraint, CheckConstraint):
-            for column, value in _CHOICES.findall(str(constraint.sqltext)):
-                choices.setdefault(column, value)
+    choices = allowed_choices(table, _NULL_BY_CHECK.get(table.name, {}))
     row: dict[str, Any] = {}
     for column in table.columns:
         foreign = next(iter(column.foreign_keys), None)
@@ -183,21 +174,14 @@ def _row_values(
             row[column.name] = inserted[foreign.column.table.name][foreign.column.name]
         elif column.name in choices:
             row[column.name] = choices[column.name]
-        elif isinstance(column.type, sa_types.Boolean):
-            row[column.name] = True
-        elif isinstance(column.type, sa_types.Integer | sa_types.Numeric):
-            row[column.name] = 1
-        elif isinstance(column.type, sa_types.DateTime):
-            row[column.name] = _AT
-        elif isinstance(column.type, sa_types.Date):
-            row[column.name] = _AT.date()
-        elif isinstance(column.type, sa_types.JSON):
-            row[column.name] = {"kept": [column.name]}
-        elif isinstance(column.type, sa_types.String):
-            length = column.type.length or 100
-            row[column.name] = f"{table.name}.{column.name}"[-length:]
         else:
-            raise AssertionError(f"no sample value for {table.name}.{column.name}")
+            row[column.name] = sample_value(
+                table,
+                column,
+                text=f"{table.name}.{column.name}",
+                document={"kept": [column.name]},
+                keep_end=True,
+            )
     return row
 
 

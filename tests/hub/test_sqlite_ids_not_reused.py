@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import (
-    CheckConstraint,
     Engine,
     MetaData,
     Table,
@@ -31,6 +29,7 @@ from qualflow.store.base import Base
 from qualflow.store.db import make_engine
 from qualflow.store.migrate import head_revision, migrate, schema_diff
 from qualflow.store.models_registry import load_all
+from tests.hub.sample_rows import allowed_choices, sample_value
 
 load_all()
 
@@ -50,8 +49,6 @@ NEVER_REUSED = (
     "platform_api_keys",
 )
 
-_AT = datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)
-_CHOICES = re.compile(r"(\w+) IN \('([^']*)'")
 #: Samples a check constraint wants in a state of their own: deactivated keys hold no slot,
 #: so that any number of them share one platform.
 _STATE_BY_CHECK = {"platform_api_keys": {"active_slot": None}}
@@ -61,12 +58,7 @@ def _row(table: Table, parents: dict[str, int], number: int) -> dict[str, Any]:
     """Row ``number`` of ``table``: unique columns differ between numbers, foreign keys point
     at the parent sample rows (nullable ones stay empty, so that two rows never share a
     one-to-one parent), checked columns take an allowed value."""
-    model = Base.metadata.tables[table.name]
-    choices: dict[str, Any] = dict(_STATE_BY_CHECK.get(table.name, {}))
-    for constraint in model.constraints:
-        if isinstance(constraint, CheckConstraint):
-            for column, value in _CHOICES.findall(str(constraint.sqltext)):
-                choices.setdefault(column, value)
+    choices = allowed_choices(table, _STATE_BY_CHECK.get(table.name, {}))
     row: dict[str, Any] = {}
     for column in table.columns:
         if column.primary_key and isinstance(column.type, sa_types.Integer):
@@ -77,21 +69,13 @@ def _row(table: Table, parents: dict[str, int], number: int) -> dict[str, Any]:
             row[column.name] = None if column.nullable else parents[parent]
         elif column.name in choices:
             row[column.name] = choices[column.name]
-        elif isinstance(column.type, sa_types.Boolean):
-            row[column.name] = True
-        elif isinstance(column.type, sa_types.Integer | sa_types.Numeric):
-            row[column.name] = 1
-        elif isinstance(column.type, sa_types.DateTime):
-            row[column.name] = _AT
-        elif isinstance(column.type, sa_types.Date):
-            row[column.name] = _AT.date()
-        elif isinstance(column.type, sa_types.JSON):
-            row[column.name] = {"row": number}
-        elif isinstance(column.type, sa_types.String):
-            length = column.type.length or 100
-            row[column.name] = f"{number}.{table.name}.{column.name}"[:length]
         else:
-            raise AssertionError(f"no sample value for {table.name}.{column.name}")
+            row[column.name] = sample_value(
+                table,
+                column,
+                text=f"{number}.{table.name}.{column.name}",
+                document={"row": number},
+            )
     return row
 
 
