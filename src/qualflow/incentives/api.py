@@ -636,14 +636,12 @@ async def mark_paid(
 ) -> RewardDetail:
     """Record that a manual reward was paid by hand; the reward email goes out next. 409 when the
     reward cannot take this action in its current status."""
+    owner = f"api:{normalize_reference(reward_id)}"
     results = await asyncio.to_thread(
-        runtime.service.mark_paid,
-        [reward_id],
-        actor=manager.email,
-        lease_owner=f"api:{normalize_reference(reward_id)}",
+        runtime.service.mark_paid, [reward_id], actor=manager.email, lease_owner=owner
     )
     if results[0].ok:
-        await _fulfil_now(runtime, results[0].reference_id, f"api:{normalize_reference(reward_id)}")
+        await _fulfil_now(runtime, results[0].reference_id, owner)
     return _single(results, db)
 
 
